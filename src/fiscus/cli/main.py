@@ -1,0 +1,73 @@
+"""Entry point of the `fiscus` command. Each command module registers itself; errors become one line, exit 2."""
+
+from __future__ import annotations
+
+import sys
+from importlib import import_module
+
+import click
+import typer
+
+from fiscus.errors import FiscusError
+
+app = typer.Typer(
+    name="fiscus",
+    help="Inference budget governance: price, attribute, bound and report every LLM call.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+# Each module exposes `register(app)`; heavy imports (web servers, drivers) stay inside the commands.
+_COMMAND_MODULES = (
+    "price",
+    "usage",
+    "report",
+    "budgets",
+    "keys",
+    "serve",
+    "emulate",
+    "demo",
+)
+
+
+def _load_commands() -> None:
+    for name in _COMMAND_MODULES:
+        try:
+            module = import_module(f"fiscus.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"fiscus.cli.{name}":
+                continue  # command not built yet
+            raise
+        module.register(app)
+
+
+def fail(message: str) -> typer.Exit:
+    """Print one error line on stderr and return the exit to raise (code 2)."""
+    print(f"fiscus: error: {message}", file=sys.stderr)
+    return typer.Exit(code=2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    _load_commands()
+    try:
+        result = app(args=argv, standalone_mode=False, prog_name="fiscus")
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        print("fiscus: aborted", file=sys.stderr)
+        return 130
+    except click.ClickException as exc:
+        print(f"fiscus: error: {exc.format_message()}", file=sys.stderr)
+        return 2
+    except FiscusError as exc:
+        print(f"fiscus: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
