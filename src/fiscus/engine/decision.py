@@ -1,0 +1,72 @@
+"""`Decision`: what the budgets say about one call before it is made. Pure data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+
+class Action(StrEnum):
+    """Budget actions, from mildest to most restrictive. The most restrictive applicable one wins."""
+
+    ALLOW = "allow"
+    NOTIFY = "notify"
+    WARN = "warn"
+    DOWNGRADE = "downgrade"
+    COMPRESS = "compress"
+    THROTTLE = "throttle"
+    PARTIAL = "partial"
+    BLOCK = "block"
+
+    @property
+    def severity(self) -> int:
+        return _ORDER.index(self)
+
+    @property
+    def calls_model(self) -> bool:
+        """Whether the call still goes to a model under this action (throttle admits some calls)."""
+        return self not in (Action.PARTIAL, Action.BLOCK)
+
+
+_ORDER = list(Action)
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetReason:
+    """One budget's part in a decision: its utilisation and the threshold (and action) it reached."""
+
+    budget: str
+    utilisation: Decimal  # spent + reserved over the limit, e.g. Decimal("0.91")
+    threshold: Decimal | None
+    action: Action
+    meter: str = "usd"  # usd | tokens | requests
+    resets_at: datetime | None = None
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The verdict on one call.
+
+    `model` is the model to call (the next tier down after a downgrade); `max_tokens` the output cap to send
+    (clamped so the call cannot cost more than what is left); `compress_to_tokens` a context target when the
+    action includes compression; `retry_at` when a blocked call may succeed (the window's reset).
+    """
+
+    action: Action
+    model: str
+    requested_model: str
+    max_tokens: int
+    reasons: tuple[BudgetReason, ...] = ()
+    compress_to_tokens: int | None = None
+    downgraded: bool = False
+    retry_at: datetime | None = None
+    notify_channels: tuple[str, ...] = ()
+    message: str = ""
+    extra_actions: tuple[Action, ...] = field(default=())  # e.g. DOWNGRADE + COMPRESS together at 90 %
+
+    @property
+    def calls_model(self) -> bool:
+        return self.action.calls_model

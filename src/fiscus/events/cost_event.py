@@ -1,0 +1,110 @@
+"""`CostEvent`: the record of one call — what it was, who it was for, what it used and cost."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from fiscus.attribution import Attribution
+from fiscus.pricing.cost import Cost
+from fiscus.usage.model import Usage
+
+
+class CallStatus(StrEnum):
+    OK = "ok"
+    ERROR = "error"
+    BLOCKED = "blocked"
+    PARTIAL = "partial"
+
+
+def new_event_id() -> str:
+    """Time-ordered unique id (UUIDv7 layout), so ledger rows cluster by time."""
+    ms = int(datetime.now(UTC).timestamp() * 1000)
+    rand = uuid.uuid4().int & ((1 << 74) - 1)
+    value = (ms << 80) | (0x7 << 76) | ((rand >> 62) << 64) | (0b10 << 62) | (rand & ((1 << 62) - 1))
+    return str(uuid.UUID(int=value))
+
+
+@dataclass(frozen=True, slots=True)
+class CostEvent:
+    """One priced, attributed call. Immutable; the ledger keeps it once per `id`, however often it is written.
+
+    `requested_model` is what the caller asked for, `served_model` what answered (they differ after a
+    downgrade or fallback). A blocked or partial call that never reached a provider has zero usage and cost.
+    """
+
+    provider: str
+    requested_model: str
+    served_model: str
+    usage: Usage
+    cost: Cost
+    attribution: Attribution = field(default_factory=Attribution)
+    status: CallStatus = CallStatus.OK
+    id: str = field(default_factory=new_event_id)
+    timestamp: datetime = field(default_factory=lambda: datetime.now(UTC))
+    model_tier: str | None = None
+    latency_ms: int | None = None
+    batch: bool = False
+    streamed: bool = False
+    error: str | None = None
+    decision: str | None = None  # the budget action that shaped the call, e.g. "downgrade"
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def cache_hit_ratio(self) -> Decimal:
+        return self.usage.cache_hit_ratio
+
+    @property
+    def total_usd(self) -> Decimal:
+        return self.cost.total
+
+    def with_attribution(self, attribution: Attribution) -> CostEvent:
+        return replace(self, attribution=attribution)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict: decimals as strings, timestamp as ISO 8601."""
+        return {
+            "id": self.id,
+            "timestamp": self.timestamp.isoformat(),
+            "provider": self.provider,
+            "requested_model": self.requested_model,
+            "served_model": self.served_model,
+            "model_tier": self.model_tier,
+            "status": str(self.status),
+            "usage": self.usage.to_dict(),
+            "cost": self.cost.to_dict(),
+            "cache_hit_ratio": format(self.cache_hit_ratio.quantize(Decimal("0.0001")), "f"),
+            "latency_ms": self.latency_ms,
+            "batch": self.batch,
+            "streamed": self.streamed,
+            "error": self.error,
+            "decision": self.decision,
+            "attribution": self.attribution.to_dict(),
+            "tags": dict(self.tags),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CostEvent:
+        ts = datetime.fromisoformat(data["timestamp"])
+        return cls(
+            id=data["id"],
+            timestamp=ts if ts.tzinfo else ts.replace(tzinfo=UTC),
+            provider=data["provider"],
+            requested_model=data["requested_model"],
+            served_model=data["served_model"],
+            model_tier=data.get("model_tier"),
+            status=CallStatus(data.get("status", "ok")),
+            usage=Usage.from_dict(data.get("usage", {})),
+            cost=Cost.from_dict(data.get("cost", {})),
+            latency_ms=data.get("latency_ms"),
+            batch=bool(data.get("batch", False)),
+            streamed=bool(data.get("streamed", False)),
+            error=data.get("error"),
+            decision=data.get("decision"),
+            attribution=Attribution.from_dict(data.get("attribution", {})),
+            tags=dict(data.get("tags") or {}),
+        )

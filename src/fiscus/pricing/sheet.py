@@ -1,0 +1,114 @@
+"""`PriceSheet`: the rates in force for one model at one moment, and the arithmetic that turns usage into cost."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from fiscus.pricing.cost import Cost
+from fiscus.usage.model import Usage
+
+MTOK = Decimal(1_000_000)
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """USD per million tokens, with optional long-context tiers.
+
+    A tier is `(start, price)`: once the call's total input exceeds `start`, *every* token of this kind is
+    billed at `price` (how Anthropic and Google bill their long-context tiers).
+    """
+
+    base: Decimal
+    tiers: tuple[tuple[int, Decimal], ...] = ()
+
+    def at(self, total_input_tokens: int) -> Decimal:
+        for start, price in reversed(self.tiers):
+            if total_input_tokens > start:
+                return price
+        return self.base
+
+    @property
+    def highest(self) -> Decimal:
+        return max([self.base, *(price for _, price in self.tiers)])
+
+    def scaled(self, factor: Decimal) -> Rate:
+        return Rate(self.base * factor, tuple((start, price * factor) for start, price in self.tiers))
+
+
+@dataclass(frozen=True, slots=True)
+class PriceSheet:
+    """Rates for one model: what each kind of token costs. A missing cache rate falls back as providers do
+    (cache reads and writes billed as plain input; 1 h writes at the 5 min write rate)."""
+
+    provider: str
+    model: str
+    input: Rate
+    output: Rate
+    cache_read: Rate | None = None
+    cache_write_5m: Rate | None = None
+    cache_write_1h: Rate | None = None
+    fallback_price: bool = False
+    source: str = "genai-prices"
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def cache_read_rate(self) -> Rate:
+        return self.cache_read or self.input
+
+    @property
+    def cache_write_5m_rate(self) -> Rate:
+        return self.cache_write_5m or self.input
+
+    @property
+    def cache_write_1h_rate(self) -> Rate:
+        return self.cache_write_1h or self.cache_write_5m_rate
+
+    def cost(self, usage: Usage) -> Cost:
+        total_in = usage.total_input_tokens
+        return Cost(
+            input=_part(self.input, usage.input_tokens, total_in),
+            cache_read=_part(self.cache_read_rate, usage.cache_read_tokens, total_in),
+            cache_write_5m=_part(self.cache_write_5m_rate, usage.cache_write_5m_tokens, total_in),
+            cache_write_1h=_part(self.cache_write_1h_rate, usage.cache_write_1h_tokens, total_in),
+            output=_part(self.output, usage.output_tokens, total_in),
+            fallback_price=self.fallback_price,
+        )
+
+    @property
+    def max_input_mtok(self) -> Decimal:
+        """The highest price an input token of this model can cost (any tier, cache writes included)."""
+        return max(
+            self.input.highest,
+            self.cache_write_5m_rate.highest,
+            self.cache_write_1h_rate.highest,
+        )
+
+    @property
+    def max_output_mtok(self) -> Decimal:
+        return self.output.highest
+
+    def worst_case(self, input_tokens: int, max_output_tokens: int) -> Decimal:
+        """An upper bound on the cost of a call with this many input tokens and this output cap."""
+        return (Decimal(input_tokens) * self.max_input_mtok + Decimal(max_output_tokens) * self.max_output_mtok) / MTOK
+
+    def scaled(self, factor: Decimal, note: str) -> PriceSheet:
+        """The same sheet with every rate multiplied, e.g. by 0.8 for a negotiated 20 % discount."""
+        return PriceSheet(
+            provider=self.provider,
+            model=self.model,
+            input=self.input.scaled(factor),
+            output=self.output.scaled(factor),
+            cache_read=self.cache_read.scaled(factor) if self.cache_read else None,
+            cache_write_5m=self.cache_write_5m.scaled(factor) if self.cache_write_5m else None,
+            cache_write_1h=self.cache_write_1h.scaled(factor) if self.cache_write_1h else None,
+            fallback_price=self.fallback_price,
+            source=self.source,
+            notes=(*self.notes, note),
+        )
+
+
+def _part(rate: Rate, tokens: int, total_input_tokens: int) -> Decimal:
+    if tokens == 0:
+        return Decimal(0)
+    return rate.at(total_input_tokens) * tokens / MTOK

@@ -1,0 +1,150 @@
+"""The budget store interface: atomic multi-budget reservations with leases, and settlement.
+
+The engine decides *what* to reserve; a store only keeps counters and makes the check-and-reserve atomic
+across every line of a request, in one process (memory), on one host (SQLite) or across hosts (Redis).
+Stores know nothing of policies: each line carries its own limit. Time is always passed in (`now`, epoch
+seconds) so tests can drive a simulated clock and several hosts agree on lease expiry.
+
+Counter model: a *counter key* (e.g. `b:team=growth:month:2026-11`) holds six integers — spent and reserved
+for each meter (USD in nano-dollars, tokens, requests). A line's check sums spent + reserved over all its
+`keys` (one key for calendar, session and never-reset windows; the live buckets of a rolling window) and
+lands the reservation, and later the settled spend, on `keys[0]`.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Amounts:
+    """An amount on each meter: USD in nano-dollars (see `fiscus.money`), tokens, requests."""
+
+    nanos: int = 0
+    tokens: int = 0
+    requests: int = 0
+
+    def __add__(self, other: Amounts) -> Amounts:
+        return Amounts(self.nanos + other.nanos, self.tokens + other.tokens, self.requests + other.requests)
+
+    def __sub__(self, other: Amounts) -> Amounts:
+        return Amounts(self.nanos - other.nanos, self.tokens - other.tokens, self.requests - other.requests)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """A line's limit on each meter; `None` means that meter is not limited."""
+
+    nanos: int | None = None
+    tokens: int | None = None
+    requests: int | None = None
+
+    def admits(self, used: Amounts, extra: Amounts) -> bool:
+        return all(
+            limit is None or used_value + extra_value <= limit
+            for limit, used_value, extra_value in (
+                (self.nanos, used.nanos, extra.nanos),
+                (self.tokens, used.tokens, extra.tokens),
+                (self.requests, used.requests, extra.requests),
+            )
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ReserveLine:
+    """One budget a request must fit in. `expires_at` (epoch s) lets a store drop the counter after its window."""
+
+    budget: str
+    keys: tuple[str, ...]
+    limits: Limits
+    amount: Amounts
+    expires_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """A granted reservation. Hold it to settle, renew or release; it is plain data (JSON-safe fields)."""
+
+    id: str
+    lines: tuple[ReserveLine, ...]
+    lease_expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a reservation was refused: the first line that did not fit and its usage at that moment."""
+
+    budget: str
+    used: Amounts
+    limits: Limits
+
+
+@dataclass(frozen=True, slots=True)
+class Counter:
+    spent: Amounts = field(default_factory=Amounts)
+    reserved: Amounts = field(default_factory=Amounts)
+
+    @property
+    def used(self) -> Amounts:
+        return self.spent + self.reserved
+
+
+class SettleOutcome:
+    SETTLED = "settled"  # reservation was live: reserved released, actual spend added
+    LATE = "late"  # lease had expired (reserved already returned): actual spend added all the same
+    DUPLICATE = "duplicate"  # this reservation id was settled before: nothing changed
+
+
+class BudgetStore(abc.ABC):
+    """Implementations: `MemoryStore` (memory://), `SqliteStore` (sqlite:///path), `RedisStore` (redis://).
+
+    Every method is atomic with respect to every other caller of the same store (threads, processes or
+    hosts, as far as the backend reaches). Async variants default to the sync ones; network stores override.
+    """
+
+    @abc.abstractmethod
+    def reserve(
+        self, reservation_id: str, lines: tuple[ReserveLine, ...], *, now: float, lease_seconds: float
+    ) -> Reservation | Refusal:
+        """All lines fit (sum of spent+reserved over each line's keys, plus its amount, within its limits)
+        → reserve every amount on each line's keys[0] and return the `Reservation`; else change nothing
+        and return a `Refusal`. Expired leases are reaped first."""
+
+    @abc.abstractmethod
+    def settle(self, reservation: Reservation, actual: Amounts, *, now: float) -> str:
+        """Release what `reservation` holds and add `actual` to the spent of each line's keys[0].
+        Idempotent per reservation id. Returns a `SettleOutcome` value. A late settle still records spend:
+        money incurred is never dropped."""
+
+    @abc.abstractmethod
+    def renew(self, reservation: Reservation, *, now: float, lease_seconds: float) -> bool:
+        """Extend a live lease (heartbeat). False when the lease already expired or was settled."""
+
+    @abc.abstractmethod
+    def reap(self, *, now: float) -> int:
+        """Return every expired lease's reservation to the pool; the count reaped."""
+
+    @abc.abstractmethod
+    def counters(self, keys: tuple[str, ...], *, now: float) -> dict[str, Counter]:
+        """Current counters of these keys (zero for unknown keys), after reaping expired leases."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+    async def areserve(
+        self, reservation_id: str, lines: tuple[ReserveLine, ...], *, now: float, lease_seconds: float
+    ) -> Reservation | Refusal:
+        return self.reserve(reservation_id, lines, now=now, lease_seconds=lease_seconds)
+
+    async def asettle(self, reservation: Reservation, actual: Amounts, *, now: float) -> str:
+        return self.settle(reservation, actual, now=now)
+
+    async def arenew(self, reservation: Reservation, *, now: float, lease_seconds: float) -> bool:
+        return self.renew(reservation, now=now, lease_seconds=lease_seconds)
+
+    async def acounters(self, keys: tuple[str, ...], *, now: float) -> dict[str, Counter]:
+        return self.counters(keys, now=now)
+
+    async def aclose(self) -> None:
+        self.close()
