@@ -1,0 +1,104 @@
+"""`fiscus.yaml`: where the ledger and budget store live, the policy file, price overrides, providers.
+
+Every section is validated; an error names the file, the field and what is wrong. Paths in the file are
+relative to the file. Environment variables are referenced by name (`api_key_env`), never inlined.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from fiscus.errors import ConfigError
+from fiscus.pricing.overrides import PricingConfig
+
+DEFAULT_HOME = Path(".fiscus")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ProviderConfig(_Section):
+    """An upstream provider. `kind` picks the wire format and auth; `base_url` may point anywhere compatible."""
+
+    kind: str = Field(description="openai | anthropic | gemini | openai-compatible | azure-openai")
+    base_url: str | None = None
+    api_key_env: str | None = None
+    api_version: str | None = None  # Azure OpenAI api-version; Anthropic anthropic-version
+    models: list[str] = Field(default_factory=list)  # model names served here (globs allowed)
+    rpm: int | None = None  # the provider's own limits; fiscus keeps under them
+    tpm: int | None = None
+    timeout_connect_s: float = 5.0
+    timeout_read_s: float = 600.0
+    max_retries: int = 2
+    fallbacks: list[str] = Field(default_factory=list)  # "provider/model" to try when this one fails
+
+
+class GatewayConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = 8787
+    workers: int = 1
+    max_body_bytes: int = 8 * 1024 * 1024
+    admin_token_env: str = "FISCUS_ADMIN_TOKEN"
+    retry_budget_ratio: float = 0.1  # retries may be at most this share of requests
+    rate_limit_headroom: float = 0.15  # stay this far under a provider's RPM/TPM
+
+
+class FiscusConfig(_Section):
+    ledger: str = Field(default=f"sqlite:///{DEFAULT_HOME}/ledger.db", description="sqlite:///path or postgresql://…")
+    budget_store: str = Field(default="memory://", description="memory://, sqlite:///path or redis://host:port/db")
+    policy: Path | None = None
+    pricing: PricingConfig = Field(default_factory=PricingConfig)
+    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    gateway: GatewayConfig = Field(default_factory=GatewayConfig)
+    keys: str = Field(default=f"sqlite:///{DEFAULT_HOME}/keys.db", description="where virtual keys are kept")
+    source: Path | None = Field(default=None, exclude=True)
+
+
+def load_config(path: str | Path | None) -> FiscusConfig:
+    """Load and validate a config file; `None` gives the embedded defaults."""
+    if path is None:
+        return FiscusConfig()
+    path = Path(path)
+    data = read_yaml(path)
+    try:
+        config = FiscusConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(path, exc)) from None
+    if config.policy is not None and not config.policy.is_absolute():
+        config.policy = path.parent / config.policy
+    config.source = path
+    return config
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}:{where} not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def describe_validation_error(path: Path, exc: ValidationError) -> str:
+    """One line naming the file, the field and the fault (the first fault, and how many more)."""
+    errors = exc.errors()
+    first = errors[0]
+    field = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{path}: {field}: {first['msg']}{more}"
