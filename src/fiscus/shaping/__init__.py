@@ -1,0 +1,1 @@
+"""Shaping: what fiscus changes in a request before it is sent (context compression, partial answers, routing)."""
