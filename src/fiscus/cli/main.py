@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from importlib import import_module
 
-import click
 import typer
+from typer._click.exceptions import NoArgsIsHelpError, TyperException
 
 from fiscus.errors import FiscusError
 
@@ -32,6 +32,11 @@ _COMMAND_MODULES = (
 )
 
 
+@app.callback()
+def _root() -> None:
+    """Inference budget governance: price, attribute, bound and report every LLM call."""
+
+
 def _load_commands() -> None:
     for name in _COMMAND_MODULES:
         try:
@@ -53,12 +58,15 @@ def main(argv: list[str] | None = None) -> int:
     _load_commands()
     try:
         result = app(args=argv, standalone_mode=False, prog_name="fiscus")
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return exc.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         print("fiscus: aborted", file=sys.stderr)
         return 130
-    except click.ClickException as exc:
+    except NoArgsIsHelpError as exc:
+        print(exc.format_message())
+        return 2
+    except TyperException as exc:
         print(f"fiscus: error: {exc.format_message()}", file=sys.stderr)
         return 2
     except FiscusError as exc:

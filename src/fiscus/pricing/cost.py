@@ -43,6 +43,19 @@ class Cost:
             fallback_price=self.fallback_price or other.fallback_price,
         )
 
+    def __mul__(self, calls: int) -> Cost:
+        """The cost of `calls` identical calls."""
+        if not isinstance(calls, int) or isinstance(calls, bool):
+            return NotImplemented
+        return Cost(
+            input=self.input * calls,
+            cache_read=self.cache_read * calls,
+            cache_write_5m=self.cache_write_5m * calls,
+            cache_write_1h=self.cache_write_1h * calls,
+            output=self.output * calls,
+            fallback_price=self.fallback_price,
+        )
+
     def to_dict(self) -> dict[str, str | bool]:
         """Decimal strings, so JSON keeps every digit."""
         return {
