@@ -1,0 +1,195 @@
+"""Circuit breaker: closed → open → half-open → closed, as a transition table. Pure; the clock is injected.
+
+A breaker trips on budget exhaustion, on a spend rate above `spend_rate_k` × the rolling median hourly
+spend, on an error rate, or when told to (a loop). While open every call is refused at once, without
+reaching a provider; after `cooldown_s` it lets one probe through (half-open): success closes it, failure
+opens it again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+from statistics import median
+from typing import Any
+
+from fiscus.errors import ConfigError
+
+
+class BreakerState(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+class BreakerInput(StrEnum):
+    TRIP = "trip"
+    COOLDOWN_ELAPSED = "cooldown_elapsed"
+    SUCCESS = "success"
+    FAILURE = "failure"
+
+
+# (state, input) → next state. A pair missing from the table leaves the state unchanged.
+TRANSITIONS: dict[tuple[BreakerState, BreakerInput], BreakerState] = {
+    (BreakerState.CLOSED, BreakerInput.TRIP): BreakerState.OPEN,
+    (BreakerState.OPEN, BreakerInput.TRIP): BreakerState.OPEN,  # tripping again restarts the cooldown
+    (BreakerState.OPEN, BreakerInput.COOLDOWN_ELAPSED): BreakerState.HALF_OPEN,
+    (BreakerState.HALF_OPEN, BreakerInput.SUCCESS): BreakerState.CLOSED,
+    (BreakerState.HALF_OPEN, BreakerInput.FAILURE): BreakerState.OPEN,
+    (BreakerState.HALF_OPEN, BreakerInput.TRIP): BreakerState.OPEN,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerConfig:
+    """`spend_rate_k`: trip when this hour's spend exceeds k × the median of past hourly spends (needs
+    `min_history_hours` past hours with spend). `error_rate`: trip when that share of the last
+    `error_window` calls failed (from `min_calls` calls on). `None` turns a trigger off."""
+
+    cooldown_s: float = 300.0
+    spend_rate_k: Decimal | None = Decimal(3)
+    min_history_hours: int = 3
+    history_hours: int = 24 * 7
+    error_rate: float | None = 0.5
+    error_window: int = 20
+    min_calls: int = 10
+
+    def __post_init__(self) -> None:
+        if self.cooldown_s < 0:
+            raise ConfigError(f"breaker cooldown_s must be ≥ 0, got {self.cooldown_s}")
+        if self.spend_rate_k is not None and self.spend_rate_k <= 0:
+            raise ConfigError(f"breaker spend_rate_k must be > 0, got {self.spend_rate_k}")
+        if self.error_rate is not None and not 0 < self.error_rate <= 1:
+            raise ConfigError(f"breaker error_rate must be in (0, 1], got {self.error_rate}")
+
+
+@dataclass(frozen=True, slots=True)
+class Trip:
+    """Why a breaker opened and until when (epoch seconds)."""
+
+    scope: str
+    reason: str
+    message: str
+    opened_at: float
+    reopens_at: float
+    details: dict[str, Any]
+
+
+class CircuitBreaker:
+    """One breaker for one scope ("global", "agent:researcher"). Not thread-safe by itself; the registry locks."""
+
+    def __init__(self, scope: str, config: BreakerConfig | None = None, clock: Callable[[], float] = time.time):
+        self.scope = scope
+        self.config = config or BreakerConfig()
+        self._clock = clock
+        self._state = BreakerState.CLOSED
+        self._opened_at = 0.0
+        self._probe_in_flight = False
+        self.last_trip: Trip | None = None
+        self.trips = 0
+        self._hourly: dict[int, Decimal] = {}
+        self._outcomes: deque[bool] = deque(maxlen=self.config.error_window)
+
+    def _move(self, signal: BreakerInput) -> BreakerState:
+        self._state = TRANSITIONS.get((self._state, signal), self._state)
+        return self._state
+
+    @property
+    def state(self) -> BreakerState:
+        if self._state is BreakerState.OPEN and self._clock() >= self._opened_at + self.config.cooldown_s:
+            self._move(BreakerInput.COOLDOWN_ELAPSED)
+            self._probe_in_flight = False
+        return self._state
+
+    def allow(self) -> bool:
+        """May a call go out now? Half-open lets exactly one probe through until its outcome is recorded."""
+        state = self.state
+        if state is BreakerState.CLOSED:
+            return True
+        if state is BreakerState.HALF_OPEN and not self._probe_in_flight:
+            self._probe_in_flight = True
+            return True
+        return False
+
+    def record(self, *, cost: Decimal = Decimal(0), ok: bool = True) -> Trip | None:
+        """A call finished: add its cost to the hour's bucket and its outcome to the error window."""
+        now = self._clock()
+        hour = int(now // 3600)
+        if cost:
+            self._hourly[hour] = self._hourly.get(hour, Decimal(0)) + cost
+            self._prune(hour)
+        self._outcomes.append(ok)
+        if self._state is BreakerState.HALF_OPEN:
+            self._probe_in_flight = False
+            if not ok:
+                return self._open("probe_failed", "the half-open probe failed", {}, now)
+            self._move(BreakerInput.SUCCESS)
+            self._outcomes.clear()
+            return None
+        if self._state is not BreakerState.CLOSED:
+            return None
+        return self._check_spend_rate(hour, now) or self._check_error_rate(now)
+
+    def trip(self, reason: str, message: str, details: dict[str, Any] | None = None) -> Trip:
+        """Open the breaker on purpose (budget exhausted, loop detected)."""
+        return self._open(reason, message, details or {}, self._clock())
+
+    def _open(self, reason: str, message: str, details: dict[str, Any], now: float) -> Trip:
+        self._move(BreakerInput.TRIP)
+        self._opened_at = now
+        self._probe_in_flight = False
+        self.trips += 1
+        self.last_trip = Trip(self.scope, reason, message, now, now + self.config.cooldown_s, details)
+        return self.last_trip
+
+    def _check_spend_rate(self, hour: int, now: float) -> Trip | None:
+        k = self.config.spend_rate_k
+        past = [spend for h, spend in self._hourly.items() if h != hour and spend > 0]
+        if k is None or len(past) < self.config.min_history_hours:
+            return None
+        baseline = median(past)
+        current = self._hourly.get(hour, Decimal(0))
+        if current <= k * baseline:
+            return None
+        return self._open(
+            "spend_rate",
+            f"spend this hour ${current} is above {k} × the median hourly spend ${baseline}",
+            {"hour_spend_usd": str(current), "median_hourly_usd": str(baseline), "k": str(k)},
+            now,
+        )
+
+    def _check_error_rate(self, now: float) -> Trip | None:
+        threshold = self.config.error_rate
+        if threshold is None or len(self._outcomes) < self.config.min_calls:
+            return None
+        failures = sum(not ok for ok in self._outcomes)
+        rate = failures / len(self._outcomes)
+        if rate < threshold:
+            return None
+        return self._open(
+            "error_rate",
+            f"{failures} of the last {len(self._outcomes)} calls failed",
+            {"failures": failures, "calls": len(self._outcomes), "threshold": threshold},
+            now,
+        )
+
+    def _prune(self, hour: int) -> None:
+        oldest = hour - self.config.history_hours
+        for h in [h for h in self._hourly if h < oldest]:
+            del self._hourly[h]
+
+    def snapshot(self) -> dict[str, Any]:
+        state = self.state
+        trip = self.last_trip
+        return {
+            "scope": self.scope,
+            "state": str(state),
+            "trips": self.trips,
+            "reason": trip.reason if trip and state is not BreakerState.CLOSED else None,
+            "reopens_at": trip.reopens_at if trip and state is BreakerState.OPEN else None,
+            "hourly_spend_usd": {str(h * 3600): str(v) for h, v in sorted(self._hourly.items())[-24:]},
+        }
