@@ -1,0 +1,165 @@
+"""The ledger interface: every `CostEvent`, kept once per id, and the spend questions reports ask of it."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from fiscus.attribution import DIMENSIONS
+from fiscus.errors import StoreError
+from fiscus.events.cost_event import CostEvent
+
+# What a spend query can group and filter by: every attribution dimension plus these call facts.
+CALL_KEYS: tuple[str, ...] = ("provider", "served_model", "requested_model", "status")
+GROUP_KEYS: tuple[str, ...] = (*DIMENSIONS, *CALL_KEYS, "day")
+FILTER_KEYS: tuple[str, ...] = (*DIMENSIONS, *CALL_KEYS)
+# Friendlier names a user may type; `model` is what answered the call.
+KEY_ALIASES: dict[str, str] = {"model": "served_model"}
+
+
+def resolve_key(name: str, *, allowed: tuple[str, ...] = GROUP_KEYS) -> str:
+    """A group or filter key in its canonical spelling; `StoreError` names the known keys when it is unknown."""
+    key = KEY_ALIASES.get(name.strip(), name.strip())
+    if key not in allowed:
+        known = ", ".join(sorted({*allowed, *(a for a, k in KEY_ALIASES.items() if k in allowed)}))
+        raise UnknownDimensionError(f"unknown dimension {name!r}; known: {known}")
+    return key
+
+
+class UnknownDimensionError(StoreError):
+    """A spend query named a dimension the ledger does not keep."""
+
+
+@dataclass(frozen=True, slots=True)
+class SpendQuery:
+    """Spend grouped by `by` (in that order) over events with `since <= timestamp < until` matching `where`."""
+
+    by: tuple[str, ...] = ()
+    since: datetime | None = None
+    until: datetime | None = None
+    where: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        by = tuple(resolve_key(name) for name in self.by)
+        if len(set(by)) != len(by):
+            raise UnknownDimensionError(f"a dimension is repeated in {', '.join(self.by)}")
+        object.__setattr__(self, "by", by)
+        where = {resolve_key(k, allowed=FILTER_KEYS): v for k, v in self.where.items()}
+        object.__setattr__(self, "where", where)
+
+
+@dataclass(slots=True)
+class SpendRow:
+    """Totals of one group. Token counts follow `Usage`: `input_tokens` is uncached input only and
+    `output_tokens` includes `reasoning_tokens`. `outcomes` counts events per outcome label."""
+
+    group: dict[str, str | None]
+    requests: int = 0
+    input_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+    input_usd: Decimal = Decimal(0)
+    cache_read_usd: Decimal = Decimal(0)
+    cache_write_usd: Decimal = Decimal(0)
+    output_usd: Decimal = Decimal(0)
+    estimated_events: int = 0
+    fallback_price_events: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total_usd(self) -> Decimal:
+        return self.input_usd + self.cache_read_usd + self.cache_write_usd + self.output_usd
+
+    @property
+    def total_input_tokens(self) -> int:
+        return self.input_tokens + self.cache_read_tokens + self.cache_write_tokens
+
+    @property
+    def cache_hit_rate(self) -> Decimal:
+        """Share of all input tokens read from cache; 0 when there was no input."""
+        total = self.total_input_tokens
+        return Decimal(self.cache_read_tokens) / Decimal(total) if total else Decimal(0)
+
+    def cost_per_outcome(self) -> dict[str, Decimal]:
+        """The group's whole spend divided by how many events reached each outcome."""
+        total = self.total_usd
+        return {label: total / count for label, count in sorted(self.outcomes.items()) if count}
+
+    def merge(self, other: SpendRow) -> None:
+        """Add `other`'s totals into this row (used for the totals line)."""
+        self.requests += other.requests
+        self.input_tokens += other.input_tokens
+        self.cache_read_tokens += other.cache_read_tokens
+        self.cache_write_tokens += other.cache_write_tokens
+        self.output_tokens += other.output_tokens
+        self.reasoning_tokens += other.reasoning_tokens
+        self.input_usd += other.input_usd
+        self.cache_read_usd += other.cache_read_usd
+        self.cache_write_usd += other.cache_write_usd
+        self.output_usd += other.output_usd
+        self.estimated_events += other.estimated_events
+        self.fallback_price_events += other.fallback_price_events
+        for label, count in other.statuses.items():
+            self.statuses[label] = self.statuses.get(label, 0) + count
+        for label, count in other.outcomes.items():
+            self.outcomes[label] = self.outcomes.get(label, 0) + count
+
+
+def sort_rows(rows: list[SpendRow], by: Sequence[str]) -> list[SpendRow]:
+    """Days in calendar order, then the most expensive groups first, then by name for a stable order."""
+
+    def key(row: SpendRow) -> tuple[object, ...]:
+        day = row.group.get("day") or "" if "day" in by else ""
+        names = tuple(row.group.get(k) or "" for k in by)
+        return (day, -row.total_usd, names)
+
+    return sorted(rows, key=key)
+
+
+class Ledger(abc.ABC):
+    """Append-only store of cost events. Implementations: `SqliteLedger` (sqlite:///path), `PostgresLedger`
+    (postgresql://…); open one with `fiscus.ledger.open_ledger(url)`. Every method is thread-safe."""
+
+    url: str
+
+    @abc.abstractmethod
+    def append(self, events: Sequence[CostEvent]) -> int:
+        """Keep these events; an id already kept (or repeated in the batch) is skipped, so a retried write never
+        counts twice. Returns how many events were new. All or nothing per call."""
+
+    @abc.abstractmethod
+    def get(self, event_id: str) -> CostEvent | None:
+        """The event with this id, or None."""
+
+    @abc.abstractmethod
+    def events(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        where: Mapping[str, str] | None = None,
+    ) -> Iterator[CostEvent]:
+        """Events with `since <= timestamp < until` matching `where`, oldest first, read page by page."""
+
+    @abc.abstractmethod
+    def spend(self, query: SpendQuery) -> list[SpendRow]:
+        """One row per group of `query.by` (one row in all when `by` is empty and any event matched)."""
+
+    @abc.abstractmethod
+    def schema_version(self) -> int:
+        """The migration the database is at."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

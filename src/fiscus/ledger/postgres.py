@@ -1,0 +1,179 @@
+"""`PostgresLedger`: the ledger in PostgreSQL (psycopg 3), shared by every host of a deployment.
+
+Appends go through COPY into a session-local staging table and one `INSERT … SELECT … ON CONFLICT (id) DO
+NOTHING`: measured by bench/ledger_ingest.py it is several times faster than a pipelined `executemany`, and
+the conflict clause keeps a retried write from counting twice. Money is NUMERIC, so sums are exact Decimals.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+import psycopg
+
+from fiscus.errors import StoreError
+from fiscus.events.cost_event import CostEvent
+from fiscus.ledger.base import Ledger, SpendQuery, SpendRow
+from fiscus.ledger.migrations import migrations
+from fiscus.ledger.rows import COLUMNS, TABLE, event_from_row, postgres_row, utc
+from fiscus.ledger.sql import SELECT_EVENTS, Dialect, merge_spend, q, spend_sql, where_clause
+
+_COLS = ", ".join(q(c) for c in COLUMNS)
+_STAGE = "fiscus_cost_events_stage"
+CREATE_STAGE = f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} (LIKE {TABLE}) ON COMMIT DELETE ROWS"
+COPY_STAGE = f"COPY {_STAGE} ({_COLS}) FROM STDIN"
+INSERT_FROM_STAGE = f"INSERT INTO {TABLE} ({_COLS}) SELECT {_COLS} FROM {_STAGE} ON CONFLICT (id) DO NOTHING"
+INSERT_VALUES = (
+    f"INSERT INTO {TABLE} ({_COLS}) VALUES ({', '.join(['%s'] * (len(COLUMNS) - 1))}, %s::jsonb) "
+    "ON CONFLICT (id) DO NOTHING"
+)
+_PAGE = 2000
+_MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(hashtext('fiscus.ledger.migrate:' || COALESCE(current_schema(), '')))"
+
+_DIALECT = Dialect(
+    placeholder="%s",
+    day="to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+    money_sums="SUM(input_usd), SUM(cache_read_usd), SUM(cache_write_5m_usd + cache_write_1h_usd), SUM(output_usd)",
+    flag_sums="COUNT(*) FILTER (WHERE usage_estimated), COUNT(*) FILTER (WHERE fallback_price)",
+    ts_param=utc,
+)
+
+InsertMethod = Literal["copy", "executemany"]
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _money(cells: Sequence[Any]) -> list[Decimal]:
+    return [Decimal(v or 0) for v in cells]
+
+
+class PostgresLedger(Ledger):
+    """One connection guarded by a lock, reopened when the server drops it (so a writer's retry can succeed)."""
+
+    def __init__(self, url: str, *, insert_method: InsertMethod = "copy", connect_timeout: float = 5.0) -> None:
+        self.url = url
+        self.insert_method = insert_method
+        self._connect_timeout = connect_timeout
+        self._lock = threading.Lock()
+        self._conn: psycopg.Connection[Any] | None = None
+        self._migrated = False
+        with self._lock:
+            self._run(self._migrate)
+            self._migrated = True
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=max(1, int(self._connect_timeout)))
+            if self._migrated:  # a reconnect: the session-local staging table went with the old session
+                self._conn.execute(CREATE_STAGE)
+        return self._conn
+
+    def _run(self, work: Any, *args: Any) -> Any:
+        """Call `work(conn, *args)`, mapping driver failures to a one-line `StoreError`."""
+        try:
+            return work(self._connection(), *args)
+        except psycopg.Error as exc:
+            raise StoreError(f"ledger {_redact(self.url)}: {_one_line(exc)}") from None
+
+    def _migrate(self, conn: psycopg.Connection[Any]) -> None:
+        with conn.transaction():
+            conn.execute(_MIGRATION_LOCK)  # a second process waits here, then sees the versions we recorded
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                "applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+            )
+            row = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()
+            current = int(row[0]) if row else 0
+            for migration in migrations("postgres"):
+                if migration.version <= current:
+                    continue
+                for statement in migration.statements:
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO schema_version (version, name) VALUES (%s, %s)", (migration.version, migration.name)
+                )
+        conn.execute(CREATE_STAGE)
+
+    def schema_version(self) -> int:
+        with self._lock:
+            row = self._run(lambda c: c.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone())
+        return int(row[0])
+
+    def append(self, events: Sequence[CostEvent]) -> int:
+        if not events:
+            return 0
+        rows = [postgres_row(e) for e in events]
+        with self._lock:
+            return int(self._run(self._copy if self.insert_method == "copy" else self._executemany, rows))
+
+    @staticmethod
+    def _copy(conn: psycopg.Connection[Any], rows: list[tuple[Any, ...]]) -> int:
+        with conn.transaction(), conn.cursor() as cur:
+            with cur.copy(COPY_STAGE) as copy:
+                for row in rows:
+                    copy.write_row(row)
+            cur.execute(INSERT_FROM_STAGE)
+            return cur.rowcount
+
+    @staticmethod
+    def _executemany(conn: psycopg.Connection[Any], rows: list[tuple[Any, ...]]) -> int:
+        with conn.transaction(), conn.cursor() as cur:
+            cur.executemany(INSERT_VALUES, rows)
+            return cur.rowcount
+
+    def get(self, event_id: str) -> CostEvent | None:
+        with self._lock:
+            row = self._run(lambda c: c.execute(f"{SELECT_EVENTS} WHERE id = %s", (event_id,)).fetchone())
+        return _event(row) if row else None
+
+    def events(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        where: Mapping[str, str] | None = None,
+    ) -> Iterator[CostEvent]:
+        after: tuple[datetime, str] | None = None
+        while True:  # keyset paging: no cursor or lock stays open while the caller works on a page
+            clause, params = where_clause(_DIALECT, since, until, where, after=after)
+            sql = f"{SELECT_EVENTS}{clause} ORDER BY ts, id LIMIT {_PAGE}"
+            with self._lock:
+                page = self._run(lambda c: c.execute(sql, params).fetchall())  # noqa: B023 - used at once
+            for row in page:
+                yield _event(row)
+            if len(page) < _PAGE:
+                return
+            after = (page[-1][1], page[-1][0])
+
+    def spend(self, query: SpendQuery) -> list[SpendRow]:
+        sql, params = spend_sql(_DIALECT, query)
+        with self._lock:
+            raw = self._run(lambda c: c.execute(sql, params).fetchall())
+        return merge_spend(query, raw, _money)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+
+
+def _event(row: Sequence[Any]) -> CostEvent:
+    return event_from_row(row, ts=lambda v: v.astimezone(UTC), money=lambda v: v)
+
+
+def _redact(url: str) -> str:
+    """The URL without its password, fit for an error line."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        parts = parts._replace(netloc=netloc)
+    return urlunsplit(parts._replace(query=""))

@@ -1,0 +1,52 @@
+"""The writer's last resort: events it could not store go to a JSONL file, and come back on the next start."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import orjson
+
+from fiscus.events.cost_event import CostEvent
+from fiscus.ledger.base import Ledger
+
+log = logging.getLogger("fiscus.ledger")
+
+
+def spill(path: Path, events: Sequence[CostEvent]) -> None:
+    """Append events to `path`, one JSON object a line, and sync it: these events exist nowhere else."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = b"".join(orjson.dumps(e.to_dict()) + b"\n" for e in events)
+    with path.open("ab") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def reingest(ledger: Ledger, path: Path, *, batch_size: int = 500) -> int:
+    """Append the events spilled at `path` to `ledger` and remove the file; the count that were new.
+
+    The file is first renamed so two processes starting at once do not both take it; appends are idempotent,
+    so a crash half-way leaves nothing counted twice. If the ledger fails, the events go back to the spill file.
+    """
+    if not path.exists():
+        return 0
+    claimed = path.with_name(f"{path.name}.ingesting-{os.getpid()}")
+    try:
+        path.rename(claimed)
+    except FileNotFoundError:
+        return 0  # another process claimed it first
+    events = [CostEvent.from_dict(orjson.loads(line)) for line in claimed.read_bytes().splitlines() if line.strip()]
+    new = 0
+    try:
+        for start in range(0, len(events), batch_size):
+            new += ledger.append(events[start : start + batch_size])
+    except Exception:
+        spill(path, events)
+        claimed.unlink()
+        raise
+    claimed.unlink()
+    log.warning("fiscus ledger: re-ingested %d spilled events from %s (%d new)", len(events), path, new)
+    return new

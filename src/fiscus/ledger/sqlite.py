@@ -1,0 +1,170 @@
+"""`SqliteLedger`: the ledger in one SQLite file (WAL), for one host; safe across threads and processes.
+
+Money is stored as exact decimal *text* and summed with `Decimal` by an aggregate registered on the connection.
+Integer sub-units were considered and rejected: per-token prices go below a nano-dollar (e.g. $0.01875 per
+million tokens), so nano-dollars are not exact, and SQLite's 64-bit SUM overflows pico-dollars at $9.2M per
+group. Reports are a read path, so exactness wins over the cost of summing in Python.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from decimal import Context, Decimal
+from pathlib import Path
+
+from fiscus.errors import StoreError
+from fiscus.events.cost_event import CostEvent
+from fiscus.ledger.base import Ledger, SpendQuery, SpendRow
+from fiscus.ledger.migrations import migrations
+from fiscus.ledger.rows import COLUMNS, TABLE, event_from_row, from_micros, sqlite_row, to_micros
+from fiscus.ledger.sql import SELECT_EVENTS, Dialect, merge_spend, q, spend_sql, where_clause
+
+INSERT = f"INSERT OR IGNORE INTO {TABLE} ({', '.join(q(c) for c in COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+_PAGE = 2000
+_BUSY_TIMEOUT_MS = 10_000
+_SUM_CONTEXT = Context(prec=60)  # wide enough that no realistic total is ever rounded
+
+
+class _MoneySum:
+    """SQLite aggregate `fiscus_money_sum(input, cache_read, cw5m, cw1h, output)` → "in cr cw out" exactly."""
+
+    def __init__(self) -> None:
+        self.parts = [Decimal(0)] * 4
+
+    def step(self, m_in: str, m_cr: str, m_cw5: str, m_cw1: str, m_out: str) -> None:
+        add = _SUM_CONTEXT.add
+        p = self.parts
+        p[0] = add(p[0], Decimal(m_in))
+        p[1] = add(p[1], Decimal(m_cr))
+        p[2] = add(add(p[2], Decimal(m_cw5)), Decimal(m_cw1))
+        p[3] = add(p[3], Decimal(m_out))
+
+    def finalize(self) -> str:
+        return " ".join(str(v) for v in self.parts)
+
+
+_DIALECT = Dialect(
+    placeholder="?",
+    day="strftime('%Y-%m-%d', ts / 1000000, 'unixepoch')",
+    money_sums="fiscus_money_sum(input_usd, cache_read_usd, cache_write_5m_usd, cache_write_1h_usd, output_usd)",
+    flag_sums="SUM(usage_estimated), SUM(fallback_price)",
+    ts_param=to_micros,
+)
+
+
+def _money(cells: Sequence[object]) -> list[Decimal]:
+    return [Decimal(v) for v in str(cells[0]).split()]
+
+
+class SqliteLedger(Ledger):
+    """One connection guarded by a lock (SQLite serialises writers anyway); other processes meet through
+    WAL and a busy timeout. Every append is one `BEGIN IMMEDIATE` transaction."""
+
+    def __init__(self, path: str | Path, *, url: str | None = None) -> None:
+        self.path = str(path)
+        self.url = url or f"sqlite:///{self.path}"
+        self._lock = threading.Lock()
+        try:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(
+                self.path, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+            )
+            self._conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute("PRAGMA synchronous = NORMAL")
+            self._conn.create_aggregate("fiscus_money_sum", 5, _MoneySum)  # type: ignore[arg-type]
+            self._migrate()
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"cannot open ledger {self.url}: {exc}") from None
+
+    def _migrate(self) -> None:
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")  # the write lock: a second process waits here, then sees our versions
+        try:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                "applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)"
+            )
+            current = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0]
+            for migration in migrations("sqlite"):
+                if migration.version <= current:
+                    continue
+                for statement in migration.statements:
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO schema_version (version, name) VALUES (?, ?)", (migration.version, migration.name)
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def schema_version(self) -> int:
+        with self._lock:
+            return int(self._conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0])
+
+    def append(self, events: Sequence[CostEvent]) -> int:
+        if not events:
+            return 0
+        rows = [sqlite_row(e) for e in events]
+        with self._lock:
+            conn = self._conn
+            try:
+                before = conn.total_changes
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.executemany(INSERT, rows)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                return conn.total_changes - before
+            except sqlite3.Error as exc:
+                raise StoreError(f"ledger {self.url}: append failed: {exc}") from None
+
+    def get(self, event_id: str) -> CostEvent | None:
+        with self._lock:
+            row = self._read(f"{SELECT_EVENTS} WHERE id = ?", [event_id])
+        return _event(row[0]) if row else None
+
+    def events(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        where: Mapping[str, str] | None = None,
+    ) -> Iterator[CostEvent]:
+        after: tuple[int, str] | None = None
+        while True:  # keyset paging: the lock is never held while the caller works on a page
+            clause, params = where_clause(_DIALECT, since, until, where, after=after)
+            with self._lock:
+                page = self._read(f"{SELECT_EVENTS}{clause} ORDER BY ts, id LIMIT {_PAGE}", params)
+            for row in page:
+                yield _event(row)
+            if len(page) < _PAGE:
+                return
+            after = (page[-1][1], page[-1][0])
+
+    def spend(self, query: SpendQuery) -> list[SpendRow]:
+        sql, params = spend_sql(_DIALECT, query)
+        with self._lock:
+            raw = self._read(sql, params)
+        return merge_spend(query, raw, _money)
+
+    def _read(self, sql: str, params: Sequence[object]) -> list[tuple[object, ...]]:
+        try:
+            return self._conn.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"ledger {self.url}: query failed: {exc}") from None
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+def _event(row: Sequence[object]) -> CostEvent:
+    return event_from_row(row, ts=from_micros, money=Decimal)  # type: ignore[arg-type]

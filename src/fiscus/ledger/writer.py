@@ -1,0 +1,188 @@
+"""`LedgerWriter`: callers hand events to a queue and go on; a daemon thread writes them in batches.
+
+Nothing is lost on a clean stop: `close()` (also run at interpreter exit) writes everything queued. A failed
+batch is retried with exponential backoff; while the ledger stays down events wait in memory, and past
+`max_pending` (or when closing with the ledger still down) they are spilled to a JSONL file, which the next
+writer on the same ledger re-ingests when it starts.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import queue
+import threading
+import time
+from pathlib import Path
+
+from fiscus.errors import StoreError
+from fiscus.events.cost_event import CostEvent
+from fiscus.ledger.base import Ledger
+from fiscus.ledger.open import default_spill_path
+from fiscus.ledger.spill import reingest, spill
+
+log = logging.getLogger("fiscus.ledger")
+
+_STOP = object()
+
+
+class LedgerWriter:
+    def __init__(
+        self,
+        ledger: Ledger,
+        *,
+        batch_size: int = 500,
+        flush_interval: float = 0.2,
+        max_pending: int = 100_000,
+        spill_path: str | Path | None = None,
+        retry_initial: float = 0.05,
+        retry_max: float = 5.0,
+        close_timeout: float = 10.0,
+    ) -> None:
+        if batch_size < 1 or flush_interval < 0 or max_pending < batch_size:
+            raise ValueError("need batch_size >= 1, flush_interval >= 0 and max_pending >= batch_size")
+        self.ledger = ledger
+        self.batch_size = batch_size
+        self.flush_interval = flush_interval
+        self.max_pending = max_pending
+        self.spill_path = Path(spill_path) if spill_path is not None else default_spill_path(ledger)
+        self.retry_initial = retry_initial
+        self.retry_max = retry_max
+        self.close_timeout = close_timeout
+        self.written = 0  # events the ledger took as new
+        self.spilled = 0  # events sent to the spill file
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._closed = False
+        self._close_deadline = float("inf")
+        self._thread = threading.Thread(target=self._run, name="fiscus-ledger-writer", daemon=True)
+        atexit.register(self.close)
+        self._thread.start()
+
+    def submit(self, event: CostEvent) -> None:
+        """Queue one event; never waits on the database."""
+        if self._closed:
+            raise StoreError("ledger writer is closed; events can no longer be submitted")
+        if not isinstance(event, CostEvent):
+            raise TypeError(f"LedgerWriter.submit takes a CostEvent, got {type(event).__name__}")
+        self._queue.put(event)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every event submitted before this call is stored (or spilled); False on timeout."""
+        if not self._thread.is_alive():
+            return self._queue.empty()
+        done = threading.Event()
+        self._queue.put(done)
+        return done.wait(timeout)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Store everything queued, then stop. If the ledger is still down after `close_timeout` seconds the
+        rest is spilled, so a clean stop loses nothing."""
+        if self._closed:
+            return
+        self._closed = True
+        atexit.unregister(self.close)
+        limit = self.close_timeout if timeout is None else timeout
+        self._close_deadline = time.monotonic() + limit
+        self._queue.put(_STOP)
+        self._thread.join()
+
+    def __enter__(self) -> LedgerWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # The writer thread.
+
+    def _run(self) -> None:
+        try:
+            reingest(self.ledger, self.spill_path, batch_size=self.batch_size)
+        except Exception as exc:
+            log.warning("fiscus ledger: could not re-ingest %s yet (%s)", self.spill_path, exc)
+        stop = False
+        while not stop:
+            batch, markers, stop = self._collect()
+            if batch:
+                self._write(batch, markers)
+            for marker in markers:
+                marker.set()
+
+    def _collect(self) -> tuple[list[CostEvent], list[threading.Event], bool]:
+        """Block for the first item, then take more until a full batch, `flush_interval`, a flush or stop."""
+        batch: list[CostEvent] = []
+        markers: list[threading.Event] = []
+        item = self._queue.get()
+        deadline = time.monotonic() + self.flush_interval
+        while True:
+            if item is _STOP:
+                rest, more_markers, _ = self._drain()
+                return batch + rest, markers + more_markers, True
+            if isinstance(item, threading.Event):
+                markers.append(item)
+                return batch, markers, False
+            batch.append(item)  # type: ignore[arg-type]
+            if len(batch) >= self.batch_size:
+                return batch, markers, False
+            remaining = deadline - time.monotonic()
+            try:
+                item = self._queue.get_nowait() if remaining <= 0 else self._queue.get(timeout=remaining)
+            except queue.Empty:
+                return batch, markers, False
+
+    def _drain(self) -> tuple[list[CostEvent], list[threading.Event], bool]:
+        """Everything queued right now, without waiting."""
+        events: list[CostEvent] = []
+        markers: list[threading.Event] = []
+        stop = False
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return events, markers, stop
+            if item is _STOP:
+                stop = True
+            elif isinstance(item, threading.Event):
+                markers.append(item)
+            else:
+                events.append(item)  # type: ignore[arg-type]
+
+    def _write(self, batch: list[CostEvent], markers: list[threading.Event]) -> None:
+        delay = self.retry_initial
+        failures = 0
+        while True:
+            for start in range(0, len(batch), self.batch_size):
+                try:
+                    self.written += self.ledger.append(batch[start : start + self.batch_size])
+                except Exception as exc:
+                    failures += 1
+                    batch = batch[start:]
+                    if failures == 1:
+                        log.warning("fiscus ledger: write of %d events failed, retrying (%s)", len(batch), exc)
+                    break
+            else:
+                if failures:
+                    log.warning("fiscus ledger: write succeeded after %d retries", failures)
+                return
+            over_bound = len(batch) + self._queue.qsize() > self.max_pending
+            if over_bound or time.monotonic() >= self._close_deadline:
+                self._spill(batch, markers, reason="memory bound reached" if over_bound else "closing")
+                return
+            time.sleep(min(delay, max(0.0, self._close_deadline - time.monotonic())))
+            delay = min(delay * 2, self.retry_max)
+
+    def _spill(self, batch: list[CostEvent], markers: list[threading.Event], *, reason: str) -> None:
+        rest, more_markers, stop = self._drain()
+        events = batch + rest
+        markers.extend(more_markers)
+        if stop:
+            self._queue.put(_STOP)  # let the main loop see the stop after this batch
+        spill(self.spill_path, events)
+        self.spilled += len(events)
+        log.error(
+            "fiscus ledger: %s %s unreachable (%s); spilled %d events to %s, re-ingested on next start",
+            type(self.ledger).__name__,
+            getattr(self.ledger, "url", ""),
+            reason,
+            len(events),
+            self.spill_path,
+        )
