@@ -1,0 +1,176 @@
+"""`MemoryStore` (memory://): budget counters in one process, shared by its threads and asyncio tasks.
+
+One lock guards everything; every operation is O(lines × keys) plus O(log n) per lease touched. Expired
+leases sit in a heap (lazy deletion: a renewed or settled lease leaves a stale entry that is skipped), so the
+reap at the start of `reserve` costs one comparison when nothing has expired.
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+from collections import deque
+
+from fiscus.errors import StoreError
+from fiscus.stores.base import Amounts, BudgetStore, Counter, Refusal, Reservation, ReserveLine, SettleOutcome
+
+DEFAULT_SETTLED_TTL = 7 * 86400.0  # how long a settled id is remembered, so a retried settle is a DUPLICATE
+
+
+class _Cell:
+    """Mutable counter: spent and reserved per meter."""
+
+    __slots__ = ("rn", "rr", "rt", "sn", "sr", "st")
+
+    def __init__(self) -> None:
+        self.sn = self.st = self.sr = self.rn = self.rt = self.rr = 0
+
+
+class MemoryStore(BudgetStore):
+    def __init__(self, *, settled_ttl: float = DEFAULT_SETTLED_TTL) -> None:
+        self._lock = threading.Lock()
+        self._cells: dict[str, _Cell] = {}
+        self._live: dict[str, Reservation] = {}  # id → reservation with its current lease
+        self._heap: list[tuple[float, str]] = []  # (lease expiry, id); stale entries skipped
+        self._settled: dict[str, float] = {}
+        self._settled_order: deque[tuple[float, str]] = deque()
+        self._settled_ttl = settled_ttl
+
+    # -- operations -----------------------------------------------------------------------------------
+
+    def reserve(
+        self, reservation_id: str, lines: tuple[ReserveLine, ...], *, now: float, lease_seconds: float
+    ) -> Reservation | Refusal:
+        with self._lock:
+            if self._heap and self._heap[0][0] <= now:
+                self._reap(now)
+            live = self._live.get(reservation_id)
+            if live is not None:  # a retried reserve: the first one stands
+                return live
+            if reservation_id in self._settled:
+                raise StoreError(f"reservation id {reservation_id!r} was already settled; use a new id")
+            cells = self._cells
+            pending: dict[str, Amounts] | None = None  # earlier lines of this request that land on a key
+            for line in lines:
+                n = t = r = 0
+                for key in line.keys:
+                    cell = cells.get(key)
+                    if cell is not None:
+                        n += cell.sn + cell.rn
+                        t += cell.st + cell.rt
+                        r += cell.sr + cell.rr
+                    if pending is not None and key in pending:
+                        extra = pending[key]
+                        n += extra.nanos
+                        t += extra.tokens
+                        r += extra.requests
+                limits, amount = line.limits, line.amount
+                if (
+                    (limits.nanos is not None and n + amount.nanos > limits.nanos)
+                    or (limits.tokens is not None and t + amount.tokens > limits.tokens)
+                    or (limits.requests is not None and r + amount.requests > limits.requests)
+                ):
+                    return Refusal(line.budget, Amounts(n, t, r), limits)
+                if len(lines) > 1:
+                    if pending is None:
+                        pending = {}
+                    head = line.keys[0]
+                    pending[head] = pending[head] + amount if head in pending else amount
+            for line in lines:
+                cell = cells.get(line.keys[0])
+                if cell is None:
+                    cell = cells[line.keys[0]] = _Cell()
+                amount = line.amount
+                cell.rn += amount.nanos
+                cell.rt += amount.tokens
+                cell.rr += amount.requests
+            expires = now + lease_seconds
+            reservation = Reservation(reservation_id, lines, expires)
+            self._live[reservation_id] = reservation
+            heapq.heappush(self._heap, (expires, reservation_id))
+            return reservation
+
+    def settle(self, reservation: Reservation, actual: Amounts, *, now: float) -> str:
+        with self._lock:
+            if self._heap and self._heap[0][0] <= now:
+                self._reap(now)
+            rid = reservation.id
+            if rid in self._settled:
+                return SettleOutcome.DUPLICATE
+            live = self._live.pop(rid, None)
+            if live is not None:
+                self._release(live)
+                if len(self._heap) > 2 * len(self._live) + 64:  # settled leases left stale entries: compact
+                    self._heap = [(r.lease_expires_at, r.id) for r in self._live.values()]
+                    heapq.heapify(self._heap)
+            cells = self._cells
+            for line in reservation.lines:
+                cell = cells.get(line.keys[0])
+                if cell is None:
+                    cell = cells[line.keys[0]] = _Cell()
+                cell.sn += actual.nanos
+                cell.st += actual.tokens
+                cell.sr += actual.requests
+            self._remember_settled(rid, now)
+            return SettleOutcome.SETTLED if live is not None else SettleOutcome.LATE
+
+    def renew(self, reservation: Reservation, *, now: float, lease_seconds: float) -> bool:
+        with self._lock:
+            live = self._live.get(reservation.id)
+            if live is None or live.lease_expires_at <= now:
+                return False
+            expires = now + lease_seconds
+            if expires > live.lease_expires_at:  # extend only: a short heartbeat never cuts a lease
+                self._live[reservation.id] = Reservation(live.id, live.lines, expires)
+                heapq.heappush(self._heap, (expires, live.id))
+            return True
+
+    def reap(self, *, now: float) -> int:
+        with self._lock:
+            return self._reap(now)
+
+    def counters(self, keys: tuple[str, ...], *, now: float) -> dict[str, Counter]:
+        with self._lock:
+            if self._heap and self._heap[0][0] <= now:
+                self._reap(now)
+            result: dict[str, Counter] = {}
+            for key in keys:
+                cell = self._cells.get(key)
+                result[key] = (
+                    Counter()
+                    if cell is None
+                    else Counter(Amounts(cell.sn, cell.st, cell.sr), Amounts(cell.rn, cell.rt, cell.rr))
+                )
+            return result
+
+    # -- internals (lock held) ------------------------------------------------------------------------
+
+    def _reap(self, now: float) -> int:
+        heap, live_map = self._heap, self._live
+        reaped = 0
+        while heap and heap[0][0] <= now:
+            expires, rid = heapq.heappop(heap)
+            live = live_map.get(rid)
+            if live is None or live.lease_expires_at != expires:
+                continue  # settled or renewed since this entry was pushed
+            del live_map[rid]
+            self._release(live)
+            reaped += 1
+        return reaped
+
+    def _release(self, reservation: Reservation) -> None:
+        for line in reservation.lines:
+            cell = self._cells[line.keys[0]]
+            cell.rn -= line.amount.nanos
+            cell.rt -= line.amount.tokens
+            cell.rr -= line.amount.requests
+
+    def _remember_settled(self, rid: str, now: float) -> None:
+        self._settled[rid] = now
+        order = self._settled_order
+        order.append((now, rid))
+        horizon = now - self._settled_ttl
+        while order and order[0][0] < horizon:
+            _, old = order.popleft()
+            if self._settled.get(old, now) < horizon:
+                del self._settled[old]

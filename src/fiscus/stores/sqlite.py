@@ -1,0 +1,213 @@
+"""`SqliteStore` (sqlite:///path): budget counters shared by several processes on one host.
+
+Each operation is one `BEGIN IMMEDIATE` transaction, which takes SQLite's write lock up front: the check and
+the reserve cannot interleave with another process's, and a waiting writer sleeps in `busy_timeout` rather
+than failing. WAL lets readers proceed meanwhile. Within a process one connection is shared under a lock
+(processes must be started with *spawn* or open their own store: a connection does not survive `fork`).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from fiscus.errors import StoreError
+from fiscus.stores.base import Amounts, BudgetStore, Counter, Refusal, Reservation, ReserveLine, SettleOutcome
+from fiscus.stores.memory import DEFAULT_SETTLED_TTL
+
+DEFAULT_COUNTER_TTL_MARGIN = 86400.0  # a counter is kept this long past its line's `expires_at`
+REAP_BATCH = 100  # expired leases reaped at the start of reserve/settle; `reap` takes them all
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS fiscus_counters (
+    key TEXT PRIMARY KEY,
+    sn INTEGER NOT NULL DEFAULT 0, st INTEGER NOT NULL DEFAULT 0, sr INTEGER NOT NULL DEFAULT 0,
+    rn INTEGER NOT NULL DEFAULT 0, rt INTEGER NOT NULL DEFAULT 0, rr INTEGER NOT NULL DEFAULT 0,
+    expires_at REAL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS fiscus_reservations (
+    id TEXT PRIMARY KEY,
+    lease_expires_at REAL NOT NULL,
+    lines TEXT NOT NULL  -- JSON [[keys[0], nanos, tokens, requests], ...]: what to release
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS fiscus_reservations_lease ON fiscus_reservations (lease_expires_at);
+CREATE TABLE IF NOT EXISTS fiscus_settled (id TEXT PRIMARY KEY, settled_at REAL NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS fiscus_settled_at ON fiscus_settled (settled_at);
+"""
+
+_ADD = """
+INSERT INTO fiscus_counters (key, sn, st, sr, rn, rt, rr, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (key) DO UPDATE SET
+    sn = sn + excluded.sn, st = st + excluded.st, sr = sr + excluded.sr,
+    rn = rn + excluded.rn, rt = rt + excluded.rt, rr = rr + excluded.rr,
+    expires_at = max(coalesce(expires_at, excluded.expires_at), coalesce(excluded.expires_at, expires_at))
+"""
+
+
+class SqliteStore(BudgetStore):
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        busy_timeout_ms: int = 10_000,
+        synchronous: str = "NORMAL",
+        settled_ttl: float = DEFAULT_SETTLED_TTL,
+        counter_ttl_margin: float = DEFAULT_COUNTER_TTL_MARGIN,
+    ) -> None:
+        self._path = str(path)
+        if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise StoreError(f"SQLite store: synchronous must be OFF, NORMAL, FULL or EXTRA, not {synchronous!r}")
+        self._settled_ttl = settled_ttl
+        self._margin = counter_ttl_margin
+        self._lock = threading.Lock()
+        self._settles = 0
+        try:
+            if self._path != ":memory:":
+                Path(self._path).parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: we issue BEGIN IMMEDIATE / COMMIT ourselves.
+            self._db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+            self._db.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite store {self._path}: {exc}") from exc
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            db = self._db
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield db
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise StoreError(f"SQLite store {self._path}: {exc}") from exc
+
+    # -- operations -----------------------------------------------------------------------------------
+
+    def reserve(
+        self, reservation_id: str, lines: tuple[ReserveLine, ...], *, now: float, lease_seconds: float
+    ) -> Reservation | Refusal:
+        with self._transaction() as db:
+            self._reap(db, now, REAP_BATCH)
+            row = db.execute(
+                "SELECT lease_expires_at FROM fiscus_reservations WHERE id = ?", (reservation_id,)
+            ).fetchone()
+            if row is not None and row[0] > now:  # a retried reserve: the first one stands
+                return Reservation(reservation_id, lines, row[0])
+            if db.execute("SELECT 1 FROM fiscus_settled WHERE id = ?", (reservation_id,)).fetchone():
+                raise StoreError(f"reservation id {reservation_id!r} was already settled; use a new id")
+            used = self._used(db, {key for line in lines for key in line.keys})
+            pending: dict[str, Amounts] = {}  # earlier lines of this request that land on a key
+            for line in lines:
+                total = Amounts()
+                for key in line.keys:
+                    total = total + used.get(key, _ZERO) + pending.get(key, _ZERO)
+                if not line.limits.admits(total, line.amount):
+                    return Refusal(line.budget, total, line.limits)
+                pending[line.keys[0]] = pending.get(line.keys[0], _ZERO) + line.amount
+            db.executemany(
+                _ADD,
+                [(line.keys[0], 0, 0, 0, *_triple(line.amount), line.expires_at) for line in lines],
+            )
+            expires = now + lease_seconds
+            record = json.dumps([[line.keys[0], *_triple(line.amount)] for line in lines], separators=(",", ":"))
+            db.execute(
+                "INSERT OR REPLACE INTO fiscus_reservations (id, lease_expires_at, lines) VALUES (?, ?, ?)",
+                (reservation_id, expires, record),
+            )
+            return Reservation(reservation_id, lines, expires)
+
+    def settle(self, reservation: Reservation, actual: Amounts, *, now: float) -> str:
+        with self._transaction() as db:
+            self._reap(db, now, REAP_BATCH)
+            rid = reservation.id
+            if db.execute("SELECT 1 FROM fiscus_settled WHERE id = ?", (rid,)).fetchone():
+                return SettleOutcome.DUPLICATE
+            row = db.execute("SELECT lease_expires_at, lines FROM fiscus_reservations WHERE id = ?", (rid,)).fetchone()
+            live = row is not None and row[0] > now
+            if row is not None:  # expired but beyond this call's reap batch: released here, settle is LATE
+                self._release(db, rid, row[1])
+            db.executemany(
+                _ADD,
+                [(line.keys[0], *_triple(actual), 0, 0, 0, line.expires_at) for line in reservation.lines],
+            )
+            db.execute("INSERT INTO fiscus_settled (id, settled_at) VALUES (?, ?)", (rid, now))
+            self._settles += 1
+            if self._settles % 1000 == 0:
+                db.execute("DELETE FROM fiscus_settled WHERE settled_at < ?", (now - self._settled_ttl,))
+            return SettleOutcome.SETTLED if live else SettleOutcome.LATE
+
+    def renew(self, reservation: Reservation, *, now: float, lease_seconds: float) -> bool:
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE fiscus_reservations SET lease_expires_at = max(lease_expires_at, ?) "
+                "WHERE id = ? AND lease_expires_at > ?",
+                (now + lease_seconds, reservation.id, now),
+            )
+            return cursor.rowcount == 1
+
+    def reap(self, *, now: float) -> int:
+        with self._transaction() as db:
+            reaped = self._reap(db, now, None)
+            db.execute(
+                "DELETE FROM fiscus_counters WHERE expires_at IS NOT NULL AND expires_at < ? "
+                "AND rn = 0 AND rt = 0 AND rr = 0",
+                (now - self._margin,),
+            )
+            db.execute("DELETE FROM fiscus_settled WHERE settled_at < ?", (now - self._settled_ttl,))
+            return reaped
+
+    def counters(self, keys: tuple[str, ...], *, now: float) -> dict[str, Counter]:
+        with self._transaction() as db:
+            self._reap(db, now, None)
+            marks = ",".join("?" * len(keys))
+            rows = db.execute(
+                f"SELECT key, sn, st, sr, rn, rt, rr FROM fiscus_counters WHERE key IN ({marks})", tuple(keys)
+            ).fetchall()
+        found = {row[0]: Counter(Amounts(row[1], row[2], row[3]), Amounts(row[4], row[5], row[6])) for row in rows}
+        return {key: found.get(key, Counter()) for key in keys}
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- internals (transaction open) -----------------------------------------------------------------
+
+    @staticmethod
+    def _used(db: sqlite3.Connection, keys: set[str]) -> dict[str, Amounts]:
+        marks = ",".join("?" * len(keys))
+        rows = db.execute(
+            f"SELECT key, sn + rn, st + rt, sr + rr FROM fiscus_counters WHERE key IN ({marks})", tuple(keys)
+        ).fetchall()
+        return {row[0]: Amounts(row[1], row[2], row[3]) for row in rows}
+
+    def _reap(self, db: sqlite3.Connection, now: float, limit: int | None) -> int:
+        rows = db.execute(
+            "SELECT id, lines FROM fiscus_reservations WHERE lease_expires_at <= ? ORDER BY lease_expires_at LIMIT ?",
+            (now, -1 if limit is None else limit),
+        ).fetchall()
+        for rid, record in rows:
+            self._release(db, rid, record)
+        return len(rows)
+
+    @staticmethod
+    def _release(db: sqlite3.Connection, rid: str, record: str) -> None:
+        db.executemany(_ADD, [(key, 0, 0, 0, -n, -t, -r, None) for key, n, t, r in json.loads(record)])
+        db.execute("DELETE FROM fiscus_reservations WHERE id = ?", (rid,))
+
+
+_ZERO = Amounts()
+
+
+def _triple(amount: Amounts) -> tuple[int, int, int]:
+    return amount.nanos, amount.tokens, amount.requests
