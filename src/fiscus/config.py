@@ -36,6 +36,9 @@ class ProviderConfig(_Section):
     timeout_read_s: float = 600.0
     max_retries: int = 2
     fallbacks: list[str] = Field(default_factory=list)  # "provider/model" to try when this one fails
+    organization: str | None = None  # OpenAI-Organization header (OpenAI only)
+    project: str | None = None  # OpenAI-Project header (OpenAI only)
+    deployments: dict[str, str] = Field(default_factory=dict)  # Azure OpenAI: model name -> deployment name
 
 
 class GatewayConfig(_Section):
