@@ -1,0 +1,174 @@
+"""Token estimates for when a provider's count is missing: a cut-off stream, or a request not yet sent.
+
+tiktoken's `o200k_base` is used when its encoding file is already in tiktoken's cache; otherwise fiscus
+counts one token per four characters, rounded up. It never downloads: an estimate must not wait on the
+network, and the same input must give the same answer on every machine that has the same cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+from typing import Any
+
+import orjson
+
+from fiscus.errors import UsageFormatError
+from fiscus.usage.wire import WireFormat
+
+CHARS_PER_TOKEN = 4
+ENCODING = "o200k_base"
+_ENCODING_URL = "https://openaipublic.blob.core.windows.net/encodings/o200k_base.tiktoken"
+# Fixed guesses where the text is not at hand: an image or file part, and the framing of one chat message.
+MEDIA_TOKENS = 85
+MESSAGE_OVERHEAD_TOKENS = 4
+REQUEST_OVERHEAD_TOKENS = 3
+_MEDIA_TYPES = frozenset({"image", "image_url", "input_image", "input_audio", "input_file", "file", "document"})
+_MEDIA_KEYS = ("inlineData", "fileData")
+
+
+def _tiktoken_cache_path() -> str | None:
+    """Where tiktoken would keep the encoding file, following its own lookup (None: caching disabled)."""
+    if "TIKTOKEN_CACHE_DIR" in os.environ:
+        cache_dir = os.environ["TIKTOKEN_CACHE_DIR"]
+    elif "DATA_GYM_CACHE_DIR" in os.environ:
+        cache_dir = os.environ["DATA_GYM_CACHE_DIR"]
+    else:
+        cache_dir = os.path.join(tempfile.gettempdir(), "data-gym-cache")
+    if not cache_dir:
+        return None
+    return os.path.join(cache_dir, hashlib.sha1(_ENCODING_URL.encode()).hexdigest())
+
+
+@lru_cache(maxsize=1)
+def _encoder() -> Any | None:
+    path = _tiktoken_cache_path()
+    if path is None or not os.path.exists(path):
+        return None
+    try:
+        import tiktoken
+
+        return tiktoken.get_encoding(ENCODING)
+    except Exception:  # a corrupt cache file would make tiktoken re-download: fall back instead
+        return None
+
+
+def estimator_name() -> str:
+    """Which estimator is in use here: `tiktoken:o200k_base` or `chars/4`."""
+    return f"tiktoken:{ENCODING}" if _encoder() is not None else f"chars/{CHARS_PER_TOKEN}"
+
+
+def heuristic_tokens(text: str) -> int:
+    return -(-len(text) // CHARS_PER_TOKEN)
+
+
+def estimate_tokens(text: str) -> int:
+    """Estimated tokens in `text`; empty text is zero."""
+    if not text:
+        return 0
+    encoder = _encoder()
+    if encoder is None:
+        return heuristic_tokens(text)
+    return len(encoder.encode_ordinary(text))
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def _content_tokens(content: Any) -> int:
+    """Tokens of a message's content in any of the four formats: a string, or a list of typed parts."""
+    if content is None:
+        return 0
+    if isinstance(content, str):
+        return estimate_tokens(content)
+    if isinstance(content, Mapping):
+        content = [content]
+    if not isinstance(content, list):
+        return estimate_tokens(str(content))
+    total = 0
+    for part in content:
+        if isinstance(part, str):
+            total += estimate_tokens(part)
+        elif not isinstance(part, Mapping):
+            continue
+        elif part.get("type") in _MEDIA_TYPES or any(key in part for key in _MEDIA_KEYS):
+            total += MEDIA_TOKENS
+        elif isinstance(part.get("text"), str):
+            total += estimate_tokens(part["text"])
+        elif "content" in part:  # tool results nest their content
+            total += _content_tokens(part["content"])
+        else:  # tool calls, function calls and other structured parts: their JSON text
+            total += estimate_tokens(_json({k: v for k, v in part.items() if k not in ("type", "id")}))
+    return total
+
+
+def count_message_tokens(messages: Iterable[Mapping[str, Any]]) -> int:
+    """Estimated input tokens of chat-style messages (`role` + `content`; Gemini `parts` also read)."""
+    total = 0
+    for message in messages:
+        if not isinstance(message, Mapping):
+            total += _content_tokens(message)
+            continue
+        total += MESSAGE_OVERHEAD_TOKENS
+        total += _content_tokens(message.get("content"))
+        total += _content_tokens(message.get("parts"))
+        if message.get("tool_calls"):
+            total += estimate_tokens(_json(message["tool_calls"]))
+        if isinstance(message.get("arguments"), str):  # Responses function_call items
+            total += estimate_tokens(message["arguments"])
+        if isinstance(message.get("output"), str):  # Responses function_call_output items
+            total += estimate_tokens(message["output"])
+    return total
+
+
+def _tools_tokens(tools: Any) -> int:
+    return estimate_tokens(_json(tools)) if tools else 0
+
+
+def count_request_tokens(body: Mapping[str, Any], format: WireFormat | str) -> int:
+    """Estimated input tokens of a request body before it is sent.
+
+    `format` is a `WireFormat` or a provider name (`openai` reads Chat Completions `messages` or Responses
+    `input`, whichever the body has). Counts the instructions, the conversation and the tool definitions.
+    """
+    fmt = _request_format(body, format)
+    total = REQUEST_OVERHEAD_TOKENS
+    if fmt is WireFormat.OPENAI_CHAT:
+        total += count_message_tokens(body.get("messages") or ())
+        total += _tools_tokens(body.get("tools") or body.get("functions"))
+    elif fmt is WireFormat.OPENAI_RESPONSES:
+        total += _content_tokens(body.get("instructions"))
+        items = body.get("input")
+        total += estimate_tokens(items) if isinstance(items, str) else count_message_tokens(items or ())
+        total += _tools_tokens(body.get("tools"))
+    elif fmt is WireFormat.ANTHROPIC:
+        total += _content_tokens(body.get("system"))
+        total += count_message_tokens(body.get("messages") or ())
+        total += _tools_tokens(body.get("tools"))
+    else:
+        system = body.get("systemInstruction") or body.get("system_instruction")
+        if system:
+            total += _content_tokens(system.get("parts") if isinstance(system, Mapping) else system)
+        total += count_message_tokens(body.get("contents") or ())
+        total += _tools_tokens(body.get("tools"))
+    return total
+
+
+def _request_format(body: Mapping[str, Any], format: WireFormat | str) -> WireFormat:
+    if isinstance(format, WireFormat):
+        return format
+    name = format.lower()
+    if name == "openai":
+        return WireFormat.OPENAI_RESPONSES if "input" in body and "messages" not in body else WireFormat.OPENAI_CHAT
+    if name in ("gemini", "google"):
+        return WireFormat.GEMINI
+    try:
+        return WireFormat(name)
+    except ValueError:
+        raise UsageFormatError(
+            f"unknown provider or format {format!r}: expected openai, anthropic, gemini or a wire format"
+        ) from None

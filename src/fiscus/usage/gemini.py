@@ -1,0 +1,111 @@
+"""Gemini `generateContent` usage.
+
+`usageMetadata.promptTokenCount` includes `cachedContentTokenCount`; `toolUsePromptTokenCount` (prompts the
+model's tools produced) is further input. `candidatesTokenCount` excludes `thoughtsTokenCount`, so output is
+their sum and reasoning is the thoughts. In a stream (`alt=sse`) any chunk may carry a running
+`usageMetadata`; the totals are in the last one, the chunk whose candidate has a `finishReason`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from fiscus.errors import UsageFormatError
+from fiscus.usage.model import Usage
+from fiscus.usage.stream import Event, StreamAccumulator, child, count, decode
+from fiscus.usage.wire import WireFormat
+
+# A key is a quoted name followed by a colon; a string value never is, so text cannot fake these.
+_HAS_USAGE = re.compile(r'"usageMetadata"\s*:')
+_HAS_FINISH = re.compile(r'"finishReason"\s*:')
+
+
+def usage_from_fields(meta: Mapping[str, Any]) -> Usage:
+    prompt = count(meta, "promptTokenCount")
+    cached = min(count(meta, "cachedContentTokenCount"), prompt)
+    thoughts = count(meta, "thoughtsTokenCount")
+    output = count(meta, "candidatesTokenCount") + thoughts
+    return Usage(
+        input_tokens=prompt - cached + count(meta, "toolUsePromptTokenCount"),
+        cache_read_tokens=cached,
+        output_tokens=output,
+        reasoning_tokens=thoughts,
+    )
+
+
+def is_usage(meta: Any) -> bool:
+    return isinstance(meta, Mapping) and ("promptTokenCount" in meta or "totalTokenCount" in meta)
+
+
+def usage_from_body(body: Mapping[str, Any]) -> Usage:
+    """Usage of a whole `GenerateContentResponse`."""
+    meta = body.get("usageMetadata")
+    if not is_usage(meta):
+        raise UsageFormatError("no Gemini usage in the body: usageMetadata is missing")
+    return usage_from_fields(meta)
+
+
+def _finished(event: Event) -> bool:
+    return any(isinstance(c, Mapping) and c.get("finishReason") for c in event.get("candidates") or ())
+
+
+class GeminiStreamAccumulator(StreamAccumulator):
+    format = WireFormat.GEMINI
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._meta: str | Mapping[str, Any] | None = None  # the latest usageMetadata, raw until asked for
+        self._finished = False
+
+    def feed(self, event: Event) -> None:
+        if self.model is None and isinstance(event.get("modelVersion"), str):
+            self.model = event["modelVersion"]
+        if is_usage(event.get("usageMetadata")):
+            self._meta = event["usageMetadata"]
+        if _finished(event):
+            self._finished = True
+        self._pending.append(event)
+
+    def feed_data(self, data: str, name: str | None = None) -> None:
+        if self.model is None:
+            event = decode(data)
+            if event is not None:
+                self.feed(event)
+            return
+        # Every chunk may carry text and a running count: keep both raw, decode only what is asked for.
+        self._pending.append(data)
+        if _HAS_USAGE.search(data):
+            self._meta = data
+        if not self._finished and _HAS_FINISH.search(data):
+            self._finished = True
+
+    def _latest(self) -> Usage | None:
+        meta = self._meta
+        if isinstance(meta, str):
+            event = decode(meta)
+            meta = event.get("usageMetadata") if event is not None else None
+            self._meta = meta if is_usage(meta) else None
+        return usage_from_fields(meta) if is_usage(meta) else None
+
+    @property
+    def usage(self) -> Usage | None:
+        return self._latest() if self._finished else None
+
+    def partial_usage(self) -> Usage | None:
+        return self._latest()
+
+    def _collect(self, event: Event, text: list[str], reasoning: list[str]) -> None:
+        for candidate in event.get("candidates") or ():
+            for part in child(candidate, "content").get("parts") or ():
+                if not isinstance(part, Mapping):
+                    continue
+                if isinstance(part.get("text"), str):
+                    (reasoning if part.get("thought") else text).append(part["text"])
+                elif isinstance(part.get("functionCall"), Mapping):
+                    call = part["functionCall"]
+                    text.append(str(call.get("name") or ""))
+                    text.append(orjson.dumps(call.get("args") or {}).decode())
