@@ -1,0 +1,84 @@
+"""Where virtual keys are kept: one small interface, SQLite and PostgreSQL behind it, chosen by URL."""
+
+from __future__ import annotations
+
+import abc
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from fiscus.attribution import Attribution
+from fiscus.errors import StoreError
+from fiscus.keys.model import VirtualKey
+
+# Attribution dimensions a key itself may carry (the rest come per request).
+KEY_DIMENSIONS = ("organization", "team", "agent", "workflow", "tenant", "user", "environment")
+
+
+class KeyStore(abc.ABC):
+    """Synchronous and thread-safe: the CLI calls it directly, the gateway from a worker thread on cache miss."""
+
+    @abc.abstractmethod
+    def add(self, key: VirtualKey) -> None:
+        """Store a new key; ids and hashes are unique."""
+
+    @abc.abstractmethod
+    def find(self, key_hash: str) -> VirtualKey | None:
+        """The key with this hash, revoked or not."""
+
+    @abc.abstractmethod
+    def get(self, key_id: str) -> VirtualKey | None: ...
+
+    @abc.abstractmethod
+    def list(self) -> list[VirtualKey]:
+        """Every key, oldest first."""
+
+    @abc.abstractmethod
+    def revoke(self, key_id: str, at: datetime) -> VirtualKey | None:
+        """Mark revoked (the first revocation time is kept); None if there is no such key."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> KeyStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def attribution_json(attribution: Attribution) -> str:
+    return orjson.dumps({k: attribution.get(k) for k in KEY_DIMENSIONS if attribution.get(k) is not None}).decode()
+
+
+def key_from_row(row: tuple[Any, ...], parse_time: Any) -> VirtualKey:
+    """(id, key_hash, prefix, name, attribution_json, locked, created_at, revoked_at) -> VirtualKey."""
+    key_id, key_hash, prefix, name, attribution, locked, created, revoked = row
+    data = orjson.loads(attribution)
+    return VirtualKey(
+        id=key_id,
+        key_hash=key_hash,
+        prefix=prefix,
+        name=name,
+        attribution=Attribution(api_key=key_id, **data),
+        locked=bool(locked),
+        created_at=parse_time(created),
+        revoked_at=parse_time(revoked) if revoked is not None else None,
+    )
+
+
+def open_key_store(url: str) -> KeyStore:
+    """`sqlite:///relative.db`, `sqlite:////absolute.db` or `postgresql://user@host/db`."""
+    if url.startswith("sqlite:///"):
+        from fiscus.keys.sqlite import SqliteKeyStore
+
+        path = url.removeprefix("sqlite:///")
+        if not path:
+            raise StoreError(f"key store URL {url!r} names no file; use sqlite:///path/keys.db")
+        return SqliteKeyStore(path)
+    if url.startswith(("postgresql://", "postgres://")):
+        from fiscus.keys.postgres import PostgresKeyStore
+
+        return PostgresKeyStore(url)
+    raise StoreError(f"unsupported key store URL {url!r}; use sqlite:///path/keys.db or postgresql://user@host/db")
