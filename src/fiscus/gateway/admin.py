@@ -1,0 +1,139 @@
+"""The admin API, mounted at `/admin`: virtual keys, budget status and spend. Off the hot path, so FastAPI and
+pydantic are welcome here (OpenAPI at `/admin/openapi.json`). Every route needs `Authorization: Bearer <token>`
+where the token is the value of the env var named by `gateway.admin_token_env`; without it the API is closed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from fastapi import Depends, FastAPI, HTTPException, Query
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
+
+from fiscus.errors import FiscusError
+from fiscus.governor import Governor
+from fiscus.keys import KeyNotFoundError, KeyRing, VirtualKey
+
+_WINDOWS = {
+    "hour": timedelta(hours=1),
+    "day": timedelta(days=1),
+    "week": timedelta(weeks=1),
+    "month": timedelta(days=30),
+}
+
+
+class NewKey(BaseModel):
+    agent: str
+    team: str
+    environment: str
+    workflow: str | None = None
+    tenant: str | None = None
+    user: str | None = None
+    organization: str | None = None
+    locked: bool = False
+    name: str | None = None
+
+
+def _plain(value: Any) -> Any:
+    """Dataclasses, decimals and datetimes as JSON-safe values (decimals as strings: money stays exact)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _key_view(key: VirtualKey) -> dict[str, Any]:
+    return {
+        "id": key.id,
+        "prefix": key.prefix,
+        "name": key.name,
+        "locked": key.locked,
+        "created_at": key.created_at.isoformat(),
+        "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
+        "attribution": {k: v for k, v in key.attribution.to_dict().items() if v is not None},
+    }
+
+
+def create_admin_app(
+    *, governor: Governor, keyring: KeyRing, ledger_url: str, token_env: str, open_ledger: Callable[[str], Any]
+) -> FastAPI:
+    app = FastAPI(title="fiscus admin", version="1", docs_url="/docs", openapi_url="/openapi.json")
+    bearer = HTTPBearer(auto_error=False)
+
+    def admin(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+        expected = os.environ.get(token_env)
+        if not expected:
+            raise HTTPException(401, f"admin API disabled: set {token_env}")
+        if credentials is None or not hmac.compare_digest(credentials.credentials.encode(), expected.encode()):
+            raise HTTPException(401, "invalid admin token", headers={"www-authenticate": "Bearer"})
+
+    guarded = [Depends(admin)]
+
+    @app.post("/keys", status_code=201, dependencies=guarded)
+    def create_key(body: NewKey) -> dict[str, Any]:
+        """Create a virtual key. The secret is in `key` and is shown this once only."""
+        try:
+            secret, key = keyring.create(**body.model_dump())
+        except FiscusError as exc:
+            raise HTTPException(400, str(exc)) from None
+        return {"key": secret, **_key_view(key)}
+
+    @app.get("/keys", dependencies=guarded)
+    def list_keys() -> list[dict[str, Any]]:
+        return [_key_view(key) for key in keyring.list()]
+
+    @app.delete("/keys/{key_id}", dependencies=guarded)
+    def revoke_key(key_id: str) -> dict[str, Any]:
+        try:
+            return _key_view(keyring.revoke(key_id))
+        except KeyNotFoundError as exc:
+            raise HTTPException(404, str(exc)) from None
+
+    @app.get("/budgets", dependencies=guarded)
+    def budgets() -> list[dict[str, Any]]:
+        """Every budget: limit, spent, reserved, utilisation, window reset."""
+        return [_plain(status) for status in governor.status()]
+
+    @app.get("/spend", dependencies=guarded)
+    def spend(
+        by: str = Query("", description="comma-separated dimensions, e.g. team,agent or model,day"),
+        window: str | None = Query(None, description="hour, day, week or month back from now"),
+        since: datetime | None = None,
+        until: datetime | None = None,
+        where: list[str] = Query(default_factory=list, description="dimension=value filters"),
+    ) -> list[dict[str, Any]]:
+        from fiscus.ledger import SpendQuery
+
+        if window is not None:
+            if window not in _WINDOWS:
+                raise HTTPException(400, f"unknown window {window!r}; known: {', '.join(_WINDOWS)}")
+            since = datetime.now(UTC) - _WINDOWS[window]
+        filters = {}
+        for item in where:
+            name, sep, value = item.partition("=")
+            if not sep:
+                raise HTTPException(400, f"filter {item!r} must look like dimension=value")
+            filters[name] = value
+        try:
+            query = SpendQuery(by=tuple(p for p in by.split(",") if p.strip()), since=since, until=until, where=filters)
+            with open_ledger(ledger_url) as ledger:
+                rows = ledger.spend(query)
+        except FiscusError as exc:
+            raise HTTPException(400, str(exc)) from None
+        return [{**_plain(row), "total_usd": format(row.total_usd, "f")} for row in rows]
+
+    return app

@@ -1,0 +1,175 @@
+"""The gateway ASGI app: OpenAI- and Anthropic-compatible endpoints on Starlette (hot path: raw ASGI handlers,
+orjson, no pydantic), plus the FastAPI admin API at `/admin`, `/metrics` and `/healthz`.
+
+`create_app(config)` opens what it is not given (governor, key ring, upstream pool) and closes those at
+shutdown; `run_gateway_in_thread(config)` serves it on a loopback port for tests and the demo.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+from starlette.types import Receive, Scope, Send
+
+from fiscus.config import FiscusConfig
+from fiscus.errors import FiscusError, StoreError
+from fiscus.gateway.calls import JSON, Gateway
+from fiscus.gateway.metrics import CONTENT_TYPE, GatewayMetrics
+from fiscus.gateway.protocol import CHAT, MESSAGES, RESPONSES, BadRequest, Protocol, error_body
+
+log = logging.getLogger("fiscus.gateway")
+
+
+class ProtocolEndpoint:
+    """A raw ASGI endpoint for one protocol: every failure is answered in that protocol's error format."""
+
+    def __init__(self, gateway: Gateway, protocol: Protocol, route: str) -> None:
+        self.gateway = gateway
+        self.protocol = protocol
+        self.route = route
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            response = await self.gateway.handle(self.protocol, scope, receive)
+        except BadRequest as exc:
+            body = error_body(self.protocol, exc.status, exc.message, param=exc.param, code=exc.code)
+            response = Response(body, exc.status, exc.headers, media_type=JSON)
+        except StoreError as exc:
+            log.error("budget store failed: %s", exc)
+            self.gateway.metrics.error("store")
+            body = error_body(self.protocol, 503, f"budget store unavailable: {exc}")
+            response = Response(body, 503, media_type=JSON)
+        except FiscusError as exc:
+            body = error_body(self.protocol, 400, str(exc))
+            response = Response(body, 400, media_type=JSON)
+        except Exception:
+            log.exception("gateway error on %s", self.route)
+            self.gateway.metrics.error("internal")
+            response = Response(error_body(self.protocol, 500, "internal gateway error"), 500, media_type=JSON)
+        self.gateway.metrics.request(self.route, getattr(response, "status_code", 200) or 200)
+        await response(scope, receive, send)
+
+
+def create_app(
+    config: FiscusConfig,
+    *,
+    governor: Any | None = None,
+    keyring: Any | None = None,
+    upstreams: Any | None = None,
+) -> Starlette:
+    """The gateway app. `governor`, `keyring` (a `fiscus.keys.KeyRing`) and `upstreams` (a
+    `fiscus.providers.Upstream`) default to ones opened from `config`; those opened here are closed at shutdown."""
+    from fiscus.governor import Governor
+    from fiscus.keys import KeyRing, open_key_store
+    from fiscus.ledger import open_ledger
+    from fiscus.providers import Upstream
+
+    owned: list[Any] = []
+    if governor is None:
+        governor = Governor.from_config(config)
+        owned.append(governor)
+    if keyring is None:
+        keyring = KeyRing(open_key_store(config.keys))
+    metrics = GatewayMetrics(status=governor.status)
+    own_upstream = upstreams is None
+    if upstreams is None:
+
+        def on_attempt(attempt: Any) -> None:
+            if attempt.retry:
+                metrics.retry(attempt.provider)
+
+        upstreams = Upstream.from_config(config, on_attempt=on_attempt)
+    gateway = Gateway(config, governor=governor, keys=keyring, upstream=upstreams, metrics=metrics)
+
+    models_body = orjson.dumps(
+        {
+            "object": "list",
+            "data": [
+                {"id": model, "object": "model", "created": 0, "owned_by": provider}
+                for model, provider in gateway.router.models()
+            ],
+        }
+    )
+
+    async def list_models(request: Request) -> Response:
+        return Response(models_body, media_type=JSON)
+
+    async def healthz(request: Request) -> Response:
+        return Response(b'{"status":"ok"}', media_type=JSON)
+
+    async def metrics_endpoint(request: Request) -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    from fiscus.gateway.admin import create_admin_app
+
+    admin = create_admin_app(
+        governor=governor,
+        keyring=keyring,
+        ledger_url=config.ledger,
+        token_env=config.gateway.admin_token_env,
+        open_ledger=open_ledger,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if own_upstream:
+                await upstreams.aclose()
+            for thing in owned:
+                thing.close()
+
+    routes = [
+        Route("/v1/chat/completions", ProtocolEndpoint(gateway, CHAT, "chat"), methods=["POST"]),
+        Route("/v1/responses", ProtocolEndpoint(gateway, RESPONSES, "responses"), methods=["POST"]),
+        Route("/v1/messages", ProtocolEndpoint(gateway, MESSAGES, "messages"), methods=["POST"]),
+        Route("/v1/models", list_models, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+        Mount("/admin", app=admin),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.gateway = gateway
+    return app
+
+
+@contextmanager
+def run_gateway_in_thread(
+    config: FiscusConfig, *, governor: Any | None = None, keyring: Any | None = None, host: str = "127.0.0.1"
+) -> Iterator[str]:
+    """Serve `create_app(config, ...)` with uvicorn on a free port of `host`; yield the base URL (no `/v1`)."""
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, 0))
+    port = sock.getsockname()[1]
+    app = create_app(config, governor=governor, keyring=keyring)
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=2)
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="fiscus-gateway", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the gateway did not start")
+            time.sleep(0.005)
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()

@@ -1,0 +1,337 @@
+"""One proxied call: authenticate, check, admit through the governor, shape, forward, read usage, settle.
+
+Every path after admission settles exactly once (the governor's settle is idempotent, so a defensive second
+settle on an error path is harmless): answered, blocked, partial, upstream error, client gone mid-stream.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Mapping
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive
+
+from fiscus.config import FiscusConfig
+from fiscus.engine.decision import Action
+from fiscus.events.cost_event import CallStatus, CostEvent
+from fiscus.gateway.auth import attribute, client_key
+from fiscus.gateway.metrics import GatewayMetrics
+from fiscus.gateway.protocol import BadRequest, ParsedRequest, Protocol, error_body, parse_request
+from fiscus.gateway.relay import StreamRelay, UsageChunkFilter, cost_trailer
+from fiscus.gateway.routing import Router
+from fiscus.governor import Admission, CallRequest, Governor
+from fiscus.keys import KeyRing
+from fiscus.providers import ProviderError, RateLimitedError, Upstream, UpstreamRequest, UpstreamTimeoutError
+from fiscus.shaping.compress import compress
+from fiscus.shaping.partial import exhausted_text, partial_body, partial_events
+from fiscus.usage.detect import usage_from_body
+from fiscus.usage.estimate import count_request_tokens
+from fiscus.usage.model import Usage
+from fiscus.usage.tracker import StreamUsageTracker
+
+log = logging.getLogger("fiscus.gateway")
+
+JSON = "application/json"
+SSE = "text/event-stream"
+# Client headers passed on upstream: provider feature flags, and the emulator's fault steering (real
+# providers ignore it). Credentials are never forwarded; the provider adapter sets its own.
+_FORWARD_PREFIXES = ("anthropic-beta", "anthropic-version", "openai-beta", "x-emulator-")
+_RENEW_EVERY_S = 30.0
+
+
+def _usd(event: CostEvent) -> str:
+    return format(event.cost.total, "f")
+
+
+class Gateway:
+    """What every call of one app shares: governor, keys, routes, upstream pool, metrics."""
+
+    def __init__(
+        self, config: FiscusConfig, *, governor: Governor, keys: KeyRing, upstream: Upstream, metrics: GatewayMetrics
+    ) -> None:
+        self.config = config
+        self.governor = governor
+        self.keys = keys
+        self.upstream = upstream
+        self.metrics = metrics
+        self.router = Router(config.providers)
+        self.max_body = config.gateway.max_body_bytes
+
+    async def handle(self, protocol: Protocol, scope: Mapping[str, Any], receive: Receive) -> ASGIApp:
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        key = client_key(headers)
+        if key is None:
+            raise BadRequest(
+                "missing API key: send a fiscus virtual key as a Bearer token or x-api-key",
+                status=401,
+                code="invalid_api_key",
+            )
+        vkey = await self.keys.averify(key)
+        if vkey is None:
+            raise BadRequest("invalid or revoked API key", status=401, code="invalid_api_key")
+        raw = await read_body(receive, headers.get("content-length"), self.max_body)
+        request = parse_request(protocol, raw)
+        provider = self.router.route(request.model, protocol)
+        if provider is None:
+            raise BadRequest(
+                f"The model `{request.model}` is not served by this gateway",
+                status=404,
+                param="model",
+                code="model_not_found",
+            )
+        attribution, priority = attribute(vkey, headers)
+        input_tokens = count_request_tokens(request.body, protocol.format)
+        admission = await self.governor.aadmit(
+            CallRequest(
+                provider=provider,
+                model=request.model,
+                attribution=attribution,
+                input_tokens=input_tokens,
+                max_tokens=request.max_tokens,
+                priority=priority,
+                override_key=headers.get("x-fiscus-override-key"),
+            )
+        )
+        self.metrics.decision(admission.decision.action)
+        try:
+            return await self._admitted(protocol, request, raw, provider, input_tokens, admission, headers)
+        except BaseException as exc:
+            await self.governor.asettle(admission, None, status=CallStatus.ERROR, error=f"gateway: {exc!r}"[:500])
+            raise
+
+    async def _admitted(
+        self,
+        protocol: Protocol,
+        request: ParsedRequest,
+        raw: bytes,
+        provider: str,
+        input_tokens: int,
+        admission: Admission,
+        headers: dict[str, str],
+    ) -> ASGIApp:
+        decision = admission.decision
+        out = {"x-fiscus-request-id": admission.event_id}
+        if decision.action is Action.BLOCK:
+            return await self._blocked(protocol, admission, out)
+        if decision.action is Action.PARTIAL:
+            return await self._partial(protocol, request, admission, out)
+        if decision.action.severity >= Action.WARN.severity:
+            out["x-fiscus-budget"] = str(decision.action)
+        body, modified = request.body, False
+        served = decision.model or request.model
+        if served != request.model:
+            body["model"], modified = served, True
+            provider = self.router.route(served, protocol) or provider
+            out["x-fiscus-requested-model"] = request.model
+            out["x-fiscus-served-model"] = served
+        if decision.max_tokens and (request.max_tokens is None or decision.max_tokens < request.max_tokens):
+            body[request.cap_field], modified = decision.max_tokens, True
+        if decision.compress_to_tokens:
+            body, cut = compress(body, protocol.format, decision.compress_to_tokens)
+            modified = True
+            out["x-fiscus-compressed-tokens"] = str(cut)
+        strip_usage = False
+        if request.stream and protocol.format == "openai_chat" and not request.wants_usage:
+            body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+            modified, strip_usage = True, True
+        forwarded = {k: v for k, v in headers.items() if k.startswith(_FORWARD_PREFIXES)}
+        upstream_request = UpstreamRequest(
+            provider=provider,
+            operation=protocol.operation,  # type: ignore[arg-type]
+            model=served,
+            body=orjson.dumps(body) if modified else raw,
+            stream=request.stream,
+            headers=forwarded,
+            estimated_tokens=input_tokens + (decision.max_tokens or 0),
+        )
+        if request.stream:
+            return await self._stream(protocol, upstream_request, admission, input_tokens, strip_usage, out)
+        return await self._whole(protocol, upstream_request, admission, input_tokens, out)
+
+    async def _blocked(self, protocol: Protocol, admission: Admission, out: dict[str, str]) -> ASGIApp:
+        decision = admission.decision
+        event = await self.governor.asettle(admission, None, status=CallStatus.BLOCKED, outcome=None)
+        wait = 1
+        if decision.retry_at is not None:
+            wait = max(1, math.ceil((decision.retry_at - datetime.now(UTC)).total_seconds()))
+        out |= {"retry-after": str(wait), "x-fiscus-budget": "exhausted", "x-fiscus-cost-usd": _usd(event)}
+        if wait > 60:  # the SDKs' own retries cannot outwait a window this long
+            out["x-should-retry"] = "false"
+        message = decision.message or "budget exhausted"
+        message = f"fiscus budget exhausted: {message}; retry after {wait}s"
+        kind = "insufficient_quota" if not protocol.anthropic else None
+        body = error_body(protocol, 429, message, code="budget_exceeded", kind=kind)
+        return Response(body, 429, out, media_type=JSON)
+
+    async def _partial(
+        self, protocol: Protocol, request: ParsedRequest, admission: Admission, out: dict[str, str]
+    ) -> ASGIApp:
+        event = await self.governor.asettle(admission, None, status=CallStatus.PARTIAL)
+        text = exhausted_text(admission.decision.message)
+        out["x-fiscus-budget"] = "exhausted"
+        if request.stream:
+            fmt = str(protocol.format)
+            events = partial_events(fmt, model=request.model, text=text, include_usage=request.wants_usage)
+            return Response(b"".join(events) + cost_trailer(_usd(event)), 200, out, media_type=SSE)
+        out["x-fiscus-cost-usd"] = _usd(event)
+        body = orjson.dumps(partial_body(str(protocol.format), model=request.model, text=text))
+        return Response(body, 200, out, media_type=JSON)
+
+    def _upstream_failure(self, protocol: Protocol, exc: ProviderError) -> tuple[int, bytes, dict[str, str]]:
+        self.metrics.error("upstream")
+        if isinstance(exc, RateLimitedError):
+            retry = str(max(1, math.ceil(exc.retry_after_s)))
+            return 429, error_body(protocol, 429, str(exc), code="rate_limit_exceeded"), {"retry-after": retry}
+        status = 504 if isinstance(exc, UpstreamTimeoutError) else 502
+        return status, error_body(protocol, status, f"upstream provider failed: {exc}"), {}
+
+    async def _whole(
+        self,
+        protocol: Protocol,
+        upstream_request: UpstreamRequest,
+        admission: Admission,
+        input_tokens: int,
+        out: dict[str, str],
+    ) -> ASGIApp:
+        started = time.perf_counter()
+        try:
+            answer = await self.upstream.send(upstream_request)
+        except ProviderError as exc:
+            status, body, extra = self._upstream_failure(protocol, exc)
+            event = await self.governor.asettle(admission, None, status=CallStatus.ERROR, error=str(exc))
+            return Response(body, status, out | extra | {"x-fiscus-cost-usd": _usd(event)}, media_type=JSON)
+        latency = time.perf_counter() - started
+        self.metrics.upstream_latency(upstream_request.provider, latency)
+        if answer.ok:
+            usage = _body_usage(answer.body, protocol, input_tokens)
+            event = await self.governor.asettle(
+                admission, usage, served_model=answer.model, latency_ms=int(latency * 1000)
+            )
+        else:
+            self.metrics.error("upstream")
+            event = await self.governor.asettle(
+                admission,
+                None,
+                status=CallStatus.ERROR,
+                served_model=answer.model,
+                latency_ms=int(latency * 1000),
+                error=f"upstream answered {answer.status}",
+            )
+        self.metrics.settled(event)
+        out["x-fiscus-cost-usd"] = _usd(event)
+        if "retry-after" in answer.headers:
+            out["retry-after"] = answer.headers["retry-after"]
+        media = answer.headers.get("content-type", JSON)
+        return Response(answer.body, answer.status, out, media_type=media)
+
+    async def _stream(
+        self,
+        protocol: Protocol,
+        upstream_request: UpstreamRequest,
+        admission: Admission,
+        input_tokens: int,
+        strip_usage: bool,
+        out: dict[str, str],
+    ) -> ASGIApp:
+        started = time.perf_counter()
+        stack = AsyncExitStack()
+        try:
+            answer = await stack.enter_async_context(self.upstream.stream(upstream_request))
+        except ProviderError as exc:
+            await stack.aclose()
+            status, body, extra = self._upstream_failure(protocol, exc)
+            event = await self.governor.asettle(admission, None, status=CallStatus.ERROR, error=str(exc))
+            return Response(body, status, out | extra | {"x-fiscus-cost-usd": _usd(event)}, media_type=JSON)
+        if not answer.ok:
+            try:
+                body = b"".join([chunk async for chunk in answer])
+            finally:
+                await stack.aclose()
+            self.metrics.error("upstream")
+            event = await self.governor.asettle(
+                admission, None, status=CallStatus.ERROR, error=f"upstream answered {answer.status}"
+            )
+            out["x-fiscus-cost-usd"] = _usd(event)
+            if "retry-after" in answer.headers:
+                out["retry-after"] = answer.headers["retry-after"]
+            return Response(body, answer.status, out, media_type=answer.headers.get("content-type", JSON))
+        self.metrics.upstream_latency(upstream_request.provider, time.perf_counter() - started)
+        tracker = StreamUsageTracker(protocol.format)
+        strip = UsageChunkFilter() if strip_usage else None
+        governor, metrics = self.governor, self.metrics
+        renew_at = time.monotonic() + _RENEW_EVERY_S
+
+        def on_chunk(chunk: bytes) -> bytes:
+            nonlocal renew_at
+            tracker.feed_bytes(chunk)
+            if time.monotonic() > renew_at:  # a long stream keeps its reservation's lease alive
+                renew_at = time.monotonic() + _RENEW_EVERY_S
+                governor.renew(admission)
+            return strip(chunk) if strip is not None else chunk
+
+        async def on_end(completed: bool, error: str | None) -> bytes:
+            usage = tracker.finish(estimate_input_tokens=input_tokens)
+            event = await governor.asettle(
+                admission,
+                usage,
+                status=CallStatus.OK if error is None else CallStatus.ERROR,
+                served_model=answer.model,
+                latency_ms=int((time.perf_counter() - started) * 1000),
+                error=error,
+                streamed=True,
+            )
+            metrics.settled(event)
+            if error is not None:
+                metrics.error("stream")
+            tail = strip.flush() if strip is not None else b""
+            return tail + cost_trailer(_usd(event))
+
+        raw_headers = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]
+        raw_headers += [(k.encode(), v.encode()) for k, v in out.items()]
+        return StreamRelay(
+            answer.__aiter__(), status=200, headers=raw_headers, on_chunk=on_chunk, on_end=on_end, close=stack.aclose
+        )
+
+
+def _body_usage(body: bytes, protocol: Protocol, input_tokens: int) -> Usage:
+    """The provider's reported usage; if the body cannot be read, the input estimate, flagged."""
+    try:
+        return usage_from_body(orjson.loads(body), protocol.format)
+    except Exception:  # an odd 2xx body must not lose the call: it is still recorded, as an estimate
+        log.warning("could not read usage from a %s answer; recording an estimate", protocol.format)
+        return Usage(input_tokens=input_tokens, estimated=True)
+
+
+async def read_body(receive: Receive, content_length: str | None, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it passes `limit` bytes (never read whole first)."""
+    if content_length is not None:
+        try:
+            declared = int(content_length)
+        except ValueError:
+            raise BadRequest("invalid content-length header") from None
+        if declared > limit:
+            raise BadRequest(
+                f"request body of {declared} bytes exceeds the limit of {limit} bytes",
+                status=413,
+                code="request_too_large",
+            )
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise BadRequest("client disconnected while sending the body", status=400)
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BadRequest(f"request body exceeds the limit of {limit} bytes", status=413, code="request_too_large")
+        parts.append(chunk)
+        if not message.get("more_body", False):
+            return parts[0] if len(parts) == 1 else b"".join(parts)

@@ -1,0 +1,102 @@
+"""Prometheus metrics of one gateway app, in a registry of its own (several apps can share a process).
+
+Budget utilisation gauges are read from `Governor.status()` when `/metrics` is scraped, at most once per
+`status_every_s`, so scrapes never add store round-trips to the hot path.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from fiscus.events.cost_event import CostEvent
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_TOKEN_TYPES = ("input", "cache_read", "cache_write", "output", "reasoning")
+
+
+class GatewayMetrics:
+    def __init__(self, *, status: Callable[[], Iterable[Any]] | None = None, status_every_s: float = 5.0) -> None:
+        self.registry = registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "fiscus_requests", "Requests by route and HTTP status", ["route", "status"], registry=registry
+        )
+        self.tokens = Counter("fiscus_tokens", "Tokens by type", ["type"], registry=registry)
+        self.cost = Counter("fiscus_cost_usd", "Cost of settled calls in USD", registry=registry)
+        self.decisions = Counter("fiscus_decisions", "Budget decisions by action", ["action"], registry=registry)
+        self.errors = Counter("fiscus_errors", "Errors by kind", ["kind"], registry=registry)
+        self.retries = Counter(
+            "fiscus_upstream_retries", "Upstream retries by provider", ["provider"], registry=registry
+        )
+        self.latency = Histogram(
+            "fiscus_upstream_latency_seconds",
+            "Time to the upstream's answer (first byte for streams)",
+            ["provider"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=registry,
+        )
+        self.utilisation = Gauge(
+            "fiscus_budget_utilisation", "Spent plus reserved over limit", ["budget"], registry=registry
+        )
+        self.breakers = Gauge(
+            "fiscus_breaker_open", "1 while a circuit breaker is open", ["breaker"], registry=registry
+        )
+        self._status = status
+        self._status_every_s = status_every_s
+        self._status_at = 0.0
+
+    def decision(self, action: object) -> None:
+        self.decisions.labels(str(action)).inc()
+
+    def error(self, kind: str) -> None:
+        self.errors.labels(kind).inc()
+
+    def upstream_latency(self, provider: str, seconds: float) -> None:
+        self.latency.labels(provider).observe(seconds)
+
+    def retry(self, provider: str) -> None:
+        self.retries.labels(provider).inc()
+
+    def breaker(self, name: str, is_open: bool) -> None:
+        self.breakers.labels(name).set(1 if is_open else 0)
+
+    def request(self, route: str, status: int) -> None:
+        self.requests.labels(route, str(status)).inc()
+
+    def settled(self, event: CostEvent) -> None:
+        usage = event.usage
+        counts = (
+            usage.input_tokens,
+            usage.cache_read_tokens,
+            usage.cache_write_tokens,
+            usage.output_tokens,
+            usage.reasoning_tokens,
+        )
+        for kind, count in zip(_TOKEN_TYPES, counts, strict=True):
+            if count:
+                self.tokens.labels(kind).inc(count)
+        if event.cost.total:
+            self.cost.inc(float(event.cost.total))
+
+    def render(self) -> bytes:
+        self._refresh_budgets()
+        return generate_latest(self.registry)
+
+    def _refresh_budgets(self) -> None:
+        now = time.monotonic()
+        if self._status is None or now - self._status_at < self._status_every_s:
+            return
+        self._status_at = now
+        try:
+            statuses = list(self._status())
+        except Exception:
+            self.error("budget_status")
+            return
+        for status in statuses:
+            name = getattr(status, "budget", None) or getattr(status, "name", None)
+            value = getattr(status, "utilisation", None)
+            if name is not None and value is not None:
+                self.utilisation.labels(str(name)).set(float(value))

@@ -1,0 +1,126 @@
+"""Relaying a streamed answer: bytes go to the client as they arrive, and the call is settled exactly once —
+at the end of the stream, or when the client goes away mid-stream, or when the upstream breaks.
+
+The cost is known only after the last upstream byte, when the headers are long gone, so it is sent as a
+final SSE comment line, `: x-fiscus-cost-usd=<decimal>` — SSE clients ignore comments; tools can read it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import anyio
+import orjson
+from starlette.types import Receive, Scope, Send
+
+
+def cost_trailer(cost: str) -> bytes:
+    return b": x-fiscus-cost-usd=" + cost.encode() + b"\n\n"
+
+
+class UsageChunkFilter:
+    """Drops OpenAI chat's usage-only final chunk (`choices: []` plus `usage`) from a stream whose client did
+    not ask for it — the gateway asked for it on the client's behalf to count the call exactly."""
+
+    __slots__ = ("_pending",)
+
+    def __init__(self) -> None:
+        self._pending = b""
+
+    def __call__(self, chunk: bytes) -> bytes:
+        data = self._pending + chunk
+        cut = data.rfind(b"\n\n")
+        if cut < 0:
+            self._pending = data
+            return b""
+        self._pending = data[cut + 2 :]
+        complete = data[: cut + 2]
+        if b'"usage"' not in complete:
+            return complete
+        return b"".join(event + b"\n\n" for event in complete[:-2].split(b"\n\n") if not _usage_only(event))
+
+    def flush(self) -> bytes:
+        rest, self._pending = self._pending, b""
+        return b"" if _usage_only(rest) else rest
+
+
+def _usage_only(event: bytes) -> bool:
+    if b'"usage"' not in event:
+        return False
+    for line in event.split(b"\n"):
+        if line.startswith(b"data:"):
+            try:
+                payload = orjson.loads(line[5:])
+            except orjson.JSONDecodeError:
+                return False
+            return isinstance(payload, dict) and payload.get("choices") == [] and bool(payload.get("usage"))
+    return False
+
+
+class StreamRelay:
+    """An ASGI response over an upstream byte stream.
+
+    `on_chunk` sees every upstream chunk and returns the bytes to send on (it feeds the usage tracker);
+    `on_end(completed)` settles the call and returns the closing bytes (the cost trailer) for a completed
+    stream; `close` releases the upstream connection. Both run however the stream ends.
+    """
+
+    def __init__(
+        self,
+        chunks: AsyncIterator[bytes],
+        *,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        on_chunk: Callable[[bytes], bytes],
+        on_end: Callable[[bool, str | None], Awaitable[bytes]],
+        close: Callable[[], Awaitable[None]],
+    ) -> None:
+        self._chunks = chunks
+        self._status = status
+        self._headers = headers
+        self._on_chunk = on_chunk
+        self._on_end = on_end
+        self._close = close
+        self.completed = False
+        self.disconnected = False
+        self.error: str | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self._status, "headers": self._headers})
+        try:
+            async with anyio.create_task_group() as group:
+
+                async def watch() -> None:
+                    while (await receive())["type"] != "http.disconnect":
+                        pass
+                    self.disconnected = True
+                    group.cancel_scope.cancel()
+
+                group.start_soon(watch)
+                try:
+                    await self._pump(send)
+                except Exception as exc:  # upstream broke mid-stream: the client sees the stream end
+                    self.error = f"upstream stream failed: {type(exc).__name__}: {exc}"
+                group.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                try:
+                    finished = self.completed and not self.disconnected
+                    closing = await self._on_end(finished, self.error or self._why_unfinished())
+                finally:
+                    await self._close()
+                if not self.disconnected:
+                    await send({"type": "http.response.body", "body": closing, "more_body": False})
+
+    def _why_unfinished(self) -> str | None:
+        if self.disconnected and not self.completed:
+            return "client disconnected mid-stream"
+        return None
+
+    async def _pump(self, send: Send) -> None:
+        on_chunk = self._on_chunk
+        async for chunk in self._chunks:
+            out = on_chunk(chunk)
+            if out:
+                await send({"type": "http.response.body", "body": out, "more_body": True})
+        self.completed = True

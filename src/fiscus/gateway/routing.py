@@ -1,0 +1,39 @@
+"""Which configured provider serves a model name: the first provider (in config order) whose `models`
+globs match and whose kind speaks the client's protocol. Exact names are looked up before globs."""
+
+from __future__ import annotations
+
+from fnmatch import fnmatchcase
+
+from fiscus.config import ProviderConfig
+from fiscus.gateway.protocol import Protocol
+
+
+class Router:
+    def __init__(self, providers: dict[str, ProviderConfig]) -> None:
+        self._providers = providers
+        self._cache: dict[tuple[str, frozenset[str]], str | None] = {}
+
+    def route(self, model: str, protocol: Protocol) -> str | None:
+        """The provider name for `model` on `protocol`, or None when no provider serves it."""
+        key = (model, protocol.kinds)
+        if key in self._cache:
+            return self._cache[key]
+        found = None
+        candidates = [(n, p) for n, p in self._providers.items() if p.kind in protocol.kinds]
+        for name, provider in candidates:
+            if model in provider.models:
+                found = name
+                break
+        else:
+            for name, provider in candidates:
+                if any(fnmatchcase(model, pattern) for pattern in provider.models):
+                    found = name
+                    break
+        if len(self._cache) < 10_000:  # model names come from clients: keep the cache bounded
+            self._cache[key] = found
+        return found
+
+    def models(self) -> list[tuple[str, str]]:
+        """(model, provider) for every configured model name, globs included as written."""
+        return [(model, name) for name, p in self._providers.items() for model in p.models]
