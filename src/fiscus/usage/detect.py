@@ -11,7 +11,7 @@ import orjson
 from fiscus.errors import UsageFormatError
 from fiscus.usage import anthropic, gemini, openai_chat, openai_responses
 from fiscus.usage.model import Usage
-from fiscus.usage.sse import SSEEvent, parse_sse
+from fiscus.usage.sse import SSEEvent, SSEParser
 from fiscus.usage.stream import child, decode
 from fiscus.usage.tracker import ACCUMULATORS
 from fiscus.usage.wire import PROVIDER_FORMATS, WireFormat
@@ -160,7 +160,10 @@ def read_usage(data: bytes, format: WireFormat | None = None, *, provider: str |
         fmt = _choose(detected, format, provider)
         return UsageReading(_BODY_READERS[fmt](parsed), fmt, _model_of(parsed), streamed=False)
     if text.startswith(_SSE_FIELDS):
-        events = [event for event in parse_sse(text) if not event.is_done]
+        parser = SSEParser()
+        events = parser.feed(text)
+        events += [event for event in parser.close() if decode(event.data) is not None]  # drop a torn last event
+        events = [event for event in events if not event.is_done]
         if not events:
             raise UsageFormatError("not a provider response: the SSE stream has no events")
         return _read_events(events, _choose(_detect_events(events), format, provider))

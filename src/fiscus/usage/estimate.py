@@ -22,6 +22,7 @@ from fiscus.usage.wire import WireFormat
 CHARS_PER_TOKEN = 4
 ENCODING = "o200k_base"
 _ENCODING_URL = "https://openaipublic.blob.core.windows.net/encodings/o200k_base.tiktoken"
+_ENCODING_SHA256 = "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d"
 # Fixed guesses where the text is not at hand: an image or file part, and the framing of one chat message.
 MEDIA_TOKENS = 85
 MESSAGE_OVERHEAD_TOKENS = 4
@@ -49,10 +50,14 @@ def _encoder() -> Any | None:
     if path is None or not os.path.exists(path):
         return None
     try:
+        with open(path, "rb") as cached:
+            # tiktoken re-downloads a file whose hash is wrong; check first so that can never happen here
+            if hashlib.sha256(cached.read()).hexdigest() != _ENCODING_SHA256:
+                return None
         import tiktoken
 
         return tiktoken.get_encoding(ENCODING)
-    except Exception:  # a corrupt cache file would make tiktoken re-download: fall back instead
+    except Exception:
         return None
 
 

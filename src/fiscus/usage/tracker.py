@@ -13,7 +13,7 @@ from fiscus.usage.model import Usage
 from fiscus.usage.openai_chat import ChatStreamAccumulator
 from fiscus.usage.openai_responses import ResponsesStreamAccumulator
 from fiscus.usage.sse import SSEParser
-from fiscus.usage.stream import Event, StreamAccumulator
+from fiscus.usage.stream import Event, StreamAccumulator, decode
 from fiscus.usage.wire import WireFormat
 
 ACCUMULATORS: dict[WireFormat, type[StreamAccumulator]] = {
@@ -62,6 +62,8 @@ class StreamUsageTracker:
         """End of stream: exact usage, or an estimate flagged `estimated=True` (see `StreamAccumulator.finish`)."""
         if not self._closed:
             self._closed = True
+            # An event left without its blank line was cut mid-way unless its JSON is whole: drop a torn one.
             for event in self._parser.close():
-                self.accumulator.feed_data(event.data, event.event)
+                if decode(event.data) is not None:
+                    self.accumulator.feed_data(event.data, event.event)
         return self.accumulator.finish(estimate_input_tokens)
