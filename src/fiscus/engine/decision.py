@@ -7,6 +7,8 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
+from fiscus.stores.base import Amounts
+
 
 class Action(StrEnum):
     """Budget actions, from mildest to most restrictive. The most restrictive applicable one wins."""
@@ -47,6 +49,22 @@ class BudgetReason:
 
 
 @dataclass(frozen=True, slots=True)
+class ThresholdHit:
+    """A threshold a budget instance has reached; the governor announces each one once per window."""
+
+    budget: str
+    instance: str  # the budget instance's counter key stem (budget name plus per-value scope)
+    window_id: str
+    tag: str  # the threshold within its budget, or "exhausted"
+    at: Decimal | None
+    action: Action
+    utilisation: Decimal
+    channel: str | None = None
+    resets_at: datetime | None = None
+    expires_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Decision:
     """The verdict on one call.
 
@@ -66,6 +84,12 @@ class Decision:
     notify_channels: tuple[str, ...] = ()
     message: str = ""
     extra_actions: tuple[Action, ...] = field(default=())  # e.g. DOWNGRADE + COMPRESS together at 90 %
+    # What the governor reserves and announces (filled by the engine; defaults keep hand-made decisions valid).
+    reserve: Amounts | None = None  # total over `calls`, on every applicable budget; None when nothing is called
+    hits: tuple[ThresholdHit, ...] = ()
+    overridden: tuple[str, ...] = ()  # budget instances an override key lifted (reserved without a limit)
+    rate_limited: tuple[str, ...] = ()  # budget instances whose throttle admits a number of calls per minute
+    exhausted_budget: str | None = None  # the budget a refused call did not fit in
 
     @property
     def calls_model(self) -> bool:

@@ -1,0 +1,302 @@
+"""`decide`: the verdict over every applicable budget. Pure: counters come in, a `Decision` goes out.
+
+Each budget is assessed on its own (utilisation → the thresholds reached → its action), then the most
+restrictive action wins. What an action does is data (`EFFECTS`), not a cascade of ifs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import ROUND_FLOOR, Decimal
+
+from fiscus.engine.decision import Action, BudgetReason, Decision, ThresholdHit
+from fiscus.engine.plan import NANOS_PER_MTOK_USD, Plan, PlanLine
+from fiscus.money import from_nanos
+from fiscus.policy.types import Policy, Threshold
+from fiscus.pricing.sheet import PriceSheet
+from fiscus.stores.base import Amounts, Counter, Limits
+
+
+@dataclass(frozen=True, slots=True)
+class Effect:
+    state: str  # the budget's state while this is its action: ok → warn → degrade → throttle → exhausted
+    shapes: bool  # the call goes ahead, changed
+    refuses: bool  # no model is called
+
+
+EFFECTS: dict[Action, Effect] = {
+    Action.ALLOW: Effect("ok", shapes=False, refuses=False),
+    Action.NOTIFY: Effect("ok", shapes=False, refuses=False),
+    Action.WARN: Effect("warn", shapes=False, refuses=False),
+    Action.DOWNGRADE: Effect("degrade", shapes=True, refuses=False),
+    Action.COMPRESS: Effect("degrade", shapes=True, refuses=False),
+    Action.THROTTLE: Effect("throttle", shapes=True, refuses=False),
+    Action.PARTIAL: Effect("exhausted", shapes=False, refuses=True),
+    Action.BLOCK: Effect("exhausted", shapes=False, refuses=True),
+}
+THROTTLE_RETRY_SECONDS = 60.0
+_ZERO = Amounts()
+_EMPTY = Counter()
+
+
+@dataclass(slots=True)
+class _Assessment:
+    line: PlanLine
+    used: Amounts
+    utilisation: Decimal
+    meter: str
+    reached: tuple[Threshold, ...]
+    action: Action = Action.ALLOW
+    overridden: bool = False
+    throttled_out: bool = False
+    rate_limited: bool = False
+    hits: list[ThresholdHit] = field(default_factory=list)
+    actions: set[Action] = field(default_factory=set)  # every action in force, not only the most restrictive
+
+
+def decide(
+    policy: Policy,
+    plan: Plan,
+    counters: Mapping[str, Counter],
+    *,
+    sheet_for: Callable[[str], PriceSheet],
+    draw: float = 0.0,
+) -> Decision:
+    """`draw` ∈ [0, 1) decides a fractional throttle (the governor passes a random number)."""
+    request = plan.request
+    key_ok = request.override_key is not None and request.override_key in policy.override_keys
+    assessed = [_assess(line, counters, request.priority, key_ok, draw) for line in plan.lines]
+    hits = [hit for a in assessed for hit in a.hits]
+    reasons = tuple(_reason(a) for a in assessed)
+
+    refusing = [a for a in assessed if EFFECTS[a.action].refuses]
+    if refusing:
+        worst = max(refusing, key=lambda a: a.action.severity)
+        retry = plan.now + THROTTLE_RETRY_SECONDS if worst.throttled_out else worst.line.window.resets_at
+        what = "throttled" if worst.throttled_out else f"at {_pct(worst.utilisation)}"
+        return _refusal(plan, worst, reasons, hits, retry, f"budget {worst.line.budget.name} {what}: {worst.action}")
+
+    actions = {Action.ALLOW}.union(*(a.actions for a in assessed))
+    model, downgraded = request.model, False
+    if Action.DOWNGRADE in actions:
+        lower = policy.ladders.one_down(request.model)
+        if lower is not None:
+            model, downgraded = lower, True
+    compress_to = _compress_target(assessed, request.input_tokens)
+    sheet = plan.sheet if model == request.model else sheet_for(model)
+    tokens_in = request.input_tokens if compress_to is None else compress_to
+
+    max_tokens = plan.max_tokens
+    floor_tokens = min(policy.min_output_tokens, plan.max_tokens)
+    for a in assessed:
+        if a.overridden:
+            continue
+        fit = _max_output(a.line.cap, a.used, sheet, tokens_in, request.calls)
+        if fit >= floor_tokens:
+            max_tokens = min(max_tokens, fit)
+            continue
+        budget = a.line.budget
+        if budget.exhausted_override and key_ok:
+            a.overridden = True
+            continue
+        a.action = budget.exhausted
+        need = plan.worst_case(sheet, input_tokens=tokens_in, max_tokens=floor_tokens)
+        retry = _fits_again_at(a, counters, need)
+        left = from_nanos(max(0, (a.line.cap.nanos or 0) - a.used.nanos))
+        task = f"a task of {request.calls} calls" if request.calls > 1 else "this call"
+        message = (
+            f"budget {budget.name} cannot fit {task}: needs ${from_nanos(need.nanos)} at least, ${left} left"
+            if a.line.cap.nanos is not None
+            else f"budget {budget.name} cannot fit {task}: its token or request limit is reached"
+        )
+        a.hits.append(_hit(a, "exhausted", None, a.action))
+        return _refusal(plan, a, tuple(_reason(x) for x in assessed), [*hits, a.hits[-1]], retry, message)
+
+    primary = max(actions, key=lambda action: action.severity)
+    extras = tuple(sorted((x for x in actions if EFFECTS[x].shapes and x is not primary), key=lambda x: x.severity))
+    channels = tuple(dict.fromkeys(t.channel for a in assessed for t in a.reached if t.channel))
+    notes = [
+        f"{a.line.budget.name} at {_pct(a.utilisation)}: {a.action}" for a in assessed if a.action is not Action.ALLOW
+    ]
+    if downgraded:
+        notes.append(f"model {request.model} → {model}")
+    if max_tokens < plan.max_tokens:
+        notes.append(f"max_tokens clamped {plan.max_tokens} → {max_tokens}")
+    return Decision(
+        action=primary,
+        model=model,
+        requested_model=request.model,
+        max_tokens=max_tokens,
+        reasons=reasons,
+        compress_to_tokens=compress_to,
+        downgraded=downgraded,
+        notify_channels=channels,
+        message="; ".join(notes),
+        extra_actions=extras,
+        reserve=plan.worst_case(sheet, input_tokens=tokens_in, max_tokens=max_tokens),
+        hits=tuple(hits),
+        overridden=tuple(a.line.instance for a in assessed if a.overridden),
+        rate_limited=tuple(a.line.instance for a in assessed if a.rate_limited),
+    )
+
+
+def _assess(line: PlanLine, counters: Mapping[str, Counter], priority: str, key_ok: bool, draw: float) -> _Assessment:
+    n = t = r = 0
+    for key in line.keys:
+        used = counters.get(key, _EMPTY).used
+        n += used.nanos
+        t += used.tokens
+        r += used.requests
+    used = Amounts(n, t, r)
+    utilisation, meter = utilisation_of(used, line.budget.limits)
+    reached = tuple(th for th in line.budget.thresholds if th.at <= utilisation)
+    a = _Assessment(line, used, utilisation, meter, reached)
+    for th in reached:
+        action = th.action
+        if action is Action.BLOCK and th.override and key_ok:
+            a.overridden = True
+            continue
+        if action is Action.THROTTLE:
+            if priority == "critical":  # throttling sheds load; critical work is never shed
+                continue
+            if th.per_minute is not None:
+                a.rate_limited = True
+            if th.fraction is not None and Decimal(str(draw)) >= th.fraction:
+                a.throttled_out = True
+                action = Action.BLOCK
+        a.hits.append(_hit(a, th.tag, th.at, th.action, th.channel))
+        a.actions.add(action)
+        if action.severity > a.action.severity:
+            a.action = action
+    return a
+
+
+def utilisation_of(used: Amounts, limits: Limits) -> tuple[Decimal, str]:
+    """The highest share used over the limited meters, and which meter it is."""
+    best, meter = Decimal(0), "usd"
+    for name, value, limit in (
+        ("usd", used.nanos, limits.nanos),
+        ("tokens", used.tokens, limits.tokens),
+        ("requests", used.requests, limits.requests),
+    ):
+        if limit:
+            share = Decimal(value) / Decimal(limit)
+            if share > best:
+                best, meter = share, name
+    return best, meter
+
+
+def _max_output(cap: Limits, used: Amounts, sheet: PriceSheet, tokens_in: int, calls: int) -> int:
+    """The largest output cap per call that keeps all `calls` within `cap` (negative: not even the input fits)."""
+    best = 1 << 62
+    if cap.requests is not None and used.requests + calls > cap.requests:
+        return -1
+    if cap.tokens is not None:
+        best = min(best, (cap.tokens - used.tokens) // calls - tokens_in)
+    if cap.nanos is not None:
+        left = Decimal(cap.nanos - used.nanos) / calls - tokens_in * sheet.max_input_mtok * NANOS_PER_MTOK_USD
+        per_token = sheet.max_output_mtok * NANOS_PER_MTOK_USD
+        if per_token > 0:
+            best = min(best, int((left / per_token).to_integral_value(rounding=ROUND_FLOOR)))
+        elif left < 0:
+            return -1
+    return best
+
+
+def _compress_target(assessed: list[_Assessment], input_tokens: int) -> int | None:
+    targets = [
+        th.to_tokens if th.to_tokens is not None else int(input_tokens * (th.fraction or 1))
+        for a in assessed
+        for th in a.reached
+        if th.action is Action.COMPRESS
+    ]
+    target = min(targets, default=None)
+    return target if target is not None and target < input_tokens else None
+
+
+def _fits_again_at(a: _Assessment, counters: Mapping[str, Counter], need: Amounts) -> float | None:
+    """When the window frees enough for `need`: the reset, or for a rolling window the moment enough old
+    buckets have dropped out (reservations in them may free it sooner; this is the bound from spend)."""
+    window, cap = a.line.window, a.line.cap
+    if window.drops_at:
+        freed = _ZERO
+        for key, drop in reversed(tuple(zip(a.line.keys, window.drops_at, strict=True))):
+            freed = freed + counters.get(key, _EMPTY).used
+            if cap.admits(a.used - freed, need):
+                return drop
+        return window.resets_at
+    return window.resets_at
+
+
+def _refusal(
+    plan: Plan,
+    a: _Assessment,
+    reasons: tuple[BudgetReason, ...],
+    hits: list[ThresholdHit],
+    retry: float | None,
+    message: str,
+) -> Decision:
+    request = plan.request
+    return Decision(
+        action=a.action,
+        model=request.model,
+        requested_model=request.model,
+        max_tokens=0,
+        reasons=reasons,
+        retry_at=datetime.fromtimestamp(retry, UTC) if retry is not None else None,
+        message=message,
+        hits=tuple(hits),
+        exhausted_budget=a.line.budget.name,
+    )
+
+
+def _hit(a: _Assessment, tag: str, at: Decimal | None, action: Action, channel: str | None = None) -> ThresholdHit:
+    window = a.line.window
+    return ThresholdHit(
+        budget=a.line.budget.name,
+        instance=a.line.instance,
+        window_id=_announce_period(a.line),
+        tag=tag,
+        at=at,
+        action=action,
+        utilisation=a.utilisation,
+        channel=channel,
+        resets_at=datetime.fromtimestamp(window.resets_at, UTC) if window.resets_at is not None else None,
+        expires_at=window.expires_at,
+    )
+
+
+def _announce_period(line: PlanLine) -> str:
+    """Calendar, session and prepaid windows announce once per instance; a rolling window has no instances,
+    so it announces once per period of its own length (a bucket index divided by the bucket count)."""
+    window = line.budget.window
+    if window.kind != "rolling":
+        return line.window.ids[0]
+    prefix, bucket = line.window.ids[0].split(":")
+    return f"{prefix}p:{int(bucket) // window.buckets}"
+
+
+def _reason(a: _Assessment) -> BudgetReason:
+    window = a.line.window
+    label = a.line.budget.name + "".join(f" {dim}={value}" for dim, value in a.line.values)
+    limit = {
+        "usd": a.line.budget.limits.nanos,
+        "tokens": a.line.budget.limits.tokens,
+        "requests": a.line.budget.limits.requests,
+    }[a.meter]
+    shown = f"${from_nanos(limit)}" if a.meter == "usd" and limit else f"{limit} {a.meter}"
+    return BudgetReason(
+        budget=label,
+        utilisation=a.utilisation.quantize(Decimal("0.0001")),
+        threshold=a.reached[-1].at if a.reached else None,
+        action=a.action,
+        meter=a.meter,
+        resets_at=datetime.fromtimestamp(window.resets_at, UTC) if window.resets_at is not None else None,
+        message=f"{label}: {_pct(a.utilisation)} of {shown}" + ("" if a.action is Action.ALLOW else f" → {a.action}"),
+    )
+
+
+def _pct(share: Decimal) -> str:
+    return f"{(share * 100).quantize(Decimal('0.1'))}%"

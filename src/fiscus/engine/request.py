@@ -1,0 +1,32 @@
+"""`CallRequest`: what the engine needs to know about one call before it is made."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fiscus.attribution import Attribution
+
+PRIORITIES = ("critical", "normal", "background")
+
+
+@dataclass(frozen=True, slots=True)
+class CallRequest:
+    provider: str  # "openai" | "anthropic" | "google" | a configured provider name
+    model: str  # as requested by the caller
+    attribution: Attribution
+    input_tokens: int  # counted/estimated input tokens of the request as it would be sent
+    max_tokens: int | None = None  # caller's output cap; None → the policy's default cap
+    priority: str = "normal"  # "critical" | "normal" | "background"
+    override_key: str | None = None  # passes a `block` where the policy allows an override
+    batch: bool = False
+    calls: int = 1  # task pre-flight: reserve for N calls of this shape up front
+
+    def __post_init__(self) -> None:
+        if self.priority not in PRIORITIES:
+            raise ValueError(f"CallRequest.priority must be one of {', '.join(PRIORITIES)}, got {self.priority!r}")
+        if self.input_tokens < 0:
+            raise ValueError("CallRequest.input_tokens must not be negative")
+        if self.calls < 1:
+            raise ValueError("CallRequest.calls must be at least 1")
+        if self.max_tokens is not None and self.max_tokens < 1:
+            raise ValueError("CallRequest.max_tokens must be at least 1 when given")

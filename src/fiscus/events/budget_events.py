@@ -1,0 +1,91 @@
+"""Events budgets announce: a threshold crossed (once per window), a budget exhausted, a call refused.
+
+Plain frozen data with `to_dict()` (JSON-safe), handed to the governor's `on_event` hook for notifiers and
+metrics. The cost ledger keeps `CostEvent`s only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _d(value: Decimal | None) -> str | None:
+    return None if value is None else format(value.normalize(), "f")
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetThresholdCrossed:
+    """A budget instance reached a threshold; announced once per window (across processes, via the store)."""
+
+    budget: str
+    instance: str
+    window: str
+    threshold: Decimal
+    action: str
+    utilisation: Decimal
+    channel: str | None = None
+    resets_at: datetime | None = None
+    timestamp: datetime = field(default_factory=_now)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": "budget_threshold_crossed",
+            "budget": self.budget,
+            "instance": self.instance,
+            "window": self.window,
+            "threshold": _d(self.threshold),
+            "action": self.action,
+            "utilisation": _d(self.utilisation),
+            "channel": self.channel,
+            "resets_at": self.resets_at.isoformat() if self.resets_at else None,
+            "timestamp": self.timestamp.isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetExhausted:
+    """A call did not fit a budget instance; announced once per window. `action` is partial or block."""
+
+    budget: str
+    instance: str
+    window: str
+    action: str
+    utilisation: Decimal
+    resets_at: datetime | None = None
+    timestamp: datetime = field(default_factory=_now)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": "budget_exhausted",
+            "budget": self.budget,
+            "instance": self.instance,
+            "window": self.window,
+            "action": self.action,
+            "utilisation": _d(self.utilisation),
+            "resets_at": self.resets_at.isoformat() if self.resets_at else None,
+            "timestamp": self.timestamp.isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ReservationRaced:
+    """The store refused a reservation the decision expected to fit (another caller got there first)."""
+
+    budget: str
+    attempts: int
+    timestamp: datetime = field(default_factory=_now)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": "reservation_raced",
+            "budget": self.budget,
+            "attempts": self.attempts,
+            "timestamp": self.timestamp.isoformat(),
+        }

@@ -1,0 +1,84 @@
+"""Announce each threshold once per window per budget instance, across processes.
+
+A fired threshold is a counter in the budget store (`f:<instance>|<window>|<threshold>`) with a requests
+limit of 1: the first caller to reserve and settle it announces; everyone else is refused. A small local set
+spares the store round trip once this process has seen the key fired.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from fiscus.engine.decision import Action, ThresholdHit
+from fiscus.events.budget_events import BudgetExhausted, BudgetThresholdCrossed
+from fiscus.stores.base import Amounts, BudgetStore, Limits, Reservation, ReserveLine
+
+_ONE = Amounts(requests=1)
+_ONCE = Limits(requests=1)
+_LOCAL_MAX = 50_000
+
+
+def fired_key(hit: ThresholdHit) -> str:
+    return f"f:{hit.instance}|{hit.window_id}|{hit.tag}"
+
+
+def event_for(hit: ThresholdHit, now: float) -> BudgetThresholdCrossed | BudgetExhausted:
+    timestamp = datetime.fromtimestamp(now, UTC)
+    if hit.tag == "exhausted":
+        return BudgetExhausted(
+            budget=hit.budget,
+            instance=hit.instance,
+            window=hit.window_id,
+            action=str(hit.action),
+            utilisation=hit.utilisation,
+            resets_at=hit.resets_at,
+            timestamp=timestamp,
+        )
+    return BudgetThresholdCrossed(
+        budget=hit.budget,
+        instance=hit.instance,
+        window=hit.window_id,
+        threshold=hit.at or hit.utilisation,
+        action=str(hit.action),
+        utilisation=hit.utilisation,
+        channel=hit.channel,
+        resets_at=hit.resets_at,
+        timestamp=timestamp,
+    )
+
+
+class Announcer:
+    def __init__(self, store: BudgetStore, emit: Callable[[object], None] | None) -> None:
+        self._store = store
+        self._emit = emit
+        self._seen: set[str] = set()
+
+    def pending(self, hits: tuple[ThresholdHit, ...]) -> list[tuple[str, ThresholdHit]]:
+        return [
+            (key, hit) for hit in hits if hit.action is not Action.ALLOW and (key := fired_key(hit)) not in self._seen
+        ]
+
+    def line(self, key: str, hit: ThresholdHit) -> tuple[ReserveLine, ...]:
+        return (ReserveLine(budget="announce", keys=(key,), limits=_ONCE, amount=_ONE, expires_at=hit.expires_at),)
+
+    def claimed(self, key: str, hit: ThresholdHit, won: bool, now: float) -> None:
+        if len(self._seen) > _LOCAL_MAX:
+            self._seen.clear()
+        self._seen.add(key)
+        if won and self._emit is not None:
+            self._emit(event_for(hit, now))
+
+    def announce(self, hits: tuple[ThresholdHit, ...], *, event_id: str, now: float) -> None:
+        for n, (key, hit) in enumerate(self.pending(hits)):
+            result = self._store.reserve(f"{event_id}:a{n}", self.line(key, hit), now=now, lease_seconds=60.0)
+            if isinstance(result, Reservation):
+                self._store.settle(result, _ONE, now=now)
+            self.claimed(key, hit, isinstance(result, Reservation), now)
+
+    async def aannounce(self, hits: tuple[ThresholdHit, ...], *, event_id: str, now: float) -> None:
+        for n, (key, hit) in enumerate(self.pending(hits)):
+            result = await self._store.areserve(f"{event_id}:a{n}", self.line(key, hit), now=now, lease_seconds=60.0)
+            if isinstance(result, Reservation):
+                await self._store.asettle(result, _ONE, now=now)
+            self.claimed(key, hit, isinstance(result, Reservation), now)

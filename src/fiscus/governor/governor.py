@@ -1,0 +1,307 @@
+"""`Governor`: the one pipeline both doors use — plan, read counters, decide, reserve; price, settle, record."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from fiscus.engine.decision import Action, Decision
+from fiscus.engine.engine import Engine
+from fiscus.engine.plan import Plan
+from fiscus.engine.request import CallRequest
+from fiscus.errors import PricingError
+from fiscus.events.budget_events import ReservationRaced
+from fiscus.events.cost_event import CallStatus, CostEvent, new_event_id
+from fiscus.governor.admission import Admission
+from fiscus.governor.announce import Announcer
+from fiscus.money import to_nanos
+from fiscus.policy.types import Policy
+from fiscus.pricing.catalogue import PriceCatalogue
+from fiscus.pricing.cost import Cost
+from fiscus.pricing.sheet import PriceSheet
+from fiscus.stores.base import Amounts, BudgetStore, Counter, Refusal, Reservation
+from fiscus.usage.model import Usage
+
+if TYPE_CHECKING:
+    from fiscus.config import FiscusConfig
+    from fiscus.governor.status import BudgetStatus
+
+RESERVE_ATTEMPTS = 3  # decide again after a store refusal (another caller took the room), then refuse honestly
+_ZERO_USAGE = Usage()
+_ZERO_COST = Cost()
+_NO_MODEL = (CallStatus.BLOCKED, CallStatus.PARTIAL)
+
+
+class Governor:
+    def __init__(
+        self,
+        *,
+        policy: Policy,
+        store: BudgetStore,
+        catalogue: PriceCatalogue,
+        ledger: object | None = None,  # fiscus.ledger.LedgerWriter: submit(event), flush(), close()
+        clock: Callable[[], float] = time.time,
+        on_event: Callable[[object], None] | None = None,
+        lease_seconds: float = 120.0,
+        draw: Callable[[], float] = random.random,
+    ) -> None:
+        self.policy = policy
+        self.store = store
+        self.catalogue = catalogue
+        self.ledger = ledger
+        self.lease_seconds = lease_seconds
+        self._clock = clock
+        self._on_event = on_event
+        self._draw = draw
+        self._lock = threading.Lock()
+        self._tiers: dict[str, str | None] = {}
+        self.engine = Engine(policy, self._sheet)
+        self.announcer = Announcer(store, on_event)
+
+    @classmethod
+    def from_config(cls, config: FiscusConfig) -> Governor:
+        from fiscus.ledger import LedgerWriter, open_ledger
+        from fiscus.policy.load import load_policy
+        from fiscus.stores import open_store  # type: ignore[attr-defined]
+
+        policy = load_policy(config.policy) if config.policy is not None else Policy()
+        return cls(
+            policy=policy,
+            store=open_store(config.budget_store),
+            catalogue=PriceCatalogue(config.pricing),
+            ledger=LedgerWriter(open_ledger(config.ledger)),
+        )
+
+    # -- admit ------------------------------------------------------------------------------------------
+
+    def admit(self, request: CallRequest) -> Admission:
+        started = time.perf_counter()
+        now = self._clock()
+        plan = self.engine.plan(request, now)
+        event_id = new_event_id()
+        counters = self.store.counters(plan.keys, now=now) if plan.keys else {}
+        decision = self.engine.decide(request, plan, counters, draw=self._draw())
+        reservation: Reservation | None = None
+        for attempt in range(1, RESERVE_ATTEMPTS + 1):
+            if not decision.calls_model:
+                break
+            result = self.store.reserve(
+                event_id, self.engine.reserve_lines(plan, decision), now=now, lease_seconds=self.lease_seconds
+            )
+            if isinstance(result, Reservation):
+                reservation = result
+                break
+            if attempt == RESERVE_ATTEMPTS or result.budget.endswith("#rate"):
+                decision = self._refused(plan, decision, result, attempt)
+                break
+            decision = self.engine.decide(request, plan, self.store.counters(plan.keys, now=now), draw=self._draw())
+        self.announcer.announce(decision.hits, event_id=event_id, now=now)
+        return self._admission(request, decision, reservation, event_id, now, started)
+
+    async def aadmit(self, request: CallRequest) -> Admission:
+        started = time.perf_counter()
+        now = self._clock()
+        plan = self.engine.plan(request, now)
+        event_id = new_event_id()
+        counters = await self.store.acounters(plan.keys, now=now) if plan.keys else {}
+        decision = self.engine.decide(request, plan, counters, draw=self._draw())
+        reservation: Reservation | None = None
+        for attempt in range(1, RESERVE_ATTEMPTS + 1):
+            if not decision.calls_model:
+                break
+            lines = self.engine.reserve_lines(plan, decision)
+            result = await self.store.areserve(event_id, lines, now=now, lease_seconds=self.lease_seconds)
+            if isinstance(result, Reservation):
+                reservation = result
+                break
+            if attempt == RESERVE_ATTEMPTS or result.budget.endswith("#rate"):
+                decision = self._refused(plan, decision, result, attempt)
+                break
+            fresh: Mapping[str, Counter] = await self.store.acounters(plan.keys, now=now)
+            decision = self.engine.decide(request, plan, fresh, draw=self._draw())
+        await self.announcer.aannounce(decision.hits, event_id=event_id, now=now)
+        return self._admission(request, decision, reservation, event_id, now, started)
+
+    def _refused(self, plan: Plan, decision: Decision, refusal: Refusal, attempts: int) -> Decision:
+        """The store refused what the decision expected to fit: refuse honestly with that budget's action."""
+        instance = refusal.budget.removesuffix("#rate")
+        line = next((ln for ln in plan.lines if ln.instance == instance), None)
+        throttled = refusal.budget.endswith("#rate")
+        action = Action.BLOCK if throttled or line is None else line.budget.exhausted
+        if throttled:
+            retry: float | None = (int(plan.now // 60) + 1) * 60.0
+        else:
+            retry = line.window.resets_at if line is not None else None
+            self._emit(ReservationRaced(budget=instance, attempts=attempts))
+        name = line.budget.name if line is not None else instance
+        why = "throttled to its per-minute rate" if throttled else "has no room left (taken by concurrent calls)"
+        return replace(
+            decision,
+            action=action,
+            model=decision.requested_model,
+            max_tokens=0,
+            downgraded=False,
+            compress_to_tokens=None,
+            extra_actions=(),
+            reserve=None,
+            retry_at=datetime.fromtimestamp(retry, UTC) if retry is not None else None,
+            message=f"budget {name} {why}: {action}",
+            exhausted_budget=name,
+        )
+
+    def _admission(
+        self,
+        request: CallRequest,
+        decision: Decision,
+        reservation: Reservation | None,
+        event_id: str,
+        now: float,
+        started: float,
+    ) -> Admission:
+        return Admission(
+            request=request,
+            decision=decision,
+            reservation=reservation,
+            event_id=event_id,
+            timestamp=datetime.fromtimestamp(now, UTC),
+            started=started,
+            model_tier=self._tier(decision.model),
+        )
+
+    # -- settle -----------------------------------------------------------------------------------------
+
+    def settle(
+        self,
+        admission: Admission,
+        usage: Usage | None,
+        *,
+        status: CallStatus = CallStatus.OK,
+        served_model: str | None = None,
+        latency_ms: int | None = None,
+        error: str | None = None,
+        streamed: bool = False,
+        outcome: str | None = None,
+    ) -> CostEvent:
+        claimed = self._claim(admission, usage, status, served_model, latency_ms, error, streamed, outcome)
+        if claimed is None:
+            return admission.event  # type: ignore[return-value]
+        event, actual = claimed
+        if admission.reservation is not None:
+            self.store.settle(admission.reservation, actual, now=self._clock())
+        if self.ledger is not None:
+            self.ledger.submit(event)  # type: ignore[attr-defined]
+        return event
+
+    async def asettle(
+        self,
+        admission: Admission,
+        usage: Usage | None,
+        *,
+        status: CallStatus = CallStatus.OK,
+        served_model: str | None = None,
+        latency_ms: int | None = None,
+        error: str | None = None,
+        streamed: bool = False,
+        outcome: str | None = None,
+    ) -> CostEvent:
+        claimed = self._claim(admission, usage, status, served_model, latency_ms, error, streamed, outcome)
+        if claimed is None:
+            return admission.event  # type: ignore[return-value]
+        event, actual = claimed
+        if admission.reservation is not None:
+            await self.store.asettle(admission.reservation, actual, now=self._clock())
+        if self.ledger is not None:
+            self.ledger.submit(event)  # type: ignore[attr-defined]
+        return event
+
+    def _claim(
+        self,
+        admission: Admission,
+        usage: Usage | None,
+        status: CallStatus,
+        served_model: str | None,
+        latency_ms: int | None,
+        error: str | None,
+        streamed: bool,
+        outcome: str | None,
+    ) -> tuple[CostEvent, Amounts] | None:
+        """Build the event and the amounts to settle, once per admission; None when it was settled before."""
+        request, decision = admission.request, admission.decision
+        served = served_model or decision.model
+        tags: dict[str, str] = {}
+        if status in _NO_MODEL or usage is None:
+            usage, cost = _ZERO_USAGE, _ZERO_COST  # refused, or failed and not billed by the provider
+        else:
+            try:
+                sheet = self.engine.sheet(request.provider, served, request.batch, admission.timestamp.timestamp())
+                cost = sheet.cost(usage)
+            except PricingError as exc:
+                # Not priceable: keep the worst case reserved as spent (budgets never undercount) and say so.
+                cost, tags["unpriced"] = _ZERO_COST, str(exc)
+        if decision.exhausted_budget:
+            tags["budget"] = decision.exhausted_budget
+        attribution = request.attribution.refine(outcome=outcome) if outcome else request.attribution
+        event = CostEvent(
+            provider=request.provider,
+            requested_model=request.model,
+            served_model=served if status not in _NO_MODEL else decision.requested_model,
+            usage=usage,
+            cost=cost,
+            attribution=attribution,
+            status=status,
+            id=admission.event_id,
+            timestamp=admission.timestamp,
+            model_tier=self._tier(served),
+            latency_ms=latency_ms if latency_ms is not None else int((time.perf_counter() - admission.started) * 1000),
+            batch=request.batch,
+            streamed=streamed,
+            error=error,
+            decision=str(decision.action),
+            tags=tags,
+        )
+        if "unpriced" in tags and admission.reservation is not None:
+            actual = decision.reserve or Amounts()
+        else:
+            actual = Amounts(to_nanos(cost.total), usage.total_tokens, request.calls if admission.reservation else 0)
+        with self._lock:
+            if admission.event is not None:
+                return None
+            admission.event = event
+        return event, actual
+
+    # -- leases, status, lifecycle ----------------------------------------------------------------------
+
+    def renew(self, admission: Admission) -> bool:
+        if admission.reservation is None or admission.event is not None:
+            return False
+        return self.store.renew(admission.reservation, now=self._clock(), lease_seconds=self.lease_seconds)
+
+    def status(self) -> list[BudgetStatus]:
+        from fiscus.governor.status import budget_statuses
+
+        return budget_statuses(self.engine, self.store, now=self._clock())
+
+    def close(self) -> None:
+        if self.ledger is not None:
+            self.ledger.flush()  # type: ignore[attr-defined]
+            self.ledger.close()  # type: ignore[attr-defined]
+        self.store.close()
+
+    def _sheet(self, provider: str, model: str, batch: bool, now: float) -> PriceSheet:
+        return self.catalogue.sheet(provider=provider, model=model, at=datetime.fromtimestamp(now, UTC), batch=batch)
+
+    def _tier(self, model: str) -> str | None:
+        tier = self._tiers.get(model, "")
+        if tier == "":
+            found = self.policy.ladders.tier_of(model)
+            tier = self._tiers[model] = found.name if found else None
+        return tier
+
+    def _emit(self, event: object) -> None:
+        if self._on_event is not None:
+            self._on_event(event)

@@ -1,0 +1,200 @@
+"""Load a policy file (full or compact FinOps form), validate it, and compile it to `Policy`."""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import ValidationError
+
+from fiscus.attribution import DIMENSIONS
+from fiscus.config import describe_validation_error, read_yaml
+from fiscus.engine.decision import Action
+from fiscus.errors import ConfigError
+from fiscus.money import to_nanos
+from fiscus.policy.ladders import Ladders
+from fiscus.policy.spec import (
+    BudgetSpec,
+    LimitsSpec,
+    PolicySpec,
+    RollingSpec,
+    ShorthandSpec,
+    ThresholdSpec,
+    parse_duration,
+)
+from fiscus.policy.types import EACH, Budget, Policy, Threshold, Window
+from fiscus.stores.base import Limits
+
+DEFAULT_THRESHOLDS: tuple[Threshold, ...] = (
+    Threshold(Decimal("0.8"), Action.WARN),
+    Threshold(Decimal("0.9"), Action.DOWNGRADE),
+    Threshold(Decimal("0.9"), Action.COMPRESS, fraction=Decimal("0.5")),
+    Threshold(Decimal("1.0"), Action.PARTIAL),
+)
+_MAX_BUCKETS = 24
+
+
+def load_policy(path: str | Path) -> Policy:
+    path = Path(path)
+    return parse_policy(read_yaml(path), source=path)
+
+
+def parse_policy(data: dict[str, Any], *, source: Path | str = "<policy>") -> Policy:
+    """Validate a policy mapping; a `ConfigError` names the file, the field and what is wrong."""
+    path = Path(source)
+    if "budgets" not in data and any(str(k).startswith("budget_") for k in data):
+        data = _expand_shorthand(data, path)
+    try:
+        spec = PolicySpec.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(path, exc)) from None
+    return compile_policy(spec, source=str(source))
+
+
+def compile_policy(spec: PolicySpec, *, source: str | None = None) -> Policy:
+    where = source or "<policy>"
+    try:
+        zone = ZoneInfo(spec.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{where}: timezone: unknown IANA time zone {spec.timezone!r}") from None
+    ladders = Ladders.defaults().merged(
+        {name: tuple(tuple(t) if isinstance(t, list) else (t,) for t in tiers) for name, tiers in spec.ladders.items()}
+    )
+    budgets: list[Budget] = []
+    names: set[str] = set()
+    for index, budget_spec in enumerate(spec.budgets):
+        budget = _compile_budget(budget_spec, f"{where}: budgets.{index}")
+        if budget.name in names:
+            raise ConfigError(f"{where}: budgets.{index}.name: duplicate budget name {budget.name!r}")
+        names.add(budget.name)
+        budgets.append(budget)
+    keys_env = spec.override_keys_env
+    raw_keys = os.environ.get(keys_env, "") if keys_env else ""
+    return Policy(
+        budgets=tuple(budgets),
+        timezone=zone,
+        ladders=ladders,
+        default_max_tokens=spec.default_max_tokens,
+        min_output_tokens=spec.min_output_tokens,
+        reserve_for_critical=spec.priority.reserve_for_critical,
+        session_ttl_seconds=parse_duration(spec.session_ttl),
+        override_keys=frozenset(k.strip() for k in raw_keys.split(",") if k.strip()),
+        source=source,
+    )
+
+
+def _compile_budget(spec: BudgetSpec, where: str) -> Budget:
+    scope = tuple(
+        (dim, EACH if value == EACH else frozenset(value) if isinstance(value, list) else value)
+        for dim in DIMENSIONS
+        if (value := spec.scope.get(dim)) is not None
+    )
+    window = _compile_window(spec.window, f"{where}.window")
+    thresholds = (
+        tuple(sorted((_compile_threshold(t) for t in spec.thresholds), key=lambda t: (t.at, t.action.severity)))
+        if spec.thresholds
+        else DEFAULT_THRESHOLDS
+    )
+    factor = max(Decimal(1), *(t.at for t in thresholds))
+    top = thresholds[-1]
+    exhausted = (
+        Action(spec.on_exhausted)
+        if spec.on_exhausted
+        else (top.action if top.action in (Action.PARTIAL, Action.BLOCK) else Action.PARTIAL)
+    )
+    nominal = _limits(spec.limit, Decimal(1))
+    name = spec.name or _auto_name(scope, window)
+    return Budget(
+        name=name,
+        scope=scope,
+        window=window,
+        limits=nominal,
+        cap=_limits(spec.limit, factor),
+        thresholds=thresholds,
+        exhausted=exhausted,
+        exhausted_override=spec.override or (top.action is Action.BLOCK and top.override),
+        description=spec.description,
+    )
+
+
+def _compile_window(spec: str | RollingSpec, where: str) -> Window:
+    if isinstance(spec, RollingSpec):
+        seconds = parse_duration(spec.rolling)
+        buckets = spec.buckets or next(n for n in range(_MAX_BUCKETS, 0, -1) if seconds % n == 0)
+        if seconds % buckets:
+            raise ConfigError(f"{where}.buckets: {buckets} does not divide {spec.rolling} into whole seconds")
+        return Window("rolling", seconds=seconds, buckets=buckets)
+    if spec in ("session", "never"):
+        return Window(spec)
+    return Window("calendar", unit=spec)
+
+
+def _compile_threshold(spec: ThresholdSpec) -> Threshold:
+    return Threshold(
+        at=spec.at,
+        action=Action(spec.action),
+        channel=spec.channel,
+        to_tokens=spec.to_tokens,
+        fraction=spec.fraction,
+        per_minute=spec.per_minute,
+        override=spec.override,
+        message=spec.message,
+    )
+
+
+def _limits(spec: LimitsSpec, factor: Decimal) -> Limits:
+    return Limits(
+        nanos=to_nanos(spec.usd * factor) if spec.usd is not None else None,
+        tokens=int(spec.tokens * factor) if spec.tokens is not None else None,
+        requests=int(spec.requests * factor) if spec.requests is not None else None,
+    )
+
+
+def _auto_name(scope: tuple[tuple[str, str | frozenset[str]], ...], window: Window) -> str:
+    parts = [f"{dim}={'+'.join(sorted(v)) if isinstance(v, frozenset) else v}" for dim, v in scope]
+    return "/".join([*(parts or ["all"]), window.label.replace(" ", "-")])
+
+
+def _expand_shorthand(data: dict[str, Any], path: Path) -> dict[str, Any]:
+    """The compact FinOps form → the full form. Thresholds above 1.0 keep their meaning: the hard limit sits
+    at the highest threshold and utilisation is still reported against the nominal budget."""
+    try:
+        short = ShorthandSpec.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(path, exc)) from None
+    window, usd = next(
+        (w, v)
+        for w, v in (
+            ("hour", short.budget_hourly_usd),
+            ("day", short.budget_daily_usd),
+            ("week", short.budget_weekly_usd),
+            ("month", short.budget_monthly_usd),
+        )
+        if v is not None
+    )
+    scope = {
+        dim: value
+        for dim in ("organization", "team", "agent", "workflow", "tenant", "user", "environment", "api_key")
+        if (value := getattr(short, dim)) is not None
+    }
+    thresholds = [_shorthand_threshold(alert.threshold, alert.action) for alert in short.alerts]
+    budget: dict[str, Any] = {"scope": scope, "window": window, "limit": {"usd": usd}}
+    if thresholds:
+        budget["thresholds"] = thresholds
+    return {"timezone": short.timezone, "budgets": [budget]}
+
+
+def _shorthand_threshold(at: Decimal, action: str) -> dict[str, Any]:
+    if action.startswith("notify_"):
+        return {"at": at, "action": "notify", "channel": action.removeprefix("notify_")}
+    if action.startswith("throttle_to_"):
+        percent = int(action.split("_")[2])
+        return {"at": at, "action": "throttle", "fraction": Decimal(percent) / 100}
+    if action == "hard_stop":
+        return {"at": at, "action": "block", "override": True}
+    if action == "soft_stop":
+        return {"at": at, "action": "partial"}
+    return {"at": at, "action": action}
