@@ -132,6 +132,11 @@ class BudgetStore(abc.ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
 
+    def keys_with_prefix(self, prefix: str, *, now: float) -> list[str]:
+        """Optional: the counter keys starting with `prefix` that hold a counter (status of per-value budgets,
+        e.g. one per user). Stores that cannot list raise NotImplementedError; status then shows what it can."""
+        raise NotImplementedError
+
     async def areserve(
         self, reservation_id: str, lines: tuple[ReserveLine, ...], *, now: float, lease_seconds: float
     ) -> Reservation | Refusal:
