@@ -108,7 +108,7 @@ def _choose(detected: WireFormat | None, format: WireFormat | None, provider: st
             return allowed[0]
         raise UsageFormatError("unknown format: no usage fields found")
     if detected not in allowed:
-        raise UsageFormatError(f"the file is a {detected.value} response, not {provider}")
+        raise UsageFormatError(f"provider {provider} does not match the response's format ({detected.value})")
     return detected
 
 
