@@ -3,7 +3,6 @@ it, a virtual key, and a governor on a real budget store (SQLite; Redis where ma
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,12 +11,12 @@ import pytest
 
 from fiscus.config import FiscusConfig, ProviderConfig
 
-if importlib.util.find_spec("fiscus.governor") is None or not hasattr(
-    importlib.import_module("fiscus.governor"), "Governor"
-):  # the governor is built alongside; until it lands, a stand-in following its API
-    sys.path.insert(0, str(Path(__file__).parent))
-    import fake_governor
+sys.path.insert(0, str(Path(__file__).parent))
+import fake_governor
 
+try:
+    import fiscus.governor  # noqa: F401
+except ImportError:  # the governor is built alongside; until it lands, the stand-in takes its place
     sys.modules["fiscus.governor"] = fake_governor
 
 UPSTREAM_KEY_ENV = "FISCUS_GATEWAY_TEST_UPSTREAM_KEY"
@@ -68,13 +67,13 @@ def serve(tmp: Path, emulator_url: str, budget_store: str, **store_options: obje
     import os
 
     from fiscus.gateway import run_gateway_in_thread
-    from fiscus.governor import Governor
     from fiscus.keys import KeyRing, open_key_store
     from fiscus.stores import open_store
 
     os.environ.setdefault(UPSTREAM_KEY_ENV, "sk-emulator")
     config = make_config(tmp, emulator_url, budget_store)
-    governor = Governor(store=open_store(budget_store, **store_options))
+    # A scriptable governor on a real store: each test picks the decision it needs.
+    governor = fake_governor.Governor(store=open_store(budget_store, **store_options))
     keyring = KeyRing(open_key_store(config.keys))
     secret, _ = keyring.create(agent="support-bot", team="growth", environment="test")
     with run_gateway_in_thread(config, governor=governor, keyring=keyring) as url:
@@ -93,6 +92,4 @@ def _reset_plan(request: pytest.FixtureRequest) -> None:
     if "gw" in request.fixturenames:
         governor = request.getfixturevalue("gw").governor
         if hasattr(governor, "plan"):
-            from fake_governor import Plan
-
-            governor.plan = Plan()
+            governor.plan = fake_governor.Plan()

@@ -1,0 +1,112 @@
+"""Each budget action as a client sees it: headers, the model served, trimmed context, partial answers in the
+client's own protocol (streamed and not), and 429 with retry-after. Every call is recorded once."""
+
+from __future__ import annotations
+
+import anthropic
+import httpx
+import openai
+import pytest
+
+from fiscus.engine.decision import Action
+
+MESSAGES = [{"role": "user", "content": "Summarise the quarter."}]
+
+
+def _client(gw) -> openai.OpenAI:
+    return openai.OpenAI(base_url=gw.url + "/v1", api_key=gw.key, max_retries=0)
+
+
+def _plan(gw, **values) -> None:
+    for name, value in values.items():
+        setattr(gw.governor.plan, name, value)
+
+
+def test_warn_header(gw) -> None:
+    _plan(gw, action=Action.WARN)
+    raw = _client(gw).chat.completions.with_raw_response.create(model="gpt-4o", messages=MESSAGES)
+    assert raw.headers["x-fiscus-budget"] == "warn"
+    assert raw.parse().choices[0].message.content
+
+
+def test_downgrade_serves_next_tier(gw) -> None:
+    _plan(gw, action=Action.DOWNGRADE, model="gpt-4o-mini")
+    raw = _client(gw).chat.completions.with_raw_response.create(model="gpt-4o", messages=MESSAGES)
+    assert raw.headers["x-fiscus-requested-model"] == "gpt-4o"
+    assert raw.headers["x-fiscus-served-model"] == "gpt-4o-mini"
+    assert raw.parse().model == "gpt-4o-mini"
+    assert gw.governor.events[-1].served_model == "gpt-4o-mini"
+
+
+def test_max_tokens_clamped(gw) -> None:
+    _plan(gw, max_tokens=7)
+    completion = _client(gw).chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=500)
+    assert completion.usage.completion_tokens <= 7
+    assert completion.choices[0].finish_reason == "length"
+
+
+def test_compress_trims_context(gw) -> None:
+    _plan(gw, action=Action.COMPRESS, compress_to_tokens=300)
+    big_tool_result = "row, " * 4000
+    messages = [
+        {"role": "system", "content": "You are the finance assistant."},
+        {"role": "user", "content": "Pull the ledger."},
+        {
+            "role": "assistant",
+            "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "ledger", "arguments": "{}"}}],
+        },
+        {"role": "tool", "tool_call_id": "c1", "content": big_tool_result},
+        {"role": "user", "content": "Now summarise it."},
+    ]
+    raw = _client(gw).chat.completions.with_raw_response.create(model="gpt-4o", messages=messages)
+    cut = int(raw.headers["x-fiscus-compressed-tokens"])
+    assert cut > 1000
+    assert raw.parse().usage.prompt_tokens < 2000  # the emulator counted what was actually sent
+
+
+def test_partial_openai_chat_whole_and_streamed(gw) -> None:
+    _plan(gw, action=Action.PARTIAL)
+    raw = _client(gw).chat.completions.with_raw_response.create(model="gpt-4o", messages=MESSAGES)
+    assert raw.status_code == 200 and raw.headers["x-fiscus-budget"] == "exhausted"
+    choice = raw.parse().choices[0]
+    assert choice.finish_reason == "length" and "budget" in choice.message.content
+    chunks = list(_client(gw).chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True))
+    assert "exhausted" in "".join(c.choices[0].delta.content or "" for c in chunks)
+    assert chunks[-1].choices[0].finish_reason == "length"
+    assert [e.status for e in gw.governor.events[-2:]] == ["partial", "partial"]
+    assert gw.governor.reserved().nanos == 0
+
+
+def test_partial_responses_and_anthropic(gw) -> None:
+    _plan(gw, action=Action.PARTIAL)
+    response = _client(gw).responses.create(model="gpt-4o", input="hi")
+    assert response.status == "incomplete" and "budget" in response.output_text
+    events = list(_client(gw).responses.create(model="gpt-4o", input="hi", stream=True))
+    assert events[-1].type == "response.incomplete"
+    client = anthropic.Anthropic(base_url=gw.url, api_key=gw.key, max_retries=0)
+    message = client.messages.create(model="claude-haiku-4-5", max_tokens=50, messages=MESSAGES)
+    assert message.stop_reason == "max_tokens" and "exhausted" in message.content[0].text
+    with client.messages.stream(model="claude-haiku-4-5", max_tokens=50, messages=MESSAGES) as stream:
+        final = stream.get_final_message()
+    assert final.stop_reason == "max_tokens"
+
+
+@pytest.mark.parametrize("retry_in", [30, 7200])
+def test_block_is_429_with_retry_after(gw, retry_in: int) -> None:
+    _plan(gw, action=Action.BLOCK, retry_in_s=retry_in)
+    with pytest.raises(openai.RateLimitError) as caught:
+        _client(gw).chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    headers = caught.value.response.headers
+    assert retry_in - 2 <= int(headers["retry-after"]) <= retry_in
+    assert caught.value.body["code"] == "budget_exceeded"
+    assert ("x-should-retry" in headers) == (retry_in > 60)
+    assert gw.governor.events[-1].status == "blocked"
+    with httpx.Client() as client:
+        response = client.post(
+            gw.url + "/v1/messages",
+            headers={"x-api-key": gw.key},
+            json={"model": "claude-haiku-4-5", "max_tokens": 5, "messages": MESSAGES},
+        )
+    assert response.status_code == 429
+    assert response.json()["type"] == "error" and response.json()["error"]["type"] == "rate_limit_error"
+    assert gw.governor.reserved().nanos == 0
