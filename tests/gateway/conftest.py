@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fiscus.config import FiscusConfig, ProviderConfig
+from fiscus.config import FiscusConfig, GatewayConfig, ProviderConfig
 
 sys.path.insert(0, str(Path(__file__).parent))
 import fake_governor
@@ -30,8 +30,9 @@ def emulator_url() -> Iterator[str]:
         yield url
 
 
-def make_config(tmp: Path, emulator_url: str, budget_store: str) -> FiscusConfig:
+def make_config(tmp: Path, emulator_url: str, budget_store: str, max_body_bytes: int = 8 << 20) -> FiscusConfig:
     return FiscusConfig(
+        gateway=GatewayConfig(max_body_bytes=max_body_bytes),
         ledger=f"sqlite:///{tmp}/ledger.db",
         budget_store=budget_store,
         keys=f"sqlite:///{tmp}/keys.db",
@@ -63,7 +64,9 @@ class Served:
         self.config = config
 
 
-def serve(tmp: Path, emulator_url: str, budget_store: str, **store_options: object) -> Iterator[Served]:
+def serve(
+    tmp: Path, emulator_url: str, budget_store: str, max_body_bytes: int = 8 << 20, **store_options: object
+) -> Iterator[Served]:
     import os
 
     from fiscus.gateway import run_gateway_in_thread
@@ -71,7 +74,7 @@ def serve(tmp: Path, emulator_url: str, budget_store: str, **store_options: obje
     from fiscus.stores import open_store
 
     os.environ.setdefault(UPSTREAM_KEY_ENV, "sk-emulator")
-    config = make_config(tmp, emulator_url, budget_store)
+    config = make_config(tmp, emulator_url, budget_store, max_body_bytes)
     # A scriptable governor on a real store: each test picks the decision it needs.
     governor = fake_governor.Governor(store=open_store(budget_store, **store_options))
     keyring = KeyRing(open_key_store(config.keys))
