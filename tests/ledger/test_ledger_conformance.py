@@ -1,0 +1,240 @@
+"""One behaviour for every ledger backend: run against SQLite (a file) and PostgreSQL (the real server)."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta, timezone
+from decimal import Decimal
+
+import pytest
+
+from fiscus.attribution import DIMENSIONS, Attribution
+from fiscus.errors import StoreError
+from fiscus.events.cost_event import CallStatus, CostEvent
+from fiscus.ledger import Ledger, SpendQuery, UnknownDimensionError, open_ledger
+from fiscus.ledger.migrations import migrations
+from fiscus.pricing.cost import Cost
+from fiscus.usage.model import Usage
+
+from .conftest import T0, EventFactory
+
+
+def test_append_counts_new_events_and_ignores_repeats(ledger: Ledger, make_event: EventFactory) -> None:
+    a, b, c = make_event(), make_event(), make_event()
+    assert ledger.append([a, b, a]) == 2  # repeated inside one batch
+    assert ledger.append([a, b]) == 0  # a retried write
+    assert ledger.append([b, c]) == 1
+    assert ledger.append([]) == 0
+    (row,) = ledger.spend(SpendQuery())
+    assert row.requests == 3
+    assert row.total_usd == Decimal("0.003")
+
+
+def test_concurrent_appends_of_the_same_events_count_each_once(ledger: Ledger, make_event: EventFactory) -> None:
+    shared = [make_event() for _ in range(100)]
+    own = [[make_event() for _ in range(20)] for _ in range(6)]
+    barrier = threading.Barrier(6)
+    new_counts: list[int] = []
+    errors: list[BaseException] = []
+
+    def worker(i: int) -> None:
+        try:
+            barrier.wait()
+            batches = [shared[j : j + 25] + own[i][j // 5 : j // 5 + 5] for j in (0, 25, 50, 75)]
+            new_counts.append(sum(ledger.append(batch) for batch in batches))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert sum(new_counts) == 100 + 6 * 20
+    (row,) = ledger.spend(SpendQuery())
+    assert row.requests == 220
+
+
+def _full_event() -> CostEvent:
+    return CostEvent(
+        id="evt-full",
+        timestamp=T0.astimezone(timezone(timedelta(hours=-5))) + timedelta(microseconds=123456),
+        provider="anthropic",
+        requested_model="claude-sonnet-4-5",
+        served_model="claude-haiku-4-5",
+        model_tier="small",
+        status=CallStatus.PARTIAL,
+        usage=Usage(
+            input_tokens=1234,
+            cache_read_tokens=5678,
+            cache_write_5m_tokens=90,
+            cache_write_1h_tokens=12,
+            output_tokens=345,
+            reasoning_tokens=67,
+            estimated=True,
+        ),
+        cost=Cost(
+            input=Decimal("0.003702"),
+            cache_read=Decimal("0.000000018750"),
+            cache_write_5m=Decimal("1E-12"),
+            cache_write_1h=Decimal("12345.678901234567890123"),
+            output=Decimal("0"),
+            fallback_price=True,
+        ),
+        attribution=Attribution(**{d: f"{d}-value" for d in DIMENSIONS}),
+        latency_ms=4321,
+        batch=True,
+        streamed=True,
+        error="upstream_timeout",
+        decision="downgrade",
+        tags={"ticket": "T-1", "région": "eu"},
+    )
+
+
+def test_every_field_round_trips_exactly(ledger: Ledger) -> None:
+    event = _full_event()
+    ledger.append([event])
+    got = ledger.get(event.id)
+    assert got == event
+    assert got is not None
+    assert got.timestamp.utcoffset() == timedelta(0)
+    for part in ("input", "cache_read", "cache_write_5m", "cache_write_1h", "output"):
+        assert str(getattr(got.cost, part)) == str(getattr(event.cost, part))  # same digits, not just equal
+    assert ledger.get("no-such-id") is None
+    assert list(ledger.events()) == [event]
+
+
+def test_defaults_round_trip(ledger: Ledger, make_event: EventFactory) -> None:
+    event = make_event()
+    ledger.append([event])
+    assert ledger.get(event.id) == event
+
+
+def test_time_window_is_since_inclusive_until_exclusive(ledger: Ledger, make_event: EventFactory) -> None:
+    events = [make_event(at=T0 + timedelta(hours=h)) for h in range(5)]
+    ledger.append(list(reversed(events)))
+    got = list(ledger.events(since=T0 + timedelta(hours=1), until=T0 + timedelta(hours=3)))
+    assert [e.id for e in got] == [events[1].id, events[2].id]
+    assert [e.id for e in ledger.events()] == [e.id for e in events]  # oldest first
+    (row,) = ledger.spend(SpendQuery(since=T0 + timedelta(hours=3)))
+    assert row.requests == 2
+    assert ledger.spend(SpendQuery(until=T0)) == []
+
+
+def test_events_pages_through_large_results(ledger: Ledger, make_event: EventFactory) -> None:
+    events = [make_event(at=T0) for _ in range(4500)]  # same timestamp: paging must order by id too
+    ledger.append(events)
+    assert [e.id for e in ledger.events()] == sorted(e.id for e in events)
+
+
+def test_where_filters_events_and_spend(ledger: Ledger, make_event: EventFactory) -> None:
+    ledger.append(
+        [make_event(team="growth", agent="a"), make_event(team="growth", agent="b"), make_event(team="search")]
+    )
+    assert {e.attribution.agent for e in ledger.events(where={"team": "growth"})} == {"a", "b"}
+    (row,) = ledger.spend(SpendQuery(where={"team": "growth", "agent": "b"}))
+    assert row.requests == 1
+    assert list(ledger.events(where={"model": "gpt-4o-mini", "team": "nobody"})) == []
+
+
+def test_spend_groups_by_any_dimensions_with_exact_sums(ledger: Ledger, make_event: EventFactory) -> None:
+    events = [make_event(team="growth", agent="a", cost="0.000000375") for _ in range(1000)]
+    events += [make_event(team="growth", agent="b", cost="0.1", model="gpt-4.1") for _ in range(3)]
+    events += [make_event(team="search", agent="a", cost="0.2") for _ in range(2)]
+    events.append(make_event(cost="0.5"))  # unattributed
+    ledger.append(events)
+
+    by_team = {r.group["team"]: r for r in ledger.spend(SpendQuery(by=("team",)))}
+    assert by_team["growth"].total_usd == Decimal("0.000375") + Decimal("0.3")
+    assert by_team["growth"].requests == 1003
+    assert by_team["search"].total_usd == Decimal("0.4")
+    assert by_team[None].total_usd == Decimal("0.5")
+
+    rows = ledger.spend(SpendQuery(by=("team", "model")))
+    assert [(r.group["team"], r.group["served_model"], r.requests) for r in rows] == [
+        (None, "gpt-4o-mini", 1),
+        ("search", "gpt-4o-mini", 2),
+        ("growth", "gpt-4.1", 3),
+        ("growth", "gpt-4o-mini", 1000),
+    ]  # most expensive first
+    every = SpendQuery(by=(*DIMENSIONS, "provider", "requested_model", "status", "day"))
+    assert sum(r.requests for r in ledger.spend(every)) == 1006
+
+
+def test_spend_rows_carry_tokens_cache_rate_and_flags(ledger: Ledger, make_event: EventFactory) -> None:
+    usage = Usage(input_tokens=100, cache_read_tokens=300, cache_write_5m_tokens=50, cache_write_1h_tokens=50,
+                  output_tokens=40, reasoning_tokens=10, estimated=True)  # fmt: skip
+    ledger.append(
+        [
+            make_event(usage=usage, fallback=True),
+            make_event(usage=Usage(input_tokens=500), status=CallStatus.ERROR),
+            make_event(usage=Usage(), status=CallStatus.BLOCKED, cost="0"),
+        ]
+    )
+    (row,) = ledger.spend(SpendQuery())
+    assert (row.input_tokens, row.cache_read_tokens, row.cache_write_tokens) == (600, 300, 100)
+    assert (row.output_tokens, row.reasoning_tokens) == (40, 10)
+    assert row.cache_hit_rate == Decimal(300) / Decimal(1000)
+    assert (row.estimated_events, row.fallback_price_events) == (1, 1)
+    assert row.statuses == {"ok": 1, "error": 1, "blocked": 1}
+
+
+def test_spend_by_day_uses_utc_days(ledger: Ledger, make_event: EventFactory) -> None:
+    late = T0.replace(hour=23, minute=59, second=59, microsecond=999999)
+    ledger.append([make_event(at=late), make_event(at=late + timedelta(microseconds=1)), make_event(at=late)])
+    rows = ledger.spend(SpendQuery(by=("day",)))
+    assert [(r.group["day"], r.requests) for r in rows] == [("2026-03-01", 2), ("2026-03-02", 1)]
+
+
+def test_cost_per_outcome(ledger: Ledger, make_event: EventFactory) -> None:
+    ledger.append(
+        [
+            make_event(agent="support", cost="0.30"),
+            make_event(agent="support", cost="0.30"),
+            make_event(agent="support", cost="0.40", outcome="resolved_case"),
+            make_event(agent="support", cost="0.20", outcome="escalated"),
+            make_event(agent="coder", cost="1.00"),
+        ]
+    )
+    rows = {r.group["agent"]: r for r in ledger.spend(SpendQuery(by=("agent",)))}
+    assert rows["support"].outcomes == {"resolved_case": 1, "escalated": 1}
+    assert rows["support"].cost_per_outcome() == {"escalated": Decimal("1.20"), "resolved_case": Decimal("1.20")}
+    assert rows["coder"].outcomes == {}
+    assert rows["coder"].cost_per_outcome() == {}
+
+
+def test_unknown_dimension_is_a_store_error(ledger: Ledger) -> None:
+    with pytest.raises(UnknownDimensionError, match="unknown dimension 'colour'"):
+        ledger.spend(SpendQuery(by=("colour",)))
+    with pytest.raises(StoreError):
+        list(ledger.events(where={"day": "2026-01-01"}))
+
+
+def test_migrations_rerun_and_concurrent_opens(ledger_url: str, make_event: EventFactory) -> None:
+    latest = len(migrations("sqlite" if ledger_url.startswith("sqlite") else "postgres"))
+    opened: list[Ledger] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def opener() -> None:
+        try:
+            barrier.wait()
+            opened.append(open_ledger(ledger_url))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=opener) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    event = make_event()
+    opened[0].append([event])
+    for led in opened:
+        assert led.schema_version() == latest
+        led.close()
+    with open_ledger(ledger_url) as again:  # re-run on a migrated database changes nothing
+        assert again.schema_version() == latest
+        assert again.get(event.id) == event

@@ -1,0 +1,149 @@
+"""`LedgerWriter`: batches in the background, retries, spills when the ledger stays down, loses nothing."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from fiscus.errors import StoreError
+from fiscus.events.cost_event import CostEvent
+from fiscus.ledger import Ledger, LedgerWriter, SpendQuery, SpendRow, open_ledger
+
+from .conftest import EventFactory
+
+
+class FlakyLedger(Ledger):
+    """Wraps a real ledger; fails `append` while `down` is set or for the first `failures` calls."""
+
+    def __init__(self, inner: Ledger, *, failures: int = 0) -> None:
+        self.inner = inner
+        self.url = inner.url
+        self.failures = failures
+        self.down = threading.Event()
+        self.calls = 0
+
+    def append(self, events: Sequence[CostEvent]) -> int:
+        self.calls += 1
+        if self.down.is_set() or self.calls <= self.failures:
+            raise StoreError("ledger unreachable (test)")
+        return self.inner.append(events)
+
+    def get(self, event_id: str) -> CostEvent | None:
+        return self.inner.get(event_id)
+
+    def events(
+        self, *, since: datetime | None = None, until: datetime | None = None, where: Mapping[str, str] | None = None
+    ) -> Iterator[CostEvent]:
+        return self.inner.events(since=since, until=until, where=where)
+
+    def spend(self, query: SpendQuery) -> list[SpendRow]:
+        return self.inner.spend(query)
+
+    def schema_version(self) -> int:
+        return self.inner.schema_version()
+
+
+@pytest.fixture
+def sqlite_ledger(tmp_path: Path) -> Iterator[Ledger]:
+    ledger = open_ledger(f"sqlite:///{tmp_path}/ledger.db")
+    yield ledger
+    ledger.close()
+
+
+def _count(ledger: Ledger) -> int:
+    rows = ledger.spend(SpendQuery())
+    return rows[0].requests if rows else 0
+
+
+def test_close_writes_everything_submitted(sqlite_ledger: Ledger, make_event: EventFactory, tmp_path: Path) -> None:
+    writer = LedgerWriter(sqlite_ledger, batch_size=64, flush_interval=0.01, spill_path=tmp_path / "spill.jsonl")
+    events = [make_event() for _ in range(1000)]
+    for event in events:
+        writer.submit(event)
+    writer.close()
+    assert writer.written == 1000
+    assert _count(sqlite_ledger) == 1000
+    assert not (tmp_path / "spill.jsonl").exists()
+    with pytest.raises(StoreError, match="closed"):
+        writer.submit(make_event())
+    writer.close()  # a second close is harmless
+
+
+def test_flush_waits_for_earlier_events(sqlite_ledger: Ledger, make_event: EventFactory, tmp_path: Path) -> None:
+    with LedgerWriter(sqlite_ledger, flush_interval=5.0, spill_path=tmp_path / "s.jsonl") as writer:
+        for _ in range(10):
+            writer.submit(make_event())
+        assert writer.flush(timeout=5)  # well before the 5 s interval would have written them
+        assert _count(sqlite_ledger) == 10
+
+
+def test_submitting_from_many_threads(sqlite_ledger: Ledger, make_event: EventFactory, tmp_path: Path) -> None:
+    events = [make_event() for _ in range(800)]
+    with LedgerWriter(sqlite_ledger, batch_size=50, spill_path=tmp_path / "s.jsonl") as writer:
+        threads = [threading.Thread(target=lambda c=c: [writer.submit(e) for e in c]) for c in
+                   (events[i::4] for i in range(4))]  # fmt: skip
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert _count(sqlite_ledger) == 800
+
+
+def test_failed_batches_are_retried_not_dropped(
+    sqlite_ledger: Ledger, make_event: EventFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    flaky = FlakyLedger(sqlite_ledger, failures=3)
+    with caplog.at_level(logging.WARNING, logger="fiscus.ledger"):
+        writer = LedgerWriter(flaky, retry_initial=0.001, spill_path=tmp_path / "s.jsonl")
+        for _ in range(20):
+            writer.submit(make_event())
+        assert writer.flush(timeout=5)
+        writer.close()
+    assert _count(sqlite_ledger) == 20
+    assert flaky.calls >= 4
+    assert any("retrying" in r.message for r in caplog.records)
+
+
+def test_spill_when_the_ledger_stays_down_then_reingest(
+    sqlite_ledger: Ledger, make_event: EventFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    spill = tmp_path / "spill.jsonl"
+    flaky = FlakyLedger(sqlite_ledger)
+    flaky.down.set()
+    events = [make_event() for _ in range(30)]
+    with caplog.at_level(logging.WARNING, logger="fiscus.ledger"):
+        writer = LedgerWriter(flaky, batch_size=10, max_pending=10, retry_initial=0.001, spill_path=spill)
+        for event in events[:25]:
+            writer.submit(event)
+        assert writer.flush(timeout=5)  # the memory bound was passed: spilled, not held forever
+        assert writer.spilled == 25
+        for event in events[25:]:
+            writer.submit(event)
+        writer.close(timeout=0.05)  # still down at close: the rest is spilled too
+    assert writer.spilled == 30
+    assert _count(sqlite_ledger) == 0
+    assert len(spill.read_text().splitlines()) == 30
+    assert any("spilled" in r.message for r in caplog.records if r.levelno == logging.ERROR)
+
+    flaky.down.clear()
+    with LedgerWriter(flaky, spill_path=spill) as again:  # the next start takes the spill back
+        assert again.flush(timeout=5)
+    assert not spill.exists()
+    assert sorted(e.id for e in sqlite_ledger.events()) == sorted(e.id for e in events)
+    assert sqlite_ledger.get(events[0].id) == events[0]
+
+
+def test_spill_path_defaults_beside_a_sqlite_ledger(sqlite_ledger: Ledger) -> None:
+    writer = LedgerWriter(sqlite_ledger)
+    writer.close()
+    assert writer.spill_path == Path(f"{sqlite_ledger.path}.spill.jsonl")  # type: ignore[attr-defined]
+
+
+def test_rejects_what_is_not_an_event(sqlite_ledger: Ledger, tmp_path: Path) -> None:
+    with LedgerWriter(sqlite_ledger, spill_path=tmp_path / "s.jsonl") as writer, pytest.raises(TypeError):
+        writer.submit({"id": "x"})  # type: ignore[arg-type]
