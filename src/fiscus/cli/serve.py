@@ -1,0 +1,49 @@
+"""`fiscus serve`: run the gateway with uvicorn (uvloop and httptools when installed)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def serve(
+        config: Path | None = typer.Option(None, "--config", "-c", help="fiscus.yaml (default: built-in defaults)"),
+        host: str | None = typer.Option(None, help="Interface to bind (default: gateway.host from the config)"),
+        port: int | None = typer.Option(None, help="Port (default: gateway.port from the config)"),
+        workers: int | None = typer.Option(None, help="Worker processes sharing the budget store and ledger"),
+    ) -> None:
+        """Serve the OpenAI- and Anthropic-compatible gateway: /v1/chat/completions, /v1/responses,
+        /v1/messages, /v1/models, /healthz, /metrics and the admin API under /admin."""
+        import uvicorn
+
+        from fiscus.config import load_config
+        from fiscus.errors import ConfigError
+        from fiscus.gateway.worker import CONFIG_ENV
+
+        loaded = load_config(config)  # fail here, once, with a readable message, not in every worker
+        workers = workers or loaded.gateway.workers
+        if workers > 1 and loaded.budget_store.startswith("memory://"):
+            raise ConfigError("several workers need a shared budget store: set budget_store to sqlite:/// or redis://")
+        if config is not None:
+            os.environ[CONFIG_ENV] = str(config.resolve())
+        http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+        loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+        if http == "h11":
+            print("fiscus: httptools is not installed; using the slower h11 parser", file=sys.stderr)
+        uvicorn.run(
+            "fiscus.gateway.worker:app_from_env",
+            factory=True,
+            host=host or loaded.gateway.host,
+            port=port or loaded.gateway.port,
+            workers=workers,
+            loop=loop,
+            http=http,
+            access_log=False,
+            log_level="warning",
+        )
