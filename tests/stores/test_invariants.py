@@ -68,4 +68,3 @@ def test_processes_never_overspend(store_url: str) -> None:
         check(store, [(Tally(tally), refused) for tally, refused in reports])
     finally:
         store.close()
-
