@@ -20,7 +20,6 @@ from fiscus.policy.spec import (
     BudgetSpec,
     LimitsSpec,
     PolicySpec,
-    RollingSpec,
     ShorthandSpec,
     ThresholdSpec,
     parse_duration,
@@ -120,12 +119,12 @@ def _compile_budget(spec: BudgetSpec, where: str) -> Budget:
     )
 
 
-def _compile_window(spec: str | RollingSpec, where: str) -> Window:
-    if isinstance(spec, RollingSpec):
-        seconds = parse_duration(spec.rolling)
-        buckets = spec.buckets or next(n for n in range(_MAX_BUCKETS, 0, -1) if seconds % n == 0)
+def _compile_window(spec: str | dict[str, Any], where: str) -> Window:
+    if isinstance(spec, dict):
+        seconds = parse_duration(spec["rolling"])
+        buckets = spec.get("buckets") or next(n for n in range(_MAX_BUCKETS, 0, -1) if seconds % n == 0)
         if seconds % buckets:
-            raise ConfigError(f"{where}.buckets: {buckets} does not divide {spec.rolling} into whole seconds")
+            raise ConfigError(f"{where}.buckets: {buckets} does not divide {spec['rolling']} into whole seconds")
         return Window("rolling", seconds=seconds, buckets=buckets)
     if spec in ("session", "never"):
         return Window(spec)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -12,6 +12,7 @@ from fiscus.attribution import DIMENSIONS
 
 ACTIONS = ("notify", "warn", "downgrade", "compress", "throttle", "partial", "block")
 CALENDAR_UNITS = ("hour", "day", "week", "month")
+WINDOWS = ("session", *CALENDAR_UNITS, "never")
 SCOPE_DIMENSIONS = tuple(d for d in DIMENSIONS if d not in ("parent_session", "outcome"))
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -73,26 +74,31 @@ class ThresholdSpec(_Strict):
         return self
 
 
-class RollingSpec(_Strict):
-    rolling: str
-    buckets: int | None = Field(default=None, ge=1, le=1440)
-
-    @field_validator("rolling")
-    @classmethod
-    def _duration(cls, value: str) -> str:
-        parse_duration(value)
-        return value
-
-
 class BudgetSpec(_Strict):
     name: str | None = Field(default=None, min_length=1, pattern=r"^[A-Za-z0-9_.:/@+=-]+$")
     description: str | None = None
     scope: dict[str, str | list[str]] = Field(default_factory=dict)
-    window: Literal["session", "hour", "day", "week", "month", "never"] | RollingSpec = "month"
+    window: str | dict[str, Any] = "month"  # session | hour | day | week | month | never | {rolling: 5h}
     limit: LimitsSpec
     thresholds: list[ThresholdSpec] | None = None
     on_exhausted: Literal["partial", "block"] | None = None
     override: bool = False  # whether an override key passes the refusal when the budget is exhausted
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: str | dict[str, Any]) -> str | dict[str, Any]:
+        if isinstance(value, str):
+            if value not in WINDOWS:
+                raise ValueError(f"unknown window {value!r}; use {', '.join(WINDOWS)} or {{rolling: 5h}}")
+            return value
+        unknown = set(value) - {"rolling", "buckets"}
+        if unknown or "rolling" not in value:
+            raise ValueError("a rolling window is written {rolling: <duration>} with optional buckets: <count>")
+        parse_duration(value["rolling"])
+        buckets = value.get("buckets")
+        if buckets is not None and (not isinstance(buckets, int) or not 1 <= buckets <= 1440):
+            raise ValueError("buckets must be a whole number from 1 to 1440")
+        return value
 
     @field_validator("scope")
     @classmethod

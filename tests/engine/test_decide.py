@@ -1,0 +1,197 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from fiscus.attribution import Attribution
+from fiscus.engine import EFFECTS, Action
+from fiscus.policy import parse_policy
+from fiscus.stores.base import Counter
+
+from .helpers import engine, request, spent
+
+NOW = datetime(2026, 6, 15, 12, tzinfo=UTC).timestamp()
+TEAM = {"name": "team", "scope": {"team": "growth"}, "window": "month", "limit": {"usd": 100}}
+USER = {"name": "user", "scope": {"user": "*"}, "window": "day", "limit": {"usd": 10}}
+
+
+def counters_for(eng, req, **usd: str) -> dict[str, Counter]:  # type: ignore[no-untyped-def]
+    plan = eng.plan(req, NOW)
+    return {line.keys[0]: spent(usd[line.budget.name]) for line in plan.lines if line.budget.name in usd}
+
+
+def test_scope_matching_values_lists_each_and_combinations() -> None:
+    eng = engine(
+        {
+            "budgets": [
+                {"name": "all", "limit": {"usd": 1}},
+                {"name": "growth-prod", "scope": {"team": "growth", "environment": "prod"}, "limit": {"usd": 1}},
+                {"name": "envs", "scope": {"environment": ["dev", "prod"]}, "limit": {"usd": 1}},
+                {"name": "per-user", "scope": {"user": "*"}, "limit": {"usd": 1}},
+                {"name": "other-team", "scope": {"team": "core"}, "limit": {"usd": 1}},
+            ]
+        }
+    )
+    prod = request(attribution=Attribution(team="growth", environment="prod", user="a|b"))
+    lines = {line.budget.name: line for line in eng.plan(prod, NOW).lines}
+    assert set(lines) == {"all", "growth-prod", "envs", "per-user"}
+    assert lines["per-user"].instance == "b:per-user|user=a%7Cb"  # values are quoted into keys
+    assert lines["growth-prod"].instance == "b:growth-prod"
+    staging = request(attribution=Attribution(team="growth", environment="staging"))
+    assert {line.budget.name for line in eng.plan(staging, NOW).lines} == {"all"}  # no user: per-user skipped
+
+
+def test_most_restrictive_action_wins_and_reasons_name_every_budget() -> None:
+    eng = engine({"budgets": [TEAM, USER]})
+    req = request()
+    decision = eng.decide(req, eng.plan(req, NOW), counters_for(eng, req, team="81", user="9.2"))
+    assert decision.action is Action.COMPRESS  # user at 92 %: downgrade + compress beat the team's warn
+    assert Action.DOWNGRADE in decision.extra_actions
+    assert [(r.budget, r.utilisation, r.action) for r in decision.reasons] == [
+        ("team", Decimal("0.8100"), Action.WARN),
+        ("user user=alice", Decimal("0.9200"), Action.COMPRESS),
+    ]
+    assert decision.model == "claude-sonnet-4-5" and decision.downgraded  # one tier, not to haiku
+    assert decision.compress_to_tokens == 500
+
+
+def test_downgrade_goes_one_tier_even_when_several_budgets_ask() -> None:
+    eng = engine({"budgets": [TEAM, USER]})
+    req = request()
+    decision = eng.decide(req, eng.plan(req, NOW), counters_for(eng, req, team="95", user="9.5"))
+    assert decision.model == "claude-sonnet-4-5"
+    bottom = request("claude-haiku-4-5")
+    at_bottom = eng.decide(bottom, eng.plan(bottom, NOW), counters_for(eng, bottom, team="95"))
+    assert at_bottom.model == "claude-haiku-4-5" and not at_bottom.downgraded
+
+
+def test_max_tokens_clamped_so_the_worst_case_fits() -> None:
+    policy = {
+        "budgets": [
+            {
+                "name": "b",
+                "scope": {"team": "growth"},
+                "limit": {"usd": 1},
+                "thresholds": [{"at": 1.0, "action": "block"}],
+            }
+        ]
+    }
+    eng = engine(policy)
+    req = request(input_tokens=10_000, max_tokens=8000)  # opus: $0.15 input + $0.60 output worst case
+    plan = eng.plan(req, NOW)
+    decision = eng.decide(req, plan, {plan.keys[0]: spent("0.5")})
+    # $0.50 left - $0.15 input = $0.35 of output at $75/M → 4666 tokens
+    assert decision.action is Action.ALLOW and decision.max_tokens == 4666
+    assert decision.reserve is not None and decision.reserve.nanos <= 500_000_000
+    tight = eng.decide(req, plan, {plan.keys[0]: spent("0.85")})  # $0.15 left: the input alone fills it
+    assert tight.action is Action.BLOCK and not tight.calls_model and tight.reserve is None
+    assert tight.retry_at == datetime(2026, 7, 1, tzinfo=UTC)
+    assert "cannot fit this call" in tight.message
+
+
+def test_priority_reserve_keeps_the_last_share_for_critical_and_normal() -> None:
+    policy = {"priority": {"reserve_for_critical": 0.1}, "budgets": [TEAM]}
+    eng = engine(policy)
+    for priority, expected in (
+        ("background", Action.PARTIAL),
+        ("normal", Action.COMPRESS),
+        ("critical", Action.COMPRESS),
+    ):
+        req = request(priority=priority, input_tokens=1000, max_tokens=1000)
+        plan = eng.plan(req, NOW)
+        decision = eng.decide(req, plan, {plan.keys[0]: spent("90")})
+        assert decision.action is expected, priority
+
+
+def test_task_preflight_reserves_n_calls_or_says_when_the_window_resets() -> None:
+    eng = engine({"budgets": [{**TEAM, "thresholds": [{"at": 1.0, "action": "partial"}]}]})
+    ten = request(calls=10, input_tokens=10_000, max_tokens=1000)  # opus worst case $0.225 per call
+    plan = eng.plan(ten, NOW)
+    ok = eng.decide(ten, plan, {})
+    assert ok.reserve is not None and ok.reserve.nanos == 2_250_000_000 and ok.reserve.requests == 10
+    short = eng.decide(ten, plan, {plan.keys[0]: spent("98.5")})
+    assert short.action is Action.PARTIAL
+    assert "a task of 10 calls" in short.message
+    assert short.retry_at == datetime(2026, 7, 1, tzinfo=UTC)
+
+
+def test_throttle_admits_a_fraction_and_spares_critical() -> None:
+    eng = engine(
+        parse_policy(
+            {
+                "budgets": [
+                    {
+                        "name": "t",
+                        "scope": {"team": "growth"},
+                        "limit": {"usd": 100},
+                        "thresholds": [{"at": 0.5, "action": "throttle", "fraction": 0.25}],
+                    }
+                ]
+            }
+        )
+    )
+    req = request()
+    plan = eng.plan(req, NOW)
+    counters = {plan.keys[0]: spent("60")}
+    assert eng.decide(req, plan, counters, draw=0.2).action is Action.THROTTLE
+    refused = eng.decide(req, plan, counters, draw=0.3)
+    assert refused.action is Action.BLOCK and "throttled" in refused.message
+    critical = request(priority="critical")
+    assert eng.decide(critical, eng.plan(critical, NOW), counters, draw=0.99).action is Action.ALLOW
+
+
+def test_override_key_passes_an_overridable_block(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FISCUS_OVERRIDE_KEYS", "open-sesame")
+    eng = engine(
+        parse_policy(
+            {
+                "budgets": [
+                    {
+                        "name": "h",
+                        "scope": {"team": "growth"},
+                        "limit": {"usd": 100},
+                        "thresholds": [{"at": 1.0, "action": "block", "override": True}],
+                    }
+                ]
+            }
+        )
+    )
+    blocked = request()
+    plan = eng.plan(blocked, NOW)
+    assert eng.decide(blocked, plan, {plan.keys[0]: spent("100")}).action is Action.BLOCK
+    keyed = request(override_key="open-sesame")
+    plan = eng.plan(keyed, NOW)
+    decision = eng.decide(keyed, plan, {plan.keys[0]: spent("100")})
+    assert decision.calls_model and decision.overridden == ("b:h",)
+    (line,) = eng.reserve_lines(plan, decision)
+    assert line.limits.nanos is None  # reserved without a limit, on purpose
+
+
+def test_effects_table_covers_every_action() -> None:
+    assert set(EFFECTS) == set(Action)
+    assert [a for a in Action if EFFECTS[a].refuses] == [Action.PARTIAL, Action.BLOCK]
+
+
+def test_rolling_retry_at_is_when_enough_old_buckets_drop() -> None:
+    eng = engine(
+        {
+            "budgets": [
+                {
+                    "name": "r",
+                    "scope": {"team": "growth"},
+                    "window": {"rolling": "4h", "buckets": 4},
+                    "limit": {"usd": 1},
+                    "thresholds": [{"at": 1.0, "action": "block"}],
+                }
+            ]
+        }
+    )
+    req = request(input_tokens=1000, max_tokens=100)
+    plan = eng.plan(req, NOW)
+    keys = plan.lines[0].keys
+    counters = {keys[3]: spent("0.5"), keys[1]: spent("0.49")}  # oldest bucket holds half the budget
+    decision = eng.decide(req, plan, counters)
+    assert decision.action is Action.BLOCK
+    assert decision.retry_at == datetime.fromtimestamp(plan.lines[0].window.drops_at[3], UTC)
