@@ -244,3 +244,35 @@ async def test_route_by_model_pattern(emulator: str, fake_time: FakeTime) -> Non
     assert up.route("gpt-4o") == "openai" and up.route("claude-opus-4") == "anthropic"
     assert up.route("llama3") is None
     await up.aclose()
+
+
+async def test_a_stream_cut_mid_way_is_a_provider_error(emulator: str, fake_time: FakeTime) -> None:
+    from fiscus.providers import ProviderError
+
+    async with upstream(providers(emulator), fake_time) as up:
+        request = chat(stream=True, **{"x-emulator-stream-cut": "2", "x-emulator-reply-tokens": "50"})
+        async with up.stream(request) as stream:
+            assert stream.status == 200
+            with pytest.raises(ProviderError, match="broke the stream off"):
+                async for _chunk in stream:
+                    pass
+
+
+async def test_retries_count_against_the_rpm_limit(emulator: str, fake_time: FakeTime) -> None:
+    attempts: list[Attempt] = []
+    key = uuid.uuid4().hex
+    configs = providers(emulator, openai={"rpm": 1})
+    headers = {"x-emulator-error-sequence": "500", "x-emulator-sequence-key": key}
+    async with upstream(configs, fake_time, attempts, rate_limit_headroom=0.0, limiter_max_wait_s=0.0) as up:
+        answer = await up.send(chat(**headers))
+    assert answer.status == 500
+    assert [a.outcome for a in attempts] == ["retry", "rate_limited"]
+
+
+async def test_from_config_takes_gateway_settings(emulator: str) -> None:
+    from fiscus.config import FiscusConfig, GatewayConfig
+
+    config = FiscusConfig(providers=providers(emulator), gateway=GatewayConfig(retry_budget_ratio=0.25))
+    up = Upstream.from_config(config, env=KEYS)
+    assert up.retry_budget("openai").ratio == 0.25
+    await up.aclose()

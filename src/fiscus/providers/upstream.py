@@ -290,6 +290,11 @@ class Upstream:
             delay = wait if wait is not None else self._backoff.delay(number, self._rng)
             self._report(replace(done, outcome="retry", delay_s=delay))
             await self._sleep(delay)
+            try:  # a retry is a request too: it counts against the provider's RPM/TPM
+                await self._limiters[endpoint.name].acquire(request.estimated_tokens)
+            except RateLimitedError as exc:
+                self._report(replace(done, number=number + 1, outcome="rate_limited", error=str(exc), retry=True))
+                return failure
             number += 1
 
     def _report(self, attempt: Attempt) -> None:
