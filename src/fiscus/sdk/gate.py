@@ -1,0 +1,341 @@
+"""The SDK's side of the pipeline for one call: guards → count → admit → shape → (call) → settle.
+
+`Gate.prepare` runs the guards and builds the `CallRequest`; the caller admits it (sync or async);
+`Gate.shape` applies the decision to the request or answers `Short` (no model call: a partial answer or a
+typed error). After the call, `Plan.finish_args` and `Plan.after` settle the session, breakers and loops.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from fiscus.attribution import Attribution
+from fiscus.engine.decision import Action, Decision
+from fiscus.events.cost_event import CallStatus, CostEvent
+from fiscus.events.guard_events import LoopDetected
+from fiscus.governor import Admission, CallRequest
+from fiscus.guards.loops import Detection, LoopConfig, LoopDetector
+from fiscus.guards.registry import BreakerRegistry
+from fiscus.pricing.catalogue import PriceCatalogue
+from fiscus.pricing.sheet import PriceSheet
+from fiscus.sdk.errors import BudgetBlocked, BudgetExhausted, LoopDetectedError
+from fiscus.sdk.session import Session, current_session, emit
+from fiscus.shaping.compress import compress
+from fiscus.shaping.partial import exhausted_text
+from fiscus.usage.estimate import count_request_tokens
+from fiscus.usage.model import Usage
+from fiscus.usage.wire import WireFormat
+
+log = logging.getLogger("fiscus.sdk")
+MIN_OUTPUT_TOKENS = 16
+
+
+@dataclass(slots=True)
+class Short:
+    """No model call: answer with a partial object (`error` None) or raise `error`. Settle `admission` first."""
+
+    message: str
+    model: str
+    error: Exception | None = None
+    admission: Admission | None = None
+    status: CallStatus = CallStatus.PARTIAL
+
+
+@dataclass(slots=True)
+class Plan:
+    """One admitted call on its way out."""
+
+    gate: Gate
+    fmt: WireFormat
+    kwargs: dict[str, Any]
+    admission: Admission | None = None
+    request: CallRequest | None = None
+    session: Session | None = None
+    agent: str | None = None
+    reserved: Decimal = Decimal(0)
+    hide_usage_chunk: bool = False
+    caller_wants_usage: bool = False
+    settled: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def input_tokens(self) -> int:
+        return self.request.input_tokens if self.request else 0
+
+    def finish_args(self, usage: Usage | None, *, error: BaseException | None, streamed: bool) -> dict[str, Any]:
+        """Keyword arguments for `governor.settle` (after `admission`)."""
+        decision = self.admission.decision if self.admission else None
+        return {
+            "status": CallStatus.ERROR if error is not None else CallStatus.OK,
+            "served_model": self.kwargs.get("model"),
+            "error": None if error is None else f"{type(error).__name__}: {error}"[:500],
+            "streamed": streamed,
+            "outcome": None if decision is None else str(decision.action),
+        }
+
+    def after(self, event: CostEvent | None, *, output: str = "", tool_calls: tuple[Any, ...] = ()) -> None:
+        """Book the settled call in the session chain, the breakers and the loop detectors."""
+        if self.settled:
+            return
+        self.settled = True
+        cost = event.total_usd if event is not None else Decimal(0)
+        tokens = event.usage.total_tokens if event is not None else 0
+        ok = event is None or event.status is not CallStatus.ERROR
+        if self.session is not None:
+            self.session.settle(self.reserved, cost, tokens)
+        state = self.session.state() if self.session is not None else None
+        for trip in self.gate.breakers.record(self.agent, cost=cost, ok=ok, state=state):
+            emit(trip, self.gate.governor)
+        for detector, owner in self.gate.detectors(self.session):
+            found = detector.after_call(tool_calls=tool_calls, output=output, tokens=tokens)
+            if found is not None:
+                self.gate.on_loop(found, owner, self.agent)
+
+
+class Gate:
+    """What one wrapped client shares across its calls."""
+
+    def __init__(
+        self,
+        governor: Any,
+        attribution: Attribution,
+        *,
+        on_exhausted: str = "partial",
+        breakers: BreakerRegistry,
+        loops: LoopConfig | None = None,
+        on_warn: Callable[[Decision, Attribution], None] | None = None,
+        priority: str = "normal",
+    ) -> None:
+        if on_exhausted not in ("partial", "raise"):
+            raise ValueError(f'on_exhausted must be "partial" or "raise", got {on_exhausted!r}')
+        self.governor = governor
+        self.attribution = attribution
+        self.on_exhausted = on_exhausted
+        self.breakers = breakers
+        self.loops = loops or LoopConfig()
+        self.detector = LoopDetector(self.loops)  # for calls made outside any session
+        self.on_warn = on_warn
+        self.priority = priority
+        self.catalogue: PriceCatalogue = getattr(governor, "catalogue", None) or _shared_catalogue()
+        self._sheets: dict[tuple[str, str], PriceSheet] = {}
+
+    # --- before the call -------------------------------------------------------------------------------------
+
+    def detectors(self, session: Session | None) -> list[tuple[LoopDetector, Session | None]]:
+        if session is None:
+            return [(self.detector, None)]
+        return [(node.detector, node) for node in session.chain()]
+
+    def prepare(self, fmt: WireFormat, provider: str, kwargs: dict[str, Any], max_key: str) -> Plan | Short:
+        session = current_session()
+        attribution = self.attribution
+        if session is not None:
+            attribution = attribution.refine(**session.attribution_values())
+        agent = attribution.agent
+        model = str(kwargs.get("model", ""))
+        if session is not None and session.stopped:
+            stopped = next(n for n in session.chain() if n.outcome is not None)
+            return self._exhausted(f"session {stopped.id} has stopped: {stopped.reason}", model, session)
+        breaker = self.breakers.check(agent)
+        if breaker is not None:
+            trip = breaker.last_trip
+            reason = trip.message if trip else "circuit breaker open"
+            if self.on_exhausted == "raise":
+                retry = _at(trip.reopens_at) if trip else None
+                return Short(reason, model, BudgetBlocked(f"{breaker.scope} breaker is open: {reason}", retry_at=retry))
+            return Short(f"{breaker.scope} breaker is open: {reason}", model)
+        content, tool_results = last_content(fmt, kwargs)
+        for detector, owner in self.detectors(session):
+            found = detector.before_call(agent=agent, content=content, tool_results=tool_results)
+            if found is not None:
+                short = self.on_loop(found, owner, agent, model=model)
+                if short is not None:
+                    return short
+        input_tokens = count_request_tokens(kwargs, fmt)
+        max_tokens = kwargs.get(max_key)
+        if session is not None and session.ceiling_usd is not None:
+            room = session.remaining() or Decimal(0)
+            wanted = max_tokens or getattr(getattr(self.governor, "policy", None), "default_max_tokens", 4096)
+            fitted = _fit(self._sheet(provider, model), input_tokens, wanted, room)
+            if fitted is None:
+                session.stop("ceiling", f"ceiling ${session.ceiling_usd} reached")
+                return self._exhausted(f"session ceiling ${_ceiling(session)} reached", model, session)
+            max_tokens = fitted
+        request = CallRequest(
+            provider=provider,
+            model=model,
+            attribution=attribution,
+            input_tokens=input_tokens,
+            max_tokens=max_tokens,
+            priority=self.priority,
+        )
+        return Plan(self, fmt, kwargs, request=request, session=session, agent=agent, extra={"max_key": max_key})
+
+    def shape(self, plan: Plan, admission: Admission) -> Plan | Short:
+        """Apply the governor's decision to the request; `Short` when no model is to be called."""
+        plan.admission = admission
+        decision = admission.decision
+        kwargs = plan.kwargs
+        session = plan.session
+        action = decision.action
+        if action is Action.BLOCK:
+            error = BudgetBlocked(
+                decision.message or "blocked by budget", retry_at=decision.retry_at, reasons=decision.reasons
+            )
+            self._trip_exhausted(plan, decision)
+            return Short(str(error), decision.requested_model, error, admission, CallStatus.BLOCKED)
+        if action is Action.PARTIAL or (admission.reservation is None and not action.calls_model):
+            self._trip_exhausted(plan, decision)
+            if session is not None:
+                session.stop("partial", decision.message or "budget exhausted")
+            short = self._exhausted(decision.message or "budget exhausted", decision.requested_model, session)
+            short.admission, short.status = admission, CallStatus.PARTIAL
+            return short
+        if action in (Action.WARN, Action.NOTIFY) or Action.WARN in decision.extra_actions:
+            log.warning("fiscus: %s", decision.message or "budget threshold reached")
+            if self.on_warn is not None:
+                self.on_warn(decision, plan.request.attribution if plan.request else self.attribution)
+        kwargs = dict(kwargs)
+        if decision.model and decision.model != kwargs.get("model"):
+            kwargs["model"] = decision.model
+        target = decision.compress_to_tokens
+        if target and (action is Action.COMPRESS or Action.COMPRESS in decision.extra_actions):
+            kwargs, cut = compress(kwargs, plan.fmt, target)
+            if cut:
+                log.info("fiscus: context compressed by %d tokens", cut)
+        max_tokens = decision.max_tokens
+        if session is not None and session.ceiling_usd is not None:
+            sheet = self._sheet(plan.request.provider, kwargs["model"]) if plan.request else None
+            fitted = _fit(sheet, plan.input_tokens, max_tokens, session.remaining() or Decimal(0)) if sheet else None
+            reserved = sheet.worst_case(plan.input_tokens, fitted) if sheet and fitted else None
+            if fitted is None or reserved is None or not session.reserve(reserved):
+                session.stop("ceiling", f"ceiling ${_ceiling(session)} reached")
+                short = self._exhausted(
+                    f"session ceiling ${_ceiling(session)} reached", decision.requested_model, session
+                )
+                short.admission, short.status = admission, CallStatus.PARTIAL
+                return short
+            plan.reserved, max_tokens = reserved, fitted
+        kwargs[plan.extra["max_key"]] = max_tokens
+        plan.kwargs = kwargs
+        return plan
+
+    # --- guard outcomes --------------------------------------------------------------------------------------------
+
+    def on_loop(self, found: Detection, owner: Session | None, agent: str | None, *, model: str = "") -> Short | None:
+        action = self.loops.action if owner is None else owner.detector.config.action
+        emit(
+            LoopDetected(found.kind, owner.id if owner else None, agent, action, found.message, found.evidence),
+            self.governor,
+        )
+        log.warning("fiscus: loop detected (%s): %s", found.kind, found.message)
+        if action == "warn":
+            return None
+        if owner is not None:
+            owner.stop("loop", found.message)
+        if action == "raise":
+            state = owner.state() if owner else {}
+            return Short(
+                found.message,
+                model,
+                LoopDetectedError(found.message, kind=found.kind, evidence=found.evidence, state=state),
+            )
+        return Short(f"stopped by loop detection: {found.message}", model)
+
+    def _exhausted(self, message: str, model: str, session: Session | None) -> Short:
+        if self.on_exhausted == "raise":
+            state = session.state() if session is not None else {}
+            return Short(message, model, BudgetExhausted(message, state=state))
+        return Short(message, model)
+
+    def _trip_exhausted(self, plan: Plan, decision: Decision) -> None:
+        if plan.agent is None:
+            return
+        state = plan.session.state() if plan.session is not None else {"agent": plan.agent}
+        event = self.breakers.trip(plan.agent, "budget_exhausted", decision.message or "budget exhausted", state=state)
+        emit(event, self.governor)
+
+    def _sheet(self, provider: str, model: str) -> PriceSheet:
+        key = (provider, model)
+        sheet = self._sheets.get(key)
+        if sheet is None:
+            sheet = self._sheets[key] = self.catalogue.sheet(provider=provider, model=model)
+        return sheet
+
+
+def partial_text(short: Short) -> str:
+    return exhausted_text(short.message)
+
+
+def _fit(sheet: PriceSheet, input_tokens: int, max_tokens: int, room: Decimal) -> int | None:
+    """The largest output cap ≤ `max_tokens` whose worst case fits in `room`; None below the minimum."""
+    if sheet.worst_case(input_tokens, max_tokens) <= room:
+        return max_tokens
+    base = sheet.worst_case(input_tokens, 0)
+    per_token = (sheet.worst_case(input_tokens, 1_000_000) - base) / 1_000_000
+    if base >= room or per_token <= 0:
+        return None
+    fitted = min(int((room - base) / per_token), max_tokens)
+    while fitted >= MIN_OUTPUT_TOKENS and sheet.worst_case(input_tokens, fitted) > room:  # tiers, rounding
+        fitted -= 1
+    return fitted if fitted >= MIN_OUTPUT_TOKENS else None
+
+
+def _ceiling(session: Session) -> Decimal | None:
+    limits = [n.ceiling_usd for n in session.chain() if n.ceiling_usd is not None]
+    return min(limits) if limits else None
+
+
+def _at(epoch: float) -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+_CATALOGUE: PriceCatalogue | None = None
+
+
+def _shared_catalogue() -> PriceCatalogue:
+    global _CATALOGUE
+    if _CATALOGUE is None:
+        _CATALOGUE = PriceCatalogue()
+    return _CATALOGUE
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(_text_of(p.get("text") or p.get("content")) for p in content if isinstance(p, Mapping))
+    return ""
+
+
+def last_content(fmt: WireFormat, kwargs: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
+    """The last user/tool text of a request and its tool results, for the loop checks."""
+    items = kwargs.get("input" if fmt is WireFormat.OPENAI_RESPONSES else "messages")
+    if isinstance(items, str):
+        return items, ()
+    if not isinstance(items, list) or not items:
+        return "", ()
+    results: list[str] = []
+    for item in reversed(items):
+        if not isinstance(item, Mapping):
+            break
+        role, kind = item.get("role"), item.get("type")
+        if role == "tool" or kind == "function_call_output":
+            results.append(_text_of(item.get("content") or item.get("output")))
+            continue
+        if role == "user" and isinstance(item.get("content"), list):
+            results.extend(
+                _text_of(b.get("content"))
+                for b in item["content"]
+                if isinstance(b, Mapping) and b.get("type") == "tool_result"
+            )
+        break
+    last = items[-1]
+    text = _text_of(last.get("content") or last.get("output")) if isinstance(last, Mapping) else ""
+    return text, tuple(results)

@@ -1,0 +1,101 @@
+"""Reading the official SDKs' response objects, and building partial answers as the SDKs' own objects.
+
+Partial answers come from `fiscus.shaping.partial` (the same protocol dicts the gateway sends), turned into
+SDK objects with `model_validate`, or, for streams, into the SDK's own `Stream` over an in-memory response,
+so callers iterate the SDK's own chunk types.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from typing import Any
+
+from fiscus.shaping.partial import partial_body, partial_events
+from fiscus.usage import anthropic as anthropic_usage
+from fiscus.usage import openai_chat, openai_responses
+from fiscus.usage.model import Usage
+from fiscus.usage.wire import WireFormat
+
+
+def _dump(obj: Any) -> dict[str, Any]:
+    return obj.model_dump() if hasattr(obj, "model_dump") else dict(obj)
+
+
+def usage_of(fmt: WireFormat, response: Any) -> Usage | None:
+    usage = getattr(response, "usage", None)
+    if usage is None:
+        return None
+    if fmt is WireFormat.OPENAI_CHAT:
+        return openai_chat.usage_from_fields(_dump(usage))
+    if fmt is WireFormat.OPENAI_RESPONSES:
+        return openai_responses.usage_from_fields(_dump(usage))
+    return anthropic_usage.usage_from_fields(_dump(usage))
+
+
+def output_of(fmt: WireFormat, response: Any) -> tuple[str, tuple[tuple[str, Any], ...]]:
+    """The answer's text and its tool calls (name, arguments), for the loop checks."""
+    if fmt is WireFormat.OPENAI_CHAT:
+        choices = getattr(response, "choices", None) or ()
+        if not choices:
+            return "", ()
+        message = choices[0].message
+        calls = tuple(
+            (c.function.name, c.function.arguments) for c in (message.tool_calls or ()) if getattr(c, "function", None)
+        )
+        return message.content or "", calls
+    if fmt is WireFormat.OPENAI_RESPONSES:
+        calls = tuple((i.name, i.arguments) for i in response.output or () if i.type == "function_call")
+        return getattr(response, "output_text", "") or "", calls
+    texts, calls_list = [], []
+    for block in response.content or ():
+        if block.type == "text":
+            texts.append(block.text)
+        elif block.type == "tool_use":
+            calls_list.append((block.name, block.input))
+    return "".join(texts), tuple(calls_list)
+
+
+# --- partial answers -----------------------------------------------------------------------------------------
+
+
+def _types(fmt: WireFormat, sdk: str) -> tuple[Any, Any]:
+    """(body type, stream event type) of the SDK for this format."""
+    if fmt is WireFormat.OPENAI_CHAT:
+        from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
+        return ChatCompletion, ChatCompletionChunk
+    if fmt is WireFormat.OPENAI_RESPONSES:
+        from openai.types.responses import Response, ResponseStreamEvent
+
+        return Response, ResponseStreamEvent
+    from anthropic.types import Message, RawMessageStreamEvent
+
+    return Message, RawMessageStreamEvent
+
+
+def partial_object(fmt: WireFormat, *, model: str, text: str) -> Any:
+    body_type, _ = _types(fmt, "")
+    return body_type.model_validate(partial_body(str(fmt), model=model, text=text))
+
+
+def partial_stream(fmt: WireFormat, client: Any, *, model: str, text: str, include_usage: bool, is_async: bool) -> Any:
+    """The SDK's own `Stream` / `AsyncStream` yielding the partial answer's events."""
+    _, event_type = _types(fmt, "")
+    frames = b"".join(partial_events(str(fmt), model=model, text=text, include_usage=include_usage))
+    module = importlib.import_module("openai._streaming" if fmt is not WireFormat.ANTHROPIC else "anthropic._streaming")
+    http = getattr(module, "httpx2", None) or getattr(module, "httpx", None) or importlib.import_module("httpx")
+    request = http.Request("POST", "http://fiscus.invalid/partial")
+    response = http.Response(200, headers={"content-type": "text/event-stream"}, content=frames, request=request)
+    stream_type = module.AsyncStream if is_async else module.Stream
+    return stream_type(cast_to=event_type, response=response, client=client)
+
+
+def events_as_json(frames: list[bytes]) -> list[dict[str, Any]]:
+    """Decoded `data:` payloads of SSE frames (for tests and logs)."""
+    out = []
+    for frame in frames:
+        for line in frame.decode().splitlines():
+            if line.startswith("data: ") and line != "data: [DONE]":
+                out.append(json.loads(line[6:]))
+    return out

@@ -1,0 +1,168 @@
+"""`fiscus.wrap(client, ...)`: the official OpenAI / Anthropic client, governed, with the same methods and
+return types. The proxy intercepts the model-calling methods and hands everything else to the client."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fiscus.attribution import Attribution
+from fiscus.errors import FiscusError
+from fiscus.guards.loops import LoopConfig
+from fiscus.guards.registry import BreakerRegistry
+from fiscus.sdk.calls import (
+    ANTHROPIC_MESSAGES,
+    OPENAI_CHAT,
+    OPENAI_RESPONSES,
+    Endpoint,
+    call_async,
+    call_raw_sync,
+    call_sync,
+)
+from fiscus.sdk.gate import Gate
+from fiscus.sdk.runtime import breakers_for, default_governor, governor_from_policy
+
+
+class _Proxy:
+    """Attributes set on the proxy win; anything else is the wrapped object's own."""
+
+    def __init__(self, target: Any) -> None:
+        self.__dict__["_target"] = target
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.__dict__["_target"], name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self.__dict__["_target"], name, value)
+
+    def __repr__(self) -> str:
+        return f"<fiscus governed {self.__dict__['_target']!r}>"
+
+
+def _set(proxy: _Proxy, **attrs: Any) -> _Proxy:
+    proxy.__dict__.update(attrs)
+    return proxy
+
+
+def _method(gate: Gate, endpoint: Endpoint, fn: Callable[..., Any], client: Any, is_async: bool) -> Callable[..., Any]:
+    if is_async:
+
+        async def acreate(**kwargs: Any) -> Any:
+            return await call_async(gate, endpoint, fn, client, kwargs)
+
+        return acreate
+
+    def create(**kwargs: Any) -> Any:
+        return call_sync(gate, endpoint, fn, client, kwargs)
+
+    return create
+
+
+def _wrap_openai(client: Any, gate: Gate, is_async: bool) -> _Proxy:
+    completions = client.chat.completions
+    chat_create = _method(gate, OPENAI_CHAT, completions.create, client, is_async)
+    attrs: dict[str, Any] = {"create": chat_create}
+    if not is_async:
+        raw = completions.with_raw_response
+
+        def raw_create(**kwargs: Any) -> Any:
+            return call_raw_sync(gate, OPENAI_CHAT, raw.create, client, kwargs)
+
+        attrs["with_raw_response"] = _set(_Proxy(raw), create=raw_create)
+    chat = _set(_Proxy(client.chat), completions=_set(_Proxy(completions), **attrs))
+    responses = client.responses
+    governed_responses = _set(
+        _Proxy(responses), create=_method(gate, OPENAI_RESPONSES, responses.create, client, is_async)
+    )
+    return _set(_Proxy(client), chat=chat, responses=governed_responses, fiscus_gate=gate)
+
+
+def _wrap_anthropic(client: Any, gate: Gate, is_async: bool) -> _Proxy:
+    from anthropic import NOT_GIVEN
+    from anthropic.lib.streaming import AsyncMessageStreamManager, MessageStreamManager
+
+    messages = client.messages
+    create = _method(gate, ANTHROPIC_MESSAGES, messages.create, client, is_async)
+
+    def stream(**kwargs: Any) -> Any:
+        """`messages.stream(...)`: the SDK's own stream manager over the governed `create(stream=True)`."""
+        if "output_format" in kwargs:
+            raise FiscusError("fiscus: messages.stream(output_format=...) is not governed; use create(stream=True)")
+        kwargs = {**kwargs, "stream": True}
+        if is_async:
+            return AsyncMessageStreamManager(create(**kwargs), output_format=NOT_GIVEN)
+        return MessageStreamManager(lambda: create(**kwargs), output_format=NOT_GIVEN)
+
+    governed = _set(_Proxy(messages), create=create, stream=stream)
+    return _set(_Proxy(client), messages=governed, fiscus_gate=gate)
+
+
+def wrap(
+    client: Any,
+    *,
+    agent: str | None = None,
+    team: str | None = None,
+    workflow: str | None = None,
+    environment: str | None = None,
+    tenant: str | None = None,
+    user: str | None = None,
+    task_class: str | None = None,
+    governor: Any | None = None,
+    config: str | Path | None = None,
+    policy: Any | None = None,
+    on_exhausted: str = "partial",
+    priority: str = "normal",
+    loops: LoopConfig | None = None,
+    breakers: BreakerRegistry | None = None,
+    on_warn: Callable[..., None] | None = None,
+) -> Any:
+    """Govern an `openai.OpenAI`/`AsyncOpenAI` or `anthropic.Anthropic`/`AsyncAnthropic` client.
+
+    Every call is counted, admitted by the governor (which may downgrade, clamp, compress, answer partially
+    or block), sent, read for usage and settled. `governor` defaults to the process's shared one (from
+    `config`, `$FISCUS_CONFIG` or the defaults); `policy` builds a private one. `on_exhausted="raise"` turns
+    partial answers into `BudgetExhausted`.
+    """
+    if governor is None:
+        governor = governor_from_policy(policy) if policy is not None else default_governor(config)
+    attribution = Attribution(
+        agent=agent,
+        team=team,
+        workflow=workflow,
+        environment=environment,
+        tenant=tenant,
+        user=user,
+        task_class=task_class,
+    )
+    gate = Gate(
+        governor,
+        attribution,
+        on_exhausted=on_exhausted,
+        breakers=breakers or breakers_for(governor),
+        loops=loops,
+        on_warn=on_warn,
+        priority=priority,
+    )
+    kind = _kind(client)
+    if kind == "openai":
+        return _wrap_openai(client, gate, is_async=_is_async(client))
+    return _wrap_anthropic(client, gate, is_async=_is_async(client))
+
+
+def _kind(client: Any) -> str:
+    module = type(client).__module__.split(".")[0]
+    if module in ("openai", "anthropic"):
+        return module
+    for base in type(client).__mro__:
+        root = base.__module__.split(".")[0]
+        if root in ("openai", "anthropic"):
+            return root
+    raise FiscusError(
+        "fiscus.wrap supports openai.OpenAI/AsyncOpenAI and anthropic.Anthropic/AsyncAnthropic, "
+        f"got {type(client).__name__}"
+    )
+
+
+def _is_async(client: Any) -> bool:
+    return type(client).__name__.startswith("Async")
