@@ -67,8 +67,9 @@ AttemptOutcome = Literal[
 @dataclass(frozen=True, slots=True)
 class Attempt:
     """One try at one provider, reported to the `on_attempt` callback as soon as its outcome is known.
-    `retry` is true for the second and later tries at the same provider; `fallback` when the provider is a
-    fallback of the requested one. `status` is None when no HTTP answer came (connection error, limiter)."""
+    `retry` is true for the second and later tries sent to the same provider (count these as retries);
+    `fallback` when the provider is a fallback of the requested one. `status` is None when no HTTP answer came
+    (connection error, or the local limiter refused before sending)."""
 
     provider: str
     model: str

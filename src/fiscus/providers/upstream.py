@@ -293,7 +293,9 @@ class Upstream:
             try:  # a retry is a request too: it counts against the provider's RPM/TPM
                 await self._limiters[endpoint.name].acquire(request.estimated_tokens)
             except RateLimitedError as exc:
-                self._report(replace(done, number=number + 1, outcome="rate_limited", error=str(exc), retry=True))
+                # Not sent, so not counted as a retry (`retry` marks tries that reached the provider).
+                refused = replace(done, number=number + 1, outcome="rate_limited", status=None, error=str(exc))
+                self._report(replace(refused, retry=False, elapsed_s=0.0))
                 return failure
             number += 1
 
