@@ -1,0 +1,121 @@
+"""Random admit / settle / crash (never settle) / clock jumps across windows, against the budget invariants."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from fiscus.attribution import Attribution
+from fiscus.events import CallStatus
+from fiscus.governor import Admission, CallRequest
+from fiscus.money import to_nanos
+from fiscus.usage import Usage
+
+from ._support import governor
+
+POLICY = {
+    "budgets": [
+        {"name": "team", "scope": {"team": "growth"}, "window": "hour", "limit": {"usd": "0.5", "requests": 30}},
+        {"name": "user", "scope": {"user": "*"}, "window": {"rolling": "2h", "buckets": 4}, "limit": {"usd": "0.3"}},
+        {
+            "name": "agent",
+            "scope": {"agent": "resolver"},
+            "window": "day",
+            "limit": {"usd": "0.8"},
+            "thresholds": [{"at": 0.5, "action": "throttle", "fraction": 0.5}, {"at": 1.0, "action": "block"}],
+        },
+    ]
+}
+LEASE = 30.0
+
+
+class GovernorMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.gov, self.clock, self.ledger, _ = governor(POLICY, lease_seconds=LEASE)
+        self.open: list[Admission] = []
+        self.crashed: list[Admission] = []
+
+    @rule(
+        user=st.sampled_from(["u1", "u2"]),
+        model=st.sampled_from(["big", "small"]),
+        tokens_in=st.integers(0, 20_000),
+        max_tokens=st.integers(1, 4000),
+        calls=st.integers(1, 3),
+        priority=st.sampled_from(["critical", "normal", "background"]),
+    )
+    def admit(self, user: str, model: str, tokens_in: int, max_tokens: int, calls: int, priority: str) -> None:
+        attribution = Attribution(team="growth", user=user, agent="resolver")
+        request = CallRequest("local", model, attribution, tokens_in, max_tokens, priority=priority, calls=calls)
+        admission = self.gov.admit(request)
+        if admission.decision.calls_model:
+            assert admission.reservation is not None
+            self.open.append(admission)
+        else:
+            status = CallStatus.PARTIAL if admission.decision.action == "partial" else CallStatus.BLOCKED
+            event = self.gov.settle(admission, None, status=status)
+            assert event.cost.total == 0
+
+    @precondition(lambda self: self.open)
+    @rule(data=st.data(), share=st.floats(0, 1))
+    def settle(self, data: st.DataObject, share: float) -> None:
+        admission = self.open.pop(data.draw(st.integers(0, len(self.open) - 1)))
+        decision = admission.decision
+        tokens_in = decision.compress_to_tokens or admission.request.input_tokens
+        usage = Usage(input_tokens=tokens_in, output_tokens=int(decision.max_tokens * share))
+        self.gov.settle(admission, usage, served_model=decision.model)
+
+    @precondition(lambda self: self.open)
+    @rule()
+    def crash(self) -> None:
+        self.crashed.append(self.open.pop())  # never settled: its lease must lapse
+
+    @rule(seconds=st.sampled_from([1.0, LEASE + 1, 1800.0, 3600.0, 86_400.0]))
+    def advance(self, seconds: float) -> None:
+        self.clock.now += seconds
+
+    @invariant()
+    def spend_never_exceeds_a_limit(self) -> None:
+        for status in self.gov.status():
+            limits = status.limits
+            if limits.nanos is not None:
+                assert status.spent.nanos + status.reserved.nanos <= limits.nanos, status
+            if limits.requests is not None:
+                assert status.spent.requests + status.reserved.requests <= limits.requests, status
+
+    @invariant()
+    def counters_equal_recorded_events(self) -> None:
+        now = self.clock.now
+        for status in self.gov.status():
+            if status.values or status.window == "rolling 2h":
+                continue  # per-value and rolling instances are summed below by key
+            start = self._window_start(status.window_id)
+            recorded = sum(
+                to_nanos(e.cost.total)
+                for e in self.ledger.events
+                if e.attribution.team == "growth"
+                and self._in_window(e.timestamp.timestamp(), status.budget, start, now)
+            )
+            assert status.spent.nanos == recorded, status
+
+    def _window_start(self, window_id: str) -> str:
+        return window_id
+
+    def _in_window(self, ts: float, budget: str, window_id: str, now: float) -> bool:
+        engine = self.gov.engine
+        line_window = engine.policy.budget(budget).window
+        at = engine.window(line_window, ts, None)
+        return at is not None and at.ids[0] == window_id
+
+    def teardown(self) -> None:
+        # After every lease has expired nothing stays reserved.
+        self.clock.now += LEASE + 1
+        for status in self.gov.status():
+            assert status.reserved.nanos == 0 and status.reserved.requests == 0, status
+
+
+TestGovernorStateful = GovernorMachine.TestCase
+TestGovernorStateful.settings = settings(
+    max_examples=40, stateful_step_count=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
