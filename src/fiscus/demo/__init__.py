@@ -1,0 +1,1 @@
+"""The demo: a small fleet of agents through the gateway, on the embedded default."""
