@@ -5,9 +5,9 @@ from __future__ import annotations
 import anthropic
 import openai
 import pytest
+from tests.gateway.conftest import serve
 
 from fiscus.engine.decision import Action
-from tests.gateway.conftest import serve
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
