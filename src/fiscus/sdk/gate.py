@@ -116,7 +116,8 @@ class Gate:
         self.attribution = attribution
         self.on_exhausted = on_exhausted
         self.breakers = breakers
-        self.loops = loops or LoopConfig()
+        # Outside a session there is no run to stop, so a loop only warns unless the caller configured otherwise.
+        self.loops = loops or LoopConfig(action="warn")
         self.detector = LoopDetector(self.loops)  # for calls made outside any session
         self.on_warn = on_warn
         self.priority = priority
