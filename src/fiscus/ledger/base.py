@@ -6,7 +6,7 @@ import abc
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
+from decimal import Context, Decimal
 
 from fiscus.attribution import DIMENSIONS
 from fiscus.errors import StoreError
@@ -16,6 +16,8 @@ from fiscus.events.cost_event import CostEvent
 CALL_KEYS: tuple[str, ...] = ("provider", "served_model", "requested_model", "status")
 GROUP_KEYS: tuple[str, ...] = (*DIMENSIONS, *CALL_KEYS, "day")
 FILTER_KEYS: tuple[str, ...] = (*DIMENSIONS, *CALL_KEYS)
+# Sums of money never round: 60 significant digits hold any realistic total at any sub-unit precision.
+MONEY_CONTEXT = Context(prec=60)
 # Friendlier names a user may type; `model` is what answered the call.
 KEY_ALIASES: dict[str, str] = {"model": "served_model"}
 
@@ -74,7 +76,8 @@ class SpendRow:
 
     @property
     def total_usd(self) -> Decimal:
-        return self.input_usd + self.cache_read_usd + self.cache_write_usd + self.output_usd
+        add = MONEY_CONTEXT.add
+        return add(add(self.input_usd, self.cache_read_usd), add(self.cache_write_usd, self.output_usd))
 
     @property
     def total_input_tokens(self) -> int:
@@ -91,6 +94,13 @@ class SpendRow:
         total = self.total_usd
         return {label: total / count for label, count in sorted(self.outcomes.items()) if count}
 
+    def add_money(self, input_usd: Decimal, cache_read: Decimal, cache_write: Decimal, output: Decimal) -> None:
+        add = MONEY_CONTEXT.add
+        self.input_usd = add(self.input_usd, input_usd)
+        self.cache_read_usd = add(self.cache_read_usd, cache_read)
+        self.cache_write_usd = add(self.cache_write_usd, cache_write)
+        self.output_usd = add(self.output_usd, output)
+
     def merge(self, other: SpendRow) -> None:
         """Add `other`'s totals into this row (used for the totals line)."""
         self.requests += other.requests
@@ -99,10 +109,7 @@ class SpendRow:
         self.cache_write_tokens += other.cache_write_tokens
         self.output_tokens += other.output_tokens
         self.reasoning_tokens += other.reasoning_tokens
-        self.input_usd += other.input_usd
-        self.cache_read_usd += other.cache_read_usd
-        self.cache_write_usd += other.cache_write_usd
-        self.output_usd += other.output_usd
+        self.add_money(other.input_usd, other.cache_read_usd, other.cache_write_usd, other.output_usd)
         self.estimated_events += other.estimated_events
         self.fallback_price_events += other.fallback_price_events
         for label, count in other.statuses.items():

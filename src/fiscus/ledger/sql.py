@@ -104,10 +104,7 @@ def merge_spend(
         row.reasoning_tokens += treason
         row.estimated_events += est
         row.fallback_price_events += fb
-        row.input_usd += m_in
-        row.cache_read_usd += m_cr
-        row.cache_write_usd += m_cw
-        row.output_usd += m_out
+        row.add_money(m_in, m_cr, m_cw, m_out)
         row.statuses[status] = row.statuses.get(status, 0) + count
         if outcome is not None:
             row.outcomes[outcome] = row.outcomes.get(outcome, 0) + count

@@ -12,12 +12,12 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
-from decimal import Context, Decimal
+from decimal import Decimal
 from pathlib import Path
 
 from fiscus.errors import StoreError
 from fiscus.events.cost_event import CostEvent
-from fiscus.ledger.base import Ledger, SpendQuery, SpendRow
+from fiscus.ledger.base import MONEY_CONTEXT, Ledger, SpendQuery, SpendRow
 from fiscus.ledger.migrations import migrations
 from fiscus.ledger.rows import COLUMNS, TABLE, event_from_row, from_micros, sqlite_row, to_micros
 from fiscus.ledger.sql import SELECT_EVENTS, Dialect, merge_spend, q, spend_sql, where_clause
@@ -25,7 +25,6 @@ from fiscus.ledger.sql import SELECT_EVENTS, Dialect, merge_spend, q, spend_sql,
 INSERT = f"INSERT OR IGNORE INTO {TABLE} ({', '.join(q(c) for c in COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 _PAGE = 2000
 _BUSY_TIMEOUT_MS = 10_000
-_SUM_CONTEXT = Context(prec=60)  # wide enough that no realistic total is ever rounded
 
 
 class _MoneySum:
@@ -35,7 +34,7 @@ class _MoneySum:
         self.parts = [Decimal(0)] * 4
 
     def step(self, m_in: str, m_cr: str, m_cw5: str, m_cw1: str, m_out: str) -> None:
-        add = _SUM_CONTEXT.add
+        add = MONEY_CONTEXT.add
         p = self.parts
         p[0] = add(p[0], Decimal(m_in))
         p[1] = add(p[1], Decimal(m_cr))

@@ -1,0 +1,85 @@
+"""`fiscus report`: spend from the ledger, grouped by any dimensions, as a table, JSON or chargeback CSV."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fiscus.attribution import DIMENSIONS
+from fiscus.config import load_config
+from fiscus.errors import StoreError
+from fiscus.reports.period import ReportArgumentError, parse_by, parse_moment, parse_where
+
+_BY_HELP = (
+    "Group by these, comma-separated: "
+    + ", ".join(DIMENSIONS)
+    + ", model (the model that answered), requested_model, provider, status, day (UTC)."
+)
+
+
+def report(
+    ledger: Annotated[
+        str | None, typer.Option("--ledger", help="Ledger URL (sqlite:///path or postgresql://…); default from config.")
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="fiscus.yaml naming the ledger (default: sqlite:///.fiscus/ledger.db)."),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="Start: 30m, 24h, 7d or 4w ago, or an ISO date/time, UTC. Default: all."),
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="End (exclusive), same forms as --since. Default: now.")
+    ] = None,
+    by: Annotated[str | None, typer.Option("--by", help=_BY_HELP)] = None,
+    where: Annotated[
+        list[str] | None, typer.Option("--where", help="Keep only events with dimension=value; repeatable.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (decimal strings) instead of a table.")] = False,
+    as_csv: Annotated[
+        bool, typer.Option("--csv", help="Print the chargeback CSV: a header, one row per group, exact decimals.")
+    ] = False,
+) -> None:
+    """Spend, tokens, requests, cache hit rate and cost per outcome, with totals, for each group."""
+    from fiscus.ledger import SpendQuery, open_ledger
+    from fiscus.ledger.open import sqlite_path
+    from fiscus.reports.spend import SpendReport
+
+    if as_json and as_csv:
+        raise ReportArgumentError("--json and --csv exclude each other; pick one")
+    now = datetime.now(UTC)
+    query = SpendQuery(
+        by=parse_by(by),
+        since=parse_moment(since, now=now) if since else None,
+        until=parse_moment(until, now=now, option="--until") if until else None,
+        where=parse_where(where),
+    )
+    if query.since and query.until and query.since >= query.until:
+        raise ReportArgumentError("--since must be earlier than --until")
+    url = ledger or load_config(config).ledger
+    if url.startswith("sqlite:///") and sqlite_path(url) != ":memory:" and not Path(sqlite_path(url)).exists():
+        raise StoreError(f"no ledger at {sqlite_path(url)} (nothing recorded yet, or pass --ledger / --config)")
+    with open_ledger(url) as led:
+        rows = led.spend(query)
+    result = SpendReport(query=query, rows=rows, generated_at=now)
+    if as_json:
+        print(result.to_json())
+    elif as_csv:
+        sys.stdout.write(result.to_csv())
+    else:
+        from rich.console import Console
+
+        console = Console(width=None if sys.stdout.isatty() else 200)  # piped: never cut figures short
+        if not rows:
+            console.print(f"No spend recorded in {url} for this window and filter.")
+            return
+        console.print(result.to_table())
+
+
+def register(app: typer.Typer) -> None:
+    app.command("report")(report)
