@@ -37,8 +37,14 @@ def _root() -> None:
     """Inference budget governance: price, attribute, bound and report every LLM call."""
 
 
+_loaded: set[str] = set()
+
+
 def _load_commands() -> None:
     for name in _COMMAND_MODULES:
+        if name in _loaded:
+            continue  # main() may run many times in one process (tests): register each command once
+        _loaded.add(name)
         try:
             module = import_module(f"fiscus.cli.{name}")
         except ModuleNotFoundError as exc:
