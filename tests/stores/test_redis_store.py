@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 import redis
 from redis.crc import key_slot
@@ -55,16 +57,19 @@ def test_scripts_are_reloaded_after_a_flush(store: RedisStore, redis_url: str) -
     assert store.settle(reservation, Amounts(1), now=T0) == SettleOutcome.SETTLED
 
 
-async def test_async_scripts_are_reloaded_after_a_flush(redis_url: str, redis_prefix: str) -> None:
+async def test_concurrent_async_calls_share_pipelines_and_survive_a_flush(redis_url: str, redis_prefix: str) -> None:
     store = open_store(f"{redis_url}?prefix={redis_prefix}")
     client = redis.Redis.from_url(redis_url)
     client.script_flush()
     client.close()
+    request = (ReserveLine("b", ("k",), Limits(nanos=50), Amounts(1)),)
     try:
-        reservation = await store.areserve(
-            "r1", (ReserveLine("b", ("k",), Limits(), Amounts(1)),), now=T0, lease_seconds=30
-        )
-        assert isinstance(reservation, Reservation)
+        results = await asyncio.gather(*(store.areserve(f"r{i}", request, now=T0, lease_seconds=30) for i in range(80)))
+        granted = [r for r in results if isinstance(r, Reservation)]
+        assert len(granted) == 50  # the limit holds across pipelined scripts
+        outcomes = await asyncio.gather(*(store.asettle(r, Amounts(1), now=T0) for r in granted))
+        assert outcomes == [SettleOutcome.SETTLED] * 50
+        assert (await store.acounters(("k",), now=T0))["k"].spent == Amounts(50)
     finally:
         await store.aclose()
 

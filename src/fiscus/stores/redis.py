@@ -15,6 +15,7 @@ about $9 million per counter; larger values are refused with a `StoreError` rath
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
 from importlib import resources
@@ -27,6 +28,7 @@ from redis.exceptions import NoScriptError, RedisError
 
 from fiscus.errors import StoreError
 from fiscus.stores.base import Amounts, BudgetStore, Counter, Refusal, Reservation, ReserveLine, SettleOutcome
+from fiscus.stores.redis_batch import ScriptBatcher
 
 MAX_EXACT = 2**53 - 1  # largest integer a Lua double holds exactly
 REAP_BATCH = 100  # expired leases reaped at the start of reserve/settle
@@ -63,6 +65,7 @@ class RedisStore(BudgetStore):
         where: str = "redis",
         counter_ttl_margin: float = DEFAULT_COUNTER_TTL_MARGIN,
         settled_ttl: int = DEFAULT_SETTLED_TTL,
+        batch: bool = True,
     ) -> None:
         if client is None and aclient is None:
             raise StoreError("Redis store needs a client (or use RedisStore.from_url)")
@@ -74,6 +77,9 @@ class RedisStore(BudgetStore):
         self._records = f"{self._tag}:records"
         self._margin = counter_ttl_margin
         self._settled_ttl = str(int(settled_ttl))
+        self._batch = batch  # async calls of one event loop share pipelines (see redis_batch)
+        self._batcher: ScriptBatcher | None = None
+        self._batcher_loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
     def from_url(cls, url: str, *, prefix: str | None = None, **options: Any) -> RedisStore:
@@ -212,6 +218,11 @@ class RedisStore(BudgetStore):
             raise StoreError("Redis store was given only a sync client: use the sync methods")
         source, sha = _SCRIPTS[name]
         try:
+            if self._batch:
+                loop = asyncio.get_running_loop()
+                if self._batcher is None or self._batcher_loop is not loop:
+                    self._batcher, self._batcher_loop = ScriptBatcher(self._aclient), loop
+                return await self._batcher.evalsha(sha, source, keys, args)
             try:
                 return await self._aclient.evalsha(sha, len(keys), *keys, *args)
             except NoScriptError:

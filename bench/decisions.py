@@ -1,0 +1,270 @@
+"""Budget decisions per second: reserve+settle pairs through each budget store, one caller and many.
+
+Each row is one function returning a `Row`; `print_table` prints them. Baselines measured in the same run:
+for Redis, `redis-benchmark`'s EVALSHA rate of a trivial script (`return 1`), compared with our scripts/s
+(a pair is two EVALSHAs); for the in-process store, the 50,000 pairs/s target. To add a row (e.g. the
+engine end to end), write a function `(args) -> Row` and append it to `rows()`.
+
+    .venv/bin/python bench/decisions.py --seconds 3 [--redis-url redis://127.0.0.1:6379/0] [--processes 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+from fiscus.stores import Amounts, BudgetStore, Limits, Reservation, ReserveLine, open_store
+
+MEMORY_TARGET = 50_000  # pairs/s in-process on one core
+LEASE = 60.0
+ACTUAL = Amounts(1_200, 300, 1)
+
+
+@dataclass
+class Row:
+    name: str
+    pairs: int
+    seconds: float
+    latencies_us: list[float] = field(default_factory=list)
+    scripts_per_pair: int = 0  # Redis round trips per pair (0: not a network store)
+    baseline: tuple[str, float] | None = None  # (what, ops/s) the row is compared with
+
+    @property
+    def rate(self) -> float:
+        return self.pairs / self.seconds
+
+    def percentile(self, q: float) -> float:
+        ordered = sorted(self.latencies_us)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+    def versus(self) -> str:
+        if self.baseline is None:
+            return ""
+        what, ops = self.baseline
+        mine = self.rate * (self.scripts_per_pair or 1)
+        return f"{mine / ops:.2f}x {what}"
+
+
+def print_table(rows: list[Row]) -> None:
+    print(f"{'row':<44} {'pairs/s':>10} {'scripts/s':>10} {'p50 µs':>9} {'p99 µs':>9}  vs baseline")
+    for row in rows:
+        scripts = f"{row.rate * row.scripts_per_pair:,.0f}" if row.scripts_per_pair else "-"
+        print(
+            f"{row.name:<44} {row.rate:>10,.0f} {scripts:>10} {row.percentile(0.5):>9.1f} "
+            f"{row.percentile(0.99):>9.1f}  {row.versus()}"
+        )
+
+
+# -- the workload: a request against an org budget and a team budget, never refused ------------------------
+
+
+def request(team: int) -> tuple[ReserveLine, ...]:
+    amount = Amounts(5_000, 2_000, 1)
+    return (
+        ReserveLine("org", ("org:2026-11",), Limits(nanos=10**15), amount, expires_at=time.time() + 30 * 86400),
+        ReserveLine(f"team{team}", (f"team{team}:2026-11",), Limits(nanos=10**15, requests=10**12), amount),
+    )
+
+
+def run_sync(store: BudgetStore, name: str, deadline: float, latencies: list[float]) -> int:
+    lines = request(hash(name) % 4)
+    pairs = 0
+    clock, timer = time.time, time.perf_counter
+    while timer() < deadline:
+        for _ in range(100):
+            start = timer()
+            reservation = store.reserve(f"{name}{pairs}", lines, now=clock(), lease_seconds=LEASE)
+            assert isinstance(reservation, Reservation)
+            store.settle(reservation, ACTUAL, now=clock())
+            latencies.append((timer() - start) * 1e6)
+            pairs += 1
+    return pairs
+
+
+async def run_async(store: BudgetStore, name: str, deadline: float, latencies: list[float]) -> int:
+    lines = request(hash(name) % 4)
+    pairs = 0
+    clock, timer = time.time, time.perf_counter
+    while timer() < deadline:
+        start = timer()
+        reservation = await store.areserve(f"{name}{pairs}", lines, now=clock(), lease_seconds=LEASE)
+        assert isinstance(reservation, Reservation)
+        await store.asettle(reservation, ACTUAL, now=clock())
+        latencies.append((timer() - start) * 1e6)
+        pairs += 1
+    return pairs
+
+
+def single(name: str, url: str, seconds: float, **extra: object) -> Row:
+    store = open_store(url)
+    latencies: list[float] = []
+    run_sync(store, uuid.uuid4().hex, time.perf_counter() + 0.2, [])  # warm up
+    start = time.perf_counter()
+    pairs = run_sync(store, uuid.uuid4().hex, start + seconds, latencies)
+    elapsed = time.perf_counter() - start
+    store.close()
+    return Row(name, pairs, elapsed, latencies, **extra)  # type: ignore[arg-type]
+
+
+def threaded(name: str, url: str, seconds: float, threads: int, **extra: object) -> Row:
+    store = open_store(url)
+    latencies: list[float] = []
+    counts: list[int] = []
+    start = time.perf_counter()
+    workers = [
+        threading.Thread(target=lambda: counts.append(run_sync(store, uuid.uuid4().hex, start + seconds, latencies)))
+        for _ in range(threads)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    elapsed = time.perf_counter() - start
+    store.close()
+    return Row(name, sum(counts), elapsed, latencies, **extra)  # type: ignore[arg-type]
+
+
+async def _tasks(url: str, seconds: float, tasks: int, start_at: float | None = None) -> tuple[int, float, list[float]]:
+    store = open_store(url)
+    await run_async(store, uuid.uuid4().hex, time.perf_counter() + 0.2, [])  # warm up, open connections
+    if start_at is not None:
+        await asyncio.sleep(max(0.0, start_at - time.time()))
+    latencies: list[float] = []
+    start = time.perf_counter()
+    counts = await asyncio.gather(
+        *(run_async(store, uuid.uuid4().hex, start + seconds, latencies) for _ in range(tasks))
+    )
+    elapsed = time.perf_counter() - start
+    await store.aclose()
+    return sum(counts), elapsed, latencies
+
+
+def _process_entry(url: str, seconds: float, tasks: int, start_at: float) -> tuple[int, float, list[float]]:
+    return asyncio.run(_tasks(url, seconds, tasks, start_at))
+
+
+def tasks_row(name: str, url: str, seconds: float, tasks: int, **extra: object) -> Row:
+    pairs, elapsed, latencies = asyncio.run(_tasks(url, seconds, tasks))
+    return Row(name, pairs, elapsed, latencies, **extra)  # type: ignore[arg-type]
+
+
+def processes_row(name: str, url: str, seconds: float, processes: int, tasks: int, **extra: object) -> Row:
+    start_at = time.time() + 3.0  # every process has imported, connected and warmed up by then
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        results = pool.starmap(_process_entry, [(url, seconds, tasks, start_at)] * processes)
+    latencies = [value for _, _, sample in results for value in sample]
+    return Row(name, sum(r[0] for r in results), max(r[1] for r in results), latencies, **extra)  # type: ignore[arg-type]
+
+
+# -- baselines ------------------------------------------------------------------------------------------
+
+
+def redis_benchmark_evalsha(redis_url: str, requests: int = 100_000, clients: int = 32) -> float:
+    """EVALSHA of `return 1` through redis-benchmark against the same server: the server's raw script rate."""
+    import redis
+
+    if shutil.which("redis-benchmark") is None:
+        raise SystemExit("redis-benchmark not found (apt-get install redis-tools)")
+    client = redis.Redis.from_url(redis_url)
+    sha = client.script_load("return 1")
+    client.close()
+    parsed = urlparse(redis_url)
+    command = ["redis-benchmark", "-h", parsed.hostname or "127.0.0.1", "-p", str(parsed.port or 6379)]
+    command += ["--dbnum", (parsed.path or "/0").lstrip("/") or "0", "-n", str(requests), "-c", str(clients), "-q"]
+    output = subprocess.run([*command, "EVALSHA", sha, "0"], capture_output=True, text=True, check=True).stdout
+    match = re.search(r"([\d.]+) requests per second", output.replace("\r", "\n"))
+    if match is None:
+        raise SystemExit(f"could not read redis-benchmark output: {output!r}")
+    return float(match.group(1))
+
+
+# -- rows -----------------------------------------------------------------------------------------------
+
+
+def memory_rows(args: argparse.Namespace) -> list[Row]:
+    target = ("target 50k pairs/s", float(MEMORY_TARGET))
+    return [
+        single("memory, 1 caller", "memory://", args.seconds, baseline=target),
+        threaded("memory, 4 threads", "memory://", args.seconds, 4, baseline=target),
+        tasks_row("memory, 32 asyncio tasks", "memory://", args.seconds, 32, baseline=target),
+    ]
+
+
+def sqlite_rows(args: argparse.Namespace) -> list[Row]:
+    folder = Path(tempfile.mkdtemp(prefix="fiscus-bench-"))
+    url = f"sqlite:///{folder / 'budgets.db'}"
+    rows = [
+        single("sqlite, 1 caller", url, args.seconds),
+        threaded("sqlite, 4 threads", url, args.seconds, 4),
+        processes_row(f"sqlite, {args.processes} processes", url, args.seconds, args.processes, 1),
+    ]
+    shutil.rmtree(folder, ignore_errors=True)
+    return rows
+
+
+def redis_rows(args: argparse.Namespace) -> list[Row]:
+    raw = redis_benchmark_evalsha(args.redis_url)
+    baseline = ("raw EVALSHA", raw)
+    prefix = f"fiscus-bench-{uuid.uuid4().hex[:8]}"
+    url = f"{args.redis_url}?prefix={prefix}"
+    rows = [
+        single("redis, 1 caller (sync)", url, args.seconds, scripts_per_pair=2, baseline=baseline),
+        tasks_row("redis, 32 async tasks", url, args.seconds, 32, scripts_per_pair=2, baseline=baseline),
+        processes_row(
+            f"redis, {args.processes} processes x 32 async tasks",
+            url,
+            args.seconds,
+            args.processes,
+            32,
+            scripts_per_pair=2,
+            baseline=baseline,
+        ),
+    ]
+    print(f"redis-benchmark EVALSHA 'return 1' (-c 32): {raw:,.0f} scripts/s")
+    _drop_prefix(args.redis_url, prefix)
+    return rows
+
+
+def _drop_prefix(redis_url: str, prefix: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    batch = list(client.scan_iter(match=f"*{prefix}*", count=1000))
+    for i in range(0, len(batch), 1000):
+        client.delete(*batch[i : i + 1000])
+    client.close()
+
+
+def rows(args: argparse.Namespace) -> list[Callable[[argparse.Namespace], list[Row]]]:
+    chosen = [memory_rows, sqlite_rows]
+    if args.redis_url:
+        chosen.append(redis_rows)
+    return chosen
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=3.0, help="measuring time per row")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0", help="empty string: skip Redis rows")
+    parser.add_argument("--processes", type=int, default=2, help="processes for the multi-process rows")
+    args = parser.parse_args()
+    results: list[Row] = []
+    for make in rows(args):
+        results.extend(make(args))
+    print_table(results)
+
+
+if __name__ == "__main__":
+    main()
