@@ -70,7 +70,7 @@ class AnthropicStreamAccumulator(StreamAccumulator):
     def __init__(self) -> None:
         super().__init__()
         self._fields: dict[str, Any] = {}  # message_start's usage, overwritten field by field by message_delta
-        self._start: Usage | None = None
+        self._start: dict[str, Any] | None = None  # message_start's usage alone, for a cut-off stream
         self._final = False
         self.stop_reason: str | None = None
         self.error: str | None = None
@@ -85,7 +85,7 @@ class AnthropicStreamAccumulator(StreamAccumulator):
                 self.model = message["model"]
             usage = child(message, "usage")
             _merge(self._fields, usage)
-            self._start = usage_from_fields(self._fields)
+            self._start = dict(self._fields)
         elif kind == "message_delta":
             usage = child(event, "usage")
             _merge(self._fields, usage)
@@ -112,7 +112,7 @@ class AnthropicStreamAccumulator(StreamAccumulator):
         return usage_from_fields(self._fields) if self._final else None
 
     def partial_usage(self) -> Usage | None:
-        return self._start
+        return None if self._start is None else usage_from_fields(self._start)
 
     def _collect(self, event: Event, text: list[str], reasoning: list[str]) -> None:
         delta = child(event, "delta")
