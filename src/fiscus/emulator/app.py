@@ -1,0 +1,112 @@
+"""The emulator's ASGI app: OpenAI, Anthropic and Gemini endpoints on their real paths and wire formats.
+
+Endpoints
+    POST /v1/chat/completions                      OpenAI Chat Completions (JSON, SSE)
+    POST /v1/responses                             OpenAI Responses (JSON, SSE)
+    GET  /v1/models                                OpenAI list, or Anthropic's when x-api-key is sent
+    POST /v1/messages, /v1/messages/count_tokens   Anthropic Messages (JSON, SSE)
+    POST /v1beta/models/{model}:generateContent    Gemini; also :streamGenerateContent, :countTokens
+    POST /v1beta/cachedContents                    Gemini explicit cache, for `cachedContent` names
+    GET  /healthz                                  liveness
+    GET  /_emulator/stats, POST /_emulator/reset   counters of what reached the providers; reset all
+
+Steering headers (each overrides the EmulatorConfig field of the same meaning, for one request)
+    x-emulator-latency-ms: 250           delay before the response starts
+    x-emulator-token-latency-ms: 5       delay per output token (stream pacing; bodies wait the total)
+    x-emulator-error: 529                fail this request with the provider's error for that status
+    x-emulator-error-rate: 0.1           fail this fraction of requests (seeded) ...
+                                         ... with x-emulator-error-rate-status: 500 (default 500)
+    x-emulator-error-sequence: 429,429   calls carrying the same sequence walk it: fail, fail, then pass
+                                         (200 in the list passes); x-emulator-sequence-key: k scopes
+                                         the position, by default the sequence text itself
+    x-emulator-retry-after: 1            retry-after seconds on injected 429s
+    x-emulator-stream-cut: 3             drop the connection after 3 content deltas, before usage
+    x-emulator-rpm: 60, x-emulator-tpm: 10000   per-key limits -> 429 with retry-after and
+                                         x-ratelimit-* (OpenAI) / anthropic-ratelimit-* headers
+    x-emulator-reply-tokens: 40          visible length of a free answer
+    x-emulator-output-tokens: 100        reported output total, reasoning included
+    x-emulator-reasoning-tokens: 64      hidden reasoning (OpenAI reasoning_tokens, Gemini
+                                         thoughtsTokenCount, Anthropic thinking when enabled)
+    x-emulator-tool-call: NAME | auto | none   answer with a call to that tool (auto: the first)
+    x-emulator-cached-tokens: 2048       size of a Gemini cachedContent this instance did not create
+
+A last user message containing `[[tool:NAME]]` also makes the model call the offered tool NAME.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from fiscus.emulator import anthropic_messages, gemini, openai_chat, openai_responses
+from fiscus.emulator.config import EmulatorConfig
+from fiscus.emulator.dialects import ANTHROPIC, GEMINI, OPENAI, json_response
+from fiscus.emulator.models import list_gemini_models, list_models
+from fiscus.emulator.sse import quiet_stream_cuts
+from fiscus.emulator.state import EmulatorState
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _counted(handler: Endpoint) -> Endpoint:
+    """Count the status of every provider response (streams count as 200 when they start)."""
+
+    async def endpoint(request: Request) -> Response:
+        response = await handler(request)
+        request.app.state.emulator.stats.by_status[response.status_code] += 1
+        return response
+
+    return endpoint
+
+
+async def healthz(request: Request) -> Response:
+    return PlainTextResponse("ok")
+
+
+async def stats(request: Request) -> Response:
+    state: EmulatorState = request.app.state.emulator
+    return json_response({**state.stats.as_dict(), "prompt_cache_entries": len(state.prompt_cache)})
+
+
+async def reset(request: Request) -> Response:
+    request.app.state.emulator.reset()
+    return json_response({"reset": True})
+
+
+async def _unmatched(request: Request, exc: Exception) -> Response:
+    """Unknown paths and methods answer in the format of the provider the caller speaks to."""
+    status = exc.status_code if isinstance(exc, HTTPException) else 404
+    message = f"Invalid URL ({request.method} {request.url.path})"
+    if request.url.path.startswith("/v1beta/"):
+        return GEMINI.error(status, message)
+    if "anthropic-version" in request.headers or "x-api-key" in request.headers:
+        return ANTHROPIC.error(status, message)
+    return OPENAI.error(status, message)
+
+
+def create_app(config: EmulatorConfig | None = None) -> Starlette:
+    """Build one emulator; its counters, caches and limits live as long as the returned app."""
+    config = config or EmulatorConfig()
+    post = ["POST"]
+    routes = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/_emulator/stats", stats, methods=["GET"]),
+        Route("/_emulator/reset", reset, methods=post),
+        Route("/v1/chat/completions", _counted(openai_chat.chat_completions), methods=post),
+        Route("/v1/responses", _counted(openai_responses.responses), methods=post),
+        Route("/v1/models", list_models, methods=["GET"]),
+        Route("/v1/messages", _counted(anthropic_messages.messages), methods=post),
+        Route("/v1/messages/count_tokens", _counted(anthropic_messages.count_tokens), methods=post),
+        Route("/v1beta/models", list_gemini_models, methods=["GET"]),
+        Route("/v1beta/models/{target:path}", _counted(gemini.model_action), methods=post),
+        Route("/v1beta/cachedContents", _counted(gemini.create_cached_content), methods=post),
+    ]
+    app = Starlette(routes=routes, exception_handlers={404: _unmatched, 405: _unmatched})
+    app.state.emulator = EmulatorState(config)
+    quiet_stream_cuts()
+    return app
