@@ -159,11 +159,11 @@ def run(opener: Callable[[], BudgetStore], examples: int) -> None:
 
 
 def test_memory_store_follows_the_model() -> None:
-    run(lambda: open_store("memory://"), examples=100)
+    run(lambda: open_store("memory://"), examples=60)
 
 
 def test_sqlite_store_follows_the_model(tmp_path: Path) -> None:
-    run(lambda: open_store(f"sqlite:///{tmp_path / uuid.uuid4().hex}.db"), examples=40)
+    run(lambda: open_store(f"sqlite:///{tmp_path / uuid.uuid4().hex}.db"), examples=30)
 
 
 @pytest.mark.redis

@@ -4,6 +4,8 @@ Each operation is one `BEGIN IMMEDIATE` transaction, which takes SQLite's write 
 the reserve cannot interleave with another process's, and a waiting writer sleeps in `busy_timeout` rather
 than failing. WAL lets readers proceed meanwhile. Within a process one connection is shared under a lock
 (processes must be started with *spawn* or open their own store: a connection does not survive `fork`).
+The async methods are the sync ones run inline: an operation takes well under a millisecond, but while
+another process holds the write lock the event loop waits in `busy_timeout` too.
 """
 
 from __future__ import annotations
