@@ -11,7 +11,7 @@ from collections import Counter as Tally
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from store_workload import BUDGETS, SEED_SPEND, aspend, seed, spend, spend_in_process
+from tests.stores.store_workload import BUDGETS, SEED_SPEND, aspend, seed, spend, spend_in_process
 
 from fiscus.stores import Amounts, BudgetStore, open_store
 
