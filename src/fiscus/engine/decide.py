@@ -12,10 +12,9 @@ from datetime import UTC, datetime
 from decimal import ROUND_FLOOR, Decimal
 
 from fiscus.engine.decision import Action, BudgetReason, Decision, ThresholdHit
-from fiscus.engine.plan import NANOS_PER_MTOK_USD, Plan, PlanLine
+from fiscus.engine.plan import Plan, PlanLine, Rates
 from fiscus.money import from_nanos
 from fiscus.policy.types import Policy, Threshold
-from fiscus.pricing.sheet import PriceSheet
 from fiscus.stores.base import Amounts, Counter, Limits
 
 
@@ -61,7 +60,7 @@ def decide(
     plan: Plan,
     counters: Mapping[str, Counter],
     *,
-    sheet_for: Callable[[str], PriceSheet],
+    sheet_for: Callable[[str], Rates],
     draw: float = 0.0,
 ) -> Decision:
     """`draw` ∈ [0, 1) decides a fractional throttle (the governor passes a random number)."""
@@ -85,7 +84,7 @@ def decide(
         if lower is not None:
             model, downgraded = lower, True
     compress_to = _compress_target(assessed, request.input_tokens)
-    sheet = plan.sheet if model == request.model else sheet_for(model)
+    rates = (plan.rates or Rates.of(plan.sheet)) if model == request.model else sheet_for(model)
     tokens_in = request.input_tokens if compress_to is None else compress_to
 
     max_tokens = plan.max_tokens
@@ -93,7 +92,7 @@ def decide(
     for a in assessed:
         if a.overridden:
             continue
-        fit = _max_output(a.line.cap, a.used, sheet, tokens_in, request.calls)
+        fit = _max_output(a.line.cap, a.used, rates, tokens_in, request.calls)
         if fit >= floor_tokens:
             max_tokens = min(max_tokens, fit)
             continue
@@ -102,7 +101,7 @@ def decide(
             a.overridden = True
             continue
         a.action = budget.exhausted
-        need = plan.worst_case(sheet, input_tokens=tokens_in, max_tokens=floor_tokens)
+        need = plan.worst_case(rates, input_tokens=tokens_in, max_tokens=floor_tokens)
         retry = _fits_again_at(a, counters, need)
         left = from_nanos(max(0, (a.line.cap.nanos or 0) - a.used.nanos))
         task = f"a task of {request.calls} calls" if request.calls > 1 else "this call"
@@ -135,7 +134,7 @@ def decide(
         notify_channels=channels,
         message="; ".join(notes),
         extra_actions=extras,
-        reserve=plan.worst_case(sheet, input_tokens=tokens_in, max_tokens=max_tokens),
+        reserve=plan.worst_case(rates, input_tokens=tokens_in, max_tokens=max_tokens),
         hits=tuple(hits),
         overridden=tuple(a.line.instance for a in assessed if a.overridden),
         rate_limited=tuple(a.line.instance for a in assessed if a.rate_limited),
@@ -188,7 +187,7 @@ def utilisation_of(used: Amounts, limits: Limits) -> tuple[Decimal, str]:
     return best, meter
 
 
-def _max_output(cap: Limits, used: Amounts, sheet: PriceSheet, tokens_in: int, calls: int) -> int:
+def _max_output(cap: Limits, used: Amounts, rates: Rates, tokens_in: int, calls: int) -> int:
     """The largest output cap per call that keeps all `calls` within `cap` (negative: not even the input fits)."""
     best = 1 << 62
     if cap.requests is not None and used.requests + calls > cap.requests:
@@ -196,8 +195,8 @@ def _max_output(cap: Limits, used: Amounts, sheet: PriceSheet, tokens_in: int, c
     if cap.tokens is not None:
         best = min(best, (cap.tokens - used.tokens) // calls - tokens_in)
     if cap.nanos is not None:
-        left = Decimal(cap.nanos - used.nanos) / calls - tokens_in * sheet.max_input_mtok * NANOS_PER_MTOK_USD
-        per_token = sheet.max_output_mtok * NANOS_PER_MTOK_USD
+        left = Decimal(cap.nanos - used.nanos) / calls - tokens_in * rates.input_nanos
+        per_token = rates.output_nanos
         if per_token > 0:
             best = min(best, int((left / per_token).to_integral_value(rounding=ROUND_FLOOR)))
         elif left < 0:
@@ -263,7 +262,7 @@ def _hit(a: _Assessment, tag: str, at: Decimal | None, action: Action, channel: 
         action=action,
         utilisation=a.utilisation,
         channel=channel,
-        resets_at=datetime.fromtimestamp(window.resets_at, UTC) if window.resets_at is not None else None,
+        resets_at=window.resets_at_utc,
         expires_at=window.expires_at,
     )
 
@@ -293,7 +292,7 @@ def _reason(a: _Assessment) -> BudgetReason:
         threshold=a.reached[-1].at if a.reached else None,
         action=a.action,
         meter=a.meter,
-        resets_at=datetime.fromtimestamp(window.resets_at, UTC) if window.resets_at is not None else None,
+        resets_at=window.resets_at_utc,
         message=f"{label}: {_pct(a.utilisation)} of {shown}" + ("" if a.action is Action.ALLOW else f" → {a.action}"),
     )
 

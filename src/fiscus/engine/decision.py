@@ -24,7 +24,7 @@ class Action(StrEnum):
 
     @property
     def severity(self) -> int:
-        return _ORDER.index(self)
+        return _SEVERITY[self]
 
     @property
     def calls_model(self) -> bool:
@@ -33,6 +33,7 @@ class Action(StrEnum):
 
 
 _ORDER = list(Action)
+_SEVERITY = {action: index for index, action in enumerate(_ORDER)}
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 
 from fiscus.engine.decide import decide as _decide
 from fiscus.engine.decision import Decision
-from fiscus.engine.plan import Plan, PlanLine, capped, instance_stem, scope_values
+from fiscus.engine.plan import Plan, PlanLine, Rates, capped, instance_stem, scope_values
 from fiscus.engine.request import CallRequest
 from fiscus.engine.windows import WindowInstance, window_instance
 from fiscus.policy.types import Budget, Policy, Window
@@ -24,18 +24,22 @@ class Engine:
     def __init__(self, policy: Policy, sheets: SheetLookup) -> None:
         self.policy = policy
         self._lookup = sheets
-        self._sheets: dict[tuple[str, str, bool, int], PriceSheet] = {}
+        self._sheets: dict[tuple[str, str, bool, int], Rates] = {}
+        self._stems: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
         self._windows: dict[Window, tuple[float, float, WindowInstance]] = {}
         self._caps: dict[tuple[str, str], Limits] = {}
 
     def sheet(self, provider: str, model: str, batch: bool, now: float) -> PriceSheet:
+        return self.rates(provider, model, batch, now).sheet
+
+    def rates(self, provider: str, model: str, batch: bool, now: float) -> Rates:
         key = (provider, model, batch, int(now // 60))
-        sheet = self._sheets.get(key)
-        if sheet is None:
+        rates = self._sheets.get(key)
+        if rates is None:
             if len(self._sheets) > 4096:
                 self._sheets.clear()
-            sheet = self._sheets[key] = self._lookup(provider, model, batch, now)
-        return sheet
+            rates = self._sheets[key] = Rates.of(self._lookup(provider, model, batch, now))
+        return rates
 
     def window(self, window: Window, now: float, session: str | None) -> WindowInstance | None:
         if window.kind == "session":
@@ -68,15 +72,21 @@ class Engine:
             instance = self.window(budget.window, now, request.attribution.session)
             if instance is None:
                 continue
-            stem = instance_stem(budget, values)
+            stem = self._stems.get((budget.name, values))
+            if stem is None:
+                if len(self._stems) > 100_000:
+                    self._stems.clear()
+                stem = self._stems[(budget.name, values)] = instance_stem(budget, values)
             line_keys = tuple(f"{stem}|{wid}" for wid in instance.ids)
             keys.extend(line_keys)
             lines.append(PlanLine(budget, stem, line_keys, instance, self._cap(budget, request.priority), values))
+        rates = self.rates(request.provider, request.model, request.batch, now)
         return Plan(
             request=request,
             lines=tuple(lines),
             now=now,
-            sheet=self.sheet(request.provider, request.model, request.batch, now),
+            sheet=rates.sheet,
+            rates=rates,
             max_tokens=request.max_tokens or self.policy.default_max_tokens,
             keys=tuple(keys),
         )
@@ -90,7 +100,7 @@ class Engine:
             self.policy,
             plan,
             counters,
-            sheet_for=lambda model: self.sheet(request.provider, model, request.batch, plan.now),
+            sheet_for=lambda model: self.rates(request.provider, model, request.batch, plan.now),
             draw=draw,
         )
 

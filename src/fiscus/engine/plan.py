@@ -17,6 +17,19 @@ NANOS_PER_MTOK_USD = Decimal(1000)  # USD per million tokens → nano-dollars pe
 
 
 @dataclass(frozen=True, slots=True)
+class Rates:
+    """A sheet's worst-case prices in nano-dollars per token (any tier, cache writes included), computed once."""
+
+    sheet: PriceSheet
+    input_nanos: Decimal
+    output_nanos: Decimal
+
+    @classmethod
+    def of(cls, sheet: PriceSheet) -> Rates:
+        return cls(sheet, sheet.max_input_mtok * NANOS_PER_MTOK_USD, sheet.max_output_mtok * NANOS_PER_MTOK_USD)
+
+
+@dataclass(frozen=True, slots=True)
 class PlanLine:
     """One applicable budget instance: `instance` is its key stem, `keys` its live counter keys (keys[0]
     current), `cap` the limit the store enforces for this request (less the critical reserve for background)."""
@@ -37,18 +50,19 @@ class Plan:
     sheet: PriceSheet
     max_tokens: int  # the caller's cap or the policy default
     keys: tuple[str, ...]
+    rates: Rates | None = None  # the sheet's worst-case rates (computed from `sheet` when not given)
 
     def worst_case(
-        self, sheet: PriceSheet | None = None, *, input_tokens: int | None = None, max_tokens: int | None = None
+        self, rates: Rates | None = None, *, input_tokens: int | None = None, max_tokens: int | None = None
     ) -> Amounts:
         """What to reserve for all `calls`: input at the highest input price that can apply plus the full
         output cap at the highest output price; tokens and requests likewise."""
         request = self.request
-        sheet = sheet or self.sheet
+        rates = rates or self.rates or Rates.of(self.sheet)
         tokens_in = request.input_tokens if input_tokens is None else input_tokens
         out = self.max_tokens if max_tokens is None else max_tokens
-        per_call = tokens_in * sheet.max_input_mtok + out * sheet.max_output_mtok
-        nanos = int((per_call * request.calls * NANOS_PER_MTOK_USD).to_integral_value(rounding=ROUND_CEILING))
+        per_call = tokens_in * rates.input_nanos + out * rates.output_nanos
+        nanos = int((per_call * request.calls).to_integral_value(rounding=ROUND_CEILING))
         return Amounts(nanos=nanos, tokens=request.calls * (tokens_in + out), requests=request.calls)
 
 

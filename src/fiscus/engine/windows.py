@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
@@ -25,6 +26,15 @@ class WindowInstance:
     resets_at: float | None
     expires_at: float | None  # when a store may forget the counters
     drops_at: tuple[float, ...] = ()
+
+    @property
+    def resets_at_utc(self) -> datetime | None:
+        return _as_datetime(self.resets_at)
+
+
+@lru_cache(maxsize=4096)
+def _as_datetime(epoch: float | None) -> datetime | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
 
 
 def window_instance(
