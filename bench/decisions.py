@@ -247,8 +247,50 @@ def _drop_prefix(redis_url: str, prefix: str) -> None:
     client.close()
 
 
+def engine_rows(args: argparse.Namespace) -> list[Row]:
+    """The engine end to end: `Governor.admit` + `settle` (plan, counters, decide, reserve; price, settle,
+    record) over two budgets on an in-process store, compared with bare store pairs in the same run."""
+    from fiscus.attribution import Attribution
+    from fiscus.governor import CallRequest, Governor
+    from fiscus.policy import parse_policy
+    from fiscus.pricing import PriceCatalogue
+    from fiscus.usage import Usage
+
+    policy = parse_policy(
+        {
+            "budgets": [
+                {"name": "team", "scope": {"team": "*"}, "window": "month", "limit": {"usd": 10**9}},
+                {"name": "user", "scope": {"user": "*"}, "window": "day", "limit": {"usd": 10**9}},
+            ]
+        }
+    )
+    governor = Governor(policy=policy, store=open_store("memory://"), catalogue=PriceCatalogue())
+    requests = [
+        CallRequest("openai", "gpt-4o-mini", Attribution(team=f"t{i % 8}", user=f"u{i % 64}"), 1000, 200)
+        for i in range(64)
+    ]
+    usage = Usage(input_tokens=1000, output_tokens=150)
+    bare = single("memory store alone (same run)", "memory://", args.seconds)
+    latencies: list[float] = []
+    pairs, start = 0, time.perf_counter()
+    deadline = start + args.seconds
+    while time.perf_counter() < deadline:
+        t0 = time.perf_counter()
+        governor.settle(governor.admit(requests[pairs % 64]), usage)
+        latencies.append((time.perf_counter() - t0) * 1e6)
+        pairs += 1
+    row = Row(
+        "engine end to end (admit+settle), memory",
+        pairs,
+        time.perf_counter() - start,
+        latencies,
+        baseline=("bare store pairs", bare.rate),
+    )
+    return [bare, row]
+
+
 def rows(args: argparse.Namespace) -> list[Callable[[argparse.Namespace], list[Row]]]:
-    chosen = [memory_rows, sqlite_rows]
+    chosen = [memory_rows, engine_rows, sqlite_rows]
     if args.redis_url:
         chosen.append(redis_rows)
     return chosen
