@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import openai
+import pytest
 import typer
 from typer.testing import CliRunner
 
@@ -151,3 +152,8 @@ def test_plan_respects_cap_and_forced_totals() -> None:
     tool = ToolSpec("f", {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]})
     called = plan("hi", tool, None, forced, 0)
     assert called.tool_call is not None and called.tool_call.arguments == {"n": 1}
+
+
+def test_config_rejects_out_of_range_values() -> None:
+    with pytest.raises(ValueError, match="error_rate, rpm_limit"):
+        EmulatorConfig(error_rate=1.5, rpm_limit=0)

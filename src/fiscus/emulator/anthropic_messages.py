@@ -89,7 +89,8 @@ def render(body: dict[str, Any]) -> tuple[str, list[int], list[Breakpoint]]:
 
 
 def _tools(body: dict[str, Any]) -> tuple[list[ToolSpec], str | None]:
-    choice = body.get("tool_choice") or {}
+    choice = body.get("tool_choice")
+    choice = choice if isinstance(choice, dict) else {}
     if choice.get("type") == "none":
         return [], None
     tools = [
@@ -107,7 +108,8 @@ def _last_user(messages: list[Any]) -> tuple[str, bool]:
         if isinstance(message, dict) and message.get("role") == "user":
             content = message.get("content")
             blocks = [content] if isinstance(content, str) else content or []
-            text = "".join(_block_text(b) for b in blocks if isinstance(b, str) or b.get("type") == "text")
+            texts = (b for b in blocks if isinstance(b, str) or (isinstance(b, dict) and b.get("type") == "text"))
+            text = "".join(_block_text(b) for b in texts)
             returns_tool = any(isinstance(b, dict) and b.get("type") == "tool_result" for b in blocks)
             return text, returns_tool
     return "", False

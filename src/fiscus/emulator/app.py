@@ -45,7 +45,7 @@ from starlette.routing import Route
 
 from fiscus.emulator import anthropic_messages, gemini, openai_chat, openai_responses
 from fiscus.emulator.config import EmulatorConfig
-from fiscus.emulator.dialects import ANTHROPIC, GEMINI, OPENAI, json_response
+from fiscus.emulator.dialects import ANTHROPIC, GEMINI, OPENAI, Dialect, json_response
 from fiscus.emulator.models import list_gemini_models, list_models
 from fiscus.emulator.sse import quiet_stream_cuts
 from fiscus.emulator.state import EmulatorState
@@ -53,11 +53,15 @@ from fiscus.emulator.state import EmulatorState
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-def _counted(handler: Endpoint) -> Endpoint:
-    """Count the status of every provider response (streams count as 200 when they start)."""
+def _provider(handler: Endpoint, dialect: Dialect) -> Endpoint:
+    """Count each response's status, and answer bodies of a shape the handler cannot read with the
+    provider's 400, as the real schema validation would, instead of a crash."""
 
     async def endpoint(request: Request) -> Response:
-        response = await handler(request)
+        try:
+            response = await handler(request)
+        except (AttributeError, TypeError, KeyError, IndexError, ValueError) as exc:
+            response = dialect.error(400, f"Invalid request body: {exc}")
         request.app.state.emulator.stats.by_status[response.status_code] += 1
         return response
 
@@ -97,14 +101,14 @@ def create_app(config: EmulatorConfig | None = None) -> Starlette:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/_emulator/stats", stats, methods=["GET"]),
         Route("/_emulator/reset", reset, methods=post),
-        Route("/v1/chat/completions", _counted(openai_chat.chat_completions), methods=post),
-        Route("/v1/responses", _counted(openai_responses.responses), methods=post),
+        Route("/v1/chat/completions", _provider(openai_chat.chat_completions, OPENAI), methods=post),
+        Route("/v1/responses", _provider(openai_responses.responses, OPENAI), methods=post),
         Route("/v1/models", list_models, methods=["GET"]),
-        Route("/v1/messages", _counted(anthropic_messages.messages), methods=post),
-        Route("/v1/messages/count_tokens", _counted(anthropic_messages.count_tokens), methods=post),
+        Route("/v1/messages", _provider(anthropic_messages.messages, ANTHROPIC), methods=post),
+        Route("/v1/messages/count_tokens", _provider(anthropic_messages.count_tokens, ANTHROPIC), methods=post),
         Route("/v1beta/models", list_gemini_models, methods=["GET"]),
-        Route("/v1beta/models/{target:path}", _counted(gemini.model_action), methods=post),
-        Route("/v1beta/cachedContents", _counted(gemini.create_cached_content), methods=post),
+        Route("/v1beta/models/{target:path}", _provider(gemini.model_action, GEMINI), methods=post),
+        Route("/v1beta/cachedContents", _provider(gemini.create_cached_content, GEMINI), methods=post),
     ]
     app = Starlette(routes=routes, exception_handlers={404: _unmatched, 405: _unmatched})
     app.state.emulator = EmulatorState(config)

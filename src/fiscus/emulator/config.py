@@ -64,3 +64,24 @@ class EmulatorConfig:
     seed: int = 0
     # Monotonic seconds; inject a fake clock to test cache expiry and rate-limit refill.
     clock: Callable[[], float] = field(default=time.monotonic)
+
+    def __post_init__(self) -> None:
+        problems = [
+            name
+            for name, bad in (
+                ("latency_ms", self.latency_ms < 0),
+                ("token_latency_ms", self.token_latency_ms < 0),
+                ("error_rate", not 0 <= self.error_rate <= 1),
+                ("retry_after_s", self.retry_after_s < 0),
+                ("stream_cut_after", self.stream_cut_after is not None and self.stream_cut_after < 0),
+                ("rpm_limit", self.rpm_limit is not None and self.rpm_limit < 1),
+                ("tpm_limit", self.tpm_limit is not None and self.tpm_limit < 1),
+                ("reply_tokens", self.reply_tokens < 0),
+                ("output_tokens", self.output_tokens is not None and self.output_tokens < 0),
+                ("reasoning_tokens", self.reasoning_tokens < 0),
+                ("cache_entries", self.cache_entries < 1),
+            )
+            if bad
+        ]
+        if problems:
+            raise ValueError(f"EmulatorConfig: out-of-range value for {', '.join(problems)}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
@@ -23,6 +24,23 @@ from fiscus.emulator.openai_chat import cached_prompt_tokens, cap_of
 from fiscus.emulator.reply import Completion, ToolSpec, choose_tool, plan
 from fiscus.emulator.state import EmulatorState
 from fiscus.emulator.tokens import canonical, count_text, media_placeholder
+
+
+@dataclass(slots=True)
+class _Ids:
+    """The identifiers one response and its output items keep from creation to completion."""
+
+    tool: bool
+    response: str = field(init=False)
+    reasoning: str = field(init=False)
+    item: str = field(init=False)
+    created: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.response = "resp_" + secrets.token_hex(24)
+        self.reasoning = "rs_" + secrets.token_hex(24)
+        self.item = ("fc_" if self.tool else "msg_") + secrets.token_hex(24)
+        self.created = int(time.time())
 
 
 def _items(body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -77,16 +95,16 @@ def _tools(body: dict[str, Any]) -> tuple[list[ToolSpec], str | None]:
     return tools, None
 
 
-def _output(completion: Completion, ids: dict[str, str], done: bool) -> list[dict[str, Any]]:
+def _output(completion: Completion, ids: _Ids, done: bool) -> list[dict[str, Any]]:
     """Output items; with done=False, their shapes as first announced in a stream."""
     items: list[dict[str, Any]] = []
     if completion.reasoning_tokens:
-        items.append({"id": ids["reasoning"], "type": "reasoning", "summary": []})
+        items.append({"id": ids.reasoning, "type": "reasoning", "summary": []})
     call = completion.tool_call
     if call is not None:
         items.append(
             {
-                "id": ids["item"],
+                "id": ids.item,
                 "type": "function_call",
                 "status": "completed" if done else "in_progress",
                 "arguments": call.arguments_json if done else "",
@@ -97,7 +115,7 @@ def _output(completion: Completion, ids: dict[str, str], done: bool) -> list[dic
         return items
     status = ("incomplete" if completion.truncated else "completed") if done else "in_progress"
     content = [_text_part(completion.text)] if done else []
-    items.append({"id": ids["item"], "type": "message", "status": status, "content": content, "role": "assistant"})
+    items.append({"id": ids.item, "type": "message", "status": status, "content": content, "role": "assistant"})
     return items
 
 
@@ -106,16 +124,16 @@ def _text_part(text: str) -> dict[str, Any]:
 
 
 def _response(
-    call: Call, ids: dict[str, str], completion: Completion, usage: dict[str, Any] | None, done: bool
+    call: Call, ids: _Ids, completion: Completion, usage: dict[str, Any] | None, done: bool
 ) -> dict[str, Any]:
     body = call.body
     status = "in_progress"
     if done:
         status = "incomplete" if completion.truncated else "completed"
     return {
-        "id": ids["response"],
+        "id": ids.response,
         "object": "response",
-        "created_at": int(ids["created"]),
+        "created_at": ids.created,
         "status": status,
         "background": False,
         "error": None,
@@ -180,21 +198,19 @@ async def responses(request: Request) -> Response:
         "output_tokens_details": {"reasoning_tokens": completion.reasoning_tokens},
         "total_tokens": input_tokens + completion.output_tokens,
     }
-    ids = {
-        "response": "resp_" + secrets.token_hex(24),
-        "created": str(int(time.time())),
-        "reasoning": "rs_" + secrets.token_hex(24),
-        "item": ("fc_" if completion.tool_call else "msg_") + secrets.token_hex(24),
-    }
+    ids = _Ids(tool=completion.tool_call is not None)
     if body.get("stream"):
         state.stats.streams += 1
         await sleep_ms(steer.latency_ms)
-        return sse.stream(_frames(state, call, ids, completion, usage), call.headers)
+        # Both envelopes are built here, so a body the emulator cannot read fails before the stream starts.
+        opening = _response(call, ids, completion, None, False)
+        closing = _response(call, ids, completion, usage, True)
+        return sse.stream(_frames(state, call, ids, completion, opening, closing), call.headers)
     await sleep_ms(steer.latency_ms + steer.token_latency_ms * completion.output_tokens)
     return json_response(_response(call, ids, completion, usage, True), headers=call.headers)
 
 
-def _item_events(completion: Completion, ids: dict[str, str]) -> Iterator[tuple[str, dict[str, Any]]]:
+def _item_events(completion: Completion, ids: _Ids) -> Iterator[tuple[str, dict[str, Any]]]:
     """Everything between response.in_progress and the closing event; deltas are marked with "delta"."""
     started = _output(completion, ids, False)
     finished = _output(completion, ids, True)
@@ -217,7 +233,12 @@ def _item_events(completion: Completion, ids: dict[str, str]) -> Iterator[tuple[
 
 
 async def _frames(
-    state: EmulatorState, call: Call, ids: dict[str, str], completion: Completion, usage: dict[str, Any]
+    state: EmulatorState,
+    call: Call,
+    ids: _Ids,
+    completion: Completion,
+    opening: dict[str, Any],
+    closing: dict[str, Any],
 ) -> AsyncIterator[bytes]:
     pacer = sse.Pacer(call.steer.token_latency_ms)
     cut = call.steer.stream_cut_after
@@ -228,7 +249,6 @@ async def _frames(
         sequence += 1
         return sse.event(name, {"type": name, "sequence_number": sequence - 1, **payload})
 
-    opening = _response(call, ids, completion, None, False)
     yield frame("response.created", {"response": opening})
     yield frame("response.in_progress", {"response": opening})
     await pacer.tokens(completion.reasoning_tokens)
@@ -243,5 +263,5 @@ async def _frames(
     if cut is not None:
         state.stats.streams_cut += 1
         raise sse.StreamCut
-    closing = "response.incomplete" if completion.truncated else "response.completed"
-    yield frame(closing, {"response": _response(call, ids, completion, usage, True)})
+    name = "response.incomplete" if completion.truncated else "response.completed"
+    yield frame(name, {"response": closing})
