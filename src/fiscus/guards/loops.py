@@ -90,6 +90,7 @@ class LoopDetector:
         self._tool_calls: deque[tuple[str, ...]] = deque(maxlen=self.config.repeat_window)
         self._recent_inputs: deque[str] = deque(maxlen=max(self.config.near_duplicate_run or 1, 1))
         self._exchange: deque[tuple[str, str]] = deque(maxlen=2 * max(self.config.ping_pong_rounds or 1, 1))
+        self._scores: deque[float] = deque(maxlen=max((self.config.near_duplicate_run or 2) - 1, 1))
         self._seen: set[str] = set()
         self._tokens_since_progress = 0
 
@@ -154,12 +155,18 @@ class LoopDetector:
 
     def _near_duplicates(self) -> Detection | None:
         run = self.config.near_duplicate_run
-        if run is None or run < 2 or len(self._recent_inputs) < run:
+        if run is None or run < 2 or len(self._recent_inputs) < 2:
+            return None
+        # One comparison per call: the run of near-identical requests grows or restarts.
+        score = similarity(self._recent_inputs[-2], self._recent_inputs[-1])
+        self._scores.append(score)
+        if score < self.config.similarity:
+            self._scores.clear()
+            return None
+        if len(self._scores) < run - 1:
             return None
         items = list(self._recent_inputs)
-        scores = [similarity(items[i], items[i + 1]) for i in range(len(items) - 1)]
-        if min(scores) < self.config.similarity:
-            return None
+        scores = list(self._scores)[-(run - 1) :]
         return Detection(
             "near_duplicate_request",
             f"{run} consecutive requests are near-identical (similarity ≥ {self.config.similarity})",

@@ -68,13 +68,11 @@ class Plan:
 
     def finish_args(self, usage: Usage | None, *, error: BaseException | None, streamed: bool) -> dict[str, Any]:
         """Keyword arguments for `governor.settle` (after `admission`)."""
-        decision = self.admission.decision if self.admission else None
         return {
             "status": CallStatus.ERROR if error is not None else CallStatus.OK,
             "served_model": self.kwargs.get("model"),
             "error": None if error is None else f"{type(error).__name__}: {error}"[:500],
             "streamed": streamed,
-            "outcome": None if decision is None else str(decision.action),
         }
 
     def after(self, event: CostEvent | None, *, output: str = "", tool_calls: tuple[Any, ...] = ()) -> None:

@@ -27,10 +27,25 @@ def usage_of(fmt: WireFormat, response: Any) -> Usage | None:
     if usage is None:
         return None
     if fmt is WireFormat.OPENAI_CHAT:
-        return openai_chat.usage_from_fields(_dump(usage))
+        return _chat_usage(usage)
     if fmt is WireFormat.OPENAI_RESPONSES:
         return openai_responses.usage_from_fields(_dump(usage))
     return anthropic_usage.usage_from_fields(_dump(usage))
+
+
+def _chat_usage(usage: Any) -> Usage:
+    """Chat usage read straight off the SDK object (the hot path); same rules as `usage.openai_chat`."""
+    prompt = usage.prompt_tokens or 0
+    output = usage.completion_tokens or 0
+    details = usage.prompt_tokens_details
+    cached = min((details.cached_tokens or 0) if details is not None else 0, prompt)
+    out_details = usage.completion_tokens_details
+    reasoning = min((out_details.reasoning_tokens or 0) if out_details is not None else 0, output)
+    if not cached and details is None and getattr(usage, "prompt_cache_hit_tokens", None):
+        return openai_chat.usage_from_fields(_dump(usage))  # DeepSeek-style cache fields
+    return Usage(
+        input_tokens=prompt - cached, cache_read_tokens=cached, output_tokens=output, reasoning_tokens=reasoning
+    )
 
 
 def output_of(fmt: WireFormat, response: Any) -> tuple[str, tuple[tuple[str, Any], ...]]:
