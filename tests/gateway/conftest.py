@@ -14,11 +14,6 @@ from fiscus.config import FiscusConfig, GatewayConfig, ProviderConfig
 sys.path.insert(0, str(Path(__file__).parent))
 import fake_governor
 
-try:
-    import fiscus.governor  # noqa: F401
-except ImportError:  # the governor is built alongside; until it lands, the stand-in takes its place
-    sys.modules["fiscus.governor"] = fake_governor
-
 UPSTREAM_KEY_ENV = "FISCUS_GATEWAY_TEST_UPSTREAM_KEY"
 
 

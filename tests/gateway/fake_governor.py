@@ -1,4 +1,4 @@
-"""A stand-in for `fiscus.governor`, following its announced API, used only while the real one is absent.
+"""A scriptable stand-in for `fiscus.governor.Governor`, for gateway paths a real policy reaches only slowly.
 
 It reserves and settles on a real budget store (one line, one counter key) and prices with the real
 catalogue; the decision is scripted by the test (`plan`), so every enforcement path can be driven."""

@@ -10,6 +10,7 @@ from urllib.parse import urlparse
 import httpx
 import orjson
 import pytest
+
 from tests.gateway.conftest import serve
 
 GOOD_CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}

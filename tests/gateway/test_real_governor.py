@@ -1,0 +1,202 @@
+"""The gateway on the real governor: a policy file, a SQLite (or Redis) budget store and a SQLite ledger, the
+emulator upstream and the official SDKs as clients. A day budget is driven through its default thresholds
+(warn → downgrade + compress → partial), a block policy answers 429 until the window resets, and at the end
+the ledger's events add up exactly to the budget counters with nothing left reserved."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import httpx
+import openai
+import pytest
+
+from fiscus.events.cost_event import CostEvent
+from fiscus.governor import Governor
+from fiscus.money import to_nanos
+from tests.gateway.conftest import UPSTREAM_KEY_ENV, make_config
+
+MESSAGES = [{"role": "user", "content": "Summarise the quarter."}]
+# One budget per team and day, counted in requests so every step is exact; the default thresholds apply:
+# warn at 80 %, downgrade + compress to half the context at 90 %, partial at 100 %.
+LADDER_POLICY = """
+version: 1
+budgets:
+  - name: growth-daily
+    scope: {team: growth}
+    window: day
+    limit: {requests: 10, usd: 100}
+"""
+BLOCK_POLICY = """
+version: 1
+budgets:
+  - name: growth-hard
+    scope: {team: growth}
+    window: day
+    limit: {requests: 2}
+    thresholds:
+      - {at: 1.0, action: block}
+"""
+BIG_TOOL_CONTEXT = [
+    {"role": "system", "content": "You are the finance assistant."},
+    {"role": "user", "content": "Pull the ledger."},
+    {
+        "role": "assistant",
+        "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "ledger", "arguments": "{}"}}],
+    },
+    {"role": "tool", "tool_call_id": "c1", "content": "row, " * 3000},
+    {"role": "user", "content": "Now summarise it."},
+]
+
+
+@dataclass
+class Real:
+    url: str
+    key: str
+    governor: Governor
+    ledger_url: str
+
+    def openai(self, **kw: Any) -> openai.OpenAI:
+        return openai.OpenAI(base_url=self.url + "/v1", api_key=self.key, max_retries=0, **kw)
+
+    def anthropic(self) -> anthropic.Anthropic:
+        return anthropic.Anthropic(base_url=self.url, api_key=self.key, max_retries=0)
+
+    def events(self) -> list[CostEvent]:
+        from fiscus.ledger import open_ledger
+
+        assert self.governor.ledger.flush(timeout=10)  # type: ignore[union-attr]
+        with open_ledger(self.ledger_url) as ledger:
+            return list(ledger.events())
+
+
+def serve_real(tmp: Path, emulator_url: str, policy: str, budget_store: str) -> Iterator[Real]:
+    from fiscus.gateway import run_gateway_in_thread
+    from fiscus.keys import KeyRing, open_key_store
+
+    os.environ.setdefault(UPSTREAM_KEY_ENV, "sk-emulator")
+    policy_path = tmp / "policy.yaml"
+    policy_path.write_text(policy, encoding="utf-8")
+    config = make_config(tmp, emulator_url, budget_store).model_copy(update={"policy": policy_path})
+    governor = Governor.from_config(config)
+    keyring = KeyRing(open_key_store(config.keys))
+    secret, _ = keyring.create(agent="support-bot", team="growth", environment="test")
+    try:
+        with run_gateway_in_thread(config, governor=governor, keyring=keyring) as url:
+            yield Real(url, secret, governor, config.ledger)
+    finally:
+        governor.close()
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/budget.db"
+    redis_url = request.getfixturevalue("redis_url")
+    return f"{redis_url}?prefix={request.getfixturevalue('redis_prefix')}"
+
+
+@pytest.fixture
+def ladder(tmp_path: Path, emulator_url: str, store_url: str) -> Iterator[Real]:
+    yield from serve_real(tmp_path, emulator_url, LADDER_POLICY, store_url)
+
+
+@pytest.fixture
+def blocking(tmp_path: Path, emulator_url: str) -> Iterator[Real]:
+    yield from serve_real(tmp_path, emulator_url, BLOCK_POLICY, f"sqlite:///{tmp_path}/budget.db")
+
+
+def _assert_ledger_matches_counters(real: Real, events: list[CostEvent]) -> None:
+    (status,) = real.governor.status()
+    assert status.reserved.nanos == status.reserved.tokens == status.reserved.requests == 0
+    called = [e for e in events if e.status in ("ok", "error")]
+    assert status.spent.nanos == sum(to_nanos(e.cost.total) for e in events)
+    assert status.spent.tokens == sum(e.usage.total_tokens for e in events)
+    assert status.spent.requests == len(called)
+
+
+def test_budget_walks_warn_downgrade_partial(ladder: Real) -> None:
+    client = ladder.openai()
+    seen: list[tuple[str | None, str]] = []
+    # 1–6: allowed; chat, a stream, Responses and Anthropic all count against the same budget.
+    for _ in range(3):
+        raw = client.chat.completions.with_raw_response.create(model="gpt-4o", messages=MESSAGES)
+        seen.append((raw.headers.get("x-fiscus-budget"), raw.parse().model))
+    chunks = list(client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True))
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    assert client.responses.create(model="gpt-4o", input="hello").output_text
+    with ladder.anthropic().messages.stream(model="claude-haiku-4-5", max_tokens=50, messages=MESSAGES) as stream:
+        assert stream.get_final_message().usage.output_tokens > 0
+    # 7: an upstream failure is recorded (unbilled) and still uses a request of the budget.
+    with pytest.raises(openai.InternalServerError):
+        ladder.openai(default_headers={"x-emulator-error": "500"}).chat.completions.create(
+            model="gpt-4o", messages=MESSAGES
+        )
+    raw = client.chat.completions.with_raw_response.create(model="gpt-4o", messages=MESSAGES)  # 8
+    assert "x-fiscus-budget" not in raw.headers
+    raw = client.chat.completions.with_raw_response.create(model="gpt-4o", messages=MESSAGES)  # 9: 80 %
+    assert raw.headers["x-fiscus-budget"] == "warn" and raw.parse().model == "gpt-4o"
+    raw = client.chat.completions.with_raw_response.create(model="gpt-4o", messages=BIG_TOOL_CONTEXT)  # 10: 90 %
+    assert raw.headers["x-fiscus-budget"] in ("downgrade", "compress")
+    assert raw.headers["x-fiscus-requested-model"] == "gpt-4o"
+    assert raw.headers["x-fiscus-served-model"] == "gpt-4o-mini" == raw.parse().model
+    assert int(raw.headers["x-fiscus-compressed-tokens"]) > 1000
+    assert raw.parse().usage.prompt_tokens < 2000  # the emulator counted what was actually sent
+    # 100 %: partial answers in each protocol, no model called.
+    raw = client.chat.completions.with_raw_response.create(model="gpt-4o", messages=MESSAGES)
+    assert raw.status_code == 200 and raw.headers["x-fiscus-budget"] == "exhausted"
+    assert raw.headers["x-fiscus-cost-usd"] == "0" and "budget" in raw.parse().choices[0].message.content
+    streamed = list(client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True))
+    assert streamed[-1].choices[0].finish_reason == "length"
+    message = ladder.anthropic().messages.create(model="claude-haiku-4-5", max_tokens=50, messages=MESSAGES)
+    assert message.stop_reason == "max_tokens" and "exhausted" in message.content[0].text
+    assert seen == [(None, "gpt-4o")] * 3
+
+    events = ladder.events()
+    statuses = [e.status for e in events]
+    assert statuses.count("ok") == 9 and statuses.count("error") == 1 and statuses.count("partial") == 3
+    assert len(events) == 13 and len({e.id for e in events}) == 13
+    downgraded = [e for e in events if e.served_model != e.requested_model]
+    assert [(e.requested_model, e.served_model) for e in downgraded] == [("gpt-4o", "gpt-4o-mini")]
+    assert all(e.cost.total == 0 for e in events if e.status != "ok")
+    assert all(e.cost.total > 0 for e in events if e.status == "ok")
+    _assert_ledger_matches_counters(ladder, events)
+
+
+def test_block_policy_is_429_until_the_window_resets(blocking: Real) -> None:
+    client = blocking.openai()
+    client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    list(client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
+    with pytest.raises(openai.RateLimitError) as caught:
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    (status,) = blocking.governor.status()
+    assert status.resets_at is not None
+    until_reset = (status.resets_at - datetime.now(UTC)).total_seconds()
+    headers = caught.value.response.headers
+    assert abs(int(headers["retry-after"]) - math.ceil(until_reset)) <= 2
+    assert headers["x-fiscus-budget"] == "exhausted" and caught.value.body["code"] == "budget_exceeded"
+    assert headers["x-should-retry"] == "false" or until_reset <= 60
+    with httpx.Client() as http:
+        answer = http.post(
+            blocking.url + "/v1/messages",
+            headers={"x-api-key": blocking.key},
+            json={"model": "claude-haiku-4-5", "max_tokens": 5, "messages": MESSAGES},
+        )
+    assert answer.status_code == 429 and answer.json()["error"]["type"] == "rate_limit_error"
+    assert (
+        answer.headers["retry-after"] == headers["retry-after"]
+        or abs(int(answer.headers["retry-after"]) - int(headers["retry-after"])) <= 1
+    )
+    events = blocking.events()
+    assert [e.status for e in events] == ["ok", "ok", "blocked", "blocked"]
+    assert all(e.tags.get("budget") == "growth-hard" for e in events[2:])
+    assert sum(e.cost.total for e in events) > Decimal(0)
+    _assert_ledger_matches_counters(blocking, events)
