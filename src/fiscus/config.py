@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from fiscus.errors import ConfigError
+from fiscus.notify.channels import NotifyConfig
 from fiscus.pricing.overrides import PricingConfig
 
 DEFAULT_HOME = Path(".fiscus")
@@ -58,6 +59,7 @@ class FiscusConfig(_Section):
     pricing: PricingConfig = Field(default_factory=PricingConfig)
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     gateway: GatewayConfig = Field(default_factory=GatewayConfig)
+    notify: NotifyConfig = Field(default_factory=NotifyConfig)
     keys: str = Field(default=f"sqlite:///{DEFAULT_HOME}/keys.db", description="where virtual keys are kept")
     source: Path | None = Field(default=None, exclude=True)
 

@@ -1,0 +1,68 @@
+"""Pure formatting: one budget or guard event → the JSON body each kind of channel expects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fiscus.notify.channels import ChannelConfig
+
+
+def event_dict(event: object) -> dict[str, Any]:
+    to_dict = getattr(event, "to_dict", None)
+    data = to_dict() if callable(to_dict) else {"event": repr(event)}
+    data.setdefault("type", type(event).__name__)
+    return data
+
+
+def summary(data: dict[str, Any]) -> str:
+    """One line a person can act on, e.g. "fiscus: budget growth-prod at 80% (warn), resets 2026-12-01"."""
+    kind = data.get("type", "event")
+    if kind in ("budget_threshold_crossed", "budget_exhausted"):
+        pct = _pct(data.get("utilisation"))
+        what = "exhausted" if kind == "budget_exhausted" else f"at {pct}"
+        line = f"fiscus: budget {data.get('budget')} {what} ({data.get('action')})"
+        if data.get("instance") and data.get("instance") != data.get("budget"):
+            line += f" for {data['instance']}"
+        if data.get("resets_at"):
+            line += f", resets {data['resets_at']}"
+        return line
+    if "loop" in str(kind).lower():
+        return f"fiscus: loop detected ({data.get('kind') or data.get('reason') or kind}) in {_who(data)}"
+    if "breaker" in str(kind).lower():
+        return f"fiscus: circuit breaker {data.get('breaker') or data.get('name')} opened ({data.get('reason')})"
+    return f"fiscus: {kind}"
+
+
+def payload(channel: ChannelConfig, event: object) -> dict[str, Any]:
+    data = event_dict(event)
+    text = summary(data)
+    if channel.kind == "slack":
+        return {"text": text}
+    if channel.kind == "pagerduty":
+        dedup = "|".join(str(data.get(k, "")) for k in ("type", "budget", "instance", "window", "action"))
+        return {
+            "routing_key": channel.routing_key(),
+            "event_action": "trigger",
+            "dedup_key": dedup,
+            "payload": {
+                "summary": text,
+                "source": "fiscus",
+                "severity": channel.severity,
+                "custom_details": data,
+            },
+        }
+    return {"summary": text, "event": data}
+
+
+def _pct(value: object) -> str:
+    try:
+        return f"{float(str(value)) * 100:.0f}%"
+    except (TypeError, ValueError):
+        return "?"
+
+
+def _who(data: dict[str, Any]) -> str:
+    for key in ("session", "agent", "scope"):
+        if data.get(key):
+            return f"{key} {data[key]}"
+    return "an agent"

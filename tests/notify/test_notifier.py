@@ -1,0 +1,117 @@
+import json
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fiscus.config import load_config
+from fiscus.errors import ConfigError
+from fiscus.events.budget_events import BudgetExhausted, BudgetThresholdCrossed
+from fiscus.notify import Notifier, NotifyConfig
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.received: list[tuple[str, dict[str, Any]]] = []
+        self.fail_next = 0
+
+
+@pytest.fixture
+def inbox() -> Iterator[tuple[Inbox, str]]:
+    box = Inbox()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+            if box.fail_next:
+                box.fail_next -= 1
+                self.send_response(503)
+            else:
+                box.received.append((self.path, body))
+                self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield box, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def crossed(channel: str | None, at: str = "0.8") -> BudgetThresholdCrossed:
+    return BudgetThresholdCrossed(
+        budget="growth-prod",
+        instance="growth-prod",
+        window="month:2026-11",
+        threshold=Decimal(at),
+        action="notify" if channel else "warn",
+        utilisation=Decimal("0.81"),
+        channel=channel,
+        resets_at=datetime(2026, 12, 1, tzinfo=UTC),
+    )
+
+
+def test_slack_pagerduty_and_webhook_payloads(inbox: tuple[Inbox, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    box, url = inbox
+    monkeypatch.setenv("PD_KEY", "R0UTING")
+    config = NotifyConfig.model_validate(
+        {
+            "channels": {
+                "slack": {"kind": "slack", "url": f"{url}/slack"},
+                "pagerduty": {"kind": "pagerduty", "url": f"{url}/pd", "routing_key_env": "PD_KEY"},
+                "ops": {"kind": "webhook", "url": f"{url}/hook"},
+            },
+            "default": ["ops"],
+        }
+    )
+    notifier = Notifier(config)
+    notifier(crossed("slack"))
+    notifier(crossed("pagerduty"))
+    notifier(
+        BudgetExhausted(budget="dev", instance="dev", window="day:2026-11-25", action="partial", utilisation=Decimal(1))
+    )
+    assert notifier.flush(5)
+    by_path = dict(box.received)
+    assert by_path["/slack"] == {"text": "fiscus: budget growth-prod at 81% (notify), resets 2026-12-01T00:00:00+00:00"}
+    pd = by_path["/pd"]
+    assert pd["routing_key"] == "R0UTING" and pd["event_action"] == "trigger"
+    assert pd["payload"]["severity"] == "warning" and pd["payload"]["custom_details"]["budget"] == "growth-prod"
+    assert by_path["/hook"]["event"]["type"] == "budget_exhausted"
+    assert notifier.delivered == 3 and notifier.failed == 0
+
+
+def test_failed_delivery_is_retried(inbox: tuple[Inbox, str]) -> None:
+    box, url = inbox
+    box.fail_next = 2
+    notifier = Notifier(NotifyConfig.model_validate({"channels": {"s": {"kind": "slack", "url": url}}}), backoff_s=0.01)
+    notifier(crossed("s"))
+    assert notifier.flush(5)
+    assert len(box.received) == 1 and notifier.delivered == 1
+
+
+def test_unreachable_channel_never_raises_into_the_caller() -> None:
+    notifier = Notifier(
+        NotifyConfig.model_validate({"channels": {"s": {"kind": "slack", "url": "http://127.0.0.1:9/x"}}}),
+        backoff_s=0.01,
+    )
+    notifier(crossed("s"))
+    assert notifier.flush(10)
+    assert notifier.failed == 1
+
+
+def test_config_errors_name_the_field(tmp_path: Path) -> None:
+    cfg = tmp_path / "fiscus.yaml"
+    cfg.write_text("notify:\n  channels:\n    s: {kind: slack}\n  default: [s]\n")
+    with pytest.raises(ConfigError, match=r"notify\.channels\.s.*needs url"):
+        load_config(cfg)
+    cfg.write_text("notify:\n  default: [nope]\n")
+    with pytest.raises(ConfigError, match="unknown channel"):
+        load_config(cfg)
