@@ -1,8 +1,10 @@
 """Ledger ingest rate: events/s through `Ledger.append` (batches) and `LedgerWriter`, beside the raw driver's
 best bulk insert of the same rows into the same schema in the same run (sqlite3 executemany in one
-transaction; psycopg COPY). Prints each rate and the ratio to the raw baseline.
+transaction; psycopg COPY in one transaction). Prints each rate and its ratio to the raw baseline.
 
-    .venv/bin/python bench/ledger_ingest.py --events 50000 [--postgres-url postgresql://postgres@127.0.0.1/test]
+Each figure is the best of `--repeat` rounds, the rounds interleaved, so a busy machine skews them alike.
+
+    .venv/bin/python bench/ledger_ingest.py [--events 50000] [--postgres-url postgresql://postgres@127.0.0.1/test]
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ from pathlib import Path
 
 from fiscus.attribution import Attribution
 from fiscus.events.cost_event import CallStatus, CostEvent
-from fiscus.ledger import LedgerWriter, open_ledger
-from fiscus.ledger.postgres import PostgresLedger
-from fiscus.ledger.rows import COLUMNS, TABLE, postgres_row, sqlite_row
+from fiscus.ledger import Ledger, LedgerWriter, open_ledger
+from fiscus.ledger.postgres import PostgresLedger, postgres_row
+from fiscus.ledger.rows import COLUMNS, TABLE, sqlite_row
 from fiscus.pricing.cost import Cost
 from fiscus.usage.model import Usage
 
@@ -73,76 +75,113 @@ def make_events(n: int, seed: int = 7) -> list[CostEvent]:
     return events
 
 
-def rate(n: int, seconds: float) -> float:
-    return n / seconds if seconds > 0 else float("inf")
-
-
 def timed(fn: Callable[[], object]) -> float:
     t0 = time.perf_counter()
+    c0 = time.process_time()
     fn()
+    CPU_SECONDS.append(time.process_time() - c0)
     return time.perf_counter() - t0
 
 
-def through_ledger(url: str, events: list[CostEvent], batch: int) -> float:
-    ledger = open_ledger(url)
-    try:
-
-        def run() -> None:
-            for i in range(0, len(events), batch):
-                ledger.append(events[i : i + batch])
-
-        return timed(run)
-    finally:
-        ledger.close()
+# CPU seconds of this process for the last `timed` call: on a busy machine wall time swells with other work,
+# CPU time much less, so SQLite (all in-process) is also reported per CPU second.
+CPU_SECONDS: list[float] = []
 
 
-def through_writer(url: str, events: list[CostEvent], batch: int, spill: Path) -> float:
-    ledger = open_ledger(url)
-    try:
+def append_in_batches(ledger: Ledger, events: list[CostEvent], batch: int) -> float:
+    def run() -> None:
+        new = sum(ledger.append(events[i : i + batch]) for i in range(0, len(events), batch))
+        assert new == len(events), (new, len(events))
 
-        def run() -> None:
-            writer = LedgerWriter(ledger, batch_size=batch, spill_path=spill)
-            for event in events:
-                writer.submit(event)
-            writer.close()
-            assert writer.written == len(events), (writer.written, len(events))
-
-        return timed(run)
-    finally:
-        ledger.close()
+    return timed(run)
 
 
-def report(name: str, n: int, seconds: float, baseline: float) -> None:
-    r = rate(n, seconds)
-    print(f"  {name:<44} {r:>12,.0f} events/s   {r / baseline:5.2f}x raw")
+def write_through_writer(ledger: Ledger, events: list[CostEvent], batch: int, spill: Path) -> float:
+    def run() -> None:
+        writer = LedgerWriter(ledger, batch_size=batch, spill_path=spill)
+        for event in events:
+            writer.submit(event)
+        writer.close()
+        assert writer.written == len(events), (writer.written, len(events))
+
+    return timed(run)
 
 
-def bench_sqlite(events: list[CostEvent], batch: int, tmp: Path) -> None:
+class Results:
+    def __init__(self, *, cpu: bool) -> None:
+        self.cpu = cpu
+        self.best: dict[str, float] = {}
+        self.best_cpu: dict[str, float] = {}
+
+    def add(self, name: str, n: int, seconds: float) -> None:
+        self.best[name] = max(self.best.get(name, 0.0), n / seconds)
+        self.best_cpu[name] = max(self.best_cpu.get(name, 0.0), n / max(CPU_SECONDS[-1], 1e-9))
+
+    def print(self, title: str, baseline_name: str) -> None:
+        baseline, baseline_cpu = self.best[baseline_name], self.best_cpu[baseline_name]
+        print(title)
+        names = [baseline_name] + [name for name in self.best if name != baseline_name]
+        for name in names:
+            rate = self.best[name]
+            line = f"  {name:<48} {rate:>10,.0f} events/s"
+            if name != baseline_name:
+                line += f" {rate / baseline:5.2f}x raw"
+            if self.cpu:
+                cpu_rate = self.best_cpu[name]
+                line += f"  | {cpu_rate:>10,.0f} events/CPU-s"
+                if name != baseline_name:
+                    line += f" {cpu_rate / baseline_cpu:5.2f}x raw"
+            print(line)
+
+
+Trial = Callable[[int], list[tuple[str, float]]]  # round number → (name, seconds) measured
+
+
+def run_rounds(trials: list[Trial], repeat: int, n: int, results: Results) -> None:
+    """Every trial once per round, the order rotated each round so no trial always runs first or last."""
+    for r in range(repeat):
+        for trial in trials[r % len(trials) :] + trials[: r % len(trials)]:
+            for name, seconds in trial(r):
+                results.add(name, n, seconds)
+
+
+def bench_sqlite(events: list[CostEvent], batch: int, repeat: int, tmp: Path) -> None:
     n = len(events)
-    raw_db = tmp / "raw.db"
-    open_ledger(f"sqlite:///{raw_db}").close()  # same schema and indexes as the ledger's
-    rows = [sqlite_row(e) for e in events]
-    conn = sqlite3.connect(raw_db, isolation_level=None)
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")
+    results = Results(cpu=True)
+    raw_name = "raw sqlite3 executemany, one transaction"
     plain_insert = f"INSERT INTO {TABLE} VALUES ({', '.join('?' * len(COLUMNS))})"
+    rows = [sqlite_row(e) for e in events]  # pre-built: the raw figure excludes building rows
 
-    def raw() -> None:
-        conn.execute("BEGIN")
-        conn.executemany(plain_insert, rows)
-        conn.execute("COMMIT")
+    def raw(r: int) -> list[tuple[str, float]]:
+        db = tmp / f"raw{r}.db"
+        open_ledger(f"sqlite:///{db}").close()  # the ledger's own schema and indexes
+        conn = sqlite3.connect(db, isolation_level=None)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
 
-    raw_s = timed(raw)
-    conn.close()
-    baseline = rate(n, raw_s)
-    print(f"SQLite ({n:,} events, batches of {batch})")
-    print(f"  {'raw sqlite3 executemany, one transaction':<44} {baseline:>12,.0f} events/s")
-    report("Ledger.append", n, through_ledger(f"sqlite:///{tmp / 'ledger.db'}", events, batch), baseline)
-    writer_s = through_writer(f"sqlite:///{tmp / 'w.db'}", events, batch, tmp / "s")
-    report("LedgerWriter submit → close", n, writer_s, baseline)
+        def insert() -> None:
+            conn.execute("BEGIN")
+            conn.executemany(plain_insert, rows)
+            conn.execute("COMMIT")
+
+        try:
+            return [(raw_name, timed(insert))]
+        finally:
+            conn.close()
+
+    def append(r: int) -> list[tuple[str, float]]:
+        with open_ledger(f"sqlite:///{tmp / f'ledger{r}.db'}") as ledger:
+            return [(f"Ledger.append, batches of {batch}", append_in_batches(ledger, events, batch))]
+
+    def writer(r: int) -> list[tuple[str, float]]:
+        with open_ledger(f"sqlite:///{tmp / f'writer{r}.db'}") as ledger:
+            return [("LedgerWriter submit → close", write_through_writer(ledger, events, batch, tmp / "s"))]
+
+    run_rounds([raw, append, writer], repeat, n, results)
+    results.print(f"SQLite, {n:,} events, best of {repeat}", raw_name)
 
 
-def bench_postgres(url: str, events: list[CostEvent], batch: int, tmp: Path) -> None:
+def bench_postgres(url: str, events: list[CostEvent], batch: int, repeat: int, tmp: Path) -> None:
     try:
         import psycopg
 
@@ -151,49 +190,67 @@ def bench_postgres(url: str, events: list[CostEvent], batch: int, tmp: Path) -> 
         print(f"PostgreSQL skipped: not reachable at {url} ({str(exc).strip().splitlines()[0]})")
         return
     n = len(events)
-    schemas = [f"fiscus_bench_{uuid.uuid4().hex[:8]}" for _ in range(4)]
+    results = Results(cpu=False)
+    raw_name = "raw psycopg COPY, one transaction"
+    copy_sql = f"COPY {TABLE} ({', '.join(f'{chr(34)}{c}{chr(34)}' for c in COLUMNS)}) FROM STDIN"
     sep = "&" if "?" in url else "?"
-    urls = [f"{url}{sep}options=-csearch_path%3D{s}" for s in schemas]
+    rows = [postgres_row(e) for e in events]  # pre-built: the raw figure excludes building rows
+    schemas: list[str] = []
+
+    def fresh_url() -> str:
+        schema = f"fiscus_bench_{uuid.uuid4().hex[:8]}"
+        admin.execute(f'CREATE SCHEMA "{schema}"')
+        schemas.append(schema)
+        return f"{url}{sep}options=-csearch_path%3D{schema}"
+
+    def raw(r: int) -> list[tuple[str, float]]:
+        target = fresh_url()
+        PostgresLedger(target).close()  # the ledger's own schema and indexes
+        with psycopg.connect(target) as conn:
+
+            def insert() -> None:
+                with conn.cursor() as cur, cur.copy(copy_sql) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+                conn.commit()
+
+            return [(raw_name, timed(insert))]
+
+    def append(r: int) -> list[tuple[str, float]]:
+        with PostgresLedger(fresh_url()) as ledger:
+            first = append_in_batches(ledger, events, batch)
+            # the same events again: every batch takes the staged INSERT … ON CONFLICT path and adds nothing
+            again = timed(lambda: [ledger.append(events[i : i + batch]) for i in range(0, n, batch)])
+        return [(f"Ledger.append (COPY), batches of {batch}", first), ("Ledger.append, all repeats (staged)", again)]
+
+    def executemany(r: int) -> list[tuple[str, float]]:
+        with PostgresLedger(fresh_url(), insert_method="executemany") as ledger:
+            return [("Ledger.append (pipelined executemany)", append_in_batches(ledger, events, batch))]
+
+    def writer(r: int) -> list[tuple[str, float]]:
+        with PostgresLedger(fresh_url()) as ledger:
+            return [("LedgerWriter submit → close", write_through_writer(ledger, events, batch, tmp / "p"))]
+
     try:
-        for schema in schemas:
-            admin.execute(f'CREATE SCHEMA "{schema}"')
-        PostgresLedger(urls[0]).close()  # same schema and indexes as the ledger's
-        rows = [postgres_row(e) for e in events]
-        cols = ", ".join(f'"{c}"' for c in COLUMNS)
-        with psycopg.connect(urls[0]) as conn:
-            t0 = time.perf_counter()
-            with conn.cursor() as cur, cur.copy(f"COPY {TABLE} ({cols}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-            conn.commit()
-            raw_s = time.perf_counter() - t0
-        baseline = rate(n, raw_s)
-        print(f"PostgreSQL ({n:,} events, batches of {batch})")
-        print(f"  {'raw psycopg COPY, one transaction':<44} {baseline:>12,.0f} events/s")
-        report("Ledger.append (COPY → INSERT … ON CONFLICT)", n, through_ledger(urls[1], events, batch), baseline)
-        many = PostgresLedger(urls[2], insert_method="executemany")
-        try:
-            secs = timed(lambda: [many.append(events[i : i + batch]) for i in range(0, n, batch)])
-        finally:
-            many.close()
-        report("Ledger.append (executemany, pipelined)", n, secs, baseline)
-        report("LedgerWriter submit → close", n, through_writer(urls[3], events, batch, tmp / "pgs"), baseline)
+        run_rounds([raw, append, executemany, writer], repeat, n, results)
     finally:
         for schema in schemas:
             admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         admin.close()
+    results.print(f"PostgreSQL, {n:,} events, best of {repeat}", raw_name)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()
     events = make_events(args.events)
     with tempfile.TemporaryDirectory() as tmp:
-        bench_sqlite(events, args.batch, Path(tmp))
-        bench_postgres(args.postgres_url, events, args.batch, Path(tmp))
+        bench_sqlite(events, args.batch, args.repeat, Path(tmp))
+        bench_postgres(args.postgres_url, events, args.batch, args.repeat, Path(tmp))
 
 
 if __name__ == "__main__":

@@ -69,7 +69,7 @@ def from_micros(micros: int) -> datetime:
     return _EPOCH + timedelta(microseconds=micros)
 
 
-def _tags_json(tags: dict[str, str]) -> str | None:
+def tags_json(tags: dict[str, str]) -> str | None:
     return orjson.dumps(tags).decode() if tags else None
 
 
@@ -114,53 +114,7 @@ def sqlite_row(e: CostEvent) -> tuple[Any, ...]:
         int(e.streamed),
         e.error,
         e.decision,
-        _tags_json(e.tags),
-    )
-
-
-def postgres_row(e: CostEvent) -> tuple[Any, ...]:
-    """PostgreSQL: timestamptz, NUMERIC money (Decimal as is), booleans, tags as JSON text for a jsonb column."""
-    a, u, c = e.attribution, e.usage, e.cost
-    ts = e.timestamp
-    return (
-        e.id,
-        ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC),
-        e.provider,
-        e.requested_model,
-        e.served_model,
-        e.model_tier,
-        str(e.status),
-        a.organization,
-        a.team,
-        a.agent,
-        a.workflow,
-        a.task_class,
-        a.session,
-        a.parent_session,
-        a.tenant,
-        a.user,
-        a.environment,
-        a.api_key,
-        a.outcome,
-        u.input_tokens,
-        u.cache_read_tokens,
-        u.cache_write_5m_tokens,
-        u.cache_write_1h_tokens,
-        u.output_tokens,
-        u.reasoning_tokens,
-        u.estimated,
-        c.input,
-        c.cache_read,
-        c.cache_write_5m,
-        c.cache_write_1h,
-        c.output,
-        c.fallback_price,
-        e.latency_ms,
-        e.batch,
-        e.streamed,
-        e.error,
-        e.decision,
-        _tags_json(e.tags),
+        tags_json(e.tags),
     )
 
 
