@@ -162,6 +162,14 @@ def test_spend_groups_by_any_dimensions_with_exact_sums(ledger: Ledger, make_eve
     assert sum(r.requests for r in ledger.spend(every)) == 1006
 
 
+def test_sums_keep_more_digits_than_the_default_decimal_context(ledger: Ledger, make_event: EventFactory) -> None:
+    big = "12345678901234.000000000000001"  # 29 significant digits
+    ledger.append([make_event(cost=big) for _ in range(3)])
+    (row,) = ledger.spend(SpendQuery())
+    assert str(row.input_usd) == "37037036703702.000000000000003"
+    assert row.total_usd == Decimal("37037036703702.000000000000003")
+
+
 def test_spend_rows_carry_tokens_cache_rate_and_flags(ledger: Ledger, make_event: EventFactory) -> None:
     usage = Usage(input_tokens=100, cache_read_tokens=300, cache_write_5m_tokens=50, cache_write_1h_tokens=50,
                   output_tokens=40, reasoning_tokens=10, estimated=True)  # fmt: skip

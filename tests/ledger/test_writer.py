@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
@@ -147,3 +149,39 @@ def test_spill_path_defaults_beside_a_sqlite_ledger(sqlite_ledger: Ledger) -> No
 def test_rejects_what_is_not_an_event(sqlite_ledger: Ledger, tmp_path: Path) -> None:
     with LedgerWriter(sqlite_ledger, spill_path=tmp_path / "s.jsonl") as writer, pytest.raises(TypeError):
         writer.submit({"id": "x"})  # type: ignore[arg-type]
+
+
+def test_interpreter_exit_flushes_a_writer_never_closed(tmp_path: Path) -> None:
+    db = tmp_path / "exit.db"
+    script = f"""
+from decimal import Decimal
+from fiscus.events.cost_event import CostEvent
+from fiscus.ledger import LedgerWriter, open_ledger
+from fiscus.pricing.cost import Cost
+from fiscus.usage.model import Usage
+writer = LedgerWriter(open_ledger({f"sqlite:///{db}"!r}), flush_interval=60)
+for i in range(300):
+    writer.submit(CostEvent(provider="openai", requested_model="m", served_model="m", usage=Usage(),
+                            cost=Cost(input=Decimal("0.01"))))
+"""  # no flush, no close: the atexit hook must write all 300
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+    with open_ledger(f"sqlite:///{db}") as ledger:
+        (row,) = ledger.spend(SpendQuery())
+    assert row.requests == 300
+    assert row.total_usd == 3
+
+
+def test_an_unwritable_spill_file_is_reported_not_silent(
+    sqlite_ledger: Ledger, make_event: EventFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    flaky = FlakyLedger(sqlite_ledger)
+    flaky.down.set()
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    with caplog.at_level(logging.ERROR, logger="fiscus.ledger"):
+        writer = LedgerWriter(flaky, spill_path=blocker / "spill.jsonl", close_timeout=0.01, retry_initial=0.001)
+        for _ in range(5):
+            writer.submit(make_event())
+        writer.close()
+    assert writer.lost == 5 and writer.spilled == 0
+    assert any("neither stored nor spilled" in r.getMessage() for r in caplog.records)

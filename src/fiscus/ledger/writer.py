@@ -51,6 +51,7 @@ class LedgerWriter:
         self.close_timeout = close_timeout
         self.written = 0  # events the ledger took as new
         self.spilled = 0  # events sent to the spill file
+        self.lost = 0  # events neither stored nor spilled (only if the spill file cannot be written)
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._closed = False
         self._close_deadline = float("inf")
@@ -102,8 +103,12 @@ class LedgerWriter:
         stop = False
         while not stop:
             batch, markers, stop = self._collect()
-            if batch:
-                self._write(batch, markers)
+            try:
+                if batch:
+                    self._write(batch, markers)
+            except Exception:  # a bug, not an outage: keep the thread alive and say what was lost
+                self.lost += len(batch)
+                log.exception("fiscus ledger: %d events could be neither stored nor spilled", len(batch))
             for marker in markers:
                 marker.set()
 
@@ -176,7 +181,12 @@ class LedgerWriter:
         markers.extend(more_markers)
         if stop:
             self._queue.put(_STOP)  # let the main loop see the stop after this batch
-        spill(self.spill_path, events)
+        try:
+            spill(self.spill_path, events)
+        except OSError:  # disk full, permissions: say so loudly, never silently
+            self.lost += len(events)
+            log.exception("fiscus ledger: %d events could be neither stored nor spilled", len(events))
+            return
         self.spilled += len(events)
         log.error(
             "fiscus ledger: %s %s unreachable (%s); spilled %d events to %s, re-ingested on next start",
