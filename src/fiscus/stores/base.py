@@ -16,6 +16,8 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass, field
 
+from fiscus.errors import StoreError
+
 
 @dataclass(frozen=True, slots=True)
 class Amounts:
@@ -96,6 +98,13 @@ class SettleOutcome:
     DUPLICATE = "duplicate"  # this reservation id was settled before: nothing changed
 
 
+def require_keys(lines: tuple[ReserveLine, ...]) -> None:
+    """Every line needs a counter key to check and land on; a line without one is a caller's bug."""
+    for line in lines:
+        if not line.keys:
+            raise StoreError(f"budget {line.budget!r}: a reserve line needs at least one counter key")
+
+
 class BudgetStore(abc.ABC):
     """Implementations: `MemoryStore` (memory://), `SqliteStore` (sqlite:///path), `RedisStore` (redis://).
 
@@ -133,9 +142,14 @@ class BudgetStore(abc.ABC):
         """Release connections."""
 
     def keys_with_prefix(self, prefix: str, *, now: float) -> list[str]:
-        """Optional: the counter keys starting with `prefix` that hold a counter (status of per-value budgets,
-        e.g. one per user). Stores that cannot list raise NotImplementedError; status then shows what it can."""
+        """The counter keys starting with `prefix` that still hold a counter, sorted (status of per-value
+        budgets, e.g. one per user). A counter is gone once its line's `expires_at` plus the store's margin
+        has passed and it holds no reservation (Redis: when its TTL runs out on the server's clock).
+        Stores that cannot list raise NotImplementedError; status then shows what it can."""
         raise NotImplementedError
+
+    async def akeys_with_prefix(self, prefix: str, *, now: float) -> list[str]:
+        return self.keys_with_prefix(prefix, now=now)
 
     async def areserve(
         self, reservation_id: str, lines: tuple[ReserveLine, ...], *, now: float, lease_seconds: float

@@ -2,7 +2,8 @@
 
 One lock guards everything; every operation is O(lines × keys) plus O(log n) per lease touched. Expired
 leases sit in a heap (lazy deletion: a renewed or settled lease leaves a stale entry that is skipped), so the
-reap at the start of `reserve` costs one comparison when nothing has expired.
+reap at the start of `reserve` costs one comparison when nothing has expired. Counters are dropped the same
+way, from a second heap, once their line's `expires_at` plus a margin has passed and they hold no reservation.
 """
 
 from __future__ import annotations
@@ -12,22 +13,35 @@ import threading
 from collections import deque
 
 from fiscus.errors import StoreError
-from fiscus.stores.base import Amounts, BudgetStore, Counter, Refusal, Reservation, ReserveLine, SettleOutcome
+from fiscus.stores.base import (
+    Amounts,
+    BudgetStore,
+    Counter,
+    Refusal,
+    Reservation,
+    ReserveLine,
+    SettleOutcome,
+    require_keys,
+)
 
 DEFAULT_SETTLED_TTL = 7 * 86400.0  # how long a settled id is remembered, so a retried settle is a DUPLICATE
+DEFAULT_COUNTER_TTL_MARGIN = 86400.0  # a counter is kept this long past its line's `expires_at`
 
 
 class _Cell:
-    """Mutable counter: spent and reserved per meter."""
+    """Mutable counter: spent and reserved per meter, and the latest `expires_at` of a line that touched it."""
 
-    __slots__ = ("rn", "rr", "rt", "sn", "sr", "st")
+    __slots__ = ("expires", "rn", "rr", "rt", "sn", "sr", "st")
 
     def __init__(self) -> None:
         self.sn = self.st = self.sr = self.rn = self.rt = self.rr = 0
+        self.expires: float | None = None
 
 
 class MemoryStore(BudgetStore):
-    def __init__(self, *, settled_ttl: float = DEFAULT_SETTLED_TTL) -> None:
+    def __init__(
+        self, *, settled_ttl: float = DEFAULT_SETTLED_TTL, counter_ttl_margin: float = DEFAULT_COUNTER_TTL_MARGIN
+    ) -> None:
         self._lock = threading.Lock()
         self._cells: dict[str, _Cell] = {}
         self._live: dict[str, Reservation] = {}  # id → reservation with its current lease
@@ -35,6 +49,8 @@ class MemoryStore(BudgetStore):
         self._settled: dict[str, float] = {}
         self._settled_order: deque[tuple[float, str]] = deque()
         self._settled_ttl = settled_ttl
+        self._margin = counter_ttl_margin
+        self._drops: list[tuple[float, str]] = []  # (expires_at + margin, counter key); stale entries skipped
 
     # -- operations -----------------------------------------------------------------------------------
 
@@ -42,7 +58,7 @@ class MemoryStore(BudgetStore):
         self, reservation_id: str, lines: tuple[ReserveLine, ...], *, now: float, lease_seconds: float
     ) -> Reservation | Refusal:
         with self._lock:
-            if self._heap and self._heap[0][0] <= now:
+            if (self._heap and self._heap[0][0] <= now) or (self._drops and self._drops[0][0] < now):
                 self._reap(now)
             live = self._live.get(reservation_id)
             if live is not None:  # a retried reserve: the first one stands
@@ -52,6 +68,8 @@ class MemoryStore(BudgetStore):
             cells = self._cells
             pending: dict[str, Amounts] | None = None  # earlier lines of this request that land on a key
             for line in lines:
+                if not line.keys:
+                    require_keys(lines)
                 n = t = r = 0
                 for key in line.keys:
                     cell = cells.get(key)
@@ -84,6 +102,8 @@ class MemoryStore(BudgetStore):
                 cell.rn += amount.nanos
                 cell.rt += amount.tokens
                 cell.rr += amount.requests
+                if line.expires_at is not None and (cell.expires is None or line.expires_at > cell.expires):
+                    self._extend(line.keys[0], cell, line.expires_at)
             expires = now + lease_seconds
             reservation = Reservation(reservation_id, lines, expires)
             self._live[reservation_id] = reservation
@@ -97,6 +117,7 @@ class MemoryStore(BudgetStore):
             rid = reservation.id
             if rid in self._settled:
                 return SettleOutcome.DUPLICATE
+            require_keys(reservation.lines)
             live = self._live.pop(rid, None)
             if live is not None:
                 self._release(live)
@@ -111,6 +132,8 @@ class MemoryStore(BudgetStore):
                 cell.sn += actual.nanos
                 cell.st += actual.tokens
                 cell.sr += actual.requests
+                if line.expires_at is not None and (cell.expires is None or line.expires_at > cell.expires):
+                    self._extend(line.keys[0], cell, line.expires_at)
             self._remember_settled(rid, now)
             return SettleOutcome.SETTLED if live is not None else SettleOutcome.LATE
 
@@ -131,7 +154,7 @@ class MemoryStore(BudgetStore):
 
     def counters(self, keys: tuple[str, ...], *, now: float) -> dict[str, Counter]:
         with self._lock:
-            if self._heap and self._heap[0][0] <= now:
+            if (self._heap and self._heap[0][0] <= now) or (self._drops and self._drops[0][0] < now):
                 self._reap(now)
             result: dict[str, Counter] = {}
             for key in keys:
@@ -142,6 +165,11 @@ class MemoryStore(BudgetStore):
                     else Counter(Amounts(cell.sn, cell.st, cell.sr), Amounts(cell.rn, cell.rt, cell.rr))
                 )
             return result
+
+    def keys_with_prefix(self, prefix: str, *, now: float) -> list[str]:
+        with self._lock:
+            self._reap(now)
+            return sorted(key for key in self._cells if key.startswith(prefix))
 
     # -- internals (lock held) ------------------------------------------------------------------------
 
@@ -156,7 +184,21 @@ class MemoryStore(BudgetStore):
             del live_map[rid]
             self._release(live)
             reaped += 1
+        drops, cells, margin = self._drops, self._cells, self._margin
+        while drops and drops[0][0] < now:
+            _, key = heapq.heappop(drops)
+            cell = cells.get(key)
+            if cell is None or cell.expires is None or cell.expires + margin >= now:
+                continue  # dropped already, or its expiry moved on since this entry was pushed
+            if cell.rn or cell.rt or cell.rr:  # a live lease still holds it: look again when that may be over
+                heapq.heappush(drops, (now + margin, key))
+                continue
+            del cells[key]
         return reaped
+
+    def _extend(self, key: str, cell: _Cell, expires_at: float) -> None:
+        cell.expires = expires_at
+        heapq.heappush(self._drops, (expires_at + self._margin, key))
 
     def _release(self, reservation: Reservation) -> None:
         for line in reservation.lines:

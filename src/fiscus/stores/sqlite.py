@@ -18,7 +18,16 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from fiscus.errors import StoreError
-from fiscus.stores.base import Amounts, BudgetStore, Counter, Refusal, Reservation, ReserveLine, SettleOutcome
+from fiscus.stores.base import (
+    Amounts,
+    BudgetStore,
+    Counter,
+    Refusal,
+    Reservation,
+    ReserveLine,
+    SettleOutcome,
+    require_keys,
+)
 from fiscus.stores.memory import DEFAULT_SETTLED_TTL
 
 DEFAULT_COUNTER_TTL_MARGIN = 86400.0  # a counter is kept this long past its line's `expires_at`
@@ -99,6 +108,7 @@ class SqliteStore(BudgetStore):
     def reserve(
         self, reservation_id: str, lines: tuple[ReserveLine, ...], *, now: float, lease_seconds: float
     ) -> Reservation | Refusal:
+        require_keys(lines)
         with self._transaction() as db:
             self._reap(db, now, REAP_BATCH)
             row = db.execute(
@@ -130,6 +140,7 @@ class SqliteStore(BudgetStore):
             return Reservation(reservation_id, lines, expires)
 
     def settle(self, reservation: Reservation, actual: Amounts, *, now: float) -> str:
+        require_keys(reservation.lines)
         with self._transaction() as db:
             self._reap(db, now, REAP_BATCH)
             rid = reservation.id
@@ -179,6 +190,21 @@ class SqliteStore(BudgetStore):
         found = {row[0]: Counter(Amounts(row[1], row[2], row[3]), Amounts(row[4], row[5], row[6])) for row in rows}
         return {key: found.get(key, Counter()) for key in keys}
 
+    def keys_with_prefix(self, prefix: str, *, now: float) -> list[str]:
+        """A range scan of the counters' primary key; counters past `expires_at` + margin that hold no
+        reservation are left out (the next `reap` deletes them)."""
+        upper = _successor(prefix)
+        where = "key >= ?" + (" AND key < ?" if upper is not None else "")
+        bounds = (prefix, upper) if upper is not None else (prefix,)
+        with self._transaction() as db:  # reaps expired leases first, as `counters` does
+            self._reap(db, now, None)
+            rows = db.execute(
+                f"SELECT key FROM fiscus_counters WHERE {where} AND (expires_at IS NULL OR expires_at >= ? "
+                "OR rn <> 0 OR rt <> 0 OR rr <> 0) ORDER BY key",
+                (*bounds, now - self._margin),
+            ).fetchall()
+        return [row[0] for row in rows]
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
@@ -209,6 +235,20 @@ class SqliteStore(BudgetStore):
 
 
 _ZERO = Amounts()
+_MAX_CHAR = 0x10FFFF
+
+
+def _successor(prefix: str) -> str | None:
+    """The least string above every string starting with `prefix` (None: no bound). SQLite compares TEXT as
+    UTF-8 bytes, which orders like code points, so bumping the last code point that can grow is enough."""
+    chars = list(prefix)
+    while chars and ord(chars[-1]) == _MAX_CHAR:
+        chars.pop()
+    if not chars:
+        return None
+    code = ord(chars[-1]) + 1
+    chars[-1] = chr(0xE000 if 0xD800 <= code <= 0xDFFF else code)  # surrogates are not valid in UTF-8
+    return "".join(chars)
 
 
 def _triple(amount: Amounts) -> tuple[int, int, int]:
