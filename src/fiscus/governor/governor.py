@@ -305,3 +305,13 @@ class Governor:
     def _emit(self, event: object) -> None:
         if self._on_event is not None:
             self._on_event(event)
+
+    # -- calls a door refused before admission ------------------------------------------------------------
+
+    def record(self, request: CallRequest, *, status: CallStatus = CallStatus.PARTIAL, message: str = "") -> CostEvent:
+        """One zero-cost ledger event for a call a door stopped before asking for admission (an SDK session
+        ceiling, a stopped run): every call stays one ledger event. No budget counter is read or touched."""
+        action = Action.BLOCK if status is CallStatus.BLOCKED else Action.PARTIAL
+        decision = Decision(action, request.model, request.model, 0, message=message)
+        admission = self._admission(request, decision, None, new_event_id(), self._clock(), time.perf_counter())
+        return self.settle(admission, None, status=status)
