@@ -61,7 +61,7 @@ def test_json_has_decimal_strings_and_totals() -> None:
     assert first["group"] == {"team": "growth", "served_model": "gpt-4.1"}
     assert first["total_usd"] == "1.500000000000000000000000000001"
     assert first["cache_hit_rate"] == "0.75"
-    assert first["cost_per_outcome_usd"] == {"resolved_case": dec(Decimal("1.500000000000000000000000000001") / 2)}
+    assert first["cost_per_outcome_usd"] == {"resolved_case": "0.75"}
     assert data["rows"][1]["group"]["team"] is None
     assert data["totals"]["requests"] == 4
     assert data["totals"]["total_usd"] == "1.750000000000000000000000000001"
@@ -77,7 +77,7 @@ def test_csv_is_a_plain_chargeback_export() -> None:
     assert rows[0]["team"] == "growth" and rows[0]["served_model"] == "gpt-4.1"
     assert rows[0]["total_usd"] == "1.500000000000000000000000000001"
     assert rows[0]["outcome_resolved_case"] == "2"
-    assert rows[0]["cost_per_resolved_case_usd"] == dec(Decimal("1.500000000000000000000000000001") / 2)
+    assert rows[0]["cost_per_resolved_case_usd"] == "0.75"
     assert rows[1]["team"] == "" and rows[1]["outcome_resolved_case"] == "0"
     assert rows[1]["cost_per_resolved_case_usd"] == ""
     with localcontext(prec=60):  # finance adds the rows up: nothing was rounded away
@@ -102,3 +102,8 @@ def test_no_outcome_column_without_outcomes() -> None:
     text = console.export_text()
     assert "Cost per outcome" not in text
     assert "all events" in text
+
+
+def test_cost_per_outcome_is_to_the_pico_dollar() -> None:
+    row = SpendRow(group={}, requests=3, output_usd=Decimal("1"), outcomes={"done": 3, "never": 0})
+    assert row.cost_per_outcome() == {"done": Decimal("0.333333333333")}

@@ -18,6 +18,7 @@ GROUP_KEYS: tuple[str, ...] = (*DIMENSIONS, *CALL_KEYS, "day")
 FILTER_KEYS: tuple[str, ...] = (*DIMENSIONS, *CALL_KEYS)
 # Sums of money never round: 60 significant digits hold any realistic total at any sub-unit precision.
 MONEY_CONTEXT = Context(prec=60)
+_PICO = Decimal("1E-12")
 # Friendlier names a user may type; `model` is what answered the call.
 KEY_ALIASES: dict[str, str] = {"model": "served_model"}
 
@@ -90,9 +91,14 @@ class SpendRow:
         return Decimal(self.cache_read_tokens) / Decimal(total) if total else Decimal(0)
 
     def cost_per_outcome(self) -> dict[str, Decimal]:
-        """The group's whole spend divided by how many events reached each outcome."""
+        """The group's whole spend divided by how many events reached each outcome, to the pico-dollar
+        (a quotient has no exact decimal form in general; sums stay exact)."""
         total = self.total_usd
-        return {label: total / count for label, count in sorted(self.outcomes.items()) if count}
+        return {
+            label: MONEY_CONTEXT.divide(total, Decimal(count)).quantize(_PICO, context=MONEY_CONTEXT)
+            for label, count in sorted(self.outcomes.items())
+            if count
+        }
 
     def add_money(self, input_usd: Decimal, cache_read: Decimal, cache_write: Decimal, output: Decimal) -> None:
         add = MONEY_CONTEXT.add
