@@ -313,5 +313,14 @@ class Governor:
         ceiling, a stopped run): every call stays one ledger event. No budget counter is read or touched."""
         action = Action.BLOCK if status is CallStatus.BLOCKED else Action.PARTIAL
         decision = Decision(action, request.model, request.model, 0, message=message)
-        admission = self._admission(request, decision, None, new_event_id(), self._clock(), time.perf_counter())
+        now = datetime.fromtimestamp(self._clock(), UTC)
+        admission = Admission(
+            request=request,
+            decision=decision,
+            reservation=None,
+            event_id=new_event_id(),
+            timestamp=now,
+            started=time.perf_counter(),
+            model_tier=self._tier(request.model),
+        )
         return self.settle(admission, None, status=status)
