@@ -6,11 +6,22 @@ operation is atomic. Scripts run by EVALSHA and are loaded again on NOSCRIPT (af
 Key layout, safe for Redis Cluster: every key shares the hash tag `{prefix}` and so one slot —
 `{p}:c:<counter key>` (hash: spent/reserved per meter), `{p}:leases` (zset: reservation id → lease expiry),
 `{p}:records` (hash: reservation id → cmsgpack of each line's counter key and amounts), `{p}:s:<id>`
-(marker of a settled id, with a TTL). The client names every key an operation touches in KEYS, except the
-counters of *other* requests' expired leases, which a reap reads from their records (same slot).
+(marker of a settled id, with a TTL), `{p}:index` (zset, all scores 0: every counter key, for listing by
+prefix with ZRANGEBYLEX) and `{p}:expiry` (zset: counter key → when its TTL may have run out, to prune the
+index). The client names every key an operation touches in KEYS, except counters reached through the
+records or the index (other requests' expired leases, index pruning), which share the slot.
+
+Listing keys by prefix reads the index rather than SCAN: SCAN walks the whole keyspace of a node (every
+tenant's keys) per call and in Cluster must be sent to the right node, where a range of one sorted set is
+O(log n + m) and lives in the prefix's slot. The index costs the hot path nothing: an entry is added only
+when a script creates a counter, and a few stale entries are pruned at the same moment.
+
+Speed: commands are packed by this module (RESP bytes, with the fixed parts and counter keys encoded once)
+instead of through redis-py's per-argument encoder; async calls go through `redis_channel` (pipelined, parsed
+by hiredis) or, where it cannot connect, `redis_batch`. Sync calls use a pooled redis-py connection.
 
 Exactness: Lua numbers are doubles, so every amount and limit must stay below 2**53. In nano-dollars that is
-about $9 million per counter; larger values are refused with a `StoreError` rather than rounded.
+about $9 million per counter; larger amounts are refused with a `StoreError` rather than rounded.
 """
 
 from __future__ import annotations
@@ -24,19 +35,33 @@ from urllib.parse import parse_qs, urlparse
 
 import redis
 import redis.asyncio
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from fiscus.errors import StoreError
-from fiscus.stores.base import Amounts, BudgetStore, Counter, Refusal, Reservation, ReserveLine, SettleOutcome
+from fiscus.stores.base import (
+    Amounts,
+    BudgetStore,
+    Counter,
+    Refusal,
+    Reservation,
+    ReserveLine,
+    SettleOutcome,
+    require_keys,
+)
 from fiscus.stores.redis_batch import ScriptBatcher
+from fiscus.stores.redis_channel import ScriptChannel, bulk, command, usable
 
 MAX_EXACT = 2**53 - 1  # largest integer a Lua double holds exactly
 REAP_BATCH = 100  # expired leases reaped at the start of reserve/settle
 FULL_REAP_BATCH = 1000  # per script call in `reap`, repeated until done
+LIST_BATCH = 1000  # index entries per script call when listing keys
 DEFAULT_COUNTER_TTL_MARGIN = 86400.0  # a counter lives this long past its line's `expires_at`
 DEFAULT_SETTLED_TTL = 86400  # a settled id is remembered this long (s), so a retried settle is a DUPLICATE
+KEY_CACHE_SIZE = 4096  # encoded counter keys kept (they change with each window, so the cache is cleared when full)
 _FIELDS = ("sn", "st", "sr", "rn", "rt", "rr")
-_OUTCOMES = {"settled": SettleOutcome.SETTLED, "late": SettleOutcome.LATE, "duplicate": SettleOutcome.DUPLICATE}
+_OUTCOMES = {b"settled": SettleOutcome.SETTLED, b"late": SettleOutcome.LATE, b"duplicate": SettleOutcome.DUPLICATE}
+_EVALSHA = bulk(b"EVALSHA")
+_EMPTY = bulk(b"")
 
 
 def _load_scripts() -> dict[str, tuple[str, str]]:
@@ -44,13 +69,22 @@ def _load_scripts() -> dict[str, tuple[str, str]]:
     folder = resources.files("fiscus.stores") / "lua"
     lib = (folder / "lib.lua").read_text()
     scripts = {}
-    for name in ("reserve", "settle", "renew", "reap"):
+    for name in ("reserve", "settle", "renew", "reap", "keys"):
         source = lib + "\n" + (folder / f"{name}.lua").read_text()
         scripts[name] = (source, hashlib.sha1(source.encode()).hexdigest())
     return scripts
 
 
 _SCRIPTS = _load_scripts()
+_SHA = {name: bulk(sha.encode()) for name, (_, sha) in _SCRIPTS.items()}
+
+
+def _text(value: str) -> bytes:
+    return bulk(value.encode())
+
+
+def _number(value: int | float | str) -> bytes:
+    return bulk(str(value).encode()) if not isinstance(value, float) else bulk(repr(value).encode())
 
 
 class RedisStore(BudgetStore):
@@ -75,11 +109,19 @@ class RedisStore(BudgetStore):
         self._tag = "{" + prefix + "}" if "{" not in prefix else prefix
         self._leases = f"{self._tag}:leases"
         self._records = f"{self._tag}:records"
+        self._index = f"{self._tag}:index"
+        self._expiry = f"{self._tag}:expiry"
+        self._counter_prefix = f"{self._tag}:c:"
+        self._fixed = (_text(self._leases), _text(self._records))  # KEYS[1..2] of reserve and settle
+        self._indexes = (_text(self._index), _text(self._expiry))  # KEYS[4..5]
+        self._settled_prefix = f"{self._tag}:s:"
+        self._key_cache: dict[str, bytes] = {}
         self._margin = counter_ttl_margin
-        self._settled_ttl = str(int(settled_ttl))
-        self._batch = batch  # async calls of one event loop share pipelines (see redis_batch)
-        self._batcher: ScriptBatcher | None = None
-        self._batcher_loop: asyncio.AbstractEventLoop | None = None
+        self._settled_ttl = _number(int(settled_ttl))
+        self._reap_batch = _number(REAP_BATCH)
+        self._batch = batch  # async calls of one event loop share a connection and are pipelined
+        self._transport: ScriptChannel | ScriptBatcher | None = None
+        self._transport_loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
     def from_url(cls, url: str, *, prefix: str | None = None, **options: Any) -> RedisStore:
@@ -97,37 +139,53 @@ class RedisStore(BudgetStore):
             raise StoreError(f"Redis store URL {url!r}: {exc}") from exc
         return cls(client, aclient=aclient, prefix=prefix, where=where, **options)
 
-    # -- argument building (shared by the sync and async paths) ---------------------------------------
+    # -- command building (shared by the sync and async paths) ----------------------------------------
 
     def counter_key(self, key: str) -> str:
-        return f"{self._tag}:c:{key}"
+        return f"{self._counter_prefix}{key}"
 
-    def _ttl(self, expires_at: float | None, now: float) -> str:
+    def _counter_bulk(self, key: str) -> bytes:
+        encoded = self._key_cache.get(key)
+        if encoded is None:
+            if len(self._key_cache) >= KEY_CACHE_SIZE:
+                self._key_cache.clear()
+            encoded = self._key_cache[key] = _text(self._counter_prefix + key)
+        return encoded
+
+    def _ttl(self, expires_at: float | None, now: float) -> bytes:
         # Relative to `now` (the caller's clock), so a simulated clock never sets a TTL in the past.
-        return "" if expires_at is None else str(math.ceil(max(expires_at - now, 0.0) + self._margin))
+        if expires_at is None:
+            return _EMPTY
+        return _number(math.ceil(max(expires_at - now, 0.0) + self._margin))
 
-    def _reserve_args(
-        self, rid: str, lines: tuple[ReserveLine, ...], now: float, lease_seconds: float
-    ) -> tuple[list[str], list[str | int]]:
-        keys = [self._leases, self._records, f"{self._tag}:s:{rid}"]
-        args: list[str | int] = [rid, repr(now), repr(now + lease_seconds), REAP_BATCH, len(lines)]
+    def _reserve_command(self, rid: str, lines: tuple[ReserveLine, ...], now: float, lease_seconds: float) -> bytes:
+        keys = [*self._fixed, _text(self._settled_prefix + rid), *self._indexes]
+        nkeys = 5
+        args = [_text(rid), _number(now), _number(now + lease_seconds), self._reap_batch, _number(len(lines))]
         for line in lines:
             if not line.keys:
-                raise StoreError(f"budget {line.budget!r}: a reserve line needs at least one counter key")
-            keys.extend(self.counter_key(key) for key in line.keys)
+                require_keys(lines)
+            for key in line.keys:
+                keys.append(self._counter_bulk(key))
+            nkeys += len(line.keys)
             limits, amount = line.limits, line.amount
-            args.append(len(line.keys))
-            for value in (limits.nanos, limits.tokens, limits.requests):
-                args.append("" if value is None else _exact(value, line.budget))
-            for value in (amount.nanos, amount.tokens, amount.requests):
-                args.append(_exact(value, line.budget))
+            values = (
+                len(line.keys),
+                "" if limits.nanos is None else _exact(limits.nanos, line.budget),
+                "" if limits.tokens is None else _exact(limits.tokens, line.budget),
+                "" if limits.requests is None else _exact(limits.requests, line.budget),
+                _exact(amount.nanos, line.budget),
+                _exact(amount.tokens, line.budget),
+                _exact(amount.requests, line.budget),
+            )
+            args.extend(_number(value) for value in values)
             args.append(self._ttl(line.expires_at, now))
-        return keys, args
+        return command([_EVALSHA, _SHA["reserve"], _number(nkeys), *keys, *args])
 
     def _reserve_result(
         self, reply: list[Any], rid: str, lines: tuple[ReserveLine, ...], now: float, lease_seconds: float
     ) -> Reservation | Refusal:
-        code = int(reply[0])
+        code = reply[0]
         if code == 1:
             return Reservation(rid, lines, now + lease_seconds)
         if code == 2:
@@ -137,15 +195,33 @@ class RedisStore(BudgetStore):
         line = lines[int(reply[1]) - 1]
         return Refusal(line.budget, Amounts(int(reply[2]), int(reply[3]), int(reply[4])), line.limits)
 
-    def _settle_args(self, reservation: Reservation, actual: Amounts, now: float) -> tuple[list[str], list[str | int]]:
-        rid = reservation.id
-        keys = [self._leases, self._records, f"{self._tag}:s:{rid}"]
-        keys.extend(self.counter_key(line.keys[0]) for line in reservation.lines)
-        args: list[str | int] = [rid, repr(now), REAP_BATCH]
-        args.extend(_exact(value, "settle") for value in (actual.nanos, actual.tokens, actual.requests))
-        args.append(self._settled_ttl)
-        args.extend(self._ttl(line.expires_at, now) for line in reservation.lines)
-        return keys, args
+    def _settle_command(self, reservation: Reservation, actual: Amounts, now: float) -> bytes:
+        rid, lines = reservation.id, reservation.lines
+        require_keys(lines)
+        parts = [_EVALSHA, _SHA["settle"], _number(5 + len(lines)), *self._fixed]
+        parts.append(_text(self._settled_prefix + rid))
+        parts.extend(self._indexes)
+        parts.extend(self._counter_bulk(line.keys[0]) for line in lines)
+        parts.append(_text(rid))
+        parts.append(_number(now))
+        parts.append(self._reap_batch)
+        parts.append(_number(_exact(actual.nanos, "settle")))
+        parts.append(_number(_exact(actual.tokens, "settle")))
+        parts.append(_number(_exact(actual.requests, "settle")))
+        parts.append(self._settled_ttl)
+        parts.extend(self._ttl(line.expires_at, now) for line in lines)
+        return command(parts)
+
+    def _renew_command(self, reservation: Reservation, now: float, lease_seconds: float) -> bytes:
+        args = [_text(reservation.id), _number(now), _number(now + lease_seconds)]
+        return command([_EVALSHA, _SHA["renew"], _number(1), _text(self._leases), *args])
+
+    def _reap_command(self, now: float) -> bytes:
+        return command([_EVALSHA, _SHA["reap"], _number(2), *self._fixed, _number(now), _number(FULL_REAP_BATCH)])
+
+    def _keys_command(self, prefix: str, low: bytes) -> bytes:
+        high = b"[" + (self._counter_prefix + prefix).encode() + b"\xff"  # \xff never occurs in UTF-8
+        return command([_EVALSHA, _SHA["keys"], _number(2), *self._indexes, bulk(low), bulk(high), _number(LIST_BATCH)])
 
     def _counters_result(self, keys: tuple[str, ...], replies: list[list[bytes | None]]) -> dict[str, Counter]:
         result = {}
@@ -158,39 +234,51 @@ class RedisStore(BudgetStore):
         first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return StoreError(f"Redis store ({self._where}): {first_line}")
 
-    # -- sync path ------------------------------------------------------------------------------------
+    # -- sync path: a pooled redis-py connection, the command sent as packed --------------------------
 
-    def _run(self, name: str, keys: list[str], args: list[str | int]) -> Any:
+    def _run(self, name: str, payload: bytes) -> Any:
         if self._client is None:
             raise StoreError("Redis store was given only an async client: use the a* methods")
-        source, sha = _SCRIPTS[name]
         try:
             try:
-                return self._client.evalsha(sha, len(keys), *keys, *args)
+                return self._send(payload)
             except NoScriptError:
-                self._client.script_load(source)
-                return self._client.evalsha(sha, len(keys), *keys, *args)
+                self._client.script_load(_SCRIPTS[name][0])
+                return self._send(payload)
         except RedisError as exc:
             raise self._error(exc) from exc
+
+    def _send(self, payload: bytes) -> Any:
+        assert self._client is not None
+        pool = self._client.connection_pool
+        connection = pool.get_connection()
+        try:
+            connection.send_packed_command([payload])
+            return connection.read_response()
+        except ResponseError:  # an error reply: the connection is still in step
+            raise
+        except BaseException:  # anything else may leave a reply unread: drop the connection
+            connection.disconnect()
+            raise
+        finally:
+            pool.release(connection)
 
     def reserve(
         self, reservation_id: str, lines: tuple[ReserveLine, ...], *, now: float, lease_seconds: float
     ) -> Reservation | Refusal:
-        keys, args = self._reserve_args(reservation_id, lines, now, lease_seconds)
-        return self._reserve_result(self._run("reserve", keys, args), reservation_id, lines, now, lease_seconds)
+        reply = self._run("reserve", self._reserve_command(reservation_id, lines, now, lease_seconds))
+        return self._reserve_result(reply, reservation_id, lines, now, lease_seconds)
 
     def settle(self, reservation: Reservation, actual: Amounts, *, now: float) -> str:
-        keys, args = self._settle_args(reservation, actual, now)
-        return _outcome(self._run("settle", keys, args))
+        return _OUTCOMES[self._run("settle", self._settle_command(reservation, actual, now))]
 
     def renew(self, reservation: Reservation, *, now: float, lease_seconds: float) -> bool:
-        args: list[str | int] = [reservation.id, repr(now), repr(now + lease_seconds)]
-        return bool(self._run("renew", [self._leases], args))
+        return bool(self._run("renew", self._renew_command(reservation, now, lease_seconds)))
 
     def reap(self, *, now: float) -> int:
         total = 0
         while True:
-            count = int(self._run("reap", [self._leases, self._records], [repr(now), FULL_REAP_BATCH]))
+            count = int(self._run("reap", self._reap_command(now)))
             total += count
             if count < FULL_REAP_BATCH:
                 return total
@@ -207,49 +295,63 @@ class RedisStore(BudgetStore):
             raise self._error(exc) from exc
         return self._counters_result(keys, replies)
 
+    def keys_with_prefix(self, prefix: str, *, now: float) -> list[str]:
+        found: list[str] = []
+        low = b"[" + (self._counter_prefix + prefix).encode()
+        while True:
+            read, last, live = self._run("keys", self._keys_command(prefix, low))
+            found.extend(key.decode()[len(self._counter_prefix) :] for key in live)
+            if read < LIST_BATCH:
+                return found
+            low = b"(" + last
+
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
 
-    # -- async path: the same scripts through redis.asyncio ------------------------------------------
+    # -- async path: the same commands through the channel (or the batcher) ----------------------------
 
-    async def _arun(self, name: str, keys: list[str], args: list[str | int]) -> Any:
+    async def _arun(self, name: str, payload: bytes) -> Any:
         if self._aclient is None:
             raise StoreError("Redis store was given only a sync client: use the sync methods")
-        source, sha = _SCRIPTS[name]
         try:
-            if self._batch:
-                loop = asyncio.get_running_loop()
-                if self._batcher is None or self._batcher_loop is not loop:
-                    self._batcher, self._batcher_loop = ScriptBatcher(self._aclient), loop
-                return await self._batcher.evalsha(sha, source, keys, args)
+            transport = self._async_transport()
             try:
-                return await self._aclient.evalsha(sha, len(keys), *keys, *args)
+                return await transport.call(payload)
             except NoScriptError:
-                await self._aclient.script_load(source)
-                return await self._aclient.evalsha(sha, len(keys), *keys, *args)
+                await self._aclient.script_load(_SCRIPTS[name][0])
+                return await transport.call(payload)
         except RedisError as exc:
             raise self._error(exc) from exc
+
+    def _async_transport(self) -> ScriptChannel | ScriptBatcher:
+        loop = asyncio.get_running_loop()
+        if self._transport is None or self._transport_loop is not loop:
+            assert self._aclient is not None
+            pool = self._aclient.connection_pool
+            if self._batch and usable(pool):
+                self._transport = ScriptChannel(pool.connection_kwargs)
+            else:
+                self._transport = ScriptBatcher(self._aclient, pipeline=self._batch)
+            self._transport_loop = loop
+        return self._transport
 
     async def areserve(
         self, reservation_id: str, lines: tuple[ReserveLine, ...], *, now: float, lease_seconds: float
     ) -> Reservation | Refusal:
-        keys, args = self._reserve_args(reservation_id, lines, now, lease_seconds)
-        reply = await self._arun("reserve", keys, args)
+        reply = await self._arun("reserve", self._reserve_command(reservation_id, lines, now, lease_seconds))
         return self._reserve_result(reply, reservation_id, lines, now, lease_seconds)
 
     async def asettle(self, reservation: Reservation, actual: Amounts, *, now: float) -> str:
-        keys, args = self._settle_args(reservation, actual, now)
-        return _outcome(await self._arun("settle", keys, args))
+        return _OUTCOMES[await self._arun("settle", self._settle_command(reservation, actual, now))]
 
     async def arenew(self, reservation: Reservation, *, now: float, lease_seconds: float) -> bool:
-        args: list[str | int] = [reservation.id, repr(now), repr(now + lease_seconds)]
-        return bool(await self._arun("renew", [self._leases], args))
+        return bool(await self._arun("renew", self._renew_command(reservation, now, lease_seconds)))
 
     async def areap(self, *, now: float) -> int:
         total = 0
         while True:
-            count = int(await self._arun("reap", [self._leases, self._records], [repr(now), FULL_REAP_BATCH]))
+            count = int(await self._arun("reap", self._reap_command(now)))
             total += count
             if count < FULL_REAP_BATCH:
                 return total
@@ -266,7 +368,20 @@ class RedisStore(BudgetStore):
             raise self._error(exc) from exc
         return self._counters_result(keys, replies)
 
+    async def akeys_with_prefix(self, prefix: str, *, now: float) -> list[str]:
+        found: list[str] = []
+        low = b"[" + (self._counter_prefix + prefix).encode()
+        while True:
+            read, last, live = await self._arun("keys", self._keys_command(prefix, low))
+            found.extend(key.decode()[len(self._counter_prefix) :] for key in live)
+            if read < LIST_BATCH:
+                return found
+            low = b"(" + last
+
     async def aclose(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
         if self._aclient is not None:
             await self._aclient.aclose()
         self.close()
@@ -276,7 +391,3 @@ def _exact(value: int, what: str) -> int:
     if not 0 <= value <= MAX_EXACT:
         raise StoreError(f"{what}: {value} is outside 0..2**53-1, the exact integer range of Redis Lua scripts")
     return value
-
-
-def _outcome(reply: bytes | str) -> str:
-    return _OUTCOMES[reply.decode() if isinstance(reply, bytes) else reply]

@@ -1,16 +1,90 @@
 -- Shared by every fiscus budget script (prepended to each when loaded).
 -- Counters are hashes {sn, st, sr, rn, rt, rr}: spent and reserved nano-dollars, tokens, requests.
--- Lua numbers are doubles: integers are exact below 2^53, which the client enforces. Numbers going back
--- to Redis are formatted with %d (tostring would round them to 14 digits).
+-- Lua numbers are doubles: integers are exact below 2^53, which the client enforces for amounts. Numbers going
+-- back to Redis are formatted with %d (tostring would round them to 14 digits).
+
+local MAX_EXACT = 9007199254740991
+local FIELDS = {'sn', 'st', 'sr', 'rn', 'rt', 'rr'}
 
 local function int(x)
   return string.format('%d', x)
 end
 
--- Give a counter a TTL, only ever lengthening it (NX sets a first one, GT extends an existing one).
-local function touch_ttl(key, ttl)
-  if ttl ~= '' then
-    redis.call('EXPIRE', key, ttl, 'NX')
+-- A counter read once per script: {sn, st, sr, rn, rt, rr, fresh = no hash yet, ops = changes to write}.
+local function load(seen, key)
+  local s = seen[key]
+  if s then return s end
+  local c = redis.call('HMGET', key, 'sn', 'st', 'sr', 'rn', 'rt', 'rr')
+  s = {0, 0, 0, 0, 0, 0, fresh = true, ops = {}}
+  for i = 1, 6 do
+    if c[i] then s[i] = tonumber(c[i]); s.fresh = false end
+  end
+  seen[key] = s
+  return s
+end
+
+local function add(s, i, delta)
+  if delta ~= 0 then
+    s[i] = s[i] + delta
+    s.ops[#s.ops + 1] = {i, delta}
+  end
+end
+
+-- Write a counter's changed fields in one HSET; past 2^53 a double would round, so HINCRBY each change instead.
+local function save(key, s)
+  local n = #s.ops
+  if n == 0 then
+    if s.fresh then redis.call('HSET', key, 'rn', '0') end -- a new counter exists even when nothing moved
+    return
+  end
+  local changed, exact = {}, true
+  for j = 1, n do changed[s.ops[j][1]] = true end
+  local args = {}
+  for i = 1, 6 do
+    if changed[i] then
+      if s[i] > MAX_EXACT or s[i] < -MAX_EXACT then exact = false end
+      args[#args + 1] = FIELDS[i]
+      args[#args + 1] = int(s[i])
+    end
+  end
+  if exact then
+    redis.call('HSET', key, unpack(args))
+  else
+    for j = 1, n do redis.call('HINCRBY', key, FIELDS[s.ops[j][1]], int(s.ops[j][2])) end
+  end
+  s.ops = {}
+end
+
+-- Counter index, so keys can be listed by prefix without SCAN: `index` (zset, every score 0, so ZRANGEBYLEX
+-- ranges work) holds every counter key; `expiry` (zset, caller-clock time after which the counter's TTL may
+-- have run out) lets a few stale entries be pruned whenever a counter is created.
+local function prune_index(index, expiry, now, limit)
+  local due = redis.call('ZRANGEBYSCORE', expiry, '-inf', now, 'LIMIT', 0, limit)
+  for _, key in ipairs(due) do
+    local pttl = redis.call('PTTL', key)
+    if pttl == -2 then
+      redis.call('ZREM', index, key)
+      redis.call('ZREM', expiry, key)
+    elseif pttl == -1 then
+      redis.call('ZREM', expiry, key)
+    else
+      redis.call('ZADD', expiry, tonumber(now) + pttl / 1000, key)
+    end
+  end
+end
+
+-- Give a counter its TTL: a new one is indexed and expires `ttl` s from now; an existing one only ever
+-- lengthens (GT). `ttl` '' = never expires.
+local function touch(key, s, ttl, index, expiry, now)
+  if s.fresh then
+    s.fresh = false
+    redis.call('ZADD', index, 0, key)
+    if ttl ~= '' then
+      redis.call('EXPIRE', key, ttl)
+      redis.call('ZADD', expiry, tonumber(now) + tonumber(ttl), key)
+    end
+    prune_index(index, expiry, now, 10)
+  elseif ttl ~= '' then
     redis.call('EXPIRE', key, ttl, 'GT')
   end
 end
