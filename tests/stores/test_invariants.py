@@ -11,9 +11,9 @@ from collections import Counter as Tally
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from tests.stores.store_workload import BUDGETS, SEED_SPEND, aspend, seed, spend, spend_in_process
 
 from fiscus.stores import Amounts, BudgetStore, open_store
+from tests.stores.store_workload import BUDGETS, SEED_SPEND, aspend, seed, spend, spend_in_process
 
 METERS = ("nanos", "tokens", "requests")
 ALL_KEYS = tuple(sorted({key for keys, _ in BUDGETS.values() for key in keys}))

@@ -32,7 +32,8 @@ def test_every_key_shares_the_prefix_hash_tag(store: RedisStore, redis_url: str,
     store.reserve("r2", request, now=T0, lease_seconds=30)
     client = redis.Redis.from_url(redis_url)
     keys = sorted(k.decode() for k in client.scan_iter(match=f"*{redis_prefix}*"))
-    assert keys == sorted(f"{{{redis_prefix}}}:{name}" for name in ("c:k1", "expiry", "index", "leases", "records", "s:r1"))
+    names = ("c:k1", "expiry", "index", "leases", "records", "s:r1")
+    assert keys == sorted(f"{{{redis_prefix}}}:{name}" for name in names)
     assert len({key_slot(k.encode()) for k in keys}) == 1  # one Redis Cluster slot
     # a counter lives until its window ends plus the margin, measured from the caller's clock
     ttl = client.ttl(f"{{{redis_prefix}}}:c:k1")
