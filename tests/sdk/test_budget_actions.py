@@ -96,6 +96,8 @@ def test_breaker_refuses_at_once_after_exhaustion(openai_client, governed):
     client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     reply = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     assert "breaker is open" in reply.choices[0].message.content
-    assert len(ledger.events) == 1  # the second call never reached the governor or the provider
+    # the second call reached neither the budgets nor the provider, yet is one zero-cost ledger event
+    assert [e.status for e in ledger.events] == [CallStatus.PARTIAL, CallStatus.PARTIAL]
+    assert ledger.events[1].total_usd == 0 and ledger.events[1].attribution.agent == "a"
     assert [s["state"] for s in breakers.snapshot() if s["scope"] == "agent:a"] == ["open"]
     assert any(type(e).__name__ == "BreakerTripped" for e in events)

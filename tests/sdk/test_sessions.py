@@ -6,6 +6,7 @@ import asyncio
 from decimal import Decimal
 
 import fiscus
+from fiscus.events.cost_event import CallStatus
 from fiscus.events.guard_events import SessionEnded
 from fiscus.guards.loops import LoopConfig
 from fiscus.sdk import add_listener, remove_listener
@@ -55,6 +56,8 @@ def test_ceiling_is_never_exceeded(openai_client, governed):
         replies = [_ask(client, i, max_tokens=400) for i in range(40)]
     assert s.partial and s.outcome == "ceiling"
     assert ledger.spent() <= ceiling and s.cost == ledger.spent()
+    assert len(ledger.events) == 40  # calls the ceiling stopped are zero-cost partial events
+    assert ledger.events[-1].status is CallStatus.PARTIAL and ledger.events[-1].total_usd == 0
     assert replies[-1].choices[0].finish_reason == "length"
     assert "exhausted" in replies[-1].choices[0].message.content
 
@@ -75,7 +78,10 @@ def test_step_limit_stops_with_partial(openai_client, governed):
     client = fiscus.wrap(openai_client, governor=governor, breakers=breakers)
     with fiscus.session(agent="r", max_steps=3) as s:
         replies = [_ask(client, i) for i in range(5)]
-    assert len(ledger.events) == 3 and s.outcome == "loop" and "limit of 3 steps" in s.reason
+    assert s.outcome == "loop" and "limit of 3 steps" in s.reason
+    # every call is one ledger event: the two stopped ones are zero-cost partials that reached no model
+    assert [e.status for e in ledger.events] == [CallStatus.OK] * 3 + [CallStatus.PARTIAL] * 2
+    assert all(e.total_usd == 0 and e.attribution.session == s.id for e in ledger.events[3:])
     assert "loop detection" in replies[3].choices[0].message.content
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from fiscus.errors import FiscusError
 from fiscus.events.cost_event import CallStatus
+from fiscus.sdk.errors import BudgetExhausted
 from fiscus.sdk.gate import Gate, Plan, Short, partial_text
 from fiscus.sdk.objects import output_of, partial_object, partial_stream, usage_of
 from fiscus.sdk.streams import Observer, observe_async, observe_sync
@@ -75,8 +77,7 @@ def call_sync(gate: Gate, endpoint: Endpoint, fn: Callable[..., Any], client: An
     if isinstance(plan, Plan):
         plan = gate.shape(plan, governor.admit(plan.request))
     if isinstance(plan, Short):
-        if plan.admission is not None:
-            governor.settle(plan.admission, None, status=plan.status)
+        settle_short(governor, plan)
         return _answer(plan, endpoint, client, stream, False, kwargs)
     admission = plan.admission
     if stream:
@@ -113,8 +114,7 @@ async def call_async(
     if isinstance(plan, Plan):
         plan = gate.shape(plan, await governor.aadmit(plan.request))
     if isinstance(plan, Short):
-        if plan.admission is not None:
-            await governor.asettle(plan.admission, None, status=plan.status)
+        await asettle_short(governor, plan)
         return _answer(plan, endpoint, client, stream, True, kwargs)
     admission = plan.admission
     if stream:
@@ -145,20 +145,41 @@ async def call_async(
     return response
 
 
-def call_raw_sync(gate: Gate, endpoint: Endpoint, fn: Callable[..., Any], client: Any, kwargs: dict[str, Any]) -> Any:
-    """`with_raw_response.create`: the raw response is returned; usage is read from its parsed body."""
+def settle_short(governor: Any, short: Short) -> None:
+    """Record a call that reaches no model: settle its admission, or record it if it was never admitted."""
+    if short.admission is not None:
+        governor.settle(short.admission, None, status=short.status)
+    elif short.unadmitted is not None and hasattr(governor, "record"):
+        governor.record(short.unadmitted, status=short.status, message=short.message)
+
+
+async def asettle_short(governor: Any, short: Short) -> None:
+    if short.admission is not None:
+        await governor.asettle(short.admission, None, status=short.status)
+    elif short.unadmitted is not None and hasattr(governor, "record"):
+        governor.record(short.unadmitted, status=short.status, message=short.message)  # a ledger submit, no I/O
+
+
+def _refuse_raw(short: Short) -> BaseException:
+    return short.error or BudgetExhausted(f"budget exhausted: {short.message}")
+
+
+def _raw_begin(gate: Gate, endpoint: Endpoint, kwargs: dict[str, Any]) -> Plan | Short:
     if kwargs.get("stream"):
         raise FiscusError("fiscus: with_raw_response.create(stream=True) is not governed; use create(stream=True)")
+    return _begin(gate, endpoint, kwargs)
+
+
+def call_raw_sync(gate: Gate, endpoint: Endpoint, fn: Callable[..., Any], client: Any, kwargs: dict[str, Any]) -> Any:
+    """`with_raw_response.create`: the raw response is returned; usage is read from its parsed body.
+    A call that reaches no model raises (`BudgetBlocked`, `BudgetExhausted`): there is no raw response to give."""
     governor = gate.governor
-    plan = _begin(gate, endpoint, kwargs)
+    plan = _raw_begin(gate, endpoint, kwargs)
     if isinstance(plan, Plan):
         plan = gate.shape(plan, governor.admit(plan.request))
     if isinstance(plan, Short):
-        if plan.admission is not None:
-            governor.settle(plan.admission, None, status=plan.status)
-        from fiscus.sdk.errors import BudgetExhausted
-
-        raise plan.error or BudgetExhausted(f"budget exhausted: {plan.message}")
+        settle_short(governor, plan)
+        raise _refuse_raw(plan)
     try:
         raw = fn(**plan.kwargs)
         usage, text, calls = _whole_usage(plan, raw.parse())
@@ -173,4 +194,41 @@ def call_raw_sync(gate: Gate, endpoint: Endpoint, fn: Callable[..., Any], client
     return raw
 
 
-__all__ = ["ANTHROPIC_MESSAGES", "OPENAI_CHAT", "OPENAI_RESPONSES", "CallStatus", "Endpoint", "call_async", "call_sync"]
+async def call_raw_async(
+    gate: Gate, endpoint: Endpoint, fn: Callable[..., Any], client: Any, kwargs: dict[str, Any]
+) -> Any:
+    governor = gate.governor
+    plan = _raw_begin(gate, endpoint, kwargs)
+    if isinstance(plan, Plan):
+        plan = gate.shape(plan, await governor.aadmit(plan.request))
+    if isinstance(plan, Short):
+        await asettle_short(governor, plan)
+        raise _refuse_raw(plan)
+    try:
+        raw = await fn(**plan.kwargs)
+        parsed = raw.parse()  # openai's legacy raw response parses synchronously; anthropic's async one awaits
+        if inspect.isawaitable(parsed):
+            parsed = await parsed
+        usage, text, calls = _whole_usage(plan, parsed)
+    except BaseException as exc:
+        event = await governor.asettle(plan.admission, None, **plan.finish_args(None, error=exc, streamed=False))
+        plan.after(event)
+        raise
+    event = await governor.asettle(plan.admission, usage, **plan.finish_args(usage, error=None, streamed=False))
+    plan.after(event, output=text, tool_calls=calls)
+    return raw
+
+
+__all__ = [
+    "ANTHROPIC_MESSAGES",
+    "OPENAI_CHAT",
+    "OPENAI_RESPONSES",
+    "CallStatus",
+    "Endpoint",
+    "asettle_short",
+    "call_async",
+    "call_raw_async",
+    "call_raw_sync",
+    "call_sync",
+    "settle_short",
+]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from decimal import Decimal
 from typing import Any
 
@@ -32,6 +32,8 @@ from fiscus.usage.wire import WireFormat
 
 log = logging.getLogger("fiscus.sdk")
 MIN_OUTPUT_TOKENS = 16
+# `CallRequest.cache_writes` lets the engine reserve input at the plain price when no cache write can happen.
+_HAS_CACHE_WRITES = any(f.name == "cache_writes" for f in fields(CallRequest))
 
 
 @dataclass(slots=True)
@@ -43,6 +45,7 @@ class Short:
     error: Exception | None = None
     admission: Admission | None = None
     status: CallStatus = CallStatus.PARTIAL
+    unadmitted: CallRequest | None = None  # stopped before admission: recorded with `governor.record`
 
 
 @dataclass(slots=True)
@@ -134,8 +137,29 @@ class Gate:
         attribution = self.attribution
         if session is not None:
             attribution = attribution.refine(**session.attribution_values())
+        request = self._request(provider, str(kwargs.get("model", "")), attribution, kwargs, fmt, kwargs.get(max_key))
+        short = self._guard(fmt, kwargs, request, session)
+        if short is not None:
+            short.unadmitted = request  # stopped before admission, still one (zero-cost) ledger event
+            return short
+        if session is not None and session.ceiling_usd is not None:
+            room = session.remaining() or Decimal(0)
+            wanted = request.max_tokens or getattr(getattr(self.governor, "policy", None), "default_max_tokens", 4096)
+            fitted = _fit(self._sheet(provider, request.model), request.input_tokens, wanted, room)
+            if fitted is None:
+                session.stop("ceiling", f"ceiling ${session.ceiling_usd} reached")
+                short = self._exhausted(f"session ceiling ${_ceiling(session)} reached", request.model, session)
+                short.unadmitted = request
+                return short
+            request = replace(request, max_tokens=fitted)
         agent = attribution.agent
-        model = str(kwargs.get("model", ""))
+        return Plan(self, fmt, kwargs, request=request, session=session, agent=agent, extra={"max_key": max_key})
+
+    def _guard(
+        self, fmt: WireFormat, kwargs: dict[str, Any], request: CallRequest, session: Session | None
+    ) -> Short | None:
+        """A stopped session, an open breaker or a loop: the call goes no further."""
+        agent, model = request.attribution.agent, request.model
         if session is not None and session.stopped:
             stopped = next(n for n in session.chain() if n.outcome is not None)
             return self._exhausted(f"session {stopped.id} has stopped: {stopped.reason}", model, session)
@@ -145,7 +169,8 @@ class Gate:
             reason = trip.message if trip else "circuit breaker open"
             if self.on_exhausted == "raise":
                 retry = _at(trip.reopens_at) if trip else None
-                return Short(reason, model, BudgetBlocked(f"{breaker.scope} breaker is open: {reason}", retry_at=retry))
+                error = BudgetBlocked(f"{breaker.scope} breaker is open: {reason}", retry_at=retry)
+                return Short(reason, model, error, status=CallStatus.BLOCKED)
             return Short(f"{breaker.scope} breaker is open: {reason}", model)
         content, tool_results = last_content(fmt, kwargs)
         for detector, owner in self.detectors(session):
@@ -154,25 +179,27 @@ class Gate:
                 short = self.on_loop(found, owner, agent, model=model)
                 if short is not None:
                     return short
-        input_tokens = count_request_tokens(kwargs, fmt)
-        max_tokens = kwargs.get(max_key)
-        if session is not None and session.ceiling_usd is not None:
-            room = session.remaining() or Decimal(0)
-            wanted = max_tokens or getattr(getattr(self.governor, "policy", None), "default_max_tokens", 4096)
-            fitted = _fit(self._sheet(provider, model), input_tokens, wanted, room)
-            if fitted is None:
-                session.stop("ceiling", f"ceiling ${session.ceiling_usd} reached")
-                return self._exhausted(f"session ceiling ${_ceiling(session)} reached", model, session)
-            max_tokens = fitted
-        request = CallRequest(
+        return None
+
+    def _request(
+        self,
+        provider: str,
+        model: str,
+        attribution: Attribution,
+        kwargs: Mapping[str, Any],
+        fmt: WireFormat,
+        max_tokens: int | None,
+    ) -> CallRequest:
+        extra = {"cache_writes": writes_cache(fmt, kwargs)} if _HAS_CACHE_WRITES else {}
+        return CallRequest(
             provider=provider,
             model=model,
             attribution=attribution,
-            input_tokens=input_tokens,
-            max_tokens=max_tokens,
+            input_tokens=count_request_tokens(kwargs, fmt),
+            max_tokens=max_tokens or None,
             priority=self.priority,
+            **extra,
         )
-        return Plan(self, fmt, kwargs, request=request, session=session, agent=agent, extra={"max_key": max_key})
 
     def shape(self, plan: Plan, admission: Admission) -> Plan | Short:
         """Apply the governor's decision to the request; `Short` when no model is to be called."""
@@ -338,3 +365,18 @@ def last_content(fmt: WireFormat, kwargs: Mapping[str, Any]) -> tuple[str, tuple
     last = items[-1]
     text = _text_of(last.get("content") or last.get("output")) if isinstance(last, Mapping) else ""
     return text, tuple(results)
+
+
+def writes_cache(fmt: WireFormat, kwargs: Mapping[str, Any]) -> bool:
+    """Whether a request may write the provider's prompt cache: only Anthropic requests with `cache_control`."""
+    return fmt is WireFormat.ANTHROPIC and _has_cache_control(kwargs, 0)
+
+
+def _has_cache_control(value: Any, depth: int) -> bool:
+    if isinstance(value, Mapping):
+        if "cache_control" in value and value["cache_control"] is not None:
+            return True
+        return depth < 4 and any(_has_cache_control(v, depth + 1) for v in value.values())
+    if isinstance(value, list | tuple):
+        return depth < 4 and any(_has_cache_control(v, depth + 1) for v in value)
+    return False

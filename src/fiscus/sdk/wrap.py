@@ -17,6 +17,7 @@ from fiscus.sdk.calls import (
     OPENAI_RESPONSES,
     Endpoint,
     call_async,
+    call_raw_async,
     call_raw_sync,
     call_sync,
 )
@@ -59,23 +60,34 @@ def _method(gate: Gate, endpoint: Endpoint, fn: Callable[..., Any], client: Any,
     return create
 
 
-def _wrap_openai(client: Any, gate: Gate, is_async: bool) -> _Proxy:
-    completions = client.chat.completions
-    chat_create = _method(gate, OPENAI_CHAT, completions.create, client, is_async)
-    attrs: dict[str, Any] = {"create": chat_create}
-    if not is_async:
-        raw = completions.with_raw_response
+def _raw(gate: Gate, endpoint: Endpoint, resource: Any, client: Any, is_async: bool) -> _Proxy:
+    """`<resource>.with_raw_response`, its `create` governed like the plain one."""
+    raw = resource.with_raw_response
+    if is_async:
 
-        def raw_create(**kwargs: Any) -> Any:
-            return call_raw_sync(gate, OPENAI_CHAT, raw.create, client, kwargs)
+        async def acreate(**kwargs: Any) -> Any:
+            return await call_raw_async(gate, endpoint, raw.create, client, kwargs)
 
-        attrs["with_raw_response"] = _set(_Proxy(raw), create=raw_create)
-    chat = _set(_Proxy(client.chat), completions=_set(_Proxy(completions), **attrs))
-    responses = client.responses
-    governed_responses = _set(
-        _Proxy(responses), create=_method(gate, OPENAI_RESPONSES, responses.create, client, is_async)
+        return _set(_Proxy(raw), create=acreate)
+
+    def create(**kwargs: Any) -> Any:
+        return call_raw_sync(gate, endpoint, raw.create, client, kwargs)
+
+    return _set(_Proxy(raw), create=create)
+
+
+def _resource(gate: Gate, endpoint: Endpoint, resource: Any, client: Any, is_async: bool, **attrs: Any) -> _Proxy:
+    create = _method(gate, endpoint, resource.create, client, is_async)
+    return _set(
+        _Proxy(resource), create=create, with_raw_response=_raw(gate, endpoint, resource, client, is_async), **attrs
     )
-    return _set(_Proxy(client), chat=chat, responses=governed_responses, fiscus_gate=gate)
+
+
+def _wrap_openai(client: Any, gate: Gate, is_async: bool) -> _Proxy:
+    completions = _resource(gate, OPENAI_CHAT, client.chat.completions, client, is_async)
+    chat = _set(_Proxy(client.chat), completions=completions)
+    responses = _resource(gate, OPENAI_RESPONSES, client.responses, client, is_async)
+    return _set(_Proxy(client), chat=chat, responses=responses, fiscus_gate=gate)
 
 
 def _wrap_anthropic(client: Any, gate: Gate, is_async: bool) -> _Proxy:
@@ -94,7 +106,8 @@ def _wrap_anthropic(client: Any, gate: Gate, is_async: bool) -> _Proxy:
             return AsyncMessageStreamManager(create(**kwargs), output_format=NOT_GIVEN)
         return MessageStreamManager(lambda: create(**kwargs), output_format=NOT_GIVEN)
 
-    governed = _set(_Proxy(messages), create=create, stream=stream)
+    raw = _raw(gate, ANTHROPIC_MESSAGES, messages, client, is_async)
+    governed = _set(_Proxy(messages), create=create, stream=stream, with_raw_response=raw)
     return _set(_Proxy(client), messages=governed, fiscus_gate=gate)
 
 
