@@ -4,7 +4,7 @@ transaction; psycopg COPY in one transaction). Prints each rate and its ratio to
 
 Each figure is the best of `--repeat` rounds, the rounds interleaved, so a busy machine skews them alike.
 
-    .venv/bin/python bench/ledger_ingest.py [--events 50000] [--postgres-url postgresql://postgres@127.0.0.1/test]
+    .venv/bin/python bench/ledger_ingest.py [--events 20000] [--repeat 3] [--postgres-url postgresql://postgres@127.0.0.1/test]
 """
 
 from __future__ import annotations
@@ -242,7 +242,7 @@ def bench_postgres(url: str, events: list[CostEvent], batch: int, repeat: int, t
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/test")
