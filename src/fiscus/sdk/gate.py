@@ -132,9 +132,16 @@ class Gate:
             return [(self.detector, None)]
         return [(node.detector, node) for node in session.chain()]
 
-    def prepare(self, fmt: WireFormat, provider: str, kwargs: dict[str, Any], max_key: str) -> Plan | Short:
+    def prepare(
+        self,
+        fmt: WireFormat,
+        provider: str,
+        kwargs: dict[str, Any],
+        max_key: str,
+        attribution: Attribution | None = None,  # this call's own, e.g. a framework's agent name; else the client's
+    ) -> Plan | Short:
         session = current_session()
-        attribution = self.attribution
+        attribution = attribution or self.attribution
         if session is not None:
             attribution = attribution.refine(**session.attribution_values())
         request = self._request(provider, str(kwargs.get("model", "")), attribution, kwargs, fmt, kwargs.get(max_key))
