@@ -107,3 +107,60 @@ def test_prefix_in_the_url_keeps_tenants_apart(redis_url: str, redis_prefix: str
     assert a.counters(("k",), now=T0)["k"].reserved == Amounts(9)
     a.close()
     b.close()
+
+
+def test_a_sliding_window_pushes_the_ttl_out_but_never_in(store: RedisStore, redis_url: str, redis_prefix: str) -> None:
+    def use(rid: str, expires_at: float) -> None:
+        line = ReserveLine("session", ("s",), Limits(), Amounts(1), expires_at=expires_at)
+        reservation = store.reserve(rid, (line,), now=T0, lease_seconds=30)
+        assert isinstance(reservation, Reservation)
+        store.settle(reservation, Amounts(1), now=T0)
+
+    client = redis.Redis.from_url(redis_url)
+    key = f"{{{redis_prefix}}}:c:s"
+    use("r1", T0 + 100)
+    assert 86400 + 95 <= client.ttl(key) <= 86400 + 100
+    use("r2", T0 + 3700)
+    assert 86400 + 3695 <= client.ttl(key) <= 86400 + 3700
+    use("r3", T0 + 100)  # an earlier deadline never shortens it
+    assert client.ttl(key) >= 86400 + 3695
+    client.close()
+
+
+def test_listing_drops_counters_whose_ttl_ran_out(store: RedisStore, redis_url: str, redis_prefix: str) -> None:
+    for key in ("u|a", "u|b", "u|c"):
+        store.reserve(f"r-{key}", (ReserveLine("b", (key,), Limits(), Amounts(1)),), now=T0, lease_seconds=30)
+    client = redis.Redis.from_url(redis_url)
+    client.delete(f"{{{redis_prefix}}}:c:u|b")  # as its TTL running out would
+    assert store.keys_with_prefix("u|", now=T0) == ["u|a", "u|c"]
+    assert client.zrange(f"{{{redis_prefix}}}:index", 0, -1) == [
+        f"{{{redis_prefix}}}:c:u|a".encode(),
+        f"{{{redis_prefix}}}:c:u|c".encode(),
+    ]
+    client.close()
+
+
+def test_listing_pages_through_a_large_index(store: RedisStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("fiscus.stores.redis.LIST_BATCH", 7)
+    keys = [f"user|{i:03d}" for i in range(40)]
+    for i, key in enumerate(keys):
+        store.reserve(f"r{i}", (ReserveLine("b", (key,), Limits(), Amounts(1)),), now=T0, lease_seconds=30)
+    assert store.keys_with_prefix("user|", now=T0) == keys
+    assert asyncio.run(store.akeys_with_prefix("user|0", now=T0)) == keys[:40]
+
+
+def test_stale_index_entries_are_pruned_when_counters_are_created(
+    store: RedisStore, redis_url: str, redis_prefix: str
+) -> None:
+    tag = f"{{{redis_prefix}}}"
+    gone = ReserveLine("b", ("old",), Limits(), Amounts(1), expires_at=T0)
+    store.reserve("r1", (gone,), now=T0, lease_seconds=30)
+    client = redis.Redis.from_url(redis_url)
+    client.delete(f"{tag}:c:old")
+    later = T0 + 2 * 86400  # past the old counter's deadline: the next new counter prunes its entry
+    store.reserve(
+        "r2", (ReserveLine("b", ("new",), Limits(), Amounts(1), expires_at=later + 60),), now=later, lease_seconds=30
+    )
+    assert client.zrange(f"{tag}:index", 0, -1) == [f"{tag}:c:new".encode()]
+    assert client.zrange(f"{tag}:expiry", 0, -1) == [f"{tag}:c:new".encode()]
+    client.close()

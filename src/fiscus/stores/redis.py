@@ -204,7 +204,6 @@ class RedisStore(BudgetStore):
         parts.extend(self._counter_bulk(line.keys[0]) for line in lines)
         parts.append(_text(rid))
         parts.append(_number(now))
-        parts.append(self._reap_batch)
         parts.append(_number(_exact(actual.nanos, "settle")))
         parts.append(_number(_exact(actual.tokens, "settle")))
         parts.append(_number(_exact(actual.requests, "settle")))

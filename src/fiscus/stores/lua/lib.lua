@@ -5,17 +5,19 @@
 
 local MAX_EXACT = 9007199254740991
 local FIELDS = {'sn', 'st', 'sr', 'rn', 'rt', 'rr'}
+local TTL_SLACK = 60 -- a counter's TTL is pushed out only when that gains more than this (s)
 
 local function int(x)
   return string.format('%d', x)
 end
 
--- A counter read once per script: {sn, st, sr, rn, rt, rr, fresh = no hash yet, ops = changes to write}.
+-- A counter read once per script: {sn, st, sr, rn, rt, rr, fresh = no hash yet, x = deadline its TTL was last
+-- set to (caller's clock; field 'x'), ops = changes to write}.
 local function load(seen, key)
   local s = seen[key]
   if s then return s end
-  local c = redis.call('HMGET', key, 'sn', 'st', 'sr', 'rn', 'rt', 'rr')
-  s = {0, 0, 0, 0, 0, 0, fresh = true, ops = {}}
+  local c = redis.call('HMGET', key, 'sn', 'st', 'sr', 'rn', 'rt', 'rr', 'x')
+  s = {0, 0, 0, 0, 0, 0, fresh = true, x = tonumber(c[7]), ops = {}}
   for i = 1, 6 do
     if c[i] then s[i] = tonumber(c[i]); s.fresh = false end
   end
@@ -30,27 +32,46 @@ local function add(s, i, delta)
   end
 end
 
--- Write a counter's changed fields in one HSET; past 2^53 a double would round, so HINCRBY each change instead.
+-- Decide a counter's TTL before `save`: a new counter gets `ttl` s; an existing one only when that moves its
+-- deadline out by more than the slack (sliding session windows), so most calls send no EXPIRE at all.
+-- `ttl` '' = never expires.
+local function plan_ttl(s, ttl, now)
+  if ttl == '' then return end
+  local deadline = tonumber(now) + tonumber(ttl)
+  if s.fresh or s.x == nil or deadline > s.x + TTL_SLACK then
+    s.x, s.ttl = deadline, ttl
+  end
+end
+
+-- Write a counter's changed fields (and its TTL deadline) in one HSET; past 2^53 a double would round, so
+-- then HINCRBY each change instead.
 local function save(key, s)
   local n = #s.ops
-  if n == 0 then
+  local args, exact = {}, true
+  if n > 0 then
+    local changed = {}
+    for j = 1, n do changed[s.ops[j][1]] = true end
+    for i = 1, 6 do
+      if changed[i] then
+        if s[i] > MAX_EXACT or s[i] < -MAX_EXACT then exact = false end
+        args[#args + 1] = FIELDS[i]
+        args[#args + 1] = int(s[i])
+      end
+    end
+  end
+  if s.ttl then
+    args[#args + 1] = 'x'
+    args[#args + 1] = tostring(s.x)
+  end
+  if #args == 0 then
     if s.fresh then redis.call('HSET', key, 'rn', '0') end -- a new counter exists even when nothing moved
     return
-  end
-  local changed, exact = {}, true
-  for j = 1, n do changed[s.ops[j][1]] = true end
-  local args = {}
-  for i = 1, 6 do
-    if changed[i] then
-      if s[i] > MAX_EXACT or s[i] < -MAX_EXACT then exact = false end
-      args[#args + 1] = FIELDS[i]
-      args[#args + 1] = int(s[i])
-    end
   end
   if exact then
     redis.call('HSET', key, unpack(args))
   else
     for j = 1, n do redis.call('HINCRBY', key, FIELDS[s.ops[j][1]], int(s.ops[j][2])) end
+    if s.ttl then redis.call('HSET', key, 'x', tostring(s.x)) end
   end
   s.ops = {}
 end
@@ -73,20 +94,21 @@ local function prune_index(index, expiry, now, limit)
   end
 end
 
--- Give a counter its TTL: a new one is indexed and expires `ttl` s from now; an existing one only ever
--- lengthens (GT). `ttl` '' = never expires.
-local function touch(key, s, ttl, index, expiry, now)
+-- After `save`: index a new counter and give it its TTL; extend an existing one's as `plan_ttl` decided
+-- (NX for a counter that had none, else GT: a TTL is never shortened).
+local function apply_ttl(key, s, index, expiry, now)
   if s.fresh then
     s.fresh = false
     redis.call('ZADD', index, 0, key)
-    if ttl ~= '' then
-      redis.call('EXPIRE', key, ttl)
-      redis.call('ZADD', expiry, tonumber(now) + tonumber(ttl), key)
+    if s.ttl then
+      redis.call('EXPIRE', key, s.ttl)
+      redis.call('ZADD', expiry, s.x, key)
     end
     prune_index(index, expiry, now, 10)
-  elseif ttl ~= '' then
-    redis.call('EXPIRE', key, ttl, 'GT')
+  elseif s.ttl then
+    if redis.call('EXPIRE', key, s.ttl, 'NX') == 0 then redis.call('EXPIRE', key, s.ttl, 'GT') end
   end
+  s.ttl = nil
 end
 
 -- Return a reservation record's amounts to the pool. A record is cmsgpack {key, n, t, r, key, n, t, r, ...}
@@ -95,9 +117,11 @@ local function release(packed)
   local rec = cmsgpack.unpack(packed)
   for i = 1, #rec, 4 do
     local key = rec[i]
-    if rec[i + 1] ~= 0 then redis.call('HINCRBY', key, 'rn', int(-rec[i + 1])) end
-    if rec[i + 2] ~= 0 then redis.call('HINCRBY', key, 'rt', int(-rec[i + 2])) end
-    if rec[i + 3] ~= 0 then redis.call('HINCRBY', key, 'rr', int(-rec[i + 3])) end
+    if redis.call('EXISTS', key) == 1 then -- else its TTL ran out: nothing is left to return the amounts to
+      if rec[i + 1] ~= 0 then redis.call('HINCRBY', key, 'rn', int(-rec[i + 1])) end
+      if rec[i + 2] ~= 0 then redis.call('HINCRBY', key, 'rt', int(-rec[i + 2])) end
+      if rec[i + 3] ~= 0 then redis.call('HINCRBY', key, 'rr', int(-rec[i + 3])) end
+    end
   end
 end
 

@@ -38,6 +38,7 @@ for line = 1, nlines do
   a = a + 8
 end
 
+for _, step in ipairs(plan) do plan_ttl(seen[step[1]], ARGV[step[2] + 7], now) end
 local record = {}
 for _, step in ipairs(plan) do
   local head = step[1]
@@ -47,7 +48,7 @@ for _, step in ipairs(plan) do
   record[#record + 1] = step[4]
   record[#record + 1] = step[5]
 end
-for _, step in ipairs(plan) do touch(step[1], seen[step[1]], ARGV[step[2] + 7], index, expiry, now) end
+for _, step in ipairs(plan) do apply_ttl(step[1], seen[step[1]], index, expiry, now) end
 redis.call('HSET', records, id, cmsgpack.pack(record))
 redis.call('ZADD', leases, ARGV[3], id)
 return {1}
