@@ -23,6 +23,7 @@ from fiscus.sdk.calls import (
 )
 from fiscus.sdk.gate import Gate
 from fiscus.sdk.runtime import breakers_for, default_governor, governor_from_policy
+from fiscus.sdk.streaming_response import GovernedStreamingAsync, GovernedStreamingSync
 
 
 class _Proxy:
@@ -76,10 +77,24 @@ def _raw(gate: Gate, endpoint: Endpoint, resource: Any, client: Any, is_async: b
     return _set(_Proxy(raw), create=create)
 
 
+def _streaming(gate: Gate, endpoint: Endpoint, resource: Any, client: Any, is_async: bool) -> _Proxy:
+    """`<resource>.with_streaming_response`, its `create` governed (see `fiscus.sdk.streaming_response`)."""
+    streaming = resource.with_streaming_response
+    governed = GovernedStreamingAsync if is_async else GovernedStreamingSync
+
+    def create(**kwargs: Any) -> Any:
+        return governed(gate, endpoint, streaming.create, client, kwargs)
+
+    return _set(_Proxy(streaming), create=create)
+
+
 def _resource(gate: Gate, endpoint: Endpoint, resource: Any, client: Any, is_async: bool, **attrs: Any) -> _Proxy:
-    create = _method(gate, endpoint, resource.create, client, is_async)
     return _set(
-        _Proxy(resource), create=create, with_raw_response=_raw(gate, endpoint, resource, client, is_async), **attrs
+        _Proxy(resource),
+        create=_method(gate, endpoint, resource.create, client, is_async),
+        with_raw_response=_raw(gate, endpoint, resource, client, is_async),
+        with_streaming_response=_streaming(gate, endpoint, resource, client, is_async),
+        **attrs,
     )
 
 
@@ -107,7 +122,10 @@ def _wrap_anthropic(client: Any, gate: Gate, is_async: bool) -> _Proxy:
         return MessageStreamManager(lambda: create(**kwargs), output_format=NOT_GIVEN)
 
     raw = _raw(gate, ANTHROPIC_MESSAGES, messages, client, is_async)
-    governed = _set(_Proxy(messages), create=create, stream=stream, with_raw_response=raw)
+    streaming = _streaming(gate, ANTHROPIC_MESSAGES, messages, client, is_async)
+    governed = _set(
+        _Proxy(messages), create=create, stream=stream, with_raw_response=raw, with_streaming_response=streaming
+    )
     return _set(_Proxy(client), messages=governed, fiscus_gate=gate)
 
 

@@ -1,0 +1,84 @@
+"""`<resource>.with_streaming_response.create(...)`, governed: a context manager whose response's `parse()`
+gives the governed answer (a governed stream or the parsed object, or a partial answer), so the call is
+admitted, bounded and settled like `create`. The OpenAI Agents SDK streams Responses this way.
+
+Reading the raw bytes instead (`iter_bytes`, `iter_lines`) goes past the usage reader: such a call is
+settled with estimated usage when the context closes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fiscus.sdk.calls import Endpoint, call_async, call_sync
+from fiscus.sdk.gate import Gate
+
+
+class _Response:
+    """The SDK's API response with `parse()` answering the governed result (the answer alone on a refusal)."""
+
+    def __init__(self, target: Any, result: Any) -> None:
+        self._target = target
+        self._result = result
+
+    def __getattr__(self, name: str) -> Any:
+        if self._target is None:
+            raise AttributeError(f"a fiscus partial answer has no {name!r}: the call reached no model")
+        return getattr(self._target, name)
+
+    def parse(self, **kwargs: Any) -> Any:
+        return self._result
+
+
+class _AsyncResponse(_Response):
+    async def parse(self, **kwargs: Any) -> Any:  # type: ignore[override]
+        return self._result
+
+
+class GovernedStreamingSync:
+    def __init__(self, gate: Gate, endpoint: Endpoint, fn: Callable[..., Any], client: Any, kwargs: dict[str, Any]):
+        self._args = (gate, endpoint, fn, client, kwargs)
+        self._manager: Any = None
+        self._api: Any = None
+        self._result: Any = None
+
+    def _open(self, **kwargs: Any) -> Any:
+        self._manager = self._args[2](**kwargs)
+        self._api = self._manager.__enter__()
+        return self._api.parse()
+
+    def __enter__(self) -> Any:
+        gate, endpoint, _, client, kwargs = self._args
+        self._result = call_sync(gate, endpoint, self._open, client, kwargs)
+        return _Response(self._api, self._result)
+
+    def __exit__(self, *exc: Any) -> None:
+        if hasattr(self._result, "_iterator"):  # a stream left unread settles now, not at collection
+            self._result.close()
+        if self._manager is not None:
+            self._manager.__exit__(*exc)
+
+
+class GovernedStreamingAsync:
+    def __init__(self, gate: Gate, endpoint: Endpoint, fn: Callable[..., Any], client: Any, kwargs: dict[str, Any]):
+        self._args = (gate, endpoint, fn, client, kwargs)
+        self._manager: Any = None
+        self._api: Any = None
+        self._result: Any = None
+
+    async def _open(self, **kwargs: Any) -> Any:
+        self._manager = self._args[2](**kwargs)
+        self._api = await self._manager.__aenter__()
+        return await self._api.parse()
+
+    async def __aenter__(self) -> Any:
+        gate, endpoint, _, client, kwargs = self._args
+        self._result = await call_async(gate, endpoint, self._open, client, kwargs)
+        return _AsyncResponse(self._api, self._result)
+
+    async def __aexit__(self, *exc: Any) -> None:
+        if hasattr(self._result, "_iterator"):
+            await self._result.close()
+        if self._manager is not None:
+            await self._manager.__aexit__(*exc)
