@@ -1,15 +1,23 @@
 """Fixtures: the emulator on loopback as the upstream, the gateway served by uvicorn in a thread in front of
-it, a virtual key, and a governor on a real budget store (SQLite; Redis where marked)."""
+it, a virtual key, and a governor: the real one on a policy file (`serve_real`), or the scriptable stand-in
+on a real budget store (`serve`, the `gw` fixture)."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import anthropic
+import openai
 import pytest
 
 from fiscus.config import FiscusConfig, GatewayConfig, ProviderConfig
+from fiscus.events.cost_event import CostEvent
+from fiscus.governor import Governor
 
 sys.path.insert(0, str(Path(__file__).parent))
 import fake_governor
@@ -48,6 +56,48 @@ def make_config(tmp: Path, emulator_url: str, budget_store: str, max_body_bytes:
             ),
         },
     )
+
+
+@dataclass
+class Real:
+    url: str
+    key: str
+    governor: Governor
+    ledger_url: str
+    keyring: Any
+
+    def openai(self, **kw: Any) -> openai.OpenAI:
+        return openai.OpenAI(base_url=self.url + "/v1", api_key=self.key, max_retries=0, **kw)
+
+    def anthropic(self) -> anthropic.Anthropic:
+        return anthropic.Anthropic(base_url=self.url, api_key=self.key, max_retries=0)
+
+    def events(self) -> list[CostEvent]:
+        from fiscus.ledger import open_ledger
+
+        assert self.governor.ledger.flush(timeout=10)  # type: ignore[union-attr]
+        with open_ledger(self.ledger_url) as ledger:
+            return list(ledger.events())
+
+
+def serve_real(tmp: Path, emulator_url: str, policy: str, budget_store: str, **options: Any) -> Iterator[Real]:
+    """The gateway on a real governor (`Governor.from_config`) enforcing `policy` (YAML text); `options` go
+    to `create_app` (guards, `on_event`)."""
+    from fiscus.gateway import run_gateway_in_thread
+    from fiscus.keys import KeyRing, open_key_store
+
+    os.environ.setdefault(UPSTREAM_KEY_ENV, "sk-emulator")
+    policy_path = tmp / "policy.yaml"
+    policy_path.write_text(policy, encoding="utf-8")
+    config = make_config(tmp, emulator_url, budget_store).model_copy(update={"policy": policy_path})
+    governor = Governor.from_config(config)
+    keyring = KeyRing(open_key_store(config.keys))
+    secret, _ = keyring.create(agent="support-bot", team="growth", environment="test")
+    try:
+        with run_gateway_in_thread(config, governor=governor, keyring=keyring, **options) as url:
+            yield Real(url, secret, governor, config.ledger, keyring)
+    finally:
+        governor.close()
 
 
 class Served:

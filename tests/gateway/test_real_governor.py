@@ -6,23 +6,18 @@ the ledger's events add up exactly to the budget counters with nothing left rese
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
-import anthropic
 import httpx
 import openai
 import pytest
 
 from fiscus.events.cost_event import CostEvent
-from fiscus.governor import Governor
 from fiscus.money import to_nanos
-from tests.gateway.conftest import UPSTREAM_KEY_ENV, make_config
+from tests.gateway.conftest import Real, serve_real
 
 MESSAGES = [{"role": "user", "content": "Summarise the quarter."}]
 # One budget per team and day, counted in requests so every step is exact; the default thresholds apply:
@@ -55,45 +50,6 @@ BIG_TOOL_CONTEXT = [
     {"role": "tool", "tool_call_id": "c1", "content": "row, " * 3000},
     {"role": "user", "content": "Now summarise it."},
 ]
-
-
-@dataclass
-class Real:
-    url: str
-    key: str
-    governor: Governor
-    ledger_url: str
-
-    def openai(self, **kw: Any) -> openai.OpenAI:
-        return openai.OpenAI(base_url=self.url + "/v1", api_key=self.key, max_retries=0, **kw)
-
-    def anthropic(self) -> anthropic.Anthropic:
-        return anthropic.Anthropic(base_url=self.url, api_key=self.key, max_retries=0)
-
-    def events(self) -> list[CostEvent]:
-        from fiscus.ledger import open_ledger
-
-        assert self.governor.ledger.flush(timeout=10)  # type: ignore[union-attr]
-        with open_ledger(self.ledger_url) as ledger:
-            return list(ledger.events())
-
-
-def serve_real(tmp: Path, emulator_url: str, policy: str, budget_store: str) -> Iterator[Real]:
-    from fiscus.gateway import run_gateway_in_thread
-    from fiscus.keys import KeyRing, open_key_store
-
-    os.environ.setdefault(UPSTREAM_KEY_ENV, "sk-emulator")
-    policy_path = tmp / "policy.yaml"
-    policy_path.write_text(policy, encoding="utf-8")
-    config = make_config(tmp, emulator_url, budget_store).model_copy(update={"policy": policy_path})
-    governor = Governor.from_config(config)
-    keyring = KeyRing(open_key_store(config.keys))
-    secret, _ = keyring.create(agent="support-bot", team="growth", environment="test")
-    try:
-        with run_gateway_in_thread(config, governor=governor, keyring=keyring) as url:
-            yield Real(url, secret, governor, config.ledger)
-    finally:
-        governor.close()
 
 
 @pytest.fixture(params=["sqlite", "redis"])

@@ -69,7 +69,13 @@ def _key_view(key: VirtualKey) -> dict[str, Any]:
 
 
 def create_admin_app(
-    *, governor: Governor, keyring: KeyRing, ledger_url: str, token_env: str, open_ledger: Callable[[str], Any]
+    *,
+    governor: Governor,
+    keyring: KeyRing,
+    ledger_url: str,
+    token_env: str,
+    open_ledger: Callable[[str], Any],
+    breakers: Callable[[], list[dict[str, Any]]] | None = None,
 ) -> FastAPI:
     app = FastAPI(title="fiscus admin", version="1", docs_url="/docs", openapi_url="/openapi.json")
     bearer = HTTPBearer(auto_error=False)
@@ -107,6 +113,11 @@ def create_admin_app(
     def budgets() -> list[dict[str, Any]]:
         """Every budget: limit, spent, reserved, utilisation, window reset."""
         return [_plain(status) for status in governor.status()]
+
+    @app.get("/breakers", dependencies=guarded)
+    def breaker_states() -> list[dict[str, Any]]:
+        """Every circuit breaker of this gateway process: scope, state, trips, reason, when it reopens."""
+        return breakers() if breakers is not None else []
 
     @app.get("/spend", dependencies=guarded)
     def spend(

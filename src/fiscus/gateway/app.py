@@ -11,7 +11,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
@@ -23,10 +23,13 @@ from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 
 from fiscus.config import FiscusConfig
+from fiscus.engine.decision import Action
 from fiscus.errors import FiscusError, StoreError
 from fiscus.gateway.calls import JSON, Gateway
+from fiscus.gateway.guards import GatewayGuards
 from fiscus.gateway.metrics import CONTENT_TYPE, GatewayMetrics
 from fiscus.gateway.protocol import CHAT, MESSAGES, RESPONSES, BadRequest, Protocol, error_body
+from fiscus.guards import BreakerConfig, BreakerRegistry, LoopConfig
 
 log = logging.getLogger("fiscus.gateway")
 
@@ -67,9 +70,17 @@ def create_app(
     governor: Any | None = None,
     keyring: Any | None = None,
     upstreams: Any | None = None,
+    breakers: BreakerConfig | BreakerRegistry | None = None,
+    loops: LoopConfig | None = None,
+    on_breaker_open: str = "partial",
+    on_event: Callable[[object], None] | None = None,
 ) -> Starlette:
     """The gateway app. `governor`, `keyring` (a `fiscus.keys.KeyRing`) and `upstreams` (a
-    `fiscus.providers.Upstream`) default to ones opened from `config`; those opened here are closed at shutdown."""
+    `fiscus.providers.Upstream`) default to ones opened from `config`; those opened here are closed at shutdown.
+    `breakers` (a config, or a registry to share) and `loops` set the guards (defaults: `BreakerConfig()`,
+    `LoopConfig()` whose action is a partial answer); `on_breaker_open` answers an open breaker with `partial`
+    or `block` (429), unless a budget tripped it: then that budget's own action and reset are used. Guard
+    events (`BreakerTripped`, `LoopDetected`) go to `on_event` and to the governor's own hook."""
     from fiscus.governor import Governor
     from fiscus.keys import KeyRing, open_key_store
     from fiscus.ledger import open_ledger
@@ -81,7 +92,10 @@ def create_app(
         owned.append(governor)
     if keyring is None:
         keyring = KeyRing(open_key_store(config.keys))
-    metrics = GatewayMetrics(status=governor.status)
+    emit = _emitter(governor, on_event)
+    registry = breakers if isinstance(breakers, BreakerRegistry) else BreakerRegistry(breakers, postmortem_dir=None)
+    guards = GatewayGuards(registry, loops, on_breaker_open=Action(on_breaker_open), emit=emit)
+    metrics = GatewayMetrics(status=governor.status, breakers=guards.open_breakers)
     own_upstream = upstreams is None
     if upstreams is None:
 
@@ -90,7 +104,7 @@ def create_app(
                 metrics.retry(attempt.provider)
 
         upstreams = Upstream.from_config(config, on_attempt=on_attempt)
-    gateway = Gateway(config, governor=governor, keys=keyring, upstream=upstreams, metrics=metrics)
+    gateway = Gateway(config, governor=governor, keys=keyring, upstream=upstreams, metrics=metrics, guards=guards)
 
     models_body = orjson.dumps(
         {
@@ -119,6 +133,7 @@ def create_app(
         ledger_url=config.ledger,
         token_env=config.gateway.admin_token_env,
         open_ledger=open_ledger,
+        breakers=registry.snapshot,
     )
 
     @asynccontextmanager
@@ -145,18 +160,36 @@ def create_app(
     return app
 
 
+def _emitter(governor: Any, on_event: Callable[[object], None] | None) -> Callable[[object], None]:
+    # The governor's hook too, so notifiers see guard events beside budget events.
+    hook = getattr(governor, "on_event", None) or getattr(governor, "_on_event", None)
+    targets = [t for t in (on_event, hook) if callable(t)]
+
+    def emit(event: object) -> None:
+        for target in targets:
+            target(event)
+
+    return emit
+
+
 @contextmanager
 def run_gateway_in_thread(
-    config: FiscusConfig, *, governor: Any | None = None, keyring: Any | None = None, host: str = "127.0.0.1"
+    config: FiscusConfig,
+    *,
+    governor: Any | None = None,
+    keyring: Any | None = None,
+    host: str = "127.0.0.1",
+    **options: Any,
 ) -> Iterator[str]:
-    """Serve `create_app(config, ...)` with uvicorn on a free port of `host`; yield the base URL (no `/v1`)."""
+    """Serve `create_app(config, governor=…, keyring=…, **options)` with uvicorn on a free port of `host`;
+    yield the base URL (no `/v1`)."""
     import uvicorn
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, 0))
     port = sock.getsockname()[1]
-    app = create_app(config, governor=governor, keyring=keyring)
+    app = create_app(config, governor=governor, keyring=keyring, **options)
     server = uvicorn.Server(
         uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=2)
     )

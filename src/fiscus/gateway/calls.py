@@ -18,10 +18,12 @@ import orjson
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive
 
+from fiscus.attribution import Attribution
 from fiscus.config import FiscusConfig
 from fiscus.engine.decision import Action
 from fiscus.events.cost_event import CallStatus, CostEvent
 from fiscus.gateway.auth import attribute, client_key
+from fiscus.gateway.guards import GatewayGuards, GuardRefusal, refusal_admission
 from fiscus.gateway.metrics import GatewayMetrics
 from fiscus.gateway.protocol import BadRequest, ParsedRequest, Protocol, error_body, parse_request
 from fiscus.gateway.relay import StreamRelay, UsageChunkFilter, cost_trailer
@@ -54,10 +56,18 @@ class Gateway:
     """What every call of one app shares: governor, keys, routes, upstream pool, metrics."""
 
     def __init__(
-        self, config: FiscusConfig, *, governor: Governor, keys: KeyRing, upstream: Upstream, metrics: GatewayMetrics
+        self,
+        config: FiscusConfig,
+        *,
+        governor: Governor,
+        keys: KeyRing,
+        upstream: Upstream,
+        metrics: GatewayMetrics,
+        guards: GatewayGuards,
     ) -> None:
         self.config = config
         self.governor = governor
+        self.guards = guards
         self.keys = keys
         self.upstream = upstream
         self.metrics = metrics
@@ -87,6 +97,9 @@ class Gateway:
                 code="model_not_found",
             )
         attribution, priority = attribute(vkey, headers)
+        refusal = self.guards.check(attribution, protocol.format, request.body)
+        if refusal is not None:
+            return await self._guarded(protocol, request, provider, attribution, refusal)
         input_tokens = count_request_tokens(request.body, protocol.format)
         admission = await self.governor.aadmit(
             CallRequest(
@@ -100,11 +113,30 @@ class Gateway:
             )
         )
         self.metrics.decision(admission.decision.action)
+        self.guards.decided(attribution, admission.decision)
         try:
             return await self._admitted(protocol, request, raw, provider, input_tokens, admission, headers)
         except BaseException as exc:
-            await self.governor.asettle(admission, None, status=CallStatus.ERROR, error=f"gateway: {exc!r}"[:500])
+            await self.settle(admission, None, status=CallStatus.ERROR, error=f"gateway: {exc!r}"[:500])
             raise
+
+    async def settle(self, admission: Admission, usage: Usage | None, **kwargs: Any) -> CostEvent:
+        """Settle through the governor and tell the breakers how the call went."""
+        event = await self.governor.asettle(admission, usage, **kwargs)
+        self.guards.settled(admission.request.attribution, event)
+        return event
+
+    async def _guarded(
+        self, protocol: Protocol, request: ParsedRequest, provider: str, attribution: Attribution, why: GuardRefusal
+    ) -> ASGIApp:
+        """A breaker or loop refusal: answered at once, recorded as one ledger event, no provider reached."""
+        admission = refusal_admission(provider, request.model, attribution, why)
+        self.metrics.decision(why.action)
+        out = {"x-fiscus-request-id": admission.event_id, "x-fiscus-guard": why.code}
+        if why.action is Action.BLOCK:
+            text = f"fiscus budget exhausted: {why.message}" if why.budget else why.message
+            return await self._blocked(protocol, admission, out, code=why.code, text=text)
+        return await self._partial(protocol, request, admission, out, text=why.text)
 
     async def _admitted(
         self,
@@ -155,26 +187,41 @@ class Gateway:
             return await self._stream(protocol, upstream_request, admission, input_tokens, strip_usage, out)
         return await self._whole(protocol, upstream_request, admission, input_tokens, out)
 
-    async def _blocked(self, protocol: Protocol, admission: Admission, out: dict[str, str]) -> ASGIApp:
+    async def _blocked(
+        self,
+        protocol: Protocol,
+        admission: Admission,
+        out: dict[str, str],
+        *,
+        code: str = "budget_exceeded",
+        text: str | None = None,
+    ) -> ASGIApp:
         decision = admission.decision
-        event = await self.governor.asettle(admission, None, status=CallStatus.BLOCKED, outcome=None)
+        event = await self.settle(admission, None, status=CallStatus.BLOCKED)
         wait = 1
         if decision.retry_at is not None:
             wait = max(1, math.ceil((decision.retry_at - datetime.now(UTC)).total_seconds()))
         out |= {"retry-after": str(wait), "x-fiscus-budget": "exhausted", "x-fiscus-cost-usd": _usd(event)}
         if wait > 60:  # the SDKs' own retries cannot outwait a window this long
             out["x-should-retry"] = "false"
-        message = decision.message or "budget exhausted"
-        message = f"fiscus budget exhausted: {message}; retry after {wait}s"
+        if text is None:
+            text = f"fiscus budget exhausted: {decision.message or 'budget exhausted'}"
+        message = f"{text}; retry after {wait}s"
         kind = "insufficient_quota" if not protocol.anthropic else None
-        body = error_body(protocol, 429, message, code="budget_exceeded", kind=kind)
+        body = error_body(protocol, 429, message, code=code, kind=kind)
         return Response(body, 429, out, media_type=JSON)
 
     async def _partial(
-        self, protocol: Protocol, request: ParsedRequest, admission: Admission, out: dict[str, str]
+        self,
+        protocol: Protocol,
+        request: ParsedRequest,
+        admission: Admission,
+        out: dict[str, str],
+        *,
+        text: str | None = None,
     ) -> ASGIApp:
-        event = await self.governor.asettle(admission, None, status=CallStatus.PARTIAL)
-        text = exhausted_text(admission.decision.message)
+        event = await self.settle(admission, None, status=CallStatus.PARTIAL)
+        text = text or exhausted_text(admission.decision.message)
         out["x-fiscus-budget"] = "exhausted"
         if request.stream:
             fmt = str(protocol.format)
@@ -205,18 +252,16 @@ class Gateway:
             answer = await self.upstream.send(upstream_request)
         except ProviderError as exc:
             status, body, extra = self._upstream_failure(protocol, exc)
-            event = await self.governor.asettle(admission, None, status=CallStatus.ERROR, error=str(exc))
+            event = await self.settle(admission, None, status=CallStatus.ERROR, error=str(exc))
             return Response(body, status, out | extra | {"x-fiscus-cost-usd": _usd(event)}, media_type=JSON)
         latency = time.perf_counter() - started
         self.metrics.upstream_latency(upstream_request.provider, latency)
         if answer.ok:
             usage = _body_usage(answer.body, protocol, input_tokens)
-            event = await self.governor.asettle(
-                admission, usage, served_model=answer.model, latency_ms=int(latency * 1000)
-            )
+            event = await self.settle(admission, usage, served_model=answer.model, latency_ms=int(latency * 1000))
         else:
             self.metrics.error("upstream")
-            event = await self.governor.asettle(
+            event = await self.settle(
                 admission,
                 None,
                 status=CallStatus.ERROR,
@@ -247,7 +292,7 @@ class Gateway:
         except ProviderError as exc:
             await stack.aclose()
             status, body, extra = self._upstream_failure(protocol, exc)
-            event = await self.governor.asettle(admission, None, status=CallStatus.ERROR, error=str(exc))
+            event = await self.settle(admission, None, status=CallStatus.ERROR, error=str(exc))
             return Response(body, status, out | extra | {"x-fiscus-cost-usd": _usd(event)}, media_type=JSON)
         if not answer.ok:
             try:
@@ -255,7 +300,7 @@ class Gateway:
             finally:
                 await stack.aclose()
             self.metrics.error("upstream")
-            event = await self.governor.asettle(
+            event = await self.settle(
                 admission, None, status=CallStatus.ERROR, error=f"upstream answered {answer.status}"
             )
             out["x-fiscus-cost-usd"] = _usd(event)
@@ -278,7 +323,7 @@ class Gateway:
 
         async def on_end(completed: bool, error: str | None) -> bytes:
             usage = tracker.finish(estimate_input_tokens=input_tokens)
-            event = await governor.asettle(
+            event = await self.settle(
                 admission,
                 usage,
                 status=CallStatus.OK if error is None else CallStatus.ERROR,

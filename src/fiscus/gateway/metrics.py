@@ -19,7 +19,13 @@ _TOKEN_TYPES = ("input", "cache_read", "cache_write", "output", "reasoning")
 
 
 class GatewayMetrics:
-    def __init__(self, *, status: Callable[[], Iterable[Any]] | None = None, status_every_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        *,
+        status: Callable[[], Iterable[Any]] | None = None,
+        status_every_s: float = 5.0,
+        breakers: Callable[[], dict[str, bool]] | None = None,
+    ) -> None:
         self.registry = registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "fiscus_requests", "Requests by route and HTTP status", ["route", "status"], registry=registry
@@ -45,6 +51,7 @@ class GatewayMetrics:
             "fiscus_breaker_open", "1 while a circuit breaker is open", ["breaker"], registry=registry
         )
         self._status = status
+        self._breaker_states = breakers
         self._status_every_s = status_every_s
         self._status_at = 0.0
 
@@ -83,6 +90,9 @@ class GatewayMetrics:
 
     def render(self) -> bytes:
         self._refresh_budgets()
+        if self._breaker_states is not None:  # in-process state: cheap enough to read on every scrape
+            for name, is_open in self._breaker_states().items():
+                self.breaker(name, is_open)
         return generate_latest(self.registry)
 
     def _refresh_budgets(self) -> None:

@@ -1,0 +1,263 @@
+"""Runaway protection at the gateway: circuit breakers per agent and one global (`fiscus.guards.BreakerRegistry`)
+and a loop detector per session (`x-fiscus-session`), consulted before a call reaches the governor.
+
+A gateway sees requests, not the SDK's response objects, but an agent's next request carries its previous
+answer in the history: the last assistant turn's tool calls and text are what that answer was. So the loop
+detector is fed once per request — `after_call` with the previous answer (and the tokens its call used),
+then `before_call` with the new request — and a detection refuses the very call that would repeat the loop.
+
+Breakers trip on budget exhaustion (a refusing threshold reached), on spend rate and on error rate (fed by
+every settled call). State lives in this process: with several workers each keeps its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from fiscus.attribution import Attribution
+from fiscus.engine.decision import Action, Decision
+from fiscus.events.cost_event import CallStatus, CostEvent, new_event_id
+from fiscus.events.guard_events import LoopDetected
+from fiscus.governor import Admission, CallRequest
+from fiscus.guards import BreakerRegistry, Detection, LoopConfig, LoopDetector
+from fiscus.sdk.gate import last_content
+from fiscus.shaping.partial import exhausted_text
+from fiscus.usage.wire import WireFormat
+
+log = logging.getLogger("fiscus.gateway")
+MAX_SESSIONS = 10_000  # session ids come from clients: keep the detectors of the most recent ones only
+_REFUSING = (Action.PARTIAL, Action.BLOCK)
+
+
+@dataclass(frozen=True, slots=True)
+class GuardRefusal:
+    """A call refused before admission: answer `action` (partial or block) with `message`."""
+
+    action: Action
+    message: str
+    code: str  # breaker_open | loop_detected
+    retry_at: datetime | None = None
+    budget: str | None = None  # the exhausted budget behind it: the answer says that budget is exhausted
+
+    @property
+    def text(self) -> str:
+        """The text of the partial answer."""
+        if self.budget:
+            return exhausted_text(self.message)
+        return f"[fiscus] Stopped before calling a model: {self.message.rstrip('.')}. This answer is incomplete."
+
+
+def refusal_admission(provider: str, model: str, attribution: Attribution, why: GuardRefusal) -> Admission:
+    """An admission that reserved nothing, so the refusal is settled and recorded like any refused call."""
+    decision = Decision(
+        action=why.action,
+        model=model,
+        requested_model=model,
+        max_tokens=0,
+        retry_at=why.retry_at,
+        message=why.message,
+        exhausted_budget=why.budget,
+    )
+    request = CallRequest(provider=provider, model=model, attribution=attribution, input_tokens=0)
+    return Admission(request, decision, None, new_event_id(), datetime.now(UTC), time.perf_counter())
+
+
+@dataclass(slots=True)
+class _Session:
+    detector: LoopDetector
+    tokens: int = 0  # used by the session's calls since its last request
+    stopped: str | None = None  # the loop message once the session was stopped
+
+
+class GatewayGuards:
+    def __init__(
+        self,
+        breakers: BreakerRegistry,
+        loops: LoopConfig | None = None,
+        *,
+        on_breaker_open: Action = Action.PARTIAL,
+        emit: Callable[[object], None] | None = None,
+    ) -> None:
+        if on_breaker_open not in _REFUSING:
+            raise ValueError(f"on_breaker_open must be partial or block, got {on_breaker_open}")
+        self.breakers = breakers
+        self.loops = loops or LoopConfig()
+        self.on_breaker_open = on_breaker_open
+        self._emit = emit
+        self._sessions: OrderedDict[str, _Session] = OrderedDict()
+        # breaker scope → the refusing budget action that tripped it, and when that budget resets
+        self._exhausted: dict[str, tuple[Action, datetime | None, str | None]] = {}
+
+    # -- before admission -----------------------------------------------------------------------------------
+
+    def check(self, attribution: Attribution, fmt: WireFormat, body: Mapping[str, Any]) -> GuardRefusal | None:
+        agent = attribution.agent
+        breaker = self.breakers.check(agent)
+        if breaker is not None:
+            trip = breaker.last_trip
+            why = trip.message if trip is not None else "circuit breaker open"
+            action = self.on_breaker_open
+            retry = datetime.fromtimestamp(trip.reopens_at, UTC) if trip is not None else None
+            budget = None
+            if trip is not None and trip.reason == "budget_exhausted" and breaker.scope in self._exhausted:
+                # The budget's own answer, and its own reset when that is later than the breaker's cooldown.
+                action, resets, budget = self._exhausted[breaker.scope]
+                if resets is not None and (retry is None or resets > retry):
+                    retry = resets
+            message = f"{breaker.scope} circuit breaker is open: {why}"
+            return GuardRefusal(action, message, "breaker_open", retry, budget)
+        if attribution.session is None:
+            return None
+        return self._check_loops(attribution.session, agent, fmt, body)
+
+    def _check_loops(
+        self, session_id: str, agent: str | None, fmt: WireFormat, body: Mapping[str, Any]
+    ) -> GuardRefusal | None:
+        session = self._session(session_id)
+        if session.stopped is not None:
+            return GuardRefusal(Action.PARTIAL, session.stopped, "loop_detected")
+        found: Detection | None = None
+        previous = last_answer(fmt, body)
+        if previous is not None:
+            tool_calls, output = previous
+            found = session.detector.after_call(tool_calls=tool_calls, output=output, tokens=session.tokens)
+            session.tokens = 0
+        content, tool_results = last_content(fmt, body)
+        before = session.detector.before_call(agent=agent, content=content, tool_results=tool_results)
+        found = found or before
+        if found is None:
+            return None
+        action = self.loops.action
+        self._announce(LoopDetected(found.kind, session_id, agent, action, found.message, found.evidence))
+        log.warning("fiscus: loop detected in session %s (%s): %s", session_id, found.kind, found.message)
+        if action == "warn":
+            return None
+        message = f"stopped by loop detection ({found.kind}): {found.message}"
+        if action == "stop":
+            session.stopped = message
+            return GuardRefusal(Action.PARTIAL, message, "loop_detected")
+        return GuardRefusal(Action.BLOCK, message, "loop_detected")  # raise: the client gets an error
+
+    def _session(self, session_id: str) -> _Session:
+        sessions = self._sessions
+        found = sessions.get(session_id)
+        if found is None:
+            found = sessions[session_id] = _Session(LoopDetector(self.loops))
+            if len(sessions) > MAX_SESSIONS:
+                sessions.popitem(last=False)
+        else:
+            sessions.move_to_end(session_id)
+        return found
+
+    # -- after the governor ---------------------------------------------------------------------------------
+
+    def decided(self, attribution: Attribution, decision: Decision) -> None:
+        """A refusal because a budget is exhausted (a refusing threshold reached, or the call cannot fit)
+        opens the agent's breaker; throttle sheds and store races do not."""
+        agent = attribution.agent
+        if not agent or decision.action not in _REFUSING:
+            return
+        if not any(hit.action in _REFUSING for hit in decision.hits):
+            return
+        self._exhausted[self.breakers.scope_of(agent)] = (decision.action, decision.retry_at, decision.exhausted_budget)
+        message = decision.message or "budget exhausted"
+        self._announce(self.breakers.trip(agent, "budget_exhausted", message))
+
+    def settled(self, attribution: Attribution, event: CostEvent) -> None:
+        """Feed the breakers (spend rate, error rate) and the session's token count."""
+        ok = event.status is not CallStatus.ERROR
+        for trip in self.breakers.record(attribution.agent, cost=event.cost.total, ok=ok):
+            self._announce(trip)
+        if attribution.session is not None and event.usage.total_tokens:
+            session = self._sessions.get(attribution.session)
+            if session is not None:
+                session.tokens += event.usage.total_tokens
+
+    def _announce(self, event: object) -> None:
+        if self._emit is not None:
+            try:
+                self._emit(event)
+            except Exception:  # a listener's failure must not fail the call
+                log.exception("fiscus event listener failed")
+
+    def open_breakers(self) -> dict[str, bool]:
+        """Every breaker's scope → whether it is open now (for `fiscus_breaker_open`)."""
+        return {snap["scope"]: snap["state"] == "open" for snap in self.breakers.snapshot()}
+
+
+# --- what the previous answer was, read from the request's history ------------------------------------------
+
+
+def last_answer(fmt: WireFormat, body: Mapping[str, Any]) -> tuple[list[tuple[str, Any]], str] | None:
+    """(tool calls, text) of the last assistant turn in the request, None when it has none."""
+    if fmt is WireFormat.OPENAI_RESPONSES:
+        return _responses_answer(body.get("input"))
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        return None
+    for message in reversed(messages):
+        if isinstance(message, Mapping) and message.get("role") == "assistant":
+            if fmt is WireFormat.ANTHROPIC:
+                return _anthropic_turn(message.get("content"))
+            return _chat_turn(message)
+    return None
+
+
+def _chat_turn(message: Mapping[str, Any]) -> tuple[list[tuple[str, Any]], str]:
+    calls = []
+    for call in message.get("tool_calls") or ():
+        function = call.get("function") if isinstance(call, Mapping) else None
+        if isinstance(function, Mapping):
+            calls.append((str(function.get("name", "")), function.get("arguments")))
+    return calls, _text(message.get("content"))
+
+
+def _anthropic_turn(content: Any) -> tuple[list[tuple[str, Any]], str]:
+    if isinstance(content, str):
+        return [], content
+    calls: list[tuple[str, Any]] = []
+    texts: list[str] = []
+    for block in content if isinstance(content, list) else ():
+        if not isinstance(block, Mapping):
+            continue
+        if block.get("type") == "tool_use":
+            calls.append((str(block.get("name", "")), block.get("input")))
+        elif block.get("type") == "text":
+            texts.append(str(block.get("text", "")))
+    return calls, "\n".join(texts)
+
+
+def _responses_answer(items: Any) -> tuple[list[tuple[str, Any]], str] | None:
+    if not isinstance(items, list):
+        return None
+    calls: list[tuple[str, Any]] = []
+    text = ""
+    found = False
+    for item in reversed(items):
+        if not isinstance(item, Mapping):
+            break
+        kind, role = item.get("type"), item.get("role")
+        if kind == "function_call_output" or (role == "user" and not found):
+            continue
+        if kind == "function_call":
+            calls.append((str(item.get("name", "")), item.get("arguments")))
+            found = True
+            continue
+        if role == "assistant":
+            text, found = _text(item.get("content")), True
+        break
+    return (calls[::-1], text) if found else None
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(str(p.get("text", "")) for p in content if isinstance(p, Mapping))
+    return ""
