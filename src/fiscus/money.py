@@ -6,15 +6,16 @@ budgets never undercount; the ledger keeps the exact `Decimal`.
 
 from __future__ import annotations
 
-from decimal import ROUND_CEILING, Decimal
+import math
+from decimal import Decimal
 
 NANOS_PER_USD = 1_000_000_000
 _NANO = Decimal(1) / Decimal(NANOS_PER_USD)
 
 
 def to_nanos(usd: Decimal) -> int:
-    """USD → nano-dollars, rounded up."""
-    return int((usd * NANOS_PER_USD).to_integral_value(rounding=ROUND_CEILING))
+    """USD → nano-dollars, rounded up (`Decimal.__ceil__` rounds exactly; it runs on every settle)."""
+    return math.ceil(usd * NANOS_PER_USD)
 
 
 def from_nanos(nanos: int) -> Decimal:

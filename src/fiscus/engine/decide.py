@@ -2,6 +2,14 @@
 
 Each budget is assessed on its own (utilisation → the thresholds reached → its action), then the most
 restrictive action wins. What an action does is data (`EFFECTS`), not a cascade of ifs.
+
+Money on this path is integers: counters in nano-dollars, rates in nano-dollars per token × RATE_SCALE
+(`Rates`), so clamping and reserving round exactly (up for what is reserved, down for the output that fits).
+`Decimal` appears only in what a person reads: utilisations in reasons, hits and messages.
+
+`quiet` is the common case in one integer pass — no budget has reached a threshold and the call fits in all
+of them — and gives the same `Decision` the full `decide` would. `Decision.reasons` lists the budgets that
+have something to say (a threshold reached, or an action other than allow); `reasons` gives every budget.
 """
 
 from __future__ import annotations
@@ -9,10 +17,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import ROUND_FLOOR, Decimal
+from decimal import Decimal
 
 from fiscus.engine.decision import Action, BudgetReason, Decision, ThresholdHit
-from fiscus.engine.plan import Plan, PlanLine, Rates
+from fiscus.engine.plan import RATE_SCALE, Plan, PlanLine, Rates
+from fiscus.engine.request import CallRequest
 from fiscus.money import from_nanos
 from fiscus.policy.types import Policy, Threshold
 from fiscus.stores.base import Amounts, Counter, Limits
@@ -68,7 +77,7 @@ def decide(
     key_ok = request.override_key is not None and request.override_key in policy.override_keys
     assessed = [_assess(line, counters, request.priority, key_ok, draw) for line in plan.lines]
     hits = [hit for a in assessed for hit in a.hits]
-    reasons = tuple(_reason(a) for a in assessed)
+    reasons = _reasons(assessed)
 
     refusing = [a for a in assessed if EFFECTS[a.action].refuses]
     if refusing:
@@ -92,7 +101,8 @@ def decide(
     for a in assessed:
         if a.overridden:
             continue
-        fit = _max_output(a.line.cap, a.used, rates, tokens_in, request.calls)
+        used = a.used
+        fit = _max_output(a.line.cap, used.nanos, used.tokens, used.requests, rates, request, tokens_in)
         if fit >= floor_tokens:
             max_tokens = min(max_tokens, fit)
             continue
@@ -111,7 +121,7 @@ def decide(
             else f"budget {budget.name} cannot fit {task}: its token or request limit is reached"
         )
         a.hits.append(_hit(a, "exhausted", None, a.action))
-        return _refusal(plan, a, tuple(_reason(x) for x in assessed), [*hits, a.hits[-1]], retry, message)
+        return _refusal(plan, a, _reasons(assessed), [*hits, a.hits[-1]], retry, message)
 
     primary = max(actions, key=lambda action: action.severity)
     extras = tuple(sorted((x for x in actions if EFFECTS[x].shapes and x is not primary), key=lambda x: x.severity))
@@ -139,6 +149,46 @@ def decide(
         overridden=tuple(a.line.instance for a in assessed if a.overridden),
         rate_limited=tuple(a.line.instance for a in assessed if a.rate_limited),
     )
+
+
+def quiet(policy: Policy, plan: Plan, counters: Mapping[str, Counter]) -> Decision | None:
+    """The decision when no budget has reached a threshold and the call fits in every one (the same `Decision`
+    `decide` gives then); None when anything needs the full assessment."""
+    request = plan.request
+    rates = plan.rates or Rates.of(plan.sheet)
+    max_tokens = asked = plan.max_tokens
+    floor_tokens = min(policy.min_output_tokens, asked)
+    for line in plan.lines:
+        n = t = r = 0
+        for key in line.keys:
+            counter = counters.get(key)
+            if counter is not None:
+                spent, held = counter.spent, counter.reserved
+                n += spent.nanos + held.nanos
+                t += spent.tokens + held.tokens
+                r += spent.requests + held.requests
+        qn, qt, qr = line.quiet
+        if n >= qn or t >= qt or r >= qr:
+            return None
+        fit = _max_output(line.cap, n, t, r, rates, request, request.input_tokens)
+        if fit < floor_tokens:
+            return None
+        if fit < max_tokens:
+            max_tokens = fit
+    return Decision(
+        action=Action.ALLOW,
+        model=request.model,
+        requested_model=request.model,
+        max_tokens=max_tokens,
+        message=f"max_tokens clamped {asked} → {max_tokens}" if max_tokens < asked else "",
+        reserve=plan.worst_case(rates, max_tokens=max_tokens),
+    )
+
+
+def reasons(plan: Plan, counters: Mapping[str, Counter], *, override_key_ok: bool = False) -> tuple[BudgetReason, ...]:
+    """Every applicable budget's reason, reached a threshold or not (for status views and headers)."""
+    priority = plan.request.priority
+    return tuple(_reason(_assess(line, counters, priority, override_key_ok, 0.0)) for line in plan.lines)
 
 
 def _assess(line: PlanLine, counters: Mapping[str, Counter], priority: str, key_ok: bool, draw: float) -> _Assessment:
@@ -187,18 +237,21 @@ def utilisation_of(used: Amounts, limits: Limits) -> tuple[Decimal, str]:
     return best, meter
 
 
-def _max_output(cap: Limits, used: Amounts, rates: Rates, tokens_in: int, calls: int) -> int:
-    """The largest output cap per call that keeps all `calls` within `cap` (negative: not even the input fits)."""
+def _max_output(cap: Limits, n: int, t: int, r: int, rates: Rates, request: CallRequest, tokens_in: int) -> int:
+    """The largest output cap per call that keeps all `calls` within `cap`, given use `n` nano-dollars, `t`
+    tokens, `r` requests (negative: not even the input fits). Integer maths, rounded down."""
+    calls = request.calls
     best = 1 << 62
-    if cap.requests is not None and used.requests + calls > cap.requests:
+    if cap.requests is not None and r + calls > cap.requests:
         return -1
     if cap.tokens is not None:
-        best = min(best, (cap.tokens - used.tokens) // calls - tokens_in)
+        best = min(best, (cap.tokens - t) // calls - tokens_in)
     if cap.nanos is not None:
-        left = Decimal(cap.nanos - used.nanos) / calls - tokens_in * rates.input_nanos
-        per_token = rates.output_nanos
+        # (left / calls - tokens_in × input) / output, in nano-dollars × RATE_SCALE, floored
+        left = (cap.nanos - n) * RATE_SCALE - calls * tokens_in * rates.input_for(request)
+        per_token = rates.output
         if per_token > 0:
-            best = min(best, int((left / per_token).to_integral_value(rounding=ROUND_FLOOR)))
+            best = min(best, left // (calls * per_token))
         elif left < 0:
             return -1
     return best
@@ -275,6 +328,11 @@ def _announce_period(line: PlanLine) -> str:
         return line.window.ids[0]
     prefix, bucket = line.window.ids[0].split(":")
     return f"{prefix}p:{int(bucket) // window.buckets}"
+
+
+def _reasons(assessed: list[_Assessment]) -> tuple[BudgetReason, ...]:
+    """The budgets that have something to say: a threshold reached or an action other than allow."""
+    return tuple(_reason(a) for a in assessed if a.reached or a.action is not Action.ALLOW or a.overridden)
 
 
 def _reason(a: _Assessment) -> BudgetReason:

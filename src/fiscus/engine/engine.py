@@ -5,8 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from fiscus.engine.decide import decide as _decide
-from fiscus.engine.decision import Decision
-from fiscus.engine.plan import Plan, PlanLine, Rates, capped, instance_stem, scope_values
+from fiscus.engine.decide import quiet
+from fiscus.engine.decide import reasons as _reasons
+from fiscus.engine.decision import Action, BudgetReason, Decision
+from fiscus.engine.plan import (
+    Plan,
+    PlanLine,
+    Rates,
+    Shape,
+    capped,
+    instance_stem,
+    quiet_levels,
+    scope_values,
+)
 from fiscus.engine.request import CallRequest
 from fiscus.engine.windows import WindowInstance, window_instance
 from fiscus.policy.types import Budget, Policy, Window
@@ -15,11 +26,17 @@ from fiscus.stores.base import Amounts, Counter, Limits, ReserveLine
 
 SheetLookup = Callable[[str, str, bool, float], PriceSheet]  # (provider, model, batch, now) → sheet
 RATE_WINDOW_SECONDS = 60
+_NOTHING = Amounts()
+_UNLIMITED = Limits()
+
+
+_SHAPES_MAX = 65_536  # cached plan shapes (one per attribution × model in the current windows); cleared when full
 
 
 class Engine:
     """Pure decisions for one policy. `sheets` prices a model at a moment (a `PriceCatalogue.sheet` adapter);
-    sheets are cached per minute, window instances until their next boundary."""
+    sheets are cached per minute, window instances until their next boundary, and a plan's shape (lines,
+    keys, rates) per (attribution, provider, model, batch, priority) for as long as all of those hold."""
 
     def __init__(self, policy: Policy, sheets: SheetLookup) -> None:
         self.policy = policy
@@ -28,6 +45,8 @@ class Engine:
         self._stems: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
         self._windows: dict[Window, tuple[float, float, WindowInstance]] = {}
         self._caps: dict[tuple[str, str], Limits] = {}
+        self._quiet = {budget.name: quiet_levels(budget) for budget in policy.budgets}
+        self._shapes: dict[tuple[object, ...], Shape] = {}
 
     def sheet(self, provider: str, model: str, batch: bool, now: float) -> PriceSheet:
         return self.rates(provider, model, batch, now).sheet
@@ -46,9 +65,13 @@ class Engine:
             return window_instance(
                 window, now, self.policy.timezone, session=session, session_ttl=self.policy.session_ttl_seconds
             )
+        return self._window_span(window, now)[2]
+
+    def _window_span(self, window: Window, now: float) -> tuple[float, float, WindowInstance]:
+        """The instance of a non-session window live at `now`, with the span [from, until) it is live for."""
         cached = self._windows.get(window)
         if cached is not None and cached[0] <= now < cached[1]:
-            return cached[2]
+            return cached
         instance = window_instance(window, now, self.policy.timezone, session=None, session_ttl=0)
         assert instance is not None
         if instance.resets_at is not None:
@@ -57,21 +80,47 @@ class Engine:
                 if window.kind == "rolling"
                 else instance.starts_at
             )
-            self._windows[window] = (valid_from or now, instance.resets_at, instance)
+            cached = (valid_from or now, instance.resets_at, instance)
         else:
-            self._windows[window] = (float("-inf"), float("inf"), instance)
-        return instance
+            cached = (float("-inf"), float("inf"), instance)
+        self._windows[window] = cached
+        return cached
 
     def plan(self, request: CallRequest, now: float) -> Plan:
+        key = (request.attribution, request.provider, request.model, request.batch, request.priority)
+        shape = self._shapes.get(key)
+        if shape is None or not shape.valid_from <= now < shape.valid_until:
+            shape = self._shape(request, now)
+            if len(self._shapes) >= _SHAPES_MAX:
+                self._shapes.clear()
+            self._shapes[key] = shape
+        lines = shape.lines
+        if shape.sessions:  # a session's counters live on until `session_ttl` after its latest call
+            expires = now + self.policy.session_ttl_seconds
+            lines = tuple(_session_line(line, expires) if line.window.resets_at is None else line for line in lines)
+        rates = shape.rates
+        max_tokens = request.max_tokens or self.policy.default_max_tokens
+        return Plan(request, lines, now, rates.sheet, max_tokens, shape.keys, rates, shape)
+
+    def _shape(self, request: CallRequest, now: float) -> Shape:
+        """Lines, keys and rates for this request's shape at `now`, and the span they hold for."""
+        minute = int(now // 60)
+        valid_from, valid_until = minute * 60.0, (minute + 1) * 60.0  # rates are cached per minute
+        sessions = False
         lines: list[PlanLine] = []
         keys: list[str] = []
         for budget in self.policy.budgets:
             values = scope_values(budget, request.attribution)
             if values is None:
                 continue
-            instance = self.window(budget.window, now, request.attribution.session)
-            if instance is None:
-                continue
+            if budget.window.kind == "session":
+                instance = self.window(budget.window, now, request.attribution.session)
+                if instance is None:
+                    continue
+                sessions = True
+            else:
+                start, until, instance = self._window_span(budget.window, now)
+                valid_from, valid_until = max(valid_from, start), min(valid_until, until)
             stem = self._stems.get((budget.name, values))
             if stem is None:
                 if len(self._stems) > 100_000:
@@ -79,23 +128,48 @@ class Engine:
                 stem = self._stems[(budget.name, values)] = instance_stem(budget, values)
             line_keys = tuple(f"{stem}|{wid}" for wid in instance.ids)
             keys.extend(line_keys)
-            lines.append(PlanLine(budget, stem, line_keys, instance, self._cap(budget, request.priority), values))
+            cap = self._cap(budget, request.priority)
+            lines.append(PlanLine(budget, stem, line_keys, instance, cap, values, self._quiet[budget.name]))
         rates = self.rates(request.provider, request.model, request.batch, now)
-        return Plan(
-            request=request,
-            lines=tuple(lines),
-            now=now,
-            sheet=rates.sheet,
-            rates=rates,
-            max_tokens=request.max_tokens or self.policy.default_max_tokens,
-            keys=tuple(keys),
-        )
+        return Shape(valid_from, valid_until, tuple(lines), tuple(keys), rates, sessions)
+
+    # -- the optimistic admission ------------------------------------------------------------------------
+
+    def quiet_lines(self, plan: Plan) -> tuple[tuple[ReserveLine, ...], Amounts] | None:
+        """Store lines that reserve the worst case at the caller's cap (and that amount), each line limited to
+        stay below its budget's first threshold and within its cap (`below_first_threshold`). If the store grants
+        them, `decide` would have allowed the call unchanged: one atomic reservation is the whole decision. None
+        when this shape's latest decision was not quiet (or a budget has a threshold at 0): decide in full."""
+        shape = plan.shape
+        if shape is None or shape.loud or not shape.quiet:
+            return None
+        amount = plan.worst_case()
+        lines = [
+            ReserveLine(line.instance, line.keys, limits, amount, line.window.expires_at)
+            for line, limits in zip(plan.lines, shape.limits, strict=True)
+        ]
+        return tuple(lines), amount
+
+    def quiet_decision(self, plan: Plan, reserved: Amounts) -> Decision:
+        """The decision a granted `quiet_lines` reservation stands for (what `decide` gives in that case)."""
+        model = plan.request.model
+        return Decision(Action.ALLOW, model, model, plan.max_tokens, reserve=reserved)
+
+    def observe(self, plan: Plan, decision: Decision) -> None:
+        """After a full decision: whether the shape's next call may try the optimistic reservation again."""
+        if plan.shape is not None:
+            plan.shape.loud = bool(
+                decision.hits or decision.action is not Action.ALLOW or decision.max_tokens != plan.max_tokens
+            )
 
     def decide(
         self, request: CallRequest, plan: Plan, counters: Mapping[str, Counter], *, draw: float = 0.0
     ) -> Decision:
         if plan.request is not request and plan.request != request:
             raise ValueError("decide() needs the plan made for this request")
+        fast = quiet(self.policy, plan, counters)
+        if fast is not None:
+            return fast
         return _decide(
             self.policy,
             plan,
@@ -107,17 +181,20 @@ class Engine:
     def reserve_lines(self, plan: Plan, decision: Decision) -> tuple[ReserveLine, ...]:
         """The store lines for an admitted decision: every budget (an overridden one without a limit) and the
         per-minute counter of each budget whose throttle admits a rate."""
-        amount = decision.reserve or Amounts()
+        amount = decision.reserve or _NOTHING
+        overridden = decision.overridden
         lines = [
             ReserveLine(
-                budget=line.instance,
-                keys=line.keys,
-                limits=Limits() if line.instance in decision.overridden else line.cap,
-                amount=amount,
-                expires_at=line.window.expires_at,
+                line.instance,
+                line.keys,
+                _UNLIMITED if overridden and line.instance in overridden else line.cap,
+                amount,
+                line.window.expires_at,
             )
             for line in plan.lines
         ]
+        if not decision.rate_limited:
+            return tuple(lines)
         for line in plan.lines:
             if line.instance not in decision.rate_limited:
                 continue
@@ -134,6 +211,12 @@ class Engine:
             )
         return tuple(lines)
 
+    def reasons(self, plan: Plan, counters: Mapping[str, Counter]) -> tuple[BudgetReason, ...]:
+        """Every applicable budget's utilisation and action for this plan (`Decision.reasons` keeps only those
+        with something to say)."""
+        key = plan.request.override_key
+        return _reasons(plan, counters, override_key_ok=key is not None and key in self.policy.override_keys)
+
     def _cap(self, budget: Budget, priority: str) -> Limits:
         key = (budget.name, priority)
         cap = self._caps.get(key)
@@ -142,3 +225,9 @@ class Engine:
             cap = capped(budget.cap, share) if priority == "background" and share else budget.cap
             self._caps[key] = cap
         return cap
+
+
+def _session_line(line: PlanLine, expires_at: float) -> PlanLine:
+    window = line.window
+    instance = WindowInstance(window.ids, window.starts_at, None, expires_at, window.drops_at)
+    return PlanLine(line.budget, line.instance, line.keys, instance, line.cap, line.values, line.quiet)

@@ -20,6 +20,9 @@ class CallRequest:
     override_key: str | None = None  # passes a `block` where the policy allows an override
     batch: bool = False
     calls: int = 1  # task pre-flight: reserve for N calls of this shape up front
+    # Whether the request may write the provider's prompt cache (Anthropic `cache_control` markers). True is the
+    # conservative default: input is reserved at the dearest cache-write price. False reserves at plain input.
+    cache_writes: bool = True
 
     def __post_init__(self) -> None:
         if self.priority not in PRIORITIES:

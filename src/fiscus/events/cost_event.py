@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import uuid
+import os
+import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -22,11 +23,14 @@ class CallStatus(StrEnum):
 
 
 def new_event_id() -> str:
-    """Time-ordered unique id (UUIDv7 layout), so ledger rows cluster by time."""
-    ms = int(datetime.now(UTC).timestamp() * 1000)
-    rand = uuid.uuid4().int & ((1 << 74) - 1)
-    value = (ms << 80) | (0x7 << 76) | ((rand >> 62) << 64) | (0b10 << 62) | (rand & ((1 << 62) - 1))
-    return str(uuid.UUID(int=value))
+    """Time-ordered unique id (UUIDv7 layout: 48-bit Unix milliseconds, version 7, 74 random bits from the OS,
+    RFC 4122 variant), so ledger rows cluster by time. Built as text: it runs once per call on the hot path."""
+    ms = f"{time.time_ns() // 1_000_000:012x}"
+    rand = os.urandom(10).hex()  # 20 hex digits; 18½ of them (74 bits) are used
+    return f"{ms[:8]}-{ms[8:]}-7{rand[:3]}-{_VARIANT[int(rand[3], 16) & 3]}{rand[4:7]}-{rand[7:19]}"
+
+
+_VARIANT = "89ab"  # the variant nibble 10xx, its two low bits random
 
 
 @dataclass(frozen=True, slots=True)

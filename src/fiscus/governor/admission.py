@@ -8,6 +8,7 @@ from datetime import datetime
 from fiscus.engine.decision import Decision
 from fiscus.engine.request import CallRequest
 from fiscus.events.cost_event import CostEvent
+from fiscus.pricing.sheet import PriceSheet
 from fiscus.stores.base import Reservation
 
 
@@ -21,3 +22,4 @@ class Admission:
     started: float  # time.perf_counter() at admission, for latency
     model_tier: str | None = None
     event: CostEvent | None = field(default=None, repr=False)  # set by the first settle (settle is idempotent)
+    sheet: PriceSheet | None = field(default=None, repr=False)  # prices of `decision.model` at admission (for settle)

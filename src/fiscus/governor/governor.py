@@ -82,16 +82,23 @@ class Governor:
     def admit(self, request: CallRequest) -> Admission:
         started = time.perf_counter()
         now = self._clock()
-        plan = self.engine.plan(request, now)
+        engine, store = self.engine, self.store
+        plan = engine.plan(request, now)
         event_id = new_event_id()
-        counters = self.store.counters(plan.keys, now=now) if plan.keys else {}
-        decision = self.engine.decide(request, plan, counters, draw=self._draw())
+        quiet = engine.quiet_lines(plan)
+        if quiet is not None:  # the common case in one atomic reservation: no budget has a word to say
+            granted = store.reserve(event_id, quiet[0], now=now, lease_seconds=self.lease_seconds)
+            if isinstance(granted, Reservation):
+                return self._admission(plan, engine.quiet_decision(plan, quiet[1]), granted, event_id, started)
+        counters = store.counters(plan.keys, now=now) if plan.keys else {}
+        decision = engine.decide(request, plan, counters, draw=self._draw())
+        engine.observe(plan, decision)
         reservation: Reservation | None = None
         for attempt in range(1, RESERVE_ATTEMPTS + 1):
             if not decision.calls_model:
                 break
-            result = self.store.reserve(
-                event_id, self.engine.reserve_lines(plan, decision), now=now, lease_seconds=self.lease_seconds
+            result = store.reserve(
+                event_id, engine.reserve_lines(plan, decision), now=now, lease_seconds=self.lease_seconds
             )
             if isinstance(result, Reservation):
                 reservation = result
@@ -99,17 +106,24 @@ class Governor:
             if attempt == RESERVE_ATTEMPTS or result.budget.endswith("#rate"):
                 decision = self._refused(plan, decision, result, attempt)
                 break
-            decision = self.engine.decide(request, plan, self.store.counters(plan.keys, now=now), draw=self._draw())
-        self.announcer.announce(decision.hits, event_id=event_id, now=now)
-        return self._admission(request, decision, reservation, event_id, now, started)
+            decision = engine.decide(request, plan, store.counters(plan.keys, now=now), draw=self._draw())
+        if decision.hits:
+            self.announcer.announce(decision.hits, event_id=event_id, now=now)
+        return self._admission(plan, decision, reservation, event_id, started)
 
     async def aadmit(self, request: CallRequest) -> Admission:
         started = time.perf_counter()
         now = self._clock()
         plan = self.engine.plan(request, now)
         event_id = new_event_id()
+        quiet = self.engine.quiet_lines(plan)
+        if quiet is not None:
+            granted = await self.store.areserve(event_id, quiet[0], now=now, lease_seconds=self.lease_seconds)
+            if isinstance(granted, Reservation):
+                return self._admission(plan, self.engine.quiet_decision(plan, quiet[1]), granted, event_id, started)
         counters = await self.store.acounters(plan.keys, now=now) if plan.keys else {}
         decision = self.engine.decide(request, plan, counters, draw=self._draw())
+        self.engine.observe(plan, decision)
         reservation: Reservation | None = None
         for attempt in range(1, RESERVE_ATTEMPTS + 1):
             if not decision.calls_model:
@@ -124,8 +138,9 @@ class Governor:
                 break
             fresh: Mapping[str, Counter] = await self.store.acounters(plan.keys, now=now)
             decision = self.engine.decide(request, plan, fresh, draw=self._draw())
-        await self.announcer.aannounce(decision.hits, event_id=event_id, now=now)
-        return self._admission(request, decision, reservation, event_id, now, started)
+        if decision.hits:
+            await self.announcer.aannounce(decision.hits, event_id=event_id, now=now)
+        return self._admission(plan, decision, reservation, event_id, started)
 
     def _refused(self, plan: Plan, decision: Decision, refusal: Refusal, attempts: int) -> Decision:
         """The store refused what the decision expected to fit: refuse honestly with that budget's action."""
@@ -155,22 +170,19 @@ class Governor:
         )
 
     def _admission(
-        self,
-        request: CallRequest,
-        decision: Decision,
-        reservation: Reservation | None,
-        event_id: str,
-        now: float,
-        started: float,
+        self, plan: Plan, decision: Decision, reservation: Reservation | None, event_id: str, started: float
     ) -> Admission:
+        model = decision.model
         return Admission(
-            request=request,
-            decision=decision,
-            reservation=reservation,
-            event_id=event_id,
-            timestamp=datetime.fromtimestamp(now, UTC),
-            started=started,
-            model_tier=self._tier(decision.model),
+            plan.request,
+            decision,
+            reservation,
+            event_id,
+            datetime.fromtimestamp(plan.now, UTC),
+            started,
+            self._tiers[model] if model in self._tiers else self._tier(model),
+            None,
+            plan.sheet if model == plan.request.model else None,
         )
 
     # -- settle -----------------------------------------------------------------------------------------
@@ -238,7 +250,10 @@ class Governor:
             usage, cost = _ZERO_USAGE, _ZERO_COST  # refused, or failed and not billed by the provider
         else:
             try:
-                sheet = self.engine.sheet(request.provider, served, request.batch, admission.timestamp.timestamp())
+                sheet = admission.sheet if served == decision.model else None
+                if sheet is None:
+                    at = admission.timestamp.timestamp()
+                    sheet = self.engine.sheet(request.provider, served, request.batch, at)
                 cost = sheet.cost(usage)
             except PricingError as exc:
                 # Not priceable: keep the worst case reserved as spent (budgets never undercount) and say so.
@@ -247,22 +262,22 @@ class Governor:
             tags["budget"] = decision.exhausted_budget
         attribution = request.attribution.refine(outcome=outcome) if outcome else request.attribution
         event = CostEvent(
-            provider=request.provider,
-            requested_model=request.model,
-            served_model=served if status not in _NO_MODEL else decision.requested_model,
-            usage=usage,
-            cost=cost,
-            attribution=attribution,
-            status=status,
-            id=admission.event_id,
-            timestamp=admission.timestamp,
-            model_tier=self._tier(served),
-            latency_ms=latency_ms if latency_ms is not None else int((time.perf_counter() - admission.started) * 1000),
-            batch=request.batch,
-            streamed=streamed,
-            error=error,
-            decision=str(decision.action),
-            tags=tags,
+            request.provider,
+            request.model,
+            served if status not in _NO_MODEL else decision.requested_model,
+            usage,
+            cost,
+            attribution,
+            status,
+            admission.event_id,
+            admission.timestamp,
+            self._tiers[served] if served in self._tiers else self._tier(served),
+            latency_ms if latency_ms is not None else int((time.perf_counter() - admission.started) * 1000),
+            request.batch,
+            streamed,
+            error,
+            str(decision.action),
+            tags,
         )
         if "unpriced" in tags and admission.reservation is not None:
             actual = decision.reserve or Amounts()

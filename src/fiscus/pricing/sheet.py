@@ -9,6 +9,7 @@ from fiscus.pricing.cost import Cost
 from fiscus.usage.model import Usage
 
 MTOK = Decimal(1_000_000)
+_ZERO = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +24,8 @@ class Rate:
     tiers: tuple[tuple[int, Decimal], ...] = ()
 
     def at(self, total_input_tokens: int) -> Decimal:
+        if not self.tiers:
+            return self.base
         for start, price in reversed(self.tiers):
             if total_input_tokens > start:
                 return price
@@ -65,14 +68,21 @@ class PriceSheet:
         return self.cache_write_1h or self.cache_write_5m_rate
 
     def cost(self, usage: Usage) -> Cost:
-        total_in = usage.total_input_tokens
+        # Runs on every settle: parts without tokens are skipped before any rate is looked up.
+        fresh, read, write_5m, write_1h = (
+            usage.input_tokens,
+            usage.cache_read_tokens,
+            usage.cache_write_5m_tokens,
+            usage.cache_write_1h_tokens,
+        )
+        total_in = fresh + read + write_5m + write_1h
         return Cost(
-            input=_part(self.input, usage.input_tokens, total_in),
-            cache_read=_part(self.cache_read_rate, usage.cache_read_tokens, total_in),
-            cache_write_5m=_part(self.cache_write_5m_rate, usage.cache_write_5m_tokens, total_in),
-            cache_write_1h=_part(self.cache_write_1h_rate, usage.cache_write_1h_tokens, total_in),
-            output=_part(self.output, usage.output_tokens, total_in),
-            fallback_price=self.fallback_price,
+            _part(self.input, fresh, total_in) if fresh else _ZERO,
+            _part(self.cache_read_rate, read, total_in) if read else _ZERO,
+            _part(self.cache_write_5m_rate, write_5m, total_in) if write_5m else _ZERO,
+            _part(self.cache_write_1h_rate, write_1h, total_in) if write_1h else _ZERO,
+            _part(self.output, usage.output_tokens, total_in) if usage.output_tokens else _ZERO,
+            self.fallback_price,
         )
 
     @property
@@ -83,6 +93,12 @@ class PriceSheet:
             self.cache_write_5m_rate.highest,
             self.cache_write_1h_rate.highest,
         )
+
+    @property
+    def max_input_mtok_no_cache_write(self) -> Decimal:
+        """The highest price an input token can cost in a call that writes no cache (any tier): plain input, or a
+        cache read (never dearer than input in any catalogue, included so the bound holds whatever the data)."""
+        return max(self.input.highest, self.cache_read_rate.highest)
 
     @property
     def max_output_mtok(self) -> Decimal:
@@ -109,6 +125,4 @@ class PriceSheet:
 
 
 def _part(rate: Rate, tokens: int, total_input_tokens: int) -> Decimal:
-    if tokens == 0:
-        return Decimal(0)
     return rate.at(total_input_tokens) * tokens / MTOK
