@@ -1,0 +1,176 @@
+"""The OpenAI Agents SDK (`agents`): budgets per agent, two ways.
+
+Full enforcement (every tier: downgrade, compression, output caps, partial answers) — give the SDK a governed
+client; each call is attributed to the agent the client was wrapped for:
+
+    client = fiscus.wrap(AsyncOpenAI(), agent="triage")
+    agent = Agent(name="triage", model=OpenAIChatCompletionsModel(model="gpt-4o-mini", openai_client=client))
+    # or for every agent: agents.set_default_openai_client(client)
+
+Hooks — `Runner.run(agent, input, hooks=FiscusRunHooks(team="support"))` — attribute each call to the running
+agent's `name`, admit it before the model is called and settle it from the `ModelResponse` usage. Hooks only
+observe, so a call the budgets refuse raises `BudgetBlocked`/`BudgetExhausted` (the run stops); a downgrade or
+compression is logged, not applied. Use one way or the other for a model, not both, or its calls count twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Any
+
+try:
+    from agents import Agent, ModelResponse, RunContextWrapper, RunHooks
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError("fiscus.sdk.openai_agents needs openai-agents: pip install 'fiscus[agents]'") from exc
+
+from fiscus.attribution import Attribution
+from fiscus.guards.loops import LoopConfig
+from fiscus.guards.registry import BreakerRegistry
+from fiscus.sdk.gate import Gate, Plan
+from fiscus.sdk.observed import ObservedCalls
+from fiscus.sdk.runtime import breakers_for, default_governor, governor_from_policy
+from fiscus.usage.model import Usage
+from fiscus.usage.wire import WireFormat
+
+
+def usage_from_agents(usage: Any) -> Usage | None:
+    """One model response's `agents.Usage` as fiscus `Usage` (its `input_tokens` includes cached tokens)."""
+    if usage is None or not (usage.input_tokens or usage.output_tokens):
+        return None
+    total_in, output = usage.input_tokens or 0, usage.output_tokens or 0
+    details = usage.input_tokens_details
+    cached = min(getattr(details, "cached_tokens", 0) or 0, total_in)
+    written = min(getattr(details, "cache_write_tokens", 0) or 0, total_in - cached)
+    reasoning = getattr(usage.output_tokens_details, "reasoning_tokens", 0) or 0
+    return Usage(
+        input_tokens=total_in - cached - written,
+        cache_read_tokens=cached,
+        cache_write_5m_tokens=written,
+        output_tokens=output,
+        reasoning_tokens=min(reasoning, output),
+    )
+
+
+def _model_name(agent: Agent[Any]) -> str:
+    model = agent.model
+    if isinstance(model, str):
+        return model
+    name = getattr(model, "model", None)
+    if isinstance(name, str):
+        return name
+    from agents.models import get_default_model
+
+    return get_default_model()
+
+
+def _dump(item: Any) -> Any:
+    return item.model_dump(exclude_unset=True) if hasattr(item, "model_dump") else item
+
+
+class FiscusRunHooks(RunHooks[Any]):
+    """Run hooks that admit and settle every model call of a run, attributed to the running agent."""
+
+    def __init__(
+        self,
+        *,
+        team: str | None = None,
+        workflow: str | None = None,
+        environment: str | None = None,
+        tenant: str | None = None,
+        user: str | None = None,
+        task_class: str | None = None,
+        agent: str | None = None,
+        governor: Any | None = None,
+        config: str | None = None,
+        policy: Any | None = None,
+        on_exhausted: str = "partial",
+        priority: str = "normal",
+        provider: str = "openai",
+        loops: LoopConfig | None = None,
+        breakers: BreakerRegistry | None = None,
+    ) -> None:
+        """`agent` is used only when an agent has no name. A refused call raises with either `on_exhausted`;
+        "raise" also carries the `fiscus.session` state on `BudgetExhausted`."""
+        if governor is None:
+            governor = governor_from_policy(policy) if policy is not None else default_governor(config)
+        attribution = Attribution(
+            agent=agent,
+            team=team,
+            workflow=workflow,
+            environment=environment,
+            tenant=tenant,
+            user=user,
+            task_class=task_class,
+        )
+        gate = Gate(
+            governor,
+            attribution,
+            on_exhausted=on_exhausted,
+            breakers=breakers or breakers_for(governor),
+            loops=loops,
+            priority=priority,
+        )
+        self.calls = ObservedCalls(gate, provider)
+        self.governor = governor
+        # The SDK's hooks carry no call id: calls of one agent in one run are sequential, so a queue per
+        # (run context, agent) pairs each end with its start.
+        self._open: dict[tuple[int, str], deque[Plan]] = {}
+
+    def _key(self, context: RunContextWrapper[Any], agent: Agent[Any]) -> tuple[int, str]:
+        return id(context), agent.name
+
+    async def on_llm_start(
+        self,
+        context: RunContextWrapper[Any],
+        agent: Agent[Any],
+        system_prompt: str | None,
+        input_items: list[Any],
+    ) -> None:
+        body: dict[str, Any] = {"model": _model_name(agent), "input": [_dump(i) for i in input_items]}
+        if system_prompt:
+            body["instructions"] = system_prompt
+        settings = agent.model_settings
+        if settings is not None and settings.max_tokens:
+            body["max_output_tokens"] = settings.max_tokens
+        # the running agent's name; inside a `fiscus.session` its dimensions are added on top by the gate
+        attribution = self.calls.gate.attribution.refine(agent=agent.name or None)
+        plan = await self.calls.astart(WireFormat.OPENAI_RESPONSES, body, attribution)
+        self._open.setdefault(self._key(context, agent), deque()).append(plan)
+
+    async def on_llm_end(self, context: RunContextWrapper[Any], agent: Agent[Any], response: ModelResponse) -> None:
+        queue = self._open.get(self._key(context, agent))
+        if not queue:
+            return
+        plan = queue.popleft()
+        if not queue:
+            del self._open[self._key(context, agent)]
+        text, calls = _output(response)
+        await self.calls.aend(plan, usage_from_agents(response.usage), text=text, tool_calls=calls)
+
+    async def settle_failed(self, error: BaseException) -> int:
+        """Settle as errors the calls whose run failed before they ended (the SDK calls no hook on a model
+        error). Call it from the `except` around `Runner.run`; returns how many were settled."""
+        plans = [plan for queue in self._open.values() for plan in queue]
+        self._open.clear()
+        await asyncio.gather(*(self.calls.aend(plan, None, error=error) for plan in plans))
+        return len(plans)
+
+    @property
+    def open_calls(self) -> int:
+        return sum(len(queue) for queue in self._open.values())
+
+
+def _output(response: ModelResponse) -> tuple[str, tuple[tuple[str, Any], ...]]:
+    texts: list[str] = []
+    calls: list[tuple[str, Any]] = []
+    for item in response.output:
+        kind = getattr(item, "type", None)
+        if kind == "message":
+            texts.extend(getattr(part, "text", "") or "" for part in item.content)
+        elif kind == "function_call":
+            calls.append((item.name, item.arguments))
+    return "".join(texts), tuple(calls)
+
+
+__all__ = ["FiscusRunHooks", "usage_from_agents"]
