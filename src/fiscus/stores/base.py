@@ -118,7 +118,7 @@ class BudgetStore(abc.ABC):
     ) -> Reservation | Refusal:
         """All lines fit (sum of spent+reserved over each line's keys, plus its amount, within its limits)
         → reserve every amount on each line's keys[0] and return the `Reservation`; else change nothing
-        and return a `Refusal`. Expired leases are reaped first."""
+        and return a `Refusal`. Expired leases never count: they are reaped first (Redis: before refusing)."""
 
     @abc.abstractmethod
     def settle(self, reservation: Reservation, actual: Amounts, *, now: float) -> str:
