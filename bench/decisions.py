@@ -1,11 +1,13 @@
 """Budget decisions per second: reserve+settle pairs through each budget store, one caller and many.
 
-Each row is one function returning a `Row`; `print_table` prints them. Baselines measured in the same run:
-for Redis, `redis-benchmark`'s EVALSHA rate of a trivial script (`return 1`), compared with our scripts/s
-(a pair is two EVALSHAs); for the in-process store, the 50,000 pairs/s target. To add a row (e.g. the
-engine end to end), write a function `(args) -> Row` and append it to `rows()`.
+Each group of rows is one function returning `Row`s; `print_table` prints them. Baselines: for Redis,
+`redis-benchmark`'s EVALSHA rate of a trivial script (`return 1`) measured in the same run, compared with our
+scripts/s (a pair is two EVALSHAs); for the in-process store, the 50,000 pairs/s target; for the engine end to
+end (Governor admit+settle), bare memory-store pairs measured in the same run. To add rows, write a function
+`(args) -> list[Row]` and add it to `ROW_GROUPS`.
 
     .venv/bin/python bench/decisions.py --seconds 3 [--redis-url redis://127.0.0.1:6379/0] [--processes 2]
+        [--rows memory,engine,sqlite,redis]
 """
 
 from __future__ import annotations
@@ -267,8 +269,9 @@ def _drop_prefix(redis_url: str, prefix: str) -> None:
 
 
 def engine_rows(args: argparse.Namespace) -> list[Row]:
-    """The engine end to end: `Governor.admit` + `settle` (plan, counters, decide, reserve; price, settle,
-    record) over two budgets on an in-process store, compared with bare store pairs in the same run."""
+    """The engine end to end: `Governor.admit` + `settle` (plan, decide and reserve; price, settle, build the
+    CostEvent) over two budgets (per team, per user) on an in-process store, one caller and 4 threads sharing one
+    governor, each compared with bare store pairs (one caller) measured in the same run."""
     from fiscus.attribution import Attribution
     from fiscus.governor import CallRequest, Governor
     from fiscus.policy import parse_policy
@@ -283,36 +286,62 @@ def engine_rows(args: argparse.Namespace) -> list[Row]:
             ]
         }
     )
-    governor = Governor(policy=policy, store=open_store("memory://"), catalogue=PriceCatalogue())
     requests = [
-        CallRequest("openai", "gpt-4o-mini", Attribution(team=f"t{i % 8}", user=f"u{i % 64}"), 1000, 200)
+        CallRequest("openai", "gpt-4o-mini", Attribution(team=f"t{i % 8}", user=f"u{i % 64}"), 1000 + i, 200)
         for i in range(64)
     ]
     usage = Usage(input_tokens=1000, output_tokens=150)
+
+    def run(governor: Governor, deadline: float, latencies: list[float]) -> int:
+        pairs, timer = 0, time.perf_counter
+        admit, settle = governor.admit, governor.settle
+        while timer() < deadline:
+            for _ in range(100):
+                t0 = timer()
+                settle(admit(requests[pairs % 64]), usage)
+                latencies.append((timer() - t0) * 1e6)
+                pairs += 1
+        return pairs
+
+    def measure(threads: int) -> Row:
+        governor = Governor(policy=policy, store=open_store("memory://"), catalogue=PriceCatalogue())
+        run(governor, time.perf_counter() + 0.2, [])  # warm up: sheets, plan shapes, window instances
+        latencies: list[float] = []
+        counts: list[int] = []
+        start = time.perf_counter()
+        workers = [
+            threading.Thread(target=lambda: counts.append(run(governor, start + args.seconds, latencies)))
+            for _ in range(threads)
+        ]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        elapsed = time.perf_counter() - start
+        governor.close()
+        name = f"engine admit+settle, memory, {'1 caller' if threads == 1 else f'{threads} threads'}"
+        return Row(name, sum(counts), elapsed, latencies, baseline=("bare store pairs", bare.rate))
+
     bare = single("memory store alone (same run)", "memory://", args.seconds)
-    latencies: list[float] = []
-    pairs, start = 0, time.perf_counter()
-    deadline = start + args.seconds
-    while time.perf_counter() < deadline:
-        t0 = time.perf_counter()
-        governor.settle(governor.admit(requests[pairs % 64]), usage)
-        latencies.append((time.perf_counter() - t0) * 1e6)
-        pairs += 1
-    row = Row(
-        "engine end to end (admit+settle), memory",
-        pairs,
-        time.perf_counter() - start,
-        latencies,
-        baseline=("bare store pairs", bare.rate),
-    )
-    return [bare, row]
+    rows = [bare, measure(1), measure(4)]
+    print(f"engine target: {MEMORY_TARGET:,} admit+settle pairs/s in-process on one core")
+    return rows
+
+
+ROW_GROUPS: dict[str, Callable[[argparse.Namespace], list[Row]]] = {
+    "memory": memory_rows,
+    "engine": engine_rows,
+    "sqlite": sqlite_rows,
+    "redis": redis_rows,
+}
 
 
 def rows(args: argparse.Namespace) -> list[Callable[[argparse.Namespace], list[Row]]]:
-    chosen = [memory_rows, engine_rows, sqlite_rows]
-    if args.redis_url:
-        chosen.append(redis_rows)
-    return chosen
+    wanted = [name.strip() for name in args.rows.split(",") if name.strip()]
+    unknown = [name for name in wanted if name not in ROW_GROUPS]
+    if unknown:
+        raise SystemExit(f"unknown row group(s) {', '.join(unknown)}; known: {', '.join(ROW_GROUPS)}")
+    return [ROW_GROUPS[name] for name in wanted if name != "redis" or args.redis_url]
 
 
 def main() -> None:
@@ -320,6 +349,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="measuring time per row")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0", help="empty string: skip Redis rows")
     parser.add_argument("--processes", type=int, default=2, help="processes for the multi-process rows")
+    parser.add_argument("--rows", default=",".join(ROW_GROUPS), help="row groups to run, e.g. engine or memory,engine")
     args = parser.parse_args()
     results: list[Row] = []
     for make in rows(args):
