@@ -1,0 +1,120 @@
+"""The worst case knows about cache writes: a request that cannot write cache reserves at the dearest plain input
+price; one that may write it, at the dearest cache-write price. Whatever was reserved, settle records what the
+provider billed, over the reservation and over the limit alike."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pytest
+
+from fiscus.attribution import Attribution
+from fiscus.governor import CallRequest, Governor
+from fiscus.money import to_nanos
+from fiscus.policy import parse_policy
+from fiscus.pricing import PriceCatalogue
+from fiscus.stores import open_store
+from fiscus.stores.base import Amounts, BudgetStore
+from fiscus.usage import Usage
+
+from ._support import Clock, ListLedger
+
+ATTR = Attribution(team="growth")
+SONNET = "claude-sonnet-4-5"  # input $3/M, $6/M past 200k; 1 h cache writes $6/M, $12/M past 200k; output $15/$22.5
+
+
+def make(store: BudgetStore, usd: str = "100", lease_seconds: float = 120.0) -> tuple[Governor, Clock, ListLedger]:
+    policy = parse_policy({"budgets": [{"name": "team", "scope": {"team": "growth"}, "limit": {"usd": usd}}]})
+    clock, ledger = Clock(), ListLedger()
+    governor = Governor(
+        policy=policy,
+        store=store,
+        catalogue=PriceCatalogue(),
+        ledger=ledger,
+        clock=clock,
+        lease_seconds=lease_seconds,
+    )
+    return governor, clock, ledger
+
+
+def call(provider: str = "anthropic", model: str = SONNET, **kw: object) -> CallRequest:
+    kw.setdefault("input_tokens", 10_000)
+    kw.setdefault("max_tokens", 1000)
+    return CallRequest(provider, model, ATTR, **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def store(request: pytest.FixtureRequest, tmp_path) -> Iterator[BudgetStore]:  # type: ignore[no-untyped-def]
+    if request.param == "memory":
+        opened = open_store("memory://")
+    elif request.param == "sqlite":
+        opened = open_store(f"sqlite:///{tmp_path / 'budgets.db'}")
+    else:
+        url, prefix = request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix")
+        opened = open_store(f"{url}?prefix={prefix}")
+    yield opened
+    opened.close()
+
+
+def test_sheet_knows_the_dearest_input_with_and_without_cache_writes() -> None:
+    sheet = PriceCatalogue().sheet(provider="anthropic", model=SONNET)
+    assert sheet.max_input_mtok == Decimal(12)  # the 1 h cache write, long-context tier
+    assert sheet.max_input_mtok_no_cache_write == Decimal(6)  # plain input, long-context tier
+    mini = PriceCatalogue().sheet(provider="openai", model="gpt-4o-mini")  # OpenAI bills no cache writes
+    assert mini.max_input_mtok == mini.max_input_mtok_no_cache_write == Decimal("0.15")
+
+
+def test_reserves_at_plain_input_without_cache_writes_and_at_the_write_price_with_them() -> None:
+    governor, _, _ = make(open_store("memory://"))
+    plain = governor.admit(call(cache_writes=False))
+    writes = governor.admit(call(cache_writes=True))
+    default = governor.admit(call())
+    # 10,000 input at $6/M (top input tier) + 1,000 output at $22.5/M (top output tier)
+    assert plain.decision.reserve == Amounts(nanos=82_500_000, tokens=11_000, requests=1)
+    # the same input at $12/M: the 1 h cache write price of the top tier, twice plain input
+    assert writes.decision.reserve is not None and writes.decision.reserve.nanos == 142_500_000
+    assert default.decision.reserve == writes.decision.reserve  # the default stays conservative
+    (status,) = governor.status()
+    assert status.reserved.nanos == 82_500_000 + 2 * 142_500_000
+    openai = [governor.admit(call("openai", "gpt-4o-mini", cache_writes=flag)) for flag in (False, True)]
+    assert openai[0].decision.reserve == openai[1].decision.reserve  # no cache-write price: nothing changes
+
+
+def test_output_clamp_uses_the_cheaper_input_when_no_cache_is_written() -> None:
+    governor, _, _ = make(open_store("memory://"), usd="0.1")
+    # $0.10 left: 10,000 input costs $0.06 at plain input, $0.12 at the write price (does not fit at all)
+    plain = governor.admit(call(cache_writes=False, max_tokens=4000))
+    assert plain.decision.calls_model and plain.decision.max_tokens == 1777  # ($0.10 - $0.06) / $22.5 per M
+    governor.settle(plain, None)
+    writes = governor.admit(call(cache_writes=True, max_tokens=4000))
+    assert not writes.decision.calls_model and writes.reservation is None  # the input alone would not fit
+
+
+def test_actual_cache_writes_over_a_plain_reservation_are_recorded_in_full(store: BudgetStore) -> None:
+    governor, clock, ledger = make(store, usd="1")
+    admission = governor.admit(call(cache_writes=False, input_tokens=1000, max_tokens=100))
+    assert admission.decision.reserve is not None
+    reserved = admission.decision.reserve.nanos
+    # The caller wrote 300,000 tokens of cache after all: $12/M past 200k, $3.60 — far past reservation and limit.
+    billed = Usage(input_tokens=1000, cache_write_1h_tokens=300_000, output_tokens=100)
+    event = governor.settle(admission, billed)
+    assert event.cost.cache_write_1h == Decimal("3.6") and to_nanos(event.cost.total) > reserved
+    (status,) = governor.status()
+    assert status.spent.nanos == sum(to_nanos(e.cost.total) for e in ledger.events) == to_nanos(event.cost.total)
+    assert status.reserved == Amounts() and status.utilisation > 1
+    clock.now += 1
+    after = governor.admit(call(cache_writes=False, input_tokens=10, max_tokens=10))
+    assert not after.decision.calls_model  # the overspend counts against what is left
+
+
+def test_late_settle_of_unreserved_cache_writes_still_counts(store: BudgetStore) -> None:
+    governor, clock, ledger = make(store, lease_seconds=10)
+    admission = governor.admit(call(cache_writes=False, input_tokens=1000, max_tokens=100))
+    clock.now += 60  # the lease lapsed and its reservation went back to the pool
+    billed = Usage(cache_write_5m_tokens=50_000, cache_read_tokens=1000, output_tokens=100)
+    event = governor.settle(admission, billed)
+    (status,) = governor.status()
+    assert status.reserved == Amounts()
+    assert status.spent.nanos == to_nanos(event.cost.total) == sum(to_nanos(e.cost.total) for e in ledger.events)
+    assert status.spent.tokens == billed.total_tokens
