@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
-
 import pytest
 from anthropic.types import Message
 from openai.types.chat import ChatCompletion
@@ -15,7 +13,6 @@ from fiscus.governor import CallRequest
 
 MESSAGES = [{"role": "user", "content": "Two words about tides."}]
 TINY = [{"name": "tiny", "scope": {"agent": "a"}, "window": "day", "limit": {"usd": "0.0000001"}}]
-HAS_CACHE_WRITES = any(f.name == "cache_writes" for f in fields(CallRequest))
 
 
 async def test_async_openai_raw_chat_and_responses(async_openai_client, governed):
@@ -89,7 +86,6 @@ def test_session_ceiling_stop_is_one_ledger_event(openai_client, governed):
     assert event.attribution.session == s.id and event.requested_model == "gpt-4o"
 
 
-@pytest.mark.skipif(not HAS_CACHE_WRITES, reason="CallRequest has no cache_writes field in this version")
 def test_cache_writes_only_for_anthropic_cache_control(openai_client, anthropic_client, governed):
     governor, _, _, breakers = governed()
     seen: list[CallRequest] = []

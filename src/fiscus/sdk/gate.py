@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -32,8 +32,6 @@ from fiscus.usage.wire import WireFormat
 
 log = logging.getLogger("fiscus.sdk")
 MIN_OUTPUT_TOKENS = 16
-# `CallRequest.cache_writes` lets the engine reserve input at the plain price when no cache write can happen.
-_HAS_CACHE_WRITES = any(f.name == "cache_writes" for f in fields(CallRequest))
 
 
 @dataclass(slots=True)
@@ -197,7 +195,6 @@ class Gate:
         fmt: WireFormat,
         max_tokens: int | None,
     ) -> CallRequest:
-        extra = {"cache_writes": writes_cache(fmt, kwargs)} if _HAS_CACHE_WRITES else {}
         return CallRequest(
             provider=provider,
             model=model,
@@ -205,7 +202,7 @@ class Gate:
             input_tokens=count_request_tokens(kwargs, fmt),
             max_tokens=max_tokens or None,
             priority=self.priority,
-            **extra,
+            cache_writes=writes_cache(fmt, kwargs),  # False lets the engine reserve input at the plain price
         )
 
     def shape(self, plan: Plan, admission: Admission) -> Plan | Short:
