@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+from datetime import UTC
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
@@ -28,7 +30,7 @@ def check(
     loaded = load_policy(policy)
     table = Table(title=f"{policy} — {len(loaded.budgets)} budget(s), time zone {loaded.timezone}")
     for column in ("budget", "scope", "window", "limit", "thresholds → actions", "when exhausted"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column, overflow="fold", no_wrap=column in ("budget", "scope", "window"))
     for budget in loaded.budgets:
         table.add_row(
             budget.name,
@@ -38,7 +40,7 @@ def check(
             "\n".join(_threshold(t) for t in budget.thresholds),
             str(budget.exhausted) + (" (override key passes)" if budget.exhausted_override else ""),
         )
-    Console().print(table)
+    _console().print(table)
 
 
 @budgets_app.command("status")
@@ -75,21 +77,30 @@ def status(
         print(json.dumps([row.to_dict() for row in rows], indent=2))
         return
     table = Table(title=f"budgets of {policy_path}")
-    for column in ("budget", "instance", "window", "limit", "spent", "reserved", "used", "resets", "threshold"):
-        table.add_column(column, justify="right" if column in ("spent", "reserved", "used") else "left")
+    for column in ("budget", "instance", "window", "limit", "spent", "reserved", "used", "resets (UTC)", "threshold"):
+        table.add_column(
+            column,
+            justify="right" if column in ("spent", "reserved", "used") else "left",
+            no_wrap=column in ("budget", "window", "used", "resets (UTC)", "threshold"),
+        )
     for row in rows:
         table.add_row(
             row.budget,
             " ".join(f"{d}={v}" for d, v in row.values) or "-",
-            f"{row.window} ({row.window_id})",
+            row.window,
             _limits(row.limits),
             _amounts(row.spent.nanos, row.spent.tokens, row.spent.requests, row.limits),
             _amounts(row.reserved.nanos, row.reserved.tokens, row.reserved.requests, row.limits),
             f"{(row.utilisation * 100).quantize(Decimal('0.1'))}% ({row.meter})",
-            row.resets_at.isoformat(timespec="minutes") if row.resets_at else "never",
+            row.resets_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if row.resets_at else "never",
             f"{row.threshold} → {row.action}" if row.threshold is not None else "-",
         )
-    Console().print(table)
+    _console().print(table)
+
+
+def _console() -> Console:
+    """A terminal gets its own width; piped or captured output gets 120 columns, so tables stay whole."""
+    return Console() if sys.stdout.isatty() else Console(width=120)
 
 
 def _limits(limits: Limits) -> str:

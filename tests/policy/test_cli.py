@@ -1,0 +1,142 @@
+"""`fiscus budgets check` and `fiscus budgets status`: exit codes, one-line errors, tables that survive a pipe."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from fiscus.attribution import Attribution
+from fiscus.cli.main import main
+from fiscus.governor import CallRequest, Governor
+from fiscus.money import from_nanos, to_nanos
+from fiscus.policy import load_policy
+from fiscus.pricing import ModelOverride, PriceCatalogue, PricingConfig
+from fiscus.stores import open_store
+from fiscus.usage import Usage
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "policy.yaml"
+POLICY = """
+timezone: Europe/Berlin
+budgets:
+  - name: growth-daily
+    scope: {team: growth}
+    window: day
+    limit: {usd: 1, requests: 100}
+    thresholds:
+      - {at: 0.5, action: notify, channel: slack}
+      - {at: 1.0, action: block, override: true}
+  - name: org-monthly
+    window: month
+    limit: {usd: 50}
+"""
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def policy_file(folder: Path, text: str = POLICY) -> Path:
+    path = folder / "policy.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def spend(policy: Path, store_url: str) -> Decimal:
+    """Record one call through a governor on the store; its cost."""
+    prices = PricingConfig(
+        models=[ModelOverride(provider="local", model="m", input_mtok=Decimal(10), output_mtok=Decimal(30))]
+    )
+    governor = Governor(policy=load_policy(policy), store=open_store(store_url), catalogue=PriceCatalogue(prices))
+    request = CallRequest("local", "m", Attribution(team="growth"), input_tokens=50_000, max_tokens=1000)
+    event = governor.settle(governor.admit(request), Usage(input_tokens=50_000, output_tokens=1000))
+    governor.close()
+    return event.cost.total  # $0.50 + $0.03
+
+
+def test_check_lists_every_budget_and_fits_a_pipe(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, err = run(capsys, "budgets", "check", "--policy", str(policy_file(tmp_path)))
+    assert code == 0 and err == ""
+    assert "2 budget(s), time zone Europe/Berlin" in out
+    for text in ("growth-daily", "team=growth", "org-monthly", "everything", "0.5 → notify slack", "$1.00, 100"):
+        assert text in out
+    growth = out[out.index("growth-daily") : out.index("org-monthly")]
+    assert "1.0 → block (override key" in growth and "│ block (override key" in growth
+    assert "partial" in out[out.index("org-monthly") :]  # the default thresholds end in partial
+    assert max(len(line) for line in out.splitlines()) <= 120  # captured, not a terminal: 120 columns
+
+
+def test_check_accepts_the_shipped_example(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "budgets", "check", "--policy", str(EXAMPLE))
+    assert code == 0 and "session-ceiling" in out
+
+
+@pytest.mark.parametrize(
+    ("text", "fault"),
+    [
+        ("budgets:\n  - name: x\n    limit: {usd: -1}\n", "budgets.0"),
+        ("budgets:\n  - name: x\n    limit: {usd: 1}\n    thresholds: [{at: 0.5, action: explode}]\n", "thresholds"),
+        ("budgets: [\n", "not valid YAML"),
+    ],
+)
+def test_check_refuses_a_bad_policy_in_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, text: str, fault: str
+) -> None:
+    path = policy_file(tmp_path, text)
+    code, out, err = run(capsys, "budgets", "check", "--policy", str(path))
+    assert code == 2 and out == ""
+    assert err.startswith(f"fiscus: error: {path}") and fault in err
+    assert err.count("\n") == 1
+
+
+def test_check_missing_file_and_missing_option(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, _, err = run(capsys, "budgets", "check", "--policy", str(tmp_path / "absent.yaml"))
+    assert code == 2 and err == f"fiscus: error: {tmp_path / 'absent.yaml'}: no such file\n"
+    code, _, err = run(capsys, "budgets", "check")
+    assert code == 2 and "--policy" in err and err.count("\n") == 1
+
+
+def test_status_shows_spend_from_the_store(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    policy, store = policy_file(tmp_path), f"sqlite:///{tmp_path / 'budgets.db'}"
+    cost = spend(policy, store)
+    code, out, err = run(capsys, "budgets", "status", "--store", store, "--policy", str(policy))
+    assert code == 0 and err == ""
+    growth = next(line for line in out.splitlines() if "growth-daily" in line)
+    assert "$0.53" in growth and "53.0% (usd)" in growth and "0.5 → notify" in growth
+    assert max(len(line) for line in out.splitlines()) <= 120
+
+    code, out, _ = run(capsys, "budgets", "status", "--store", store, "--policy", str(policy), "--json")
+    rows = {row["budget"]: row for row in json.loads(out)}
+    assert code == 0 and set(rows) == {"growth-daily", "org-monthly"}
+    assert Decimal(rows["growth-daily"]["spent"]["usd"]) == from_nanos(to_nanos(cost))
+    assert rows["growth-daily"]["spent"]["requests"] == 1 and rows["growth-daily"]["reserved"]["usd"] == "0"
+    assert rows["growth-daily"]["state"] == "ok" and rows["org-monthly"]["threshold"] is None
+
+
+def test_status_reads_store_and_policy_from_the_config(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    policy_file(tmp_path)
+    store = f"sqlite:///{tmp_path / 'budgets.db'}"
+    spend(tmp_path / "policy.yaml", store)
+    config = tmp_path / "fiscus.yaml"
+    config.write_text(f"budget_store: {store}\npolicy: policy.yaml\n", encoding="utf-8")
+    code, out, _ = run(capsys, "budgets", "status", "--config", str(config), "--json")
+    assert code == 0 and [row["spent"]["requests"] for row in json.loads(out)] == [1, 1]
+
+
+def test_status_errors_are_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    empty = tmp_path / "fiscus.yaml"
+    empty.write_text("budget_store: memory://\n", encoding="utf-8")
+    code, out, err = run(capsys, "budgets", "status", "--config", str(empty))
+    assert (code, out) == (
+        2,
+        "",
+    ) and err == "fiscus: error: no policy: pass --policy FILE or set `policy:` in fiscus.yaml\n"
+    policy = str(policy_file(tmp_path))
+    code, _, err = run(capsys, "budgets", "status", "--policy", policy, "--store", "etcd://x")
+    assert code == 2 and err.startswith("fiscus: error: budget store URL 'etcd://x'") and err.count("\n") == 1
+    code, _, err = run(capsys, "budgets", "status", "--config", str(tmp_path / "none.yaml"))
+    assert code == 2 and err.count("\n") == 1 and "none.yaml: no such file" in err
