@@ -139,7 +139,7 @@ class Engine:
         """Store lines that reserve the worst case at the caller's cap (and that amount), each line limited to
         stay below its budget's first threshold and within its cap (`below_first_threshold`). If the store grants
         them, `decide` would have allowed the call unchanged: one atomic reservation is the whole decision. None
-        when this shape's latest decision was not quiet (or a budget has a threshold at 0): decide in full."""
+        when this shape was marked loud (or a budget has a threshold at 0): decide in full."""
         shape = plan.shape
         if shape is None or shape.loud or not shape.quiet:
             return None
@@ -155,12 +155,12 @@ class Engine:
         model = plan.request.model
         return Decision(Action.ALLOW, model, model, plan.max_tokens, reserve=reserved)
 
-    def observe(self, plan: Plan, decision: Decision) -> None:
-        """After a full decision: whether the shape's next call may try the optimistic reservation again."""
+    def mark_loud(self, plan: Plan) -> None:
+        """The optimistic reservation was refused (a budget is near or past a threshold, or the cap needs
+        clamping): this shape's calls decide in full until the shape is rebuilt — at its next window boundary,
+        within a minute at most — so a busy budget wastes at most one store round trip a minute on it."""
         if plan.shape is not None:
-            plan.shape.loud = bool(
-                decision.hits or decision.action is not Action.ALLOW or decision.max_tokens != plan.max_tokens
-            )
+            plan.shape.loud = True
 
     def decide(
         self, request: CallRequest, plan: Plan, counters: Mapping[str, Counter], *, draw: float = 0.0

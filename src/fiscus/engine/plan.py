@@ -68,7 +68,7 @@ class Shape:
     """A plan's parts that depend only on the request's shape — (attribution, provider, model, batch, priority)
     — while its windows and rates hold: lines, keys, rates. `quiet` says whether every line has a first threshold
     above zero (an optimistic reservation within `limits` can then stand for the decision); `loud` remembers that
-    this shape's latest decision needed the full assessment, so its next call goes straight there."""
+    such a reservation was refused, so the shape's calls go straight to the full assessment until it is rebuilt."""
 
     __slots__ = ("keys", "limits", "lines", "loud", "quiet", "rates", "sessions", "valid_from", "valid_until")
 

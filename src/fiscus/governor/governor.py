@@ -90,9 +90,9 @@ class Governor:
             granted = store.reserve(event_id, quiet[0], now=now, lease_seconds=self.lease_seconds)
             if isinstance(granted, Reservation):
                 return self._admission(plan, engine.quiet_decision(plan, quiet[1]), granted, event_id, started)
+            engine.mark_loud(plan)
         counters = store.counters(plan.keys, now=now) if plan.keys else {}
         decision = engine.decide(request, plan, counters, draw=self._draw())
-        engine.observe(plan, decision)
         reservation: Reservation | None = None
         for attempt in range(1, RESERVE_ATTEMPTS + 1):
             if not decision.calls_model:
@@ -121,9 +121,9 @@ class Governor:
             granted = await self.store.areserve(event_id, quiet[0], now=now, lease_seconds=self.lease_seconds)
             if isinstance(granted, Reservation):
                 return self._admission(plan, self.engine.quiet_decision(plan, quiet[1]), granted, event_id, started)
+            self.engine.mark_loud(plan)
         counters = await self.store.acounters(plan.keys, now=now) if plan.keys else {}
         decision = self.engine.decide(request, plan, counters, draw=self._draw())
-        self.engine.observe(plan, decision)
         reservation: Reservation | None = None
         for attempt in range(1, RESERVE_ATTEMPTS + 1):
             if not decision.calls_model:
