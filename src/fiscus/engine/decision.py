@@ -78,6 +78,8 @@ class Decision:
     model: str
     requested_model: str
     max_tokens: int
+    # The budgets with something to say: every one that reached a threshold or whose action is not allow (a
+    # calm budget is left out, so the common call builds none); `Engine.reasons` lists every budget on demand.
     reasons: tuple[BudgetReason, ...] = ()
     compress_to_tokens: int | None = None
     downgraded: bool = False
