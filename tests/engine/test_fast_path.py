@@ -66,12 +66,14 @@ def test_plan_shape_is_reused_inside_the_window_and_rebuilt_after_it() -> None:
 
 
 def test_session_window_expiry_follows_each_call_through_the_cache() -> None:
-    eng = engine({"budgets": [{"name": "s", "window": "session", "limit": {"usd": 1}}]})
+    prepaid = {"name": "p", "window": "never", "limit": {"usd": 5}}
+    eng = engine({"budgets": [{"name": "s", "window": "session", "limit": {"usd": 1}}, prepaid]})
     req = request()
     one, two = eng.plan(req, NOW), eng.plan(req, NOW + 50)
-    assert one.shape is two.shape and one.keys == two.keys == ("b:s|session:s1",)
+    assert one.shape is two.shape and one.keys == two.keys == ("b:s|session:s1", "b:p|never")
     ttl = eng.policy.session_ttl_seconds
     assert (one.lines[0].window.expires_at, two.lines[0].window.expires_at) == (NOW + ttl, NOW + 50 + ttl)
+    assert one.lines[1].window.expires_at is None and two.lines[1].window.expires_at is None  # kept for ever
 
 
 def test_reasons_keep_the_budgets_with_something_to_say_and_engine_lists_all() -> None:

@@ -97,7 +97,9 @@ class Engine:
         lines = shape.lines
         if shape.sessions:  # a session's counters live on until `session_ttl` after its latest call
             expires = now + self.policy.session_ttl_seconds
-            lines = tuple(_session_line(line, expires) if line.window.resets_at is None else line for line in lines)
+            lines = tuple(
+                _session_line(line, expires) if line.budget.window.kind == "session" else line for line in lines
+            )
         rates = shape.rates
         max_tokens = request.max_tokens or self.policy.default_max_tokens
         return Plan(request, lines, now, rates.sheet, max_tokens, shape.keys, rates, shape)
