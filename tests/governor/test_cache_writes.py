@@ -63,6 +63,8 @@ def test_sheet_knows_the_dearest_input_with_and_without_cache_writes() -> None:
     assert sheet.max_input_mtok_no_cache_write == Decimal(6)  # plain input, long-context tier
     mini = PriceCatalogue().sheet(provider="openai", model="gpt-4o-mini")  # OpenAI bills no cache writes
     assert mini.max_input_mtok == mini.max_input_mtok_no_cache_write == Decimal("0.15")
+    assert sheet.worst_case(10_000, 1000) == Decimal("0.1425")
+    assert sheet.worst_case(10_000, 1000, cache_writes=False) == Decimal("0.0825")
 
 
 def test_reserves_at_plain_input_without_cache_writes_and_at_the_write_price_with_them() -> None:

@@ -104,9 +104,11 @@ class PriceSheet:
     def max_output_mtok(self) -> Decimal:
         return self.output.highest
 
-    def worst_case(self, input_tokens: int, max_output_tokens: int) -> Decimal:
-        """An upper bound on the cost of a call with this many input tokens and this output cap."""
-        return (Decimal(input_tokens) * self.max_input_mtok + Decimal(max_output_tokens) * self.max_output_mtok) / MTOK
+    def worst_case(self, input_tokens: int, max_output_tokens: int, *, cache_writes: bool = True) -> Decimal:
+        """An upper bound on the cost of a call with this many input tokens and this output cap (one that writes
+        no cache is bounded by the plain input price)."""
+        per_input = self.max_input_mtok if cache_writes else self.max_input_mtok_no_cache_write
+        return (Decimal(input_tokens) * per_input + Decimal(max_output_tokens) * self.max_output_mtok) / MTOK
 
     def scaled(self, factor: Decimal, note: str) -> PriceSheet:
         """The same sheet with every rate multiplied, e.g. by 0.8 for a negotiated 20 % discount."""
