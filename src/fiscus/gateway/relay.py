@@ -7,6 +7,7 @@ final SSE comment line, `: x-fiscus-cost-usd=<decimal>` — SSE clients ignore c
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import anyio
@@ -87,21 +88,36 @@ class StreamRelay:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": self._status, "headers": self._headers})
+        # One plain task watches for the client going away and cancels the pump; cheaper per stream than a
+        # task group with its cancel scopes.
+        pump = asyncio.current_task()
+        assert pump is not None
+
+        pumping = True
+
+        async def watch() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            self.disconnected = True
+            if pumping:  # never cancel the settling that follows the pump
+                pump.cancel()
+
+        watcher = asyncio.get_running_loop().create_task(watch())
         try:
-            async with anyio.create_task_group() as group:
-
-                async def watch() -> None:
-                    while (await receive())["type"] != "http.disconnect":
-                        pass
-                    self.disconnected = True
-                    group.cancel_scope.cancel()
-
-                group.start_soon(watch)
-                try:
-                    await self._pump(send)
-                except Exception as exc:  # upstream broke mid-stream: the client sees the stream end
-                    self.error = f"upstream stream failed: {type(exc).__name__}: {exc}"
-                group.cancel_scope.cancel()
+            try:
+                await self._pump(send)
+                pumping = False
+            except asyncio.CancelledError:
+                pumping = False
+                if not self.disconnected:
+                    raise
+                pump.uncancel()
+            except Exception as exc:  # upstream broke mid-stream: the client sees the stream end
+                pumping = False
+                self.error = f"upstream stream failed: {type(exc).__name__}: {exc}"
+            finally:
+                pumping = False
+                watcher.cancel()
         finally:
             with anyio.CancelScope(shield=True):
                 try:
