@@ -110,6 +110,8 @@ class Gateway:
                 max_tokens=request.max_tokens,
                 priority=priority,
                 override_key=headers.get("x-fiscus-override-key"),
+                # Only Anthropic requests with cache_control markers can write a prompt cache (priced above input).
+                cache_writes=protocol.anthropic and b'"cache_control"' in raw,
             )
         )
         self.metrics.decision(admission.decision.action)
