@@ -6,8 +6,9 @@ from decimal import Decimal
 import pytest
 
 from fiscus.attribution import Attribution
-from fiscus.engine import EFFECTS, Action
+from fiscus.engine import EFFECTS, Action, Engine
 from fiscus.policy import parse_policy
+from fiscus.pricing.sheet import PriceSheet, Rate
 from fiscus.stores.base import Counter
 
 from .helpers import engine, request, spent
@@ -85,10 +86,34 @@ def test_max_tokens_clamped_so_the_worst_case_fits() -> None:
     # $0.50 left - $0.15 input = $0.35 of output at $75/M → 4666 tokens
     assert decision.action is Action.ALLOW and decision.max_tokens == 4666
     assert decision.reserve is not None and decision.reserve.nanos <= 500_000_000
-    tight = eng.decide(req, plan, {plan.keys[0]: spent("0.85")})  # $0.15 left: the input alone fills it
-    assert tight.action is Action.BLOCK and not tight.calls_model and tight.reserve is None
-    assert tight.retry_at == datetime(2026, 7, 1, tzinfo=UTC)
-    assert "cannot fit this call" in tight.message
+    # $0.15 left: opus's input alone fills it, so the call goes one tier down instead (sonnet: $0.03 input).
+    tight = eng.decide(req, plan, {plan.keys[0]: spent("0.85")})
+    assert tight.action is Action.DOWNGRADE and tight.model == "claude-sonnet-4-5" and tight.downgraded
+    assert tight.max_tokens == 8000 and tight.reserve is not None and tight.reserve.nanos <= 150_000_000
+    # $0.02 left: not even one tier down fits (never two tiers): refused, with the window's reset.
+    tighter = eng.decide(req, plan, {plan.keys[0]: spent("0.98")})
+    assert tighter.action is Action.BLOCK and not tighter.calls_model and tighter.reserve is None
+    assert tighter.retry_at == datetime(2026, 7, 1, tzinfo=UTC)
+    assert "cannot fit this call" in tighter.message
+
+
+def test_worst_case_prices_cache_writes_only_up_to_the_last_breakpoint() -> None:
+    cached = PriceSheet(
+        provider="anthropic",
+        model="claude-sonnet-4-5",
+        input=Rate(Decimal(3)),
+        output=Rate(Decimal(15)),
+        cache_write_1h=Rate(Decimal(6)),
+    )
+    eng = Engine(parse_policy({"budgets": [TEAM]}), lambda provider, model, batch, now: cached)
+    base = {"model": "claude-sonnet-4-5", "input_tokens": 100_000, "max_tokens": 1}
+    everything = eng.plan(request(**base), NOW).worst_case()
+    prefix = eng.plan(request(**base, cache_write_tokens=10_000), NOW).worst_case()
+    plain = eng.plan(request(**base, cache_writes=False), NOW).worst_case()
+    # $6/M on all 100k; $6/M on the 10k prefix + $3/M on the rest; $3/M on all (plus one output token at $15/M).
+    assert everything.nanos == 600_015_000
+    assert prefix.nanos == 330_015_000
+    assert plain.nanos == 300_015_000
 
 
 def test_priority_reserve_keeps_the_last_share_for_critical_and_normal() -> None:
@@ -111,7 +136,11 @@ def test_task_preflight_reserves_n_calls_or_says_when_the_window_resets() -> Non
     plan = eng.plan(ten, NOW)
     ok = eng.decide(ten, plan, {})
     assert ok.reserve is not None and ok.reserve.nanos == 2_250_000_000 and ok.reserve.requests == 10
-    short = eng.decide(ten, plan, {plan.keys[0]: spent("98.5")})
+    # $1.50 left: ten opus calls do not fit, ten one tier down do.
+    lower = eng.decide(ten, plan, {plan.keys[0]: spent("98.5")})
+    assert lower.action is Action.DOWNGRADE and lower.model == "claude-sonnet-4-5"
+    assert lower.reserve is not None and lower.reserve.nanos <= 1_500_000_000 and lower.reserve.requests == 10
+    short = eng.decide(ten, plan, {plan.keys[0]: spent("99.8")})
     assert short.action is Action.PARTIAL
     assert "a task of 10 calls" in short.message
     assert short.retry_at == datetime(2026, 7, 1, tzinfo=UTC)
@@ -188,7 +217,7 @@ def test_rolling_retry_at_is_when_enough_old_buckets_drop() -> None:
             ]
         }
     )
-    req = request(input_tokens=1000, max_tokens=100)
+    req = request("claude-haiku-4-5", input_tokens=10_000, max_tokens=100)  # the bottom tier: no fallback
     plan = eng.plan(req, NOW)
     keys = plan.lines[0].keys
     counters = {keys[3]: spent("0.5"), keys[1]: spent("0.49")}  # oldest bucket holds half the budget

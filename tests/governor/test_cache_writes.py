@@ -90,7 +90,9 @@ def test_output_clamp_uses_the_cheaper_input_when_no_cache_is_written() -> None:
     assert plain.decision.calls_model and plain.decision.max_tokens == 1777  # ($0.10 - $0.06) / $22.5 per M
     governor.settle(plain, None)
     writes = governor.admit(call(cache_writes=True, max_tokens=4000))
-    assert not writes.decision.calls_model and writes.reservation is None  # the input alone would not fit
+    # At the write price the input alone would not fit at sonnet: the call goes one tier down, where it does.
+    assert writes.decision.model == "claude-haiku-4-5" and writes.decision.downgraded
+    assert writes.reservation is not None and writes.decision.reserve.nanos <= 100_000_000
 
 
 def test_actual_cache_writes_over_a_plain_reservation_are_recorded_in_full(store: BudgetStore) -> None:

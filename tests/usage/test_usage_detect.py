@@ -29,6 +29,7 @@ def test_public_names() -> None:
         "Usage",
         "UsageReading",
         "WireFormat",
+        "anthropic_cache_write_bound",
         "count_message_tokens",
         "count_request_tokens",
         "detect_object",

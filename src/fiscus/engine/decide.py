@@ -98,30 +98,45 @@ def decide(
 
     max_tokens = plan.max_tokens
     floor_tokens = min(policy.min_output_tokens, plan.max_tokens)
-    for a in assessed:
-        if a.overridden:
-            continue
-        used = a.used
-        fit = _max_output(a.line.cap, used.nanos, used.tokens, used.requests, rates, request, tokens_in)
-        if fit >= floor_tokens:
-            max_tokens = min(max_tokens, fit)
-            continue
-        budget = a.line.budget
-        if budget.exhausted_override and key_ok:
-            a.overridden = True
-            continue
-        a.action = budget.exhausted
-        need = plan.worst_case(rates, input_tokens=tokens_in, max_tokens=floor_tokens)
-        retry = _fits_again_at(a, counters, need)
-        left = from_nanos(max(0, (a.line.cap.nanos or 0) - a.used.nanos))
-        task = f"a task of {request.calls} calls" if request.calls > 1 else "this call"
-        message = (
-            f"budget {budget.name} cannot fit {task}: needs ${from_nanos(need.nanos)} at least, ${left} left"
-            if a.line.cap.nanos is not None
-            else f"budget {budget.name} cannot fit {task}: its token or request limit is reached"
-        )
-        a.hits.append(_hit(a, "exhausted", None, a.action))
-        return _refusal(plan, a, _reasons(assessed), [*hits, a.hits[-1]], retry, message)
+    fallback = None if downgraded else policy.ladders.one_down(request.model)
+    restart = True
+    while restart:
+        restart = False
+        for a in assessed:
+            if a.overridden:
+                continue
+            used = a.used
+            fit = _max_output(a.line.cap, used.nanos, used.tokens, used.requests, rates, request, tokens_in)
+            if fit >= floor_tokens:
+                max_tokens = min(max_tokens, fit)
+                continue
+            budget = a.line.budget
+            if budget.exhausted_override and key_ok:
+                a.overridden = True
+                continue
+            if fallback is not None:
+                # The call does not fit at its model: one tier down may, before answering partially (never two).
+                model, downgraded, fallback = fallback, True, None
+                rates = sheet_for(model)
+                actions.add(Action.DOWNGRADE)
+                a.actions.add(Action.DOWNGRADE)
+                if EFFECTS[a.action].state == "ok" or a.action is Action.WARN:
+                    a.action = Action.DOWNGRADE
+                max_tokens = plan.max_tokens
+                restart = True
+                break
+            a.action = budget.exhausted
+            need = plan.worst_case(rates, input_tokens=tokens_in, max_tokens=floor_tokens)
+            retry = _fits_again_at(a, counters, need)
+            left = from_nanos(max(0, (a.line.cap.nanos or 0) - a.used.nanos))
+            task = f"a task of {request.calls} calls" if request.calls > 1 else "this call"
+            message = (
+                f"budget {budget.name} cannot fit {task}: needs ${from_nanos(need.nanos)} at least, ${left} left"
+                if a.line.cap.nanos is not None
+                else f"budget {budget.name} cannot fit {task}: its token or request limit is reached"
+            )
+            a.hits.append(_hit(a, "exhausted", None, a.action))
+            return _refusal(plan, a, _reasons(assessed), [*hits, a.hits[-1]], retry, message)
 
     primary = max(actions, key=lambda action: action.severity)
     extras = tuple(sorted((x for x in actions if EFFECTS[x].shapes and x is not primary), key=lambda x: x.severity))
@@ -248,7 +263,7 @@ def _max_output(cap: Limits, n: int, t: int, r: int, rates: Rates, request: Call
         best = min(best, (cap.tokens - t) // calls - tokens_in)
     if cap.nanos is not None:
         # (left / calls - tokens_in × input) / output, in nano-dollars × RATE_SCALE, floored
-        left = (cap.nanos - n) * RATE_SCALE - calls * tokens_in * rates.input_for(request)
+        left = (cap.nanos - n) * RATE_SCALE - calls * rates.input_cost(request, tokens_in)
         per_token = rates.output
         if per_token > 0:
             best = min(best, left // (calls * per_token))

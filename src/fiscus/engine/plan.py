@@ -47,6 +47,14 @@ class Rates:
     def input_for(self, request: CallRequest) -> int:
         return self.input if request.cache_writes else self.input_no_cache_write
 
+    def input_cost(self, request: CallRequest, tokens_in: int) -> int:
+        """Worst-case cost of `tokens_in` input tokens (scaled): only the cacheable prefix can be a cache write."""
+        if not request.cache_writes:
+            return tokens_in * self.input_no_cache_write
+        bound = request.cache_write_tokens
+        writes = tokens_in if bound is None else min(bound, tokens_in)
+        return writes * self.input + (tokens_in - writes) * self.input_no_cache_write
+
 
 @dataclass(frozen=True, slots=True)
 class PlanLine:
@@ -114,7 +122,7 @@ class Plan:
         tokens_in = request.input_tokens if input_tokens is None else input_tokens
         out = self.max_tokens if max_tokens is None else max_tokens
         calls = request.calls
-        scaled = calls * (tokens_in * rates.input_for(request) + out * rates.output)
+        scaled = calls * (rates.input_cost(request, tokens_in) + out * rates.output)
         return Amounts(-(-scaled // RATE_SCALE), calls * (tokens_in + out), calls)
 
 

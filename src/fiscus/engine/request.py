@@ -23,6 +23,8 @@ class CallRequest:
     # Whether the request may write the provider's prompt cache (Anthropic `cache_control` markers). True is the
     # conservative default: input is reserved at the dearest cache-write price. False reserves at plain input.
     cache_writes: bool = True
+    # The most input tokens that may be written to cache (those up to the last cache breakpoint); None: all.
+    cache_write_tokens: int | None = None
 
     def __post_init__(self) -> None:
         if self.priority not in PRIORITIES:

@@ -34,7 +34,7 @@ from fiscus.providers import ProviderError, RateLimitedError, Upstream, Upstream
 from fiscus.shaping.compress import compress
 from fiscus.shaping.partial import exhausted_text, partial_body, partial_events
 from fiscus.usage.detect import usage_from_body
-from fiscus.usage.estimate import count_request_tokens
+from fiscus.usage.estimate import anthropic_cache_write_bound, count_request_tokens
 from fiscus.usage.model import Usage
 from fiscus.usage.tracker import StreamUsageTracker
 
@@ -101,6 +101,9 @@ class Gateway:
         if refusal is not None:
             return await self._guarded(protocol, request, provider, attribution, refusal)
         input_tokens = count_request_tokens(request.body, protocol.format)
+        # Only Anthropic requests with cache_control markers can write a prompt cache (priced above input),
+        # and only the prompt up to the last marker.
+        writes_cache = protocol.anthropic and b'"cache_control"' in raw
         admission = await self.governor.aadmit(
             CallRequest(
                 provider=provider,
@@ -110,8 +113,8 @@ class Gateway:
                 max_tokens=request.max_tokens,
                 priority=priority,
                 override_key=headers.get("x-fiscus-override-key"),
-                # Only Anthropic requests with cache_control markers can write a prompt cache (priced above input).
-                cache_writes=protocol.anthropic and b'"cache_control"' in raw,
+                cache_writes=writes_cache,
+                cache_write_tokens=anthropic_cache_write_bound(request.body) if writes_cache else 0,
             )
         )
         self.metrics.decision(admission.decision.action)

@@ -26,7 +26,7 @@ from fiscus.sdk.errors import BudgetBlocked, BudgetExhausted, LoopDetectedError
 from fiscus.sdk.session import Session, current_session, emit
 from fiscus.shaping.compress import compress
 from fiscus.shaping.partial import exhausted_text
-from fiscus.usage.estimate import count_request_tokens
+from fiscus.usage.estimate import anthropic_cache_write_bound, count_request_tokens
 from fiscus.usage.model import Usage
 from fiscus.usage.wire import WireFormat
 
@@ -202,7 +202,8 @@ class Gate:
             input_tokens=count_request_tokens(kwargs, fmt),
             max_tokens=max_tokens or None,
             priority=self.priority,
-            cache_writes=writes_cache(fmt, kwargs),  # False lets the engine reserve input at the plain price
+            cache_writes=(writes := writes_cache(fmt, kwargs)),  # False: input reserved at the plain price
+            cache_write_tokens=anthropic_cache_write_bound(kwargs) if writes else 0,
         )
 
     def shape(self, plan: Plan, admission: Admission) -> Plan | Short:

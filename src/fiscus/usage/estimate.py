@@ -177,3 +177,29 @@ def _request_format(body: Mapping[str, Any], format: WireFormat | str) -> WireFo
         raise UsageFormatError(
             f"unknown provider or format {format!r}: expected openai, anthropic, gemini or a wire format"
         ) from None
+
+
+def anthropic_cache_write_bound(body: Mapping[str, Any]) -> int | None:
+    """The most input tokens an Anthropic request can write to the prompt cache: those up to its last
+    `cache_control` breakpoint, in the order the cache reads them (tools, system, messages). 0 when it marks
+    none; None when the request asks for automatic caching of the whole prompt (top-level `cache_control`)."""
+    if body.get("cache_control"):
+        return None
+    total, bound = REQUEST_OVERHEAD_TOKENS, 0
+    for tool in body.get("tools") or ():
+        total += estimate_tokens(_json(tool))
+        if isinstance(tool, Mapping) and tool.get("cache_control"):
+            bound = total
+    system = body.get("system")
+    blocks: list[Any] = system if isinstance(system, list) else ([] if system is None else [system])
+    for message in [{"content": blocks, "_system": True}, *(body.get("messages") or ())]:
+        if not isinstance(message, Mapping):
+            continue
+        if not message.get("_system"):
+            total += MESSAGE_OVERHEAD_TOKENS
+        content = message.get("content")
+        for block in content if isinstance(content, list) else [content]:
+            total += _content_tokens(block)
+            if isinstance(block, Mapping) and block.get("cache_control"):
+                bound = total
+    return bound
