@@ -12,7 +12,7 @@ def demo(
     workdir: Annotated[
         Path, typer.Option("--dir", help="Where the demo keeps its ledger, budgets and keys (SQLite files).")
     ] = Path(".fiscus-demo"),
-    steps: Annotated[int, typer.Option("--steps", min=1, max=200, help="Calls each agent makes.")] = 24,
+    steps: Annotated[int, typer.Option("--steps", min=1, max=200, help="Calls each agent makes.")] = 30,
 ) -> None:
     """Run the emulated providers and the gateway on SQLite, drive a small fleet of agents through it, show
     the budgets warn, downgrade and return partial results live, then print the spend report by agent."""

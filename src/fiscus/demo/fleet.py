@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 # About four characters a token: one "ctx-NNNN " word is two tokens or so; enough to grow context visibly.
-_WORDS_PER_STEP = 1400
+_WORDS_PER_STEP = 250
 
 
 @dataclass(slots=True)
@@ -21,7 +21,8 @@ class Step:
     n: int
     requested_model: str
     served_model: str
-    budget: str  # "", "warn" or "exhausted" (x-fiscus-budget)
+    budget: str  # "", "warn", "downgrade", "compress" or "exhausted" (x-fiscus-budget)
+    guard: str  # "", "loop_detected" or "breaker_open" (x-fiscus-guard)
     cost: Decimal
     compressed_tokens: int
     text: str
@@ -34,7 +35,15 @@ def _header(headers: Any, name: str, default: str = "") -> str:
 def researcher(anthropic_client: Any, steps: int) -> Iterator[Step]:
     """A research agent whose context grows every step: each answer and new notes are sent again."""
     history: list[dict[str, Any]] = []
-    system = "You are a research agent. Summarise the competitor landscape from the notes provided."
+    # A large stable system prompt marked for caching: written once, then read from cache at a tenth of the price.
+    playbook = " ".join(f"rule-{i}: cite sources, compare pricing, flag gaps." for i in range(160))
+    system = [
+        {
+            "type": "text",
+            "text": f"You are a research agent. Summarise the competitor landscape. Playbook: {playbook}",
+            "cache_control": {"type": "ephemeral"},
+        }
+    ]
     for n in range(1, steps + 1):
         notes = " ".join(f"note-{n}-{i}" for i in range(_WORDS_PER_STEP))
         history.append({"role": "user", "content": f"Step {n}. New findings: {notes}"})
@@ -72,7 +81,7 @@ def debate(anthropic_client: Any, steps: int) -> Iterator[Step]:
             model="claude-haiku-4-5",
             max_tokens=300,
             messages=[{"role": "user", "content": last}],
-            extra_headers={"x-fiscus-agent": agent},
+            extra_headers={"x-fiscus-agent": agent, "x-fiscus-session": "debate-1"},
         )
         message = raw.parse()
         text = "".join(block.text for block in message.content if getattr(block, "type", "") == "text")
@@ -87,6 +96,7 @@ def _step(agent: str, n: int, requested: str, served: str, headers: Any, text: s
         requested_model=requested,
         served_model=_header(headers, "x-fiscus-served-model", served),
         budget=_header(headers, "x-fiscus-budget"),
+        guard=_header(headers, "x-fiscus-guard"),
         cost=Decimal(_header(headers, "x-fiscus-cost-usd", "0")),
         compressed_tokens=int(_header(headers, "x-fiscus-compressed-tokens", "0") or 0),
         text=text,

@@ -37,20 +37,33 @@ class AgentView:
         self.steps = step.n
         self.spent += step.cost
         self.model = step.served_model
-        if step.budget == "exhausted":
+        if step.guard == "loop_detected":
+            self.status = "stopped: loop detected"
+            self.firsts.setdefault("loop detected", step.n)
+        elif step.guard == "breaker_open":
+            self.status = "stopped: circuit breaker open"
+            self.firsts.setdefault("breaker open", step.n)
+        elif step.budget == "exhausted":
             self.status = "partial (budget exhausted)"
             self.firsts.setdefault("partial", step.n)
         elif step.served_model != step.requested_model:
             self.status = f"downgraded to {step.served_model}"
             self.firsts.setdefault("downgrade", step.n)
-        elif step.budget == "warn":
+        elif step.budget in ("warn", "downgrade", "compress"):
             self.status = "warn"
             self.firsts.setdefault("warn", step.n)
         if step.compressed_tokens:
             self.firsts.setdefault("compress", step.n)
 
 
-def run_demo(workdir: Path, *, steps: int, console: Console) -> None:
+@dataclass(slots=True)
+class DemoResult:
+    views: dict[str, AgentView]
+    ledger_total: Decimal
+    ledger_events: int
+
+
+def run_demo(workdir: Path, *, steps: int, console: Console) -> DemoResult:
     try:
         import anthropic
         import openai
@@ -86,7 +99,8 @@ def run_demo(workdir: Path, *, steps: int, console: Console) -> None:
         }
         views = _drive(fleets, steps, console)
     _story(views, console)
-    _report(config, console)
+    total, events = _report(config, console)
+    return DemoResult(views=views, ledger_total=total, ledger_events=events)
 
 
 def _fresh(workdir: Path) -> None:
@@ -177,12 +191,14 @@ def _story(views: dict[str, AgentView], console: Console) -> None:
     console.print()
 
 
-def _report(config: FiscusConfig, console: Console) -> None:
+def _report(config: FiscusConfig, console: Console) -> tuple[Decimal, int]:
     from fiscus.ledger import SpendQuery, open_ledger
     from fiscus.reports.spend import SpendReport
 
     query = SpendQuery(by=("agent", "model"))
     with open_ledger(config.ledger) as ledger:
         rows = ledger.spend(query)
-    console.print(SpendReport(query=query, rows=rows, generated_at=datetime.now(UTC)).to_table())
+    report = SpendReport(query=query, rows=rows, generated_at=datetime.now(UTC))
+    console.print(report.to_table())
     console.print(f"\nThe same figures any time: [bold]fiscus report --ledger {config.ledger} --by agent,model[/]")
+    return report.totals.total_usd, report.totals.requests
