@@ -5,6 +5,8 @@ catalogue; the decision is scripted by the test (`plan`), so every enforcement p
 
 from __future__ import annotations
 
+import threading
+
 import time
 import uuid
 from collections.abc import Callable
@@ -78,10 +80,13 @@ class Governor:
         self.lease_seconds = lease_seconds
         self.plan = Plan()
         self.events: list[CostEvent] = []
+        self._recorded = threading.Condition()
+        self.admitted = 0
         self.requests: list[CallRequest] = []
         self._settled: dict[str, CostEvent] = {}
 
     def admit(self, request: CallRequest) -> Admission:
+        self.admitted += 1
         self.requests.append(request)
         plan = self.plan
         cap = min(request.max_tokens or plan.max_tokens, plan.max_tokens)
@@ -144,7 +149,9 @@ class Governor:
             decision=str(admission.decision.action),
         )
         self._settled[admission.event_id] = event
-        self.events.append(event)
+        with self._recorded:
+            self.events.append(event)
+            self._recorded.notify_all()
         return event
 
     async def asettle(self, admission: Admission, usage: Usage | None, **kwargs: object) -> CostEvent:
@@ -163,3 +170,11 @@ class Governor:
 
     def close(self) -> None:
         self.store.close()
+
+    def last_event(self, timeout: float = 5.0) -> CostEvent:
+        """The newest event once every admitted call was recorded: a stream is settled just after its last
+        byte, so a client can finish reading before the gateway has recorded the call."""
+        with self._recorded:
+            if not self._recorded.wait_for(lambda: len(self.events) >= self.admitted, timeout):
+                raise AssertionError(f"{self.admitted} calls admitted, {len(self.events)} recorded")
+            return self.events[-1]

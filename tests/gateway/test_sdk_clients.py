@@ -29,7 +29,7 @@ def test_chat_priced_from_reported_usage(gw) -> None:
     completion = raw.parse()
     usage = Usage(input_tokens=completion.usage.prompt_tokens, output_tokens=completion.usage.completion_tokens)
     assert Decimal(raw.headers["x-fiscus-cost-usd"]) == _price("openai", "gpt-4o-mini", usage) > 0
-    event = gw.governor.events[-1]
+    event = gw.governor.last_event()
     assert raw.headers["x-fiscus-request-id"] == event.id
     assert event.usage == usage and not event.usage.estimated
     assert event.attribution.agent == "support-bot" and event.attribution.team == "growth"
@@ -45,7 +45,7 @@ def test_chat_stream_hides_injected_usage_chunk_and_ends_with_cost(gw) -> None:
     chunks = list(_openai(gw).chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True))
     assert chunks and all(chunk.choices for chunk in chunks)
     assert chunks[-1].choices[0].finish_reason == "stop"
-    event = gw.governor.events[-1]
+    event = gw.governor.last_event()
     assert event.streamed and not event.usage.estimated and event.usage.output_tokens > 0
     response, body = _sse(
         gw.url, gw.key, "/v1/chat/completions", {"model": "gpt-4o", "messages": MESSAGES, "stream": True}
@@ -53,7 +53,7 @@ def test_chat_stream_hides_injected_usage_chunk_and_ends_with_cost(gw) -> None:
     assert response.headers["content-type"].startswith("text/event-stream")
     last = body.rstrip(b"\n").split(b"\n")[-1]
     assert last.startswith(b": x-fiscus-cost-usd=")
-    event = gw.governor.events[-1]
+    event = gw.governor.last_event()
     assert Decimal(last.split(b"=")[1].decode()) == event.cost.total == _price("openai", "gpt-4o", event.usage)
     assert b'"choices":[]' not in body.replace(b" ", b"")
 
@@ -64,7 +64,7 @@ def test_chat_stream_keeps_usage_chunk_when_asked(gw) -> None:
     )
     chunks = list(stream)
     assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens > 0
-    event = gw.governor.events[-1]
+    event = gw.governor.last_event()
     assert event.usage.output_tokens == chunks[-1].usage.completion_tokens
 
 
@@ -87,7 +87,7 @@ def test_responses_whole_and_streamed(gw) -> None:
     assert Decimal(raw.headers["x-fiscus-cost-usd"]) == _price("openai", "gpt-4o", usage)
     events = list(client.responses.create(model="gpt-4o", input="hello", stream=True))
     assert events[-1].type == "response.completed"
-    assert gw.governor.events[-1].usage.output_tokens == events[-1].response.usage.output_tokens
+    assert gw.governor.last_event().usage.output_tokens == events[-1].response.usage.output_tokens
 
 
 def test_anthropic_sync_async_stream(gw) -> None:
@@ -98,7 +98,7 @@ def test_anthropic_sync_async_stream(gw) -> None:
     assert Decimal(raw.headers["x-fiscus-cost-usd"]) == _price("anthropic", "claude-sonnet-4-6", usage) > 0
     with client.messages.stream(model="claude-sonnet-4-6", max_tokens=200, messages=MESSAGES) as stream:
         final = stream.get_final_message()
-    event = gw.governor.events[-1]
+    event = gw.governor.last_event()
     assert event.streamed and event.usage.output_tokens == final.usage.output_tokens
 
 
@@ -129,7 +129,7 @@ def test_upstream_error_is_relayed_and_recorded(gw) -> None:
         assert exc.response.headers["x-fiscus-cost-usd"] == "0"
     else:
         raise AssertionError("expected the upstream's 500")
-    event = gw.governor.events[-1]
+    event = gw.governor.last_event()
     assert event.status == "error" and event.usage.total_tokens == 0
     assert gw.governor.reserved().nanos == 0
 

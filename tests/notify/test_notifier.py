@@ -115,3 +115,44 @@ def test_config_errors_name_the_field(tmp_path: Path) -> None:
     cfg.write_text("notify:\n  default: [nope]\n")
     with pytest.raises(ConfigError, match="unknown channel"):
         load_config(cfg)
+
+
+def test_governor_from_config_delivers_threshold_events(inbox: tuple[Inbox, str], tmp_path: Path) -> None:
+    from fiscus.attribution import Attribution
+    from fiscus.config import FiscusConfig
+    from fiscus.governor import CallRequest, Governor
+    from fiscus.usage import Usage
+
+    box, url = inbox
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "budgets:\n  - name: team\n    scope: {team: growth}\n    window: day\n    limit: {usd: 1}\n"
+        "    thresholds:\n      - {at: 0.5, action: notify, channel: finance}\n"
+    )
+    config = FiscusConfig.model_validate(
+        {
+            "ledger": f"sqlite:///{tmp_path / 'ledger.db'}",
+            "policy": str(policy),
+            "notify": {"channels": {"finance": {"kind": "webhook", "url": f"{url}/finance"}}},
+        }
+    )
+    seen: list[object] = []
+    governor = Governor.from_config(config, on_event=seen.append)
+    try:
+        request = CallRequest(
+            provider="anthropic",
+            model="claude-haiku-4-5",
+            attribution=Attribution(team="growth"),
+            input_tokens=100_000,
+            max_tokens=100,
+        )
+        for _ in range(8):  # $0.1005 a call; the threshold is crossed on the sixth
+            admission = governor.admit(request)
+            governor.settle(admission, Usage(input_tokens=100_000, output_tokens=100))
+        assert governor.notifier is not None and governor.notifier.flush(5)  # type: ignore[attr-defined]
+    finally:
+        governor.close()
+    crossings = [event for event in seen if type(event).__name__ == "BudgetThresholdCrossed"]
+    assert len(crossings) == 1  # once per window, however many calls follow
+    assert [path for path, _ in box.received] == ["/finance"]
+    assert box.received[0][1]["event"]["budget"] == "team"

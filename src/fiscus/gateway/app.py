@@ -162,7 +162,7 @@ def create_app(
 
 def _emitter(governor: Any, on_event: Callable[[object], None] | None) -> Callable[[object], None]:
     # The governor's hook too, so notifiers see guard events beside budget events.
-    hook = getattr(governor, "on_event", None) or getattr(governor, "_on_event", None)
+    hook = getattr(governor, "on_event", None)
     targets = [t for t in (on_event, hook) if callable(t)]
 
     def emit(event: object) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
@@ -37,6 +38,9 @@ _ZERO_COST = Cost()
 _NO_MODEL = (CallStatus.BLOCKED, CallStatus.PARTIAL)
 
 
+log = logging.getLogger("fiscus.governor")
+
+
 class Governor:
     def __init__(
         self,
@@ -56,26 +60,49 @@ class Governor:
         self.ledger = ledger
         self.lease_seconds = lease_seconds
         self._clock = clock
-        self._on_event = on_event
+        self._listeners: list[Callable[[object], None]] = [on_event] if on_event is not None else []
         self._draw = draw
         self._lock = threading.Lock()
         self._tiers: dict[str, str | None] = {}
         self.engine = Engine(policy, self._sheet)
-        self.announcer = Announcer(store, on_event)
+        self.announcer = Announcer(store, self.on_event)
 
     @classmethod
-    def from_config(cls, config: FiscusConfig) -> Governor:
+    def from_config(cls, config: FiscusConfig, *, on_event: Callable[[object], None] | None = None) -> Governor:
+        """The governor a config describes; events also go to the notify channels it configures."""
         from fiscus.ledger import LedgerWriter, open_ledger
         from fiscus.policy.load import load_policy
         from fiscus.stores import open_store  # type: ignore[attr-defined]
 
         policy = load_policy(config.policy) if config.policy is not None else Policy()
-        return cls(
+        governor = cls(
             policy=policy,
             store=open_store(config.budget_store),
             catalogue=PriceCatalogue(config.pricing),
             ledger=LedgerWriter(open_ledger(config.ledger)),
+            on_event=on_event,
         )
+        if config.notify.channels:
+            from fiscus.notify import Notifier
+
+            governor.notifier = Notifier(config.notify)
+            governor.add_listener(governor.notifier)
+        return governor
+
+    # -- events -----------------------------------------------------------------------------------------
+
+    notifier: object | None = None
+
+    def add_listener(self, listener: Callable[[object], None]) -> None:
+        """Call `listener` with every budget event (and the guard events the doors emit through `on_event`)."""
+        self._listeners.append(listener)
+
+    def on_event(self, event: object) -> None:
+        for listener in self._listeners:
+            try:
+                listener(event)
+            except Exception:  # a listener's failure must never fail a call
+                log.exception("fiscus event listener failed")
 
     # -- admit ------------------------------------------------------------------------------------------
 
@@ -302,6 +329,8 @@ class Governor:
         return budget_statuses(self.engine, self.store, now=self._clock())
 
     def close(self) -> None:
+        if self.notifier is not None:
+            self.notifier.close()  # type: ignore[attr-defined]
         if self.ledger is not None:
             self.ledger.flush()  # type: ignore[attr-defined]
             self.ledger.close()  # type: ignore[attr-defined]
@@ -318,8 +347,7 @@ class Governor:
         return tier
 
     def _emit(self, event: object) -> None:
-        if self._on_event is not None:
-            self._on_event(event)
+        self.on_event(event)
 
     # -- calls a door refused before admission ------------------------------------------------------------
 

@@ -41,7 +41,7 @@ def remove_listener(listener: Callable[[object], None]) -> None:
 
 def emit(event: object, governor: object | None = None) -> None:
     # The governor's own hook (its constructor's `on_event`), so notifiers see SDK events with budget events.
-    hook = getattr(governor, "on_event", None) or getattr(governor, "_on_event", None) if governor else None
+    hook = getattr(governor, "on_event", None) if governor else None
     for target in (*_listeners, *((hook,) if callable(hook) else ())):
         try:
             target(event)
