@@ -6,7 +6,6 @@ catalogue; the decision is scripted by the test (`plan`), so every enforcement p
 from __future__ import annotations
 
 import threading
-
 import time
 import uuid
 from collections.abc import Callable
