@@ -200,5 +200,17 @@ def _report(config: FiscusConfig, console: Console) -> tuple[Decimal, int]:
         rows = ledger.spend(query)
     report = SpendReport(query=query, rows=rows, generated_at=datetime.now(UTC))
     console.print(report.to_table())
-    console.print(f"\nThe same figures any time: [bold]fiscus report --ledger {config.ledger} --by agent,model[/]")
+    console.print(f"\nThe same figures any time: [bold]{_command()} report --ledger {config.ledger} --by agent,model[/]")
     return report.totals.total_usd, report.totals.requests
+
+
+def _command() -> str:
+    """How the user can run fiscus again: the path they ran it by (e.g. .venv/bin/fiscus), or plain `fiscus`."""
+    import os
+    import sys
+
+    argv0 = sys.argv[0] if sys.argv else ""
+    if os.sep in argv0 and os.path.basename(argv0) == "fiscus":
+        relative = os.path.relpath(argv0)
+        return relative if not relative.startswith("..") else argv0
+    return "fiscus"
