@@ -200,7 +200,8 @@ def _report(config: FiscusConfig, console: Console) -> tuple[Decimal, int]:
         rows = ledger.spend(query)
     report = SpendReport(query=query, rows=rows, generated_at=datetime.now(UTC))
     console.print(report.to_table())
-    console.print(f"\nThe same figures any time: [bold]{_command()} report --ledger {config.ledger} --by agent,model[/]")
+    again = f"{_command()} report --ledger {config.ledger} --by agent,model"
+    console.print(f"\nThe same figures any time: [bold]{again}[/]")
     return report.totals.total_usd, report.totals.requests
 
 
