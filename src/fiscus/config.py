@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from fiscus.errors import ConfigError
+from fiscus.guards.settings import GuardsConfig
 from fiscus.notify.channels import NotifyConfig
 from fiscus.pricing.overrides import PricingConfig
 
@@ -61,6 +62,7 @@ class FiscusConfig(_Section):
     gateway: GatewayConfig = Field(default_factory=GatewayConfig)
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
     keys: str = Field(default=f"sqlite:///{DEFAULT_HOME}/keys.db", description="where virtual keys are kept")
+    guards: GuardsConfig = Field(default_factory=GuardsConfig)  # breakers, loops, post-mortems, shared state
     source: Path | None = Field(default=None, exclude=True)
 
 
@@ -76,6 +78,9 @@ def load_config(path: str | Path | None) -> FiscusConfig:
         raise ConfigError(describe_validation_error(path, exc)) from None
     if config.policy is not None and not config.policy.is_absolute():
         config.policy = path.parent / config.policy
+    postmortems = config.guards.postmortem_dir
+    if postmortems is not None and not postmortems.is_absolute() and "postmortem_dir" in config.guards.model_fields_set:
+        config.guards.postmortem_dir = path.parent / postmortems
     config.source = path
     return config
 

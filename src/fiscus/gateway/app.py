@@ -72,13 +72,14 @@ def create_app(
     upstreams: Any | None = None,
     breakers: BreakerConfig | BreakerRegistry | None = None,
     loops: LoopConfig | None = None,
-    on_breaker_open: str = "partial",
+    on_breaker_open: str | None = None,
     on_event: Callable[[object], None] | None = None,
 ) -> Starlette:
     """The gateway app. `governor`, `keyring` (a `fiscus.keys.KeyRing`) and `upstreams` (a
     `fiscus.providers.Upstream`) default to ones opened from `config`; those opened here are closed at shutdown.
-    `breakers` (a config, or a registry to share) and `loops` set the guards (defaults: `BreakerConfig()`,
-    `LoopConfig()` whose action is a partial answer); `on_breaker_open` answers an open breaker with `partial`
+    `breakers` (a config for every breaker, or a registry to share) and `loops` set the guards (defaults: the
+    config's `guards:` section, whose breakers share their state at `guards.state`, beside the budget store
+    unless set); `on_breaker_open` (default `guards.breakers.on_open`) answers an open breaker with `partial`
     or `block` (429), unless a budget tripped it: then that budget's own action and reset are used. Guard
     events (`BreakerTripped`, `LoopDetected`) go to `on_event` and to the governor's own hook."""
     from fiscus.governor import Governor
@@ -93,8 +94,16 @@ def create_app(
     if keyring is None:
         keyring = KeyRing(open_key_store(config.keys))
     emit = _emitter(governor, on_event)
-    registry = breakers if isinstance(breakers, BreakerRegistry) else BreakerRegistry(breakers, postmortem_dir=None)
-    guards = GatewayGuards(registry, loops, on_breaker_open=Action(on_breaker_open), emit=emit)
+    registry = breakers
+    if not isinstance(registry, BreakerRegistry):
+        registry = config.guards.breaker_registry(budget_store=config.budget_store, config=breakers)
+        owned.append(registry)
+    guards = GatewayGuards(
+        registry,
+        loops or config.guards.loop_config(),
+        on_breaker_open=Action(on_breaker_open or config.guards.breakers.on_open),
+        emit=emit,
+    )
     metrics = GatewayMetrics(status=governor.status, breakers=guards.open_breakers)
     own_upstream = upstreams is None
     if upstreams is None:

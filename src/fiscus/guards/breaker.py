@@ -2,8 +2,12 @@
 
 A breaker trips on budget exhaustion, on a spend rate above `spend_rate_k` × the rolling median hourly
 spend, on an error rate, or when told to (a loop). While open every call is refused at once, without
-reaching a provider; after `cooldown_s` it lets one probe through (half-open): success closes it, failure
-opens it again.
+reaching a provider; after `cooldown_s` it lets `half_open_probes` probes through (half-open): that many
+successes close it, one failure opens it again.
+
+`since` orders a breaker's trips and closes across processes: `to_record()` gives the state to share after
+one, `adopt()` takes a newer one recorded elsewhere (see `fiscus.guards.state`). Half-open is not shared:
+every process derives it from the recorded end of the cooldown.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from statistics import median
 from typing import Any
 
 from fiscus.errors import ConfigError
+from fiscus.guards.record import BreakerRecord
 
 
 class BreakerState(StrEnum):
@@ -57,6 +62,7 @@ class BreakerConfig:
     error_rate: float | None = 0.5
     error_window: int = 20
     min_calls: int = 10
+    half_open_probes: int = 1
 
     def __post_init__(self) -> None:
         if self.cooldown_s < 0:
@@ -65,6 +71,8 @@ class BreakerConfig:
             raise ConfigError(f"breaker spend_rate_k must be > 0, got {self.spend_rate_k}")
         if self.error_rate is not None and not 0 < self.error_rate <= 1:
             raise ConfigError(f"breaker error_rate must be in (0, 1], got {self.error_rate}")
+        if self.half_open_probes < 1:
+            raise ConfigError(f"breaker half_open_probes must be ≥ 1, got {self.half_open_probes}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +95,10 @@ class CircuitBreaker:
         self.config = config or BreakerConfig()
         self._clock = clock
         self._state = BreakerState.CLOSED
-        self._opened_at = 0.0
-        self._probe_in_flight = False
+        self._reopens_at = 0.0
+        self._probes_out = 0  # half-open probes sent whose outcome is not recorded yet
+        self._probe_successes = 0
+        self.since = 0.0  # when it last opened or closed (0: never), to order records shared between processes
         self.last_trip: Trip | None = None
         self.trips = 0
         self._hourly: dict[int, Decimal] = {}
@@ -100,18 +110,18 @@ class CircuitBreaker:
 
     @property
     def state(self) -> BreakerState:
-        if self._state is BreakerState.OPEN and self._clock() >= self._opened_at + self.config.cooldown_s:
+        if self._state is BreakerState.OPEN and self._clock() >= self._reopens_at:
             self._move(BreakerInput.COOLDOWN_ELAPSED)
-            self._probe_in_flight = False
+            self._probes_out = self._probe_successes = 0
         return self._state
 
     def allow(self) -> bool:
-        """May a call go out now? Half-open lets exactly one probe through until its outcome is recorded."""
+        """May a call go out now? Half-open lets `half_open_probes` probes out until their outcomes are recorded."""
         state = self.state
         if state is BreakerState.CLOSED:
             return True
-        if state is BreakerState.HALF_OPEN and not self._probe_in_flight:
-            self._probe_in_flight = True
+        if state is BreakerState.HALF_OPEN and self._probes_out < self.config.half_open_probes:
+            self._probes_out += 1
             return True
         return False
 
@@ -124,11 +134,14 @@ class CircuitBreaker:
             self._prune(hour)
         self._outcomes.append(ok)
         if self._state is BreakerState.HALF_OPEN:
-            self._probe_in_flight = False
+            self._probes_out = max(self._probes_out - 1, 0)
             if not ok:
                 return self._open("probe_failed", "the half-open probe failed", {}, now)
-            self._move(BreakerInput.SUCCESS)
-            self._outcomes.clear()
+            self._probe_successes += 1
+            if self._probe_successes >= self.config.half_open_probes:
+                self._move(BreakerInput.SUCCESS)
+                self._outcomes.clear()
+                self.since = now
             return None
         if self._state is not BreakerState.CLOSED:
             return None
@@ -140,8 +153,9 @@ class CircuitBreaker:
 
     def _open(self, reason: str, message: str, details: dict[str, Any], now: float) -> Trip:
         self._move(BreakerInput.TRIP)
-        self._opened_at = now
-        self._probe_in_flight = False
+        self._reopens_at = now + self.config.cooldown_s
+        self._probes_out = self._probe_successes = 0
+        self.since = now
         self.trips += 1
         self.last_trip = Trip(self.scope, reason, message, now, now + self.config.cooldown_s, details)
         return self.last_trip
@@ -182,12 +196,52 @@ class CircuitBreaker:
         for h in [h for h in self._hourly if h < oldest]:
             del self._hourly[h]
 
+    def to_record(self) -> BreakerRecord:
+        """The state to share after a trip or a close."""
+        trip = self.last_trip
+        is_open = self._state is not BreakerState.CLOSED
+        return BreakerRecord(
+            scope=self.scope,
+            state=BreakerState.OPEN if is_open else BreakerState.CLOSED,
+            since=self.since,
+            reason=trip.reason if trip and is_open else None,
+            message=trip.message if trip and is_open else None,
+            reopens_at=self._reopens_at if is_open else None,
+            trips=self.trips,
+            details=dict(trip.details) if trip and is_open else {},
+        )
+
+    def adopt(self, record: BreakerRecord) -> bool:
+        """Take a state recorded by another process when it is newer than this breaker's own; True if taken.
+        It is set, not reached through the table: the other process already made that transition."""
+        if record.since <= self.since:
+            return False
+        self.since = record.since
+        self.trips = max(self.trips, record.trips)
+        self._probes_out = self._probe_successes = 0
+        if record.state == BreakerState.CLOSED:
+            self._state = BreakerState.CLOSED
+            self._outcomes.clear()
+            return True
+        self._state = BreakerState.OPEN
+        self._reopens_at = record.reopens_at if record.reopens_at is not None else record.since
+        self.last_trip = Trip(
+            self.scope,
+            record.reason or "unknown",
+            record.message or "opened elsewhere",
+            record.since,
+            self._reopens_at,
+            dict(record.details),
+        )
+        return True
+
     def snapshot(self) -> dict[str, Any]:
         state = self.state
         trip = self.last_trip
         return {
             "scope": self.scope,
             "state": str(state),
+            "since": self.since or None,
             "trips": self.trips,
             "reason": trip.reason if trip and state is not BreakerState.CLOSED else None,
             "reopens_at": trip.reopens_at if trip and state is BreakerState.OPEN else None,

@@ -2,42 +2,71 @@
 
 `check(agent)` answers before a call (the open breaker that refuses it, or None); `record(...)` after it.
 A trip writes the caller's session state as JSON under `postmortem_dir` and emits a `BreakerTripped` event.
+
+With a `BreakerStateStore` every trip and close is saved there, and `check` takes the newer records other
+processes saved, read at most once per `refresh_s`, so a breaker opened in one worker is open in all within
+about that time while the hot path stays a dictionary lookup. Spend-rate and error-rate windows stay per
+process: each worker sees its share of the traffic, and the ratio to its own median is the same.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from fiscus.errors import FiscusError
 from fiscus.events.guard_events import BreakerTripped
 from fiscus.guards.breaker import BreakerConfig, CircuitBreaker, Trip
+from fiscus.guards.record import BreakerRecord
+from fiscus.guards.state import BreakerStateStore
+
+log = logging.getLogger("fiscus.guards")
 
 GLOBAL = "global"
 DEFAULT_POSTMORTEM_DIR = Path(".fiscus/postmortems")
 
 
 class BreakerRegistry:
+    """`config` is the global breaker's (and every agent's unless `per_agent` is given); `agents` holds the
+    settings of named agents. `state` shares trips and closes with other processes."""
+
     def __init__(
         self,
         config: BreakerConfig | None = None,
         *,
+        per_agent: BreakerConfig | None = None,
+        agents: Mapping[str, BreakerConfig] | None = None,
         clock: Callable[[], float] = time.time,
         postmortem_dir: str | Path | None = DEFAULT_POSTMORTEM_DIR,
         on_event: Callable[[object], None] | None = None,
+        state: BreakerStateStore | None = None,
+        refresh_s: float = 0.5,
     ) -> None:
         self.config = config or BreakerConfig()
+        self.per_agent = per_agent or self.config
+        self.agents = dict(agents or {})
         self._clock = clock
         self.postmortem_dir = Path(postmortem_dir) if postmortem_dir is not None else None
         self.on_event = on_event
+        self.state = state
+        self.refresh_s = refresh_s
+        self._next_sync = float("-inf")
+        self._state_failing = False
         self._lock = threading.Lock()
         self._breakers: dict[str, CircuitBreaker] = {GLOBAL: CircuitBreaker(GLOBAL, self.config, clock)}
         self.events: list[BreakerTripped] = []
+
+    def config_for(self, scope: str) -> BreakerConfig:
+        if scope == GLOBAL:
+            return self.config
+        return self.agents.get(scope.removeprefix("agent:"), self.per_agent)
 
     @staticmethod
     def scope_of(agent: str | None) -> str:
@@ -47,11 +76,13 @@ class BreakerRegistry:
         with self._lock:
             found = self._breakers.get(scope)
             if found is None:
-                found = self._breakers[scope] = CircuitBreaker(scope, self.config, self._clock)
+                found = self._breakers[scope] = CircuitBreaker(scope, self.config_for(scope), self._clock)
             return found
 
     def check(self, agent: str | None) -> CircuitBreaker | None:
         """The breaker that refuses a call for `agent` now, or None when the call may go out."""
+        if self.state is not None and self._clock() >= self._next_sync:
+            self.sync()
         scopes = (GLOBAL,) if not agent else (GLOBAL, self.scope_of(agent))
         with self._lock:
             for scope in scopes:
@@ -69,7 +100,11 @@ class BreakerRegistry:
         for scope in scopes:
             breaker = self.breaker(scope)
             with self._lock:
+                since = breaker.since
                 trip = breaker.record(cost=cost, ok=ok)
+                changed = breaker.to_record() if self.state is not None and breaker.since != since else None
+            if changed is not None:
+                self._share(changed)
             if trip is not None:
                 trips.append(trip)
         return [self._announce(trip, state) for trip in trips]
@@ -81,7 +116,49 @@ class BreakerRegistry:
         breaker = self.breaker(self.scope_of(agent))
         with self._lock:
             trip = breaker.trip(reason, message)
+            record = breaker.to_record() if self.state is not None else None
+        if record is not None:
+            self._share(record)
         return self._announce(trip, state)
+
+    # -- shared state ---------------------------------------------------------------------------------------
+
+    def sync(self) -> None:
+        """Take the newer records other processes saved. A failing store leaves the local state as it is."""
+        if self.state is None:
+            return
+        self._next_sync = self._clock() + self.refresh_s  # first, so concurrent callers do not all read
+        try:
+            records = self.state.load_all()
+        except FiscusError as exc:
+            self._store_failed(exc)
+            return
+        self._state_failing = False
+        with self._lock:
+            for record in records:
+                found = self._breakers.get(record.scope)
+                if found is None:
+                    found = self._breakers[record.scope] = CircuitBreaker(
+                        record.scope, self.config_for(record.scope), self._clock
+                    )
+                found.adopt(record)
+
+    def _share(self, record: BreakerRecord) -> None:
+        assert self.state is not None
+        try:
+            self.state.save(record)
+        except FiscusError as exc:
+            self._store_failed(exc)
+
+    def _store_failed(self, exc: FiscusError) -> None:
+        # Breakers keep working on local state; one warning per outage, not one per call.
+        if not self._state_failing:
+            log.warning("fiscus: breaker state unavailable, using this process's own: %s", exc)
+        self._state_failing = True
+
+    def close(self) -> None:
+        if self.state is not None:
+            self.state.close()
 
     def _announce(self, trip: Trip, state: dict[str, Any] | None) -> BreakerTripped:
         path = self._write_postmortem(trip, state) if state is not None else None
@@ -112,6 +189,8 @@ class BreakerRegistry:
 
     def snapshot(self) -> list[dict[str, Any]]:
         """Every breaker's state, for `fiscus budgets status` and /metrics."""
+        if self.state is not None and self._clock() >= self._next_sync:
+            self.sync()
         with self._lock:
             breakers = list(self._breakers.values())
         return [b.snapshot() for b in breakers]

@@ -1,0 +1,172 @@
+"""The `guards:` section of fiscus.yaml: breakers, loop detection, post-mortems and where breaker state is shared.
+
+```yaml
+guards:
+  breakers:
+    global:    {spend_rate_k: 3, error_rate: 0.5, min_calls: 10, cooldown_s: 300, half_open_probes: 1}
+    per_agent: {spend_rate_k: 3}             # each agent's own breaker (default: as global)
+    agents:    {researcher: {cooldown_s: 60}} # named agents: only the fields given differ from per_agent
+    on_open: partial                          # partial | block: how the gateway answers an open breaker
+  loops: {repeat_tool_calls: 3, repeat_window: 5, similarity: 0.95, action: stop}
+  postmortem_dir: .fiscus/postmortems         # relative to fiscus.yaml; null: none written
+  state: redis://localhost:6379/0?prefix=prod # default: beside the budget store
+```
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlparse
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from fiscus.guards.breaker import BreakerConfig
+from fiscus.guards.loops import LoopConfig
+from fiscus.guards.registry import DEFAULT_POSTMORTEM_DIR, BreakerRegistry
+from fiscus.guards.state import ACCEPTED, open_breaker_state, state_url_beside
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class BreakerSettings(_Section):
+    """One breaker. `spend_rate_k`: trip when this hour's spend passes k × the median hourly spend of the past
+    `history_hours` (from `min_history_hours` hours with spend on); `error_rate`: trip when that share of the
+    last `error_window` calls failed (from `min_calls` on). null turns a trigger off."""
+
+    cooldown_s: float = Field(300.0, ge=0)
+    spend_rate_k: Decimal | None = Field(Decimal(3), gt=0)
+    min_history_hours: int = Field(3, ge=1)
+    history_hours: int = Field(24 * 7, ge=1)
+    error_rate: float | None = Field(0.5, gt=0, le=1)
+    error_window: int = Field(20, ge=1)
+    min_calls: int = Field(10, ge=1)
+    half_open_probes: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _windows_fit(self) -> BreakerSettings:
+        if self.min_calls > self.error_window:
+            raise ValueError(f"min_calls ({self.min_calls}) cannot exceed error_window ({self.error_window})")
+        if self.min_history_hours > self.history_hours:
+            raise ValueError("min_history_hours cannot exceed history_hours")
+        return self
+
+    def to_config(self) -> BreakerConfig:
+        return BreakerConfig(**self.model_dump())
+
+
+class AgentBreakerSettings(_Section):
+    """A named agent's breaker: the fields given here replace those of `per_agent`."""
+
+    cooldown_s: float | None = Field(None, ge=0)
+    spend_rate_k: Decimal | None = Field(None, gt=0)
+    min_history_hours: int | None = Field(None, ge=1)
+    history_hours: int | None = Field(None, ge=1)
+    error_rate: float | None = Field(None, gt=0, le=1)
+    error_window: int | None = Field(None, ge=1)
+    min_calls: int | None = Field(None, ge=1)
+    half_open_probes: int | None = Field(None, ge=1)
+
+
+class BreakersSettings(_Section):
+    global_: BreakerSettings = Field(default_factory=BreakerSettings, alias="global")
+    per_agent: BreakerSettings | None = None
+    agents: dict[str, AgentBreakerSettings] = Field(default_factory=dict)
+    on_open: Literal["partial", "block"] = "partial"
+
+    @model_validator(mode="after")
+    def _agents_fit(self) -> BreakersSettings:
+        for name, fields in self.agents.items():
+            try:
+                self._agent(fields)
+            except ValidationError as exc:
+                raise ValueError(f"agents.{name}: {exc.errors()[0]['msg'].removeprefix('Value error, ')}") from None
+        return self
+
+    def _agent(self, fields: AgentBreakerSettings) -> BreakerSettings:
+        base = self.per_agent or self.global_
+        return BreakerSettings.model_validate({**base.model_dump(), **fields.model_dump(exclude_unset=True)})
+
+    def registry_configs(self) -> tuple[BreakerConfig, BreakerConfig, dict[str, BreakerConfig]]:
+        """(global, per agent, named agents)."""
+        per_agent = (self.per_agent or self.global_).to_config()
+        named = {name: self._agent(fields).to_config() for name, fields in self.agents.items()}
+        return self.global_.to_config(), per_agent, named
+
+
+class LoopSettings(_Section):
+    """The loop checks (see `fiscus.guards.loops`); null turns a check off."""
+
+    repeat_tool_calls: int | None = Field(3, ge=2)
+    repeat_window: int = Field(5, ge=1)
+    similarity: float = Field(0.95, gt=0, le=1)
+    near_duplicate_run: int | None = Field(3, ge=2)
+    max_steps: int | None = Field(None, ge=1)
+    ping_pong_rounds: int | None = Field(2, ge=1)
+    no_progress_tokens: int | None = Field(200_000, ge=1)
+    action: Literal["warn", "stop", "raise"] = "stop"
+
+    @model_validator(mode="after")
+    def _repeats_fit(self) -> LoopSettings:
+        if self.repeat_tool_calls is not None and self.repeat_tool_calls > self.repeat_window:
+            raise ValueError(f"repeat_tool_calls ({self.repeat_tool_calls}) cannot exceed repeat_window")
+        return self
+
+    def to_config(self) -> LoopConfig:
+        return LoopConfig(**self.model_dump())
+
+
+class GuardsConfig(_Section):
+    breakers: BreakersSettings = Field(default_factory=BreakersSettings)
+    loops: LoopSettings = Field(default_factory=LoopSettings)
+    postmortem_dir: Path | None = DEFAULT_POSTMORTEM_DIR
+    state: str | None = Field(None, description="memory://, sqlite:///path.db or redis://…; default: beside the store")
+    state_refresh_s: float = Field(0.5, gt=0, le=60)
+
+    @field_validator("state")
+    @classmethod
+    def _known_scheme(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        scheme = urlparse(url).scheme.lower()
+        if scheme not in ("memory", "sqlite", "redis", "rediss"):
+            raise ValueError(f"unknown breaker state URL {url!r}; accepted: {', '.join(ACCEPTED)}")
+        if scheme == "sqlite" and (not url.startswith("sqlite:///") or url == "sqlite:///"):
+            raise ValueError(f"write sqlite:///relative/path.db or sqlite:////absolute.db, got {url!r}")
+        return url
+
+    def state_url(self, budget_store: str) -> str:
+        """Where breaker state is shared: `state`, else beside the budget store."""
+        return self.state or state_url_beside(budget_store)
+
+    def loop_config(self) -> LoopConfig:
+        return self.loops.to_config()
+
+    def breaker_registry(
+        self,
+        *,
+        budget_store: str,
+        config: BreakerConfig | None = None,
+        on_event: Callable[[object], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> BreakerRegistry:
+        """A registry with these settings, sharing state at `state_url(budget_store)`. `config`, when given,
+        is used for every breaker instead of the `breakers` settings. Close it to release its state store."""
+        global_, per_agent, named = self.breakers.registry_configs()
+        if config is not None:
+            global_, per_agent, named = config, config, {}
+        return BreakerRegistry(
+            global_,
+            per_agent=per_agent,
+            agents=named,
+            clock=clock,
+            postmortem_dir=self.postmortem_dir,
+            on_event=on_event,
+            state=open_breaker_state(self.state_url(budget_store)),
+            refresh_s=self.state_refresh_s,
+        )

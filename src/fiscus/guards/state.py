@@ -1,0 +1,113 @@
+"""Where breaker state is shared: `BreakerStateStore`, one implementation per URL.
+
+`memory://` (one process, tests), `sqlite:///path.db` (processes on one host: the embedded deployment) and
+`redis://host:port/db?prefix=p` (gateway workers on many hosts). A store keeps the newest `BreakerRecord` per
+scope by `since`, so a late write of an older trip cannot undo a newer close. The SQLite and Redis stores are
+imported only when their URL is opened, so the guards stay free of drivers until one is asked for.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from fiscus.errors import StoreError
+from fiscus.guards.record import BreakerRecord
+
+ACCEPTED = ("memory://", "sqlite:///path.db", "redis://host:port/db?prefix=p", "rediss://…")
+
+
+class BreakerStateStore(ABC):
+    """The newest record per breaker scope. Failures raise `StoreError`."""
+
+    url: str = ""
+
+    @abstractmethod
+    def save(self, record: BreakerRecord) -> bool:
+        """Keep `record` unless the store holds a newer one (by `since`) for its scope; True if kept."""
+
+    @abstractmethod
+    def load_all(self) -> list[BreakerRecord]:
+        """Every scope's record."""
+
+    def close(self) -> None:  # noqa: B027 - nothing to release by default
+        """Release connections."""
+
+
+class MemoryBreakerState(BreakerStateStore):
+    """Records in this process only; share one instance between registries to share state."""
+
+    url = "memory://"
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._records: dict[str, BreakerRecord] = {}
+
+    def save(self, record: BreakerRecord) -> bool:
+        with self._lock:
+            held = self._records.get(record.scope)
+            if held is not None and held.since >= record.since:
+                return False
+            self._records[record.scope] = record
+            return True
+
+    def load_all(self) -> list[BreakerRecord]:
+        with self._lock:
+            return list(self._records.values())
+
+
+def open_breaker_state(url: str, **options: Any) -> BreakerStateStore:
+    """A breaker state store by URL (see the module's docstring)."""
+    scheme = urlparse(url).scheme.lower()
+    if scheme == "memory":
+        return MemoryBreakerState()
+    if scheme == "sqlite":
+        from fiscus.guards.state_sqlite import SqliteBreakerState
+
+        return SqliteBreakerState(sqlite_path(url), **options)
+    if scheme in ("redis", "rediss"):
+        from fiscus.guards.state_redis import RedisBreakerState
+
+        return RedisBreakerState.from_url(url, **options)
+    raise StoreError(f"breaker state URL {url!r}: unknown scheme; accepted: {', '.join(ACCEPTED)}")
+
+
+def sqlite_path(url: str) -> str:
+    if not url.startswith("sqlite:///") or len(url) == len("sqlite:///"):
+        raise StoreError(f"breaker state URL {url!r}: write sqlite:///relative/path.db or sqlite:////absolute.db")
+    return url[len("sqlite:///") :]
+
+
+def state_url_beside(budget_store: str) -> str:
+    """Where breaker state goes when the config does not say: beside the budget store. A SQLite store gets
+    `breakers.db` in its folder, Redis the same server and prefix; a memory store keeps breakers in memory too."""
+    scheme = urlparse(budget_store).scheme.lower()
+    if scheme == "sqlite" and budget_store.startswith("sqlite:///") and len(budget_store) > len("sqlite:///"):
+        return f"sqlite:///{Path(budget_store[len('sqlite:///') :]).parent / 'breakers.db'}"
+    if scheme in ("redis", "rediss"):
+        return budget_store
+    return "memory://"
+
+
+def describe(records: list[BreakerRecord], *, now: float) -> list[dict[str, Any]]:
+    """Records as a reader shows them: an open breaker past its cooldown end is half-open."""
+    rows = []
+    for record in sorted(records, key=lambda r: (r.scope != "global", r.scope)):
+        state = record.state
+        if state == "open" and record.reopens_at is not None and now >= record.reopens_at:
+            state = "half_open"
+        rows.append(
+            {
+                "scope": record.scope,
+                "state": state,
+                "since": record.since,
+                "reason": record.reason,
+                "message": record.message,
+                "reopens_at": record.reopens_at,
+                "trips": record.trips,
+            }
+        )
+    return rows
