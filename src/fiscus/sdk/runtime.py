@@ -1,5 +1,7 @@
 """Process-wide defaults: one governor per config (embedded SQLite ledger + memory store unless configured)
-and one breaker registry per governor, created on first use."""
+and one breaker registry per governor, created on first use. A governor opened from a config takes its
+breakers, shared breaker state, post-mortem folder and (when the file sets them) loop checks from its
+`guards:` section."""
 
 from __future__ import annotations
 
@@ -9,11 +11,13 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from fiscus.guards.loops import LoopConfig
 from fiscus.guards.registry import BreakerRegistry
 
 _lock = threading.Lock()
 _governors: dict[str, Any] = {}
 _registries: dict[int, BreakerRegistry] = {}
+_settings: dict[int, Any] = {}  # id(governor) → the FiscusConfig it was opened from
 
 
 def default_governor(config: str | Path | None = None) -> Any:
@@ -30,6 +34,7 @@ def default_governor(config: str | Path | None = None) -> Any:
             if settings.ledger.startswith("sqlite:///"):
                 Path(settings.ledger.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
             governor = _governors[key] = Governor.from_config(settings)
+            _settings[id(governor)] = settings
             atexit.register(governor.close)
         return governor
 
@@ -51,5 +56,19 @@ def breakers_for(governor: Any) -> BreakerRegistry:
     with _lock:
         registry = _registries.get(id(governor))
         if registry is None:
-            registry = _registries[id(governor)] = BreakerRegistry()  # the SDK emits its trips itself
+            settings = _settings.get(id(governor))
+            if settings is None:
+                registry = BreakerRegistry()
+            else:  # the SDK emits its trips itself: no on_event here
+                registry = settings.guards.breaker_registry(budget_store=settings.budget_store)
+                atexit.register(registry.close)
+            _registries[id(governor)] = registry
         return registry
+
+
+def loops_for(governor: Any) -> LoopConfig | None:
+    """The loop checks of the config `governor` was opened from, when that file sets `guards.loops`."""
+    settings = _settings.get(id(governor))
+    if settings is None or "loops" not in settings.guards.model_fields_set:
+        return None
+    return settings.guards.loop_config()

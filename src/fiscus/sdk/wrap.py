@@ -22,7 +22,7 @@ from fiscus.sdk.calls import (
     call_sync,
 )
 from fiscus.sdk.gate import Gate
-from fiscus.sdk.runtime import breakers_for, default_governor, governor_from_policy
+from fiscus.sdk.runtime import breakers_for, default_governor, governor_from_policy, loops_for
 from fiscus.sdk.streaming_response import GovernedStreamingAsync, GovernedStreamingSync
 
 
@@ -153,7 +153,8 @@ def wrap(
     Every call is counted, admitted by the governor (which may downgrade, clamp, compress, answer partially
     or block), sent, read for usage and settled. `governor` defaults to the process's shared one (from
     `config`, `$FISCUS_CONFIG` or the defaults); `policy` builds a private one. `on_exhausted="raise"` turns
-    partial answers into `BudgetExhausted`.
+    partial answers into `BudgetExhausted`. `breakers` and `loops` default to the `guards:` section of that
+    config (breakers shared by every client over the same governor).
     """
     if governor is None:
         governor = governor_from_policy(policy) if policy is not None else default_governor(config)
@@ -171,7 +172,7 @@ def wrap(
         attribution,
         on_exhausted=on_exhausted,
         breakers=breakers or breakers_for(governor),
-        loops=loops,
+        loops=loops or loops_for(governor),
         on_warn=on_warn,
         priority=priority,
     )
