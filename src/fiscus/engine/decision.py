@@ -65,9 +65,10 @@ class ThresholdHit:
     expires_at: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Decision:
-    """The verdict on one call.
+    """The verdict on one call. Immutable by convention (built on every call; a frozen dataclass would cost
+    several times as much to build): derive a changed one with `dataclasses.replace`.
 
     `model` is the model to call (the next tier down after a downgrade); `max_tokens` the output cap to send
     (clamped so the call cannot cost more than what is left); `compress_to_tokens` a context target when the

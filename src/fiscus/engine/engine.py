@@ -146,16 +146,18 @@ class Engine:
         if shape is None or shape.loud or not shape.quiet:
             return None
         amount = plan.worst_case()
-        lines = [
-            ReserveLine(line.instance, line.keys, limits, amount, line.window.expires_at)
-            for line, limits in zip(plan.lines, shape.limits, strict=True)
-        ]
-        return tuple(lines), amount
+        lines = tuple(  # plan.lines are shape.lines, bar a session line's expiry
+            [
+                ReserveLine(line.instance, line.keys, limits, amount, line.window.expires_at)
+                for line, limits in zip(plan.lines, shape.limits)  # noqa: B905 - same length by construction
+            ]
+        )
+        return lines, amount
 
     def quiet_decision(self, plan: Plan, reserved: Amounts) -> Decision:
         """The decision a granted `quiet_lines` reservation stands for (what `decide` gives in that case)."""
         model = plan.request.model
-        return Decision(Action.ALLOW, model, model, plan.max_tokens, reserve=reserved)
+        return Decision(Action.ALLOW, model, model, plan.max_tokens, (), None, False, None, (), "", (), reserved)
 
     def mark_loud(self, plan: Plan) -> None:
         """The optimistic reservation was refused (a budget is near or past a threshold, or the cap needs

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import random
 import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -23,19 +23,30 @@ class CallStatus(StrEnum):
 
 
 def new_event_id() -> str:
-    """Time-ordered unique id (UUIDv7 layout: 48-bit Unix milliseconds, version 7, 74 random bits from the OS,
-    RFC 4122 variant), so ledger rows cluster by time. Built as text: it runs once per call on the hot path."""
-    ms = f"{time.time_ns() // 1_000_000:012x}"
-    rand = os.urandom(10).hex()  # 20 hex digits; 18½ of them (74 bits) are used
-    return f"{ms[:8]}-{ms[8:]}-7{rand[:3]}-{_VARIANT[int(rand[3], 16) & 3]}{rand[4:7]}-{rand[7:19]}"
+    """Time-ordered unique id (UUIDv7 layout: 48-bit Unix milliseconds, version 7, 74 random bits, RFC 4122
+    variant), so ledger rows cluster by time. Built as text, the millisecond part once per millisecond: it runs
+    once per call on the hot path. The random bits come from `random`, seeded from the OS at start and reseeded
+    in a forked child, so processes never share a sequence."""
+    global _prefix
+    ms = time.time_ns() // 1_000_000
+    prefix = _prefix
+    if prefix[0] != ms:
+        digits = f"{ms:012x}"
+        prefix = _prefix = (ms, f"{digits[:8]}-{digits[8:]}-7")  # one tuple: threads never see half of it
+    rand = f"{_random_bits(76) & _VARIANT_MASK | _VARIANT:019x}"  # 12 bits, then 10 and 62 bits
+    return f"{prefix[1]}{rand[:3]}-{rand[3:7]}-{rand[7:]}"
 
 
-_VARIANT = "89ab"  # the variant nibble 10xx, its two low bits random
+_prefix: tuple[int, str] = (-1, "")
+_random_bits = random.getrandbits
+_VARIANT_MASK = ~(0b11 << 62)
+_VARIANT = 0b10 << 62  # the two variant bits, top of the last 64
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CostEvent:
-    """One priced, attributed call. Immutable; the ledger keeps it once per `id`, however often it is written.
+    """One priced, attributed call. Immutable by convention (one is built per call, and a frozen dataclass costs
+    several times as much to build); the ledger keeps it once per `id`, however often it is written.
 
     `requested_model` is what the caller asked for, `served_model` what answered (they differ after a
     downgrade or fallback). A blocked or partial call that never reached a provider has zero usage and cost.

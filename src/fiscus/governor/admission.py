@@ -12,7 +12,7 @@ from fiscus.pricing.sheet import PriceSheet
 from fiscus.stores.base import Reservation
 
 
-@dataclass
+@dataclass(slots=True)
 class Admission:
     request: CallRequest
     decision: Decision  # action, model (after downgrade), max_tokens (clamped), compress_to_tokens, reasons, retry_at

@@ -18,10 +18,14 @@ from dataclasses import dataclass, field
 
 from fiscus.errors import StoreError
 
+# The types built on every call (Amounts, ReserveLine, Reservation, Counter) are immutable by convention, not
+# frozen: a frozen dataclass pays `object.__setattr__` per field, about three times the cost of building it.
+# They stay hashable and compare by value.
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(slots=True, unsafe_hash=True)
 class Amounts:
-    """An amount on each meter: USD in nano-dollars (see `fiscus.money`), tokens, requests."""
+    """An amount on each meter: USD in nano-dollars (see `fiscus.money`), tokens, requests. Treat as immutable."""
 
     nanos: int = 0
     tokens: int = 0
@@ -53,9 +57,10 @@ class Limits:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class ReserveLine:
-    """One budget a request must fit in. `expires_at` (epoch s) lets a store drop the counter after its window."""
+    """One budget a request must fit in. `expires_at` (epoch s) lets a store drop the counter after its window.
+    Treat as immutable."""
 
     budget: str
     keys: tuple[str, ...]
@@ -64,9 +69,10 @@ class ReserveLine:
     expires_at: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Reservation:
-    """A granted reservation. Hold it to settle, renew or release; it is plain data (JSON-safe fields)."""
+    """A granted reservation. Hold it to settle, renew or release; it is plain data (JSON-safe fields). Treat as
+    immutable."""
 
     id: str
     lines: tuple[ReserveLine, ...]
@@ -82,8 +88,10 @@ class Refusal:
     limits: Limits
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Counter:
+    """Spent and reserved on one counter key. Treat as immutable."""
+
     spent: Amounts = field(default_factory=Amounts)
     reserved: Amounts = field(default_factory=Amounts)
 
