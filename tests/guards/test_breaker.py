@@ -100,3 +100,32 @@ def test_registry_per_agent_and_global_with_postmortem(tmp_path):
     assert states == {"global": "open", "agent:a": "open"}
     clock.now += 31
     assert reg.check("b") is None  # half-open: the probe goes through
+
+
+def test_half_open_lets_the_configured_probes_through_and_needs_them_all():
+    clock = Clock()
+    b = CircuitBreaker("g", BreakerConfig(cooldown_s=10, half_open_probes=2), clock)
+    b.trip("loop", "loop")
+    clock.now += 10
+    assert b.allow() and b.allow() and not b.allow()
+    assert b.record(ok=True) is None and b.state is BreakerState.HALF_OPEN  # one of two
+    assert b.record(ok=True) is None and b.state is BreakerState.CLOSED
+    assert b.since == clock.now
+    with pytest.raises(ConfigError):
+        BreakerConfig(half_open_probes=0)
+
+
+def test_adopt_takes_newer_records_only():
+    clock = Clock()
+    here = CircuitBreaker("agent:a", BreakerConfig(cooldown_s=60), clock)
+    there = CircuitBreaker("agent:a", BreakerConfig(cooldown_s=300), clock)  # another process's breaker
+    clock.now += 1
+    there_trip = there.trip("spend_rate", "too fast", {"k": "3"})
+    assert here.adopt(there.to_record()) and here.state is BreakerState.OPEN and not here.allow()
+    assert here.last_trip is not None and here.last_trip.reopens_at == there_trip.reopens_at == clock.now + 300
+    assert here.last_trip.details == {"k": "3"} and here.trips == 1
+    assert not here.adopt(there.to_record())  # same record again: nothing new
+    clock.now += 1
+    here.trip("loop", "newer, here")
+    assert not here.adopt(there.to_record())  # older than this breaker's own trip
+    assert here.last_trip.reason == "loop"

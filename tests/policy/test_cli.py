@@ -110,7 +110,7 @@ def test_status_shows_spend_from_the_store(capsys: pytest.CaptureFixture[str], t
     assert max(len(line) for line in out.splitlines()) <= 120
 
     code, out, _ = run(capsys, "budgets", "status", "--store", store, "--policy", str(policy), "--json")
-    rows = {row["budget"]: row for row in json.loads(out)}
+    rows = {row["budget"]: row for row in json.loads(out)["budgets"]}
     assert code == 0 and set(rows) == {"growth-daily", "org-monthly"}
     assert Decimal(rows["growth-daily"]["spent"]["usd"]) == from_nanos(to_nanos(cost))
     assert rows["growth-daily"]["spent"]["requests"] == 1 and rows["growth-daily"]["reserved"]["usd"] == "0"
@@ -124,7 +124,7 @@ def test_status_reads_store_and_policy_from_the_config(capsys: pytest.CaptureFix
     config = tmp_path / "fiscus.yaml"
     config.write_text(f"budget_store: {store}\npolicy: policy.yaml\n", encoding="utf-8")
     code, out, _ = run(capsys, "budgets", "status", "--config", str(config), "--json")
-    assert code == 0 and [row["spent"]["requests"] for row in json.loads(out)] == [1, 1]
+    assert code == 0 and [row["spent"]["requests"] for row in json.loads(out)["budgets"]] == [1, 1]
 
 
 def test_status_errors_are_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

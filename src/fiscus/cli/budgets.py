@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC
+import time
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
@@ -52,12 +53,15 @@ def status(
     config: Annotated[Path | None, typer.Option("--config", help="fiscus.yaml naming the store and policy.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """Per budget instance: limit, spent, reserved, utilisation, the window's reset and the threshold reached.
+    """Per budget instance: limit, spent, reserved, utilisation, the window's reset and the threshold reached;
+    below them every circuit breaker that has tripped: state, since, reason and the end of its cooldown.
 
     Per-value budgets (e.g. one per user) list the instances the store holds counters for, where the store can
-    list its keys."""
+    list its keys. Breakers are read from the config's `guards.state` (default: beside the budget store).
+    `--json` prints {"budgets": [...], "breakers": [...]}."""
     from fiscus.config import load_config
     from fiscus.governor import Governor
+    from fiscus.guards.state import describe, open_breaker_state
     from fiscus.pricing import PriceCatalogue
     from fiscus.stores import open_store  # type: ignore[attr-defined]
 
@@ -73,8 +77,13 @@ def status(
         rows = governor.status()
     finally:
         governor.close()
+    state = open_breaker_state(cfg.guards.state_url(store or cfg.budget_store))
+    try:
+        breakers = describe(state.load_all(), now=time.time())
+    finally:
+        state.close()
     if as_json:
-        print(json.dumps([row.to_dict() for row in rows], indent=2))
+        print(json.dumps({"budgets": [row.to_dict() for row in rows], "breakers": breakers}, indent=2))
         return
     table = Table(title=f"budgets of {policy_path}")
     for column in ("budget", "instance", "window", "limit", "spent", "reserved", "used", "resets (UTC)", "threshold"):
@@ -95,7 +104,29 @@ def status(
             row.resets_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if row.resets_at else "never",
             f"{row.threshold} → {row.action}" if row.threshold is not None else "-",
         )
-    _console().print(table)
+    console = _console()
+    console.print(table)
+    if not breakers:
+        console.print(f"circuit breakers: none has tripped ({state.url})")
+        return
+    console.print(_breaker_table(breakers, state.url))
+
+
+def _breaker_table(breakers: list[dict[str, object]], where: str) -> Table:
+    table = Table(title=f"circuit breakers ({where})")
+    for column in ("breaker", "state", "since (UTC)", "reason", "cooldown ends (UTC)", "trips"):
+        table.add_column(column, overflow="fold", no_wrap=column != "reason")
+    for row in breakers:
+        reason = f"{row['reason']}: {row['message']}" if row["state"] != "closed" and row["reason"] else "-"
+        ends = row["reopens_at"] if row["state"] == "open" else None
+        table.add_row(str(row["scope"]), str(row["state"]), _utc(row["since"]), reason, _utc(ends), str(row["trips"]))
+    return table
+
+
+def _utc(epoch: object) -> str:
+    if not isinstance(epoch, int | float):
+        return "-"
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _console() -> Console:

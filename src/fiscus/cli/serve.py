@@ -19,7 +19,10 @@ def register(app: typer.Typer) -> None:
         workers: int | None = typer.Option(None, help="Worker processes sharing the budget store and ledger"),
     ) -> None:
         """Serve the OpenAI- and Anthropic-compatible gateway: /v1/chat/completions, /v1/responses,
-        /v1/messages, /v1/models, /healthz, /metrics and the admin API under /admin."""
+        /v1/messages, /v1/models, /healthz, /metrics and the admin API under /admin.
+
+        Every worker reads the same config, so all share the budget store and the circuit breakers' state
+        (guards.state, beside the budget store by default): a breaker opened in one is open in all."""
         import uvicorn
 
         from fiscus.config import load_config
@@ -30,6 +33,8 @@ def register(app: typer.Typer) -> None:
         workers = workers or loaded.gateway.workers
         if workers > 1 and loaded.budget_store.startswith("memory://"):
             raise ConfigError("several workers need a shared budget store: set budget_store to sqlite:/// or redis://")
+        if workers > 1 and loaded.guards.state_url(loaded.budget_store).startswith("memory://"):
+            raise ConfigError("several workers need shared breaker state: set guards.state to sqlite:/// or redis://")
         if config is not None:
             os.environ[CONFIG_ENV] = str(config.resolve())
         http = "httptools" if importlib.util.find_spec("httptools") else "h11"
