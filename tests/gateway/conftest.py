@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,11 +74,19 @@ class Real:
         return anthropic.Anthropic(base_url=self.url, api_key=self.key, max_retries=0)
 
     def events(self) -> list[CostEvent]:
+        """The ledger's events once they stop changing: a whole answer leaves before its call is settled (the
+        settle follows on the same task), so a client can be faster than the gateway's last ledger write."""
         from fiscus.ledger import open_ledger
 
-        assert self.governor.ledger.flush(timeout=10)  # type: ignore[union-attr]
-        with open_ledger(self.ledger_url) as ledger:
-            return list(ledger.events())
+        seen: list[CostEvent] | None = None
+        while True:
+            assert self.governor.ledger.flush(timeout=10)  # type: ignore[union-attr]
+            with open_ledger(self.ledger_url) as ledger:
+                events = list(ledger.events())
+            if seen is not None and len(events) == len(seen):
+                return events
+            seen = events
+            time.sleep(0.05)
 
 
 def serve_real(tmp: Path, emulator_url: str, policy: str, budget_store: str, **options: Any) -> Iterator[Real]:

@@ -25,10 +25,11 @@ from starlette.types import Receive, Scope, Send
 from fiscus.config import FiscusConfig
 from fiscus.engine.decision import Action
 from fiscus.errors import FiscusError, StoreError
-from fiscus.gateway.calls import JSON, Gateway
+from fiscus.gateway.calls import Gateway
 from fiscus.gateway.guards import GatewayGuards
 from fiscus.gateway.metrics import CONTENT_TYPE, GatewayMetrics
 from fiscus.gateway.protocol import CHAT, MESSAGES, RESPONSES, BadRequest, Protocol, error_body
+from fiscus.gateway.responses import JSON, RawResponse
 from fiscus.guards import BreakerConfig, BreakerRegistry, LoopConfig
 
 log = logging.getLogger("fiscus.gateway")
@@ -47,21 +48,37 @@ class ProtocolEndpoint:
             response = await self.gateway.handle(self.protocol, scope, receive)
         except BadRequest as exc:
             body = error_body(self.protocol, exc.status, exc.message, param=exc.param, code=exc.code)
-            response = Response(body, exc.status, exc.headers, media_type=JSON)
+            response = RawResponse(body, exc.status, exc.headers)
         except StoreError as exc:
             log.error("budget store failed: %s", exc)
             self.gateway.metrics.error("store")
-            body = error_body(self.protocol, 503, f"budget store unavailable: {exc}")
-            response = Response(body, 503, media_type=JSON)
+            response = RawResponse(error_body(self.protocol, 503, f"budget store unavailable: {exc}"), 503)
         except FiscusError as exc:
-            body = error_body(self.protocol, 400, str(exc))
-            response = Response(body, 400, media_type=JSON)
+            response = RawResponse(error_body(self.protocol, 400, str(exc)), 400)
         except Exception:
             log.exception("gateway error on %s", self.route)
             self.gateway.metrics.error("internal")
-            response = Response(error_body(self.protocol, 500, "internal gateway error"), 500, media_type=JSON)
+            response = RawResponse(error_body(self.protocol, 500, "internal gateway error"), 500)
         self.gateway.metrics.request(self.route, getattr(response, "status_code", 200) or 200)
         await response(scope, receive, send)
+
+
+class GatewayApp(Starlette):
+    """Starlette for everything, except that a POST to one of the proxied routes goes straight to its endpoint,
+    past the middleware stack and the router (the endpoints answer every error themselves)."""
+
+    def __init__(self, *, proxied: dict[str, ProtocolEndpoint], **options: Any) -> None:
+        super().__init__(**options)
+        self._proxied = proxied
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            endpoint = self._proxied.get(scope["path"])
+            if endpoint is not None:
+                scope["app"] = self
+                await endpoint(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(
@@ -155,16 +172,19 @@ def create_app(
             for thing in owned:
                 thing.close()
 
+    proxied = {
+        "/v1/chat/completions": ProtocolEndpoint(gateway, CHAT, "chat"),
+        "/v1/responses": ProtocolEndpoint(gateway, RESPONSES, "responses"),
+        "/v1/messages": ProtocolEndpoint(gateway, MESSAGES, "messages"),
+    }
     routes = [
-        Route("/v1/chat/completions", ProtocolEndpoint(gateway, CHAT, "chat"), methods=["POST"]),
-        Route("/v1/responses", ProtocolEndpoint(gateway, RESPONSES, "responses"), methods=["POST"]),
-        Route("/v1/messages", ProtocolEndpoint(gateway, MESSAGES, "messages"), methods=["POST"]),
+        *(Route(path, endpoint, methods=["POST"]) for path, endpoint in proxied.items()),
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Mount("/admin", app=admin),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = GatewayApp(proxied=proxied, routes=routes, lifespan=lifespan)
     app.state.gateway = gateway
     return app
 

@@ -9,24 +9,26 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from starlette.responses import Response
 from starlette.types import ASGIApp, Receive
 
 from fiscus.attribution import Attribution
 from fiscus.config import FiscusConfig
 from fiscus.engine.decision import Action
+from fiscus.errors import FiscusError
 from fiscus.events.cost_event import CallStatus, CostEvent
 from fiscus.gateway.auth import attribute, client_key
+from fiscus.gateway.body import upstream_body
 from fiscus.gateway.guards import GatewayGuards, GuardRefusal, refusal_admission
 from fiscus.gateway.metrics import GatewayMetrics
 from fiscus.gateway.protocol import BadRequest, ParsedRequest, Protocol, error_body, parse_request
 from fiscus.gateway.relay import StreamRelay, UsageChunkFilter, cost_trailer
+from fiscus.gateway.responses import JSON, SSE, RawResponse
 from fiscus.gateway.routing import Router
 from fiscus.governor import Admission, CallRequest, Governor
 from fiscus.keys import KeyRing
@@ -40,8 +42,6 @@ from fiscus.usage.tracker import StreamUsageTracker
 
 log = logging.getLogger("fiscus.gateway")
 
-JSON = "application/json"
-SSE = "text/event-stream"
 # Client headers passed on upstream: provider feature flags, and the emulator's fault steering (real
 # providers ignore it). Credentials are never forwarded; the provider adapter sets its own.
 _FORWARD_PREFIXES = ("anthropic-beta", "anthropic-version", "openai-beta", "x-emulator-")
@@ -161,29 +161,29 @@ class Gateway:
             return await self._partial(protocol, request, admission, out)
         if decision.action.severity >= Action.WARN.severity:
             out["x-fiscus-budget"] = str(decision.action)
-        body, modified = request.body, False
+        body, rebuilt, changes = request.body, False, {}
         served = decision.model or request.model
         if served != request.model:
-            body["model"], modified = served, True
+            changes["model"] = served
             provider = self.router.route(served, protocol) or provider
             out["x-fiscus-requested-model"] = request.model
             out["x-fiscus-served-model"] = served
         if decision.max_tokens and (request.max_tokens is None or decision.max_tokens < request.max_tokens):
-            body[request.cap_field], modified = decision.max_tokens, True
+            changes[request.cap_field] = decision.max_tokens
         if decision.compress_to_tokens:
-            body, cut = compress(body, protocol.format, decision.compress_to_tokens)
-            modified = True
+            body, cut = compress(body | changes, protocol.format, decision.compress_to_tokens)
+            rebuilt, changes = True, {}
             out["x-fiscus-compressed-tokens"] = str(cut)
         strip_usage = False
         if request.stream and protocol.format == "openai_chat" and not request.wants_usage:
-            body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
-            modified, strip_usage = True, True
+            changes["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+            strip_usage = True
         forwarded = {k: v for k, v in headers.items() if k.startswith(_FORWARD_PREFIXES)}
         upstream_request = UpstreamRequest(
             provider=provider,
             operation=protocol.operation,  # type: ignore[arg-type]
             model=served,
-            body=orjson.dumps(body) if modified else raw,
+            body=upstream_body(raw, body, changes, rebuilt=rebuilt),
             stream=request.stream,
             headers=forwarded,
             estimated_tokens=input_tokens + (decision.max_tokens or 0),
@@ -214,7 +214,7 @@ class Gateway:
         message = f"{text}; retry after {wait}s"
         kind = "insufficient_quota" if not protocol.anthropic else None
         body = error_body(protocol, 429, message, code=code, kind=kind)
-        return Response(body, 429, out, media_type=JSON)
+        return RawResponse(body, 429, out, media=JSON)
 
     async def _partial(
         self,
@@ -231,10 +231,10 @@ class Gateway:
         if request.stream:
             fmt = str(protocol.format)
             events = partial_events(fmt, model=request.model, text=text, include_usage=request.wants_usage)
-            return Response(b"".join(events) + cost_trailer(_usd(event)), 200, out, media_type=SSE)
+            return RawResponse(b"".join(events) + cost_trailer(_usd(event)), 200, out, media=SSE)
         out["x-fiscus-cost-usd"] = _usd(event)
         body = orjson.dumps(partial_body(str(protocol.format), model=request.model, text=text))
-        return Response(body, 200, out, media_type=JSON)
+        return RawResponse(body, 200, out, media=JSON)
 
     def _upstream_failure(self, protocol: Protocol, exc: ProviderError) -> tuple[int, bytes, dict[str, str]]:
         self.metrics.error("upstream")
@@ -258,11 +258,18 @@ class Gateway:
         except ProviderError as exc:
             status, body, extra = self._upstream_failure(protocol, exc)
             event = await self.settle(admission, None, status=CallStatus.ERROR, error=str(exc))
-            return Response(body, status, out | extra | {"x-fiscus-cost-usd": _usd(event)}, media_type=JSON)
+            return RawResponse(body, status, out | extra | {"x-fiscus-cost-usd": _usd(event)}, media=JSON)
         latency = time.perf_counter() - started
         self.metrics.upstream_latency(upstream_request.provider, latency)
         if answer.ok:
             usage = _body_usage(answer.body, protocol, input_tokens)
+            cost = _price_now(admission, usage, answer.model)
+            if cost is not None:  # the answer goes out first; the store settle and ledger write follow on this task
+                out["x-fiscus-cost-usd"] = cost
+                media = answer.headers.get("content-type", JSON)
+                response = RawResponse(answer.body, answer.status, out, media=media)
+                response.after = self._settle_later(admission, usage, answer.model, int(latency * 1000))
+                return response
             event = await self.settle(admission, usage, served_model=answer.model, latency_ms=int(latency * 1000))
         else:
             self.metrics.error("upstream")
@@ -279,7 +286,21 @@ class Gateway:
         if "retry-after" in answer.headers:
             out["retry-after"] = answer.headers["retry-after"]
         media = answer.headers.get("content-type", JSON)
-        return Response(answer.body, answer.status, out, media_type=media)
+        return RawResponse(answer.body, answer.status, out, media=media)
+
+    def _settle_later(
+        self, admission: Admission, usage: Usage, served: str, latency_ms: int
+    ) -> Callable[[], Awaitable[None]]:
+        async def settle() -> None:
+            try:
+                event = await self.settle(admission, usage, served_model=served, latency_ms=latency_ms)
+            except Exception:  # the answer is gone: the reservation stays held until its lease lapses
+                log.exception("settling a call after its answer was sent failed")
+                self.metrics.error("settle")
+                return
+            self.metrics.settled(event)
+
+        return settle
 
     async def _stream(
         self,
@@ -298,7 +319,7 @@ class Gateway:
             await stack.aclose()
             status, body, extra = self._upstream_failure(protocol, exc)
             event = await self.settle(admission, None, status=CallStatus.ERROR, error=str(exc))
-            return Response(body, status, out | extra | {"x-fiscus-cost-usd": _usd(event)}, media_type=JSON)
+            return RawResponse(body, status, out | extra | {"x-fiscus-cost-usd": _usd(event)}, media=JSON)
         if not answer.ok:
             try:
                 body = b"".join([chunk async for chunk in answer])
@@ -311,7 +332,7 @@ class Gateway:
             out["x-fiscus-cost-usd"] = _usd(event)
             if "retry-after" in answer.headers:
                 out["retry-after"] = answer.headers["retry-after"]
-            return Response(body, answer.status, out, media_type=answer.headers.get("content-type", JSON))
+            return RawResponse(body, answer.status, out, media=answer.headers.get("content-type", JSON))
         self.metrics.upstream_latency(upstream_request.provider, time.perf_counter() - started)
         tracker = StreamUsageTracker(protocol.format)
         strip = UsageChunkFilter() if strip_usage else None
@@ -348,6 +369,18 @@ class Gateway:
         return StreamRelay(
             answer.__aiter__(), status=200, headers=raw_headers, on_chunk=on_chunk, on_end=on_end, close=stack.aclose
         )
+
+
+def _price_now(admission: Admission, usage: Usage, served: str) -> str | None:
+    """The cost the settle will record, priced here from the admission's price sheet so the answer (and its
+    `x-fiscus-cost-usd` header) need not wait for the store; None when only the settle can price it."""
+    sheet = getattr(admission, "sheet", None)
+    if sheet is None or served != admission.decision.model:
+        return None
+    try:
+        return format(sheet.cost(usage).total, "f")
+    except FiscusError:
+        return None
 
 
 def _body_usage(body: bytes, protocol: Protocol, input_tokens: int) -> Usage:

@@ -1,5 +1,8 @@
 """Prometheus metrics of one gateway app, in a registry of its own (several apps can share a process).
 
+`labels()` costs a lock and a tuple build per call, so the children of the per-call metrics are cached per label
+set here (label values are few: routes, statuses, actions, providers, token types).
+
 Budget utilisation gauges are read from `Governor.status()` when `/metrics` is scraped, at most once per
 `status_every_s`, so scrapes never add store round-trips to the hot path.
 """
@@ -50,28 +53,37 @@ class GatewayMetrics:
         self.breakers = Gauge(
             "fiscus_breaker_open", "1 while a circuit breaker is open", ["breaker"], registry=registry
         )
+        self._children: dict[tuple[object, ...], Any] = {}
+        self._token_children = [self.tokens.labels(kind) for kind in _TOKEN_TYPES]
         self._status = status
         self._breaker_states = breakers
         self._status_every_s = status_every_s
         self._status_at = 0.0
 
+    def _child(self, metric: Any, *values: object) -> Any:
+        key = (metric, *values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*(str(v) for v in values))
+        return child
+
     def decision(self, action: object) -> None:
-        self.decisions.labels(str(action)).inc()
+        self._child(self.decisions, action).inc()
 
     def error(self, kind: str) -> None:
-        self.errors.labels(kind).inc()
+        self._child(self.errors, kind).inc()
 
     def upstream_latency(self, provider: str, seconds: float) -> None:
-        self.latency.labels(provider).observe(seconds)
+        self._child(self.latency, provider).observe(seconds)
 
     def retry(self, provider: str) -> None:
-        self.retries.labels(provider).inc()
+        self._child(self.retries, provider).inc()
 
     def breaker(self, name: str, is_open: bool) -> None:
         self.breakers.labels(name).set(1 if is_open else 0)
 
     def request(self, route: str, status: int) -> None:
-        self.requests.labels(route, str(status)).inc()
+        self._child(self.requests, route, status).inc()
 
     def settled(self, event: CostEvent) -> None:
         usage = event.usage
@@ -82,9 +94,9 @@ class GatewayMetrics:
             usage.output_tokens,
             usage.reasoning_tokens,
         )
-        for kind, count in zip(_TOKEN_TYPES, counts, strict=True):
+        for child, count in zip(self._token_children, counts, strict=True):
             if count:
-                self.tokens.labels(kind).inc(count)
+                child.inc(count)
         if event.cost.total:
             self.cost.inc(float(event.cost.total))
 

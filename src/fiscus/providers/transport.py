@@ -9,6 +9,7 @@ body bytes as they arrive (`iter_any`), which streaming needs.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
@@ -85,9 +86,9 @@ class Transport:
 
     async def open(self, url: str, headers: Mapping[str, str], body: bytes, timeouts: Timeouts) -> StreamBody:
         """POST and return once status and headers have arrived; raise ConnectFailed if none did."""
-        timeout = aiohttp.ClientTimeout(total=None, connect=timeouts.connect_s, sock_read=timeouts.read_s)
+        timeout = _client_timeout(timeouts)
         try:
-            response = await self._client().post(url, data=body, headers=dict(headers), timeout=timeout)
+            response = await self._client().post(url, data=body, headers=headers, timeout=timeout)
         except aiohttp.ConnectionTimeoutError as exc:
             raise ConnectFailed(f"connect timeout after {timeouts.connect_s} s") from exc
         except (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError) as exc:
@@ -102,6 +103,12 @@ class Transport:
         if self._session is not None and not self._session.closed:
             await self._session.close()
             await asyncio.sleep(0)  # let the connector finish closing transports
+
+
+@functools.lru_cache(maxsize=64)
+def _client_timeout(timeouts: Timeouts) -> aiohttp.ClientTimeout:
+    # Providers have a handful of timeout pairs; build each aiohttp timeout once, not per call.
+    return aiohttp.ClientTimeout(total=None, connect=timeouts.connect_s, sock_read=timeouts.read_s)
 
 
 def _describe(exc: BaseException) -> str:
