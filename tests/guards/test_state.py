@@ -144,3 +144,17 @@ def test_unreadable_record_is_a_store_error() -> None:
         BreakerRecord.from_json('{"scope": "g", "state": "ajar", "since": 1}')
     with pytest.raises(StoreError, match="unreadable"):
         BreakerRecord.from_json("{")
+
+
+def test_public_names_and_no_driver_until_a_url_asks() -> None:
+    import subprocess
+    import sys
+
+    import fiscus.guards
+
+    assert {"BreakerStateStore", "BreakerRecord", "MemoryBreakerState", "open_breaker_state"} <= set(
+        fiscus.guards.__all__
+    )
+    probe = "import sys, fiscus.guards, fiscus.config; print(sorted({'redis', 'sqlite3'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
