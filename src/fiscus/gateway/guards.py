@@ -167,17 +167,30 @@ class GatewayGuards:
             return
         self._exhausted[self.breakers.scope_of(agent)] = (decision.action, decision.retry_at, decision.exhausted_budget)
         message = decision.message or "budget exhausted"
-        self._announce(self.breakers.trip(agent, "budget_exhausted", message))
+        self._announce(self.breakers.trip(agent, "budget_exhausted", message, state=self._postmortem(attribution)))
 
     def settled(self, attribution: Attribution, event: CostEvent) -> None:
         """Feed the breakers (spend rate, error rate) and the session's token count."""
         ok = event.status is not CallStatus.ERROR
-        for trip in self.breakers.record(attribution.agent, cost=event.cost.total, ok=ok):
+        state = self._postmortem(attribution)
+        for trip in self.breakers.record(attribution.agent, cost=event.cost.total, ok=ok, state=state):
             self._announce(trip)
         if attribution.session is not None and event.usage.total_tokens:
             session = self._sessions.get(attribution.session)
             if session is not None:
                 session.tokens += event.usage.total_tokens
+
+    def _postmortem(self, attribution: Attribution) -> dict[str, Any] | None:
+        """The session's state for a post-mortem when a breaker trips on one of its calls; None without one."""
+        session = self._sessions.get(attribution.session) if attribution.session is not None else None
+        if session is None:
+            return None
+        return {
+            "session": attribution.session,
+            "agent": attribution.agent,
+            "stopped": session.stopped,
+            "loops": session.detector.snapshot(),
+        }
 
     def _announce(self, event: object) -> None:
         if self._emit is not None:
