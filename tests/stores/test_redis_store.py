@@ -1,4 +1,5 @@
-"""What only the Redis store has: key layout, TTLs, script reloading, the exact-integer bound, error mapping."""
+"""What only the Redis store has: key layout, dropping counters through the expiry index, script reloading, the
+exact-integer bound, error mapping."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import redis
 from redis.crc import key_slot
 
 from fiscus.errors import StoreError
-from fiscus.stores import Amounts, Limits, Reservation, ReserveLine, SettleOutcome, open_store
-from fiscus.stores.redis import MAX_EXACT, RedisStore
+from fiscus.stores import Amounts, Counter, Limits, Reservation, ReserveLine, SettleOutcome, open_store
+from fiscus.stores.redis import LAYOUT, MAX_EXACT, RedisStore
 
 pytestmark = pytest.mark.redis
 T0 = 1_800_000_000.0
@@ -32,21 +33,43 @@ def test_every_key_shares_the_prefix_hash_tag(store: RedisStore, redis_url: str,
     store.reserve("r2", request, now=T0, lease_seconds=30)
     client = redis.Redis.from_url(redis_url)
     keys = sorted(k.decode() for k in client.scan_iter(match=f"*{redis_prefix}*"))
-    names = ("c:k1", "expiry", "index", "leases", "records", "s:r1")
-    assert keys == sorted(f"{{{redis_prefix}}}:{name}" for name in names)
+    names = ("c:k1", "expiry", "index", "leases", "r:r1", "r:r2")
+    assert keys == sorted(f"{{{redis_prefix}}}:{LAYOUT}:{name}" for name in names)
     assert len({key_slot(k.encode()) for k in keys}) == 1  # one Redis Cluster slot
-    # a counter lives until its window ends plus the margin, measured from the caller's clock
-    ttl = client.ttl(f"{{{redis_prefix}}}:c:k1")
-    assert 3600 + 86400 - 5 <= ttl <= 3600 + 86400
-    assert 0 < client.ttl(f"{{{redis_prefix}}}:s:r1") <= 86400
+    # the settled marker is forgotten after a while; counters are dropped through the expiry index instead
+    assert 0 < client.ttl(f"{{{redis_prefix}}}:{LAYOUT}:r:r1") <= 86400
+    assert client.ttl(f"{{{redis_prefix}}}:{LAYOUT}:c:k1") == -1
+    assert (
+        client.zscore(f"{{{redis_prefix}}}:{LAYOUT}:expiry", f"{{{redis_prefix}}}:{LAYOUT}:c:k1") == T0 + 3600 + 86400
+    )
     client.close()
 
 
-def test_counter_without_expiry_gets_no_ttl(store: RedisStore, redis_url: str, redis_prefix: str) -> None:
-    store.reserve("r1", (ReserveLine("b", ("forever",), Limits(), Amounts(1)),), now=T0, lease_seconds=30)
+def test_keys_of_an_older_layout_are_never_read(store: RedisStore, redis_url: str, redis_prefix: str) -> None:
     client = redis.Redis.from_url(redis_url)
-    assert client.ttl(f"{{{redis_prefix}}}:c:forever") == -1
+    client.hset(f"{{{redis_prefix}}}:c:k", mapping={"sn": 5, "rn": 7})  # the hash layout before v2
     client.close()
+    assert store.counters(("k",), now=T0)["k"] == Counter()
+    request = (ReserveLine("b", ("k",), Limits(nanos=1), Amounts(1)),)
+    assert isinstance(store.reserve("r1", request, now=T0, lease_seconds=30), Reservation)
+
+
+@pytest.mark.parametrize("expires_at", [None, T0 + 60])
+def test_counters_are_dropped_after_their_time_on_the_callers_clock(
+    store: RedisStore, expires_at: float | None
+) -> None:
+    line = ReserveLine("b", ("k",), Limits(nanos=10), Amounts(10), expires_at=expires_at)
+    reservation = store.reserve("r1", (line,), now=T0, lease_seconds=30)
+    assert isinstance(reservation, Reservation)
+    store.settle(reservation, Amounts(10), now=T0)
+    end = T0 + 60 + 86400  # the line's expires_at plus the default margin
+    assert store.keys_with_prefix("k", now=end) == ["k"]
+    assert store.counters(("k",), now=end)["k"].spent == Amounts(10)
+    gone = expires_at is not None
+    assert store.keys_with_prefix("k", now=end + 1) == ([] if gone else ["k"])
+    assert store.counters(("k",), now=end + 1)["k"].spent == (Amounts() if gone else Amounts(10))
+    again = store.reserve("r2", (line,), now=end + 1, lease_seconds=30)
+    assert isinstance(again, Reservation) is gone  # a dropped counter starts again from zero
 
 
 def test_scripts_are_reloaded_after_a_flush(store: RedisStore, redis_url: str) -> None:
@@ -92,6 +115,21 @@ def test_amounts_beyond_exact_range_are_refused(store: RedisStore) -> None:
         store.reserve("r1", (ReserveLine("b", ("k",), Limits(), Amounts(MAX_EXACT + 1)),), now=T0, lease_seconds=30)
 
 
+def test_a_counter_is_never_taken_past_the_exact_range(store: RedisStore) -> None:
+    half = (ReserveLine("b", ("k",), Limits(), Amounts(MAX_EXACT // 2 + 1)),)
+    first = store.reserve("r1", half, now=T0, lease_seconds=30)
+    assert isinstance(first, Reservation)
+    with pytest.raises(StoreError, match=r"^Redis store .*counter .*k would pass 2\*\*53-1"):
+        store.reserve("r2", half, now=T0, lease_seconds=30)
+    assert store.settle(first, Amounts(MAX_EXACT // 2 + 1), now=T0) == SettleOutcome.SETTLED
+    second = store.reserve("r3", (ReserveLine("b", ("k",), Limits(), Amounts(1)),), now=T0, lease_seconds=30)
+    assert isinstance(second, Reservation)
+    with pytest.raises(StoreError, match=r"would pass 2\*\*53-1"):  # the spend would not fit: nothing changes
+        store.settle(second, Amounts(MAX_EXACT // 2 + 1), now=T0)
+    assert store.counters(("k",), now=T0)["k"] == Counter(Amounts(MAX_EXACT // 2 + 1), Amounts(1))
+    assert store.settle(second, Amounts(1), now=T0) == SettleOutcome.SETTLED
+
+
 def test_unreachable_server_is_a_one_line_store_error() -> None:
     store = open_store("redis://127.0.0.1:1/0?prefix=nowhere")
     with pytest.raises(StoreError, match=r"^Redis store \(redis at 127.0.0.1:1/0\): ") as caught:
@@ -109,34 +147,31 @@ def test_prefix_in_the_url_keeps_tenants_apart(redis_url: str, redis_prefix: str
     b.close()
 
 
-def test_a_sliding_window_pushes_the_ttl_out_but_never_in(store: RedisStore, redis_url: str, redis_prefix: str) -> None:
+def test_a_sliding_window_pushes_the_drop_time_out_but_never_in(store: RedisStore) -> None:
     def use(rid: str, expires_at: float) -> None:
         line = ReserveLine("session", ("s",), Limits(), Amounts(1), expires_at=expires_at)
         reservation = store.reserve(rid, (line,), now=T0, lease_seconds=30)
         assert isinstance(reservation, Reservation)
         store.settle(reservation, Amounts(1), now=T0)
 
-    client = redis.Redis.from_url(redis_url)
-    key = f"{{{redis_prefix}}}:c:s"
     use("r1", T0 + 100)
-    assert 86400 + 95 <= client.ttl(key) <= 86400 + 100
     use("r2", T0 + 3700)
-    assert 86400 + 3695 <= client.ttl(key) <= 86400 + 3700
-    use("r3", T0 + 100)  # an earlier deadline never shortens it
-    assert client.ttl(key) >= 86400 + 3695
-    client.close()
+    use("r3", T0 + 100)  # an earlier deadline never brings it in
+    end = T0 + 3700 + 86400
+    assert store.reap(now=end) == 0  # prunes the expiry index: the entry of T0 + 100 was out of date
+    assert store.keys_with_prefix("s", now=end) == ["s"]
+    assert store.counters(("s",), now=end)["s"].spent == Amounts(3)
+    assert store.keys_with_prefix("s", now=end + 1) == []
 
 
-def test_listing_drops_counters_whose_ttl_ran_out(store: RedisStore, redis_url: str, redis_prefix: str) -> None:
+def test_listing_drops_counters_that_are_gone(store: RedisStore, redis_url: str, redis_prefix: str) -> None:
     for key in ("u|a", "u|b", "u|c"):
         store.reserve(f"r-{key}", (ReserveLine("b", (key,), Limits(), Amounts(1)),), now=T0, lease_seconds=30)
     client = redis.Redis.from_url(redis_url)
-    client.delete(f"{{{redis_prefix}}}:c:u|b")  # as its TTL running out would
+    tag = f"{{{redis_prefix}}}:{LAYOUT}"
+    client.delete(f"{tag}:c:u|b")
     assert store.keys_with_prefix("u|", now=T0) == ["u|a", "u|c"]
-    assert client.zrange(f"{{{redis_prefix}}}:index", 0, -1) == [
-        f"{{{redis_prefix}}}:c:u|a".encode(),
-        f"{{{redis_prefix}}}:c:u|c".encode(),
-    ]
+    assert client.zrange(f"{tag}:index", 0, -1) == [f"{tag}:c:u|a".encode(), f"{tag}:c:u|c".encode()]
     client.close()
 
 
@@ -152,7 +187,7 @@ def test_listing_pages_through_a_large_index(store: RedisStore, monkeypatch: pyt
 def test_stale_index_entries_are_pruned_when_counters_are_created(
     store: RedisStore, redis_url: str, redis_prefix: str
 ) -> None:
-    tag = f"{{{redis_prefix}}}"
+    tag = f"{{{redis_prefix}}}:{LAYOUT}"
     gone = ReserveLine("b", ("old",), Limits(), Amounts(1), expires_at=T0)
     store.reserve("r1", (gone,), now=T0, lease_seconds=30)
     client = redis.Redis.from_url(redis_url)

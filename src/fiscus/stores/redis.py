@@ -3,13 +3,20 @@
 Each operation is one Lua script (lua/*.lua, with lua/lib.lua prepended), so every check and update of an
 operation is atomic. Scripts run by EVALSHA and are loaded again on NOSCRIPT (after a restart or failover).
 
-Key layout, safe for Redis Cluster: every key shares the hash tag `{prefix}` and so one slot —
-`{p}:c:<counter key>` (hash: spent/reserved per meter), `{p}:leases` (zset: reservation id → lease expiry),
-`{p}:records` (hash: reservation id → cmsgpack of each line's counter key and amounts), `{p}:s:<id>`
-(marker of a settled id, with a TTL), `{p}:index` (zset, all scores 0: every counter key, for listing by
-prefix with ZRANGEBYLEX) and `{p}:expiry` (zset: counter key → when its TTL may have run out, to prune the
-index). The client names every key an operation touches in KEYS, except counters reached through the
-records or the index (other requests' expired leases, index pruning), which share the slot.
+Key layout, safe for Redis Cluster: every key shares the hash tag `{prefix}` and so one slot, and carries the
+layout version (`{p}:v2:`), so keys written by an older layout are never misread —
+`{p}:v2:c:<counter key>` (one string: spent/reserved per meter and the time it may be dropped, see lua/lib.lua),
+`{p}:v2:leases` (zset: reservation id → lease expiry), `{p}:v2:r:<id>` (a held reservation's record, replaced by
+a settled marker with a TTL), `{p}:v2:index` (zset, all scores 0: every counter key, for listing by prefix with
+ZRANGEBYLEX) and `{p}:v2:expiry` (zset: counter key → when it may be dropped). The client names every key an
+operation touches in KEYS, except counters reached through records or the indexes (other requests' expired
+leases, pruning), which share the slot.
+
+Why this shape: the server's time per script is mostly its redis.calls. With each counter one string, a request
+reads all its counters (and its own record) with one MGET and writes them with one MSET; a pair costs about seven
+calls. Counters carry no Redis TTL (MSET would clear it on every write): one past its time that holds nothing
+reads as zero, and is deleted when a script meets it in the expiry index (a few whenever a counter is created,
+a batch per `reap`, and on listing) — the same rule, on the caller's clock, as the other stores.
 
 Listing keys by prefix reads the index rather than SCAN: SCAN walks the whole keyspace of a node (every
 tenant's keys) per call and in Cluster must be sent to the right node, where a range of one sorted set is
@@ -21,14 +28,15 @@ instead of through redis-py's per-argument encoder; async calls go through `redi
 by hiredis) or, where it cannot connect, `redis_batch`. Sync calls use a pooled redis-py connection.
 
 Exactness: Lua numbers are doubles, so every amount and limit must stay below 2**53. In nano-dollars that is
-about $9 million per counter; larger amounts are refused with a `StoreError` rather than rounded.
+about $9 million per counter; larger amounts, and writes that would take a counter past it, are refused with a
+`StoreError` rather than rounded.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import math
+import struct
 from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -52,16 +60,19 @@ from fiscus.stores.redis_batch import ScriptBatcher
 from fiscus.stores.redis_channel import ScriptChannel, bulk, command, usable
 
 MAX_EXACT = 2**53 - 1  # largest integer a Lua double holds exactly
-REAP_BATCH = 100  # expired leases reaped at the start of reserve/settle
+LAYOUT = "v2"  # in every key: bump it when the meaning of stored values changes
 FULL_REAP_BATCH = 1000  # per script call in `reap`, repeated until done
 LIST_BATCH = 1000  # index entries per script call when listing keys
-DEFAULT_COUNTER_TTL_MARGIN = 86400.0  # a counter lives this long past its line's `expires_at`
+DEFAULT_COUNTER_TTL_MARGIN = 86400.0  # a counter is kept this long past its line's `expires_at`
 DEFAULT_SETTLED_TTL = 86400  # a settled id is remembered this long (s), so a retried settle is a DUPLICATE
 KEY_CACHE_SIZE = 4096  # encoded counter keys kept (they change with each window, so the cache is cleared when full)
-_FIELDS = ("sn", "st", "sr", "rn", "rt", "rr")
+_COUNTER = struct.Struct("<7d")  # sn, st, sr, rn, rt, rr, drop time (0 = never): see lua/lib.lua
+_LEASE = struct.Struct("<d")  # a record starts with its lease expiry
+_LINE = struct.Struct("<8di")  # a record's line, followed by its first counter key (lua/lib.lua: LINE)
+_ACTUAL = struct.Struct("<3d")  # settle: the actual amounts, followed by one drop time per line
+_DOUBLE = struct.Struct("<d")
 _OUTCOMES = {b"settled": SettleOutcome.SETTLED, b"late": SettleOutcome.LATE, b"duplicate": SettleOutcome.DUPLICATE}
 _EVALSHA = bulk(b"EVALSHA")
-_EMPTY = bulk(b"")
 
 
 def _load_scripts() -> dict[str, tuple[str, str]]:
@@ -106,19 +117,16 @@ class RedisStore(BudgetStore):
         self._client = client
         self._aclient = aclient
         self._where = where
-        self._tag = "{" + prefix + "}" if "{" not in prefix else prefix
-        self._leases = f"{self._tag}:leases"
-        self._records = f"{self._tag}:records"
-        self._index = f"{self._tag}:index"
-        self._expiry = f"{self._tag}:expiry"
-        self._counter_prefix = f"{self._tag}:c:"
-        self._fixed = (_text(self._leases), _text(self._records))  # KEYS[1..2] of reserve and settle
-        self._indexes = (_text(self._index), _text(self._expiry))  # KEYS[4..5]
-        self._settled_prefix = f"{self._tag}:s:"
+        tag = "{" + prefix + "}" if "{" not in prefix else prefix
+        base = f"{tag}:{LAYOUT}:"
+        self._leases = f"{base}leases"
+        self._counter_prefix = f"{base}c:"
+        self._record_prefix = f"{base}r:"  # lua/lib.lua derives it from the leases key: keep them side by side
+        self._indexes = (_text(f"{base}index"), _text(f"{base}expiry"))
+        self._fixed = (_text(self._leases), *self._indexes)  # KEYS[1..3] of reserve, settle and reap
         self._key_cache: dict[str, bytes] = {}
         self._margin = counter_ttl_margin
         self._settled_ttl = _number(int(settled_ttl))
-        self._reap_batch = _number(REAP_BATCH)
         self._batch = batch  # async calls of one event loop share a connection and are pipelined
         self._transport: ScriptChannel | ScriptBatcher | None = None
         self._transport_loop: asyncio.AbstractEventLoop | None = None
@@ -144,43 +152,47 @@ class RedisStore(BudgetStore):
     def counter_key(self, key: str) -> str:
         return f"{self._counter_prefix}{key}"
 
-    def _counter_bulk(self, key: str) -> bytes:
+    def _encoded(self, key: str) -> tuple[bytes, bytes]:
+        """A counter key as a RESP bulk string and as raw bytes (cached)."""
         encoded = self._key_cache.get(key)
         if encoded is None:
             if len(self._key_cache) >= KEY_CACHE_SIZE:
                 self._key_cache.clear()
-            encoded = self._key_cache[key] = _text(self._counter_prefix + key)
+            raw = (self._counter_prefix + key).encode()
+            encoded = self._key_cache[key] = (bulk(raw), raw)
         return encoded
 
-    def _ttl(self, expires_at: float | None, now: float) -> bytes:
-        # Relative to `now` (the caller's clock), so a simulated clock never sets a TTL in the past.
-        if expires_at is None:
-            return _EMPTY
-        return _number(math.ceil(max(expires_at - now, 0.0) + self._margin))
+    def _drop_time(self, expires_at: float | None) -> float:
+        """When a counter this line lands on may be dropped (caller's clock); 0 for never."""
+        return 0.0 if expires_at is None else float(expires_at) + self._margin
 
     def _reserve_command(self, rid: str, lines: tuple[ReserveLine, ...], now: float, lease_seconds: float) -> bytes:
-        keys = [*self._fixed, _text(self._settled_prefix + rid), *self._indexes]
-        nkeys = 5
-        args = [_text(rid), _number(now), _number(now + lease_seconds), self._reap_batch, _number(len(lines))]
+        keys = [*self._fixed, _text(self._record_prefix + rid)]
+        lease = now + lease_seconds
+        record = [_LEASE.pack(lease)]  # stored as it is by the script: see lua/lib.lua
         for line in lines:
             if not line.keys:
                 require_keys(lines)
             for key in line.keys:
-                keys.append(self._counter_bulk(key))
-            nkeys += len(line.keys)
-            limits, amount = line.limits, line.amount
-            values = (
-                len(line.keys),
-                "" if limits.nanos is None else _exact(limits.nanos, line.budget),
-                "" if limits.tokens is None else _exact(limits.tokens, line.budget),
-                "" if limits.requests is None else _exact(limits.requests, line.budget),
-                _exact(amount.nanos, line.budget),
-                _exact(amount.tokens, line.budget),
-                _exact(amount.requests, line.budget),
+                keys.append(self._encoded(key)[0])
+            head = self._encoded(line.keys[0])[1]
+            limits, amount, budget = line.limits, line.amount, line.budget
+            record.append(
+                _LINE.pack(
+                    len(line.keys),
+                    -1 if limits.nanos is None else _exact(limits.nanos, budget),
+                    -1 if limits.tokens is None else _exact(limits.tokens, budget),
+                    -1 if limits.requests is None else _exact(limits.requests, budget),
+                    _exact(amount.nanos, budget),
+                    _exact(amount.tokens, budget),
+                    _exact(amount.requests, budget),
+                    self._drop_time(line.expires_at),
+                    len(head),
+                )
             )
-            args.extend(_number(value) for value in values)
-            args.append(self._ttl(line.expires_at, now))
-        return command([_EVALSHA, _SHA["reserve"], _number(nkeys), *keys, *args])
+            record.append(head)
+        args = [_text(rid), _number(now), _number(lease), bulk(b"".join(record))]
+        return command([_EVALSHA, _SHA["reserve"], _number(len(keys)), *keys, *args])
 
     def _reserve_result(
         self, reply: list[Any], rid: str, lines: tuple[ReserveLine, ...], now: float, lease_seconds: float
@@ -198,35 +210,41 @@ class RedisStore(BudgetStore):
     def _settle_command(self, reservation: Reservation, actual: Amounts, now: float) -> bytes:
         rid, lines = reservation.id, reservation.lines
         require_keys(lines)
-        parts = [_EVALSHA, _SHA["settle"], _number(5 + len(lines)), *self._fixed]
-        parts.append(_text(self._settled_prefix + rid))
-        parts.extend(self._indexes)
-        parts.extend(self._counter_bulk(line.keys[0]) for line in lines)
-        parts.append(_text(rid))
-        parts.append(_number(now))
-        parts.append(_number(_exact(actual.nanos, "settle")))
-        parts.append(_number(_exact(actual.tokens, "settle")))
-        parts.append(_number(_exact(actual.requests, "settle")))
-        parts.append(self._settled_ttl)
-        parts.extend(self._ttl(line.expires_at, now) for line in lines)
+        parts = [_EVALSHA, _SHA["settle"], _number(4 + len(lines)), *self._fixed]
+        parts.append(_text(self._record_prefix + rid))
+        parts.extend(self._encoded(line.keys[0])[0] for line in lines)
+        numbers = [
+            _ACTUAL.pack(
+                _exact(actual.nanos, "settle"), _exact(actual.tokens, "settle"), _exact(actual.requests, "settle")
+            )
+        ]
+        numbers.extend(_DOUBLE.pack(self._drop_time(line.expires_at)) for line in lines)
+        parts.extend((_text(rid), _number(now), self._settled_ttl, bulk(b"".join(numbers))))
         return command(parts)
 
     def _renew_command(self, reservation: Reservation, now: float, lease_seconds: float) -> bytes:
         args = [_text(reservation.id), _number(now), _number(now + lease_seconds)]
-        return command([_EVALSHA, _SHA["renew"], _number(1), _text(self._leases), *args])
+        keys = [_text(self._leases), _text(self._record_prefix + reservation.id)]
+        return command([_EVALSHA, _SHA["renew"], _number(2), *keys, *args])
 
     def _reap_command(self, now: float) -> bytes:
-        return command([_EVALSHA, _SHA["reap"], _number(2), *self._fixed, _number(now), _number(FULL_REAP_BATCH)])
+        return command([_EVALSHA, _SHA["reap"], _number(3), *self._fixed, _number(now), _number(FULL_REAP_BATCH)])
 
-    def _keys_command(self, prefix: str, low: bytes) -> bytes:
+    def _keys_command(self, prefix: str, low: bytes, now: float) -> bytes:
         high = b"[" + (self._counter_prefix + prefix).encode() + b"\xff"  # \xff never occurs in UTF-8
-        return command([_EVALSHA, _SHA["keys"], _number(2), *self._indexes, bulk(low), bulk(high), _number(LIST_BATCH)])
+        args = [bulk(low), bulk(high), _number(LIST_BATCH), _number(now)]
+        return command([_EVALSHA, _SHA["keys"], _number(2), *self._indexes, *args])
 
-    def _counters_result(self, keys: tuple[str, ...], replies: list[list[bytes | None]]) -> dict[str, Counter]:
+    def _counters_result(self, keys: tuple[str, ...], values: list[bytes | None], now: float) -> dict[str, Counter]:
         result = {}
-        for key, values in zip(keys, replies, strict=True):
-            sn, st, sr, rn, rt, rr = (int(v) if v is not None else 0 for v in values)
-            result[key] = Counter(Amounts(sn, st, sr), Amounts(rn, rt, rr))
+        for key, value in zip(keys, values, strict=True):
+            counter = Counter()
+            if value is not None:
+                sn, st, sr, rn, rt, rr, drop = _COUNTER.unpack(value)
+                # past its drop time and holding nothing: as good as gone (the scripts' rule too)
+                if not (0 < drop < now and rn == rt == rr == 0):
+                    counter = Counter(Amounts(int(sn), int(st), int(sr)), Amounts(int(rn), int(rt), int(rr)))
+            result[key] = counter
         return result
 
     def _error(self, exc: RedisError) -> StoreError:
@@ -285,20 +303,19 @@ class RedisStore(BudgetStore):
     def counters(self, keys: tuple[str, ...], *, now: float) -> dict[str, Counter]:
         self.reap(now=now)
         assert self._client is not None  # reap checked it
+        if not keys:
+            return {}
         try:
-            pipe = self._client.pipeline(transaction=False)
-            for key in keys:
-                pipe.hmget(self.counter_key(key), _FIELDS)
-            replies = pipe.execute()
+            values = self._client.mget([self.counter_key(key) for key in keys])
         except RedisError as exc:
             raise self._error(exc) from exc
-        return self._counters_result(keys, replies)
+        return self._counters_result(keys, values, now)
 
     def keys_with_prefix(self, prefix: str, *, now: float) -> list[str]:
         found: list[str] = []
         low = b"[" + (self._counter_prefix + prefix).encode()
         while True:
-            read, last, live = self._run("keys", self._keys_command(prefix, low))
+            read, last, live = self._run("keys", self._keys_command(prefix, low, now))
             found.extend(key.decode()[len(self._counter_prefix) :] for key in live)
             if read < LIST_BATCH:
                 return found
@@ -358,20 +375,19 @@ class RedisStore(BudgetStore):
     async def acounters(self, keys: tuple[str, ...], *, now: float) -> dict[str, Counter]:
         await self.areap(now=now)
         assert self._aclient is not None  # areap checked it
+        if not keys:
+            return {}
         try:
-            pipe = self._aclient.pipeline(transaction=False)
-            for key in keys:
-                pipe.hmget(self.counter_key(key), _FIELDS)
-            replies = await pipe.execute()
+            values = await self._aclient.mget([self.counter_key(key) for key in keys])
         except RedisError as exc:
             raise self._error(exc) from exc
-        return self._counters_result(keys, replies)
+        return self._counters_result(keys, values, now)
 
     async def akeys_with_prefix(self, prefix: str, *, now: float) -> list[str]:
         found: list[str] = []
         low = b"[" + (self._counter_prefix + prefix).encode()
         while True:
-            read, last, live = await self._arun("keys", self._keys_command(prefix, low))
+            read, last, live = await self._arun("keys", self._keys_command(prefix, low, now))
             found.extend(key.decode()[len(self._counter_prefix) :] for key in live)
             if read < LIST_BATCH:
                 return found

@@ -1,3 +1,7 @@
--- Release up to a batch of expired leases. KEYS: leases, records. ARGV: now, batch. Returns the count.
+-- Release up to a batch of expired leases, and drop up to a batch of counters past their time.
+-- KEYS: leases, counter index, counter expiry index. ARGV: now, batch. Returns the count of leases released.
 -- The client repeats it until a call releases fewer than a batch, so Redis is never blocked for long.
-return reap(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2]))
+local now, batch = tonumber(ARGV[1]), tonumber(ARGV[2])
+local count = reap({}, KEYS[1], KEYS[2], KEYS[3], now, batch)
+prune(KEYS[2], KEYS[3], now, batch)
+return count

@@ -1,44 +1,40 @@
 -- Release a reservation (if still held) and add the actual spend to each line's keys[0]; once per id.
--- KEYS: leases, records, settled marker of this id, counter index, counter expiry index, then each line's keys[0].
--- ARGV: id, now, actual n, actual t, actual r, settled marker ttl (s), then each line's ttl ('' = none).
+-- KEYS: leases, counter index, counter expiry index, this id's record key, then each line's keys[0].
+-- ARGV: id, now, settled marker ttl (s), then the doubles {actual n, t, r, then each line's drop time (0 = none)}.
 -- Returns 'settled', 'late' (lease had expired; spend added all the same) or 'duplicate' (nothing changed).
-local leases, records, settled, index, expiry = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local id, now = ARGV[1], ARGV[2]
--- No reap here: reserve reaps, and this reservation's own lease is handled below whatever its state.
--- Marking the id settled first is the duplicate check too (NX); a script error does not roll back anyway.
-if not redis.call('SET', settled, '1', 'NX', 'EX', ARGV[6]) then return 'duplicate' end
+-- Steady state: one MGET, one ZREM, one SET (the settled marker), one MSET.
+local leases, index, expiry, rkey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local id, now, numbers = ARGV[1], tonumber(ARGV[2]), ARGV[4]
 
+local values = redis.call('MGET', unpack(KEYS, 4))
+local own = values[1]
+if own == SETTLED then return 'duplicate' end
 local seen = {}
-local outcome = 'late'
-local packed = redis.call('HGET', records, id)
-if packed then
-  local lease = redis.call('ZSCORE', leases, id)
-  if lease and tonumber(lease) > tonumber(now) then outcome = 'settled' end
-  local rec = cmsgpack.unpack(packed)
-  for i = 1, #rec, 4 do
-    local s = load(seen, rec[i])
-    if not s.fresh then -- a counter whose TTL ran out has nothing to return the amounts to
-      add(s, 4, -rec[i + 1])
-      add(s, 5, -rec[i + 2])
-      add(s, 6, -rec[i + 3])
-    end
-  end
-  redis.call('HDEL', records, id)
-  redis.call('ZREM', leases, id)
+for i = 5, #KEYS do
+  if not seen[KEYS[i]] then seen[KEYS[i]] = decode(values[i - 3], now) end
 end
 
-local an, at, ar = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-for i = 6, #KEYS do
-  local s = load(seen, KEYS[i])
-  add(s, 1, an)
-  add(s, 2, at)
-  add(s, 3, ar)
+-- No reap here: reserve reaps, and this reservation's own lease is handled below whatever its state.
+local outcome = 'late'
+if own then
+  if lease_of(own) > now then outcome = 'settled' end
+  release(seen, own, now)
 end
--- Reserve gave these counters their TTL; only a counter that is new here (its reservation long gone) needs one.
-for i = 6, #KEYS do
-  local s = seen[KEYS[i]]
-  if s.fresh then plan_ttl(s, ARGV[1 + i], now) end
+local an, at, ar, pos = struct.unpack('<ddd', numbers)
+for i = 5, #KEYS do
+  local c = seen[KEYS[i]]
+  local drop
+  drop, pos = struct.unpack('<d', numbers, pos)
+  add(c, 1, an)
+  add(c, 2, at)
+  add(c, 3, ar)
+  extend(c, drop)
+  c.dirty = true
 end
-for key, s in pairs(seen) do save(key, s) end
-for i = 6, #KEYS do apply_ttl(KEYS[i], seen[KEYS[i]], index, expiry, now) end
+local bad = inexact(seen)
+if bad then return overflow(bad) end -- before any write: the reservation stays as it was
+
+if own then redis.call('ZREM', leases, id) end
+redis.call('SET', rkey, SETTLED, 'EX', ARGV[3])
+if save(seen, now, index, expiry) then prune(index, expiry, now, PRUNE_BATCH) end
 return outcome
