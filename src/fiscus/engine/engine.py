@@ -146,13 +146,14 @@ class Engine:
         if shape is None or shape.loud or not shape.quiet:
             return None
         amount = plan.worst_case()
-        lines = tuple(  # plan.lines are shape.lines, bar a session line's expiry
-            [
-                ReserveLine(line.instance, line.keys, limits, amount, line.window.expires_at)
-                for line, limits in zip(plan.lines, shape.limits)  # noqa: B905 - same length by construction
-            ]
-        )
-        return lines, amount
+        parts = shape.quiet_parts
+        if parts is not None:
+            return tuple([ReserveLine(name, keys, limits, amount, ends) for name, keys, limits, ends in parts]), amount
+        lines = [  # a session line's expiry follows each call: take it from the plan
+            ReserveLine(line.instance, line.keys, limits, amount, line.window.expires_at)
+            for line, limits in zip(plan.lines, shape.limits, strict=True)
+        ]
+        return tuple(lines), amount
 
     def quiet_decision(self, plan: Plan, reserved: Amounts) -> Decision:
         """The decision a granted `quiet_lines` reservation stands for (what `decide` gives in that case)."""

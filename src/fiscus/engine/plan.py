@@ -78,7 +78,18 @@ class Shape:
     above zero (an optimistic reservation within `limits` can then stand for the decision); `loud` remembers that
     such a reservation was refused, so the shape's calls go straight to the full assessment until it is rebuilt."""
 
-    __slots__ = ("keys", "limits", "lines", "loud", "quiet", "rates", "sessions", "valid_from", "valid_until")
+    __slots__ = (
+        "keys",
+        "limits",
+        "lines",
+        "loud",
+        "quiet",
+        "quiet_parts",
+        "rates",
+        "sessions",
+        "valid_from",
+        "valid_until",
+    )
 
     def __init__(
         self,
@@ -94,6 +105,16 @@ class Shape:
         self.sessions = sessions  # lines with a session window: their expiry follows each call
         self.quiet = all(line.quiet != (0, 0, 0) for line in lines)
         self.limits = tuple(below_first_threshold(line) for line in lines)  # the optimistic reservation's limits
+        # (budget, keys, limits, expires_at) per line of the optimistic reservation; None with session lines,
+        # whose expiry follows each call
+        self.quiet_parts = (
+            None
+            if sessions
+            else tuple(
+                (line.instance, line.keys, limits, line.window.expires_at)
+                for line, limits in zip(lines, self.limits, strict=True)
+            )
+        )
         self.loud = False
 
 

@@ -309,7 +309,14 @@ class Governor:
         if "unpriced" in tags and admission.reservation is not None:
             actual = decision.reserve or Amounts()
         else:
-            actual = Amounts(to_nanos(cost.total), usage.total_tokens, request.calls if admission.reservation else 0)
+            tokens = (  # Usage.total_tokens, without its three property calls
+                usage.input_tokens
+                + usage.cache_read_tokens
+                + usage.cache_write_5m_tokens
+                + usage.cache_write_1h_tokens
+                + usage.output_tokens
+            )
+            actual = Amounts(to_nanos(cost.total), tokens, request.calls if admission.reservation else 0)
         with self._lock:
             if admission.event is not None:
                 return None

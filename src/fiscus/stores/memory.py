@@ -66,12 +66,14 @@ class MemoryStore(BudgetStore):
             if reservation_id in self._settled:
                 raise StoreError(f"reservation id {reservation_id!r} was already settled; use a new id")
             cells = self._cells
+            several = len(lines) > 1
             pending: dict[str, Amounts] | None = None  # earlier lines of this request that land on a key
             for line in lines:
-                if not line.keys:
+                keys = line.keys
+                if not keys:
                     require_keys(lines)
                 n = t = r = 0
-                for key in line.keys:
+                for key in keys:
                     cell = cells.get(key)
                     if cell is not None:
                         n += cell.sn + cell.rn
@@ -83,27 +85,31 @@ class MemoryStore(BudgetStore):
                         t += extra.tokens
                         r += extra.requests
                 limits, amount = line.limits, line.amount
+                cap_n, cap_t, cap_r = limits.nanos, limits.tokens, limits.requests
                 if (
-                    (limits.nanos is not None and n + amount.nanos > limits.nanos)
-                    or (limits.tokens is not None and t + amount.tokens > limits.tokens)
-                    or (limits.requests is not None and r + amount.requests > limits.requests)
+                    (cap_n is not None and n + amount.nanos > cap_n)
+                    or (cap_t is not None and t + amount.tokens > cap_t)
+                    or (cap_r is not None and r + amount.requests > cap_r)
                 ):
                     return Refusal(line.budget, Amounts(n, t, r), limits)
-                if len(lines) > 1:
+                if several:
+                    head = keys[0]
                     if pending is None:
-                        pending = {}
-                    head = line.keys[0]
-                    pending[head] = pending[head] + amount if head in pending else amount
+                        pending = {head: amount}
+                    else:
+                        pending[head] = pending[head] + amount if head in pending else amount
             for line in lines:
-                cell = cells.get(line.keys[0])
+                head = line.keys[0]
+                cell = cells.get(head)
                 if cell is None:
-                    cell = cells[line.keys[0]] = _Cell()
+                    cell = cells[head] = _Cell()
                 amount = line.amount
                 cell.rn += amount.nanos
                 cell.rt += amount.tokens
                 cell.rr += amount.requests
-                if line.expires_at is not None and (cell.expires is None or line.expires_at > cell.expires):
-                    self._extend(line.keys[0], cell, line.expires_at)
+                expires_at = line.expires_at
+                if expires_at is not None and (cell.expires is None or expires_at > cell.expires):
+                    self._extend(head, cell, expires_at)
             expires = now + lease_seconds
             reservation = Reservation(reservation_id, lines, expires)
             self._live[reservation_id] = reservation
@@ -117,23 +123,37 @@ class MemoryStore(BudgetStore):
             rid = reservation.id
             if rid in self._settled:
                 return SettleOutcome.DUPLICATE
-            require_keys(reservation.lines)
-            live = self._live.pop(rid, None)
+            live = self._live.get(rid)
+            lines = reservation.lines
+            # Lines this store granted had their keys checked then; release them in the same pass as the spend.
+            inline = live is not None and live.lines is lines
+            if not inline:
+                require_keys(lines)
             if live is not None:
-                self._release(live)
+                del self._live[rid]
+                if not inline:
+                    self._release(live)
                 if len(self._heap) > 2 * len(self._live) + 64:  # settled leases left stale entries: compact
                     self._heap = [(r.lease_expires_at, r.id) for r in self._live.values()]
                     heapq.heapify(self._heap)
             cells = self._cells
-            for line in reservation.lines:
-                cell = cells.get(line.keys[0])
+            nanos, tokens, requests = actual.nanos, actual.tokens, actual.requests
+            for line in lines:
+                head = line.keys[0]
+                cell = cells.get(head)
                 if cell is None:
-                    cell = cells[line.keys[0]] = _Cell()
-                cell.sn += actual.nanos
-                cell.st += actual.tokens
-                cell.sr += actual.requests
-                if line.expires_at is not None and (cell.expires is None or line.expires_at > cell.expires):
-                    self._extend(line.keys[0], cell, line.expires_at)
+                    cell = cells[head] = _Cell()
+                if inline:
+                    held = line.amount
+                    cell.rn -= held.nanos
+                    cell.rt -= held.tokens
+                    cell.rr -= held.requests
+                cell.sn += nanos
+                cell.st += tokens
+                cell.sr += requests
+                expires_at = line.expires_at
+                if expires_at is not None and (cell.expires is None or expires_at > cell.expires):
+                    self._extend(head, cell, expires_at)
             self._remember_settled(rid, now)
             return SettleOutcome.SETTLED if live is not None else SettleOutcome.LATE
 
