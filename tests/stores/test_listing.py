@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from fiscus.errors import StoreError
 from fiscus.stores import Amounts, BudgetStore, Limits, Reservation, ReserveLine, open_store
+from tests.stores.conftest import url_for
 
 T0 = 1_800_000_000.0
 DAY = 86400.0
@@ -59,10 +62,11 @@ async def test_async_listing_matches(store_url: str) -> None:
         await store.aclose()
 
 
-@pytest.mark.parametrize("kind", ["memory", "sqlite"])
-def test_counters_are_forgotten_after_their_window_and_margin(kind: str, tmp_path) -> None:
-    url = "memory://" if kind == "memory" else f"sqlite:///{tmp_path / 'b.db'}"
-    store = open_store(url, counter_ttl_margin=DAY)
+@pytest.mark.parametrize("kind", ["memory", "sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+def test_counters_are_forgotten_after_their_window_and_margin(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    store = open_store(url_for(kind, request, tmp_path), counter_ttl_margin=DAY)
     put(store, "w|short", expires_at=T0 + 60)
     put(store, "w|long", expires_at=T0 + 10 * DAY)
     put(store, "w|forever", expires_at=None)
