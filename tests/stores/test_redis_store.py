@@ -4,6 +4,7 @@ exact-integer bound, error mapping."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 import redis
@@ -11,7 +12,9 @@ from redis.crc import key_slot
 
 from fiscus.errors import StoreError
 from fiscus.stores import Amounts, Counter, Limits, Reservation, ReserveLine, SettleOutcome, open_store
-from fiscus.stores.redis import LAYOUT, MAX_EXACT, RedisStore
+from fiscus.stores.redis import MAX_EXACT, RedisStore
+from fiscus.stores.redis_channel import bulk
+from fiscus.stores.redis_scripts import LAYOUT, LIBRARY
 
 pytestmark = pytest.mark.redis
 T0 = 1_800_000_000.0
@@ -72,20 +75,38 @@ def test_counters_are_dropped_after_their_time_on_the_callers_clock(
     assert isinstance(again, Reservation) is gone  # a dropped counter starts again from zero
 
 
-def test_scripts_are_reloaded_after_a_flush(store: RedisStore, redis_url: str) -> None:
+def forget_scripts(redis_url: str) -> None:
+    """As a server restart without persistence would: no cached scripts, no fiscus function library."""
     client = redis.Redis.from_url(redis_url)
     client.script_flush()
+    with contextlib.suppress(redis.ResponseError):  # not loaded
+        client.function_delete(LIBRARY)
     client.close()
-    reservation = store.reserve("r1", (ReserveLine("b", ("k",), Limits(), Amounts(1)),), now=T0, lease_seconds=30)
+
+
+@pytest.mark.parametrize("functions", [True, False])
+def test_scripts_are_reloaded_after_a_flush(redis_url: str, redis_prefix: str, functions: bool) -> None:
+    store = open_store(f"{redis_url}?prefix={redis_prefix}", functions=functions)
+    line = ReserveLine("b", ("k",), Limits(), Amounts(1))
+    assert isinstance(store.reserve("r0", (line,), now=T0, lease_seconds=30), Reservation)
+    forget_scripts(redis_url)
+    reservation = store.reserve("r1", (line,), now=T0, lease_seconds=30)
     assert isinstance(reservation, Reservation)
     assert store.settle(reservation, Amounts(1), now=T0) == SettleOutcome.SETTLED
+    store.close()
+
+
+def test_without_fcall_the_scripts_run_by_evalsha(store: RedisStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("fiscus.stores.redis_scripts._FCALL", bulk(b"FCALL-UNKNOWN"))  # as on Redis 6
+    reservation = store.reserve("r1", (ReserveLine("b", ("k",), Limits(), Amounts(2)),), now=T0, lease_seconds=30)
+    assert isinstance(reservation, Reservation)
+    assert store.settle(reservation, Amounts(1), now=T0) == SettleOutcome.SETTLED
+    assert store.counters(("k",), now=T0)["k"] == Counter(Amounts(1), Amounts())
 
 
 async def test_concurrent_async_calls_share_pipelines_and_survive_a_flush(redis_url: str, redis_prefix: str) -> None:
     store = open_store(f"{redis_url}?prefix={redis_prefix}")
-    client = redis.Redis.from_url(redis_url)
-    client.script_flush()
-    client.close()
+    forget_scripts(redis_url)
     request = (ReserveLine("b", ("k",), Limits(nanos=50), Amounts(1)),)
     try:
         results = await asyncio.gather(*(store.areserve(f"r{i}", request, now=T0, lease_seconds=30) for i in range(80)))

@@ -1,7 +1,8 @@
 """`RedisStore` (redis://host:port/db?prefix=...): budget counters shared by many hosts.
 
-Each operation is one Lua script (lua/*.lua, with lua/lib.lua prepended), so every check and update of an
-operation is atomic. Scripts run by EVALSHA and are loaded again on NOSCRIPT (after a restart or failover).
+Each operation is one Lua script (lua/*.lua, sharing lua/lib.lua), so every check and update of an operation is
+atomic. They run as one Redis Functions library by FCALL on Redis 7+, else by EVALSHA (`redis_scripts`; pass
+`functions=False` for EVALSHA only), and are loaded again whenever the server says it lacks them.
 
 Key layout, safe for Redis Cluster: every key shares the hash tag `{prefix}` and so one slot, and carries the
 layout version (`{p}:v2:`), so keys written by an older layout are never misread —
@@ -35,15 +36,13 @@ about $9 million per counter; larger amounts, and writes that would take a count
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import struct
-from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import redis
 import redis.asyncio
-from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 from fiscus.errors import StoreError
 from fiscus.stores.base import (
@@ -57,10 +56,10 @@ from fiscus.stores.base import (
     require_keys,
 )
 from fiscus.stores.redis_batch import ScriptBatcher
-from fiscus.stores.redis_channel import ScriptChannel, bulk, command, usable
+from fiscus.stores.redis_channel import ScriptChannel, bulk, usable
+from fiscus.stores.redis_scripts import ATTEMPTS, LAYOUT, Call, Scripts, call
 
 MAX_EXACT = 2**53 - 1  # largest integer a Lua double holds exactly
-LAYOUT = "v2"  # in every key: bump it when the meaning of stored values changes
 FULL_REAP_BATCH = 1000  # per script call in `reap`, repeated until done
 LIST_BATCH = 1000  # index entries per script call when listing keys
 DEFAULT_COUNTER_TTL_MARGIN = 86400.0  # a counter is kept this long past its line's `expires_at`
@@ -72,22 +71,6 @@ _LINE = struct.Struct("<8di")  # a record's line, followed by its first counter 
 _ACTUAL = struct.Struct("<3d")  # settle: the actual amounts, followed by one drop time per line
 _DOUBLE = struct.Struct("<d")
 _OUTCOMES = {b"settled": SettleOutcome.SETTLED, b"late": SettleOutcome.LATE, b"duplicate": SettleOutcome.DUPLICATE}
-_EVALSHA = bulk(b"EVALSHA")
-
-
-def _load_scripts() -> dict[str, tuple[str, str]]:
-    """name → (source, sha1); each script is lib.lua followed by its own file."""
-    folder = resources.files("fiscus.stores") / "lua"
-    lib = (folder / "lib.lua").read_text()
-    scripts = {}
-    for name in ("reserve", "settle", "renew", "reap", "keys"):
-        source = lib + "\n" + (folder / f"{name}.lua").read_text()
-        scripts[name] = (source, hashlib.sha1(source.encode()).hexdigest())
-    return scripts
-
-
-_SCRIPTS = _load_scripts()
-_SHA = {name: bulk(sha.encode()) for name, (_, sha) in _SCRIPTS.items()}
 
 
 def _text(value: str) -> bytes:
@@ -111,6 +94,7 @@ class RedisStore(BudgetStore):
         counter_ttl_margin: float = DEFAULT_COUNTER_TTL_MARGIN,
         settled_ttl: int = DEFAULT_SETTLED_TTL,
         batch: bool = True,
+        functions: bool = True,
     ) -> None:
         if client is None and aclient is None:
             raise StoreError("Redis store needs a client (or use RedisStore.from_url)")
@@ -128,6 +112,7 @@ class RedisStore(BudgetStore):
         self._margin = counter_ttl_margin
         self._settled_ttl = _number(int(settled_ttl))
         self._batch = batch  # async calls of one event loop share a connection and are pipelined
+        self._scripts = Scripts(functions=functions)  # FCALL where the server has it, else EVALSHA
         self._transport: ScriptChannel | ScriptBatcher | None = None
         self._transport_loop: asyncio.AbstractEventLoop | None = None
 
@@ -166,7 +151,7 @@ class RedisStore(BudgetStore):
         """When a counter this line lands on may be dropped (caller's clock); 0 for never."""
         return 0.0 if expires_at is None else float(expires_at) + self._margin
 
-    def _reserve_command(self, rid: str, lines: tuple[ReserveLine, ...], now: float, lease_seconds: float) -> bytes:
+    def _reserve_command(self, rid: str, lines: tuple[ReserveLine, ...], now: float, lease_seconds: float) -> Call:
         keys = [*self._fixed, _text(self._record_prefix + rid)]
         lease = now + lease_seconds
         record = [_LEASE.pack(lease)]  # stored as it is by the script: see lua/lib.lua
@@ -192,7 +177,7 @@ class RedisStore(BudgetStore):
             )
             record.append(head)
         args = [_text(rid), _number(now), _number(lease), bulk(b"".join(record))]
-        return command([_EVALSHA, _SHA["reserve"], _number(len(keys)), *keys, *args])
+        return call("reserve", [_number(len(keys)), *keys, *args])
 
     def _reserve_result(
         self, reply: list[Any], rid: str, lines: tuple[ReserveLine, ...], now: float, lease_seconds: float
@@ -207,10 +192,10 @@ class RedisStore(BudgetStore):
         line = lines[int(reply[1]) - 1]
         return Refusal(line.budget, Amounts(int(reply[2]), int(reply[3]), int(reply[4])), line.limits)
 
-    def _settle_command(self, reservation: Reservation, actual: Amounts, now: float) -> bytes:
+    def _settle_command(self, reservation: Reservation, actual: Amounts, now: float) -> Call:
         rid, lines = reservation.id, reservation.lines
         require_keys(lines)
-        parts = [_EVALSHA, _SHA["settle"], _number(4 + len(lines)), *self._fixed]
+        parts = [_number(4 + len(lines)), *self._fixed]
         parts.append(_text(self._record_prefix + rid))
         parts.extend(self._encoded(line.keys[0])[0] for line in lines)
         numbers = [
@@ -220,20 +205,20 @@ class RedisStore(BudgetStore):
         ]
         numbers.extend(_DOUBLE.pack(self._drop_time(line.expires_at)) for line in lines)
         parts.extend((_text(rid), _number(now), self._settled_ttl, bulk(b"".join(numbers))))
-        return command(parts)
+        return call("settle", parts)
 
-    def _renew_command(self, reservation: Reservation, now: float, lease_seconds: float) -> bytes:
+    def _renew_command(self, reservation: Reservation, now: float, lease_seconds: float) -> Call:
         args = [_text(reservation.id), _number(now), _number(now + lease_seconds)]
         keys = [_text(self._leases), _text(self._record_prefix + reservation.id)]
-        return command([_EVALSHA, _SHA["renew"], _number(2), *keys, *args])
+        return call("renew", [_number(2), *keys, *args])
 
-    def _reap_command(self, now: float) -> bytes:
-        return command([_EVALSHA, _SHA["reap"], _number(3), *self._fixed, _number(now), _number(FULL_REAP_BATCH)])
+    def _reap_command(self, now: float) -> Call:
+        return call("reap", [_number(3), *self._fixed, _number(now), _number(FULL_REAP_BATCH)])
 
-    def _keys_command(self, prefix: str, low: bytes, now: float) -> bytes:
+    def _keys_command(self, prefix: str, low: bytes, now: float) -> Call:
         high = b"[" + (self._counter_prefix + prefix).encode() + b"\xff"  # \xff never occurs in UTF-8
         args = [bulk(low), bulk(high), _number(LIST_BATCH), _number(now)]
-        return command([_EVALSHA, _SHA["keys"], _number(2), *self._indexes, *args])
+        return call("keys", [_number(2), *self._indexes, *args])
 
     def _counters_result(self, keys: tuple[str, ...], values: list[bytes | None], now: float) -> dict[str, Counter]:
         result = {}
@@ -253,15 +238,18 @@ class RedisStore(BudgetStore):
 
     # -- sync path: a pooled redis-py connection, the command sent as packed --------------------------
 
-    def _run(self, name: str, payload: bytes) -> Any:
+    def _run(self, call: Call) -> Any:
         if self._client is None:
             raise StoreError("Redis store was given only an async client: use the a* methods")
         try:
-            try:
-                return self._send(payload)
-            except NoScriptError:
-                self._client.script_load(_SCRIPTS[name][0])
-                return self._send(payload)
+            for attempt in range(ATTEMPTS):
+                try:
+                    return self._send(self._scripts.payload(call))
+                except ResponseError as exc:
+                    remedy = self._scripts.remedy(exc)
+                    if remedy is None or attempt == ATTEMPTS - 1:
+                        raise
+                    self._scripts.fix(self._client, remedy, call.name)
         except RedisError as exc:
             raise self._error(exc) from exc
 
@@ -283,19 +271,19 @@ class RedisStore(BudgetStore):
     def reserve(
         self, reservation_id: str, lines: tuple[ReserveLine, ...], *, now: float, lease_seconds: float
     ) -> Reservation | Refusal:
-        reply = self._run("reserve", self._reserve_command(reservation_id, lines, now, lease_seconds))
+        reply = self._run(self._reserve_command(reservation_id, lines, now, lease_seconds))
         return self._reserve_result(reply, reservation_id, lines, now, lease_seconds)
 
     def settle(self, reservation: Reservation, actual: Amounts, *, now: float) -> str:
-        return _OUTCOMES[self._run("settle", self._settle_command(reservation, actual, now))]
+        return _OUTCOMES[self._run(self._settle_command(reservation, actual, now))]
 
     def renew(self, reservation: Reservation, *, now: float, lease_seconds: float) -> bool:
-        return bool(self._run("renew", self._renew_command(reservation, now, lease_seconds)))
+        return bool(self._run(self._renew_command(reservation, now, lease_seconds)))
 
     def reap(self, *, now: float) -> int:
         total = 0
         while True:
-            count = int(self._run("reap", self._reap_command(now)))
+            count = int(self._run(self._reap_command(now)))
             total += count
             if count < FULL_REAP_BATCH:
                 return total
@@ -315,7 +303,7 @@ class RedisStore(BudgetStore):
         found: list[str] = []
         low = b"[" + (self._counter_prefix + prefix).encode()
         while True:
-            read, last, live = self._run("keys", self._keys_command(prefix, low, now))
+            read, last, live = self._run(self._keys_command(prefix, low, now))
             found.extend(key.decode()[len(self._counter_prefix) :] for key in live)
             if read < LIST_BATCH:
                 return found
@@ -327,16 +315,19 @@ class RedisStore(BudgetStore):
 
     # -- async path: the same commands through the channel (or the batcher) ----------------------------
 
-    async def _arun(self, name: str, payload: bytes) -> Any:
+    async def _arun(self, call: Call) -> Any:
         if self._aclient is None:
             raise StoreError("Redis store was given only a sync client: use the sync methods")
         try:
             transport = self._async_transport()
-            try:
-                return await transport.call(payload)
-            except NoScriptError:
-                await self._aclient.script_load(_SCRIPTS[name][0])
-                return await transport.call(payload)
+            for attempt in range(ATTEMPTS):
+                try:
+                    return await transport.call(self._scripts.payload(call))
+                except ResponseError as exc:
+                    remedy = self._scripts.remedy(exc)
+                    if remedy is None or attempt == ATTEMPTS - 1:
+                        raise
+                    await self._scripts.afix(self._aclient, remedy, call.name)
         except RedisError as exc:
             raise self._error(exc) from exc
 
@@ -355,19 +346,19 @@ class RedisStore(BudgetStore):
     async def areserve(
         self, reservation_id: str, lines: tuple[ReserveLine, ...], *, now: float, lease_seconds: float
     ) -> Reservation | Refusal:
-        reply = await self._arun("reserve", self._reserve_command(reservation_id, lines, now, lease_seconds))
+        reply = await self._arun(self._reserve_command(reservation_id, lines, now, lease_seconds))
         return self._reserve_result(reply, reservation_id, lines, now, lease_seconds)
 
     async def asettle(self, reservation: Reservation, actual: Amounts, *, now: float) -> str:
-        return _OUTCOMES[await self._arun("settle", self._settle_command(reservation, actual, now))]
+        return _OUTCOMES[await self._arun(self._settle_command(reservation, actual, now))]
 
     async def arenew(self, reservation: Reservation, *, now: float, lease_seconds: float) -> bool:
-        return bool(await self._arun("renew", self._renew_command(reservation, now, lease_seconds)))
+        return bool(await self._arun(self._renew_command(reservation, now, lease_seconds)))
 
     async def areap(self, *, now: float) -> int:
         total = 0
         while True:
-            count = int(await self._arun("reap", self._reap_command(now)))
+            count = int(await self._arun(self._reap_command(now)))
             total += count
             if count < FULL_REAP_BATCH:
                 return total
@@ -387,7 +378,7 @@ class RedisStore(BudgetStore):
         found: list[str] = []
         low = b"[" + (self._counter_prefix + prefix).encode()
         while True:
-            read, last, live = await self._arun("keys", self._keys_command(prefix, low, now))
+            read, last, live = await self._arun(self._keys_command(prefix, low, now))
             found.extend(key.decode()[len(self._counter_prefix) :] for key in live)
             if read < LIST_BATCH:
                 return found
