@@ -141,7 +141,7 @@ class Gate:
         session = current_session()
         attribution = attribution or self.attribution
         if session is not None:
-            attribution = attribution.refine(**session.attribution_values())
+            attribution = session.attribution_for(attribution)
         request = self._request(provider, str(kwargs.get("model", "")), attribution, kwargs, fmt, kwargs.get(max_key))
         short = self._guard(fmt, kwargs, request, session)
         if short is not None:

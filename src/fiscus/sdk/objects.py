@@ -41,11 +41,20 @@ def _chat_usage(usage: Any) -> Usage:
     cached = min((details.cached_tokens or 0) if details is not None else 0, prompt)
     out_details = usage.completion_tokens_details
     reasoning = min((out_details.reasoning_tokens or 0) if out_details is not None else 0, output)
-    if not cached and details is None and getattr(usage, "prompt_cache_hit_tokens", None):
+    if not cached and details is None and _extra(usage, "prompt_cache_hit_tokens"):
         return openai_chat.usage_from_fields(_dump(usage))  # DeepSeek-style cache fields
     return Usage(
         input_tokens=prompt - cached, cache_read_tokens=cached, output_tokens=output, reasoning_tokens=reasoning
     )
+
+
+def _extra(obj: Any, name: str) -> Any:
+    """`getattr(obj, name, None)` for a field the SDK's model does not declare, read from pydantic's extras: a
+    missed attribute goes through pydantic's `__getattr__`, which raises and catches (microseconds per call)."""
+    extra = getattr(obj, "__pydantic_extra__", None)
+    if isinstance(extra, dict):
+        return extra.get(name)
+    return getattr(obj, name, None)
 
 
 def output_of(fmt: WireFormat, response: Any) -> tuple[str, tuple[tuple[str, Any], ...]]:

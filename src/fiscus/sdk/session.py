@@ -16,6 +16,7 @@ from decimal import Decimal
 from types import TracebackType
 from typing import Any
 
+from fiscus.attribution import Attribution
 from fiscus.events.guard_events import SessionEnded
 from fiscus.guards.loops import LoopConfig, LoopDetector
 
@@ -94,6 +95,7 @@ class Session:
         self.outcome: str | None = None
         self.reason = ""
         self._token: Token[Session | None] | None = None
+        self._attributions: dict[int, tuple[Attribution, Attribution]] = {}
 
     # --- nesting ----------------------------------------------------------------------------------------------
 
@@ -117,6 +119,18 @@ class Session:
         values["session"] = self.id
         values["parent_session"] = self.parent.id if self.parent else None
         return values
+
+    def attribution_for(self, base: Attribution) -> Attribution:
+        """`base` refined with this session's values; kept per base object (one refine per client and session,
+        not per call). The chain is fixed once the session is entered, so the refined value is too."""
+        cached = self._attributions.get(id(base))
+        if cached is not None and cached[0] is base:
+            return cached[1]
+        refined = base.refine(**self.attribution_values())
+        if len(self._attributions) >= 64:  # per-call attributions (a framework's agent names): keep it small
+            self._attributions.clear()
+        self._attributions[id(base)] = (base, refined)  # holding `base` keeps its id from being reused
+        return refined
 
     # --- ceiling -----------------------------------------------------------------------------------------------
 
@@ -177,6 +191,7 @@ class Session:
 
     def __enter__(self) -> Session:
         self.parent = _current.get()
+        self._attributions.clear()  # the chain (and so the values) may differ from a previous entry
         if self.governor is None and self.parent is not None:
             self.governor = self.parent.governor
         self._token = _current.set(self)
