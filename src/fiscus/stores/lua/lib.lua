@@ -27,8 +27,9 @@ local function num(x)
   return string.format('%.17g', x)
 end
 
+-- Every field a counter table will get is in its constructor, so Lua sizes it once (no rehash on first set).
 local function blank()
-  return {0, 0, 0, 0, 0, 0, 0, fresh = true, x0 = 0}
+  return {0, 0, 0, 0, 0, 0, 0, fresh = true, x0 = 0, dirty = false}
 end
 
 local function stale(c, now)
@@ -40,7 +41,7 @@ end
 local function decode(value, now)
   if not value then return blank() end
   local sn, st, sr, rn, rt, rr, x = struct.unpack(FORMAT, value)
-  local c = {sn, st, sr, rn, rt, rr, x, x0 = x}
+  local c = {sn, st, sr, rn, rt, rr, x, fresh = false, x0 = x, dirty = false}
   if stale(c, now) then return blank() end
   return c
 end
@@ -108,7 +109,7 @@ local function save(seen, now, index, expiry, extra)
           created = true
         end
         if c[7] > 0 and (c.fresh or c.x0 == 0) then redis.call('ZADD', expiry, num(c[7]), key) end
-        c.fresh, c.x0 = nil, c[7]
+        c.fresh, c.x0 = false, c[7]
       end
     end
   end
