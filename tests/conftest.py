@@ -66,7 +66,7 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
     yield prefix
     client = redis.Redis.from_url(redis_url)
     try:
-        keys = list(client.scan_iter(match=f"*{prefix}*", count=1000))
+        keys = list(client.scan_iter(match=f"*{prefix}*", count=10_000))
         if keys:
             client.delete(*keys)
     finally:
