@@ -230,10 +230,11 @@ class Governor:
         if claimed is None:
             return admission.event  # type: ignore[return-value]
         event, actual = claimed
-        if admission.reservation is not None:
-            self.store.settle(admission.reservation, actual, now=self._clock())
+        # The ledger first: if the store then fails, the money spent is still on record (and the error raised).
         if self.ledger is not None:
             self.ledger.submit(event)  # type: ignore[attr-defined]
+        if admission.reservation is not None:
+            self.store.settle(admission.reservation, actual, now=self._clock())
         return event
 
     async def asettle(
@@ -252,10 +253,11 @@ class Governor:
         if claimed is None:
             return admission.event  # type: ignore[return-value]
         event, actual = claimed
-        if admission.reservation is not None:
-            await self.store.asettle(admission.reservation, actual, now=self._clock())
+        # The ledger first: if the store then fails, the money spent is still on record (and the error raised).
         if self.ledger is not None:
             self.ledger.submit(event)  # type: ignore[attr-defined]
+        if admission.reservation is not None:
+            await self.store.asettle(admission.reservation, actual, now=self._clock())
         return event
 
     def _claim(
