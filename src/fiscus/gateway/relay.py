@@ -36,7 +36,7 @@ class UsageChunkFilter:
             return b""
         self._pending = data[cut + 2 :]
         complete = data[: cut + 2]
-        if b'"usage"' not in complete:
+        if not _usage_object(complete):  # most chunks: no usage, or `"usage":null` beside the choices
             return complete
         return b"".join(event + b"\n\n" for event in complete[:-2].split(b"\n\n") if not _usage_only(event))
 
@@ -45,8 +45,20 @@ class UsageChunkFilter:
         return b"" if _usage_only(rest) else rest
 
 
+def _usage_object(data: bytes) -> bool:
+    """Whether some `"usage"` key in `data` holds an object (only then can an event be usage-only). A scan over
+    the bytes: with `include_usage` every chunk carries `"usage":null`, and parsing each would cost more."""
+    at = data.find(b'"usage"')
+    while at >= 0:
+        value = data[at + 7 : at + 24].lstrip(b" \t:")
+        if value[:1] == b"{":
+            return True
+        at = data.find(b'"usage"', at + 7)
+    return False
+
+
 def _usage_only(event: bytes) -> bool:
-    if b'"usage"' not in event:
+    if not _usage_object(event):
         return False
     for line in event.split(b"\n"):
         if line.startswith(b"data:"):
