@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from fiscus.attribution import Attribution
 from fiscus.engine.decide import decide as _decide
 from fiscus.engine.decide import quiet
 from fiscus.engine.decide import reasons as _reasons
@@ -31,6 +32,7 @@ _UNLIMITED = Limits()
 
 
 _SHAPES_MAX = 65_536  # cached plan shapes (one per attribution × model in the current windows); cleared when full
+_SEEN_MAX = 4_096  # attribution objects seen lately (a door building one per call churns through these)
 
 
 class Engine:
@@ -47,6 +49,7 @@ class Engine:
         self._caps: dict[tuple[str, str], Limits] = {}
         self._quiet = {budget.name: quiet_levels(budget) for budget in policy.budgets}
         self._shapes: dict[tuple[object, ...], Shape] = {}
+        self._seen: dict[tuple[object, ...], tuple[Attribution, Shape]] = {}  # by id(attribution)
 
     def sheet(self, provider: str, model: str, batch: bool, now: float) -> PriceSheet:
         return self.rates(provider, model, batch, now).sheet
@@ -87,13 +90,24 @@ class Engine:
         return cached
 
     def plan(self, request: CallRequest, now: float) -> Plan:
-        key = (request.attribution, request.provider, request.model, request.batch, request.priority)
-        shape = self._shapes.get(key)
-        if shape is None or not shape.valid_from <= now < shape.valid_until:
-            shape = self._shape(request, now)
-            if len(self._shapes) >= _SHAPES_MAX:
-                self._shapes.clear()
-            self._shapes[key] = shape
+        # First by the attribution object's identity (a wrapped client reuses one per client and session), which
+        # spares hashing its twelve fields; then by value. The entry holds the object, so its id is not reused.
+        attribution = request.attribution
+        fast = (id(attribution), request.provider, request.model, request.batch, request.priority)
+        seen = self._seen.get(fast)
+        if seen is not None and seen[0] is attribution and seen[1].valid_from <= now < seen[1].valid_until:
+            shape = seen[1]
+        else:
+            key = (attribution, *fast[1:])
+            shape = self._shapes.get(key)
+            if shape is None or not shape.valid_from <= now < shape.valid_until:
+                shape = self._shape(request, now)
+                if len(self._shapes) >= _SHAPES_MAX:
+                    self._shapes.clear()
+                self._shapes[key] = shape
+            if len(self._seen) >= _SEEN_MAX:
+                self._seen.clear()
+            self._seen[fast] = (attribution, shape)
         lines = shape.lines
         if shape.sessions:  # a session's counters live on until `session_ttl` after its latest call
             expires = now + self.policy.session_ttl_seconds

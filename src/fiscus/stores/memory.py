@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import heapq
 import threading
-from collections import deque
 
 from fiscus.errors import StoreError
 from fiscus.stores.base import (
@@ -24,7 +23,7 @@ from fiscus.stores.base import (
     require_keys,
 )
 
-DEFAULT_SETTLED_TTL = 7 * 86400.0  # how long a settled id is remembered, so a retried settle is a DUPLICATE
+DEFAULT_SETTLED_TTL = 7 * 86400.0  # how long a settled id is remembered at least, so a retried settle is a DUPLICATE
 DEFAULT_COUNTER_TTL_MARGIN = 86400.0  # a counter is kept this long past its line's `expires_at`
 
 
@@ -46,9 +45,12 @@ class MemoryStore(BudgetStore):
         self._cells: dict[str, _Cell] = {}
         self._live: dict[str, Reservation] = {}  # id → reservation with its current lease
         self._heap: list[tuple[float, str]] = []  # (lease expiry, id); stale entries skipped
-        self._settled: dict[str, float] = {}
-        self._settled_order: deque[tuple[float, str]] = deque()
+        # Settled ids in two generations: the current one and the one before. Every `settled_ttl` the older is
+        # dropped, so an id is remembered for between one and two TTLs, at one dict insert per settle.
+        self._settled: dict[str, None] = {}
+        self._settled_before: dict[str, None] = {}
         self._settled_ttl = settled_ttl
+        self._rotate_at: float | None = None
         self._margin = counter_ttl_margin
         self._drops: list[tuple[float, str]] = []  # (expires_at + margin, counter key); stale entries skipped
 
@@ -63,7 +65,7 @@ class MemoryStore(BudgetStore):
             live = self._live.get(reservation_id)
             if live is not None:  # a retried reserve: the first one stands
                 return live
-            if reservation_id in self._settled:
+            if reservation_id in self._settled or reservation_id in self._settled_before:
                 raise StoreError(f"reservation id {reservation_id!r} was already settled; use a new id")
             cells = self._cells
             several = len(lines) > 1
@@ -121,7 +123,7 @@ class MemoryStore(BudgetStore):
             if self._heap and self._heap[0][0] <= now:
                 self._reap(now)
             rid = reservation.id
-            if rid in self._settled:
+            if rid in self._settled or rid in self._settled_before:
                 return SettleOutcome.DUPLICATE
             live = self._live.get(rid)
             lines = reservation.lines
@@ -154,7 +156,9 @@ class MemoryStore(BudgetStore):
                 expires_at = line.expires_at
                 if expires_at is not None and (cell.expires is None or expires_at > cell.expires):
                     self._extend(head, cell, expires_at)
-            self._remember_settled(rid, now)
+            if self._rotate_at is None or now >= self._rotate_at:
+                self._rotate_settled(now)
+            self._settled[rid] = None
             return SettleOutcome.SETTLED if live is not None else SettleOutcome.LATE
 
     def renew(self, reservation: Reservation, *, now: float, lease_seconds: float) -> bool:
@@ -227,12 +231,7 @@ class MemoryStore(BudgetStore):
             cell.rt -= line.amount.tokens
             cell.rr -= line.amount.requests
 
-    def _remember_settled(self, rid: str, now: float) -> None:
-        self._settled[rid] = now
-        order = self._settled_order
-        order.append((now, rid))
-        horizon = now - self._settled_ttl
-        while order and order[0][0] < horizon:
-            _, old = order.popleft()
-            if self._settled.get(old, now) < horizon:
-                del self._settled[old]
+    def _rotate_settled(self, now: float) -> None:
+        if self._rotate_at is not None:
+            self._settled_before, self._settled = self._settled, {}
+        self._rotate_at = now + self._settled_ttl
