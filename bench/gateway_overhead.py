@@ -224,7 +224,7 @@ def write_config(workdir: Path, emulator: str, store: str) -> Path:
 
 
 def summarise(values: list[float]) -> str:
-    return f"{min(values):7.2f} ±{max(values) - min(values):<5.2f}"
+    return f"{min(values):8.2f} ±{max(values) - min(values):<7.2f}"
 
 
 def main() -> None:
@@ -281,9 +281,8 @@ def main() -> None:
         gateway_auth = {"authorization": f"Bearer {key}"}
         litellm_auth = {"authorization": f"Bearer {LITELLM_KEY}"}
         print("added ms and CPU µs/request (the proxy's own, all threads): best of the rounds ±spread")
-        header = f"{'case':<14}{'direct p50/p99 ms':>19}{'fiscus +p50':>15}{'+p99':>14}{'RPS ratio':>15}{'CPU µs':>8}"
-        lite_header = f"{'litellm +p50':>16}{'+p99':>14}{'RPS ratio':>15}{'CPU µs':>8}{'RPS fiscus/litellm':>20}"
-        print(header + (lite_header if litellm else ""))
+        columns = f"{'direct p50/p99 ms':>18}{'+p50 ms':>17}{'+p99 ms':>17}{'RPS ratio':>14}{'CPU µs':>9}"
+        print(f"{'case':<12}{'proxy':<9}{columns}")
         for stream in (False,) if args.no_stream else (False, True):
             for level in levels:
                 total = max(args.requests, level * 10)
@@ -299,24 +298,37 @@ def main() -> None:
                             rows["litellm"].append(lite)
                 direct = rows["direct"]
                 best = min(direct, key=lambda r: r.p50)
-                line = f"{('stream' if stream else 'json') + f' c={level}':<14}{best.p50:>9.2f}/{best.p99:<9.2f}"
+                case = ("stream" if stream else "json") + f" c={level}"
                 for name in ("fiscus", "litellm") if litellm else ("fiscus",):
                     runs = rows[name]
                     added50 = [r.p50 - d.p50 for r, d in zip(runs, direct, strict=True)]
                     added99 = [r.p99 - d.p99 for r, d in zip(runs, direct, strict=True)]
                     ratio = [r.rps / d.rps for r, d in zip(runs, direct, strict=True)]
-                    spread = max(ratio) - min(ratio)
-                    line += f"{summarise(added50):>15}{summarise(added99):>14}{max(ratio):>8.2f} ±{spread:<5.2f}"
-                    line += f"{min(r.cpu_us for r in runs):>8.0f}"
+                    print(
+                        f"{case:<12}{name:<9}{best.p50:>9.2f}/{best.p99:<8.2f}{summarise(added50):>17}"
+                        f"{summarise(added99):>17}{max(ratio):>8.2f} ±{max(ratio) - min(ratio):<4.2f}"
+                        f"{min(r.cpu_us for r in runs):>9.0f}",
+                        flush=True,
+                    )
                 if litellm:
-                    line += f"{max(r.rps for r in rows['fiscus']) / max(r.rps for r in rows['litellm']):>19.1f}x"
-                print(line, flush=True)
+                    fiscus_rps = max(r.rps for r in rows["fiscus"])
+                    litellm_rps = max(r.rps for r in rows["litellm"])
+                    cpu = min(r.cpu_us for r in rows["litellm"]) / min(r.cpu_us for r in rows["fiscus"])
+                    print(
+                        f"{case:<12}fiscus/litellm: {fiscus_rps / litellm_rps:.1f}x the throughput "
+                        f"({fiscus_rps:.0f} vs {litellm_rps:.0f} req/s), {cpu:.1f}x less CPU per request",
+                        flush=True,
+                    )
         if args.long:
-            warm = rss_mb(pid)
-            run = measure(f"{gateway}/v1/chat/completions", gateway_auth, False, 16, args.long)
+            # In quarters, so growth that continues (a leak) can be told from a warm-up that levels off.
+            marks, runs = [f"{rss_start:.1f}", f"{rss_mb(pid):.1f}"], []
+            for _ in range(4):
+                runs.append(measure(f"{gateway}/v1/chat/completions", gateway_auth, False, 16, args.long // 4))
+                marks.append(f"{rss_mb(pid):.1f}")
             print(
-                f"long run: {args.long} JSON requests at c=16, {run.rps:.0f} req/s, p50 {run.p50:.2f} ms; gateway RSS "
-                f"start {rss_start:.1f} MB, before the long run {warm:.1f} MB, end {rss_mb(pid):.1f} MB"
+                f"long run: {args.long // 4 * 4} JSON requests at c=16, {min(r.rps for r in runs):.0f}-"
+                f"{max(r.rps for r in runs):.0f} req/s; gateway RSS MB at start, before the long run and after each "
+                f"quarter: {' -> '.join(marks)}"
             )
         else:
             print(f"gateway RSS at end: {rss_mb(pid):.1f} MB")
