@@ -8,6 +8,7 @@ typed error). After the call, `Plan.finish_args` and `Plan.after` settle the ses
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -31,6 +32,7 @@ from fiscus.usage.model import Usage
 from fiscus.usage.wire import WireFormat
 
 log = logging.getLogger("fiscus.sdk")
+WARN_EVERY_S = 60.0
 MIN_OUTPUT_TOKENS = 16
 
 
@@ -122,6 +124,7 @@ class Gate:
         self.priority = priority
         self.catalogue: PriceCatalogue = getattr(governor, "catalogue", None) or _shared_catalogue()
         self._sheets: dict[tuple[str, str], PriceSheet] = {}
+        self._warned: dict[tuple[str | None, str], float] = {}  # (agent, loop kind) → when last announced
 
     # --- before the call -------------------------------------------------------------------------------------
 
@@ -259,6 +262,8 @@ class Gate:
 
     def on_loop(self, found: Detection, owner: Session | None, agent: str | None, *, model: str = "") -> Short | None:
         action = self.loops.action if owner is None else owner.detector.config.action
+        if action == "warn" and not self._announce_warning(agent, found.kind):
+            return None
         emit(
             LoopDetected(found.kind, owner.id if owner else None, agent, action, found.message, found.evidence),
             self.governor,
@@ -276,6 +281,17 @@ class Gate:
                 LoopDetectedError(found.message, kind=found.kind, evidence=found.evidence, state=state),
             )
         return Short(f"stopped by loop detection: {found.message}", model)
+
+    def _announce_warning(self, agent: str | None, kind: str) -> bool:
+        """A loop that only warns is announced once a minute per agent and kind, not on every call it repeats."""
+        now = time.monotonic()
+        key = (agent, kind)
+        if now - self._warned.get(key, -WARN_EVERY_S) < WARN_EVERY_S:
+            return False
+        if len(self._warned) > 10_000:
+            self._warned.clear()
+        self._warned[key] = now
+        return True
 
     def _exhausted(self, message: str, model: str, session: Session | None) -> Short:
         if self.on_exhausted == "raise":
