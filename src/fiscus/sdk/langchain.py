@@ -32,9 +32,9 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from fiscus.attribution import Attribution
 from fiscus.guards.loops import LoopConfig
 from fiscus.guards.registry import BreakerRegistry
-from fiscus.sdk.gate import Gate, Plan
+from fiscus.sdk.gate import Plan
 from fiscus.sdk.observed import ObservedCalls
-from fiscus.sdk.runtime import breakers_for, default_governor, governor_from_policy
+from fiscus.sdk.runtime import open_gate
 from fiscus.sdk.session import current_session
 from fiscus.usage import openai_chat
 from fiscus.usage.model import Usage
@@ -131,27 +131,26 @@ class FiscusCallbackHandler(BaseCallbackHandler):
         either value a refused call raises, since a callback cannot hand back a partial answer. `provider` is
         used when LangChain does not name one (`ls_provider`)."""
         super().__init__()
-        if governor is None:
-            governor = governor_from_policy(policy) if policy is not None else default_governor(config)
-        attribution = Attribution(
-            agent=agent,
-            team=team,
-            workflow=workflow,
-            environment=environment,
-            tenant=tenant,
-            user=user,
-            task_class=task_class,
-        )
-        gate = Gate(
-            governor,
-            attribution,
+        gate = open_gate(
+            governor=governor,
+            config=config,
+            policy=policy,
+            attribution={
+                "agent": agent,
+                "team": team,
+                "workflow": workflow,
+                "environment": environment,
+                "tenant": tenant,
+                "user": user,
+                "task_class": task_class,
+            },
             on_exhausted=on_exhausted,
-            breakers=breakers or breakers_for(governor),
-            loops=loops,
             priority=priority,
+            breakers=breakers,
+            loops=loops,
         )
         self.calls = ObservedCalls(gate, provider)
-        self.governor = governor
+        self.governor = gate.governor
         self._plans: dict[UUID, Plan] = {}
         self._runs: dict[UUID, tuple[UUID | None, str | None]] = {}  # chain run → (parent run, its fiscus_agent)
         self._lock = threading.Lock()

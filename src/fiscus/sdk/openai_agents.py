@@ -24,12 +24,11 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("fiscus.sdk.openai_agents needs openai-agents: pip install 'fiscus[agents]'") from exc
 
-from fiscus.attribution import Attribution
 from fiscus.guards.loops import LoopConfig
 from fiscus.guards.registry import BreakerRegistry
-from fiscus.sdk.gate import Gate, Plan
+from fiscus.sdk.gate import Plan
 from fiscus.sdk.observed import ObservedCalls
-from fiscus.sdk.runtime import breakers_for, default_governor, governor_from_policy
+from fiscus.sdk.runtime import open_gate
 from fiscus.usage.model import Usage
 from fiscus.usage.wire import WireFormat
 
@@ -92,27 +91,26 @@ class FiscusRunHooks(RunHooks[Any]):
     ) -> None:
         """`agent` is used only when an agent has no name. A refused call raises with either `on_exhausted`;
         "raise" also carries the `fiscus.session` state on `BudgetExhausted`."""
-        if governor is None:
-            governor = governor_from_policy(policy) if policy is not None else default_governor(config)
-        attribution = Attribution(
-            agent=agent,
-            team=team,
-            workflow=workflow,
-            environment=environment,
-            tenant=tenant,
-            user=user,
-            task_class=task_class,
-        )
-        gate = Gate(
-            governor,
-            attribution,
+        gate = open_gate(
+            governor=governor,
+            config=config,
+            policy=policy,
+            attribution={
+                "agent": agent,
+                "team": team,
+                "workflow": workflow,
+                "environment": environment,
+                "tenant": tenant,
+                "user": user,
+                "task_class": task_class,
+            },
             on_exhausted=on_exhausted,
-            breakers=breakers or breakers_for(governor),
-            loops=loops,
             priority=priority,
+            breakers=breakers,
+            loops=loops,
         )
         self.calls = ObservedCalls(gate, provider)
-        self.governor = governor
+        self.governor = gate.governor
         # The SDK's hooks carry no call id: calls of one agent in one run are sequential, so a queue per
         # (run context, agent) pairs each end with its start.
         self._open: dict[tuple[int, str], deque[Plan]] = {}

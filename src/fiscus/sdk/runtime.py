@@ -72,3 +72,33 @@ def loops_for(governor: Any) -> LoopConfig | None:
     if settings is None or "loops" not in settings.guards.model_fields_set:
         return None
     return settings.guards.loop_config()
+
+
+def open_gate(
+    *,
+    governor: Any | None,
+    config: str | Path | None,
+    policy: Any | None,
+    attribution: dict[str, str | None],
+    on_exhausted: str,
+    priority: str,
+    breakers: BreakerRegistry | None,
+    loops: LoopConfig | None,
+    on_warn: Any | None = None,
+) -> Any:
+    """The `Gate` every door of the SDK (wrap, LangChain, Agents SDK) builds the same way: the given governor,
+    else a private one from `policy`, else the process's shared one; guards from that governor's config."""
+    from fiscus.attribution import Attribution
+    from fiscus.sdk.gate import Gate
+
+    if governor is None:
+        governor = governor_from_policy(policy) if policy is not None else default_governor(config)
+    return Gate(
+        governor,
+        Attribution(**attribution),
+        on_exhausted=on_exhausted,
+        breakers=breakers or breakers_for(governor),
+        loops=loops or loops_for(governor),
+        on_warn=on_warn,
+        priority=priority,
+    )

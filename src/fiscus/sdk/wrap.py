@@ -7,7 +7,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fiscus.attribution import Attribution
 from fiscus.errors import FiscusError
 from fiscus.guards.loops import LoopConfig
 from fiscus.guards.registry import BreakerRegistry
@@ -22,7 +21,7 @@ from fiscus.sdk.calls import (
     call_sync,
 )
 from fiscus.sdk.gate import Gate
-from fiscus.sdk.runtime import breakers_for, default_governor, governor_from_policy, loops_for
+from fiscus.sdk.runtime import open_gate
 from fiscus.sdk.streaming_response import GovernedStreamingAsync, GovernedStreamingSync
 
 
@@ -156,25 +155,24 @@ def wrap(
     partial answers into `BudgetExhausted`. `breakers` and `loops` default to the `guards:` section of that
     config (breakers shared by every client over the same governor).
     """
-    if governor is None:
-        governor = governor_from_policy(policy) if policy is not None else default_governor(config)
-    attribution = Attribution(
-        agent=agent,
-        team=team,
-        workflow=workflow,
-        environment=environment,
-        tenant=tenant,
-        user=user,
-        task_class=task_class,
-    )
-    gate = Gate(
-        governor,
-        attribution,
+    gate = open_gate(
+        governor=governor,
+        config=config,
+        policy=policy,
+        attribution={
+            "agent": agent,
+            "team": team,
+            "workflow": workflow,
+            "environment": environment,
+            "tenant": tenant,
+            "user": user,
+            "task_class": task_class,
+        },
         on_exhausted=on_exhausted,
-        breakers=breakers or breakers_for(governor),
-        loops=loops or loops_for(governor),
-        on_warn=on_warn,
         priority=priority,
+        breakers=breakers,
+        loops=loops,
+        on_warn=on_warn,
     )
     kind = _kind(client)
     if kind == "openai":
