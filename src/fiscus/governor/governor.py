@@ -305,7 +305,7 @@ class Governor:
             request.batch,
             streamed,
             error,
-            str(decision.action),
+            decision.action.value,
             tags,
         )
         if "unpriced" in tags and admission.reservation is not None:
