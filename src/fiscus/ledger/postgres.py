@@ -9,8 +9,8 @@ measures both against a pipelined `executemany`. Money is NUMERIC, so sums are e
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from datetime import UTC
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -18,10 +18,9 @@ import psycopg
 
 from fiscus.errors import StoreError
 from fiscus.events.cost_event import CostEvent
-from fiscus.ledger.base import Ledger, SpendQuery, SpendRow
 from fiscus.ledger.migrations import migrations
 from fiscus.ledger.rows import COLUMNS, TABLE, event_from_row, tags_json, utc
-from fiscus.ledger.sql import SELECT_EVENTS, Dialect, merge_spend, q, spend_sql, where_clause
+from fiscus.ledger.sql import Dialect, SqlLedger, q
 
 _COLS = ", ".join(q(c) for c in COLUMNS)
 _STAGE = "fiscus_cost_events_stage"
@@ -102,7 +101,10 @@ def _money(cells: Sequence[Any]) -> list[Decimal]:
     return [Decimal(v or 0) for v in cells]
 
 
-class PostgresLedger(Ledger):
+class PostgresLedger(SqlLedger):
+    dialect = _DIALECT
+    page_size = _PAGE
+
     """One connection guarded by a lock, reopened when the server drops it (so a writer's retry can succeed)."""
 
     def __init__(self, url: str, *, insert_method: InsertMethod = "copy", connect_timeout: float = 5.0) -> None:
@@ -189,35 +191,17 @@ class PostgresLedger(Ledger):
             cur.executemany(INSERT_VALUES, rows)
             return cur.rowcount
 
-    def get(self, event_id: str) -> CostEvent | None:
+    def fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
         with self._lock:
-            row = self._run(lambda c: c.execute(f"{SELECT_EVENTS} WHERE id = %s", (event_id,)).fetchone())
-        return _event(row) if row else None
+            return self._run(lambda c: c.execute(sql, params).fetchall())
 
-    def events(
-        self,
-        *,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        where: Mapping[str, str] | None = None,
-    ) -> Iterator[CostEvent]:
-        after: tuple[datetime, str] | None = None
-        while True:  # keyset paging: no cursor or lock stays open while the caller works on a page
-            clause, params = where_clause(_DIALECT, since, until, where, after=after)
-            sql = f"{SELECT_EVENTS}{clause} ORDER BY ts, id LIMIT {_PAGE}"
-            with self._lock:
-                page = self._run(lambda c: c.execute(sql, params).fetchall())  # noqa: B023 - used at once
-            for row in page:
-                yield _event(row)
-            if len(page) < _PAGE:
-                return
-            after = (page[-1][1], page[-1][0])
+    @staticmethod
+    def decode(row: Sequence[Any]) -> CostEvent:
+        return _event(row)
 
-    def spend(self, query: SpendQuery) -> list[SpendRow]:
-        sql, params = spend_sql(_DIALECT, query)
-        with self._lock:
-            raw = self._run(lambda c: c.execute(sql, params).fetchall())
-        return merge_spend(query, raw, _money)
+    @staticmethod
+    def money(cells: Sequence[Any]) -> list[Decimal]:
+        return _money(cells)
 
     def close(self) -> None:
         with self._lock:

@@ -6,13 +6,15 @@ the shape of the query and the merging of its rows into `SpendRow`s are the same
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import abc
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from fiscus.ledger.base import FILTER_KEYS, SpendQuery, SpendRow, resolve_key, sort_rows
+from fiscus.events.cost_event import CostEvent
+from fiscus.ledger.base import FILTER_KEYS, Ledger, SpendQuery, SpendRow, resolve_key, sort_rows
 from fiscus.ledger.rows import COLUMNS, TABLE
 
 
@@ -109,3 +111,51 @@ def merge_spend(
         if outcome is not None:
             row.outcomes[outcome] = row.outcomes.get(outcome, 0) + count
     return sort_rows(list(rows.values()), query.by)
+
+
+class SqlLedger(Ledger):
+    """The reads both SQL ledgers share: events by keyset paging, spend by one aggregate query. A backend gives
+    its `dialect`, `fetch` (run a query under its own lock and error handling), and how its rows decode."""
+
+    dialect: Dialect
+    page_size = 2000
+
+    @abc.abstractmethod
+    def fetch(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
+        """All rows of one query, taken under the backend's lock; errors become `StoreError`."""
+
+    @staticmethod
+    @abc.abstractmethod
+    def decode(row: Sequence[Any]) -> CostEvent:
+        """One stored row as a `CostEvent`."""
+
+    @staticmethod
+    @abc.abstractmethod
+    def money(cells: Sequence[Any]) -> Sequence[Decimal]:
+        """The money cells of a spend row as exact Decimals."""
+
+    def get(self, event_id: str) -> CostEvent | None:
+        rows = self.fetch(f"{SELECT_EVENTS} WHERE id = {self.dialect.placeholder}", [event_id])
+        return self.decode(rows[0]) if rows else None
+
+    def events(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        where: Mapping[str, str] | None = None,
+    ) -> Iterator[CostEvent]:
+        after: tuple[Any, str] | None = None
+        size = self.page_size
+        while True:  # keyset paging: no lock or cursor is held while the caller works on a page
+            clause, params = where_clause(self.dialect, since, until, where, after=after)
+            page = self.fetch(f"{SELECT_EVENTS}{clause} ORDER BY ts, id LIMIT {size}", params)
+            for row in page:
+                yield self.decode(row)
+            if len(page) < size:
+                return
+            after = (page[-1][1], page[-1][0])
+
+    def spend(self, query: SpendQuery) -> list[SpendRow]:
+        sql, params = spend_sql(self.dialect, query)
+        return merge_spend(query, self.fetch(sql, params), self.money)

@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 
 from fiscus.errors import StoreError
 from fiscus.events.cost_event import CostEvent
-from fiscus.ledger.base import MONEY_CONTEXT, Ledger, SpendQuery, SpendRow
+from fiscus.ledger.base import MONEY_CONTEXT
 from fiscus.ledger.migrations import migrations
 from fiscus.ledger.rows import COLUMNS, TABLE, event_from_row, from_micros, sqlite_row, to_micros
-from fiscus.ledger.sql import SELECT_EVENTS, Dialect, merge_spend, q, spend_sql, where_clause
+from fiscus.ledger.sql import Dialect, SqlLedger, q
 
 INSERT = f"INSERT OR IGNORE INTO {TABLE} ({', '.join(q(c) for c in COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 _PAGE = 2000
@@ -58,7 +57,10 @@ def _money(cells: Sequence[object]) -> list[Decimal]:
     return [Decimal(v) for v in str(cells[0]).split()]
 
 
-class SqliteLedger(Ledger):
+class SqliteLedger(SqlLedger):
+    dialect = _DIALECT
+    page_size = _PAGE
+
     """One connection guarded by a lock (SQLite serialises writers anyway); other processes meet through
     WAL and a busy timeout. Every append is one `BEGIN IMMEDIATE` transaction."""
 
@@ -125,40 +127,20 @@ class SqliteLedger(Ledger):
             except sqlite3.Error as exc:
                 raise StoreError(f"ledger {self.url}: append failed: {exc}") from None
 
-    def get(self, event_id: str) -> CostEvent | None:
+    def fetch(self, sql: str, params: Sequence[object]) -> list[tuple[object, ...]]:
         with self._lock:
-            row = self._read(f"{SELECT_EVENTS} WHERE id = ?", [event_id])
-        return _event(row[0]) if row else None
+            try:
+                return self._conn.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise StoreError(f"ledger {self.url}: query failed: {exc}") from None
 
-    def events(
-        self,
-        *,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        where: Mapping[str, str] | None = None,
-    ) -> Iterator[CostEvent]:
-        after: tuple[int, str] | None = None
-        while True:  # keyset paging: the lock is never held while the caller works on a page
-            clause, params = where_clause(_DIALECT, since, until, where, after=after)
-            with self._lock:
-                page = self._read(f"{SELECT_EVENTS}{clause} ORDER BY ts, id LIMIT {_PAGE}", params)
-            for row in page:
-                yield _event(row)
-            if len(page) < _PAGE:
-                return
-            after = (page[-1][1], page[-1][0])
+    @staticmethod
+    def decode(row: Sequence[object]) -> CostEvent:
+        return _event(row)
 
-    def spend(self, query: SpendQuery) -> list[SpendRow]:
-        sql, params = spend_sql(_DIALECT, query)
-        with self._lock:
-            raw = self._read(sql, params)
-        return merge_spend(query, raw, _money)
-
-    def _read(self, sql: str, params: Sequence[object]) -> list[tuple[object, ...]]:
-        try:
-            return self._conn.execute(sql, params).fetchall()
-        except sqlite3.Error as exc:
-            raise StoreError(f"ledger {self.url}: query failed: {exc}") from None
+    @staticmethod
+    def money(cells: Sequence[object]) -> list[Decimal]:
+        return _money(cells)
 
     def close(self) -> None:
         with self._lock:
