@@ -8,9 +8,6 @@ shutdown; `run_gateway_in_thread(config)` serves it on a loopback port for tests
 from __future__ import annotations
 
 import logging
-import socket
-import threading
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
@@ -31,6 +28,7 @@ from fiscus.gateway.metrics import CONTENT_TYPE, GatewayMetrics
 from fiscus.gateway.protocol import CHAT, MESSAGES, RESPONSES, BadRequest, Protocol, error_body
 from fiscus.gateway.responses import JSON, RawResponse
 from fiscus.guards import BreakerConfig, BreakerRegistry, LoopConfig
+from fiscus.serving import serve_in_thread
 
 log = logging.getLogger("fiscus.gateway")
 
@@ -212,26 +210,6 @@ def run_gateway_in_thread(
 ) -> Iterator[str]:
     """Serve `create_app(config, governor=…, keyring=…, **options)` with uvicorn on a free port of `host`;
     yield the base URL (no `/v1`)."""
-    import uvicorn
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, 0))
-    port = sock.getsockname()[1]
     app = create_app(config, governor=governor, keyring=keyring, **options)
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=2)
-    )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="fiscus-gateway", daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the gateway did not start")
-            time.sleep(0.005)
-        yield f"http://{host}:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    with serve_in_thread(app, name="gateway", host=host) as url:
+        yield url
