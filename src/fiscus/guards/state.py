@@ -65,11 +65,11 @@ def open_breaker_state(url: str, **options: Any) -> BreakerStateStore:
     if scheme == "memory":
         return MemoryBreakerState()
     if scheme == "sqlite":
-        from fiscus.guards.state_sqlite import SqliteBreakerState
+        from fiscus.stores.breaker_state_sqlite import SqliteBreakerState
 
         return SqliteBreakerState(sqlite_path(url), **options)
     if scheme in ("redis", "rediss"):
-        from fiscus.guards.state_redis import RedisBreakerState
+        from fiscus.stores.breaker_state_redis import RedisBreakerState
 
         return RedisBreakerState.from_url(url, **options)
     raise StoreError(f"breaker state URL {url!r}: unknown scheme; accepted: {', '.join(ACCEPTED)}")
