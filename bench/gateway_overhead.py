@@ -2,15 +2,15 @@
 through LiteLLM's proxy, in one run.
 
     .venv/bin/python bench/gateway_overhead.py [--requests 600] [--concurrency 1,16,64] [--repeat 2]
-        [--store sqlite|memory] [--long 20000] [--litellm-bin PATH]
+        [--store memory|sqlite] [--long 20000] [--litellm-bin PATH]
 
-Three kinds of process share the machine: the emulator, the gateway (`fiscus serve`: uvicorn + uvloop +
-httptools, one worker; the budget store and ledger of `--store`, a policy with one team budget so every call
-reserves and settles) and this load generator (aiohttp, keep-alive). On a 2-core machine they contend for the
-cores, so absolute numbers are pessimistic; what counts are the differences and ratios, measured in the same
-run. Each case is run `--repeat` times, the targets one after the other within each round, the proxy not being
-measured stopped (SIGSTOP) meanwhile; the best round and the spread over rounds are printed (the machine may be
-shared).
+Three kinds of process share the machine: the emulator, the gateway (`fiscus serve`, one worker; the budget
+store of `--store`: `memory`, the gateway's default `memory://`, or `sqlite` for a shared file; a SQLite ledger;
+a policy with one team budget so every call reserves and settles) and this load generator (aiohttp,
+keep-alive). On a 2-core machine they contend for the cores, so absolute numbers are pessimistic; what counts
+are the differences and ratios, measured in the same run. Each case is run `--repeat` times, the targets one
+after the other within each round, the proxy not being measured stopped (SIGSTOP) meanwhile; the best round and
+the spread over rounds are printed (the machine may be shared).
 
 Per case: p50/p99 direct, the p50/p99 the gateway adds, the RPS ratio gateway/direct, and the same for LiteLLM.
 Targets: added p50 <= 1 ms at concurrency 1 and <= 5 ms at 16; >= 20x LiteLLM's throughput at 64.
@@ -232,7 +232,12 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=600, help="requests per case and target")
     parser.add_argument("--concurrency", default="1,16,64")
     parser.add_argument("--repeat", type=int, default=2, help="rounds per case; best and spread are printed")
-    parser.add_argument("--store", choices=("sqlite", "memory"), default="sqlite", help="the gateway's budget store")
+    parser.add_argument(
+        "--store",
+        choices=("memory", "sqlite"),
+        default="memory",
+        help="the gateway's budget store: memory (its default config, one worker) or sqlite (a shared file)",
+    )
     parser.add_argument("--long", type=int, default=0, help="then N gateway requests, RSS at start and end")
     parser.add_argument("--litellm-bin", default=None, help="LiteLLM's `litellm` command (a venv of its own)")
     parser.add_argument("--no-stream", action="store_true", help="skip the streamed cases")
