@@ -1,4 +1,5 @@
 import json
+import random
 from decimal import Decimal
 from pathlib import Path
 
@@ -129,3 +130,44 @@ def test_adopt_takes_newer_records_only():
     here.trip("loop", "newer, here")
     assert not here.adopt(there.to_record())  # older than this breaker's own trip
     assert here.last_trip.reason == "loop"
+
+
+def test_error_window_slides_failures_out():
+    b = CircuitBreaker("g", BreakerConfig(error_rate=0.5, min_calls=4, error_window=4, spend_rate_k=None), Clock())
+    for ok in (False, True, True, True, True):  # the failure has left the window of four
+        assert b.record(ok=ok) is None
+    assert b.record(ok=False) is None  # 1 of 4
+    trip = b.record(ok=False)  # 2 of 4
+    assert trip is not None and trip.reason == "error_rate" and trip.details["failures"] == 2
+
+
+def test_error_window_counts_match_the_window_through_trips_and_closes():
+    clock = Clock()
+    rng = random.Random(7)
+    b = CircuitBreaker("g", BreakerConfig(cooldown_s=5, error_rate=0.4, min_calls=3, error_window=6), clock)
+    for _ in range(2000):
+        clock.now += rng.choice((0.5, 1, 3))
+        b.allow()
+        trip = b.record(ok=rng.random() < 0.7)
+        window = list(b._outcomes)
+        assert b._failures == sum(not ok for ok in window)
+        if trip is not None and trip.reason == "error_rate":
+            assert trip.details == {"failures": window.count(False), "calls": len(window), "threshold": 0.4}
+
+
+def test_spend_rate_median_sees_spend_recorded_for_other_hours_while_open():
+    clock = Clock(3600 * 1000)
+    b = CircuitBreaker("g", BreakerConfig(cooldown_s=60, spend_rate_k=Decimal(3), min_history_hours=3), clock)
+    for _ in range(3):  # three hours of $1
+        b.record(cost=Decimal(1))
+        clock.now += 3600
+    assert b.record(cost=Decimal("2.5")) is None  # $2.5 ≤ 3 × $1; the median is now known for this hour
+    b.trip("loop", "loop")
+    hour = clock.now
+    for back in (2, 1):  # late records for two past hours, while open (no check runs): the median becomes $11
+        clock.now = hour - back * 3600
+        assert b.record(cost=Decimal(10)) is None
+    clock.now = hour + 61
+    assert b.allow() and b.record(ok=True) is None and b.state is BreakerState.CLOSED
+    assert b.record(cost=Decimal(1)) is None  # $3.5 this hour: above 3 × $1 but not 3 × $11
+    assert b.record(cost=Decimal(30)) is not None  # $33.5 > $33

@@ -1,3 +1,5 @@
+import random
+
 import pytest
 
 from fiscus.errors import ConfigError
@@ -98,3 +100,28 @@ def test_snapshot_is_json_safe():
     d.before_call(agent="a", content="hello")
     d.after_call(tool_calls=[("t", {"x": 1})], output="hi", tokens=3)
     assert json.loads(json.dumps(d.snapshot()))["steps"] == 1
+
+
+def test_near_duplicate_runs_match_pairwise_similarity():
+    """Each request's word set is kept for the next comparison; the detections are those of plain pairwise
+    `similarity` over consecutive requests."""
+    rng = random.Random(11)
+    words = ["read", "page", "acme", "Report", "report", "summary", "again", "ÉTAT", "état", "42"]
+    config = LoopConfig(near_duplicate_run=3, similarity=0.75, ping_pong_rounds=None, action="warn")
+    d = LoopDetector(config)
+    previous: str | None = None
+    run: list[float] = []
+    for _ in range(3000):
+        if previous is not None and rng.random() < 0.4:
+            content = previous if rng.random() < 0.5 else previous + " " + rng.choice(words)
+        else:
+            content = " ".join(rng.choice(words) for _ in range(rng.randint(0, 5)))
+        found = d.before_call(agent="a", content=content)
+        if previous is not None:
+            score = similarity(previous, content)
+            run = [*run, score][-2:] if score >= config.similarity else []
+        expected = len(run) == 2
+        assert (found is not None) == expected
+        if found is not None:
+            assert found.evidence["similarities"] == [round(s, 4) for s in run]
+        previous = content

@@ -24,6 +24,8 @@ from typing import Any
 from fiscus.errors import ConfigError
 from fiscus.guards.record import BreakerRecord
 
+_ZERO = Decimal(0)
+
 
 class BreakerState(StrEnum):
     CLOSED = "closed"
@@ -102,7 +104,13 @@ class CircuitBreaker:
         self.last_trip: Trip | None = None
         self.trips = 0
         self._hourly: dict[int, Decimal] = {}
+        # Per-call bookkeeping kept O(1): the past hours' median is recomputed only when the hour changes (past
+        # buckets change only through a record for another hour), failures are counted as outcomes come and go.
+        self._pruned_hour: int | None = None
+        self._baseline_hour: int | None = None
+        self._baseline: Decimal | None = None
         self._outcomes: deque[bool] = deque(maxlen=self.config.error_window)
+        self._failures = 0
 
     def _move(self, signal: BreakerInput) -> BreakerState:
         self._state = TRANSITIONS.get((self._state, signal), self._state)
@@ -125,14 +133,19 @@ class CircuitBreaker:
             return True
         return False
 
-    def record(self, *, cost: Decimal = Decimal(0), ok: bool = True) -> Trip | None:
-        """A call finished: add its cost to the hour's bucket and its outcome to the error window."""
-        now = self._clock()
+    def record(self, *, cost: Decimal = Decimal(0), ok: bool = True, now: float | None = None) -> Trip | None:
+        """A call finished: add its cost to the hour's bucket and its outcome to the error window. `now`: the
+        clock's reading when the caller already took it (a registry records one call in several breakers)."""
+        if now is None:
+            now = self._clock()
         hour = int(now // 3600)
         if cost:
-            self._hourly[hour] = self._hourly.get(hour, Decimal(0)) + cost
-            self._prune(hour)
-        self._outcomes.append(ok)
+            self._hourly[hour] = self._hourly.get(hour, _ZERO) + cost
+            if hour != self._baseline_hour:  # a past hour's bucket changed under the cached median
+                self._baseline_hour = None
+            if hour != self._pruned_hour:  # pruning again within the same hour finds nothing more
+                self._prune(hour)
+        self._push(ok)
         if self._state is BreakerState.HALF_OPEN:
             self._probes_out = max(self._probes_out - 1, 0)
             if not ok:
@@ -140,7 +153,7 @@ class CircuitBreaker:
             self._probe_successes += 1
             if self._probe_successes >= self.config.half_open_probes:
                 self._move(BreakerInput.SUCCESS)
-                self._outcomes.clear()
+                self._clear_outcomes()
                 self.since = now
             return None
         if self._state is not BreakerState.CLOSED:
@@ -160,12 +173,33 @@ class CircuitBreaker:
         self.last_trip = Trip(self.scope, reason, message, now, now + self.config.cooldown_s, details)
         return self.last_trip
 
+    def _push(self, ok: bool) -> None:
+        outcomes = self._outcomes
+        if len(outcomes) == outcomes.maxlen and not outcomes[0]:
+            self._failures -= 1  # the oldest outcome, a failure, falls out of the window
+        outcomes.append(ok)
+        if not ok:
+            self._failures += 1
+
+    def _clear_outcomes(self) -> None:
+        self._outcomes.clear()
+        self._failures = 0
+
+    def _median_before(self, hour: int) -> Decimal | None:
+        """The median spend of the hours other than `hour` that had spend; None below `min_history_hours`."""
+        if hour != self._baseline_hour:
+            past = [spend for h, spend in self._hourly.items() if h != hour and spend > 0]
+            self._baseline = median(past) if len(past) >= self.config.min_history_hours else None
+            self._baseline_hour = hour
+        return self._baseline
+
     def _check_spend_rate(self, hour: int, now: float) -> Trip | None:
         k = self.config.spend_rate_k
-        past = [spend for h, spend in self._hourly.items() if h != hour and spend > 0]
-        if k is None or len(past) < self.config.min_history_hours:
+        if k is None:
             return None
-        baseline = median(past)
+        baseline = self._median_before(hour)
+        if baseline is None:
+            return None
         current = self._hourly.get(hour, Decimal(0))
         if current <= k * baseline:
             return None
@@ -180,7 +214,7 @@ class CircuitBreaker:
         threshold = self.config.error_rate
         if threshold is None or len(self._outcomes) < self.config.min_calls:
             return None
-        failures = sum(not ok for ok in self._outcomes)
+        failures = self._failures
         rate = failures / len(self._outcomes)
         if rate < threshold:
             return None
@@ -192,9 +226,11 @@ class CircuitBreaker:
         )
 
     def _prune(self, hour: int) -> None:
+        self._pruned_hour = hour
         oldest = hour - self.config.history_hours
         for h in [h for h in self._hourly if h < oldest]:
             del self._hourly[h]
+        self._baseline_hour = None  # buckets left the history (or a record came in for another hour)
 
     def to_record(self) -> BreakerRecord:
         """The state to share after a trip or a close."""
@@ -221,7 +257,7 @@ class CircuitBreaker:
         self._probes_out = self._probe_successes = 0
         if record.state == BreakerState.CLOSED:
             self._state = BreakerState.CLOSED
-            self._outcomes.clear()
+            self._clear_outcomes()
             return True
         self._state = BreakerState.OPEN
         self._reopens_at = record.reopens_at if record.reopens_at is not None else record.since

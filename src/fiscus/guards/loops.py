@@ -10,7 +10,6 @@ Five checks, each cheap enough to run on every call:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections import deque
@@ -70,14 +69,17 @@ def similarity(a: str, b: str) -> float:
     """Token-set Jaccard similarity in [0, 1]; identical strings (and two empty ones) score 1."""
     if a == b:
         return 1.0
-    sa, sb = set(_WORD.findall(a.lower())), set(_WORD.findall(b.lower()))
+    return _jaccard(_words(a), _words(b))
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(_WORD.findall(text.lower()))
+
+
+def _jaccard(sa: frozenset[str], sb: frozenset[str]) -> float:
     if not sa and not sb:
         return 1.0
     return len(sa & sb) / len(sa | sb)
-
-
-def _digest(text: str) -> str:
-    return hashlib.blake2b(text.encode("utf-8", "replace"), digest_size=12).hexdigest()
 
 
 class LoopDetector:
@@ -89,9 +91,11 @@ class LoopDetector:
         self.steps = 0
         self._tool_calls: deque[tuple[str, ...]] = deque(maxlen=self.config.repeat_window)
         self._recent_inputs: deque[str] = deque(maxlen=max(self.config.near_duplicate_run or 1, 1))
+        self._last_words: frozenset[str] | None = None  # word set of `_recent_inputs[-1]`, once computed
         self._exchange: deque[tuple[str, str]] = deque(maxlen=2 * max(self.config.ping_pong_rounds or 1, 1))
         self._scores: deque[float] = deque(maxlen=max((self.config.near_duplicate_run or 2) - 1, 1))
-        self._seen: set[str] = set()
+        # Outputs and tool results seen, by `hash()`: this process's memory only, never compared across processes.
+        self._seen: set[int] = set()
         self._tokens_since_progress = 0
 
     def before_call(self, *, agent: str | None, content: str, tool_results: Iterable[str] = ()) -> Detection | None:
@@ -106,8 +110,10 @@ class LoopDetector:
                 f"step {self.steps} is past the session's limit of {cfg.max_steps} steps",
                 {"steps": self.steps, "max_steps": cfg.max_steps},
             )
+        previous = self._last_words
+        self._last_words = None
         self._recent_inputs.append(content)
-        found = self._near_duplicates()
+        found = self._near_duplicates(previous)
         if found is not None:
             return found
         if agent is not None:
@@ -123,7 +129,7 @@ class LoopDetector:
     ) -> Detection | None:
         """A response came back: its tool calls (name, arguments), its text and the tokens the call used."""
         cfg = self.config
-        calls = tuple(canonical_tool_call(name, args) for name, args in tool_calls)
+        calls = tuple(canonical_tool_call(name, args) for name, args in tool_calls) if tool_calls else ()
         self._tool_calls.append(calls)
         if output:
             self._progress(output)
@@ -148,17 +154,25 @@ class LoopDetector:
     def _progress(self, text: str) -> None:
         if not text:
             return
-        key = _digest(text)
+        key = hash(text)
         if key not in self._seen:
             self._seen.add(key)
             self._tokens_since_progress = 0
 
-    def _near_duplicates(self) -> Detection | None:
+    def _near_duplicates(self, previous: frozenset[str] | None) -> Detection | None:
+        """`previous`: the word set of the request before this one, when it was computed."""
         run = self.config.near_duplicate_run
         if run is None or run < 2 or len(self._recent_inputs) < 2:
             return None
-        # One comparison per call: the run of near-identical requests grows or restarts.
-        score = similarity(self._recent_inputs[-2], self._recent_inputs[-1])
+        # One comparison per call: the run of near-identical requests grows or restarts. Each request's word
+        # set is computed once and kept for the comparison with the next one.
+        before, now = self._recent_inputs[-2], self._recent_inputs[-1]
+        if before == now:
+            score = 1.0
+            self._last_words = previous
+        else:
+            words = self._last_words = _words(now)
+            score = _jaccard(previous if previous is not None else _words(before), words)
         self._scores.append(score)
         if score < self.config.similarity:
             self._scores.clear()
@@ -175,9 +189,10 @@ class LoopDetector:
 
     def _ping_pong(self) -> Detection | None:
         rounds = self.config.ping_pong_rounds
-        if rounds is None or len(self._exchange) < 2 * rounds:
-            return None
-        items = list(self._exchange)
+        exchange = self._exchange
+        if rounds is None or len(exchange) < 2 * rounds or exchange[0][0] == exchange[1][0]:
+            return None  # (the last: one agent talking to itself, the common case, is no ping-pong)
+        items = list(exchange)
         a, b = items[0][0], items[1][0]
         if a == b or any(agent != (a if i % 2 == 0 else b) for i, (agent, _) in enumerate(items)):
             return None

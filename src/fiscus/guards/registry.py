@@ -61,6 +61,7 @@ class BreakerRegistry:
         self._state_failing = False
         self._lock = threading.Lock()
         self._breakers: dict[str, CircuitBreaker] = {GLOBAL: CircuitBreaker(GLOBAL, self.config, clock)}
+        self._scopes_of: dict[str | None, tuple[str, ...]] = {}
         self.events: list[BreakerTripped] = []
 
     def config_for(self, scope: str) -> BreakerConfig:
@@ -74,19 +75,31 @@ class BreakerRegistry:
 
     def breaker(self, scope: str) -> CircuitBreaker:
         with self._lock:
-            found = self._breakers.get(scope)
-            if found is None:
-                found = self._breakers[scope] = CircuitBreaker(scope, self.config_for(scope), self._clock)
-            return found
+            return self._breaker(scope)
+
+    def _breaker(self, scope: str) -> CircuitBreaker:  # under the lock
+        found = self._breakers.get(scope)
+        if found is None:
+            found = self._breakers[scope] = CircuitBreaker(scope, self.config_for(scope), self._clock)
+        return found
+
+    def _scopes(self, agent: str | None) -> tuple[str, ...]:
+        """The scopes a call of `agent` answers to: the global one, then the agent's (names kept, not rebuilt)."""
+        scopes = self._scopes_of.get(agent)
+        if scopes is None:
+            scopes = (GLOBAL,) if not agent else (GLOBAL, self.scope_of(agent))
+            if len(self._scopes_of) < 10_000:
+                self._scopes_of[agent] = scopes
+        return scopes
 
     def check(self, agent: str | None) -> CircuitBreaker | None:
         """The breaker that refuses a call for `agent` now, or None when the call may go out."""
         if self.state is not None and self._clock() >= self._next_sync:
             self.sync()
-        scopes = (GLOBAL,) if not agent else (GLOBAL, self.scope_of(agent))
+        breakers = self._breakers
         with self._lock:
-            for scope in scopes:
-                breaker = self._breakers.get(scope)
+            for scope in self._scopes(agent):
+                breaker = breakers.get(scope)
                 if breaker is not None and not breaker.allow():
                     return breaker
         return None
@@ -96,18 +109,21 @@ class BreakerRegistry:
     ) -> list[BreakerTripped]:
         """A call finished; returns the trips it caused (global and/or the agent's)."""
         trips: list[Trip] = []
-        scopes = (GLOBAL,) if not agent else (GLOBAL, self.scope_of(agent))
-        for scope in scopes:
-            breaker = self.breaker(scope)
-            with self._lock:
+        changed: list[BreakerRecord] = []
+        sharing = self.state is not None
+        now = self._clock()
+        with self._lock:
+            for scope in self._scopes(agent):
+                breaker = self._breaker(scope)
                 since = breaker.since
-                trip = breaker.record(cost=cost, ok=ok)
-                changed = breaker.to_record() if self.state is not None and breaker.since != since else None
-            if changed is not None:
-                self._share(changed)
-            if trip is not None:
-                trips.append(trip)
-        return [self._announce(trip, state) for trip in trips]
+                trip = breaker.record(cost=cost, ok=ok, now=now)
+                if sharing and breaker.since != since:
+                    changed.append(breaker.to_record())
+                if trip is not None:
+                    trips.append(trip)
+        for record in changed:  # outside the lock: a store write may take a round trip
+            self._share(record)
+        return [self._announce(trip, state) for trip in trips] if trips else []
 
     def trip(
         self, agent: str | None, reason: str, message: str, *, state: dict[str, Any] | None = None
