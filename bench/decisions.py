@@ -2,9 +2,10 @@
 
 Each group of rows is one function returning `Row`s; `print_table` prints them. Baselines: for Redis,
 `redis-benchmark`'s EVALSHA rate of a trivial script (`return 1`) measured in the same run, compared with our
-scripts/s (a pair is two scripts, FCALL or EVALSHA); for the in-process store, the 50,000 pairs/s target; for the
-engine end to end (Governor admit+settle), bare memory-store pairs measured in the same run. To add rows, write a
-function `(args) -> list[Row]` and add it to `ROW_GROUPS`.
+operations/s (a pair is two operations, reserve and settle, each one script's work; concurrent async ones share a
+script call); for the in-process store, the 50,000 pairs/s target; for the engine end to end (Governor
+admit+settle), bare memory-store pairs measured in the same run. Async rows run on uvloop, as the gateway does.
+To add rows, write a function `(args) -> list[Row]` and add it to `ROW_GROUPS`.
 
     .venv/bin/python bench/decisions.py --seconds 3 [--redis-url redis://127.0.0.1:6379/0] [--processes 2]
         [--rows memory,engine,sqlite,redis]
@@ -27,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
+import uvloop
+
 from fiscus.stores import Amounts, BudgetStore, Limits, Reservation, ReserveLine, open_store
 
 MEMORY_TARGET = 50_000  # pairs/s in-process on one core
@@ -40,8 +43,9 @@ class Row:
     pairs: int
     seconds: float
     latencies_us: list[float] = field(default_factory=list)
-    scripts_per_pair: int = 0  # Redis round trips per pair (0: not a network store)
+    ops_per_pair: int = 0  # Redis store operations (a reserve, a settle) per pair; 0: not a network store
     baseline: tuple[str, float] | None = None  # (what, ops/s) the row is compared with
+    warm_pairs: int = 0  # pairs run before measuring (they count on the server too)
 
     @property
     def rate(self) -> float:
@@ -55,16 +59,16 @@ class Row:
         if self.baseline is None:
             return ""
         what, ops = self.baseline
-        mine = self.rate * (self.scripts_per_pair or 1)
+        mine = self.rate * (self.ops_per_pair or 1)
         return f"{mine / ops:.2f}x {what}"
 
 
 def print_table(rows: list[Row]) -> None:
-    print(f"{'row':<44} {'pairs/s':>10} {'scripts/s':>10} {'p50 µs':>9} {'p99 µs':>9}  vs baseline")
+    print(f"{'row':<44} {'pairs/s':>10} {'ops/s':>10} {'p50 µs':>9} {'p99 µs':>9}  vs baseline")
     for row in rows:
-        scripts = f"{row.rate * row.scripts_per_pair:,.0f}" if row.scripts_per_pair else "-"
+        ops = f"{row.rate * row.ops_per_pair:,.0f}" if row.ops_per_pair else "-"
         print(
-            f"{row.name:<44} {row.rate:>10,.0f} {scripts:>10} {row.percentile(0.5):>9.1f} "
+            f"{row.name:<44} {row.rate:>10,.0f} {ops:>10} {row.percentile(0.5):>9.1f} "
             f"{row.percentile(0.99):>9.1f}  {row.versus()}"
         )
 
@@ -112,12 +116,12 @@ async def run_async(store: BudgetStore, name: str, deadline: float, latencies: l
 def single(name: str, url: str, seconds: float, **extra: object) -> Row:
     store = open_store(url)
     latencies: list[float] = []
-    run_sync(store, uuid.uuid4().hex, time.perf_counter() + 0.2, [])  # warm up
+    warm = run_sync(store, uuid.uuid4().hex, time.perf_counter() + 0.2, [])
     start = time.perf_counter()
     pairs = run_sync(store, uuid.uuid4().hex, start + seconds, latencies)
     elapsed = time.perf_counter() - start
     store.close()
-    return Row(name, pairs, elapsed, latencies, **extra)  # type: ignore[arg-type]
+    return Row(name, pairs, elapsed, latencies, warm_pairs=warm, **extra)  # type: ignore[arg-type]
 
 
 def threaded(name: str, url: str, seconds: float, threads: int, **extra: object) -> Row:
@@ -138,9 +142,11 @@ def threaded(name: str, url: str, seconds: float, threads: int, **extra: object)
     return Row(name, sum(counts), elapsed, latencies, **extra)  # type: ignore[arg-type]
 
 
-async def _tasks(url: str, seconds: float, tasks: int, start_at: float | None = None) -> tuple[int, float, list[float]]:
+async def _tasks(
+    url: str, seconds: float, tasks: int, start_at: float | None = None
+) -> tuple[int, float, list[float], int]:
     store = open_store(url)
-    await run_async(store, uuid.uuid4().hex, time.perf_counter() + 0.2, [])  # warm up, open connections
+    warm = await run_async(store, uuid.uuid4().hex, time.perf_counter() + 0.2, [])  # open connections
     if start_at is not None:
         await asyncio.sleep(max(0.0, start_at - time.time()))
     latencies: list[float] = []
@@ -150,24 +156,25 @@ async def _tasks(url: str, seconds: float, tasks: int, start_at: float | None = 
     )
     elapsed = time.perf_counter() - start
     await store.aclose()
-    return sum(counts), elapsed, latencies
+    return sum(counts), elapsed, latencies, warm
 
 
-def _process_entry(url: str, seconds: float, tasks: int, start_at: float) -> tuple[int, float, list[float]]:
-    return asyncio.run(_tasks(url, seconds, tasks, start_at))
+def _process_entry(url: str, seconds: float, tasks: int, start_at: float) -> tuple[int, float, list[float], int]:
+    return uvloop.run(_tasks(url, seconds, tasks, start_at))
 
 
 def tasks_row(name: str, url: str, seconds: float, tasks: int, **extra: object) -> Row:
-    pairs, elapsed, latencies = asyncio.run(_tasks(url, seconds, tasks))
-    return Row(name, pairs, elapsed, latencies, **extra)  # type: ignore[arg-type]
+    pairs, elapsed, latencies, warm = uvloop.run(_tasks(url, seconds, tasks))
+    return Row(name, pairs, elapsed, latencies, warm_pairs=warm, **extra)  # type: ignore[arg-type]
 
 
 def processes_row(name: str, url: str, seconds: float, processes: int, tasks: int, **extra: object) -> Row:
     start_at = time.time() + 3.0  # every process has imported, connected and warmed up by then
     with multiprocessing.get_context("spawn").Pool(processes) as pool:
         results = pool.starmap(_process_entry, [(url, seconds, tasks, start_at)] * processes)
-    latencies = [value for _, _, sample in results for value in sample]
-    return Row(name, sum(r[0] for r in results), max(r[1] for r in results), latencies, **extra)  # type: ignore[arg-type]
+    latencies = [value for _, _, sample, _ in results for value in sample]
+    pairs, elapsed, warm = sum(r[0] for r in results), max(r[1] for r in results), sum(r[3] for r in results)
+    return Row(name, pairs, elapsed, latencies, warm_pairs=warm, **extra)  # type: ignore[arg-type]
 
 
 # -- baselines ------------------------------------------------------------------------------------------
@@ -216,23 +223,28 @@ def sqlite_rows(args: argparse.Namespace) -> list[Row]:
     return rows
 
 
-def script_server_time(redis_url: str) -> tuple[int, int, int]:
-    """(script calls, their µs, other commands) so far on the server, from INFO commandstats: scripts are EVALSHA
-    and FCALL (the store calls its functions library where it can); the others are mostly the redis.calls made
-    inside scripts. Every client of the server counts."""
+def script_server_time(redis_url: str) -> tuple[int, int, int, float]:
+    """(script calls, their µs, other commands, server CPU seconds) so far on the server, from INFO: scripts are
+    EVALSHA and FCALL (the store calls its functions library where it can); the other commands are mostly the
+    redis.calls made inside scripts. Every client of the server counts."""
     import redis
 
     client = redis.Redis.from_url(redis_url)
     stats = client.info("commandstats")
+    cpu = client.info("cpu")
     client.close()
     scripts = [stats.get(name, {"calls": 0, "usec": 0}) for name in ("cmdstat_evalsha", "cmdstat_fcall")]
     inner = sum(
         int(v["calls"]) for k, v in stats.items() if k not in ("cmdstat_evalsha", "cmdstat_fcall", "cmdstat_info")
     )
-    return sum(int(v["calls"]) for v in scripts), sum(int(v["usec"]) for v in scripts), inner
+    used = float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+    return sum(int(v["calls"]) for v in scripts), sum(int(v["usec"]) for v in scripts), inner, used
 
 
 def redis_rows(args: argparse.Namespace) -> list[Row]:
+    """A store operation (reserve or settle) is one script's worth of work, so ops/s is set beside redis-benchmark's
+    rate of a trivial script. Concurrent async operations of one event loop share a script call (lua/batch.lua):
+    script calls per pair fall below 2 as concurrency rises."""
     before = script_server_time(args.redis_url)
     raw = redis_benchmark_evalsha(args.redis_url)
     after_raw = script_server_time(args.redis_url)
@@ -240,27 +252,29 @@ def redis_rows(args: argparse.Namespace) -> list[Row]:
     prefix = f"fiscus-bench-{uuid.uuid4().hex[:8]}"
     url = f"{args.redis_url}?prefix={prefix}"
     rows = [
-        single("redis, 1 caller (sync)", url, args.seconds, scripts_per_pair=2, baseline=baseline),
-        tasks_row("redis, 32 async tasks", url, args.seconds, 32, scripts_per_pair=2, baseline=baseline),
+        single("redis, 1 caller (sync)", url, args.seconds, ops_per_pair=2, baseline=baseline),
+        tasks_row("redis, 32 async tasks", url, args.seconds, 32, ops_per_pair=2, baseline=baseline),
         processes_row(
             f"redis, {args.processes} processes x 32 async tasks",
             url,
             args.seconds,
             args.processes,
             32,
-            scripts_per_pair=2,
+            ops_per_pair=2,
             baseline=baseline,
         ),
     ]
     after = script_server_time(args.redis_url)
     raw_us = (after_raw[1] - before[1]) / max(1, after_raw[0] - before[0])
-    scripts = max(1, after[0] - after_raw[0])
-    ours_us = (after[1] - after_raw[1]) / scripts
+    pairs = sum(row.pairs + row.warm_pairs for row in rows)
+    ops = 2 * pairs
+    ours_us = (after[1] - after_raw[1]) / ops
+    cpu_us = (after[3] - after_raw[3]) * 1e6 / ops
     print(f"redis-benchmark EVALSHA 'return 1' (-c 32): {raw:,.0f} scripts/s")
     print(
-        f"server time per script: 'return 1' {raw_us:.1f} µs, budget scripts {ours_us:.1f} µs "
-        f"(the server alone caps budget scripts near {1e6 / ours_us:,.0f}/s = {1e6 / ours_us / raw:.2f}x raw); "
-        f"{2 * (after[2] - after_raw[2]) / scripts:.1f} redis.calls per pair"
+        f"server per operation: {ours_us:.1f} µs in scripts, {cpu_us:.1f} µs of CPU ('return 1': {raw_us:.1f} µs; the "
+        f"server alone caps operations near {1e6 / ours_us:,.0f}/s = {1e6 / ours_us / raw:.2f}x raw); per pair "
+        f"{(after[0] - after_raw[0]) / pairs:.2f} script calls, {(after[2] - after_raw[2]) / pairs:.1f} redis.calls"
     )
     _drop_prefix(args.redis_url, prefix)
     return rows

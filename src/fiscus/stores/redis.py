@@ -26,7 +26,9 @@ when a script creates a counter, and a few stale entries are pruned at the same 
 
 Speed: commands are packed by this module (RESP bytes, with the fixed parts and counter keys encoded once)
 instead of through redis-py's per-argument encoder; async calls go through `redis_channel` (pipelined, parsed
-by hiredis) or, where it cannot connect, `redis_batch`. Sync calls use a pooled redis-py connection.
+by hiredis) or, where it cannot connect, `redis_batch`. Concurrent async reserves and settles of one event loop
+share one script call (`redis_coalesce`, lua/batch.lua): one MGET and one MSET for all of them, each still run
+as if alone. Sync calls use a pooled redis-py connection.
 
 Exactness: Lua numbers are doubles, so every amount and limit must stay below 2**53. In nano-dollars that is
 about $9 million per counter; larger amounts, and writes that would take a counter past it, are refused with a
@@ -57,7 +59,8 @@ from fiscus.stores.base import (
 )
 from fiscus.stores.redis_batch import ScriptBatcher
 from fiscus.stores.redis_channel import ScriptChannel, bulk, usable
-from fiscus.stores.redis_scripts import ATTEMPTS, LAYOUT, Call, Scripts, call
+from fiscus.stores.redis_coalesce import OpCoalescer
+from fiscus.stores.redis_scripts import ATTEMPTS, LAYOUT, Call, Op, Scripts, call, single
 
 MAX_EXACT = 2**53 - 1  # largest integer a Lua double holds exactly
 FULL_REAP_BATCH = 1000  # per script call in `reap`, repeated until done
@@ -115,6 +118,7 @@ class RedisStore(BudgetStore):
         self._scripts = Scripts(functions=functions)  # FCALL where the server has it, else EVALSHA
         self._transport: ScriptChannel | ScriptBatcher | None = None
         self._transport_loop: asyncio.AbstractEventLoop | None = None
+        self._coalescer: OpCoalescer | None = None  # reserves and settles of the transport's loop, in batches
 
     @classmethod
     def from_url(cls, url: str, *, prefix: str | None = None, **options: Any) -> RedisStore:
@@ -151,8 +155,8 @@ class RedisStore(BudgetStore):
         """When a counter this line lands on may be dropped (caller's clock); 0 for never."""
         return 0.0 if expires_at is None else float(expires_at) + self._margin
 
-    def _reserve_command(self, rid: str, lines: tuple[ReserveLine, ...], now: float, lease_seconds: float) -> Call:
-        keys = [*self._fixed, _text(self._record_prefix + rid)]
+    def _reserve_op(self, rid: str, lines: tuple[ReserveLine, ...], now: float, lease_seconds: float) -> Op:
+        keys = [_text(self._record_prefix + rid)]
         lease = now + lease_seconds
         record = [_LEASE.pack(lease)]  # stored as it is by the script: see lua/lib.lua
         for line in lines:
@@ -176,8 +180,10 @@ class RedisStore(BudgetStore):
                 )
             )
             record.append(head)
-        args = [_text(rid), _number(now), _number(lease), bulk(b"".join(record))]
-        return call("reserve", [_number(len(keys)), *keys, *args])
+        return Op("reserve", keys, [_text(rid), _number(now), _number(lease), bulk(b"".join(record))])
+
+    def _reserve_command(self, rid: str, lines: tuple[ReserveLine, ...], now: float, lease_seconds: float) -> Call:
+        return single(self._reserve_op(rid, lines, now, lease_seconds), self._fixed)
 
     def _reserve_result(
         self, reply: list[Any], rid: str, lines: tuple[ReserveLine, ...], now: float, lease_seconds: float
@@ -192,20 +198,21 @@ class RedisStore(BudgetStore):
         line = lines[int(reply[1]) - 1]
         return Refusal(line.budget, Amounts(int(reply[2]), int(reply[3]), int(reply[4])), line.limits)
 
-    def _settle_command(self, reservation: Reservation, actual: Amounts, now: float) -> Call:
+    def _settle_op(self, reservation: Reservation, actual: Amounts, now: float) -> Op:
         rid, lines = reservation.id, reservation.lines
         require_keys(lines)
-        parts = [_number(4 + len(lines)), *self._fixed]
-        parts.append(_text(self._record_prefix + rid))
-        parts.extend(self._encoded(line.keys[0])[0] for line in lines)
+        keys = [_text(self._record_prefix + rid)]
+        keys.extend(self._encoded(line.keys[0])[0] for line in lines)
         numbers = [
             _ACTUAL.pack(
                 _exact(actual.nanos, "settle"), _exact(actual.tokens, "settle"), _exact(actual.requests, "settle")
             )
         ]
         numbers.extend(_DOUBLE.pack(self._drop_time(line.expires_at)) for line in lines)
-        parts.extend((_text(rid), _number(now), self._settled_ttl, bulk(b"".join(numbers))))
-        return call("settle", parts)
+        return Op("settle", keys, [_text(rid), _number(now), self._settled_ttl, bulk(b"".join(numbers))])
+
+    def _settle_command(self, reservation: Reservation, actual: Amounts, now: float) -> Call:
+        return single(self._settle_op(reservation, actual, now), self._fixed)
 
     def _renew_command(self, reservation: Reservation, now: float, lease_seconds: float) -> Call:
         args = [_text(reservation.id), _number(now), _number(now + lease_seconds)]
@@ -341,16 +348,28 @@ class RedisStore(BudgetStore):
             else:
                 self._transport = ScriptBatcher(self._aclient, pipeline=self._batch)
             self._transport_loop = loop
+            self._coalescer = OpCoalescer(self._transport, self._scripts, self._fixed, self._aclient, batch=self._batch)
         return self._transport
+
+    async def _aop(self, op: Op) -> Any:
+        """A reserve or settle: concurrent ones of this event loop share a batch call (lua/batch.lua)."""
+        if self._aclient is None:
+            raise StoreError("Redis store was given only a sync client: use the sync methods")
+        try:
+            self._async_transport()
+            assert self._coalescer is not None
+            return await self._coalescer.call(op)
+        except RedisError as exc:
+            raise self._error(exc) from exc
 
     async def areserve(
         self, reservation_id: str, lines: tuple[ReserveLine, ...], *, now: float, lease_seconds: float
     ) -> Reservation | Refusal:
-        reply = await self._arun(self._reserve_command(reservation_id, lines, now, lease_seconds))
+        reply = await self._aop(self._reserve_op(reservation_id, lines, now, lease_seconds))
         return self._reserve_result(reply, reservation_id, lines, now, lease_seconds)
 
     async def asettle(self, reservation: Reservation, actual: Amounts, *, now: float) -> str:
-        return _OUTCOMES[await self._arun(self._settle_command(reservation, actual, now))]
+        return _OUTCOMES[await self._aop(self._settle_op(reservation, actual, now))]
 
     async def arenew(self, reservation: Reservation, *, now: float, lease_seconds: float) -> bool:
         return bool(await self._arun(self._renew_command(reservation, now, lease_seconds)))
@@ -388,6 +407,7 @@ class RedisStore(BudgetStore):
         if self._transport is not None:
             self._transport.close()
             self._transport = None
+            self._coalescer = None
         if self._aclient is not None:
             await self._aclient.aclose()
         self.close()

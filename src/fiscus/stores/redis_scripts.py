@@ -22,7 +22,7 @@ from redis.exceptions import NoScriptError, ResponseError
 from fiscus.stores.redis_channel import bulk
 
 LAYOUT = "v2"  # in every key and the library's name: bump it when the meaning of stored values changes
-NAMES = ("reserve", "settle", "renew", "reap", "keys")
+NAMES = ("reserve", "settle", "batch", "renew", "reap", "keys")
 ATTEMPTS = 3  # a call may need the library loaded, then a fall back to EVALSHA and that script loaded
 _EVALSHA = bulk(b"EVALSHA")
 _FCALL = bulk(b"FCALL")
@@ -61,6 +61,37 @@ class Call(NamedTuple):
 
 def call(name: str, parts: list[bytes]) -> Call:
     return Call(name, len(parts), b"".join(parts))
+
+
+class Op(NamedTuple):
+    """A reserve or settle that can ride in a batch: its own keys (from its record key on) and its four
+    arguments, RESP-packed; the three keys every operation shares are added when it is sent."""
+
+    name: str  # "reserve" or "settle"
+    keys: list[bytes]
+    args: list[bytes]
+
+
+_KIND = {"reserve": bulk(b"r"), "settle": bulk(b"s")}
+
+
+def single(op: Op, fixed: tuple[bytes, ...]) -> Call:
+    """The operation as its own script call (reserve.lua, settle.lua)."""
+    count = len(fixed) + len(op.keys)
+    return call(op.name, [bulk(str(count).encode()), *fixed, *op.keys, *op.args])
+
+
+def batch(ops: list[Op], fixed: tuple[bytes, ...]) -> Call:
+    """Several operations as one call of batch.lua: every key first, then per operation its kind, key count and
+    arguments."""
+    keys: list[bytes] = [*fixed]
+    args: list[bytes] = []
+    for op in ops:
+        keys.extend(op.keys)
+        args.append(_KIND[op.name])
+        args.append(bulk(str(len(op.keys)).encode()))
+        args.extend(op.args)
+    return call("batch", [bulk(str(len(keys)).encode()), *keys, *args])
 
 
 class Scripts:

@@ -10,7 +10,7 @@ local live, gone, dead = {}, {}, {}
 for i, key in ipairs(entries) do
   if not values[i] then
     gone[#gone + 1] = key
-  elseif decode(values[i], now).fresh then -- stale: as good as dropped, so drop it
+  elseif decode(values[i], now)[8] then -- stale: as good as dropped, so drop it
     gone[#gone + 1] = key
     dead[#dead + 1] = key
   else
