@@ -97,11 +97,9 @@ def call_sync(gate: Gate, endpoint: Endpoint, fn: Callable[..., Any], client: An
 
         return observe_sync(response, Observer(endpoint.fmt, hide_usage_chunk=plan.hide_usage_chunk), finish)
     usage, text, calls = _whole_usage(plan, response)
-    plan.after(
-        governor.settle(admission, usage, **plan.finish_args(usage, error=None, streamed=False)),
-        output=text,
-        tool_calls=calls,
-    )
+    served = plan.kwargs.get("model")  # as `plan.finish_args` gives it, without building the dict
+    event = governor.settle(admission, usage, status=CallStatus.OK, served_model=served, error=None, streamed=False)
+    plan.after(event, output=text, tool_calls=calls)
     return response
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
@@ -34,6 +34,7 @@ from fiscus.usage.wire import WireFormat
 log = logging.getLogger("fiscus.sdk")
 WARN_EVERY_S = 60.0
 MIN_OUTPUT_TOKENS = 16
+_ZERO = Decimal(0)
 
 
 @dataclass(slots=True)
@@ -63,7 +64,7 @@ class Plan:
     hide_usage_chunk: bool = False
     caller_wants_usage: bool = False
     settled: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+    max_key: str = "max_tokens"  # the request's output-cap parameter, set to the admitted cap
 
     @property
     def input_tokens(self) -> int:
@@ -83,9 +84,17 @@ class Plan:
         if self.settled:
             return
         self.settled = True
-        cost = event.total_usd if event is not None else Decimal(0)
-        tokens = event.usage.total_tokens if event is not None else 0
-        ok = event is None or event.status is not CallStatus.ERROR
+        if event is not None:
+            cost, usage, ok = event.cost.total, event.usage, event.status is not CallStatus.ERROR
+            tokens = (  # Usage.total_tokens, without its three property calls
+                usage.input_tokens
+                + usage.cache_read_tokens
+                + usage.cache_write_5m_tokens
+                + usage.cache_write_1h_tokens
+                + usage.output_tokens
+            )
+        else:
+            cost, tokens, ok = _ZERO, 0, True
         if self.session is not None:
             self.session.settle(self.reserved, cost, tokens)
         state = self.session.state() if self.session is not None else None
@@ -120,6 +129,7 @@ class Gate:
         # Outside a session there is no run to stop, so a loop only warns unless the caller configured otherwise.
         self.loops = loops or LoopConfig(action="warn")
         self.detector = LoopDetector(self.loops)  # for calls made outside any session
+        self._outside: tuple[tuple[LoopDetector, Session | None], ...] = ((self.detector, None),)
         self.on_warn = on_warn
         self.priority = priority
         self.catalogue: PriceCatalogue = getattr(governor, "catalogue", None) or _shared_catalogue()
@@ -128,9 +138,9 @@ class Gate:
 
     # --- before the call -------------------------------------------------------------------------------------
 
-    def detectors(self, session: Session | None) -> list[tuple[LoopDetector, Session | None]]:
+    def detectors(self, session: Session | None) -> Sequence[tuple[LoopDetector, Session | None]]:
         if session is None:
-            return [(self.detector, None)]
+            return self._outside
         return [(node.detector, node) for node in session.chain()]
 
     def prepare(
@@ -160,8 +170,7 @@ class Gate:
                 short.unadmitted = request
                 return short
             request = replace(request, max_tokens=fitted)
-        agent = attribution.agent
-        return Plan(self, fmt, kwargs, request=request, session=session, agent=agent, extra={"max_key": max_key})
+        return Plan(self, fmt, kwargs, request=request, session=session, agent=attribution.agent, max_key=max_key)
 
     def _guard(
         self, fmt: WireFormat, kwargs: dict[str, Any], request: CallRequest, session: Session | None
@@ -254,7 +263,7 @@ class Gate:
                 short.admission, short.status = admission, CallStatus.PARTIAL
                 return short
             plan.reserved, max_tokens = reserved, fitted
-        kwargs[plan.extra["max_key"]] = max_tokens
+        kwargs[plan.max_key] = max_tokens
         plan.kwargs = kwargs
         return plan
 
