@@ -3,7 +3,12 @@
 Calls alternate (bare, wrapped, bare, …) so drift and noise hit both alike. The emulator runs in its own
 process (`fiscus emulate`), so its work does not compete with the measured client for the GIL. The governor
 is the embedded kind (memory store, a ledger that drops events). Prints mean and p50 added µs per call
-and the ratio of wrapped to bare time. Target: ≤ 100 µs added per call.
+(wall clock), the same in CPU time of the calling thread (less noisy: no emulator latency, no preemption), and
+the ratio of wrapped to bare time. Target: ≤ 100 µs added per call.
+
+A second, shorter pass splits the added CPU time in place: the governor's admit + settle, timed inside real
+wrapped calls, and the SDK's own rest. Both run slower there than alone in a loop (`governor alone`): between
+two calls the HTTP stack and the wait for the response leave the CPU caches cold for fiscus's code and data.
 
     .venv/bin/python bench/sdk_overhead.py [calls]
 """
@@ -18,6 +23,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
@@ -87,29 +93,83 @@ def main(calls: int) -> None:
             governor=governor,
             breakers=BreakerRegistry(postmortem_dir=None),
         )
-        for client in (bare, wrapped):  # warm connections, caches and the price sheet
+        timed_governor = TimedGovernor(governor)
+        timed = fiscus.wrap(
+            openai.OpenAI(base_url=f"{url}/v1", api_key="sk-bench", max_retries=0),
+            agent="bench",
+            team="growth",
+            governor=timed_governor,
+            breakers=BreakerRegistry(postmortem_dir=None),
+        )
+        for client in (bare, wrapped, timed):  # warm connections, caches and the price sheet
             for i in range(20):
                 warm = [MESSAGES[0], {"role": "user", "content": f"Warm up {i} {'x' * i}"}]
                 client.chat.completions.create(model="gpt-4o-mini", messages=warm, max_tokens=16)
-        bare_t: list[float] = []
-        wrapped_t: list[float] = []
-        for i in range(calls):
-            content = f"Name a colour, variation {i}."  # distinct requests, as an agent would send
-            messages = [MESSAGES[0], {"role": "user", "content": content}]
-            order = ((bare, bare_t), (wrapped, wrapped_t))
-            for client, times in order if i % 2 else order[::-1]:
-                t0 = time.perf_counter()
-                client.chat.completions.create(model="gpt-4o-mini", messages=messages, max_tokens=16)
-                times.append(time.perf_counter() - t0)
+        bare_t, bare_cpu, wrapped_t, wrapped_cpu = _interleaved(bare, wrapped, calls)
+        timed_governor.spent.clear()
+        split_bare_t, split_bare_cpu, _, timed_cpu = _interleaved(bare, timed, max(calls // 2, 1))
     governor_us = _governor_alone(governor, calls)
     added = [w - b for w, b in zip(wrapped_t, bare_t, strict=True)]
     mean_added = statistics.fmean(added) * 1e6
     p50_added = (statistics.median(wrapped_t) - statistics.median(bare_t)) * 1e6
+    cpu_mean_added = (statistics.fmean(wrapped_cpu) - statistics.fmean(bare_cpu)) * 1e6
+    cpu_p50_added = (statistics.median(wrapped_cpu) - statistics.median(bare_cpu)) * 1e6
     ratio = statistics.fmean(wrapped_t) / statistics.fmean(bare_t)
+    in_place = statistics.fmean(timed_governor.spent) * 1e6
+    split_added = (statistics.fmean(timed_cpu) - statistics.fmean(split_bare_cpu)) * 1e6
     print(f"calls: {calls} each, interleaved; bare mean {statistics.fmean(bare_t) * 1e6:.0f} µs")
     print(f"added per call: mean {mean_added:.1f} µs, p50 {p50_added:.1f} µs")
+    print(f"added CPU time per call (calling thread): mean {cpu_mean_added:.1f} µs, p50 {cpu_p50_added:.1f} µs")
     print(f"of which governor admit + settle alone: {governor_us:.1f} µs (the SDK's own share is the rest)")
+    print(
+        f"in place ({len(split_bare_t)} more calls each): added CPU {split_added:.1f} µs = governor admit + settle "
+        f"{in_place:.1f} µs + the SDK's own {split_added - in_place:.1f} µs"
+    )
     print(f"wrapped / bare time ratio: {ratio:.3f}  (target: ≤ 100 µs added)")
+
+
+def _interleaved(bare: Any, wrapped: Any, calls: int) -> tuple[list[float], list[float], list[float], list[float]]:
+    """Wall and thread-CPU seconds of each call: bare and wrapped alternate, each going first every other time."""
+    bare_t: list[float] = []
+    bare_cpu: list[float] = []
+    wrapped_t: list[float] = []
+    wrapped_cpu: list[float] = []
+    for i in range(calls):
+        content = f"Name a colour, variation {i}."  # distinct requests, as an agent would send
+        messages = [MESSAGES[0], {"role": "user", "content": content}]
+        order = ((bare, bare_t, bare_cpu), (wrapped, wrapped_t, wrapped_cpu))
+        for client, times, cpu in order if i % 2 else order[::-1]:
+            t0, c0 = time.perf_counter(), time.thread_time()
+            client.chat.completions.create(model="gpt-4o-mini", messages=messages, max_tokens=16)
+            cpu.append(time.thread_time() - c0)
+            times.append(time.perf_counter() - t0)
+    return bare_t, bare_cpu, wrapped_t, wrapped_cpu
+
+
+class TimedGovernor:
+    """The governor, its admit and settle timed (thread CPU seconds) inside real wrapped calls."""
+
+    def __init__(self, governor: Governor) -> None:
+        self._governor = governor
+        self.spent: list[float] = []
+        self._admitted = 0.0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._governor, name)
+
+    def admit(self, request: Any) -> Any:
+        start = time.thread_time()
+        try:
+            return self._governor.admit(request)
+        finally:
+            self._admitted = time.thread_time() - start
+
+    def settle(self, admission: Any, usage: Any, **kwargs: Any) -> Any:
+        start = time.thread_time()
+        try:
+            return self._governor.settle(admission, usage, **kwargs)
+        finally:
+            self.spent.append(self._admitted + time.thread_time() - start)
 
 
 def _governor_alone(governor: Governor, calls: int) -> float:
