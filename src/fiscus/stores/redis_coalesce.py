@@ -19,7 +19,8 @@ from redis.exceptions import ResponseError
 
 from fiscus.stores.redis_scripts import ATTEMPTS, Call, Op, Scripts, batch, single
 
-MAX_OPS = 64  # operations per script call: keeps one call's server time (and Lua's stack) small
+MAX_OPS = 64  # operations per script call: keeps one call's server time small
+MAX_KEYS = 2000  # keys per script call: Lua's unpack() takes a few thousand values at most
 
 
 class Transport(Protocol):
@@ -63,10 +64,21 @@ class OpCoalescer:
     def _flush(self) -> None:
         self._scheduled = False
         queue, self._queue = self._queue, []
-        for start in range(0, len(queue), self._max):
-            task = asyncio.ensure_future(self._send(queue[start : start + self._max]))
-            self._sending.add(task)
-            task.add_done_callback(self._sending.discard)
+        chunk: list[tuple[Op, asyncio.Future[Any]]] = []
+        keys = 0
+        for item in queue:
+            if chunk and (len(chunk) == self._max or keys + len(item[0].keys) > MAX_KEYS):
+                self._start(chunk)
+                chunk, keys = [], 0
+            chunk.append(item)
+            keys += len(item[0].keys)
+        if chunk:
+            self._start(chunk)
+
+    def _start(self, chunk: list[tuple[Op, asyncio.Future[Any]]]) -> None:
+        task = asyncio.ensure_future(self._send(chunk))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
 
     async def _send(self, chunk: list[tuple[Op, asyncio.Future[Any]]]) -> None:
         ops = [op for op, _ in chunk]
