@@ -13,8 +13,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 
-import aiohttp
-
 from fiscus.config import FiscusConfig, ProviderConfig
 from fiscus.errors import ConfigError
 from fiscus.providers.backoff import Backoff, is_retryable, retry_after_s
@@ -33,7 +31,15 @@ from fiscus.providers.messages import (
 from fiscus.providers.rate_limit import ProviderRateLimiter
 from fiscus.providers.registry import make_endpoint
 from fiscus.providers.retry_budget import RetryBudget
-from fiscus.providers.transport import ConnectFailed, ReadTimedOut, StreamBody, Timeouts, Transport
+from fiscus.providers.transport import (
+    BrokenAnswer,
+    ConnectFailed,
+    ReadTimedOut,
+    StreamBody,
+    Timeouts,
+    Transport,
+    TransportError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +83,8 @@ class UpstreamStream:
                 yield chunk
         except ReadTimedOut as exc:
             raise UpstreamTimeoutError(f"provider {self.provider!r} stalled mid-stream ({exc})") from None
-        except aiohttp.ClientError as exc:
-            raise ProviderError(f"provider {self.provider!r} broke the stream off ({type(exc).__name__})") from None
+        except BrokenAnswer as exc:
+            raise ProviderError(f"provider {self.provider!r} broke the stream off ({exc})") from None
 
 
 class Upstream:
@@ -175,6 +181,8 @@ class Upstream:
                     body = await served.answer.read()
                 except ReadTimedOut as exc:
                     raise UpstreamTimeoutError(f"provider {served.provider!r} stalled ({exc})") from None
+                except BrokenAnswer as exc:
+                    raise ProviderError(f"provider {served.provider!r} broke the answer off ({exc})") from None
         finally:
             served.answer.close()
         return UpstreamResponse(
@@ -260,7 +268,7 @@ class Upstream:
                 if answer.status >= 300:
                     try:
                         served.body = await answer.read()
-                    except (ReadTimedOut, aiohttp.ClientError):
+                    except TransportError:
                         served.body = b""
                     finally:
                         answer.close()
