@@ -46,6 +46,7 @@ log = logging.getLogger("fiscus.gateway")
 # providers ignore it). Credentials are never forwarded; the provider adapter sets its own.
 _FORWARD_PREFIXES = ("anthropic-beta", "anthropic-version", "openai-beta", "x-emulator-")
 _RENEW_EVERY_S = 30.0
+_TRACK_BATCH_BYTES = 32 * 1024
 
 
 def _usd(event: CostEvent) -> str:
@@ -338,16 +339,30 @@ class Gateway:
         strip = UsageChunkFilter() if strip_usage else None
         governor, metrics = self.governor, self.metrics
         renew_at = time.monotonic() + _RENEW_EVERY_S
+        # The tracker is fed in batches: parsing costs per call, and nothing reads it before the stream ends.
+        untracked: list[bytes] = []
+        untracked_size = 0
+
+        def track() -> None:
+            nonlocal untracked_size
+            tracker.feed_bytes(untracked[0] if len(untracked) == 1 else b"".join(untracked))
+            untracked.clear()
+            untracked_size = 0
 
         def on_chunk(chunk: bytes) -> bytes:
-            nonlocal renew_at
-            tracker.feed_bytes(chunk)
+            nonlocal renew_at, untracked_size
+            untracked.append(chunk)
+            untracked_size += len(chunk)
+            if untracked_size >= _TRACK_BATCH_BYTES:
+                track()
             if time.monotonic() > renew_at:  # a long stream keeps its reservation's lease alive
                 renew_at = time.monotonic() + _RENEW_EVERY_S
                 governor.renew(admission)
             return strip(chunk) if strip is not None else chunk
 
         async def on_end(completed: bool, error: str | None) -> bytes:
+            if untracked:
+                track()
             usage = tracker.finish(estimate_input_tokens=input_tokens)
             event = await self.settle(
                 admission,
@@ -367,7 +382,7 @@ class Gateway:
         raw_headers = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]
         raw_headers += [(k.encode(), v.encode()) for k, v in out.items()]
         return StreamRelay(
-            answer.__aiter__(), status=200, headers=raw_headers, on_chunk=on_chunk, on_end=on_end, close=stack.aclose
+            answer.read_chunk, status=200, headers=raw_headers, on_chunk=on_chunk, on_end=on_end, close=stack.aclose
         )
 
 

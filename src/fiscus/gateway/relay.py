@@ -8,7 +8,7 @@ final SSE comment line, `: x-fiscus-cost-usd=<decimal>` — SSE clients ignore c
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import anyio
 import orjson
@@ -29,6 +29,8 @@ class UsageChunkFilter:
         self._pending = b""
 
     def __call__(self, chunk: bytes) -> bytes:
+        if not self._pending and chunk.endswith(b"\n\n") and not _usage_object(chunk):
+            return chunk  # whole events, none usage-only: the usual chunk passes as it is
         data = self._pending + chunk
         cut = data.rfind(b"\n\n")
         if cut < 0:
@@ -73,14 +75,15 @@ def _usage_only(event: bytes) -> bool:
 class StreamRelay:
     """An ASGI response over an upstream byte stream.
 
-    `on_chunk` sees every upstream chunk and returns the bytes to send on (it feeds the usage tracker);
-    `on_end(completed)` settles the call and returns the closing bytes (the cost trailer) for a completed
-    stream; `close` releases the upstream connection. Both run however the stream ends.
+    `read` returns the next upstream bytes (b"" at the end); `on_chunk` sees every upstream chunk and returns
+    the bytes to send on (it feeds the usage tracker); `on_end(completed)` settles the call and returns the
+    closing bytes (the cost trailer) for a completed stream; `close` releases the upstream connection. Both run
+    however the stream ends.
     """
 
     def __init__(
         self,
-        chunks: AsyncIterator[bytes],
+        read: Callable[[], Awaitable[bytes]],
         *,
         status: int,
         headers: list[tuple[bytes, bytes]],
@@ -88,7 +91,7 @@ class StreamRelay:
         on_end: Callable[[bool, str | None], Awaitable[bytes]],
         close: Callable[[], Awaitable[None]],
     ) -> None:
-        self._chunks = chunks
+        self._read = read
         self._status = status
         self._headers = headers
         self._on_chunk = on_chunk
@@ -146,8 +149,8 @@ class StreamRelay:
         return None
 
     async def _pump(self, send: Send) -> None:
-        on_chunk = self._on_chunk
-        async for chunk in self._chunks:
+        read, on_chunk = self._read, self._on_chunk
+        while chunk := await read():
             out = on_chunk(chunk)
             if out:
                 await send({"type": "http.response.body", "body": out, "more_body": True})

@@ -21,7 +21,7 @@ import ssl
 import time
 import zlib
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -268,10 +268,6 @@ class StreamBody:
                 await connection.wait(self._read_s)
             except TimeoutError:
                 raise ReadTimedOut(f"no data for {self._read_s} s") from None
-
-    async def chunks(self) -> AsyncIterator[bytes]:
-        while chunk := await self.read_chunk():
-            yield chunk
 
     async def read(self) -> bytes:
         parts = []
