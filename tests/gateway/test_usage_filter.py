@@ -30,3 +30,10 @@ def test_chunks_with_null_usage_pass_unchanged() -> None:
 def test_usage_beside_choices_is_kept() -> None:
     both = b'data: {"choices":[{"index":0,"delta":{}}],"usage":{"total_tokens":5}}\n\n'
     assert UsageChunkFilter()(both) == both
+
+
+def test_many_events_in_one_chunk_lose_only_the_usage_only_one() -> None:
+    both = b'data: {"choices":[{"index":0,"delta":{}}],"usage":{"total_tokens":5}}\n\n'
+    strip = UsageChunkFilter()
+    assert strip(CONTENT * 5 + both + SPACED + USAGE + DONE) == CONTENT * 5 + both + SPACED + DONE
+    assert strip(USAGE + CONTENT) == CONTENT

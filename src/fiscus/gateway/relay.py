@@ -8,6 +8,7 @@ final SSE comment line, `: x-fiscus-cost-usd=<decimal>` — SSE clients ignore c
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable
 
 import anyio
@@ -38,25 +39,27 @@ class UsageChunkFilter:
             return b""
         self._pending = data[cut + 2 :]
         complete = data[: cut + 2]
-        if not _usage_object(complete):  # most chunks: no usage, or `"usage":null` beside the choices
+        found = _USAGE_OBJECT.search(complete)
+        if found is None:  # most chunks: no usage, or `"usage":null` beside the choices
             return complete
-        return b"".join(event + b"\n\n" for event in complete[:-2].split(b"\n\n") if not _usage_only(event))
+        # Events before the one holding the first usage object pass as they are; only the rest is looked at.
+        start = complete.rfind(b"\n\n", 0, found.start())
+        start = 0 if start < 0 else start + 2
+        rest = complete[start:-2].split(b"\n\n")
+        return complete[:start] + b"".join(event + b"\n\n" for event in rest if not _usage_only(event))
 
     def flush(self) -> bytes:
         rest, self._pending = self._pending, b""
         return b"" if _usage_only(rest) else rest
 
 
+# A `"usage"` key holding an object (only then can an event be usage-only). One regex scan over the bytes: with
+# `include_usage` every chunk carries `"usage":null`, and a chunk may hold many events.
+_USAGE_OBJECT = re.compile(rb'"usage"[ \t:]{0,16}\{')
+
+
 def _usage_object(data: bytes) -> bool:
-    """Whether some `"usage"` key in `data` holds an object (only then can an event be usage-only). A scan over
-    the bytes: with `include_usage` every chunk carries `"usage":null`, and parsing each would cost more."""
-    at = data.find(b'"usage"')
-    while at >= 0:
-        value = data[at + 7 : at + 24].lstrip(b" \t:")
-        if value[:1] == b"{":
-            return True
-        at = data.find(b'"usage"', at + 7)
-    return False
+    return _USAGE_OBJECT.search(data) is not None
 
 
 def _usage_only(event: bytes) -> bool:
