@@ -1,5 +1,6 @@
 """Who is calling: the virtual key from the request (OpenAI's bearer token or Anthropic's `x-api-key`), and
-the attribution and priority that key plus the `x-fiscus-*` headers give the call."""
+the attribution and priority that key plus the `x-fiscus-*` headers give the call (cached: an agent sends the
+same key and headers call after call)."""
 
 from __future__ import annotations
 
@@ -24,3 +25,24 @@ def attribute(key: VirtualKey, headers: Mapping[str, str]) -> tuple[Attribution,
         return resolve_attribution(key, headers), str(resolve_priority(headers))
     except InvalidHeaderError as exc:
         raise BadRequest(str(exc), code="invalid_header") from None
+
+
+class AttributionCache:
+    """`attribute` remembered per key and `x-fiscus-*` headers. An entry holds the very `VirtualKey` it was
+    made from, so a key the key ring re-read (changed or revoked) misses and is resolved afresh."""
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        self._entries: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[VirtualKey, tuple[Attribution, str]]] = {}
+        self._max_entries = max_entries
+
+    def __call__(self, key: VirtualKey, headers: Mapping[str, str]) -> tuple[Attribution, str]:
+        """`attribute(key, headers)`; header names lower-cased."""
+        sent = tuple(item for item in headers.items() if item[0].startswith("x-fiscus-"))
+        entry = self._entries.get((key.id, sent))
+        if entry is not None and entry[0] is key:
+            return entry[1]
+        result = attribute(key, headers)  # a bad header raises here, and is never cached
+        if len(self._entries) >= self._max_entries:  # many sessions: start over rather than grow
+            self._entries.clear()
+        self._entries[(key.id, sent)] = (key, result)
+        return result

@@ -22,7 +22,7 @@ from fiscus.config import FiscusConfig
 from fiscus.engine.decision import Action
 from fiscus.errors import FiscusError
 from fiscus.events.cost_event import CallStatus, CostEvent
-from fiscus.gateway.auth import attribute, client_key
+from fiscus.gateway.auth import AttributionCache, client_key
 from fiscus.gateway.body import upstream_body
 from fiscus.gateway.guards import GatewayGuards, GuardRefusal, refusal_admission
 from fiscus.gateway.metrics import GatewayMetrics
@@ -74,6 +74,7 @@ class Gateway:
         self.metrics = metrics
         self.router = Router(config.providers)
         self.max_body = config.gateway.max_body_bytes
+        self.attribute = AttributionCache()
 
     async def handle(self, protocol: Protocol, scope: Mapping[str, Any], receive: Receive) -> ASGIApp:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
@@ -97,7 +98,7 @@ class Gateway:
                 param="model",
                 code="model_not_found",
             )
-        attribution, priority = attribute(vkey, headers)
+        attribution, priority = self.attribute(vkey, headers)
         refusal = self.guards.check(attribution, protocol.format, request.body)
         if refusal is not None:
             return await self._guarded(protocol, request, provider, attribution, refusal)

@@ -278,6 +278,20 @@ class Upstream:
                     finally:
                         answer.close()
             status = served.answer.status if served else None
+            if served is not None and status is not None and not is_retryable(status):
+                if self._on_attempt is not None:  # built once, with its outcome: this runs on every call
+                    done = Attempt(
+                        endpoint.name,
+                        model,
+                        number,
+                        "ok" if status < 300 else "error",
+                        status=status,
+                        retry=number > 0,
+                        fallback=fallback,
+                        elapsed_s=self._clock() - started,
+                    )
+                    self._report(done)
+                return served
             done = Attempt(
                 endpoint.name,
                 model,
@@ -289,9 +303,6 @@ class Upstream:
                 fallback=fallback,
                 elapsed_s=self._clock() - started,
             )
-            if served is not None and status is not None and not is_retryable(status):
-                self._report(replace(done, outcome="ok" if status < 300 else "error"))
-                return served
             failure: _Served | tuple[int, ProviderError] = served if served is not None else (total, error)  # type: ignore[assignment]
             wait = retry_after_s(served.answer.headers) if served is not None else None
             if number >= config.max_retries or (wait is not None and wait > self._backoff.max_retry_after_s):
