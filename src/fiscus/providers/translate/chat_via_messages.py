@@ -7,7 +7,10 @@ tool calls and tool results, function tools and `tool_choice`, `parallel_tool_ca
 (4096 when absent: Messages requires one), temperature (clamped to 0..1), top_p, stop, stream and user.
 Dropped because they change nothing essential in the answer's kind: seed, frequency/presence penalties,
 reasoning_effort, verbosity, prediction, store, metadata, service tier and prompt-cache keys, n = 1,
-logprobs = false, text-only modalities and a `text` response_format. Anything else raises `Untranslatable`.
+logprobs = false, text-only modalities, a `text` response_format, a message's `name`, an image's `detail` and
+a tool's `strict`. Anything else raises `Untranslatable`: n > 1, logprobs, audio, other response formats,
+logit_bias, legacy functions, web search, non-function tools, audio input, files by id, tool-call arguments
+that are not a JSON object, and any parameter not listed here.
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ Dropped, the answer staying a Messages answer of the same kind: `thinking` (the 
 blocks, which a client must treat as optional anyway) and thinking blocks in past assistant turns, top_k,
 service_tier, inference_geo and every `cache_control` (caching changes the cost, not the answer).
 Anything else — server tools, MCP servers, containers, structured output formats, file-id sources,
-URL or content-block documents, images in tool results — raises `Untranslatable`.
+URL or content-block documents, images in tool results, more than 4 stop sequences, any parameter not
+listed here — raises `Untranslatable`.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ _HANDLED = frozenset(
     {"model", "messages", "system", "max_tokens", "temperature", "top_p", "stop_sequences", "stream", "metadata",
      "tools", "tool_choice"}
 )  # fmt: skip
+_MAX_STOPS = 4  # Chat Completions' limit on `stop`
 _STOP = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "function_call": "tool_use"}
 _STOP["content_filter"] = "refusal"
 
@@ -66,6 +68,8 @@ def request(body: Mapping[str, Any], model: str) -> Json:
         if body.get(key) is not None:
             out[key] = body[key]
     stops = sequence(body.get("stop_sequences"), "stop_sequences")
+    if len(stops) > _MAX_STOPS:
+        raise Untranslatable(f"more than {_MAX_STOPS} stop_sequences: Chat Completions takes at most {_MAX_STOPS}")
     if stops:
         out["stop"] = stops
     if body.get("stream"):
