@@ -2,11 +2,11 @@
 uvicorn uses), a keep-alive pool per origin, TLS, gzip/deflate, per-call timeouts.
 
 Chosen by measurement (bench/upstream_client.py: CPU per call of the calling process against the emulator on
-loopback, 2 cores, best of three runs of 2,000 calls): aiohttp's ClientSession spent
-233-252 µs per JSON call and 493-528 µs per 28-event stream, the largest single part of the gateway's own CPU per
-request; a provider call needs only a small part of what it does per request (cookie jars, tracing hooks, a
-multidict per header set, redirect handling, a payload registry lookup per body). aiohttp had itself replaced
-httpx (1.5-3.8x the throughput).
+loopback, 2 cores, uvloop): aiohttp's ClientSession spent 204-250 µs per JSON call and 549-595 µs per 28-event
+stream, the largest single part of the gateway's own CPU per request; this client 100-123 and 371-465 (an
+earlier, quieter run: aiohttp 233-252 and 493-528, this client 66 and 319-323). A provider call needs only a
+small part of what aiohttp does per request (cookie jars, tracing hooks, a multidict per header set, redirects,
+a payload registry lookup per body). aiohttp had itself replaced httpx (1.5-3.8x the throughput).
 
 Only what a provider call needs: POST with a content-length body, answers framed by content-length, chunked
 encoding or the connection's end, streamed as they arrive; no proxies, redirects or cookies (a gateway must not
