@@ -53,6 +53,7 @@ class Governor:
         on_event: Callable[[object], None] | None = None,
         lease_seconds: float = 120.0,
         draw: Callable[[], float] = random.random,
+        priced_as: Mapping[str, str] | None = None,
     ) -> None:
         self.policy = policy
         self.store = store
@@ -64,6 +65,8 @@ class Governor:
         self._draw = draw
         self._lock = threading.Lock()
         self._tiers: dict[str, str | None] = {}
+        # A configured provider's name → the catalogue's provider its kind is priced as ("openai-eu" → "openai").
+        self._priced_as = dict(priced_as or {})
         self.engine = Engine(policy, self._sheet)
         self.announcer = Announcer(store, self.on_event)
 
@@ -81,6 +84,7 @@ class Governor:
             catalogue=PriceCatalogue(config.pricing),
             ledger=LedgerWriter(open_ledger(config.ledger)),
             on_event=on_event,
+            priced_as=priced_as(config),
         )
         if config.notify.channels:
             from fiscus.notify import Notifier
@@ -225,8 +229,11 @@ class Governor:
         error: str | None = None,
         streamed: bool = False,
         outcome: str | None = None,
+        served_provider: str | None = None,
     ) -> CostEvent:
-        claimed = self._claim(admission, usage, status, served_model, latency_ms, error, streamed, outcome)
+        claimed = self._claim(
+            admission, usage, status, served_model, latency_ms, error, streamed, outcome, served_provider
+        )
         if claimed is None:
             return admission.event  # type: ignore[return-value]
         event, actual = claimed
@@ -248,8 +255,11 @@ class Governor:
         error: str | None = None,
         streamed: bool = False,
         outcome: str | None = None,
+        served_provider: str | None = None,
     ) -> CostEvent:
-        claimed = self._claim(admission, usage, status, served_model, latency_ms, error, streamed, outcome)
+        claimed = self._claim(
+            admission, usage, status, served_model, latency_ms, error, streamed, outcome, served_provider
+        )
         if claimed is None:
             return admission.event  # type: ignore[return-value]
         event, actual = claimed
@@ -270,19 +280,22 @@ class Governor:
         error: str | None,
         streamed: bool,
         outcome: str | None,
+        served_provider: str | None = None,
     ) -> tuple[CostEvent, Amounts] | None:
-        """Build the event and the amounts to settle, once per admission; None when it was settled before."""
+        """Build the event and the amounts to settle, once per admission; None when it was settled before. A call
+        a fallback served elsewhere (`served_provider`) is priced, and recorded, as that provider's."""
         request, decision = admission.request, admission.decision
         served = served_model or decision.model
+        provider = served_provider or request.provider
         tags: dict[str, str] = {}
         if status in _NO_MODEL or usage is None:
             usage, cost = _ZERO_USAGE, _ZERO_COST  # refused, or failed and not billed by the provider
         else:
             try:
-                sheet = admission.sheet if served == decision.model else None
+                sheet = admission.sheet if served == decision.model and provider == request.provider else None
                 if sheet is None:
                     at = admission.timestamp.timestamp()
-                    sheet = self.engine.sheet(request.provider, served, request.batch, at)
+                    sheet = self.engine.sheet(provider, served, request.batch, at)
                 cost = sheet.cost(usage)
             except PricingError as exc:
                 # Not priceable: keep the worst case reserved as spent (budgets never undercount) and say so.
@@ -291,7 +304,7 @@ class Governor:
             tags["budget"] = decision.exhausted_budget
         attribution = request.attribution.refine(outcome=outcome) if outcome else request.attribution
         event = CostEvent(
-            request.provider,
+            provider,
             request.model,
             served if status not in _NO_MODEL else decision.requested_model,
             usage,
@@ -346,7 +359,13 @@ class Governor:
         self.store.close()
 
     def _sheet(self, provider: str, model: str, batch: bool, now: float) -> PriceSheet:
-        return self.catalogue.sheet(provider=provider, model=model, at=datetime.fromtimestamp(now, UTC), batch=batch)
+        at = datetime.fromtimestamp(now, UTC)
+        kind = self._priced_as.get(provider)
+        # The name's own prices first (overrides written for it, or a catalogue provider of that name), then its
+        # kind's: a provider configured as "openai-eu" is priced as OpenAI.
+        if kind is not None and kind != provider and not self.catalogue.knows(provider=provider, model=model):
+            provider = kind
+        return self.catalogue.sheet(provider=provider, model=model, at=at, batch=batch)
 
     def _tier(self, model: str) -> str | None:
         tier = self._tiers.get(model, "")
@@ -376,3 +395,13 @@ class Governor:
             model_tier=self._tier(request.model),
         )
         return self.settle(admission, None, status=status)
+
+
+# The catalogue's provider for each kind of configured provider (an openai-compatible server has none: its
+# models are priced by `pricing.models` overrides under the provider's own name).
+_KIND_PRICED_AS = {"openai": "openai", "anthropic": "anthropic", "gemini": "google", "azure-openai": "azure"}
+
+
+def priced_as(config: FiscusConfig) -> dict[str, str]:
+    """Configured provider name → the catalogue provider its kind is priced as."""
+    return {name: _KIND_PRICED_AS[p.kind] for name, p in config.providers.items() if p.kind in _KIND_PRICED_AS}
