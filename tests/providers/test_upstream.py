@@ -196,13 +196,55 @@ async def test_fallback_serves_after_retries_fail(emulator: str, fake_time: Fake
     ]
 
 
-async def test_fallback_of_another_wire_format_is_skipped(emulator: str, fake_time: FakeTime) -> None:
+async def test_a_fallback_in_the_other_wire_format_answers_in_the_clients(emulator: str, fake_time: FakeTime) -> None:
     attempts: list[Attempt] = []
     configs = providers(emulator, openai={"max_retries": 0, "fallbacks": ["anthropic/claude-haiku-4-5"]})
     async with upstream(configs, fake_time, attempts) as up:
         answer = await up.send(chat(**{"x-emulator-error": "503"}))
+    assert answer.status == 200 and answer.fallback
+    assert (answer.provider, answer.model) == ("anthropic", "claude-haiku-4-5")
+    body = orjson.loads(answer.body)
+    assert body["object"] == "chat.completion" and body["model"].startswith("claude-haiku-4-5")
+    assert body["choices"][0]["message"]["role"] == "assistant" and body["usage"]["completion_tokens"] > 0
+    assert [(a.provider, a.outcome) for a in attempts] == [("openai", "gave_up"), ("anthropic", "ok")]
+
+
+async def test_a_streamed_fallback_in_the_other_wire_format_streams_the_clients(
+    emulator: str, fake_time: FakeTime
+) -> None:
+    configs = providers(emulator, anthropic={"max_retries": 0, "fallbacks": ["openai/gpt-4o-mini"]})
+    request = orjson.dumps({**orjson.loads(MESSAGES), "stream": True})
+    headers = {"x-emulator-error": "529"}
+    async with upstream(configs, fake_time) as up:
+        sent = UpstreamRequest("anthropic", "messages", "claude-haiku-4-5", request, stream=True, headers=headers)
+        async with up.stream(sent) as stream:
+            assert stream.status == 200 and (stream.provider, stream.fallback) == ("openai", True)
+            data = b"".join([chunk async for chunk in stream])
+    events = [line.removeprefix(b"event: ") for line in data.splitlines() if line.startswith(b"event: ")]
+    assert events[0] == b"message_start" and events[-2:] == [b"message_delta", b"message_stop"]
+    assert b"content_block_delta" in events and b"[DONE]" not in data
+
+
+async def test_a_fallback_that_cannot_carry_the_request_is_skipped(emulator: str, fake_time: FakeTime) -> None:
+    attempts: list[Attempt] = []
+    configs = providers(emulator, openai={"max_retries": 0, "fallbacks": ["anthropic/claude-haiku-4-5"]})
+    two = orjson.dumps({**orjson.loads(CHAT), "n": 2})  # Anthropic answers with one choice only
+    async with upstream(configs, fake_time, attempts) as up:
+        answer = await up.send(
+            UpstreamRequest("openai", "chat.completions", "gpt-4o-mini", two, headers={"x-emulator-error": "503"})
+        )
     assert answer.status == 503 and answer.provider == "openai"
     assert [(a.provider, a.outcome) for a in attempts] == [("openai", "gave_up"), ("anthropic", "skipped")]
+    assert "n" in (attempts[-1].error or "")
+
+
+async def test_a_fallback_of_a_format_not_translated_is_skipped(emulator: str, fake_time: FakeTime) -> None:
+    attempts: list[Attempt] = []
+    configs = providers(emulator, openai={"max_retries": 0, "fallbacks": ["gemini/gemini-2.5-flash"]})
+    async with upstream(configs, fake_time, attempts) as up:
+        answer = await up.send(chat(**{"x-emulator-error": "503"}))
+    assert answer.status == 503 and answer.provider == "openai"
+    assert attempts[-1].outcome == "skipped" and "wire format differs" in (attempts[-1].error or "")
 
 
 async def test_rpm_limiter_refuses_then_falls_back(emulator: str, fake_time: FakeTime) -> None:

@@ -19,6 +19,7 @@ from fiscus.providers.backoff import Backoff, is_retryable, retry_after_s
 from fiscus.providers.endpoint import Endpoint
 from fiscus.providers.messages import (
     Attempt,
+    Operation,
     ProviderError,
     RateLimitedError,
     UnknownProviderError,
@@ -31,6 +32,7 @@ from fiscus.providers.messages import (
 from fiscus.providers.rate_limit import ProviderRateLimiter
 from fiscus.providers.registry import make_endpoint
 from fiscus.providers.retry_budget import RetryBudget
+from fiscus.providers.translate import Translation, Untranslatable, translation
 from fiscus.providers.transport import (
     BrokenAnswer,
     ConnectFailed,
@@ -48,12 +50,55 @@ log = logging.getLogger(__name__)
 class _Served:
     """What `_open` found: an open 2xx answer (`body is None`) or a finished error answer (`body` read)."""
 
-    answer: StreamBody
+    answer: StreamBody | TranslatedBody
     body: bytes | None
     provider: str
     model: str
     attempts: int
     fallback: bool
+
+    def translate(self, translated: Translation, stream: bool) -> None:
+        """Served in the other wire format: hand it on in the client's."""
+        if self.body is not None:
+            self.body = translated.error(self.answer.status, self.body)
+        else:
+            self.answer = TranslatedBody(self.answer, translated, stream)
+
+
+class TranslatedBody:
+    """A 2xx answer in the provider's format read as the client's: a whole answer translated once read, a stream
+    event by event as it arrives."""
+
+    def __init__(self, answer: StreamBody | TranslatedBody, translated: Translation, stream: bool) -> None:
+        self._answer = answer
+        self._translated = translated
+        self._stream = translated.stream() if stream else None
+        self._done = False
+        self.status = answer.status
+        self.headers = {k: v for k, v in answer.headers.items() if k != "content-length"}
+
+    async def read_chunk(self) -> bytes:
+        while not self._done:
+            if self._stream is None:
+                self._done = True
+                return self._translated.response(await self._answer.read())
+            chunk = await self._answer.read_chunk()
+            if not chunk:
+                self._done = True
+                return self._stream.close()
+            out = self._stream.feed(chunk)
+            if out:
+                return out
+        return b""
+
+    async def read(self) -> bytes:
+        parts = []
+        while chunk := await self.read_chunk():
+            parts.append(chunk)
+        return b"".join(parts)
+
+    def close(self) -> None:
+        self._answer.close()
 
 
 class UpstreamStream:
@@ -217,12 +262,20 @@ class Upstream:
         last_answer: _Served | None = None
         last_error: ProviderError | None = None
         total = 0
+        translations: dict[Operation, Translation] = {}
         for index, (name, model) in enumerate(candidates):
             endpoint = self._endpoints[name]
             fallback = index > 0
-            if request.operation not in endpoint.operations:
-                self._report(Attempt(name, model, 0, "skipped", error="wire format differs", fallback=fallback))
-                continue
+            sent, translated = request, None
+            if request.operation not in endpoint.operations:  # a fallback that speaks the other format
+                try:
+                    translated = _translation(request, endpoint, translations)
+                except Untranslatable as exc:
+                    self._report(Attempt(name, model, 0, "skipped", error=str(exc), fallback=fallback))
+                    continue
+                # Client headers are the client format's feature flags: the provider's own are set by its endpoint.
+                body = translated.request(request.body, model)
+                sent = replace(request, operation=translated.operation, model=model, body=body, headers={})
             try:
                 await self._limiters[name].acquire(request.estimated_tokens)
             except RateLimitedError as exc:
@@ -230,7 +283,9 @@ class Upstream:
                 last_error = exc
                 continue
             self._budgets[name].record_request()
-            result = await self._try_provider(endpoint, model, request, fallback, total)
+            result = await self._try_provider(endpoint, model, sent, fallback, total)
+            if isinstance(result, _Served) and translated is not None:
+                result.translate(translated, request.stream)
             if isinstance(result, _Served):
                 total = result.attempts
                 if result.body is None or not is_retryable(result.answer.status):
@@ -330,6 +385,21 @@ class Upstream:
             self._on_attempt(attempt)
         except Exception:  # a metrics bug must not fail the call
             log.exception("on_attempt callback failed")
+
+
+# The operation a provider of the other wire format is asked for instead (see `fiscus.providers.translate`).
+_COUNTERPART: dict[Operation, Operation] = {"chat.completions": "messages", "messages": "chat.completions"}
+
+
+def _translation(request: UpstreamRequest, endpoint: Endpoint, made: dict[Operation, Translation]) -> Translation:
+    """The request translated for `endpoint`'s format (made once per request and format); `Untranslatable` when
+    the pair is not translated or the request cannot be carried over."""
+    target = _COUNTERPART.get(request.operation)
+    if target is None or target not in endpoint.operations:
+        raise Untranslatable(f"wire format differs: {endpoint.name!r} does not serve {request.operation}")
+    if target not in made:
+        made[target] = translation(request.operation, target, request.body)
+    return made[target]
 
 
 def _parse_fallbacks(
