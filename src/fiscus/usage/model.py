@@ -25,6 +25,24 @@ class Usage:
     estimated: bool = False
 
     def __post_init__(self) -> None:
+        # One is built per call: the common case (plain non-negative ints) is checked in one expression.
+        i, r, w5, w1, o, z = (
+            self.input_tokens,
+            self.cache_read_tokens,
+            self.cache_write_5m_tokens,
+            self.cache_write_1h_tokens,
+            self.output_tokens,
+            self.reasoning_tokens,
+        )
+        if (
+            type(i) is type(r) is type(w5) is type(w1) is type(o) is type(z) is int
+            and i >= 0
+            and r >= 0
+            and w5 >= 0
+            and w1 >= 0
+            and 0 <= z <= o
+        ):
+            return
         for name in (
             "input_tokens",
             "cache_read_tokens",
