@@ -265,14 +265,22 @@ class Gateway:
         self.metrics.upstream_latency(upstream_request.provider, latency)
         if answer.ok:
             usage = _body_usage(answer.body, protocol, input_tokens)
-            cost = _price_now(admission, usage, answer.model)
+            cost = _price_now(admission, usage, answer.provider, answer.model)
             if cost is not None:  # the answer goes out first; the store settle and ledger write follow on this task
                 out["x-fiscus-cost-usd"] = cost
                 media = answer.headers.get("content-type", JSON)
                 response = RawResponse(answer.body, answer.status, out, media=media)
-                response.after = self._settle_later(admission, usage, answer.model, int(latency * 1000))
+                response.after = self._settle_later(
+                    admission, usage, answer.provider, answer.model, int(latency * 1000)
+                )
                 return response
-            event = await self.settle(admission, usage, served_model=answer.model, latency_ms=int(latency * 1000))
+            event = await self.settle(
+                admission,
+                usage,
+                served_model=answer.model,
+                served_provider=answer.provider,
+                latency_ms=int(latency * 1000),
+            )
         else:
             self.metrics.error("upstream")
             event = await self.settle(
@@ -280,6 +288,7 @@ class Gateway:
                 None,
                 status=CallStatus.ERROR,
                 served_model=answer.model,
+                served_provider=answer.provider,
                 latency_ms=int(latency * 1000),
                 error=f"upstream answered {answer.status}",
             )
@@ -291,11 +300,13 @@ class Gateway:
         return RawResponse(answer.body, answer.status, out, media=media)
 
     def _settle_later(
-        self, admission: Admission, usage: Usage, served: str, latency_ms: int
+        self, admission: Admission, usage: Usage, provider: str, served: str, latency_ms: int
     ) -> Callable[[], Awaitable[None]]:
         async def settle() -> None:
             try:
-                event = await self.settle(admission, usage, served_model=served, latency_ms=latency_ms)
+                event = await self.settle(
+                    admission, usage, served_model=served, served_provider=provider, latency_ms=latency_ms
+                )
             except Exception:  # the answer is gone: the reservation stays held until its lease lapses
                 log.exception("settling a call after its answer was sent failed")
                 self.metrics.error("settle")
@@ -370,6 +381,7 @@ class Gateway:
                 usage,
                 status=CallStatus.OK if error is None else CallStatus.ERROR,
                 served_model=answer.model,
+                served_provider=answer.provider,
                 latency_ms=int((time.perf_counter() - started) * 1000),
                 error=error,
                 streamed=True,
@@ -387,11 +399,12 @@ class Gateway:
         )
 
 
-def _price_now(admission: Admission, usage: Usage, served: str) -> str | None:
+def _price_now(admission: Admission, usage: Usage, provider: str, served: str) -> str | None:
     """The cost the settle will record, priced here from the admission's price sheet so the answer (and its
-    `x-fiscus-cost-usd` header) need not wait for the store; None when only the settle can price it."""
+    `x-fiscus-cost-usd` header) need not wait for the store; None when only the settle can price it (a fallback
+    served another model or provider)."""
     sheet = getattr(admission, "sheet", None)
-    if sheet is None or served != admission.decision.model:
+    if sheet is None or served != admission.decision.model or provider != admission.request.provider:
         return None
     try:
         return format(sheet.cost(usage).total, "f")
