@@ -121,20 +121,20 @@ class Governor:
         error: str | None = None,
         streamed: bool = False,
         outcome: str | None = None,
+        served_provider: str | None = None,
     ) -> CostEvent:
         if admission.event_id in self._settled:
             return self._settled[admission.event_id]
         usage = usage or Usage()
         served = served_model or admission.decision.model
         request = admission.request
-        cost = (
-            Cost() if usage.total_tokens == 0 else self.catalogue.price(usage, provider=request.provider, model=served)
-        )
+        provider = served_provider or request.provider
+        cost = Cost() if usage.total_tokens == 0 else self.catalogue.price(usage, provider=provider, model=served)
         if admission.reservation is not None:
             actual = Amounts(nanos=to_nanos(cost.total), tokens=usage.total_tokens, requests=1)
             self.store.settle(admission.reservation, actual, now=self.clock())
         event = CostEvent(
-            provider=request.provider,
+            provider=provider,
             requested_model=request.model,
             served_model=served,
             usage=usage,
