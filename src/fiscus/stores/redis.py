@@ -81,7 +81,8 @@ def _text(value: str) -> bytes:
 
 
 def _number(value: int | float | str) -> bytes:
-    return bulk(str(value).encode()) if not isinstance(value, float) else bulk(repr(value).encode())
+    text = (repr(value) if isinstance(value, float) else str(value)).encode()
+    return b"$%d\r\n%s\r\n" % (len(text), text)
 
 
 class RedisStore(BudgetStore):
@@ -109,6 +110,7 @@ class RedisStore(BudgetStore):
         self._leases = f"{base}leases"
         self._counter_prefix = f"{base}c:"
         self._record_prefix = f"{base}r:"  # lua/lib.lua derives it from the leases key: keep them side by side
+        self._record_prefix_bytes = self._record_prefix.encode()
         self._indexes = (_text(f"{base}index"), _text(f"{base}expiry"))
         self._fixed = (_text(self._leases), *self._indexes)  # KEYS[1..3] of reserve, settle and reap
         self._key_cache: dict[str, bytes] = {}
@@ -156,31 +158,49 @@ class RedisStore(BudgetStore):
         return 0.0 if expires_at is None else float(expires_at) + self._margin
 
     def _reserve_op(self, rid: str, lines: tuple[ReserveLine, ...], now: float, lease_seconds: float) -> Op:
-        keys = [_text(self._record_prefix + rid)]
+        # Built for every reserve: bulk strings are formatted inline, the common amounts checked in one test.
+        raw_id = rid.encode()
+        record_key = self._record_prefix_bytes + raw_id
+        keys = [b"$%d\r\n%s\r\n" % (len(record_key), record_key)]
         lease = now + lease_seconds
         record = [_LEASE.pack(lease)]  # stored as it is by the script: see lua/lib.lua
+        encoded, margin = self._encoded, self._margin
         for line in lines:
-            if not line.keys:
+            line_keys = line.keys
+            if not line_keys:
                 require_keys(lines)
-            for key in line.keys:
-                keys.append(self._encoded(key)[0])
-            head = self._encoded(line.keys[0])[1]
-            limits, amount, budget = line.limits, line.amount, line.budget
-            record.append(
-                _LINE.pack(
-                    len(line.keys),
-                    -1 if limits.nanos is None else _exact(limits.nanos, budget),
-                    -1 if limits.tokens is None else _exact(limits.tokens, budget),
-                    -1 if limits.requests is None else _exact(limits.requests, budget),
-                    _exact(amount.nanos, budget),
-                    _exact(amount.tokens, budget),
-                    _exact(amount.requests, budget),
-                    self._drop_time(line.expires_at),
-                    len(head),
-                )
-            )
+            for key in line_keys:
+                keys.append(encoded(key)[0])
+            head = encoded(line_keys[0])[1]
+            limits, amount = line.limits, line.amount
+            ln, lt, lr = limits.nanos, limits.tokens, limits.requests
+            an, at, ar = amount.nanos, amount.tokens, amount.requests
+            if not (
+                (ln is None or 0 <= ln <= MAX_EXACT)
+                and (lt is None or 0 <= lt <= MAX_EXACT)
+                and (lr is None or 0 <= lr <= MAX_EXACT)
+                and 0 <= an <= MAX_EXACT
+                and 0 <= at <= MAX_EXACT
+                and 0 <= ar <= MAX_EXACT
+            ):
+                for value in (ln, lt, lr, an, at, ar):
+                    if value is not None:
+                        _exact(value, line.budget)
+            ln = -1 if ln is None else ln
+            lt = -1 if lt is None else lt
+            lr = -1 if lr is None else lr
+            expires_at = line.expires_at
+            drop = 0.0 if expires_at is None else float(expires_at) + margin
+            record.append(_LINE.pack(len(line_keys), ln, lt, lr, an, at, ar, drop, len(head)))
             record.append(head)
-        return Op("reserve", keys, [_text(rid), _number(now), _number(lease), bulk(b"".join(record))])
+        packed = b"".join(record)
+        args = [
+            b"$%d\r\n%s\r\n" % (len(raw_id), raw_id),
+            _number(now),
+            _number(lease),
+            b"$%d\r\n%s\r\n" % (len(packed), packed),
+        ]
+        return Op("reserve", keys, args)
 
     def _reserve_command(self, rid: str, lines: tuple[ReserveLine, ...], now: float, lease_seconds: float) -> Call:
         return single(self._reserve_op(rid, lines, now, lease_seconds), self._fixed)
@@ -200,16 +220,28 @@ class RedisStore(BudgetStore):
 
     def _settle_op(self, reservation: Reservation, actual: Amounts, now: float) -> Op:
         rid, lines = reservation.id, reservation.lines
-        require_keys(lines)
-        keys = [_text(self._record_prefix + rid)]
-        keys.extend(self._encoded(line.keys[0])[0] for line in lines)
-        numbers = [
-            _ACTUAL.pack(
-                _exact(actual.nanos, "settle"), _exact(actual.tokens, "settle"), _exact(actual.requests, "settle")
-            )
+        raw_id = rid.encode()
+        record_key = self._record_prefix_bytes + raw_id
+        keys = [b"$%d\r\n%s\r\n" % (len(record_key), record_key)]
+        encoded, margin = self._encoded, self._margin
+        an, at, ar = actual.nanos, actual.tokens, actual.requests
+        if not (0 <= an <= MAX_EXACT and 0 <= at <= MAX_EXACT and 0 <= ar <= MAX_EXACT):
+            an, at, ar = _exact(an, "settle"), _exact(at, "settle"), _exact(ar, "settle")
+        numbers = [_ACTUAL.pack(an, at, ar)]
+        for line in lines:
+            if not line.keys:
+                require_keys(lines)
+            keys.append(encoded(line.keys[0])[0])
+            expires_at = line.expires_at
+            numbers.append(_DOUBLE.pack(0.0 if expires_at is None else float(expires_at) + margin))
+        packed = b"".join(numbers)
+        args = [
+            b"$%d\r\n%s\r\n" % (len(raw_id), raw_id),
+            _number(now),
+            self._settled_ttl,
+            b"$%d\r\n%s\r\n" % (len(packed), packed),
         ]
-        numbers.extend(_DOUBLE.pack(self._drop_time(line.expires_at)) for line in lines)
-        return Op("settle", keys, [_text(rid), _number(now), self._settled_ttl, bulk(b"".join(numbers))])
+        return Op("settle", keys, args)
 
     def _settle_command(self, reservation: Reservation, actual: Amounts, now: float) -> Call:
         return single(self._settle_op(reservation, actual, now), self._fixed)

@@ -73,12 +73,16 @@ class Op(NamedTuple):
 
 
 _KIND = {"reserve": bulk(b"r"), "settle": bulk(b"s")}
+_COUNTS = [bulk(str(n).encode()) for n in range(256)]  # key counts, formatted once
+
+
+def _count(n: int) -> bytes:
+    return _COUNTS[n] if n < 256 else bulk(str(n).encode())
 
 
 def single(op: Op, fixed: tuple[bytes, ...]) -> Call:
     """The operation as its own script call (reserve.lua, settle.lua)."""
-    count = len(fixed) + len(op.keys)
-    return call(op.name, [bulk(str(count).encode()), *fixed, *op.keys, *op.args])
+    return call(op.name, [_count(len(fixed) + len(op.keys)), *fixed, *op.keys, *op.args])
 
 
 def batch(ops: list[Op], fixed: tuple[bytes, ...]) -> Call:
@@ -89,9 +93,9 @@ def batch(ops: list[Op], fixed: tuple[bytes, ...]) -> Call:
     for op in ops:
         keys.extend(op.keys)
         args.append(_KIND[op.name])
-        args.append(bulk(str(len(op.keys)).encode()))
+        args.append(_count(len(op.keys)))
         args.extend(op.args)
-    return call("batch", [bulk(str(len(keys)).encode()), *keys, *args])
+    return call("batch", [_count(len(keys)), *keys, *args])
 
 
 class Scripts:
