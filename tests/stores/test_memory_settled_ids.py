@@ -1,5 +1,5 @@
-"""The memory store remembers settled ids for at least `settled_ttl` (a retried settle is a duplicate), then
-forgets them, so a long-running process does not keep every id it ever settled."""
+"""The memory store remembers settled ids for at least `settled_ttl` or the next `settled_max` settles (a retried
+settle is a duplicate), then forgets them, so a long-running process does not keep every id it ever settled."""
 
 from __future__ import annotations
 
@@ -37,3 +37,15 @@ def test_settled_ids_are_forgotten_after_two_ttls_of_settles() -> None:
     remembered = set(store._settled) | set(store._settled_before)
     assert not any(rid.startswith("old") for rid in remembered)
     assert {"new1", "new2"} <= remembered
+
+
+def test_a_busy_store_keeps_a_bounded_number_of_settled_ids() -> None:
+    store = MemoryStore(settled_ttl=TTL, settled_max=10)
+    first = settle_one(store, "r0", T0)
+    for step in range(1, 10):  # within the next `settled_max` settles a retry is still a duplicate
+        settle_one(store, f"r{step}", T0 + step * 0.001)
+    assert store.settle(first, Amounts(3, 1, 1), now=T0 + 0.5) == SettleOutcome.DUPLICATE
+    for step in range(10, 1000):  # far more settles than `settled_max` within one TTL
+        settle_one(store, f"r{step}", T0 + 1 + step * 0.001)
+        assert len(store._settled) + len(store._settled_before) <= 20
+    assert "r999" in store._settled and "r0" not in store._settled_before

@@ -24,6 +24,9 @@ from fiscus.stores.base import (
 )
 
 DEFAULT_SETTLED_TTL = 7 * 86400.0  # how long a settled id is remembered at least, so a retried settle is a DUPLICATE
+# ... unless this many settles came after it: one process retries a settle at once, not days later, and a busy
+# gateway worker (thousands of settles a second) must not keep a week of ids in memory (~120 bytes each).
+DEFAULT_SETTLED_MAX = 20_000
 DEFAULT_COUNTER_TTL_MARGIN = 86400.0  # a counter is kept this long past its line's `expires_at`
 
 
@@ -39,17 +42,23 @@ class _Cell:
 
 class MemoryStore(BudgetStore):
     def __init__(
-        self, *, settled_ttl: float = DEFAULT_SETTLED_TTL, counter_ttl_margin: float = DEFAULT_COUNTER_TTL_MARGIN
+        self,
+        *,
+        settled_ttl: float = DEFAULT_SETTLED_TTL,
+        counter_ttl_margin: float = DEFAULT_COUNTER_TTL_MARGIN,
+        settled_max: int = DEFAULT_SETTLED_MAX,
     ) -> None:
         self._lock = threading.Lock()
         self._cells: dict[str, _Cell] = {}
         self._live: dict[str, Reservation] = {}  # id → reservation with its current lease
         self._heap: list[tuple[float, str]] = []  # (lease expiry, id); stale entries skipped
-        # Settled ids in two generations: the current one and the one before. Every `settled_ttl` the older is
-        # dropped, so an id is remembered for between one and two TTLs, at one dict insert per settle.
+        # Settled ids in two generations: the current one and the one before. Every `settled_ttl`, or when the
+        # current one holds `settled_max` ids, the older is dropped: an id is remembered for at least one TTL or
+        # the next `settled_max` settles, whichever ends first, at one dict insert per settle and bounded memory.
         self._settled: dict[str, None] = {}
         self._settled_before: dict[str, None] = {}
         self._settled_ttl = settled_ttl
+        self._settled_max = settled_max
         self._rotate_at: float | None = None
         self._margin = counter_ttl_margin
         self._drops: list[tuple[float, str]] = []  # (expires_at + margin, counter key); stale entries skipped
@@ -156,7 +165,7 @@ class MemoryStore(BudgetStore):
                 expires_at = line.expires_at
                 if expires_at is not None and (cell.expires is None or expires_at > cell.expires):
                     self._extend(head, cell, expires_at)
-            if self._rotate_at is None or now >= self._rotate_at:
+            if self._rotate_at is None or now >= self._rotate_at or len(self._settled) >= self._settled_max:
                 self._rotate_settled(now)
             self._settled[rid] = None
             return SettleOutcome.SETTLED if live is not None else SettleOutcome.LATE
