@@ -135,18 +135,38 @@ class CircuitBreaker:
 
     def record(self, *, cost: Decimal = Decimal(0), ok: bool = True, now: float | None = None) -> Trip | None:
         """A call finished: add its cost to the hour's bucket and its outcome to the error window. `now`: the
-        clock's reading when the caller already took it (a registry records one call in several breakers)."""
+        clock's reading when the caller already took it (a registry records one call in several breakers).
+        Runs after every call, so the closed state's checks are written out here rather than in helpers."""
         if now is None:
             now = self._clock()
         hour = int(now // 3600)
         if cost:
-            self._hourly[hour] = self._hourly.get(hour, _ZERO) + cost
+            hourly = self._hourly
+            hourly[hour] = hourly.get(hour, _ZERO) + cost
             if hour != self._baseline_hour:  # a past hour's bucket changed under the cached median
                 self._baseline_hour = None
             if hour != self._pruned_hour:  # pruning again within the same hour finds nothing more
                 self._prune(hour)
-        self._push(ok)
-        if self._state is BreakerState.HALF_OPEN:
+        outcomes = self._outcomes
+        if len(outcomes) == outcomes.maxlen and not outcomes[0]:
+            self._failures -= 1  # the oldest outcome, a failure, falls out of the window
+        outcomes.append(ok)
+        if not ok:
+            self._failures += 1
+        state = self._state
+        if state is BreakerState.CLOSED:
+            config = self.config
+            k = config.spend_rate_k
+            # Only a cost can raise this hour's spend; the baseline moves only when the hour does.
+            if cost and k is not None:
+                baseline = self._baseline if hour == self._baseline_hour else self._median_before(hour)
+                if baseline is not None and self._hourly[hour] > k * baseline:
+                    return self._spend_rate_trip(hour, k, baseline, now)
+            threshold, failures, calls = config.error_rate, self._failures, len(outcomes)
+            if failures and threshold is not None and calls >= config.min_calls and failures / calls >= threshold:
+                return self._error_rate_trip(now)
+            return None
+        if state is BreakerState.HALF_OPEN:
             self._probes_out = max(self._probes_out - 1, 0)
             if not ok:
                 return self._open("probe_failed", "the half-open probe failed", {}, now)
@@ -155,10 +175,7 @@ class CircuitBreaker:
                 self._move(BreakerInput.SUCCESS)
                 self._clear_outcomes()
                 self.since = now
-            return None
-        if self._state is not BreakerState.CLOSED:
-            return None
-        return self._check_spend_rate(hour, now) or self._check_error_rate(now)
+        return None
 
     def trip(self, reason: str, message: str, details: dict[str, Any] | None = None) -> Trip:
         """Open the breaker on purpose (budget exhausted, loop detected)."""
@@ -173,14 +190,6 @@ class CircuitBreaker:
         self.last_trip = Trip(self.scope, reason, message, now, now + self.config.cooldown_s, details)
         return self.last_trip
 
-    def _push(self, ok: bool) -> None:
-        outcomes = self._outcomes
-        if len(outcomes) == outcomes.maxlen and not outcomes[0]:
-            self._failures -= 1  # the oldest outcome, a failure, falls out of the window
-        outcomes.append(ok)
-        if not ok:
-            self._failures += 1
-
     def _clear_outcomes(self) -> None:
         self._outcomes.clear()
         self._failures = 0
@@ -193,16 +202,8 @@ class CircuitBreaker:
             self._baseline_hour = hour
         return self._baseline
 
-    def _check_spend_rate(self, hour: int, now: float) -> Trip | None:
-        k = self.config.spend_rate_k
-        if k is None:
-            return None
-        baseline = self._median_before(hour)
-        if baseline is None:
-            return None
-        current = self._hourly.get(hour, Decimal(0))
-        if current <= k * baseline:
-            return None
+    def _spend_rate_trip(self, hour: int, k: Decimal, baseline: Decimal, now: float) -> Trip:
+        current = self._hourly[hour]
         return self._open(
             "spend_rate",
             f"spend this hour ${current} is above {k} × the median hourly spend ${baseline}",
@@ -210,18 +211,12 @@ class CircuitBreaker:
             now,
         )
 
-    def _check_error_rate(self, now: float) -> Trip | None:
-        threshold = self.config.error_rate
-        if threshold is None or len(self._outcomes) < self.config.min_calls:
-            return None
-        failures = self._failures
-        rate = failures / len(self._outcomes)
-        if rate < threshold:
-            return None
+    def _error_rate_trip(self, now: float) -> Trip:
+        failures, calls = self._failures, len(self._outcomes)
         return self._open(
             "error_rate",
-            f"{failures} of the last {len(self._outcomes)} calls failed",
-            {"failures": failures, "calls": len(self._outcomes), "threshold": threshold},
+            f"{failures} of the last {calls} calls failed",
+            {"failures": failures, "calls": calls, "threshold": self.config.error_rate},
             now,
         )
 

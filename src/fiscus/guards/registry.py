@@ -23,7 +23,7 @@ from typing import Any
 
 from fiscus.errors import FiscusError
 from fiscus.events.guard_events import BreakerTripped
-from fiscus.guards.breaker import BreakerConfig, CircuitBreaker, Trip
+from fiscus.guards.breaker import BreakerConfig, BreakerState, CircuitBreaker, Trip
 from fiscus.guards.record import BreakerRecord
 from fiscus.guards.state import BreakerStateStore
 
@@ -100,7 +100,8 @@ class BreakerRegistry:
         with self._lock:
             for scope in self._scopes(agent):
                 breaker = breakers.get(scope)
-                if breaker is not None and not breaker.allow():
+                # A closed breaker allows without more ado (`allow` handles open and half-open).
+                if breaker is not None and breaker._state is not BreakerState.CLOSED and not breaker.allow():
                     return breaker
         return None
 
@@ -114,7 +115,7 @@ class BreakerRegistry:
         now = self._clock()
         with self._lock:
             for scope in self._scopes(agent):
-                breaker = self._breaker(scope)
+                breaker = self._breakers.get(scope) or self._breaker(scope)
                 since = breaker.since
                 trip = breaker.record(cost=cost, ok=ok, now=now)
                 if sharing and breaker.since != since:

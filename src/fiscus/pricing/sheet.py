@@ -127,4 +127,4 @@ class PriceSheet:
 
 
 def _part(rate: Rate, tokens: int, total_input_tokens: int) -> Decimal:
-    return rate.at(total_input_tokens) * tokens / MTOK
+    return (rate.at(total_input_tokens) if rate.tiers else rate.base) * tokens / MTOK

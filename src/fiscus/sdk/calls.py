@@ -73,7 +73,7 @@ def _whole_usage(plan: Plan, response: Any) -> tuple[Usage, str, tuple[Any, ...]
 def call_sync(gate: Gate, endpoint: Endpoint, fn: Callable[..., Any], client: Any, kwargs: dict[str, Any]) -> Any:
     governor = gate.governor
     stream = bool(kwargs.get("stream"))
-    plan = _begin(gate, endpoint, kwargs)
+    plan = gate.prepare(endpoint.fmt, endpoint.provider, kwargs, endpoint.max_key(kwargs))
     if isinstance(plan, Plan):
         plan = gate.shape(plan, governor.admit(plan.request))
     if isinstance(plan, Short):
@@ -108,7 +108,7 @@ async def call_async(
 ) -> Any:
     governor = gate.governor
     stream = bool(kwargs.get("stream"))
-    plan = _begin(gate, endpoint, kwargs)
+    plan = gate.prepare(endpoint.fmt, endpoint.provider, kwargs, endpoint.max_key(kwargs))
     if isinstance(plan, Plan):
         plan = gate.shape(plan, await governor.aadmit(plan.request))
     if isinstance(plan, Short):

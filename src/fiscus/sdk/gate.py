@@ -31,6 +31,9 @@ from fiscus.usage.estimate import anthropic_cache_write_bound, count_request_tok
 from fiscus.usage.model import Usage
 from fiscus.usage.wire import WireFormat
 
+# `dict` first: an exact type matches in C, where the ABC alone takes a Python-level check per call.
+_MAPPING = (dict, Mapping)
+
 log = logging.getLogger("fiscus.sdk")
 WARN_EVERY_S = 60.0
 MIN_OUTPUT_TOKENS = 16
@@ -100,10 +103,11 @@ class Plan:
         state = self.session.state() if self.session is not None else None
         for trip in self.gate.breakers.record(self.agent, cost=cost, ok=ok, state=state):
             emit(trip, self.gate.governor)
-        for detector, owner in self.gate.detectors(self.session):
+        gate = self.gate
+        for detector, owner in gate._outside if self.session is None else gate.detectors(self.session):
             found = detector.after_call(tool_calls=tool_calls, output=output, tokens=tokens)
             if found is not None:
-                self.gate.on_loop(found, owner, self.agent)
+                gate.on_loop(found, owner, self.agent)
 
 
 class Gate:
@@ -190,7 +194,7 @@ class Gate:
                 return Short(reason, model, error, status=CallStatus.BLOCKED)
             return Short(f"{breaker.scope} breaker is open: {reason}", model)
         content, tool_results = last_content(fmt, kwargs)
-        for detector, owner in self.detectors(session):
+        for detector, owner in self._outside if session is None else self.detectors(session):
             found = detector.before_call(agent=agent, content=content, tool_results=tool_results)
             if found is not None:
                 short = self.on_loop(found, owner, agent, model=model)
@@ -366,7 +370,7 @@ def _text_of(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "\n".join(_text_of(p.get("text") or p.get("content")) for p in content if isinstance(p, Mapping))
+        return "\n".join(_text_of(p.get("text") or p.get("content")) for p in content if isinstance(p, _MAPPING))
     return ""
 
 
@@ -379,7 +383,7 @@ def last_content(fmt: WireFormat, kwargs: Mapping[str, Any]) -> tuple[str, tuple
         return "", ()
     results: list[str] = []
     for item in reversed(items):
-        if not isinstance(item, Mapping):
+        if not isinstance(item, _MAPPING):
             break
         role, kind = item.get("role"), item.get("type")
         if role == "tool" or kind == "function_call_output":
@@ -389,11 +393,11 @@ def last_content(fmt: WireFormat, kwargs: Mapping[str, Any]) -> tuple[str, tuple
             results.extend(
                 _text_of(b.get("content"))
                 for b in item["content"]
-                if isinstance(b, Mapping) and b.get("type") == "tool_result"
+                if isinstance(b, _MAPPING) and b.get("type") == "tool_result"
             )
         break
     last = items[-1]
-    text = _text_of(last.get("content") or last.get("output")) if isinstance(last, Mapping) else ""
+    text = _text_of(last.get("content") or last.get("output")) if isinstance(last, _MAPPING) else ""
     return text, tuple(results)
 
 
@@ -403,7 +407,7 @@ def writes_cache(fmt: WireFormat, kwargs: Mapping[str, Any]) -> bool:
 
 
 def _has_cache_control(value: Any, depth: int) -> bool:
-    if isinstance(value, Mapping):
+    if isinstance(value, _MAPPING):
         if "cache_control" in value and value["cache_control"] is not None:
             return True
         return depth < 4 and any(_has_cache_control(v, depth + 1) for v in value.values())

@@ -19,6 +19,9 @@ import orjson
 from fiscus.errors import UsageFormatError
 from fiscus.usage.wire import WireFormat
 
+# `dict` first: an exact type matches in C, where the ABC alone takes a Python-level check per call.
+_MAPPING = (dict, Mapping)
+
 CHARS_PER_TOKEN = 4
 ENCODING = "o200k_base"
 _ENCODING_URL = "https://openaipublic.blob.core.windows.net/encodings/o200k_base.tiktoken"
@@ -90,7 +93,7 @@ def _content_tokens(content: Any) -> int:
         return 0
     if isinstance(content, str):
         return estimate_tokens(content)
-    if isinstance(content, Mapping):
+    if isinstance(content, _MAPPING):
         content = [content]
     if not isinstance(content, list):
         return estimate_tokens(str(content))
@@ -98,7 +101,7 @@ def _content_tokens(content: Any) -> int:
     for part in content:
         if isinstance(part, str):
             total += estimate_tokens(part)
-        elif not isinstance(part, Mapping):
+        elif not isinstance(part, _MAPPING):
             continue
         elif part.get("type") in _MEDIA_TYPES or any(key in part for key in _MEDIA_KEYS):
             total += MEDIA_TOKENS
@@ -115,7 +118,7 @@ def count_message_tokens(messages: Iterable[Mapping[str, Any]]) -> int:
     """Estimated input tokens of chat-style messages (`role` + `content`; Gemini `parts` also read)."""
     total = 0
     for message in messages:
-        if not isinstance(message, Mapping):
+        if not isinstance(message, _MAPPING):
             total += _content_tokens(message)
             continue
         total += MESSAGE_OVERHEAD_TOKENS
@@ -143,7 +146,7 @@ def count_request_tokens(body: Mapping[str, Any], format: WireFormat | str) -> i
     `format` is a `WireFormat` or a provider name (`openai` reads Chat Completions `messages` or Responses
     `input`, whichever the body has). Counts the instructions, the conversation and the tool definitions.
     """
-    fmt = _request_format(body, format)
+    fmt = format if isinstance(format, WireFormat) else _request_format(body, format)
     total = REQUEST_OVERHEAD_TOKENS
     if fmt is WireFormat.OPENAI_CHAT:
         total += count_message_tokens(body.get("messages") or ())
@@ -160,7 +163,7 @@ def count_request_tokens(body: Mapping[str, Any], format: WireFormat | str) -> i
     else:
         system = body.get("systemInstruction") or body.get("system_instruction")
         if system:
-            total += _content_tokens(system.get("parts") if isinstance(system, Mapping) else system)
+            total += _content_tokens(system.get("parts") if isinstance(system, _MAPPING) else system)
         total += count_message_tokens(body.get("contents") or ())
         total += _tools_tokens(body.get("tools"))
     return total
@@ -191,18 +194,18 @@ def anthropic_cache_write_bound(body: Mapping[str, Any]) -> int | None:
     total, bound = REQUEST_OVERHEAD_TOKENS, 0
     for tool in body.get("tools") or ():
         total += estimate_tokens(_json(tool))
-        if isinstance(tool, Mapping) and tool.get("cache_control"):
+        if isinstance(tool, _MAPPING) and tool.get("cache_control"):
             bound = total
     system = body.get("system")
     blocks: list[Any] = system if isinstance(system, list) else ([] if system is None else [system])
     for message in [{"content": blocks, "_system": True}, *(body.get("messages") or ())]:
-        if not isinstance(message, Mapping):
+        if not isinstance(message, _MAPPING):
             continue
         if not message.get("_system"):
             total += MESSAGE_OVERHEAD_TOKENS
         content = message.get("content")
         for block in content if isinstance(content, list) else [content]:
             total += _content_tokens(block)
-            if isinstance(block, Mapping) and block.get("cache_control"):
+            if isinstance(block, _MAPPING) and block.get("cache_control"):
                 bound = total
     return bound
