@@ -60,10 +60,16 @@ def redis_url() -> Iterator[str]:
 @pytest.fixture
 def redis_prefix(redis_url: str) -> Iterator[str]:
     """A unique key prefix; every key under it is deleted afterwards."""
-    import redis
 
     prefix = f"fiscus-test-{uuid.uuid4().hex[:12]}"
     yield prefix
+    delete_redis_keys(redis_url, prefix)
+
+
+def delete_redis_keys(redis_url: str, prefix: str) -> None:
+    """Delete every key a test wrote under `prefix`."""
+    import redis
+
     client = redis.Redis.from_url(redis_url)
     try:
         keys = list(client.scan_iter(match=f"*{prefix}*", count=10_000))

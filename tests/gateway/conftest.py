@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,9 @@ from fiscus.governor import Governor
 
 sys.path.insert(0, str(Path(__file__).parent))
 import fake_governor
+
+from tests.conftest import REDIS_URL, delete_redis_keys
+from tests.conftest import _require as require_service
 
 UPSTREAM_KEY_ENV = "FISCUS_GATEWAY_TEST_UPSTREAM_KEY"
 
@@ -138,10 +142,19 @@ def serve(
     governor.close()
 
 
-@pytest.fixture(scope="module")
-def gw(tmp_path_factory: pytest.TempPathFactory, emulator_url: str) -> Iterator[Served]:
+@pytest.fixture(scope="module", params=["sqlite", "redis"])
+def gw(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, emulator_url: str) -> Iterator[Served]:
+    """The gateway on each shared budget store a deployment uses: a SQLite file and the real Redis."""
     tmp = tmp_path_factory.mktemp("gateway")
-    yield from serve(tmp, emulator_url, f"sqlite:///{tmp}/budget.db")
+    if request.param == "sqlite":
+        yield from serve(tmp, emulator_url, f"sqlite:///{tmp}/budget.db")
+        return
+    require_service(REDIS_URL, 6379, "Redis")
+    prefix = f"fiscus-test-{uuid.uuid4().hex[:12]}"
+    try:
+        yield from serve(tmp, emulator_url, f"{REDIS_URL}?prefix={prefix}")
+    finally:
+        delete_redis_keys(REDIS_URL, prefix)
 
 
 @pytest.fixture(autouse=True)
