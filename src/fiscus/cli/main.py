@@ -24,6 +24,7 @@ _COMMAND_MODULES = (
     "price",
     "usage",
     "report",
+    "forecast",
     "budgets",
     "keys",
     "serve",

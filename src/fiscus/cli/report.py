@@ -47,7 +47,6 @@ def report(
 ) -> None:
     """Spend, tokens, requests, cache hit rate and cost per outcome, with totals, for each group."""
     from fiscus.ledger import SpendQuery, open_ledger
-    from fiscus.ledger.open import sqlite_path
     from fiscus.reports.spend import SpendReport
 
     if as_json and as_csv:
@@ -61,9 +60,7 @@ def report(
     )
     if query.since and query.until and query.since >= query.until:
         raise ReportArgumentError("--since must be earlier than --until")
-    url = ledger or load_config(config).ledger
-    if url.startswith("sqlite:///") and sqlite_path(url) != ":memory:" and not Path(sqlite_path(url)).exists():
-        raise StoreError(f"no ledger at {sqlite_path(url)} (nothing recorded yet, or pass --ledger / --config)")
+    url = ledger_url(ledger, config)
     with open_ledger(url) as led:
         rows = led.spend(query)
     result = SpendReport(query=query, rows=rows, generated_at=now)
@@ -79,6 +76,17 @@ def report(
             console.print(f"No spend recorded in {url} for this window and filter.")
             return
         console.print(result.to_table())
+
+
+def ledger_url(ledger: str | None, config: Path | None) -> str:
+    """The ledger a report reads: `--ledger`, else the config's; an embedded one that does not exist is an error
+    (opening it would create an empty one)."""
+    from fiscus.ledger.open import sqlite_path
+
+    url = ledger or load_config(config).ledger
+    if url.startswith("sqlite:///") and sqlite_path(url) != ":memory:" and not Path(sqlite_path(url)).exists():
+        raise StoreError(f"no ledger at {sqlite_path(url)} (nothing recorded yet, or pass --ledger / --config)")
+    return url
 
 
 def register(app: typer.Typer) -> None:
