@@ -8,7 +8,7 @@ import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -19,6 +19,9 @@ from fiscus.money import from_nanos
 from fiscus.policy import Policy, Threshold, load_policy
 from fiscus.pricing import usd
 from fiscus.stores.base import Limits
+
+if TYPE_CHECKING:
+    from fiscus.governor.status import Pace
 
 budgets_app = typer.Typer(help="Budgets: check a policy file, show spend against each budget.", no_args_is_help=True)
 
@@ -53,8 +56,9 @@ def status(
     config: Annotated[Path | None, typer.Option("--config", help="fiscus.yaml naming the store and policy.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """Per budget instance: limit, spent, reserved, utilisation, the window's reset and the threshold reached;
-    below them every circuit breaker that has tripped: state, since, reason and the end of its cooldown.
+    """Per budget instance: limit, spent, reserved, utilisation, where the pace so far leads by the reset (calendar
+    windows), the window's reset and the threshold reached; below them every circuit breaker that has tripped:
+    state, since, reason and the end of its cooldown.
 
     Per-value budgets (e.g. one per user) list the instances the store holds counters for, where the store can
     list its keys. Breakers are read from the config's `guards.state` (default: beside the budget store).
@@ -86,7 +90,8 @@ def status(
         print(json.dumps({"budgets": [row.to_dict() for row in rows], "breakers": breakers}, indent=2))
         return
     table = Table(title=f"budgets of {policy_path}")
-    for column in ("budget", "instance", "window", "limit", "spent", "reserved", "used", "resets (UTC)", "threshold"):
+    columns = ("budget", "instance", "window", "limit", "spent", "reserved", "used", "at this pace", "resets (UTC)")
+    for column in (*columns, "threshold"):
         table.add_column(
             column,
             justify="right" if column in ("spent", "reserved", "used") else "left",
@@ -101,6 +106,7 @@ def status(
             _amounts(row.spent.nanos, row.spent.tokens, row.spent.requests, row.limits),
             _amounts(row.reserved.nanos, row.reserved.tokens, row.reserved.requests, row.limits),
             f"{(row.utilisation * 100).quantize(Decimal('0.1'))}% ({row.meter})",
+            _pace(row.pace),
             row.resets_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if row.resets_at else "never",
             f"{row.threshold} → {row.action}" if row.threshold is not None else "-",
         )
@@ -121,6 +127,16 @@ def _breaker_table(breakers: list[dict[str, object]], where: str) -> Table:
         ends = row["reopens_at"] if row["state"] == "open" else None
         table.add_row(str(row["scope"]), str(row["state"]), _utc(row["since"]), reason, _utc(ends), str(row["trips"]))
     return table
+
+
+def _pace(pace: Pace | None) -> str:
+    """Where the pace so far leads: the share used by the reset, and when the limit falls first if it does."""
+    if pace is None:
+        return "-"
+    text = f"{(pace.projected * 100).quantize(Decimal('1'))}% by reset"
+    if pace.exhausts_at is not None:
+        text += f", limit {pace.exhausts_at.astimezone(UTC).strftime('%Y-%m-%d %H:%M')}"
+    return text
 
 
 def _utc(epoch: object) -> str:

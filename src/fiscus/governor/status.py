@@ -1,4 +1,5 @@
-"""`BudgetStatus`: where each budget instance stands now — limit, spent, reserved, utilisation, reset, threshold."""
+"""`BudgetStatus`: where each budget instance stands now — limit, spent, reserved, utilisation, reset, threshold —
+and, for a calendar window, where its pace so far leads by the reset (`Pace`)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ class BudgetStatus:
     resets_at: datetime | None
     threshold: Decimal | None  # the highest threshold reached
     action: Action  # the action of that threshold (allow when none)
+    pace: Pace | None = None  # calendar windows, once far enough in to tell
 
     @property
     def state(self) -> str:
@@ -42,7 +44,7 @@ class BudgetStatus:
         def amounts(a: Amounts) -> dict[str, str | int]:
             return {"usd": format(from_nanos(a.nanos), "f"), "tokens": a.tokens, "requests": a.requests}
 
-        limits = self.limits
+        limits, pace = self.limits, self.pace
         return {
             "budget": self.budget,
             "scope": self.scope,
@@ -62,7 +64,46 @@ class BudgetStatus:
             "threshold": format(self.threshold, "f") if self.threshold is not None else None,
             "action": str(self.action),
             "state": self.state,
+            "projected_utilisation": format(pace.projected.quantize(Decimal("0.0001")), "f") if pace else None,
+            "exhausts_at": pace.exhausts_at.isoformat() if pace and pace.exhausts_at else None,
         }
+
+
+# Too early in a window a projection is noise (one call in the first minute of a month "projects" to thousands):
+# a pace is given from this share of the window on, and never before this many seconds.
+PACE_FROM_SHARE = Decimal("0.02")
+PACE_FROM_SECONDS = 300
+
+
+@dataclass(frozen=True, slots=True)
+class Pace:
+    """A calendar window's use so far, extrapolated at the same rate: the utilisation it reaches by the reset
+    (on its most used meter) and, when that passes 100 %, when the limit is reached."""
+
+    projected: Decimal
+    exhausts_at: datetime | None
+
+    @property
+    def over(self) -> bool:
+        """On track to pass the limit before the window resets."""
+        return self.projected > 1
+
+
+def pace_of(used: Amounts, limits: Limits, starts_at: float, resets_at: float, now: float) -> Pace | None:
+    """The pace of `used` between `starts_at` and `now`, carried to `resets_at`; None too early to tell."""
+    length, elapsed = Decimal(resets_at - starts_at), Decimal(now - starts_at)
+    if length <= 0 or elapsed < max(PACE_FROM_SECONDS, length * PACE_FROM_SHARE) or elapsed >= length:
+        return None
+    projected, first = Decimal(0), None
+    for value, limit in ((used.nanos, limits.nanos), (used.tokens, limits.tokens), (used.requests, limits.requests)):
+        if not limit or not value:
+            continue
+        projected = max(projected, Decimal(value) * length / (Decimal(limit) * elapsed))
+        if value < limit:
+            reached = starts_at + float(elapsed * limit / value)  # the same rate on from now
+            if reached < resets_at and (first is None or reached < first):
+                first = reached
+    return Pace(projected, datetime.fromtimestamp(first, UTC) if first is not None else None)
 
 
 def budget_statuses(engine: Engine, store: BudgetStore, *, now: float) -> list[BudgetStatus]:
@@ -80,6 +121,9 @@ def budget_statuses(engine: Engine, store: BudgetStore, *, now: float) -> list[B
             utilisation, meter = utilisation_of(spent + reserved, budget.limits)
             reached = [t for t in budget.thresholds if t.at <= utilisation]
             top = max(reached, key=lambda t: (t.at, t.action.severity)) if reached else None
+            pace = None
+            if budget.window.kind == "calendar" and instance.starts_at is not None and instance.resets_at is not None:
+                pace = pace_of(spent + reserved, budget.limits, instance.starts_at, instance.resets_at, now)
             out.append(
                 BudgetStatus(
                     budget=budget.name,
@@ -97,6 +141,7 @@ def budget_statuses(engine: Engine, store: BudgetStore, *, now: float) -> list[B
                     else None,
                     threshold=top.at if top else None,
                     action=max((t.action for t in reached), key=lambda a: a.severity) if reached else Action.ALLOW,
+                    pace=pace,
                 )
             )
     return out
