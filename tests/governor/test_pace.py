@@ -93,4 +93,10 @@ def test_budgets_status_prints_the_pace(tmp_path: Path, capsys: pytest.CaptureFi
         assert row["projected_utilisation"] is None
     assert row["exhausts_at"] is None
     assert main(["budgets", "status", "--policy", str(policy), "--store", store]) == 0
-    assert "at this pace" in capsys.readouterr().out
+    assert "pace" in capsys.readouterr().out
+    tight = tmp_path / "tight.yaml"
+    tight.write_text(json.dumps({"budgets": [{**budgets[0], "limit": {"requests": 2}}]}), encoding="utf-8")
+    assert main(["budgets", "status", "--policy", str(tight), "--store", store]) == 0
+    out = capsys.readouterr().out
+    # one request in over 15 hours: a month at that pace passes 2 well before it ends
+    assert ("team-month: at this pace its limit falls" in out) is far_enough

@@ -90,12 +90,12 @@ def status(
         print(json.dumps({"budgets": [row.to_dict() for row in rows], "breakers": breakers}, indent=2))
         return
     table = Table(title=f"budgets of {policy_path}")
-    columns = ("budget", "instance", "window", "limit", "spent", "reserved", "used", "at this pace", "resets (UTC)")
+    columns = ("budget", "instance", "window", "limit", "spent", "reserved", "used", "pace", "resets (UTC)")
     for column in (*columns, "threshold"):
         table.add_column(
             column,
             justify="right" if column in ("spent", "reserved", "used") else "left",
-            no_wrap=column in ("budget", "window", "used", "resets (UTC)", "threshold"),
+            no_wrap=column in ("budget", "window", "used", "pace", "resets (UTC)", "threshold"),
         )
     for row in rows:
         table.add_row(
@@ -112,6 +112,12 @@ def status(
         )
     console = _console()
     console.print(table)
+    for row in rows:
+        if row.pace is not None and row.pace.exhausts_at is not None:
+            instance = " ".join(f"{d}={v}" for d, v in row.values)
+            name = f"{row.budget} ({instance})" if instance else row.budget
+            when = row.pace.exhausts_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+            console.print(f"{name}: at this pace its limit falls {when} UTC, before the reset")
     if not breakers:
         console.print(f"circuit breakers: none has tripped ({state.url})")
         return
@@ -130,13 +136,8 @@ def _breaker_table(breakers: list[dict[str, object]], where: str) -> Table:
 
 
 def _pace(pace: Pace | None) -> str:
-    """Where the pace so far leads: the share used by the reset, and when the limit falls first if it does."""
-    if pace is None:
-        return "-"
-    text = f"{(pace.projected * 100).quantize(Decimal('1'))}% by reset"
-    if pace.exhausts_at is not None:
-        text += f", limit {pace.exhausts_at.astimezone(UTC).strftime('%Y-%m-%d %H:%M')}"
-    return text
+    """The share of the limit the pace so far reaches by the reset."""
+    return "-" if pace is None else f"{(pace.projected * 100).quantize(Decimal('1'))}%"
 
 
 def _utc(epoch: object) -> str:
