@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -98,5 +98,8 @@ def test_budgets_status_prints_the_pace(tmp_path: Path, capsys: pytest.CaptureFi
     tight.write_text(json.dumps({"budgets": [{**budgets[0], "limit": {"requests": 2}}]}), encoding="utf-8")
     assert main(["budgets", "status", "--policy", str(tight), "--store", store]) == 0
     out = capsys.readouterr().out
-    # one request in over 15 hours: a month at that pace passes 2 well before it ends
-    assert ("team-month: at this pace its limit falls" in out) is far_enough
+    # one request so far: the limit of 2 falls before the reset while less than half the month is gone
+    start = month.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    end = (start + timedelta(days=32)).replace(day=1)
+    early = 2 * (month - start).total_seconds() < (end - start).total_seconds() - 60
+    assert ("team-month: at this pace its limit falls" in out) is (far_enough and early)
