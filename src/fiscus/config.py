@@ -51,6 +51,7 @@ class GatewayConfig(_Section):
     admin_token_env: str = "FISCUS_ADMIN_TOKEN"
     retry_budget_ratio: float = 0.1  # retries may be at most this share of requests
     rate_limit_headroom: float = 0.15  # stay this far under a provider's RPM/TPM
+    pace_check_s: float = Field(default=300.0, ge=0)  # how often budgets' pace is checked (0: never)
 
 
 class FiscusConfig(_Section):

@@ -93,16 +93,25 @@ class Real:
             time.sleep(0.05)
 
 
-def serve_real(tmp: Path, emulator_url: str, policy: str, budget_store: str, **options: Any) -> Iterator[Real]:
-    """The gateway on a real governor (`Governor.from_config`) enforcing `policy` (YAML text); `options` go
-    to `create_app` (guards, `on_event`)."""
+def serve_real(
+    tmp: Path,
+    emulator_url: str,
+    policy: str,
+    budget_store: str,
+    config_update: dict[str, Any] | None = None,
+    **options: Any,
+) -> Iterator[Real]:
+    """The gateway on a real governor (`Governor.from_config`) enforcing `policy` (YAML text); `config_update`
+    replaces sections of the config; `options` go to `create_app` (guards, `on_event`)."""
     from fiscus.gateway import run_gateway_in_thread
     from fiscus.keys import KeyRing, open_key_store
 
     os.environ.setdefault(UPSTREAM_KEY_ENV, "sk-emulator")
     policy_path = tmp / "policy.yaml"
     policy_path.write_text(policy, encoding="utf-8")
-    config = make_config(tmp, emulator_url, budget_store).model_copy(update={"policy": policy_path})
+    config = make_config(tmp, emulator_url, budget_store).model_copy(
+        update={"policy": policy_path, **(config_update or {})}
+    )
     governor = Governor.from_config(config)
     keyring = KeyRing(open_key_store(config.keys))
     secret, _ = keyring.create(agent="support-bot", team="growth", environment="test")

@@ -156,3 +156,30 @@ def test_governor_from_config_delivers_threshold_events(inbox: tuple[Inbox, str]
     assert len(crossings) == 1  # once per window, however many calls follow
     assert [path for path, _ in box.received] == ["/finance"]
     assert box.received[0][1]["event"]["budget"] == "team"
+
+
+def test_summaries_name_a_per_value_instance_by_its_values_only() -> None:
+    from fiscus.events.budget_events import BudgetOffPace
+    from fiscus.notify.payloads import event_dict, summary
+
+    def line(event: object) -> str:
+        return summary(event_dict(event))
+
+    whole = BudgetExhausted(budget="dev", instance="b:dev", window="day:x", action="partial", utilisation=Decimal(1))
+    assert line(whole) == "fiscus: budget dev exhausted (partial)"
+    per_user = BudgetExhausted(
+        budget="per-user", instance="b:per-user|user=ann%20lee", window="day:x", action="block", utilisation=Decimal(1)
+    )
+    assert line(per_user) == "fiscus: budget per-user exhausted (block) for user=ann lee"
+    pace = BudgetOffPace(
+        budget="per-user",
+        instance="b:per-user|user=bo",
+        window="month:x",
+        utilisation=Decimal("0.4"),
+        projected=Decimal("1.25"),
+        exhausts_at=datetime(2026, 12, 24, tzinfo=UTC),
+    )
+    assert line(pace) == (
+        "fiscus: budget per-user at 40% is on pace for 125% by its reset (user=bo); "
+        "its limit falls 2026-12-24T00:00:00+00:00"
+    )

@@ -89,3 +89,31 @@ class ReservationRaced:
             "attempts": self.attempts,
             "timestamp": self.timestamp.isoformat(),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetOffPace:
+    """A calendar budget's use so far, carried at the same rate, passes its limit before the window resets;
+    announced once per window (across processes, via the store), while there is still time to act."""
+
+    budget: str
+    instance: str
+    window: str
+    utilisation: Decimal  # now
+    projected: Decimal  # by the reset, at the pace so far
+    exhausts_at: datetime | None
+    resets_at: datetime | None = None
+    timestamp: datetime = field(default_factory=_now)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": "budget_off_pace",
+            "budget": self.budget,
+            "instance": self.instance,
+            "window": self.window,
+            "utilisation": _d(self.utilisation),
+            "projected": _d(self.projected),
+            "exhausts_at": self.exhausts_at.isoformat() if self.exhausts_at else None,
+            "resets_at": self.resets_at.isoformat() if self.resets_at else None,
+            "timestamp": self.timestamp.isoformat(),
+        }

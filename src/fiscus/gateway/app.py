@@ -7,6 +7,7 @@ shutdown; `run_gateway_in_thread(config)` serves it on a loopback port for tests
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -162,9 +163,12 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        watch = _pace_watch(governor, config.gateway.pace_check_s)
         try:
             yield
         finally:
+            if watch is not None:
+                watch.cancel()
             if own_upstream:
                 await upstreams.aclose()
             for thing in owned:
@@ -185,6 +189,27 @@ def create_app(
     app = GatewayApp(proxied=proxied, routes=routes, lifespan=lifespan)
     app.state.gateway = gateway
     return app
+
+
+def _pace_watch(governor: Any, every_s: float) -> asyncio.Task[None] | None:
+    """Every `every_s` seconds, announce budgets on pace to pass their limit before the reset (`PaceWatch`),
+    on a worker thread: it reads every budget from the store. Each worker runs one; the store claim makes each
+    announcement happen once."""
+    if not every_s or not hasattr(governor, "announcer"):  # a stand-in governor keeps no budgets to watch
+        return None
+    from fiscus.governor.pace_watch import PaceWatch
+
+    watch = PaceWatch(governor)
+
+    async def run() -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                await asyncio.to_thread(watch.check)
+            except Exception:  # a store hiccup must not end the watch
+                log.exception("budget pace check failed")
+
+    return asyncio.get_running_loop().create_task(run(), name="fiscus-pace-watch")
 
 
 def _emitter(governor: Any, on_event: Callable[[object], None] | None) -> Callable[[object], None]:

@@ -50,6 +50,12 @@ class GatewayMetrics:
         self.utilisation = Gauge(
             "fiscus_budget_utilisation", "Spent plus reserved over limit", ["budget"], registry=registry
         )
+        self.projected = Gauge(
+            "fiscus_budget_projected_utilisation",
+            "Utilisation a calendar budget reaches by its reset at the pace so far",
+            ["budget"],
+            registry=registry,
+        )
         self.breakers = Gauge(
             "fiscus_breaker_open", "1 while a circuit breaker is open", ["breaker"], registry=registry
         )
@@ -122,3 +128,6 @@ class GatewayMetrics:
             value = getattr(status, "utilisation", None)
             if name is not None and value is not None:
                 self.utilisation.labels(str(name)).set(float(value))
+            pace = getattr(status, "pace", None)
+            if name is not None and pace is not None:
+                self.projected.labels(str(name)).set(float(pace.projected))

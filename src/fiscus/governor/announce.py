@@ -71,10 +71,23 @@ class Announcer:
 
     def announce(self, hits: tuple[ThresholdHit, ...], *, event_id: str, now: float) -> None:
         for n, (key, hit) in enumerate(self.pending(hits)):
-            result = self._store.reserve(f"{event_id}:a{n}", self.line(key, hit), now=now, lease_seconds=60.0)
-            if isinstance(result, Reservation):
-                self._store.settle(result, _ONE, now=now)
-            self.claimed(key, hit, isinstance(result, Reservation), now)
+            won = self.once(key, expires_at=hit.expires_at, reservation_id=f"{event_id}:a{n}", now=now)
+            if won and self._emit is not None:
+                self._emit(event_for(hit, now))
+
+    def once(self, key: str, *, expires_at: float | None, reservation_id: str, now: float) -> bool:
+        """Claim `key` (until `expires_at`) across every process on the store: True for the first caller only."""
+        if key in self._seen:
+            return False
+        line = (ReserveLine(budget="announce", keys=(key,), limits=_ONCE, amount=_ONE, expires_at=expires_at),)
+        result = self._store.reserve(reservation_id, line, now=now, lease_seconds=60.0)
+        won = isinstance(result, Reservation)
+        if won:
+            self._store.settle(result, _ONE, now=now)
+        if len(self._seen) > _LOCAL_MAX:
+            self._seen.clear()
+        self._seen.add(key)
+        return won
 
     async def aannounce(self, hits: tuple[ThresholdHit, ...], *, event_id: str, now: float) -> None:
         for n, (key, hit) in enumerate(self.pending(hits)):

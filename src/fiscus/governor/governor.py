@@ -345,6 +345,10 @@ class Governor:
             return False
         return self.store.renew(admission.reservation, now=self._clock(), lease_seconds=self.lease_seconds)
 
+    def now(self) -> float:
+        """The governor's clock (epoch seconds): what windows and leases are measured by."""
+        return self._clock()
+
     def status(self) -> list[BudgetStatus]:
         from fiscus.governor.status import budget_statuses
 

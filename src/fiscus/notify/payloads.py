@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import unquote
 
 from fiscus.notify.channels import ChannelConfig
 
@@ -21,16 +22,33 @@ def summary(data: dict[str, Any]) -> str:
         pct = _pct(data.get("utilisation"))
         what = "exhausted" if kind == "budget_exhausted" else f"at {pct}"
         line = f"fiscus: budget {data.get('budget')} {what} ({data.get('action')})"
-        if data.get("instance") and data.get("instance") != data.get("budget"):
-            line += f" for {data['instance']}"
+        if instance := _instance(data):
+            line += f" for {instance}"
         if data.get("resets_at"):
             line += f", resets {data['resets_at']}"
+        return line
+    if kind == "budget_off_pace":
+        line = f"fiscus: budget {data.get('budget')} at {_pct(data.get('utilisation'))} is on pace for "
+        line += f"{_pct(data.get('projected'))} by its reset"
+        if instance := _instance(data):
+            line += f" ({instance})"
+        if data.get("exhausts_at"):
+            line += f"; its limit falls {data['exhausts_at']}"
         return line
     if "loop" in str(kind).lower():
         return f"fiscus: loop detected ({data.get('kind') or data.get('reason') or kind}) in {_who(data)}"
     if "breaker" in str(kind).lower():
         return f"fiscus: circuit breaker {data.get('breaker') or data.get('name')} opened ({data.get('reason')})"
     return f"fiscus: {kind}"
+
+
+def _instance(data: dict[str, Any]) -> str:
+    """The per-value part of a budget instance's key (`b:<budget>|user=alice` → `user=alice`); "" for the budget
+    as a whole."""
+    stem = str(data.get("instance") or "").removeprefix("b:")
+    budget = str(data.get("budget") or "")
+    rest = stem[len(budget) :] if stem.startswith(budget) else stem
+    return " ".join(unquote(part) for part in rest.split("|") if part)
 
 
 def payload(channel: ChannelConfig, event: object) -> dict[str, Any]:
