@@ -157,3 +157,16 @@ def test_admin_api(gw, monkeypatch) -> None:
         pass
     else:
         raise AssertionError("a revoked key must be refused")
+
+
+def test_dashboard_page_is_served_without_data_and_reads_the_admin_api(gw, monkeypatch) -> None:
+    monkeypatch.setenv("FISCUS_ADMIN_TOKEN", "admin-secret")
+    with httpx.Client(base_url=gw.url + "/admin") as client:
+        page = client.get("/dashboard")
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        html = page.text
+        assert "<title>fiscus — spend and budgets</title>" in html and "admin token" in html
+        for route in ('get("budgets")', "spend?by=agent", "spend?by=day", 'get("breakers")'):
+            assert route in html  # the page reads these admin routes, which need the token
+        assert "/dashboard" not in client.get("/openapi.json").json()["paths"]
+        assert client.get("/budgets").status_code == 401

@@ -1,6 +1,7 @@
-"""The admin API, mounted at `/admin`: virtual keys, budget status and spend. Off the hot path, so FastAPI and
-pydantic are welcome here (OpenAPI at `/admin/openapi.json`). Every route needs `Authorization: Bearer <token>`
-where the token is the value of the env var named by `gateway.admin_token_env`; without it the API is closed.
+"""The admin API, mounted at `/admin`: virtual keys, budget status and spend (OpenAPI at `/admin/openapi.json`),
+and the dashboard page that shows them (`/admin/dashboard`). Off the hot path, so FastAPI and pydantic are welcome
+here. Every API route needs `Authorization: Bearer <token>` where the token is the value of the env var named by
+`gateway.admin_token_env`; without it the API is closed. The dashboard page itself holds no data.
 """
 
 from __future__ import annotations
@@ -11,9 +12,12 @@ import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
+from importlib import resources
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query
+from fastapi.responses import HTMLResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
@@ -54,6 +58,11 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return value
+
+
+@lru_cache(maxsize=1)
+def _dashboard_html() -> str:
+    return resources.files("fiscus.gateway").joinpath("dashboard.html").read_text(encoding="utf-8")
 
 
 def _key_view(key: VirtualKey) -> dict[str, Any]:
@@ -108,6 +117,12 @@ def create_admin_app(
             return _key_view(keyring.revoke(key_id))
         except KeyNotFoundError as exc:
             raise HTTPException(404, str(exc)) from None
+
+    @app.get("/dashboard", include_in_schema=False)
+    def dashboard() -> HTMLResponse:
+        """The dashboard page: budgets with their pace, spend by agent, model, team and day, breakers. It holds
+        no data itself: the browser reads the routes below with the admin token the user enters."""
+        return HTMLResponse(_dashboard_html(), headers={"cache-control": "no-store"})
 
     @app.get("/budgets", dependencies=guarded)
     def budgets() -> list[dict[str, Any]]:
