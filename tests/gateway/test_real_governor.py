@@ -156,3 +156,38 @@ def test_block_policy_is_429_until_the_window_resets(blocking: Real) -> None:
     assert all(e.tags.get("budget") == "growth-hard" for e in events[2:])
     assert sum(e.cost.total for e in events) > Decimal(0)
     _assert_ledger_matches_counters(blocking, events)
+
+
+ROUTED_POLICY = """
+version: 1
+routes:
+  triage: [claude-haiku-4-5, gpt-4o-mini]
+budgets:
+  - {name: growth-day, scope: {team: growth}, window: day, limit: {usd: 100}}
+"""
+
+
+def test_task_class_routes_pick_the_model_within_its_family(tmp_path: Path, emulator_url: str) -> None:
+    served = serve_real(tmp_path, emulator_url, ROUTED_POLICY, f"sqlite:///{tmp_path}/budget.db")
+    real = next(served)
+    try:
+        triage = {"x-fiscus-task-class": "triage"}
+        raw = real.openai(default_headers=triage).chat.completions.with_raw_response.create(
+            model="gpt-4o", messages=MESSAGES
+        )
+        assert raw.headers["x-fiscus-requested-model"] == "gpt-4o"
+        assert raw.headers["x-fiscus-served-model"] == "gpt-4o-mini" == raw.parse().model
+        anthropic_client = real.anthropic().with_options(default_headers=triage)
+        with anthropic_client.messages.stream(model="claude-sonnet-4-6", max_tokens=50, messages=MESSAGES) as stream:
+            assert stream.get_final_message().model == "claude-haiku-4-5"
+        plain = real.openai().chat.completions.create(model="gpt-4o", messages=MESSAGES)  # no task class
+        assert plain.model == "gpt-4o"
+        events = real.events()
+        assert sorted((e.requested_model, e.served_model) for e in events) == [
+            ("claude-sonnet-4-6", "claude-haiku-4-5"),
+            ("gpt-4o", "gpt-4o"),
+            ("gpt-4o", "gpt-4o-mini"),
+        ]
+        _assert_ledger_matches_counters(real, events)
+    finally:
+        next(served, None)

@@ -73,6 +73,7 @@ def test_check_lists_every_budget_and_fits_a_pipe(capsys: pytest.CaptureFixture[
 def test_check_accepts_the_shipped_example(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "budgets", "check", "--policy", str(EXAMPLE))
     assert code == 0 and "session-ceiling" in out
+    assert "route: task class triage runs on claude-haiku-4-5, gpt-5-nano" in out
 
 
 @pytest.mark.parametrize(

@@ -44,7 +44,10 @@ def check(
             "\n".join(_threshold(t) for t in budget.thresholds),
             str(budget.exhausted) + (" (override key passes)" if budget.exhausted_override else ""),
         )
-    _console().print(table)
+    console = _console()
+    console.print(table)
+    for task_class, models in loaded.routes.items():
+        console.print(f"route: task class {task_class} runs on {', '.join(models)} (one per model family)")
 
 
 @budgets_app.command("status")

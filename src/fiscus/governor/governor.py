@@ -65,6 +65,7 @@ class Governor:
         self._draw = draw
         self._lock = threading.Lock()
         self._tiers: dict[str, str | None] = {}
+        self._routes: dict[tuple[str, str], str | None] = {}  # (task class, model asked) → model routed to
         # A configured provider's name → the catalogue's provider its kind is priced as ("openai-eu" → "openai").
         self._priced_as = dict(priced_as or {})
         self.engine = Engine(policy, self._sheet)
@@ -114,13 +115,17 @@ class Governor:
         started = time.perf_counter()
         now = self._clock()
         engine, store = self.engine, self.store
+        asked = request
+        if self.policy.routes:
+            request = self._routed(request)
         plan = engine.plan(request, now)
         event_id = new_event_id()
         quiet = engine.quiet_lines(plan)
         if quiet is not None:  # the common case in one atomic reservation: no budget has a word to say
             granted = store.reserve(event_id, quiet[0], now=now, lease_seconds=self.lease_seconds)
             if isinstance(granted, Reservation):
-                return self._admission(plan, engine.quiet_decision(plan, quiet[1]), granted, event_id, started)
+                decision = engine.quiet_decision(plan, quiet[1])
+                return self._admission(plan, decision, granted, event_id, started, asked)
             engine.mark_loud(plan)
         counters = store.counters(plan.keys, now=now) if plan.keys else {}
         decision = engine.decide(request, plan, counters, draw=self._draw())
@@ -140,18 +145,22 @@ class Governor:
             decision = engine.decide(request, plan, store.counters(plan.keys, now=now), draw=self._draw())
         if decision.hits:
             self.announcer.announce(decision.hits, event_id=event_id, now=now)
-        return self._admission(plan, decision, reservation, event_id, started)
+        return self._admission(plan, decision, reservation, event_id, started, asked)
 
     async def aadmit(self, request: CallRequest) -> Admission:
         started = time.perf_counter()
         now = self._clock()
+        asked = request
+        if self.policy.routes:
+            request = self._routed(request)
         plan = self.engine.plan(request, now)
         event_id = new_event_id()
         quiet = self.engine.quiet_lines(plan)
         if quiet is not None:
             granted = await self.store.areserve(event_id, quiet[0], now=now, lease_seconds=self.lease_seconds)
             if isinstance(granted, Reservation):
-                return self._admission(plan, self.engine.quiet_decision(plan, quiet[1]), granted, event_id, started)
+                decision = self.engine.quiet_decision(plan, quiet[1])
+                return self._admission(plan, decision, granted, event_id, started, asked)
             self.engine.mark_loud(plan)
         counters = await self.store.acounters(plan.keys, now=now) if plan.keys else {}
         decision = self.engine.decide(request, plan, counters, draw=self._draw())
@@ -171,7 +180,7 @@ class Governor:
             decision = self.engine.decide(request, plan, fresh, draw=self._draw())
         if decision.hits:
             await self.announcer.aannounce(decision.hits, event_id=event_id, now=now)
-        return self._admission(plan, decision, reservation, event_id, started)
+        return self._admission(plan, decision, reservation, event_id, started, asked)
 
     def _refused(self, plan: Plan, decision: Decision, refusal: Refusal, attempts: int) -> Decision:
         """The store refused what the decision expected to fit: refuse honestly with that budget's action."""
@@ -201,11 +210,19 @@ class Governor:
         )
 
     def _admission(
-        self, plan: Plan, decision: Decision, reservation: Reservation | None, event_id: str, started: float
+        self,
+        plan: Plan,
+        decision: Decision,
+        reservation: Reservation | None,
+        event_id: str,
+        started: float,
+        asked: CallRequest,
     ) -> Admission:
         model = decision.model
+        if asked is not plan.request:  # routed by task class: the caller asked for another model
+            decision = replace(decision, requested_model=asked.model)
         return Admission(
-            plan.request,
+            asked,
             decision,
             reservation,
             event_id,
@@ -370,6 +387,18 @@ class Governor:
         if kind is not None and kind != provider and not self.catalogue.knows(provider=provider, model=model):
             provider = kind
         return self.catalogue.sheet(provider=provider, model=model, at=at, batch=batch)
+
+    def _routed(self, request: CallRequest) -> CallRequest:
+        """The request on the model its task class is routed to (`policy.routes`), or the request itself."""
+        task_class = request.attribution.task_class
+        choices = self.policy.routes.get(task_class) if task_class else None
+        if not choices:
+            return request
+        key = (task_class, request.model)
+        model = self._routes.get(key, "")
+        if model == "":
+            model = self._routes[key] = self.policy.ladders.routed(request.model, choices)
+        return replace(request, model=model) if model else request
 
     def _tier(self, model: str) -> str | None:
         tier = self._tiers.get(model, "")

@@ -54,6 +54,18 @@ class Ladders:
                         best = (len(name), Tier(ladder, index, names[0]))
         return best[1] if best else None
 
+    def routed(self, model: str, choices: tuple[str, ...]) -> str | None:
+        """The model among `choices` on `model`'s ladder at another tier (task-class routing moves a call within
+        its family, up or down); None when none is, or when `model` is already at that tier."""
+        tier = self.tier_of(model)
+        if tier is None:
+            return None
+        for choice in choices:
+            target = self.tier_of(choice)
+            if target is not None and target.ladder == tier.ladder:
+                return choice if target.index != tier.index else None
+        return None
+
     def one_down(self, model: str) -> str | None:
         """The model one tier below `model`, or None at the bottom of its ladder or off every ladder."""
         tier = self.tier_of(model)

@@ -62,6 +62,7 @@ def compile_policy(spec: PolicySpec, *, source: str | None = None) -> Policy:
     ladders = Ladders.defaults().merged(
         {name: tuple(tuple(t) if isinstance(t, list) else (t,) for t in tiers) for name, tiers in spec.ladders.items()}
     )
+    routes = _compile_routes(spec.routes, ladders, where)
     budgets: list[Budget] = []
     names: set[str] = set()
     for index, budget_spec in enumerate(spec.budgets):
@@ -76,6 +77,7 @@ def compile_policy(spec: PolicySpec, *, source: str | None = None) -> Policy:
         budgets=tuple(budgets),
         timezone=zone,
         ladders=ladders,
+        routes=routes,
         default_max_tokens=spec.default_max_tokens,
         min_output_tokens=spec.min_output_tokens,
         reserve_for_critical=spec.priority.reserve_for_critical,
@@ -83,6 +85,28 @@ def compile_policy(spec: PolicySpec, *, source: str | None = None) -> Policy:
         override_keys=frozenset(k.strip() for k in raw_keys.split(",") if k.strip()),
         source=source,
     )
+
+
+def _compile_routes(routes: dict[str, list[str]], ladders: Ladders, where: str) -> dict[str, tuple[str, ...]]:
+    """Each routed model must stand on a ladder (that is how a call's model is matched to it), one per ladder."""
+    compiled: dict[str, tuple[str, ...]] = {}
+    for task_class, models in routes.items():
+        seen: dict[str, str] = {}
+        for model in models:
+            tier = ladders.tier_of(model)
+            if tier is None:
+                raise ConfigError(
+                    f"{where}: routes.{task_class}: model {model!r} is on no ladder; add it to `ladders` so fiscus "
+                    "knows which calls it can take"
+                )
+            if tier.ladder in seen:
+                raise ConfigError(
+                    f"{where}: routes.{task_class}: {seen[tier.ladder]!r} and {model!r} are on the same ladder "
+                    f"({tier.ladder}); route each task class to one model per ladder"
+                )
+            seen[tier.ladder] = model
+        compiled[task_class] = tuple(models)
+    return compiled
 
 
 def _compile_budget(spec: BudgetSpec, where: str) -> Budget:

@@ -126,6 +126,8 @@ class PolicySpec(_Strict):
     session_ttl: str = "7d"
     priority: PrioritySpec = Field(default_factory=PrioritySpec)
     ladders: dict[str, list[str | list[str]]] = Field(default_factory=dict)
+    # task class → the models its calls run on, at most one per ladder (a call moves within its model's ladder)
+    routes: dict[str, list[str]] = Field(default_factory=dict)
     override_keys_env: str | None = "FISCUS_OVERRIDE_KEYS"
     budgets: list[BudgetSpec] = Field(default_factory=list)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -88,6 +89,7 @@ class Policy:
     budgets: tuple[Budget, ...] = ()
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
     ladders: Ladders = field(default_factory=Ladders.defaults)
+    routes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # task class → models, one per ladder
     default_max_tokens: int = 4096
     min_output_tokens: int = 64
     reserve_for_critical: Decimal = Decimal(0)
