@@ -54,6 +54,11 @@ class GatewayConfig(_Section):
     pace_check_s: float = Field(default=300.0, ge=0)  # how often budgets' pace is checked (0: never)
 
 
+class OptimiseConfig(_Section):
+    # Put a cache breakpoint on Anthropic requests whose tools + system prompt repeat (fiscus.shaping.cache).
+    prompt_cache: bool = False
+
+
 class FiscusConfig(_Section):
     ledger: str = Field(default=f"sqlite:///{DEFAULT_HOME}/ledger.db", description="sqlite:///path or postgresql://…")
     budget_store: str = Field(default="memory://", description="memory://, sqlite:///path or redis://host:port/db")
@@ -64,6 +69,7 @@ class FiscusConfig(_Section):
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
     keys: str = Field(default=f"sqlite:///{DEFAULT_HOME}/keys.db", description="where virtual keys are kept")
     guards: GuardsConfig = Field(default_factory=GuardsConfig)  # breakers, loops, post-mortems, shared state
+    optimise: OptimiseConfig = Field(default_factory=OptimiseConfig)
     source: Path | None = Field(default=None, exclude=True)
 
 

@@ -11,6 +11,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,6 +34,7 @@ from fiscus.gateway.routing import Router
 from fiscus.governor import Admission, CallRequest, Governor
 from fiscus.keys import KeyRing
 from fiscus.providers import ProviderError, RateLimitedError, Upstream, UpstreamRequest, UpstreamTimeoutError
+from fiscus.shaping.cache import CachePlacer
 from fiscus.shaping.compress import compress
 from fiscus.shaping.partial import exhausted_text, partial_body, partial_events
 from fiscus.usage.detect import usage_from_body
@@ -75,6 +77,7 @@ class Gateway:
         self.router = Router(config.providers)
         self.max_body = config.gateway.max_body_bytes
         self.attribute = AttributionCache()
+        self.cache_placer = CachePlacer() if config.optimise.prompt_cache else None
 
     async def handle(self, protocol: Protocol, scope: Mapping[str, Any], receive: Receive) -> ASGIApp:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
@@ -102,6 +105,9 @@ class Gateway:
         refusal = self.guards.check(attribution, protocol.format, request.body)
         if refusal is not None:
             return await self._guarded(protocol, request, provider, attribution, refusal)
+        placed = self.cache_placer.place(request.body) if self.cache_placer and protocol.anthropic else None
+        if placed is not None:  # before the estimate: the reservation must cover the cache write
+            raw, request = orjson.dumps(placed), replace(request, body=placed)
         input_tokens = count_request_tokens(request.body, protocol.format)
         # Only Anthropic requests with cache_control markers can write a prompt cache (priced above input),
         # and only the prompt up to the last marker.
@@ -122,7 +128,9 @@ class Gateway:
         self.metrics.decision(admission.decision.action)
         self.guards.decided(attribution, admission.decision)
         try:
-            return await self._admitted(protocol, request, raw, provider, input_tokens, admission, headers)
+            return await self._admitted(
+                protocol, request, raw, provider, input_tokens, admission, headers, cache_placed=placed is not None
+            )
         except BaseException as exc:
             await self.settle(admission, None, status=CallStatus.ERROR, error=f"gateway: {exc!r}"[:500])
             raise
@@ -154,9 +162,13 @@ class Gateway:
         input_tokens: int,
         admission: Admission,
         headers: dict[str, str],
+        *,
+        cache_placed: bool = False,
     ) -> ASGIApp:
         decision = admission.decision
         out = {"x-fiscus-request-id": admission.event_id}
+        if cache_placed:
+            out["x-fiscus-prompt-cache"] = "placed"
         if decision.action is Action.BLOCK:
             return await self._blocked(protocol, admission, out)
         if decision.action is Action.PARTIAL:

@@ -25,6 +25,7 @@ from fiscus.pricing.catalogue import PriceCatalogue
 from fiscus.pricing.sheet import PriceSheet
 from fiscus.sdk.errors import BudgetBlocked, BudgetExhausted, LoopDetectedError
 from fiscus.sdk.session import Session, current_session, emit
+from fiscus.shaping.cache import CachePlacer
 from fiscus.shaping.compress import compress
 from fiscus.shaping.partial import exhausted_text
 from fiscus.usage.estimate import anthropic_cache_write_bound, count_request_tokens
@@ -123,6 +124,7 @@ class Gate:
         loops: LoopConfig | None = None,
         on_warn: Callable[[Decision, Attribution], None] | None = None,
         priority: str = "normal",
+        cache_placer: CachePlacer | None = None,
     ) -> None:
         if on_exhausted not in ("partial", "raise"):
             raise ValueError(f'on_exhausted must be "partial" or "raise", got {on_exhausted!r}')
@@ -136,6 +138,7 @@ class Gate:
         self._outside: tuple[tuple[LoopDetector, Session | None], ...] = ((self.detector, None),)
         self.on_warn = on_warn
         self.priority = priority
+        self.cache_placer = cache_placer  # Anthropic prompt-cache breakpoints on repeated prefixes, when set
         self.catalogue: PriceCatalogue = getattr(governor, "catalogue", None) or _shared_catalogue()
         self._sheets: dict[tuple[str, str], PriceSheet] = {}
         self._warned: dict[tuple[str | None, str], float] = {}  # (agent, loop kind) → when last announced
@@ -159,6 +162,8 @@ class Gate:
         attribution = attribution or self.attribution
         if session is not None:
             attribution = session.attribution_for(attribution)
+        if self.cache_placer is not None and fmt is WireFormat.ANTHROPIC:
+            kwargs = self.cache_placer.place(kwargs) or kwargs  # before the estimate: it reserves the cache write
         request = self._request(provider, str(kwargs.get("model", "")), attribution, kwargs, fmt, kwargs.get(max_key))
         short = self._guard(fmt, kwargs, request, session)
         if short is not None:

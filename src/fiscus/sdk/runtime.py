@@ -13,6 +13,7 @@ from typing import Any
 
 from fiscus.guards.loops import LoopConfig
 from fiscus.guards.registry import BreakerRegistry
+from fiscus.shaping.cache import CachePlacer
 
 _lock = threading.Lock()
 _governors: dict[str, Any] = {}
@@ -85,9 +86,11 @@ def open_gate(
     breakers: BreakerRegistry | None,
     loops: LoopConfig | None,
     on_warn: Any | None = None,
+    cache_prompts: bool | None = None,
 ) -> Any:
     """The `Gate` every door of the SDK (wrap, LangChain, Agents SDK) builds the same way: the given governor,
-    else a private one from `policy`, else the process's shared one; guards from that governor's config."""
+    else a private one from `policy`, else the process's shared one; guards and prompt-cache placement from that
+    governor's config unless given."""
     from fiscus.attribution import Attribution
     from fiscus.sdk.gate import Gate
 
@@ -101,4 +104,12 @@ def open_gate(
         loops=loops or loops_for(governor),
         on_warn=on_warn,
         priority=priority,
+        cache_placer=CachePlacer() if _caches_prompts(governor, cache_prompts) else None,
     )
+
+
+def _caches_prompts(governor: Any, asked: bool | None) -> bool:
+    if asked is not None:
+        return asked
+    settings = _settings.get(id(governor))
+    return bool(settings is not None and settings.optimise.prompt_cache)

@@ -146,6 +146,7 @@ def wrap(
     loops: LoopConfig | None = None,
     breakers: BreakerRegistry | None = None,
     on_warn: Callable[..., None] | None = None,
+    cache_prompts: bool | None = None,
 ) -> Any:
     """Govern an `openai.OpenAI`/`AsyncOpenAI` or `anthropic.Anthropic`/`AsyncAnthropic` client.
 
@@ -153,7 +154,9 @@ def wrap(
     or block), sent, read for usage and settled. `governor` defaults to the process's shared one (from
     `config`, `$FISCUS_CONFIG` or the defaults); `policy` builds a private one. `on_exhausted="raise"` turns
     partial answers into `BudgetExhausted`. `breakers` and `loops` default to the `guards:` section of that
-    config (breakers shared by every client over the same governor).
+    config (breakers shared by every client over the same governor). `cache_prompts` (default: the config's
+    `optimise.prompt_cache`) puts an Anthropic cache breakpoint after tools and system prompt once that prefix
+    repeats within five minutes.
     """
     gate = open_gate(
         governor=governor,
@@ -173,6 +176,7 @@ def wrap(
         breakers=breakers,
         loops=loops,
         on_warn=on_warn,
+        cache_prompts=cache_prompts,
     )
     kind = _kind(client)
     if kind == "openai":
