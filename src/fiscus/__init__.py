@@ -17,6 +17,8 @@ __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
     "wrap": "fiscus.sdk.wrap",
+    "cascade": "fiscus.sdk.cascade",
+    "acascade": "fiscus.sdk.cascade",
     "session": "fiscus.sdk.session",
     "Session": "fiscus.sdk.session",
     "current_session": "fiscus.sdk.session",
@@ -56,6 +58,8 @@ __all__ = [
     "Session",
     "SessionEnded",
     "Usage",
+    "acascade",
+    "cascade",
     "current_session",
     "session",
     "wrap",
@@ -70,6 +74,7 @@ if TYPE_CHECKING:
     from fiscus.guards.loops import LoopConfig
     from fiscus.guards.registry import BreakerRegistry
     from fiscus.pricing.cost import Cost
+    from fiscus.sdk.cascade import acascade, cascade
     from fiscus.sdk.errors import BudgetBlocked, BudgetExhausted, LoopDetectedError
     from fiscus.sdk.session import Session, current_session, session
     from fiscus.sdk.wrap import wrap
