@@ -18,6 +18,8 @@ EXPECTED = [
     "Session",
     "SessionEnded",
     "Usage",
+    "acascade",
+    "cascade",
     "current_session",
     "session",
     "wrap",
