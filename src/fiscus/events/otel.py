@@ -1,6 +1,9 @@
-"""Map a `CostEvent` to OpenTelemetry GenAI semantic-convention attributes (plus `fiscus.*` for the rest)."""
+"""OpenTelemetry: a `CostEvent` as GenAI semantic-convention attributes (plus `fiscus.*` for the rest), and
+`CostSpans`, which turns every recorded call into a span once the application has installed a tracer provider."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from fiscus.events.cost_event import CostEvent
 
@@ -20,6 +23,7 @@ def otel_attributes(event: CostEvent) -> dict[str, str | int | float | bool]:
     input token (cache included), with cache reads and writes broken out beside it."""
     usage = event.usage
     attrs: dict[str, str | int | float | bool] = {
+        "gen_ai.operation.name": "chat",
         "gen_ai.provider.name": _PROVIDER_NAMES.get(event.provider, event.provider),
         "gen_ai.request.model": event.requested_model,
         "gen_ai.response.model": event.served_model,
@@ -48,3 +52,37 @@ def otel_attributes(event: CostEvent) -> dict[str, str | int | float | bool]:
     if event.error:
         attrs["error.type"] = event.error
     return attrs
+
+
+class CostSpans:
+    """A cost-event listener: one CLIENT span per call, named `chat <requested model>`, from the call's start to
+    its end, under the span current where the call was settled (an SDK call: the caller's own). Until the
+    application installs a tracer provider (the API's default is a proxy that records nothing) it only checks."""
+
+    def __init__(self, provider: Any | None = None) -> None:
+        from opentelemetry import trace
+
+        self._trace = trace
+        self._provider = provider
+        self._tracers: dict[int, Any] = {}
+
+    def __call__(self, event: CostEvent) -> None:
+        trace = self._trace
+        provider = self._provider or trace.get_tracer_provider()
+        if isinstance(provider, trace.ProxyTracerProvider):
+            return
+        tracer = self._tracers.get(id(provider))
+        if tracer is None:
+            from fiscus import __version__
+
+            tracer = self._tracers[id(provider)] = provider.get_tracer("fiscus", __version__)
+        start = int(event.timestamp.timestamp() * 1e9)
+        span = tracer.start_span(
+            f"chat {event.requested_model}",
+            kind=trace.SpanKind.CLIENT,
+            start_time=start,
+            attributes=otel_attributes(event),
+        )
+        if event.status == "error":
+            span.set_status(trace.Status(trace.StatusCode.ERROR, event.error))
+        span.end(end_time=start + (event.latency_ms or 0) * 1_000_000)

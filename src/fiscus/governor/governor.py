@@ -18,6 +18,7 @@ from fiscus.engine.request import CallRequest
 from fiscus.errors import PricingError
 from fiscus.events.budget_events import ReservationRaced
 from fiscus.events.cost_event import CallStatus, CostEvent, new_event_id
+from fiscus.events.otel import CostSpans
 from fiscus.governor.admission import Admission
 from fiscus.governor.announce import Announcer
 from fiscus.money import to_nanos
@@ -62,6 +63,8 @@ class Governor:
         self.lease_seconds = lease_seconds
         self._clock = clock
         self._listeners: list[Callable[[object], None]] = [on_event] if on_event is not None else []
+        # Every settled call's CostEvent, after the ledger has it: OpenTelemetry spans by default.
+        self._cost_listeners: list[Callable[[CostEvent], None]] = [CostSpans()]
         self._draw = draw
         self._lock = threading.Lock()
         self._tiers: dict[str, str | None] = {}
@@ -101,6 +104,17 @@ class Governor:
     def add_listener(self, listener: Callable[[object], None]) -> None:
         """Call `listener` with every budget event (and the guard events the doors emit through `on_event`)."""
         self._listeners.append(listener)
+
+    def add_cost_listener(self, listener: Callable[[CostEvent], None]) -> None:
+        """Call `listener` with every settled call's `CostEvent` (after the ledger has it; a failure is logged)."""
+        self._cost_listeners.append(listener)
+
+    def _recorded(self, event: CostEvent) -> None:
+        for listener in self._cost_listeners:
+            try:
+                listener(event)
+            except Exception:  # telemetry must never fail a call
+                log.exception("fiscus cost listener failed")
 
     def on_event(self, event: object) -> None:
         for listener in self._listeners:
@@ -257,6 +271,7 @@ class Governor:
         # The ledger first: if the store then fails, the money spent is still on record (and the error raised).
         if self.ledger is not None:
             self.ledger.submit(event)  # type: ignore[attr-defined]
+        self._recorded(event)
         if admission.reservation is not None:
             self.store.settle(admission.reservation, actual, now=self._clock())
         return event
@@ -283,6 +298,7 @@ class Governor:
         # The ledger first: if the store then fails, the money spent is still on record (and the error raised).
         if self.ledger is not None:
             self.ledger.submit(event)  # type: ignore[attr-defined]
+        self._recorded(event)
         if admission.reservation is not None:
             await self.store.asettle(admission.reservation, actual, now=self._clock())
         return event
