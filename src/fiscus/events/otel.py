@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from fiscus.events.cost_event import CostEvent
@@ -65,10 +66,17 @@ class CostSpans:
         self._trace = trace
         self._provider = provider
         self._tracers: dict[int, Any] = {}
+        self._global: Any = None  # the global provider, looked up again at most once a second (every call needs it)
+        self._look_again = 0.0
 
     def __call__(self, event: CostEvent) -> None:
         trace = self._trace
-        provider = self._provider or trace.get_tracer_provider()
+        provider = self._provider
+        if provider is None:
+            now = time.monotonic()
+            if now >= self._look_again:
+                self._global, self._look_again = trace.get_tracer_provider(), now + 1.0
+            provider = self._global
         if isinstance(provider, trace.ProxyTracerProvider):
             return
         tracer = self._tracers.get(id(provider))
