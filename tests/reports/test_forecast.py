@@ -153,6 +153,7 @@ def test_cli_table(capsys: pytest.CaptureFixture[str], ledger_url: str) -> None:
         (["--where", "nope=1"], "unknown dimension 'nope'"),
         (["--since", "2999-01-01"], "no runs recorded"),
         (["--days", "0"], "days must be at least 1"),
+        (["--runs-per-day", "3", "--policy-out", "/nonexistent/dir/p.yaml"], "cannot write"),
     ],
 )
 def test_cli_errors_are_one_line(

@@ -65,7 +65,11 @@ def forecast_command(
     if not result.groups:
         raise ForecastError("no runs recorded for this window and filter")
     if policy_out is not None:
-        policy_out.write_text(budget_policy(result), encoding="utf-8")
+        text = budget_policy(result)
+        try:
+            policy_out.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise ForecastError(f"--policy-out {policy_out}: cannot write ({exc.strerror})") from None
     if as_json:
         print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
         return
