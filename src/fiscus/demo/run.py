@@ -202,6 +202,8 @@ def _report(config: FiscusConfig, console: Console) -> tuple[Decimal, int]:
     console.print(report.to_table())
     again = f"{_command()} report --ledger {config.ledger} --by agent,model"
     console.print(f"\nThe same figures any time: [bold]{again}[/]")
+    forecast = f"{_command()} forecast --ledger {config.ledger} --by agent --runs-per-day 100"
+    console.print(f"Cost per run at P50 / P95 and a month at 100 runs a day: [bold]{forecast}[/]")
     return report.totals.total_usd, report.totals.requests
 
 
