@@ -21,6 +21,7 @@ from fiscus.pricing import usd
 from fiscus.stores.base import Limits
 
 if TYPE_CHECKING:
+    from fiscus.engine.decision import BudgetReason
     from fiscus.governor.status import Pace
 
 budgets_app = typer.Typer(help="Budgets: check a policy file, show spend against each budget.", no_args_is_help=True)
@@ -125,6 +126,132 @@ def status(
         console.print(f"circuit breakers: none has tripped ({state.url})")
         return
     console.print(_breaker_table(breakers, state.url))
+
+
+@budgets_app.command("preflight")
+def preflight(
+    provider: Annotated[str, typer.Option("--provider", help="Provider of the model, e.g. anthropic.")],
+    model: Annotated[str, typer.Option("--model", help="The model the task's calls ask for.")],
+    calls: Annotated[int, typer.Option("--calls", min=1, help="Calls in the task.")] = 1,
+    input_tokens: Annotated[int, typer.Option("--input-tokens", min=0, help="Input tokens per call (at most).")] = 0,
+    max_tokens: Annotated[
+        int | None, typer.Option("--max-tokens", min=1, help="Output cap per call (default: the policy's).")
+    ] = None,
+    agent: Annotated[str | None, typer.Option("--agent")] = None,
+    team: Annotated[str | None, typer.Option("--team")] = None,
+    workflow: Annotated[str | None, typer.Option("--workflow")] = None,
+    task_class: Annotated[str | None, typer.Option("--task-class")] = None,
+    environment: Annotated[str | None, typer.Option("--env", help="Environment, e.g. prod.")] = None,
+    tenant: Annotated[str | None, typer.Option("--tenant")] = None,
+    user: Annotated[str | None, typer.Option("--user")] = None,
+    organization: Annotated[str | None, typer.Option("--org")] = None,
+    priority: Annotated[str, typer.Option("--priority", help="critical, normal or background.")] = "normal",
+    store: Annotated[str | None, typer.Option("--store", help="Budget store URL (default: the config's).")] = None,
+    policy: Annotated[Path | None, typer.Option("--policy", help="Policy file (default: the config's).")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="fiscus.yaml naming the store and policy.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the decision as JSON.")] = False,
+) -> None:
+    """Would a task of --calls calls fit the budgets now? Decides as a call would — every applicable budget, the
+    model after routing or a downgrade, the worst case — without reserving anything. Exit code 0: it fits (the
+    answer may still warn or downgrade); 1: it does not, and the answer says when it may (the window's reset)."""
+    from fiscus.attribution import Attribution
+    from fiscus.config import load_config
+    from fiscus.governor import CallRequest, Governor
+    from fiscus.pricing import PriceCatalogue
+    from fiscus.stores import open_store  # type: ignore[attr-defined]
+
+    if priority not in ("critical", "normal", "background"):
+        raise ConfigError(f"--priority {priority!r}: use critical, normal or background")
+    cfg = load_config(config)
+    policy_path = policy or cfg.policy
+    if policy_path is None:
+        raise ConfigError("no policy: pass --policy FILE or set `policy:` in fiscus.yaml")
+    governor = Governor(
+        policy=load_policy(policy_path),
+        store=open_store(store or cfg.budget_store),
+        catalogue=PriceCatalogue(cfg.pricing),
+    )
+    attribution = Attribution(
+        organization=organization,
+        team=team,
+        agent=agent,
+        workflow=workflow,
+        task_class=task_class,
+        environment=environment,
+        tenant=tenant,
+        user=user,
+    )
+    request = CallRequest(
+        provider, model, attribution, input_tokens=input_tokens, max_tokens=max_tokens, priority=priority, calls=calls
+    )
+    try:
+        decision = governor.preflight(request)
+        fits = decision.calls_model
+        ever = fits or governor.preflight(request, fresh=True).calls_model
+    finally:
+        governor.close()
+    worst = usd(from_nanos(decision.reserve.nanos)) if decision.reserve is not None else None
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "fits": fits,
+                    "action": str(decision.action),
+                    "model": decision.model,
+                    "requested_model": decision.requested_model,
+                    "max_tokens": decision.max_tokens,
+                    "worst_case_usd": format(from_nanos(decision.reserve.nanos), "f") if decision.reserve else None,
+                    "message": decision.message,
+                    "retry_at": decision.retry_at.isoformat() if decision.retry_at and ever else None,
+                    "fits_a_fresh_window": ever,
+                    "budgets": [_reason_dict(r) for r in decision.reasons],
+                },
+                indent=2,
+            )
+        )
+        raise typer.Exit(0 if fits else 1)
+    task = f"A task of {calls} call{'s' if calls > 1 else ''} on {provider}/{model}"
+    console = _console()
+    if fits:
+        served = f" on {decision.model}" if decision.model != model else ""
+        cap = f"{decision.max_tokens} output tokens a call"
+        if max_tokens is not None and decision.max_tokens < max_tokens:
+            cap = f"{cap}, not the {max_tokens} asked: what is left allows no more"
+        console.print(f"{task} fits{served} ({decision.action}); worst case {worst}, capped at {cap}.")
+    else:
+        console.print(f"{task} does not fit: {decision.message or decision.action}.")
+        if not ever:
+            console.print("It cannot fit even in a fresh window: make the task smaller or the limit larger.")
+        elif decision.retry_at is not None:
+            console.print(
+                f"It may fit from {decision.retry_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC, when the window resets."
+            )
+    if decision.reasons:
+        table = Table(title="budgets that apply")
+        for column in ("budget", "used", "threshold", "resets (UTC)"):
+            table.add_column(column, no_wrap=True)
+        for r in decision.reasons:
+            table.add_row(
+                r.budget,
+                f"{(r.utilisation * 100).quantize(Decimal('0.1'))}% ({r.meter})",
+                f"{r.threshold} → {r.action}" if r.threshold is not None else "-",
+                r.resets_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if r.resets_at else "never",
+            )
+        console.print(table)
+    else:
+        console.print("No budget applies to this attribution.")
+    raise typer.Exit(0 if fits else 1)
+
+
+def _reason_dict(reason: BudgetReason) -> dict[str, object]:
+    return {
+        "budget": reason.budget,
+        "utilisation": format(reason.utilisation.quantize(Decimal("0.0001")), "f"),
+        "meter": reason.meter,
+        "threshold": format(reason.threshold, "f") if reason.threshold is not None else None,
+        "action": str(reason.action),
+        "resets_at": reason.resets_at.isoformat() if reason.resets_at else None,
+    }
 
 
 def _breaker_table(breakers: list[dict[str, object]], where: str) -> Table:

@@ -196,6 +196,22 @@ class Governor:
             await self.announcer.aannounce(decision.hits, event_id=event_id, now=now)
         return self._admission(plan, decision, reservation, event_id, started, asked)
 
+    def preflight(self, request: CallRequest, *, fresh: bool = False) -> Decision:
+        """What `admit` would decide now for `request` — a task of `request.calls` calls — reserving nothing and
+        announcing nothing: does the task fit, on which model, and if not, why and when it may (`retry_at`).
+        `reasons` lists every applicable budget. `fresh`: as if every window had just reset (nothing spent), to
+        tell a task that must wait from one that can never fit. To hold the room, `admit` the same request."""
+        now = self._clock()
+        asked = request
+        if self.policy.routes:
+            request = self._routed(request)
+        plan = self.engine.plan(request, now)
+        counters = self.store.counters(plan.keys, now=now) if plan.keys and not fresh else {}
+        decision = replace(
+            self.engine.decide(request, plan, counters, draw=0.0), reasons=self.engine.reasons(plan, counters)
+        )
+        return replace(decision, requested_model=asked.model) if asked is not request else decision
+
     def _refused(self, plan: Plan, decision: Decision, refusal: Refusal, attempts: int) -> Decision:
         """The store refused what the decision expected to fit: refuse honestly with that budget's action."""
         instance = refusal.budget.removesuffix("#rate")
