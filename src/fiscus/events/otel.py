@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from fiscus.events.cost_event import CostEvent
@@ -66,18 +67,11 @@ class CostSpans:
         self._trace = trace
         self._provider = provider
         self._tracers: dict[int, Any] = {}
-        self._global: Any = None  # the global provider, looked up again at most once a second (every call needs it)
-        self._look_again = 0.0
 
     def __call__(self, event: CostEvent) -> None:
         trace = self._trace
-        provider = self._provider
+        provider = self._provider or installed_provider()
         if provider is None:
-            now = time.monotonic()
-            if now >= self._look_again:
-                self._global, self._look_again = trace.get_tracer_provider(), now + 1.0
-            provider = self._global
-        if isinstance(provider, trace.ProxyTracerProvider):
             return
         tracer = self._tracers.get(id(provider))
         if tracer is None:
@@ -94,3 +88,43 @@ class CostSpans:
         if event.status == "error":
             span.set_status(trace.Status(trace.StatusCode.ERROR, event.error))
         span.end(end_time=start + (event.latency_ms or 0) * 1_000_000)
+
+
+_looked: tuple[float, Any] = (float("-inf"), None)  # (when, the global provider or None), for a second
+
+
+def installed_provider() -> Any | None:
+    """The tracer provider the application installed, or None while the API's default proxy (which records
+    nothing) stands: looked up at most once a second, since every call asks."""
+    global _looked
+    now = time.monotonic()
+    when, provider = _looked
+    if now - when >= 1.0:
+        from opentelemetry import trace
+
+        found = trace.get_tracer_provider()
+        provider = None if isinstance(found, trace.ProxyTracerProvider) else found
+        _looked = (now, provider)
+    return provider
+
+
+def join_callers_trace(headers: Iterable[tuple[bytes, bytes]]) -> Any | None:
+    """When tracing is on and the request carries a W3C `traceparent`, make the caller's trace context current,
+    so the spans of this request's calls join the caller's trace. Returns the token to `release`, or None."""
+    if installed_provider() is None:
+        return None
+    carrier = {name.decode("latin-1"): value.decode("latin-1") for name, value in headers if name in _TRACE_HEADERS}
+    if "traceparent" not in carrier:
+        return None
+    from opentelemetry import context, propagate
+
+    return context.attach(propagate.extract(carrier))
+
+
+def release(token: Any) -> None:
+    from opentelemetry import context
+
+    context.detach(token)
+
+
+_TRACE_HEADERS = (b"traceparent", b"tracestate")

@@ -23,6 +23,7 @@ from starlette.types import Receive, Scope, Send
 from fiscus.config import FiscusConfig
 from fiscus.engine.decision import Action
 from fiscus.errors import FiscusError, StoreError
+from fiscus.events.otel import join_callers_trace, release
 from fiscus.gateway.calls import Gateway
 from fiscus.gateway.guards import GatewayGuards
 from fiscus.gateway.metrics import CONTENT_TYPE, GatewayMetrics
@@ -43,6 +44,14 @@ class ProtocolEndpoint:
         self.route = route
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        trace = join_callers_trace(scope["headers"])
+        try:
+            await self._answer(scope, receive, send)
+        finally:
+            if trace is not None:
+                release(trace)
+
+    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             response = await self.gateway.handle(self.protocol, scope, receive)
         except BadRequest as exc:
