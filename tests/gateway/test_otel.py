@@ -3,6 +3,7 @@ request carries a W3C `traceparent`, a root span otherwise."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,9 @@ def test_spans_join_the_callers_trace(tmp_path: Path, emulator_url: str, monkeyp
         list(traced.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}], stream=True))
         real.openai().chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
         real.events()  # every call settled
+        deadline = time.monotonic() + 10  # a span ends just after its event reaches the ledger's queue
+        while len(exporter.get_finished_spans()) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
     finally:
         next(served, None)
     spans = sorted(exporter.get_finished_spans(), key=lambda span: span.start_time)
