@@ -191,3 +191,26 @@ def test_task_class_routes_pick_the_model_within_its_family(tmp_path: Path, emul
         _assert_ledger_matches_counters(real, events)
     finally:
         next(served, None)
+
+
+WINDOWED_POLICY = """
+version: 1
+context:
+  triage: 1000
+budgets:
+  - {name: growth-day, scope: {team: growth}, window: day, limit: {usd: 100}}
+"""
+
+
+def test_a_task_class_context_window_trims_what_is_sent(tmp_path: Path, emulator_url: str) -> None:
+    served = serve_real(tmp_path, emulator_url, WINDOWED_POLICY, f"sqlite:///{tmp_path}/budget.db")
+    real = next(served)
+    try:
+        triage = real.openai(default_headers={"x-fiscus-task-class": "triage"})
+        raw = triage.chat.completions.with_raw_response.create(model="gpt-4o", messages=BIG_TOOL_CONTEXT)
+        assert int(raw.headers["x-fiscus-compressed-tokens"]) > 1000 and "x-fiscus-budget" not in raw.headers
+        assert raw.parse().usage.prompt_tokens < 1500  # the emulator counted what was actually sent
+        other = real.openai().chat.completions.with_raw_response.create(model="gpt-4o", messages=BIG_TOOL_CONTEXT)
+        assert "x-fiscus-compressed-tokens" not in other.headers and other.parse().usage.prompt_tokens > 3000
+    finally:
+        next(served, None)

@@ -74,6 +74,7 @@ def test_check_accepts_the_shipped_example(capsys: pytest.CaptureFixture[str]) -
     code, out, _ = run(capsys, "budgets", "check", "--policy", str(EXAMPLE))
     assert code == 0 and "session-ceiling" in out
     assert "route: task class triage runs on claude-haiku-4-5, gpt-5-nano" in out
+    assert "context window: task class triage sends at most 8,000 input tokens" in out
 
 
 @pytest.mark.parametrize(

@@ -49,6 +49,8 @@ def check(
     console.print(table)
     for task_class, models in loaded.routes.items():
         console.print(f"route: task class {task_class} runs on {', '.join(models)} (one per model family)")
+    for task_class, tokens in loaded.context.items():
+        console.print(f"context window: task class {task_class} sends at most {tokens:,} input tokens")
 
 
 @budgets_app.command("status")

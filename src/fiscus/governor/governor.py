@@ -251,6 +251,8 @@ class Governor:
         model = decision.model
         if asked is not plan.request:  # routed by task class: the caller asked for another model
             decision = replace(decision, requested_model=asked.model)
+        if self.policy.context:
+            decision = self._windowed(asked, decision)
         return Admission(
             asked,
             decision,
@@ -419,6 +421,19 @@ class Governor:
         if kind is not None and kind != provider and not self.catalogue.knows(provider=provider, model=model):
             provider = kind
         return self.catalogue.sheet(provider=provider, model=model, at=at, batch=batch)
+
+    def _windowed(self, request: CallRequest, decision: Decision) -> Decision:
+        """A call of a task class with a context window (`policy.context`) whose input is longer is compressed
+        to the window, whatever its budgets say (a budget's own compression target still wins if smaller)."""
+        task_class = request.attribution.task_class
+        window = self.policy.context.get(task_class) if task_class else None
+        if window is None or request.input_tokens <= window or not decision.calls_model:
+            return decision
+        target = min(window, decision.compress_to_tokens or window)
+        extra = decision.extra_actions
+        if decision.action is not Action.COMPRESS and Action.COMPRESS not in extra:
+            extra = (*extra, Action.COMPRESS)
+        return replace(decision, compress_to_tokens=target, extra_actions=extra)
 
     def _routed(self, request: CallRequest) -> CallRequest:
         """The request on the model its task class is routed to (`policy.routes`), or the request itself."""

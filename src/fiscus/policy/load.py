@@ -78,6 +78,7 @@ def compile_policy(spec: PolicySpec, *, source: str | None = None) -> Policy:
         timezone=zone,
         ladders=ladders,
         routes=routes,
+        context=dict(spec.context),
         default_max_tokens=spec.default_max_tokens,
         min_output_tokens=spec.min_output_tokens,
         reserve_for_critical=spec.priority.reserve_for_critical,

@@ -128,6 +128,9 @@ class PolicySpec(_Strict):
     ladders: dict[str, list[str | list[str]]] = Field(default_factory=dict)
     # task class → the models its calls run on, at most one per ladder (a call moves within its model's ladder)
     routes: dict[str, list[str]] = Field(default_factory=dict)
+    # task class → the most input tokens its calls send: a longer context is trimmed first (system prompt and
+    # latest turns kept, large tool results shortened)
+    context: dict[str, int] = Field(default_factory=dict)
     override_keys_env: str | None = "FISCUS_OVERRIDE_KEYS"
     budgets: list[BudgetSpec] = Field(default_factory=list)
 
@@ -136,6 +139,14 @@ class PolicySpec(_Strict):
     def _ttl(cls, value: str) -> str:
         parse_duration(value)
         return value
+
+    @field_validator("context")
+    @classmethod
+    def _context(cls, context: dict[str, int]) -> dict[str, int]:
+        for task_class, tokens in context.items():
+            if tokens < 256:
+                raise ValueError(f"context window of {task_class!r} must be at least 256 tokens, got {tokens}")
+        return context
 
     @field_validator("ladders")
     @classmethod

@@ -90,6 +90,7 @@ class Policy:
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
     ladders: Ladders = field(default_factory=Ladders.defaults)
     routes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # task class → models, one per ladder
+    context: Mapping[str, int] = field(default_factory=dict)  # task class → most input tokens a call sends
     default_max_tokens: int = 4096
     min_output_tokens: int = 64
     reserve_for_critical: Decimal = Decimal(0)
