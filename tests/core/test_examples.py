@@ -1,0 +1,23 @@
+"""The shipped examples stay valid: the config and both policies load as written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fiscus.config import load_config
+from fiscus.policy import load_policy
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def test_the_example_config_loads() -> None:
+    config = load_config(EXAMPLES / "fiscus.yaml")
+    assert config.gateway.workers == 2 and config.optimise.prompt_cache and config.gateway.pace_check_s == 300
+    assert set(config.providers) == {"openai", "anthropic"}
+
+
+def test_the_example_policies_load() -> None:
+    full = load_policy(EXAMPLES / "policy.yaml")
+    assert full.routes["triage"] == ("claude-haiku-4-5", "gpt-5-nano") and full.context == {"triage": 8000}
+    finops = load_policy(EXAMPLES / "finops.yaml")
+    assert [b.name for b in finops.budgets] and finops.budgets[0].limits.nanos == 25_000 * 10**9
