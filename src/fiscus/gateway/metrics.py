@@ -48,7 +48,10 @@ class GatewayMetrics:
             registry=registry,
         )
         self.utilisation = Gauge(
-            "fiscus_budget_utilisation", "Spent plus reserved over limit", ["budget"], registry=registry
+            "fiscus_budget_utilisation",
+            "Spent plus reserved over limit (a per-value budget: its most used instance)",
+            ["budget"],
+            registry=registry,
         )
         self.projected = Gauge(
             "fiscus_budget_projected_utilisation",
@@ -123,11 +126,21 @@ class GatewayMetrics:
         except Exception:
             self.error("budget_status")
             return
+        # A budget with an instance per value (one per user…) reports its most used instance: what an alert on
+        # the budget needs, at one series per budget however many users there are.
+        used: dict[str, float] = {}
+        projected: dict[str, float] = {}
         for status in statuses:
             name = getattr(status, "budget", None) or getattr(status, "name", None)
+            if name is None:
+                continue
             value = getattr(status, "utilisation", None)
-            if name is not None and value is not None:
-                self.utilisation.labels(str(name)).set(float(value))
+            if value is not None:
+                used[str(name)] = max(used.get(str(name), 0.0), float(value))
             pace = getattr(status, "pace", None)
-            if name is not None and pace is not None:
-                self.projected.labels(str(name)).set(float(pace.projected))
+            if pace is not None:
+                projected[str(name)] = max(projected.get(str(name), 0.0), float(pace.projected))
+        for name, value in used.items():
+            self.utilisation.labels(name).set(value)
+        for name, value in projected.items():
+            self.projected.labels(name).set(value)
