@@ -54,6 +54,7 @@ def test_blocks_tools_and_what_is_left_alone() -> None:
     short = body(system="Be brief.")
     for _ in range(3):
         assert placer.place(body(messages=own)) is None  # the caller places its own breakpoints
+        assert placer.place(body(cache_control={"type": "ephemeral"})) is None  # or asks for automatic caching
         assert placer.place(short) is None  # too short to be cached
         assert placer.place({"model": "m", "messages": MESSAGES}) is None  # no prefix
         assert placer.place(body(system=object())) is None  # not JSON data

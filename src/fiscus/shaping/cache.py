@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from fiscus.usage.estimate import estimate_tokens
+from fiscus.usage.estimate import CHARS_PER_TOKEN
 
 CACHE_TTL_S = 300.0  # Anthropic's default (5 minute) cache lifetime, renewed by every read
 MIN_PREFIX_TOKENS = 1024  # the smallest prompt Anthropic caches (more for some models: a shorter one is not cached)
@@ -55,9 +55,9 @@ class CachePlacer:
             prefix = orjson.dumps([tools, system])
         except TypeError:  # not plain JSON data (an SDK object): leave it alone
             return None
-        if b'"cache_control"' in prefix or _has_cache_control(body.get("messages")):
-            return None  # the caller places its own breakpoints
-        if estimate_tokens(prefix.decode()) < self.min_tokens:
+        if "cache_control" in body or b'"cache_control"' in prefix or _has_cache_control(body.get("messages")):
+            return None  # the caller places its own breakpoints (or asks for automatic caching)
+        if len(prefix) < self.min_tokens * CHARS_PER_TOKEN:  # a cheap bound: this runs on every request
             return None
         now, key = self._clock(), hash(prefix)
         with self._lock:
