@@ -9,8 +9,11 @@ from fiscus.attribution import Attribution
 PRIORITIES = ("critical", "normal", "background")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class CallRequest:
+    """Immutable by convention (derive a changed one with `dataclasses.replace`): one is built per call, and a
+    frozen dataclass costs twice as much to build."""
+
     provider: str  # "openai" | "anthropic" | "google" | a configured provider name
     model: str  # as requested by the caller
     attribution: Attribution

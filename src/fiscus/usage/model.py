@@ -6,9 +6,10 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Usage:
-    """Token counts of one call, normalised.
+    """Token counts of one call, normalised. Immutable by convention (derive a changed one with `replace`): one
+    is built per call, and a frozen dataclass costs twice as much to build.
 
     The input side is split into disjoint parts, so their sum is everything the model read:
     `input_tokens` is uncached input only, cache reads and writes are counted apart.
