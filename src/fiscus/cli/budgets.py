@@ -24,7 +24,9 @@ if TYPE_CHECKING:
     from fiscus.engine.decision import BudgetReason
     from fiscus.governor.status import Pace
 
-budgets_app = typer.Typer(help="Budgets: check a policy file, show spend against each budget.", no_args_is_help=True)
+budgets_app = typer.Typer(
+    help="Budgets: check a policy file, show spend against each budget, ask whether a task fits.", no_args_is_help=True
+)
 
 
 @budgets_app.command("check")
