@@ -9,6 +9,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,6 +121,17 @@ def serve_real(
             yield Real(url, secret, governor, config.ledger, keyring)
     finally:
         governor.close()
+
+
+@contextmanager
+def real_gateway(*args: Any, **kwargs: Any) -> Iterator[Real]:
+    """`serve_real` as a `with` block, for a test that needs its own policy or config."""
+    served = serve_real(*args, **kwargs)
+    real = next(served)
+    try:
+        yield real
+    finally:
+        next(served, None)
 
 
 class Served:

@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from fiscus.events import otel
-from tests.gateway.conftest import serve_real
+from tests.gateway.conftest import real_gateway
 
 POLICY = "budgets:\n  - {name: growth-day, scope: {team: growth}, window: day, limit: {usd: 100}}\n"
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -24,9 +24,7 @@ def test_spans_join_the_callers_trace(tmp_path: Path, emulator_url: str, monkeyp
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     monkeypatch.setattr(otel, "installed_provider", lambda: provider)  # as if the app had installed it
-    served = serve_real(tmp_path, emulator_url, POLICY, f"sqlite:///{tmp_path}/budget.db")
-    real = next(served)
-    try:
+    with real_gateway(tmp_path, emulator_url, POLICY, f"sqlite:///{tmp_path}/budget.db") as real:
         traced = real.openai(default_headers={"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"})
         traced.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
         list(traced.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}], stream=True))
@@ -35,8 +33,6 @@ def test_spans_join_the_callers_trace(tmp_path: Path, emulator_url: str, monkeyp
         deadline = time.monotonic() + 10  # a span ends just after its event reaches the ledger's queue
         while len(exporter.get_finished_spans()) < 3 and time.monotonic() < deadline:
             time.sleep(0.01)
-    finally:
-        next(served, None)
     spans = sorted(exporter.get_finished_spans(), key=lambda span: span.start_time)
     assert [span.name for span in spans] == ["chat gpt-4o-mini", "chat gpt-4o", "chat gpt-4o-mini"]
     joined, streamed, root = spans

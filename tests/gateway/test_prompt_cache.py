@@ -4,21 +4,19 @@ prompt writes the cache and the third reads it, each priced (and reserved) as su
 from __future__ import annotations
 
 from fiscus.config import OptimiseConfig
-from tests.gateway.conftest import serve_real
+from tests.gateway.conftest import real_gateway
 from tests.shaping.test_cache_placement import MESSAGES, PLAYBOOK
 
 
 def test_the_gateway_places_the_breakpoint_and_prices_write_and_read(tmp_path, emulator_url) -> None:
     policy = "budgets:\n  - {name: support-day, scope: {team: growth}, window: day, limit: {usd: 50}}\n"
-    served = serve_real(
+    with real_gateway(
         tmp_path,
         emulator_url,
         policy,
         f"sqlite:///{tmp_path}/budget.db",
         config_update={"optimise": OptimiseConfig(prompt_cache=True)},
-    )
-    real = next(served)
-    try:
+    ) as real:
         client = real.anthropic()
         answers = [
             client.messages.with_raw_response.create(
@@ -34,5 +32,3 @@ def test_the_gateway_places_the_breakpoint_and_prices_write_and_read(tmp_path, e
         assert costs[1] > costs[0] > costs[2]  # a write costs 1.25 × input, a read 0.1 ×
         events = real.events()
         assert sorted(e.usage.cache_write_5m_tokens for e in events)[-1] == usage[1].cache_creation_input_tokens
-    finally:
-        next(served, None)

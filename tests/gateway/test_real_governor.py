@@ -17,7 +17,7 @@ import pytest
 
 from fiscus.events.cost_event import CostEvent
 from fiscus.money import to_nanos
-from tests.gateway.conftest import Real, serve_real
+from tests.gateway.conftest import Real, real_gateway, serve_real
 
 MESSAGES = [{"role": "user", "content": "Summarise the quarter."}]
 # One budget per team and day, counted in requests so every step is exact; the default thresholds apply:
@@ -168,9 +168,7 @@ budgets:
 
 
 def test_task_class_routes_pick_the_model_within_its_family(tmp_path: Path, emulator_url: str) -> None:
-    served = serve_real(tmp_path, emulator_url, ROUTED_POLICY, f"sqlite:///{tmp_path}/budget.db")
-    real = next(served)
-    try:
+    with real_gateway(tmp_path, emulator_url, ROUTED_POLICY, f"sqlite:///{tmp_path}/budget.db") as real:
         triage = {"x-fiscus-task-class": "triage"}
         raw = real.openai(default_headers=triage).chat.completions.with_raw_response.create(
             model="gpt-4o", messages=MESSAGES
@@ -189,8 +187,6 @@ def test_task_class_routes_pick_the_model_within_its_family(tmp_path: Path, emul
             ("gpt-4o", "gpt-4o-mini"),
         ]
         _assert_ledger_matches_counters(real, events)
-    finally:
-        next(served, None)
 
 
 WINDOWED_POLICY = """
@@ -203,14 +199,10 @@ budgets:
 
 
 def test_a_task_class_context_window_trims_what_is_sent(tmp_path: Path, emulator_url: str) -> None:
-    served = serve_real(tmp_path, emulator_url, WINDOWED_POLICY, f"sqlite:///{tmp_path}/budget.db")
-    real = next(served)
-    try:
+    with real_gateway(tmp_path, emulator_url, WINDOWED_POLICY, f"sqlite:///{tmp_path}/budget.db") as real:
         triage = real.openai(default_headers={"x-fiscus-task-class": "triage"})
         raw = triage.chat.completions.with_raw_response.create(model="gpt-4o", messages=BIG_TOOL_CONTEXT)
         assert int(raw.headers["x-fiscus-compressed-tokens"]) > 1000 and "x-fiscus-budget" not in raw.headers
         assert raw.parse().usage.prompt_tokens < 1500  # the emulator counted what was actually sent
         other = real.openai().chat.completions.with_raw_response.create(model="gpt-4o", messages=BIG_TOOL_CONTEXT)
         assert "x-fiscus-compressed-tokens" not in other.headers and other.parse().usage.prompt_tokens > 3000
-    finally:
-        next(served, None)
