@@ -166,7 +166,7 @@ def test_dashboard_page_is_served_without_data_and_reads_the_admin_api(gw, monke
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
         html = page.text
         assert "<title>fiscus — spend and budgets</title>" in html and "admin token" in html
-        for route in ('get("budgets")', "spend?by=agent", "spend?by=day", 'get("breakers")'):
+        for route in ('get("budgets")', "spend?by=agent&", "spend?by=day", "spend?by=agent,day", 'get("breakers")'):
             assert route in html  # the page reads these admin routes, which need the token
         assert "/dashboard" not in client.get("/openapi.json").json()["paths"]
         assert client.get("/budgets").status_code == 401
