@@ -41,11 +41,19 @@ def register(app: typer.Typer) -> None:
         loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
         if http == "h11":
             print("fiscus: httptools is not installed; using the slower h11 parser", file=sys.stderr)
+        host, port = host or loaded.gateway.host, port or loaded.gateway.port
+        base = f"http://{host}:{port}"
+        print(
+            f"fiscus gateway on {base} ({workers} worker{'s' if workers > 1 else ''}): OpenAI SDKs at {base}/v1, "
+            f"Anthropic SDKs at {base}; dashboard {base}/admin/dashboard",
+            file=sys.stderr,
+            flush=True,
+        )
         uvicorn.run(
             "fiscus.gateway.worker:app_from_env",
             factory=True,
-            host=host or loaded.gateway.host,
-            port=port or loaded.gateway.port,
+            host=host,
+            port=port,
             workers=workers,
             loop=loop,
             http=http,
