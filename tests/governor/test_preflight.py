@@ -73,4 +73,4 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (row,) = json.loads(out)["budgets"]
     assert code == 0 and row["reserved"]["requests"] == row["spent"]["requests"] == 0  # nothing was held
     code, _, err = run(capsys, *base, "--priority", "urgent")
-    assert code == 2 and err == "fiscus: error: --priority 'urgent': use critical, normal or background\n"
+    assert code == 2 and err == "fiscus: error: --priority 'urgent': use critical, normal, background\n"

@@ -160,12 +160,13 @@ def preflight(
     answer may still warn or downgrade); 1: it does not, and the answer says when it may (the window's reset)."""
     from fiscus.attribution import Attribution
     from fiscus.config import load_config
+    from fiscus.engine.request import PRIORITIES
     from fiscus.governor import CallRequest, Governor
     from fiscus.pricing import PriceCatalogue
     from fiscus.stores import open_store  # type: ignore[attr-defined]
 
-    if priority not in ("critical", "normal", "background"):
-        raise ConfigError(f"--priority {priority!r}: use critical, normal or background")
+    if priority not in PRIORITIES:
+        raise ConfigError(f"--priority {priority!r}: use {', '.join(PRIORITIES)}")
     cfg = load_config(config)
     policy_path = policy or cfg.policy
     if policy_path is None:
@@ -194,7 +195,7 @@ def preflight(
         ever = fits or governor.preflight(request, fresh=True).calls_model
     finally:
         governor.close()
-    worst = usd(from_nanos(decision.reserve.nanos)) if decision.reserve is not None else None
+    worst = from_nanos(decision.reserve.nanos) if decision.reserve is not None else None
     if as_json:
         print(
             json.dumps(
@@ -204,7 +205,7 @@ def preflight(
                     "model": decision.model,
                     "requested_model": decision.requested_model,
                     "max_tokens": decision.max_tokens,
-                    "worst_case_usd": format(from_nanos(decision.reserve.nanos), "f") if decision.reserve else None,
+                    "worst_case_usd": format(worst, "f") if worst is not None else None,
                     "message": decision.message,
                     "retry_at": decision.retry_at.isoformat() if decision.retry_at and ever else None,
                     "fits_a_fresh_window": ever,
@@ -221,7 +222,8 @@ def preflight(
         cap = f"{decision.max_tokens} output tokens a call"
         if max_tokens is not None and decision.max_tokens < max_tokens:
             cap = f"{cap}, not the {max_tokens} asked: what is left allows no more"
-        console.print(f"{task} fits{served} ({decision.action}); worst case {worst}, capped at {cap}.")
+        reserve = usd(worst or Decimal(0))
+        console.print(f"{task} fits{served} ({decision.action}); worst case {reserve}, capped at {cap}.")
     else:
         console.print(f"{task} does not fit: {decision.message or decision.action}.")
         if not ever:

@@ -59,39 +59,44 @@ class Announcer:
             (key, hit) for hit in hits if hit.action is not Action.ALLOW and (key := fired_key(hit)) not in self._seen
         ]
 
-    def line(self, key: str, hit: ThresholdHit) -> tuple[ReserveLine, ...]:
-        return (ReserveLine(budget="announce", keys=(key,), limits=_ONCE, amount=_ONE, expires_at=hit.expires_at),)
-
-    def claimed(self, key: str, hit: ThresholdHit, won: bool, now: float) -> None:
-        if len(self._seen) > _LOCAL_MAX:
-            self._seen.clear()
-        self._seen.add(key)
-        if won and self._emit is not None:
-            self._emit(event_for(hit, now))
-
     def announce(self, hits: tuple[ThresholdHit, ...], *, event_id: str, now: float) -> None:
         for n, (key, hit) in enumerate(self.pending(hits)):
-            won = self.once(key, expires_at=hit.expires_at, reservation_id=f"{event_id}:a{n}", now=now)
-            if won and self._emit is not None:
-                self._emit(event_for(hit, now))
+            if self.once(key, expires_at=hit.expires_at, reservation_id=f"{event_id}:a{n}", now=now):
+                self._announce(hit, now)
+
+    async def aannounce(self, hits: tuple[ThresholdHit, ...], *, event_id: str, now: float) -> None:
+        for n, (key, hit) in enumerate(self.pending(hits)):
+            if await self.aonce(key, expires_at=hit.expires_at, reservation_id=f"{event_id}:a{n}", now=now):
+                self._announce(hit, now)
 
     def once(self, key: str, *, expires_at: float | None, reservation_id: str, now: float) -> bool:
         """Claim `key` (until `expires_at`) across every process on the store: True for the first caller only."""
         if key in self._seen:
             return False
-        line = (ReserveLine(budget="announce", keys=(key,), limits=_ONCE, amount=_ONE, expires_at=expires_at),)
-        result = self._store.reserve(reservation_id, line, now=now, lease_seconds=60.0)
-        won = isinstance(result, Reservation)
-        if won:
+        result = self._store.reserve(reservation_id, _claim(key, expires_at), now=now, lease_seconds=60.0)
+        if isinstance(result, Reservation):
             self._store.settle(result, _ONE, now=now)
+        return self._remember(key, isinstance(result, Reservation))
+
+    async def aonce(self, key: str, *, expires_at: float | None, reservation_id: str, now: float) -> bool:
+        if key in self._seen:
+            return False
+        result = await self._store.areserve(reservation_id, _claim(key, expires_at), now=now, lease_seconds=60.0)
+        if isinstance(result, Reservation):
+            await self._store.asettle(result, _ONE, now=now)
+        return self._remember(key, isinstance(result, Reservation))
+
+    def _remember(self, key: str, won: bool) -> bool:
         if len(self._seen) > _LOCAL_MAX:
             self._seen.clear()
         self._seen.add(key)
         return won
 
-    async def aannounce(self, hits: tuple[ThresholdHit, ...], *, event_id: str, now: float) -> None:
-        for n, (key, hit) in enumerate(self.pending(hits)):
-            result = await self._store.areserve(f"{event_id}:a{n}", self.line(key, hit), now=now, lease_seconds=60.0)
-            if isinstance(result, Reservation):
-                await self._store.asettle(result, _ONE, now=now)
-            self.claimed(key, hit, isinstance(result, Reservation), now)
+    def _announce(self, hit: ThresholdHit, now: float) -> None:
+        if self._emit is not None:
+            self._emit(event_for(hit, now))
+
+
+def _claim(key: str, expires_at: float | None) -> tuple[ReserveLine, ...]:
+    """A counter that admits one request: whoever reserves it first has claimed `key`."""
+    return (ReserveLine(budget="announce", keys=(key,), limits=_ONCE, amount=_ONE, expires_at=expires_at),)
