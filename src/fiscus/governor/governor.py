@@ -207,10 +207,8 @@ class Governor:
             request = self._routed(request)
         plan = self.engine.plan(request, now)
         counters = self.store.counters(plan.keys, now=now) if plan.keys and not fresh else {}
-        decision = replace(
-            self.engine.decide(request, plan, counters, draw=0.0), reasons=self.engine.reasons(plan, counters)
-        )
-        return replace(decision, requested_model=asked.model) if asked is not request else decision
+        decision = self.engine.decide(request, plan, counters, draw=0.0)
+        return replace(self._as_asked(asked, plan, decision), reasons=self.engine.reasons(plan, counters))
 
     def _refused(self, plan: Plan, decision: Decision, refusal: Refusal, attempts: int) -> Decision:
         """The store refused what the decision expected to fit: refuse honestly with that budget's action."""
@@ -249,10 +247,7 @@ class Governor:
         asked: CallRequest,
     ) -> Admission:
         model = decision.model
-        if asked is not plan.request:  # routed by task class: the caller asked for another model
-            decision = replace(decision, requested_model=asked.model)
-        if self.policy.context:
-            decision = self._windowed(asked, decision)
+        decision = self._as_asked(asked, plan, decision)
         return Admission(
             asked,
             decision,
@@ -421,6 +416,15 @@ class Governor:
         if kind is not None and kind != provider and not self.catalogue.knows(provider=provider, model=model):
             provider = kind
         return self.catalogue.sheet(provider=provider, model=model, at=at, batch=batch)
+
+    def _as_asked(self, asked: CallRequest, plan: Plan, decision: Decision) -> Decision:
+        """The decision on a request as the caller asked it: the model it asked for (before a task-class route)
+        and its task class's context window."""
+        if asked is not plan.request:  # routed by task class: the caller asked for another model
+            decision = replace(decision, requested_model=asked.model)
+        if self.policy.context:
+            decision = self._windowed(asked, decision)
+        return decision
 
     def _windowed(self, request: CallRequest, decision: Decision) -> Decision:
         """A call of a task class with a context window (`policy.context`) whose input is longer is compressed
