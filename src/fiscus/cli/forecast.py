@@ -15,7 +15,7 @@ import typer
 from fiscus.cli.report import ledger_url
 from fiscus.pricing.cost import usd
 from fiscus.reports.forecast import GROUP_DIMENSIONS, Forecast, ForecastError, budget_policy, forecast
-from fiscus.reports.period import ReportArgumentError, parse_moment, parse_where
+from fiscus.reports.period import ReportArgumentError, parse_period, parse_where
 
 
 def forecast_command(
@@ -54,10 +54,7 @@ def forecast_command(
     from fiscus.ledger import open_ledger
 
     now = datetime.now(UTC)
-    start = parse_moment(since, now=now) if since else None
-    end = parse_moment(until, now=now, option="--until") if until else None
-    if start and end and start >= end:
-        raise ReportArgumentError("--since must be earlier than --until")
+    start, end = parse_period(since, until, now=now)
     volume = _volume(runs_per_day)
     filters = parse_where(where)
     with open_ledger(ledger_url(ledger, config)) as led:

@@ -12,7 +12,7 @@ import typer
 from fiscus.attribution import DIMENSIONS
 from fiscus.config import load_config
 from fiscus.errors import StoreError
-from fiscus.reports.period import ReportArgumentError, parse_by, parse_moment, parse_where
+from fiscus.reports.period import ReportArgumentError, parse_by, parse_period, parse_where
 
 _BY_HELP = (
     "Group by these, comma-separated: "
@@ -52,14 +52,8 @@ def report(
     if as_json and as_csv:
         raise ReportArgumentError("--json and --csv exclude each other; pick one")
     now = datetime.now(UTC)
-    query = SpendQuery(
-        by=parse_by(by),
-        since=parse_moment(since, now=now) if since else None,
-        until=parse_moment(until, now=now, option="--until") if until else None,
-        where=parse_where(where),
-    )
-    if query.since and query.until and query.since >= query.until:
-        raise ReportArgumentError("--since must be earlier than --until")
+    start, end = parse_period(since, until, now=now)
+    query = SpendQuery(by=parse_by(by), since=start, until=end, where=parse_where(where))
     url = ledger_url(ledger, config)
     with open_ledger(url) as led:
         rows = led.spend(query)

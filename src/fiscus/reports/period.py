@@ -35,6 +35,15 @@ def parse_moment(text: str, *, now: datetime, option: str = "--since") -> dateti
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+def parse_period(since: str | None, until: str | None, *, now: datetime) -> tuple[datetime | None, datetime | None]:
+    """`--since` / `--until` as typed (either may be absent): the window's start and exclusive end."""
+    start = parse_moment(since, now=now) if since else None
+    end = parse_moment(until, now=now, option="--until") if until else None
+    if start and end and start >= end:
+        raise ReportArgumentError("--since must be earlier than --until")
+    return start, end
+
+
 def parse_by(text: str | None) -> tuple[str, ...]:
     """`agent,model` → ("agent", "model"); names are checked by the ledger's `SpendQuery`."""
     if not text:
