@@ -28,12 +28,9 @@ from fiscus.sdk.session import Session, current_session, emit
 from fiscus.shaping.cache import CachePlacer
 from fiscus.shaping.compress import compress
 from fiscus.shaping.partial import exhausted_text
-from fiscus.usage.estimate import anthropic_cache_write_bound, count_request_tokens
+from fiscus.usage.estimate import MAPPING_TYPES, anthropic_cache_write_bound, count_request_tokens
 from fiscus.usage.model import Usage
 from fiscus.usage.wire import WireFormat
-
-# `dict` first: an exact type matches in C, where the ABC alone takes a Python-level check per call.
-_MAPPING = (dict, Mapping)
 
 log = logging.getLogger("fiscus.sdk")
 WARN_EVERY_S = 60.0
@@ -375,7 +372,7 @@ def _text_of(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "\n".join(_text_of(p.get("text") or p.get("content")) for p in content if isinstance(p, _MAPPING))
+        return "\n".join(_text_of(p.get("text") or p.get("content")) for p in content if isinstance(p, MAPPING_TYPES))
     return ""
 
 
@@ -388,7 +385,7 @@ def last_content(fmt: WireFormat, kwargs: Mapping[str, Any]) -> tuple[str, tuple
         return "", ()
     results: list[str] = []
     for item in reversed(items):
-        if not isinstance(item, _MAPPING):
+        if not isinstance(item, MAPPING_TYPES):
             break
         role, kind = item.get("role"), item.get("type")
         if role == "tool" or kind == "function_call_output":
@@ -398,11 +395,11 @@ def last_content(fmt: WireFormat, kwargs: Mapping[str, Any]) -> tuple[str, tuple
             results.extend(
                 _text_of(b.get("content"))
                 for b in item["content"]
-                if isinstance(b, _MAPPING) and b.get("type") == "tool_result"
+                if isinstance(b, MAPPING_TYPES) and b.get("type") == "tool_result"
             )
         break
     last = items[-1]
-    text = _text_of(last.get("content") or last.get("output")) if isinstance(last, _MAPPING) else ""
+    text = _text_of(last.get("content") or last.get("output")) if isinstance(last, MAPPING_TYPES) else ""
     return text, tuple(results)
 
 
@@ -412,7 +409,7 @@ def writes_cache(fmt: WireFormat, kwargs: Mapping[str, Any]) -> bool:
 
 
 def _has_cache_control(value: Any, depth: int) -> bool:
-    if isinstance(value, _MAPPING):
+    if isinstance(value, MAPPING_TYPES):
         if "cache_control" in value and value["cache_control"] is not None:
             return True
         return depth < 4 and any(_has_cache_control(v, depth + 1) for v in value.values())

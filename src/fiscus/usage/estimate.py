@@ -19,8 +19,9 @@ import orjson
 from fiscus.errors import UsageFormatError
 from fiscus.usage.wire import WireFormat
 
-# `dict` first: an exact type matches in C, where the ABC alone takes a Python-level check per call.
-_MAPPING = (dict, Mapping)
+# For isinstance on request bodies: `dict` first, an exact type matches in C where the ABC alone takes a
+# Python-level check per call (request bodies are walked on every call).
+MAPPING_TYPES = (dict, Mapping)
 
 CHARS_PER_TOKEN = 4
 ENCODING = "o200k_base"
@@ -93,7 +94,7 @@ def _content_tokens(content: Any) -> int:
         return 0
     if isinstance(content, str):
         return estimate_tokens(content)
-    if isinstance(content, _MAPPING):
+    if isinstance(content, MAPPING_TYPES):
         content = [content]
     if not isinstance(content, list):
         return estimate_tokens(str(content))
@@ -101,7 +102,7 @@ def _content_tokens(content: Any) -> int:
     for part in content:
         if isinstance(part, str):
             total += estimate_tokens(part)
-        elif not isinstance(part, _MAPPING):
+        elif not isinstance(part, MAPPING_TYPES):
             continue
         elif part.get("type") in _MEDIA_TYPES or any(key in part for key in _MEDIA_KEYS):
             total += MEDIA_TOKENS
@@ -118,7 +119,7 @@ def count_message_tokens(messages: Iterable[Mapping[str, Any]]) -> int:
     """Estimated input tokens of chat-style messages (`role` + `content`; Gemini `parts` also read)."""
     total = 0
     for message in messages:
-        if not isinstance(message, _MAPPING):
+        if not isinstance(message, MAPPING_TYPES):
             total += _content_tokens(message)
             continue
         total += MESSAGE_OVERHEAD_TOKENS
@@ -163,7 +164,7 @@ def count_request_tokens(body: Mapping[str, Any], format: WireFormat | str) -> i
     else:
         system = body.get("systemInstruction") or body.get("system_instruction")
         if system:
-            total += _content_tokens(system.get("parts") if isinstance(system, _MAPPING) else system)
+            total += _content_tokens(system.get("parts") if isinstance(system, MAPPING_TYPES) else system)
         total += count_message_tokens(body.get("contents") or ())
         total += _tools_tokens(body.get("tools"))
     return total
@@ -194,18 +195,18 @@ def anthropic_cache_write_bound(body: Mapping[str, Any]) -> int | None:
     total, bound = REQUEST_OVERHEAD_TOKENS, 0
     for tool in body.get("tools") or ():
         total += estimate_tokens(_json(tool))
-        if isinstance(tool, _MAPPING) and tool.get("cache_control"):
+        if isinstance(tool, MAPPING_TYPES) and tool.get("cache_control"):
             bound = total
     system = body.get("system")
     blocks: list[Any] = system if isinstance(system, list) else ([] if system is None else [system])
     for message in [{"content": blocks, "_system": True}, *(body.get("messages") or ())]:
-        if not isinstance(message, _MAPPING):
+        if not isinstance(message, MAPPING_TYPES):
             continue
         if not message.get("_system"):
             total += MESSAGE_OVERHEAD_TOKENS
         content = message.get("content")
         for block in content if isinstance(content, list) else [content]:
             total += _content_tokens(block)
-            if isinstance(block, _MAPPING) and block.get("cache_control"):
+            if isinstance(block, MAPPING_TYPES) and block.get("cache_control"):
                 bound = total
     return bound
