@@ -21,6 +21,7 @@ from fiscus.events.cost_event import CallStatus, CostEvent, new_event_id
 from fiscus.events.otel import CostSpans
 from fiscus.governor.admission import Admission
 from fiscus.governor.announce import Announcer
+from fiscus.governor.task_class import TaskClassRules
 from fiscus.money import to_nanos
 from fiscus.policy.types import Policy
 from fiscus.pricing.catalogue import PriceCatalogue
@@ -68,7 +69,7 @@ class Governor:
         self._draw = draw
         self._lock = threading.Lock()
         self._tiers: dict[str, str | None] = {}
-        self._routes: dict[tuple[str, str], str | None] = {}  # (task class, model asked) → model routed to
+        self.task_classes = TaskClassRules(policy)
         # A configured provider's name → the catalogue's provider its kind is priced as ("openai-eu" → "openai").
         self._priced_as = dict(priced_as or {})
         self.engine = Engine(policy, self._sheet)
@@ -130,8 +131,8 @@ class Governor:
         now = self._clock()
         engine, store = self.engine, self.store
         asked = request
-        if self.policy.routes:
-            request = self._routed(request)
+        if self.task_classes.routes:
+            request = self.task_classes.route(request)
         plan = engine.plan(request, now)
         event_id = new_event_id()
         quiet = engine.quiet_lines(plan)
@@ -165,8 +166,8 @@ class Governor:
         started = time.perf_counter()
         now = self._clock()
         asked = request
-        if self.policy.routes:
-            request = self._routed(request)
+        if self.task_classes.routes:
+            request = self.task_classes.route(request)
         plan = self.engine.plan(request, now)
         event_id = new_event_id()
         quiet = self.engine.quiet_lines(plan)
@@ -203,12 +204,13 @@ class Governor:
         tell a task that must wait from one that can never fit. To hold the room, `admit` the same request."""
         now = self._clock()
         asked = request
-        if self.policy.routes:
-            request = self._routed(request)
+        if self.task_classes.routes:
+            request = self.task_classes.route(request)
         plan = self.engine.plan(request, now)
         counters = self.store.counters(plan.keys, now=now) if plan.keys and not fresh else {}
         decision = self.engine.decide(request, plan, counters, draw=0.0)
-        return replace(self._as_asked(asked, plan, decision), reasons=self.engine.reasons(plan, counters))
+        decision = self.task_classes.as_asked(asked, plan.request, decision)
+        return replace(decision, reasons=self.engine.reasons(plan, counters))
 
     def _refused(self, plan: Plan, decision: Decision, refusal: Refusal, attempts: int) -> Decision:
         """The store refused what the decision expected to fit: refuse honestly with that budget's action."""
@@ -247,7 +249,7 @@ class Governor:
         asked: CallRequest,
     ) -> Admission:
         model = decision.model
-        decision = self._as_asked(asked, plan, decision)
+        decision = self.task_classes.as_asked(asked, plan.request, decision)
         return Admission(
             asked,
             decision,
@@ -416,40 +418,6 @@ class Governor:
         if kind is not None and kind != provider and not self.catalogue.knows(provider=provider, model=model):
             provider = kind
         return self.catalogue.sheet(provider=provider, model=model, at=at, batch=batch)
-
-    def _as_asked(self, asked: CallRequest, plan: Plan, decision: Decision) -> Decision:
-        """The decision on a request as the caller asked it: the model it asked for (before a task-class route)
-        and its task class's context window."""
-        if asked is not plan.request:  # routed by task class: the caller asked for another model
-            decision = replace(decision, requested_model=asked.model)
-        if self.policy.context:
-            decision = self._windowed(asked, decision)
-        return decision
-
-    def _windowed(self, request: CallRequest, decision: Decision) -> Decision:
-        """A call of a task class with a context window (`policy.context`) whose input is longer is compressed
-        to the window, whatever its budgets say (a budget's own compression target still wins if smaller)."""
-        task_class = request.attribution.task_class
-        window = self.policy.context.get(task_class) if task_class else None
-        if window is None or request.input_tokens <= window or not decision.calls_model:
-            return decision
-        target = min(window, decision.compress_to_tokens or window)
-        extra = decision.extra_actions
-        if decision.action is not Action.COMPRESS and Action.COMPRESS not in extra:
-            extra = (*extra, Action.COMPRESS)
-        return replace(decision, compress_to_tokens=target, extra_actions=extra)
-
-    def _routed(self, request: CallRequest) -> CallRequest:
-        """The request on the model its task class is routed to (`policy.routes`), or the request itself."""
-        task_class = request.attribution.task_class
-        choices = self.policy.routes.get(task_class) if task_class else None
-        if not choices:
-            return request
-        key = (task_class, request.model)
-        model = self._routes.get(key, "")
-        if model == "":
-            model = self._routes[key] = self.policy.ladders.routed(request.model, choices)
-        return replace(request, model=model) if model else request
 
     def _tier(self, model: str) -> str | None:
         tier = self._tiers.get(model, "")
