@@ -20,6 +20,7 @@ from fiscus.ledger.base import MONEY_CONTEXT
 from fiscus.ledger.migrations import migrations
 from fiscus.ledger.rows import COLUMNS, TABLE, event_from_row, from_micros, sqlite_row, to_micros
 from fiscus.ledger.sql import Dialect, SqlLedger, q
+from fiscus.sqlite_wal import connect_wal
 
 INSERT = f"INSERT OR IGNORE INTO {TABLE} ({', '.join(q(c) for c in COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 _PAGE = 2000
@@ -71,12 +72,7 @@ class SqliteLedger(SqlLedger):
         try:
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(
-                self.path, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
-            )
-            self._conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-            self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.execute("PRAGMA synchronous = NORMAL")
+            self._conn = connect_wal(self.path, busy_timeout_ms=_BUSY_TIMEOUT_MS)
             self._conn.create_aggregate("fiscus_money_sum", 5, _MoneySum)  # type: ignore[arg-type]
             self._migrate()
         except (sqlite3.Error, OSError) as exc:

@@ -9,6 +9,7 @@ from pathlib import Path
 from fiscus.errors import StoreError
 from fiscus.guards.record import BreakerRecord
 from fiscus.guards.state import BreakerStateStore
+from fiscus.sqlite_wal import connect_wal
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS fiscus_breakers (
@@ -32,8 +33,7 @@ class SqliteBreakerState(BreakerStateStore):
         self._lock = threading.Lock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=timeout_s, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db = connect_wal(self.path, busy_timeout_ms=int(timeout_s * 1000))
             self._db.execute(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"breaker state {self.url}: {exc}") from None

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from fiscus.errors import StoreError
+from fiscus.sqlite_wal import connect_wal
 from fiscus.stores.base import (
     Amounts,
     BudgetStore,
@@ -79,11 +80,7 @@ class SqliteStore(BudgetStore):
         try:
             if self._path != ":memory:":
                 Path(self._path).parent.mkdir(parents=True, exist_ok=True)
-            # isolation_level=None: we issue BEGIN IMMEDIATE / COMMIT ourselves.
-            self._db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-            self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+            self._db = connect_wal(self._path, busy_timeout_ms=int(busy_timeout_ms), synchronous=synchronous)
             self._db.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"SQLite store {self._path}: {exc}") from exc
