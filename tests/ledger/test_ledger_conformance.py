@@ -11,6 +11,7 @@ import pytest
 from fiscus.attribution import DIMENSIONS, Attribution
 from fiscus.errors import StoreError
 from fiscus.events.cost_event import CallStatus, CostEvent
+from fiscus.events.outcome_event import OutcomeRecorded
 from fiscus.ledger import Ledger, SpendQuery, UnknownDimensionError, open_ledger
 from fiscus.ledger.migrations import migrations
 from fiscus.pricing.cost import Cost
@@ -246,3 +247,16 @@ def test_migrations_rerun_and_concurrent_opens(ledger_url: str, make_event: Even
     with open_ledger(ledger_url) as again:  # re-run on a migrated database changes nothing
         assert again.schema_version() == latest
         assert again.get(event.id) == event
+
+
+def test_session_outcomes_latest_wins_and_are_idempotent(ledger: Ledger) -> None:
+    first = OutcomeRecorded(session="s-1", outcome="escalated", source="sdk", timestamp=T0)
+    later = OutcomeRecorded(session="s-1", outcome="resolved", source="admin", timestamp=T0 + timedelta(hours=1))
+    other = OutcomeRecorded(session="s-2", outcome="lead_qualified", source="header", workflow="sales", timestamp=T0)
+    assert ledger.record_outcomes([later, first, other]) == 3
+    assert ledger.record_outcomes([first, later]) == 0  # a retried write keeps nothing twice
+    assert ledger.outcomes(["s-1", "s-2", "s-3"]) == {"s-1": "resolved", "s-2": "lead_qualified"}
+    assert ledger.outcomes([]) == {}
+    many = [f"x-{n}" for n in range(1200)]  # more sessions than one query binds
+    ledger.record_outcomes([OutcomeRecorded(session=s, outcome="done", source="sdk") for s in many])
+    assert len(ledger.outcomes(many)) == 1200

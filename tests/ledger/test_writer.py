@@ -6,7 +6,7 @@ import logging
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -14,6 +14,7 @@ import pytest
 
 from fiscus.errors import StoreError
 from fiscus.events.cost_event import CostEvent
+from fiscus.events.outcome_event import OutcomeRecorded
 from fiscus.ledger import Ledger, LedgerWriter, SpendQuery, SpendRow, open_ledger
 
 from .conftest import EventFactory
@@ -34,6 +35,14 @@ class FlakyLedger(Ledger):
         if self.down.is_set() or self.calls <= self.failures:
             raise StoreError("ledger unreachable (test)")
         return self.inner.append(events)
+
+    def record_outcomes(self, records: Sequence[OutcomeRecorded]) -> int:
+        if self.down.is_set():
+            raise StoreError("ledger unreachable (test)")
+        return self.inner.record_outcomes(records)
+
+    def outcomes(self, sessions: Iterable[str]) -> dict[str, str]:
+        return self.inner.outcomes(sessions)
 
     def get(self, event_id: str) -> CostEvent | None:
         return self.inner.get(event_id)
@@ -156,6 +165,7 @@ def test_interpreter_exit_flushes_a_writer_never_closed(tmp_path: Path) -> None:
     script = f"""
 from decimal import Decimal
 from fiscus.events.cost_event import CostEvent
+from fiscus.events.outcome_event import OutcomeRecorded
 from fiscus.ledger import LedgerWriter, open_ledger
 from fiscus.pricing.cost import Cost
 from fiscus.usage.model import Usage
@@ -185,3 +195,22 @@ def test_an_unwritable_spill_file_is_reported_not_silent(
         writer.close()
     assert writer.lost == 5 and writer.spilled == 0
     assert any("neither stored nor spilled" in r.getMessage() for r in caplog.records)
+
+
+def test_outcomes_ride_with_events_and_survive_a_spill(
+    sqlite_ledger: Ledger, make_event: EventFactory, tmp_path: Path
+) -> None:
+    spill = tmp_path / "spill.jsonl"
+    flaky = FlakyLedger(sqlite_ledger)
+    flaky.down.set()
+    writer = LedgerWriter(flaky, retry_initial=0.001, spill_path=spill)
+    writer.submit(make_event(session="s-1"))
+    writer.submit(OutcomeRecorded(session="s-1", outcome="resolved", source="sdk"))
+    writer.close(timeout=0.05)
+    assert writer.spilled == 2 and sqlite_ledger.outcomes(["s-1"]) == {}
+    flaky.down.clear()
+    with LedgerWriter(flaky, spill_path=spill) as again:
+        assert again.flush(timeout=5)
+        again.submit(OutcomeRecorded(session="s-2", outcome="failed", source="admin"))
+    assert sqlite_ledger.outcomes(["s-1", "s-2"]) == {"s-1": "resolved", "s-2": "failed"}
+    assert _count(sqlite_ledger) == 1

@@ -45,8 +45,9 @@ def report(
         bool, typer.Option("--csv", help="Print the chargeback CSV: a header, one row per group, exact decimals.")
     ] = False,
 ) -> None:
-    """Spend, tokens, requests, cache hit rate and cost per outcome, with totals, for each group."""
+    """Spend, tokens, requests, cache hit rate and cost per outcome per case (session), with totals, per group."""
     from fiscus.ledger import SpendQuery, open_ledger
+    from fiscus.reports.cases import case_costs
     from fiscus.reports.spend import SpendReport
 
     if as_json and as_csv:
@@ -57,7 +58,8 @@ def report(
     url = ledger_url(ledger, config)
     with open_ledger(url) as led:
         rows = led.spend(query)
-    result = SpendReport(query=query, rows=rows, generated_at=now)
+        cases = case_costs(led, by=query.by, since=start, until=end, where=query.where) if rows else []
+    result = SpendReport(query=query, rows=rows, generated_at=now, cases=cases)
     if as_json:
         print(result.to_json())
     elif as_csv:

@@ -22,6 +22,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
 from fiscus.errors import FiscusError
+from fiscus.gateway.admin_cases import cases_router
 from fiscus.governor import Governor
 from fiscus.keys import KeyNotFoundError, KeyRing, VirtualKey
 
@@ -162,4 +163,15 @@ def create_admin_app(
             raise HTTPException(400, str(exc)) from None
         return [{**_plain(row), "total_usd": format(row.total_usd, "f")} for row in rows]
 
+    app.include_router(
+        cases_router(governor=governor, ledger_url=ledger_url, open_ledger=open_ledger, since_window=_since_window),
+        dependencies=guarded,
+    )
     return app
+
+
+def _since_window(window: str) -> datetime:
+    """The start of a named window back from now; an unknown name is a 400."""
+    if window not in _WINDOWS:
+        raise HTTPException(400, f"unknown window {window!r}; known: {', '.join(_WINDOWS)}")
+    return datetime.now(UTC) - _WINDOWS[window]

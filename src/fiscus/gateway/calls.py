@@ -33,6 +33,7 @@ from fiscus.gateway.responses import JSON, SSE, RawResponse
 from fiscus.gateway.routing import Router
 from fiscus.governor import Admission, CallRequest, Governor
 from fiscus.keys import KeyRing
+from fiscus.ledger.outcomes import record_call_outcome
 from fiscus.providers import ProviderError, RateLimitedError, Upstream, UpstreamRequest, UpstreamTimeoutError
 from fiscus.shaping.cache import CachePlacer
 from fiscus.shaping.compress import compress
@@ -139,6 +140,8 @@ class Gateway:
         """Settle through the governor and tell the breakers how the call went."""
         event = await self.governor.asettle(admission, usage, **kwargs)
         self.guards.settled(admission.request.attribution, event)
+        if event.attribution.outcome is not None:  # x-fiscus-outcome on a session's call: the case's outcome
+            record_call_outcome(getattr(self.governor, "ledger", None), event)
         return event
 
     async def _guarded(

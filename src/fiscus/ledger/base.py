@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Context, Decimal
@@ -11,6 +11,7 @@ from decimal import Context, Decimal
 from fiscus.attribution import DIMENSIONS
 from fiscus.errors import StoreError
 from fiscus.events.cost_event import CostEvent
+from fiscus.events.outcome_event import OutcomeRecorded
 
 # What a spend query can group and filter by: every attribution dimension plus these call facts.
 CALL_KEYS: tuple[str, ...] = ("provider", "served_model", "requested_model", "status")
@@ -163,6 +164,14 @@ class Ledger(abc.ABC):
     @abc.abstractmethod
     def spend(self, query: SpendQuery) -> list[SpendRow]:
         """One row per group of `query.by` (one row in all when `by` is empty and any event matched)."""
+
+    @abc.abstractmethod
+    def record_outcomes(self, records: Sequence[OutcomeRecorded]) -> int:
+        """Keep these session outcomes (idempotent per id, like `append`); how many were new."""
+
+    @abc.abstractmethod
+    def outcomes(self, sessions: Iterable[str]) -> dict[str, str]:
+        """The latest recorded outcome of each of `sessions` that has one."""
 
     @abc.abstractmethod
     def schema_version(self) -> int:

@@ -18,7 +18,9 @@ import psycopg
 
 from fiscus.errors import StoreError
 from fiscus.events.cost_event import CostEvent
+from fiscus.events.outcome_event import OutcomeRecorded
 from fiscus.ledger.migrations import migrations
+from fiscus.ledger.outcomes import insert_sql, outcome_row
 from fiscus.ledger.rows import COLUMNS, TABLE, event_from_row, tags_json, utc
 from fiscus.ledger.sql import Dialect, SqlLedger, q
 
@@ -32,6 +34,7 @@ INSERT_VALUES = (
     f"INSERT INTO {TABLE} ({_COLS}) VALUES ({', '.join(['%s'] * (len(COLUMNS) - 1))}, %s::jsonb) "
     "ON CONFLICT (id) DO NOTHING"
 )
+INSERT_OUTCOME = insert_sql("%s", conflict="on conflict")
 _PAGE = 2000
 _MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(hashtext('fiscus.ledger.migrate:' || COALESCE(current_schema(), '')))"
 
@@ -190,6 +193,19 @@ class PostgresLedger(SqlLedger):
         with conn.transaction(), conn.cursor() as cur:
             cur.executemany(INSERT_VALUES, rows)
             return cur.rowcount
+
+    def record_outcomes(self, records: Sequence[OutcomeRecorded]) -> int:
+        if not records:
+            return 0
+        rows = [outcome_row(r, utc) for r in records]
+
+        def write(conn: psycopg.Connection[Any]) -> int:
+            with conn.transaction(), conn.cursor() as cur:
+                cur.executemany(INSERT_OUTCOME, rows)
+                return cur.rowcount
+
+        with self._lock:
+            return int(self._run(write))
 
     def fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
         with self._lock:

@@ -15,6 +15,7 @@ from typing import Any
 
 from fiscus.events.cost_event import CostEvent
 from fiscus.ledger.base import FILTER_KEYS, Ledger, SpendQuery, SpendRow, resolve_key, sort_rows
+from fiscus.ledger.outcomes import chunks, latest_by_session, select_sql
 from fiscus.ledger.rows import COLUMNS, TABLE
 
 
@@ -159,3 +160,9 @@ class SqlLedger(Ledger):
     def spend(self, query: SpendQuery) -> list[SpendRow]:
         sql, params = spend_sql(self.dialect, query)
         return merge_spend(query, self.fetch(sql, params), self.money)
+
+    def outcomes(self, sessions: Iterable[str]) -> dict[str, str]:
+        rows: list[Sequence[Any]] = []
+        for chunk in chunks(sessions):
+            rows.extend(self.fetch(select_sql(self.dialect.placeholder, len(chunk)), chunk))
+        return latest_by_session(rows)

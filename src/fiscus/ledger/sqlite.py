@@ -16,13 +16,16 @@ from pathlib import Path
 
 from fiscus.errors import StoreError
 from fiscus.events.cost_event import CostEvent
+from fiscus.events.outcome_event import OutcomeRecorded
 from fiscus.ledger.base import MONEY_CONTEXT
 from fiscus.ledger.migrations import migrations
+from fiscus.ledger.outcomes import insert_sql, outcome_row
 from fiscus.ledger.rows import COLUMNS, TABLE, event_from_row, from_micros, sqlite_row, to_micros
 from fiscus.ledger.sql import Dialect, SqlLedger, q
 from fiscus.sqlite_wal import connect_wal
 
 INSERT = f"INSERT OR IGNORE INTO {TABLE} ({', '.join(q(c) for c in COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+INSERT_OUTCOME = insert_sql("?", conflict="or ignore")
 _PAGE = 2000
 _BUSY_TIMEOUT_MS = 10_000
 
@@ -122,6 +125,25 @@ class SqliteLedger(SqlLedger):
                 return conn.total_changes - before
             except sqlite3.Error as exc:
                 raise StoreError(f"ledger {self.url}: append failed: {exc}") from None
+
+    def record_outcomes(self, records: Sequence[OutcomeRecorded]) -> int:
+        if not records:
+            return 0
+        rows = [outcome_row(r, to_micros) for r in records]
+        with self._lock:
+            conn = self._conn
+            try:
+                before = conn.total_changes
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.executemany(INSERT_OUTCOME, rows)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                return conn.total_changes - before
+            except sqlite3.Error as exc:
+                raise StoreError(f"ledger {self.url}: recording outcomes failed: {exc}") from None
 
     def fetch(self, sql: str, params: Sequence[object]) -> list[tuple[object, ...]]:
         with self._lock:

@@ -1,5 +1,7 @@
 """`LedgerWriter`: callers hand events to a queue and go on; a daemon thread writes them in batches.
 
+It takes `CostEvent`s and session outcomes (`OutcomeRecorded`) alike; each kind goes to its own table.
+
 Nothing is lost on a clean stop: `close()` (also run at interpreter exit) writes everything queued. A failed
 batch is retried with exponential backoff; while the ledger stays down events wait in memory, and past
 `max_pending` (or when closing with the ledger still down) they are spilled to a JSONL file, which the next
@@ -17,12 +19,14 @@ from pathlib import Path
 
 from fiscus.errors import StoreError
 from fiscus.events.cost_event import CostEvent
+from fiscus.events.outcome_event import OutcomeRecorded
 from fiscus.ledger.base import Ledger
 from fiscus.ledger.open import default_spill_path
 from fiscus.ledger.spill import reingest, spill
 
 log = logging.getLogger("fiscus.ledger")
 
+Entry = CostEvent | OutcomeRecorded
 _POLL_SECONDS = 0.02
 _STOP = object()
 
@@ -60,12 +64,12 @@ class LedgerWriter:
         atexit.register(self.close)
         self._thread.start()
 
-    def submit(self, event: CostEvent) -> None:
+    def submit(self, event: CostEvent | OutcomeRecorded) -> None:
         """Queue one event; never waits on the database."""
         if self._closed:
             raise StoreError("ledger writer is closed; events can no longer be submitted")
-        if not isinstance(event, CostEvent):
-            raise TypeError(f"LedgerWriter.submit takes a CostEvent, got {type(event).__name__}")
+        if not isinstance(event, CostEvent | OutcomeRecorded):
+            raise TypeError(f"LedgerWriter.submit takes a CostEvent or an OutcomeRecorded, got {type(event).__name__}")
         self._queue.put(event)
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -113,13 +117,13 @@ class LedgerWriter:
             for marker in markers:
                 marker.set()
 
-    def _collect(self) -> tuple[list[CostEvent], list[threading.Event], bool]:
+    def _collect(self) -> tuple[list[Entry], list[threading.Event], bool]:
         """Block for the first item, then take more until a full batch, `flush_interval`, a flush or stop.
 
         After the first item the thread polls the queue in short sleeps instead of blocking on it: a blocked
         `get` is woken by every `submit`, which costs the submitting (request-serving) thread a thread switch
         per event under load."""
-        batch: list[CostEvent] = []
+        batch: list[Entry] = []
         markers: list[threading.Event] = []
         item = self._queue.get()
         deadline = time.monotonic() + self.flush_interval
@@ -143,9 +147,9 @@ class LedgerWriter:
                         return batch, markers, False
                     time.sleep(min(remaining, _POLL_SECONDS))
 
-    def _drain(self) -> tuple[list[CostEvent], list[threading.Event], bool]:
+    def _drain(self) -> tuple[list[Entry], list[threading.Event], bool]:
         """Everything queued right now, without waiting."""
-        events: list[CostEvent] = []
+        events: list[Entry] = []
         markers: list[threading.Event] = []
         stop = False
         while True:
@@ -160,13 +164,13 @@ class LedgerWriter:
             else:
                 events.append(item)  # type: ignore[arg-type]
 
-    def _write(self, batch: list[CostEvent], markers: list[threading.Event]) -> None:
+    def _write(self, batch: list[Entry], markers: list[threading.Event]) -> None:
         delay = self.retry_initial
         failures = 0
         while True:
             for start in range(0, len(batch), self.batch_size):
                 try:
-                    self.written += self.ledger.append(batch[start : start + self.batch_size])
+                    self.written += self._append(batch[start : start + self.batch_size])
                 except Exception as exc:
                     failures += 1
                     batch = batch[start:]
@@ -184,7 +188,17 @@ class LedgerWriter:
             time.sleep(min(delay, max(0.0, self._close_deadline - time.monotonic())))
             delay = min(delay * 2, self.retry_max)
 
-    def _spill(self, batch: list[CostEvent], markers: list[threading.Event], *, reason: str) -> None:
+    def _append(self, batch: list[Entry]) -> int:
+        """One batch to the ledger; session outcomes (rare: one per case) ride along in the same batch."""
+        if not any(type(e) is OutcomeRecorded for e in batch):
+            return self.ledger.append(batch)  # type: ignore[arg-type]
+        costs = [e for e in batch if isinstance(e, CostEvent)]
+        outcomes = [e for e in batch if isinstance(e, OutcomeRecorded)]
+        new = self.ledger.append(costs) if costs else 0
+        # Appends are idempotent, so a retry after an outcome write failed counts no cost event twice.
+        return new + self.ledger.record_outcomes(outcomes)
+
+    def _spill(self, batch: list[Entry], markers: list[threading.Event], *, reason: str) -> None:
         rest, more_markers, stop = self._drain()
         events = batch + rest
         markers.extend(more_markers)

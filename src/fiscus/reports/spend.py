@@ -2,6 +2,9 @@
 
 Three renderings of one `SpendReport`: a Rich table for a terminal, JSON (decimal strings) for tools, and a
 CSV chargeback export for finance (one row per group, exact decimals, nothing but data).
+
+Cost per outcome is per case (session) when the report is given its `cases` (`reports.cases.case_costs` over the
+same query: what `fiscus report` does); without them it falls back to the labelled calls of each row.
 """
 
 from __future__ import annotations
@@ -12,12 +15,15 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
 from fiscus.ledger.base import SpendQuery, SpendRow
 from fiscus.pricing.cost import usd
+
+if TYPE_CHECKING:
+    from fiscus.reports.cases import CaseGroup
 
 _RATE = Decimal("0.0001")
 
@@ -35,16 +41,50 @@ class SpendReport:
     query: SpendQuery
     rows: list[SpendRow]
     generated_at: datetime
+    cases: list[CaseGroup] | None = None
     totals: SpendRow = field(init=False)
+    _case_index: dict[tuple[str | None, ...], CaseGroup] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.totals = SpendRow(group={})
         for row in self.rows:
             self.totals.merge(row)
+        self._case_index = {tuple(g.group.get(k) for k in self.query.by): g for g in self.cases or []}
 
     @property
     def outcome_labels(self) -> list[str]:
+        if self.cases is not None:
+            return sorted({label for g in self.cases for label in g.outcomes})
         return sorted(self.totals.outcomes)
+
+    def case_group(self, row: SpendRow) -> CaseGroup | None:
+        """The cases of `row`'s group (None without cases, or when no case falls in the group)."""
+        if self.cases is None:
+            return None
+        found = self._case_index.get(tuple(row.group.get(k) for k in self.query.by))
+        if found is None and not self.query.by:
+            return self._case_total()
+        return found
+
+    def _case_total(self) -> CaseGroup | None:
+        if self.cases is None:
+            return None
+        from fiscus.reports.cases import CaseGroup
+
+        total = CaseGroup(group={})
+        for group in self.cases:
+            total.merge(group)
+        return total
+
+    def outcome_counts(self, row: SpendRow | None) -> tuple[dict[str, int], dict[str, Decimal]]:
+        """Per outcome label: how many cases (or labelled calls) reached it, and the cost per outcome."""
+        if self.cases is None:
+            target = row or self.totals
+            return dict(target.outcomes), target.cost_per_outcome()
+        group = self.case_group(row) if row is not None else self._case_total()
+        if group is None:
+            return {}, {}
+        return {k: o.cases for k, o in group.outcomes.items()}, group.cost_per_outcome()
 
     # JSON
 
@@ -56,9 +96,18 @@ class SpendReport:
             "until": q.until.isoformat() if q.until else None,
             "by": list(q.by),
             "where": dict(q.where),
-            "rows": [row_dict(r) for r in self.rows],
-            "totals": row_dict(self.totals),
+            "rows": [self._row_dict(r) for r in self.rows],
+            "totals": self._row_dict(None),
         }
+
+    def _row_dict(self, row: SpendRow | None) -> dict[str, Any]:
+        data = row_dict(row or self.totals)
+        if self.cases is not None:
+            group = self.case_group(row) if row is not None else self._case_total()
+            data["cases"] = group.to_dict() if group is not None else None
+            _, per = self.outcome_counts(row)
+            data["cost_per_outcome_usd"] = {k: dec(v) for k, v in per.items()}
+        return data
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
@@ -67,6 +116,8 @@ class SpendReport:
 
     def csv_header(self) -> list[str]:
         header = [*self.query.by, *_CSV_NUMBERS]
+        if self.cases is not None:
+            header += ["cases", "cases_no_outcome"]
         for label in self.outcome_labels:
             header += [f"outcome_{label}", f"cost_per_{label}_usd"]
         return header
@@ -77,11 +128,14 @@ class SpendReport:
         writer.writerow(self.csv_header())
         labels = self.outcome_labels
         for row in self.rows:
-            per = row.cost_per_outcome()
+            counts, per = self.outcome_counts(row)
             cells: list[object] = [row.group.get(k) or "" for k in self.query.by]
             cells += _csv_numbers(row)
+            if self.cases is not None:
+                group = self.case_group(row)
+                cells += [group.cases, group.unlabelled.cases] if group is not None else [0, 0]
             for label in labels:
-                cells += [row.outcomes.get(label, 0), dec(per[label]) if label in per else ""]
+                cells += [counts.get(label, 0), dec(per[label]) if label in per else ""]
             writer.writerow(cells)
         return out.getvalue()
 
@@ -103,7 +157,8 @@ class SpendReport:
         ):
             table.add_column(heading, justify="right", footer=footer, no_wrap=True)
         if labels:
-            table.add_column("Cost per outcome", footer=_per_outcome(t))
+            heading = "Cost per outcome" + (" (per case)" if self.cases is not None else "")
+            table.add_column(heading, footer=_per_outcome(self.outcome_counts(None)[1]))
         for row in self.rows:
             cells = [row.group.get(k) or "(none)" for k in by] if by else ["all events"]
             cells += [
@@ -114,7 +169,7 @@ class SpendReport:
                 usd(row.total_usd),
             ]
             if labels:
-                cells.append(_per_outcome(row))
+                cells.append(_per_outcome(self.outcome_counts(row)[1]))
             table.add_row(*cells)
         notes = []
         if t.estimated_events:
@@ -192,8 +247,8 @@ def _percent(rate: Decimal) -> str:
     return f"{rate * 100:.1f}%"
 
 
-def _per_outcome(row: SpendRow) -> str:
-    return "\n".join(f"{label} {usd(cost)}" for label, cost in row.cost_per_outcome().items())
+def _per_outcome(per: dict[str, Decimal]) -> str:
+    return "\n".join(f"{label} {usd(cost)}" for label, cost in per.items())
 
 
 def _title(query: SpendQuery) -> str:

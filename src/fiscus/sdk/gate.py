@@ -98,6 +98,7 @@ class Plan:
             cost, tokens, ok = _ZERO, 0, True
         if self.session is not None:
             self.session.settle(self.reserved, cost, tokens)
+            self.session.calls_governor = self.gate.governor  # where `session.outcome = …` is recorded
         state = self.session.state() if self.session is not None else None
         for trip in self.gate.breakers.record(self.agent, cost=cost, ok=ok, state=state):
             emit(trip, self.gate.governor)
@@ -184,7 +185,7 @@ class Gate:
         """A stopped session, an open breaker or a loop: the call goes no further."""
         agent, model = request.attribution.agent, request.model
         if session is not None and session.stopped:
-            stopped = next(n for n in session.chain() if n.outcome is not None)
+            stopped = next(n for n in session.chain() if n.ended_as is not None)
             return self._exhausted(f"session {stopped.id} has stopped: {stopped.reason}", model, session)
         breaker = self.breakers.check(agent)
         if breaker is not None:

@@ -1,5 +1,9 @@
 """Agent sessions: attribution, a spend ceiling and a step limit for one agent run, nested via contextvars.
 
+A session is one case (a ticket, a lead): `session.outcome = "resolved"` attaches what it achieved, after or
+between its calls, and the ledger keeps it for cost per outcome per case. How the session ended for fiscus
+(`completed`, `error`, `ceiling`, `loop`…) is `ended_as`; `outcome` reads that until one is attached.
+
 A subagent's session opened inside its parent's becomes its child: its calls carry `parent_session`, its
 spend counts in every ancestor, and it can never spend past any ancestor's remaining ceiling. Ceilings are
 enforced before a call, by reserving the call's worst-case cost in the whole chain (released at settle).
@@ -18,6 +22,7 @@ from typing import Any
 
 from fiscus.attribution import Attribution
 from fiscus.events.guard_events import SessionEnded
+from fiscus.events.outcome_event import OutcomeRecorded, check_outcome_label
 from fiscus.guards.loops import LoopConfig, LoopDetector
 
 log = logging.getLogger("fiscus.sdk")
@@ -92,7 +97,9 @@ class Session:
         self.steps = 0
         self.reserved = Decimal(0)
         self.partial = False
-        self.outcome: str | None = None
+        self.ended_as: str | None = None  # why fiscus stopped it, or how its block ended
+        self.reported_outcome: str | None = None  # what the case achieved, as attached by the caller
+        self.calls_governor: object | None = None  # the governor that settled its calls (its ledger)
         self.reason = ""
         self._token: Token[Session | None] | None = None
         self._attributions: dict[int, tuple[Attribution, Attribution]] = {}
@@ -162,13 +169,44 @@ class Session:
 
     def stop(self, outcome: str, reason: str) -> None:
         """End the session's spending: later calls get a partial answer (or raise) without reaching a model."""
-        if self.outcome is None:
-            self.outcome, self.reason = outcome, reason
+        if self.ended_as is None:
+            self.ended_as, self.reason = outcome, reason
         self.partial = True
 
     @property
     def stopped(self) -> bool:
-        return any(n.outcome is not None for n in self.chain())
+        return any(n.ended_as is not None for n in self.chain())
+
+    @property
+    def outcome(self) -> str | None:
+        """What the case achieved once attached (`session.outcome = "resolved"`), else how it ended."""
+        return self.reported_outcome or self.ended_as
+
+    @outcome.setter
+    def outcome(self, label: str) -> None:
+        """Attach an outcome: recorded in the ledger of the governor that settled this session's calls (the
+        latest one attached counts). It never stops the session."""
+        self.reported_outcome = check_outcome_label(label)
+        governor = next((g for n in self.chain() for g in (n.governor, n.calls_governor) if g is not None), None)
+        if governor is None:
+            from fiscus.sdk.runtime import default_governor
+
+            governor = default_governor()
+        ledger = getattr(governor, "ledger", None)
+        if ledger is None:
+            log.warning("fiscus: session %s: outcome %r not recorded (its governor keeps no ledger)", self.id, label)
+            return
+        values = self.attribution_values()
+        ledger.submit(
+            OutcomeRecorded(
+                session=self.id,
+                outcome=self.reported_outcome,
+                source="sdk",
+                agent=values.get("agent"),
+                workflow=values.get("workflow"),
+                task_class=values.get("task_class"),
+            )
+        )
 
     def state(self) -> dict[str, Any]:
         """JSON-safe state, for `BudgetExhausted` and post-mortems."""
@@ -183,6 +221,7 @@ class Session:
             "steps": self.steps,
             "partial": self.partial,
             "outcome": self.outcome,
+            "ended_as": self.ended_as,
             "reason": self.reason,
             "loops": self.detector.snapshot(),
         }
@@ -201,11 +240,11 @@ class Session:
         if self._token is not None:
             _current.reset(self._token)
             self._token = None
-        if self.outcome is None:
+        if self.ended_as is None:
             if exc is not None:
-                self.outcome, self.reason = "error", f"{type(exc).__name__}: {exc}"[:300]
+                self.ended_as, self.reason = "error", f"{type(exc).__name__}: {exc}"[:300]
             else:
-                self.outcome, self.reason = "completed", "the session's block finished"
+                self.ended_as, self.reason = "completed", "the session's block finished"
         emit(self.summary(), self.governor)
 
     async def __aenter__(self) -> Session:
