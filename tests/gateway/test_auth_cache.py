@@ -12,7 +12,7 @@ from fiscus.gateway.auth import AttributionCache, attribute
 from fiscus.gateway.protocol import BadRequest
 from fiscus.keys import VirtualKey
 
-KEY = VirtualKey("k1", "h", "fk_", Attribution(team="search", agent="a"), False, datetime(2026, 1, 1, tzinfo=UTC))
+KEY = VirtualKey("k1", "h", "fk_", Attribution(team="search", agent="a"), datetime(2026, 1, 1, tzinfo=UTC))
 
 
 def test_same_answer_as_attribute_and_reused() -> None:
@@ -38,3 +38,10 @@ def test_a_bad_header_is_refused_every_time() -> None:
             cache(KEY, {"x-fiscus-session": "x" * 300})
     assert cache(KEY, {"x-fiscus-user": "u"})[0].user == "u"
     assert cache(KEY, {"x-fiscus-user": "v"})[0].user == "v"  # full: started over
+
+
+def test_a_disallowed_claim_is_a_403_naming_the_header() -> None:
+    with pytest.raises(BadRequest) as caught:
+        AttributionCache()(KEY, {"x-fiscus-agent": "someone-else"})
+    assert caught.value.status == 403 and caught.value.param == "x-fiscus-agent"
+    assert "x-fiscus-agent: 'someone-else' is not allowed for key k1" in caught.value.message

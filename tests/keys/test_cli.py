@@ -21,14 +21,16 @@ def test_create_list_revoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     url = f"sqlite:///{tmp_path}/keys.db"
     code, out, err = run(
         capsys, "keys", "create", "--agent", "triage", "--team", "support", "--env", "prod",
-        "--tenant", "acme", "--lock", "--name", "ci", "--store", url,
+        "--tenant", "acme", "--allow-agent", "triage-*", "--allow-agent", "planner", "--on-disallowed", "ignore",
+        "--name", "ci", "--store", url,
     )  # fmt: skip
     assert code == 0
     secret = out.strip()
     assert secret.startswith("fk-") and len(secret) == 35
     assert "cannot be shown again" in err and secret not in err
     stored = open_key_store(url).find(hash_key(secret))
-    assert stored is not None and stored.locked and stored.attribution.tenant == "acme"
+    assert stored is not None and stored.attribution.tenant == "acme"
+    assert stored.claims.to_dict() == {"agent": ["triage-*", "planner"]} and stored.claims.on_disallowed == "ignore"
 
     code, out, _ = run(capsys, "keys", "list", "--store", url)
     assert code == 0 and secret not in out and stored.key_hash not in out
@@ -36,7 +38,12 @@ def test_create_list_revoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
 
     code, out, _ = run(capsys, "keys", "list", "--store", url, "--json")
     [listed] = json.loads(out)
-    assert listed["id"] == stored.id and listed["revoked_at"] is None and listed["locked"] is True
+    assert listed["id"] == stored.id and listed["revoked_at"] is None
+    assert listed["allow"] == {"agent": ["triage-*", "planner"]} and listed["on_disallowed"] == "ignore"
+
+    code, out, _ = run(capsys, "keys", "allow", stored.id, "--allow-workflow", "refund-*", "--store", url)
+    assert code == 0 and "may claim workflow=refund-* (else refuse)" in out
+    assert open_key_store(url).get(stored.id).claims.to_dict() == {"workflow": ["refund-*"]}
 
     code, out, _ = run(capsys, "keys", "revoke", stored.id, "--store", url)
     assert code == 0 and f"revoked {stored.id}" in out
@@ -60,6 +67,12 @@ def test_store_from_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
         (["keys", "create", "--agent", "a", "--team", "t"], "Missing option '--env'"),
         (["keys", "create", "--agent", "a", "--team", "", "--env", "p"], "needs a non-empty team"),
         (["keys", "list", "--store", "mysql://db"], "unsupported key store URL"),
+        (
+            ["keys", "create", "--agent", "a", "--team", "t", "--env", "p", "--on-disallowed", "drop"],
+            "refuse or ignore",
+        ),
+        (["keys", "create", "--agent", "a", "--team", "t", "--env", "p", "--allow-agent", " "], "empty pattern"),
+        (["keys", "allow", "vk_nope", "--allow-agent", "x"], "no virtual key with id 'vk_nope'"),
     ],
 )
 def test_errors_are_one_line_exit_2(

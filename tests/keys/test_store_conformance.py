@@ -10,7 +10,7 @@ import pytest
 
 from fiscus.attribution import Attribution
 from fiscus.errors import StoreError
-from fiscus.keys import KeyRing, KeyStore, VirtualKey, hash_key, open_key_store
+from fiscus.keys import KeyClaims, KeyRing, KeyStore, OnDisallowed, VirtualKey, hash_key, open_key_store
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -30,9 +30,9 @@ def _key(key_id: str, secret: str, **attribution: str) -> VirtualKey:
         key_hash=hash_key(secret),
         prefix=secret[:8],
         attribution=Attribution(api_key=key_id, **attribution),
-        locked=True,
         created_at=datetime(2026, 3, 1, 12, 0, tzinfo=UTC),
         name="ci",
+        claims=KeyClaims.of({"agent": ["research-*", "planner"], "task_class": ["summarise"]}, "ignore"),
     )
 
 
@@ -44,7 +44,9 @@ def test_add_find_get_round_trip(store: KeyStore) -> None:
     assert store.get("vk_1") == key
     assert found.attribution.api_key == "vk_1"
     assert found.attribution.tenant == "acme"
-    assert found.locked and found.name == "ci" and not found.revoked
+    assert found.name == "ci" and not found.revoked
+    assert found.claims.patterns("agent") == ("research-*", "planner")
+    assert found.claims.on_disallowed is OnDisallowed.IGNORE
 
 
 def test_unknown_hash_and_id_are_none(store: KeyStore) -> None:
@@ -79,13 +81,23 @@ def test_duplicate_id_is_a_store_error(store: KeyStore) -> None:
 
 def test_key_ring_end_to_end(store: KeyStore) -> None:
     ring = KeyRing(store)
-    secret, key = ring.create(agent="triage", team="support", environment="prod", workflow="refund", locked=True)
+    secret, key = ring.create(agent="triage", team="support", environment="prod", workflow="refund")
     assert secret.startswith("fk-") and len(secret) == 35
     assert secret not in repr(key) and key.key_hash == hash_key(secret)
     assert ring.verify(secret) == key
     assert [k.id for k in ring.list()] == [key.id]
     ring.revoke(key.id)
     assert ring.verify(secret) is None
+
+
+def test_set_claims_replaces_the_allow_list(store: KeyStore) -> None:
+    ring = KeyRing(store)
+    secret, key = ring.create(agent="research-main", team="lab", environment="prod")
+    assert key.claims == KeyClaims() and ring.verify(secret) == key
+    changed = ring.set_claims(key.id, KeyClaims.of({"agent": ["research-*"]}))
+    assert changed.claims.patterns("agent") == ("research-*",) and changed.claims.on_disallowed == "refuse"
+    assert ring.verify(secret) == changed  # the cache forgot the old record
+    assert store.set_claims("vk_missing", KeyClaims()) is None
 
 
 def _fields(key: VirtualKey) -> dict[str, object]:

@@ -71,7 +71,7 @@ def run_demo(workdir: Path, *, steps: int, console: Console) -> DemoResult:
         raise FiscusError("the demo drives the official SDKs: pip install 'fiscus[sdk]'") from None
     from fiscus.emulator import EmulatorConfig, run_in_thread
     from fiscus.gateway.app import run_gateway_in_thread
-    from fiscus.keys import KeyRing, open_key_store
+    from fiscus.keys import KeyClaims, KeyRing, open_key_store
 
     _fresh(workdir)
     _price_preface(console)
@@ -85,7 +85,14 @@ def run_demo(workdir: Path, *, steps: int, console: Console) -> DemoResult:
         keys = {
             "research": keyring.create(agent="researcher", team="research", environment="demo")[0],
             "triage": keyring.create(agent="triage", team="support", environment="demo")[0],
-            "debate": keyring.create(agent="planner", team="ops", environment="demo", workflow="debate")[0],
+            # The debate's two agents share a key that may claim either (x-fiscus-agent), nothing else.
+            "debate": keyring.create(
+                agent="planner",
+                team="ops",
+                environment="demo",
+                workflow="debate",
+                claims=KeyClaims.of({"agent": ["planner", "critic"]}),
+            )[0],
         }
         console.print(
             f"[bold]Emulated providers[/] at {upstream}; ledger, budgets and keys in [bold]{workdir}[/] (SQLite)."

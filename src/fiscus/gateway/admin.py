@@ -14,17 +14,17 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query
 from fastapi.responses import HTMLResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from fiscus.errors import FiscusError
 from fiscus.gateway.admin_cases import cases_router
 from fiscus.governor import Governor
-from fiscus.keys import KeyNotFoundError, KeyRing, VirtualKey
+from fiscus.keys import KeyClaims, KeyNotFoundError, KeyRing, VirtualKey
 
 _WINDOWS = {
     "hour": timedelta(hours=1),
@@ -34,7 +34,21 @@ _WINDOWS = {
 }
 
 
-class NewKey(BaseModel):
+class Claims(BaseModel):
+    """What a key's requests may claim through `x-fiscus-*` headers: per dimension (agent, team, workflow,
+    task_class, tenant, user) values or glob patterns; anything else is refused (403) or ignored."""
+
+    allow: dict[str, list[str]] = Field(default_factory=dict)
+    on_disallowed: Literal["refuse", "ignore"] = "refuse"
+
+    def compiled(self) -> KeyClaims:
+        try:
+            return KeyClaims.of(self.allow, self.on_disallowed)
+        except FiscusError as exc:
+            raise HTTPException(400, str(exc)) from None
+
+
+class NewKey(Claims):
     agent: str
     team: str
     environment: str
@@ -42,7 +56,6 @@ class NewKey(BaseModel):
     tenant: str | None = None
     user: str | None = None
     organization: str | None = None
-    locked: bool = False
     name: str | None = None
 
 
@@ -71,7 +84,8 @@ def _key_view(key: VirtualKey) -> dict[str, Any]:
         "id": key.id,
         "prefix": key.prefix,
         "name": key.name,
-        "locked": key.locked,
+        "allow": key.claims.to_dict(),
+        "on_disallowed": str(key.claims.on_disallowed),
         "created_at": key.created_at.isoformat(),
         "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
         "attribution": {k: v for k, v in key.attribution.to_dict().items() if v is not None},
@@ -102,8 +116,9 @@ def create_admin_app(
     @app.post("/keys", status_code=201, dependencies=guarded)
     def create_key(body: NewKey) -> dict[str, Any]:
         """Create a virtual key. The secret is in `key` and is shown this once only."""
+        fields = body.model_dump(exclude={"allow", "on_disallowed"})
         try:
-            secret, key = keyring.create(**body.model_dump())
+            secret, key = keyring.create(**fields, claims=body.compiled())
         except FiscusError as exc:
             raise HTTPException(400, str(exc)) from None
         return {"key": secret, **_key_view(key)}
@@ -111,6 +126,14 @@ def create_admin_app(
     @app.get("/keys", dependencies=guarded)
     def list_keys() -> list[dict[str, Any]]:
         return [_key_view(key) for key in keyring.list()]
+
+    @app.put("/keys/{key_id}/claims", dependencies=guarded)
+    def set_claims(key_id: str, body: Claims) -> dict[str, Any]:
+        """Replace what a key's requests may claim (the whole allow-list)."""
+        try:
+            return _key_view(keyring.set_claims(key_id, body.compiled()))
+        except KeyNotFoundError as exc:
+            raise HTTPException(404, str(exc)) from None
 
     @app.delete("/keys/{key_id}", dependencies=guarded)
     def revoke_key(key_id: str) -> dict[str, Any]:

@@ -102,10 +102,12 @@ class Gateway:
                 param="model",
                 code="model_not_found",
             )
-        attribution, priority = self.attribute(vkey, headers)
+        attribution, priority, ignored = self.attribute(vkey, headers)
+        # The caller learns which of its headers did not count (the key is set to ignore what it does not allow).
+        noted = {"x-fiscus-ignored-headers": ",".join(ignored)} if ignored else None
         refusal = self.guards.check(attribution, protocol.format, request.body)
         if refusal is not None:
-            return await self._guarded(protocol, request, provider, attribution, refusal)
+            return await self._guarded(protocol, request, provider, attribution, refusal, noted)
         placed = self.cache_placer.place(request.body) if self.cache_placer and protocol.anthropic else None
         if placed is not None:  # before the estimate: the reservation must cover the cache write
             raw, request = orjson.dumps(placed), replace(request, body=placed)
@@ -130,7 +132,15 @@ class Gateway:
         self.guards.decided(attribution, admission.decision)
         try:
             return await self._admitted(
-                protocol, request, raw, provider, input_tokens, admission, headers, cache_placed=placed is not None
+                protocol,
+                request,
+                raw,
+                provider,
+                input_tokens,
+                admission,
+                headers,
+                cache_placed=placed is not None,
+                noted=noted,
             )
         except BaseException as exc:
             await self.settle(admission, None, status=CallStatus.ERROR, error=f"gateway: {exc!r}"[:500])
@@ -145,12 +155,18 @@ class Gateway:
         return event
 
     async def _guarded(
-        self, protocol: Protocol, request: ParsedRequest, provider: str, attribution: Attribution, why: GuardRefusal
+        self,
+        protocol: Protocol,
+        request: ParsedRequest,
+        provider: str,
+        attribution: Attribution,
+        why: GuardRefusal,
+        noted: dict[str, str] | None = None,
     ) -> ASGIApp:
         """A breaker or loop refusal: answered at once, recorded as one ledger event, no provider reached."""
         admission = refusal_admission(provider, request.model, attribution, why)
         self.metrics.decision(why.action)
-        out = {"x-fiscus-request-id": admission.event_id, "x-fiscus-guard": why.code}
+        out = {"x-fiscus-request-id": admission.event_id, "x-fiscus-guard": why.code} | (noted or {})
         if why.action is Action.BLOCK:
             text = f"fiscus budget exhausted: {why.message}" if why.budget else why.message
             return await self._blocked(protocol, admission, out, code=why.code, text=text)
@@ -167,9 +183,10 @@ class Gateway:
         headers: dict[str, str],
         *,
         cache_placed: bool = False,
+        noted: dict[str, str] | None = None,
     ) -> ASGIApp:
         decision = admission.decision
-        out = {"x-fiscus-request-id": admission.event_id}
+        out = {"x-fiscus-request-id": admission.event_id} | (noted or {})
         if cache_placed:
             out["x-fiscus-prompt-cache"] = "placed"
         if decision.action is Action.BLOCK:

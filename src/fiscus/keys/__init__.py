@@ -1,16 +1,19 @@
 """Virtual keys: secrets handed to agents in place of provider keys, each tied to an attribution.
 
 `KeyRing` creates, verifies (cached, constant-time), lists and revokes keys in a `KeyStore` (SQLite or
-PostgreSQL, by URL); `resolve_attribution` and `resolve_priority` read the per-request `x-fiscus-*` headers.
+PostgreSQL, by URL); `resolve_claims` reads the per-request `x-fiscus-*` headers within what the key's
+`KeyClaims` allow, `resolve_priority` the priority.
 """
 
+from fiscus.keys.claims import CLAIMABLE, ClaimsError, KeyClaims, OnDisallowed
 from fiscus.keys.headers import (
     HEADER_DIMENSIONS,
-    LOCKED_HEADERS,
+    DisallowedClaimError,
     InvalidHeaderError,
     Priority,
     ignored_headers,
     resolve_attribution,
+    resolve_claims,
     resolve_priority,
 )
 from fiscus.keys.model import KEY_PREFIX, KeyNotFoundError, VirtualKey, generate_key, hash_key
@@ -18,13 +21,17 @@ from fiscus.keys.ring import KeyRing
 from fiscus.keys.store import KeyStore, open_key_store
 
 __all__ = [
+    "CLAIMABLE",
     "HEADER_DIMENSIONS",
     "KEY_PREFIX",
-    "LOCKED_HEADERS",
+    "ClaimsError",
+    "DisallowedClaimError",
     "InvalidHeaderError",
+    "KeyClaims",
     "KeyNotFoundError",
     "KeyRing",
     "KeyStore",
+    "OnDisallowed",
     "Priority",
     "VirtualKey",
     "generate_key",
@@ -32,5 +39,6 @@ __all__ = [
     "ignored_headers",
     "open_key_store",
     "resolve_attribution",
+    "resolve_claims",
     "resolve_priority",
 ]

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from enum import StrEnum
 
 from fiscus.attribution import Attribution
 from fiscus.errors import FiscusError
+from fiscus.keys.claims import CLAIMABLE, OnDisallowed
 from fiscus.keys.model import VirtualKey
+
+log = logging.getLogger("fiscus.keys")
 
 # header -> attribution dimension
 HEADER_DIMENSIONS: dict[str, str] = {
@@ -21,8 +25,6 @@ HEADER_DIMENSIONS: dict[str, str] = {
     "x-fiscus-agent": "agent",
     "x-fiscus-team": "team",
 }
-# A locked key's agent and team stand: budgets and chargeback hang on them, so a caller must not pick them.
-LOCKED_HEADERS = ("x-fiscus-agent", "x-fiscus-team")
 PRIORITY_HEADER = "x-fiscus-priority"
 MAX_VALUE_CHARS = 256
 
@@ -39,6 +41,14 @@ class InvalidHeaderError(FiscusError):
     """An `x-fiscus-*` header has a value fiscus cannot use (the gateway answers 400)."""
 
 
+class DisallowedClaimError(FiscusError):
+    """A header claims an attribution value its key does not allow (the gateway answers 403)."""
+
+    def __init__(self, message: str, header: str) -> None:
+        super().__init__(message)
+        self.header = header
+
+
 def _lowered(headers: Mapping[str, str]) -> dict[str, str]:
     return {name.lower(): value for name, value in headers.items() if name[:9].lower() == "x-fiscus-"}
 
@@ -52,25 +62,41 @@ def _value(header: str, raw: str) -> str | None:
     return value or None
 
 
-def resolve_attribution(key: VirtualKey, headers: Mapping[str, str]) -> Attribution:
-    """The key's attribution refined by the request's headers. On a locked key, `x-fiscus-agent` and
-    `x-fiscus-team` are ignored and the key's values kept (see `ignored_headers` to report them)."""
+def resolve_claims(key: VirtualKey, headers: Mapping[str, str]) -> tuple[Attribution, tuple[str, ...]]:
+    """The key's attribution refined by the request's headers, and the headers dropped because the key does
+    not allow their values (on a key set to ignore them; a key set to refuse raises `DisallowedClaimError`)."""
     sent = _lowered(headers)
+    own = key.attribution
+    claims = key.claims
     values: dict[str, str | None] = {}
+    ignored: list[str] = []
     for header, dimension in HEADER_DIMENSIONS.items():
         raw = sent.get(header)
-        if raw is None or (key.locked and header in LOCKED_HEADERS):
+        if raw is None:
             continue
-        values[dimension] = _value(header, raw)
-    return key.attribution.refine(**values)
+        value = _value(header, raw)
+        if value is not None and dimension in CLAIMABLE and not claims.permits(dimension, value, own.get(dimension)):
+            if claims.on_disallowed is OnDisallowed.REFUSE:
+                allowed = claims.describe(dimension, own.get(dimension))
+                raise DisallowedClaimError(
+                    f"{header}: {value[:80]!r} is not allowed for key {key.id}, which may claim {allowed}", header
+                )
+            # Values are attribution labels, not secrets or prompt text; cut short so a log line stays a line.
+            log.warning("key %s: ignored %s %r (not on its allow-list)", key.id, header, value[:80])
+            ignored.append(header)
+            continue
+        values[dimension] = value
+    return own.refine(**values), tuple(ignored)
+
+
+def resolve_attribution(key: VirtualKey, headers: Mapping[str, str]) -> Attribution:
+    """The key's attribution refined by the request's headers (see `resolve_claims`)."""
+    return resolve_claims(key, headers)[0]
 
 
 def ignored_headers(key: VirtualKey, headers: Mapping[str, str]) -> tuple[str, ...]:
-    """The headers `resolve_attribution` ignored because the key is locked (e.g. to warn in a response header)."""
-    if not key.locked:
-        return ()
-    sent = _lowered(headers)
-    return tuple(h for h in LOCKED_HEADERS if h in sent)
+    """The headers `resolve_attribution` drops on a key set to ignore what it does not allow."""
+    return resolve_claims(key, headers)[1]
 
 
 def resolve_priority(headers: Mapping[str, str]) -> Priority:

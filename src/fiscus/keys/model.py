@@ -15,6 +15,7 @@ from datetime import datetime
 
 from fiscus.attribution import Attribution
 from fiscus.errors import FiscusError
+from fiscus.keys.claims import NO_CLAIMS, KeyClaims
 
 KEY_PREFIX = "fk-"
 _SECRET_BYTES = 24  # -> 32 URL-safe characters
@@ -46,20 +47,20 @@ def looks_like_key(text: str) -> bool:
 @dataclass(frozen=True, slots=True)
 class VirtualKey:
     """A stored key, without its secret. `attribution` carries the key's own dimensions (its `api_key` is this
-    key's id); `locked` keeps request headers from changing its agent and team."""
+    key's id); `claims` what its requests may claim beyond them through `x-fiscus-*` headers."""
 
     id: str
     key_hash: str
     prefix: str
     attribution: Attribution
-    locked: bool
     created_at: datetime
     name: str | None = None
     revoked_at: datetime | None = None
+    claims: KeyClaims = NO_CLAIMS
 
     @property
     def revoked(self) -> bool:
         return self.revoked_at is not None
 
     def __repr__(self) -> str:  # the hash is not secret, but nothing key-like belongs in logs
-        return f"VirtualKey(id={self.id!r}, prefix={self.prefix!r}, locked={self.locked}, revoked={self.revoked})"
+        return f"VirtualKey(id={self.id!r}, prefix={self.prefix!r}, revoked={self.revoked})"

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from fiscus.attribution import Attribution
 from fiscus.errors import FiscusError
+from fiscus.keys.claims import KeyClaims
 from fiscus.keys.model import (
     DISPLAY_CHARS,
     KeyNotFoundError,
@@ -57,10 +58,11 @@ class KeyRing:
         tenant: str | None = None,
         user: str | None = None,
         organization: str | None = None,
-        locked: bool = False,
+        claims: KeyClaims | None = None,
         name: str | None = None,
     ) -> tuple[str, VirtualKey]:
-        """A new key: returns (the secret — show it once, it is not stored —, the stored record)."""
+        """A new key: returns (the secret — show it once, it is not stored —, the stored record). `claims`: what
+        its requests may claim through headers (default: nothing beyond its own agent and team)."""
         for label, value in (("agent", agent), ("team", team), ("env", environment)):
             if not value or not value.strip():
                 raise FiscusError(f"a virtual key needs a non-empty {label}")
@@ -80,9 +82,9 @@ class KeyRing:
                 environment=environment,
                 api_key=key_id,
             ),
-            locked=locked,
             created_at=self._now(),
             name=name,
+            claims=claims or KeyClaims(),
         )
         self.store.add(key)
         return secret, key
@@ -133,6 +135,14 @@ class KeyRing:
 
     def revoke(self, key_id: str) -> VirtualKey:
         key = self.store.revoke(key_id, self._now())
+        if key is None:
+            raise KeyNotFoundError(f"no virtual key with id {key_id!r} (see `fiscus keys list`)")
+        self._cache.pop(key.key_hash, None)
+        return key
+
+    def set_claims(self, key_id: str, claims: KeyClaims) -> VirtualKey:
+        """Replace what a key may claim; other gateways see it within `ttl_s` (their cache expires)."""
+        key = self.store.set_claims(key_id, claims)
         if key is None:
             raise KeyNotFoundError(f"no virtual key with id {key_id!r} (see `fiscus keys list`)")
         self._cache.pop(key.key_hash, None)

@@ -10,6 +10,7 @@ import orjson
 
 from fiscus.attribution import Attribution
 from fiscus.errors import StoreError
+from fiscus.keys.claims import KeyClaims
 from fiscus.keys.model import VirtualKey
 
 # Attribution dimensions a key itself may carry (the rest come per request).
@@ -39,6 +40,10 @@ class KeyStore(abc.ABC):
         """Mark revoked (the first revocation time is kept); None if there is no such key."""
 
     @abc.abstractmethod
+    def set_claims(self, key_id: str, claims: KeyClaims) -> VirtualKey | None:
+        """Replace what the key may claim; None if there is no such key."""
+
+    @abc.abstractmethod
     def close(self) -> None: ...
 
     def __enter__(self) -> KeyStore:
@@ -52,9 +57,14 @@ def attribution_json(attribution: Attribution) -> str:
     return orjson.dumps({k: attribution.get(k) for k in KEY_DIMENSIONS if attribution.get(k) is not None}).decode()
 
 
+def allow_json(claims: KeyClaims) -> str:
+    return orjson.dumps(claims.to_dict()).decode()
+
+
 def key_from_row(row: tuple[Any, ...], parse_time: Any) -> VirtualKey:
-    """(id, key_hash, prefix, name, attribution_json, locked, created_at, revoked_at) -> VirtualKey."""
-    key_id, key_hash, prefix, name, attribution, locked, created, revoked = row
+    """(id, key_hash, prefix, name, attribution_json, created_at, revoked_at, allow_json, on_disallowed) ->
+    VirtualKey."""
+    key_id, key_hash, prefix, name, attribution, created, revoked, allow, on_disallowed = row
     data = orjson.loads(attribution)
     return VirtualKey(
         id=key_id,
@@ -62,9 +72,9 @@ def key_from_row(row: tuple[Any, ...], parse_time: Any) -> VirtualKey:
         prefix=prefix,
         name=name,
         attribution=Attribution(api_key=key_id, **data),
-        locked=bool(locked),
         created_at=parse_time(created),
         revoked_at=parse_time(revoked) if revoked is not None else None,
+        claims=KeyClaims.of(orjson.loads(allow) if allow else None, on_disallowed or "refuse"),
     )
 
 
