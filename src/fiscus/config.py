@@ -55,7 +55,7 @@ class GatewayConfig(_Section):
 
 
 class OptimiseConfig(_Section):
-    # Put a cache breakpoint on Anthropic requests whose tools + system prompt repeat (fiscus.shaping.cache).
+    # Put cache breakpoints on Anthropic requests whose prefix or conversation repeats (fiscus.shaping.cache).
     prompt_cache: bool = False
 
 

@@ -10,7 +10,8 @@ import pytest
 
 from fiscus.emulator.config import ManualClock
 
-LONG = "Contract clause text. " * 260  # ~1,430 tokens: above the 1,024-token cacheable minimum
+LONG = "Contract clause text. " * 420  # ~2,300 tokens: above Sonnet 4.6's 2,048-token cacheable minimum
+SHORT = "Contract clause text. " * 260  # ~1,430 tokens: cached by Sonnet 4.5 (1,024), not by Sonnet 4.6
 
 
 def _system(ttl: str | None = None) -> list[dict[str, Any]]:
@@ -49,7 +50,7 @@ def test_cache_write_then_read_then_expiry(claude: anthropic.Anthropic, clock: M
     ).input_tokens
     first = _ask(claude, system=_system()).usage
     assert first.cache_read_input_tokens == 0
-    assert first.cache_creation_input_tokens > 1024
+    assert first.cache_creation_input_tokens > 2048
     assert first.cache_creation.ephemeral_5m_input_tokens == first.cache_creation_input_tokens
     assert first.input_tokens + first.cache_creation_input_tokens == total  # input excludes cache tokens
 
@@ -62,6 +63,25 @@ def test_cache_write_then_read_then_expiry(claude: anthropic.Anthropic, clock: M
     clock.advance(301)  # the read above renewed the 5-minute TTL; now it lapses
     third = _ask(claude, system=_system()).usage
     assert third.cache_read_input_tokens == 0 and third.cache_creation_input_tokens > 0
+
+
+@pytest.mark.parametrize(
+    ("model", "text", "cached"),
+    [
+        ("claude-sonnet-4-5", SHORT, True),
+        ("claude-sonnet-4-6", SHORT, False),
+        ("claude-sonnet-4-6", LONG, True),
+        ("claude-opus-4-6", LONG, False),  # Opus 4.6 caches from 4,096 tokens
+        ("claude-haiku-4-5-20251001", LONG, False),
+    ],
+)
+def test_cacheable_minimum_is_the_models_own(claude: anthropic.Anthropic, model: str, text: str, cached: bool) -> None:
+    system = [{"type": "text", "text": text, "cache_control": {"type": "ephemeral"}}]
+    ask = {"model": model, "max_tokens": 16, "system": system, "messages": [{"role": "user", "content": "Hi"}]}
+    first = claude.messages.create(**ask).usage
+    second = claude.messages.create(**ask).usage
+    assert (first.cache_creation_input_tokens > 0) is cached
+    assert (second.cache_read_input_tokens == first.cache_creation_input_tokens > 0) is cached
 
 
 def test_one_hour_ttl_bucket(claude: anthropic.Anthropic, clock: ManualClock) -> None:

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 import fiscus.emulator
 from fiscus.cli.emulate import register
-from fiscus.emulator.caching import Breakpoint, TtlLru, anthropic_cache, openai_cached_tokens
+from fiscus.emulator.caching import Breakpoint, TtlLru, anthropic_cache, prefix_cached_tokens
 from fiscus.emulator.config import EmulatorConfig, ManualClock
 from fiscus.emulator.ratelimit import RateLimiter
 from fiscus.emulator.reply import ToolSpec, plan
@@ -125,9 +125,9 @@ def test_anthropic_cache_looks_back_from_a_moved_breakpoint() -> None:
 def test_openai_cache_steps() -> None:
     lru = TtlLru(1000, ManualClock())
     text = "x" * 4 * 1300
-    assert openai_cached_tokens(lru, "m", text, 1300, 1024, 300) == 0
-    assert openai_cached_tokens(lru, "m", text, 1300, 1024, 300) == 1280
-    assert openai_cached_tokens(lru, "m", text[: 4 * 1100], 1100, 1024, 300) == 1024
+    assert prefix_cached_tokens(lru, "m", text, 1300, 1024, 300) == 0
+    assert prefix_cached_tokens(lru, "m", text, 1300, 1024, 300) == 1280
+    assert prefix_cached_tokens(lru, "m", text[: 4 * 1100], 1100, 1024, 300) == 1024
 
 
 def test_rate_limiter_refills_continuously() -> None:

@@ -106,3 +106,17 @@ def test_injected_429_has_retry_info(gemini: httpx.Client) -> None:
     error = response.json()["error"]
     assert response.status_code == 429 and error["status"] == "RESOURCE_EXHAUSTED"
     assert error["details"][0]["retryDelay"] == "1s"
+
+
+def test_implicit_cache_from_the_models_minimum(gemini: httpx.Client) -> None:
+    long = {"systemInstruction": {"parts": [{"text": "Policy text. " * 800}]}}  # ~2,600 tokens
+    short = {"systemInstruction": {"parts": [{"text": "Policy text. " * 500}]}}  # ~1,600 tokens
+    first = gemini.post(GENERATE, json=_body(**long)).json()["usageMetadata"]
+    second = gemini.post(GENERATE, json=_body("Another question", **long)).json()["usageMetadata"]
+    assert "cachedContentTokenCount" not in first
+    assert 2048 <= second["cachedContentTokenCount"] < second["promptTokenCount"]
+    gemini.post(GENERATE, json=_body(**short))
+    assert "cachedContentTokenCount" not in gemini.post(GENERATE, json=_body(**short)).json()["usageMetadata"]
+    old = "/models/gemini-2.0-flash:generateContent"  # before 2.5: no implicit cache
+    gemini.post(old, json=_body(**long))
+    assert "cachedContentTokenCount" not in gemini.post(old, json=_body(**long)).json()["usageMetadata"]

@@ -25,6 +25,7 @@ from fiscus.emulator.openai_chat import cap_of
 from fiscus.emulator.reply import Completion, ToolSpec, choose_tool, plan
 from fiscus.emulator.state import EmulatorState
 from fiscus.emulator.tokens import canonical, count_text, media_placeholder
+from fiscus.shaping.cache_minimums import anthropic_min_tokens
 
 THINKING_SUMMARY = "Emulated reasoning, summarised."
 
@@ -170,9 +171,8 @@ async def messages(request: Request) -> Response:
     refused = call.charge(total + cap)
     if refused is not None:
         return refused
-    cache = anthropic_cache(
-        state.prompt_cache, call.model, rendered, ends, marks, state.config.anthropic_min_cache_tokens
-    )
+    minimum = state.config.anthropic_min_cache_tokens or anthropic_min_tokens(call.model)
+    cache = anthropic_cache(state.prompt_cache, call.model, rendered, ends, marks, minimum)
     tools, forced = _tools(body)
     user_text, returns_tool = _last_user(turns)
     completion = plan(

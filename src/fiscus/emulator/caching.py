@@ -1,8 +1,9 @@
 """Prompt-cache emulation: an LRU of prefix hashes with per-entry TTL, and each provider's rules on top.
 
 Anthropic caches the prefix up to each `cache_control` breakpoint (write on first sight, read later);
-OpenAI caches automatically in 128-token steps from 1,024 tokens. Keys hash the rendered prompt text,
-so "same prefix" means the same text, in the same order, for the same model.
+OpenAI and Gemini (implicitly, from 2.5) cache automatically in 128-token steps from the model's minimum
+(`fiscus.shaping.cache_minimums`). Keys hash the rendered prompt text, so "same prefix" means the same text,
+in the same order, for the same model.
 """
 
 from __future__ import annotations
@@ -114,10 +115,11 @@ def anthropic_cache(
     return result
 
 
-def openai_cached_tokens(
+def prefix_cached_tokens(
     lru: TtlLru, scope: str, rendered: str, prompt_tokens: int, min_tokens: int, ttl_s: float
 ) -> int:
-    """Cached prompt tokens: the longest stored 128-token-step prefix, then store this prompt's steps."""
+    """Cached prompt tokens of an automatic prefix cache (OpenAI, Gemini's implicit cache): the longest stored
+    128-token-step prefix, then store this prompt's steps."""
     if prompt_tokens < min_tokens:
         return 0
     steps = list(range(min_tokens, prompt_tokens + 1, OPENAI_STEP_TOKENS))

@@ -54,10 +54,12 @@ class EmulatorConfig:
     # Answer with a call to the first offered tool whenever the request offers tools.
     tool_calls: bool = False
 
-    # Prompt caching.
-    anthropic_min_cache_tokens: int = 1024
-    openai_min_cache_tokens: int = 1024
+    # Prompt caching. A minimum of None takes each model's documented minimum (shaping.cache_minimums); a number
+    # applies to every model of that provider. Gemini's implicit cache keeps a prefix this long unused.
+    anthropic_min_cache_tokens: int | None = None
+    openai_min_cache_tokens: int | None = None
     openai_cache_ttl_s: float = 300.0
+    gemini_implicit_cache_ttl_s: float = 300.0
     gemini_cached_content_tokens: int = 1024  # for `cachedContent` names this instance did not create
     cache_entries: int = 100_000
 

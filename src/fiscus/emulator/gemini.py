@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from fiscus.emulator import sse
+from fiscus.emulator.caching import prefix_cached_tokens
 from fiscus.emulator.dialects import GEMINI, json_response
 from fiscus.emulator.faults import sleep_ms
 from fiscus.emulator.gate import Call, admit
@@ -26,6 +27,7 @@ from fiscus.emulator.ids import new_id
 from fiscus.emulator.reply import Completion, ToolSpec, choose_tool, plan
 from fiscus.emulator.state import EmulatorState, GeminiCachedContent
 from fiscus.emulator.tokens import canonical, count_text, media_placeholder
+from fiscus.shaping.cache_minimums import gemini_min_tokens
 
 CHUNK_PIECES = 8  # Gemini streams a few tokens per event, not one
 _DEFAULT_CACHE_TTL_S = 3600.0
@@ -105,6 +107,15 @@ def _cached_tokens(state: EmulatorState, call: Call) -> int:
     return override if override is not None else state.config.gemini_cached_content_tokens
 
 
+def _implicit_cached_tokens(state: EmulatorState, model: str, rendered: str, prompt: int) -> int:
+    """Gemini 2.5 and newer cache a repeated prompt prefix by themselves (no `cachedContent` needed)."""
+    minimum = gemini_min_tokens(model)
+    if minimum is None:
+        return 0
+    ttl = state.config.gemini_implicit_cache_ttl_s
+    return prefix_cached_tokens(state.prompt_cache, f"gemini|{model}", rendered, prompt, minimum, ttl)
+
+
 async def model_action(request: Request) -> Response:
     """Dispatch `{model}:{method}`, the Google REST custom-method form."""
     model, _, method = request.path_params["target"].rpartition(":")
@@ -138,8 +149,10 @@ async def _generate(request: Request, model: str, streaming: bool) -> Response:
     cap = _get(generation, "maxOutputTokens", "max_output_tokens")
     if cap is not None and (not isinstance(cap, int) or cap < 1):
         return call.error(400, "* GenerateContentRequest.generation_config.max_output_tokens: must be positive")
-    cached = _cached_tokens(state, call)
-    prompt = count_text(render(body)) + cached
+    named = _cached_tokens(state, call)
+    rendered = render(body)
+    prompt = count_text(rendered) + named
+    cached = named or _implicit_cached_tokens(state, call.model, rendered, prompt)
     refused = call.charge(prompt + (cap or steer.reply_tokens))
     if refused is not None:
         return refused

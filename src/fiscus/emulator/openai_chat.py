@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from fiscus.emulator import sse
-from fiscus.emulator.caching import openai_cached_tokens
+from fiscus.emulator.caching import prefix_cached_tokens
 from fiscus.emulator.dialects import OPENAI, json_response
 from fiscus.emulator.faults import sleep_ms
 from fiscus.emulator.gate import Call, admit
@@ -24,6 +24,7 @@ from fiscus.emulator.ids import new_id
 from fiscus.emulator.reply import Completion, ToolSpec, choose_tool, plan
 from fiscus.emulator.state import EmulatorState
 from fiscus.emulator.tokens import canonical, count_text, media_placeholder
+from fiscus.shaping.cache_minimums import OPENAI_MIN_TOKENS
 
 EXTENDED_RETENTION_S = 24 * 3600.0
 
@@ -106,9 +107,8 @@ def cached_prompt_tokens(state: EmulatorState, call: Call, rendered: str, prompt
     body = call.body
     scope = f"{call.model}|{body.get('prompt_cache_key') or ''}"
     ttl = EXTENDED_RETENTION_S if body.get("prompt_cache_retention") == "24h" else state.config.openai_cache_ttl_s
-    return openai_cached_tokens(
-        state.prompt_cache, scope, rendered, prompt_tokens, state.config.openai_min_cache_tokens, ttl
-    )
+    minimum = state.config.openai_min_cache_tokens or OPENAI_MIN_TOKENS
+    return prefix_cached_tokens(state.prompt_cache, scope, rendered, prompt_tokens, minimum, ttl)
 
 
 def _usage(prompt_tokens: int, cached: int, completion: Completion) -> dict[str, Any]:
