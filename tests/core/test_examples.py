@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 from fiscus.config import load_config
@@ -21,3 +22,13 @@ def test_the_example_policies_load() -> None:
     assert full.routes["triage"] == ("claude-haiku-4-5", "gpt-5-nano") and full.context == {"triage": 8000}
     finops = load_policy(EXAMPLES / "finops.yaml")
     assert [b.name for b in finops.budgets] and finops.budgets[0].limits.nanos == 25_000 * 10**9
+
+
+def test_the_example_workload_models_the_seeds_figures() -> None:
+    from fiscus.pricing import PriceCatalogue
+    from fiscus.reports.model import load_spec, model_workload
+
+    result = model_workload(load_spec(EXAMPLES / "workload.yaml", changes={"samples": 40}), PriceCatalogue())
+    months = {w.name: w.forecast.period_p50 for w in result.workflows}
+    assert months["research"] == 450 and months["compliance-check"] == 450 and months["deep-dive"] == 990
+    assert {t.name: t.input_mtok for t in result.task_classes}["triage"] == Decimal("1.8")

@@ -160,40 +160,48 @@ def forecast(
             raise ForecastError(f"no recorded runs for {by}={', '.join(unknown)} (recorded: {known})")
     groups = []
     for group in sorted(grouped, key=lambda g: (g is None, g or "")):
-        runs = grouped[group]
-        costs = sorted(r.cost for r in runs)
-        tokens = sorted(r.tokens for r in runs)
-        calls = sorted(r.calls for r in runs)
-        total = sum(costs, Decimal(0))
         if isinstance(runs_per_day, Mapping):
             volume = runs_per_day.get(group) if group is not None else None
         else:
             volume = runs_per_day
-        groups.append(
-            GroupForecast(
-                group=group,
-                runs=len(runs),
-                calls=sum(calls),
-                cost=total,
-                cost_p50=nearest_rank(costs, 0.5),
-                cost_p95=nearest_rank(costs, 0.95),
-                cost_mean=total / len(runs),
-                tokens_p50=nearest_rank(tokens, 0.5),
-                tokens_p95=nearest_rank(tokens, 0.95),
-                calls_p50=nearest_rank(calls, 0.5),
-                calls_p95=nearest_rank(calls, 0.95),
-                runs_per_day=volume,
-                days=days,
-            )
-        )
+        groups.append(summarise(group, grouped[group], runs_per_day=volume, days=days))
     notes = [f"{g.group}: only {g.runs} run(s) recorded; P95 is not reliable below 20" for g in groups if g.runs < 20]
     return Forecast(by, groups, days, notes)
 
 
-def budget_policy(result: Forecast) -> str:
+def summarise(group: str | None, runs: Sequence[Run], *, runs_per_day: Decimal | None, days: int) -> GroupForecast:
+    """One group's runs as per-run P50 / P95 / mean, projected over `runs_per_day` × `days` if given."""
+    costs = sorted(r.cost for r in runs)
+    tokens = sorted(r.tokens for r in runs)
+    calls = sorted(r.calls for r in runs)
+    total = sum(costs, Decimal(0))
+    return GroupForecast(
+        group=group,
+        runs=len(runs),
+        calls=sum(calls),
+        cost=total,
+        cost_p50=nearest_rank(costs, 0.5),
+        cost_p95=nearest_rank(costs, 0.95),
+        cost_mean=total / len(runs),
+        tokens_p50=nearest_rank(tokens, 0.5),
+        tokens_p95=nearest_rank(tokens, 0.95),
+        calls_p50=nearest_rank(calls, 0.5),
+        calls_p95=nearest_rank(calls, 0.95),
+        runs_per_day=runs_per_day,
+        days=days,
+    )
+
+
+def budget_policy(
+    result: Forecast,
+    *,
+    thresholds: Sequence[Mapping[str, Any]] | None = None,
+    made_by: str = "fiscus forecast",
+    runs_are: str = "recorded",
+) -> str:
     """A policy (YAML) with one monthly budget per projected group: the limit is the group's P95 ceiling for the
-    period (rounded up to the cent); thresholds are the defaults (warn 80 %, downgrade + compress 90 %, partial
-    100 %)."""
+    period (rounded up to the cent); `thresholds` as a policy writes them, else the defaults (warn 80 %,
+    downgrade + compress 90 %, partial 100 %)."""
     budgets = []
     for g in result.groups:
         ceiling = g.period_p95
@@ -205,14 +213,16 @@ def budget_policy(result: Forecast) -> str:
                 "name": _NAME_UNSAFE.sub("-", f"{result.by}-{g.group}-monthly"),
                 "description": (
                     f"P95 per run ${format(g.cost_p95.normalize(), 'f')} x {format(g.runs_per_day, 'f')} runs/day"
-                    f" x {g.days} days, from {g.runs} recorded runs"
+                    f" x {g.days} days, from {g.runs} {runs_are} runs"
                 ),
                 "scope": {result.by: g.group},
                 "window": "month",
                 "limit": {"usd": format(limit, "f")},
             }
         )
+        if thresholds:
+            budgets[-1]["thresholds"] = [dict(t) for t in thresholds]
     if not budgets:
         raise ForecastError("no group has a projection: give the expected volume (runs per day)")
-    head = "# Monthly budgets from `fiscus forecast`: each limit is its group's P95 ceiling.\n"
+    head = f"# Monthly budgets from `{made_by}`: each limit is its group's P95 ceiling.\n"
     return head + yaml.safe_dump({"version": 1, "budgets": budgets}, sort_keys=False, allow_unicode=True)
