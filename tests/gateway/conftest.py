@@ -75,8 +75,8 @@ class Real:
     def openai(self, **kw: Any) -> openai.OpenAI:
         return openai.OpenAI(base_url=self.url + "/v1", api_key=self.key, max_retries=0, **kw)
 
-    def anthropic(self) -> anthropic.Anthropic:
-        return anthropic.Anthropic(base_url=self.url, api_key=self.key, max_retries=0)
+    def anthropic(self, **kw: Any) -> anthropic.Anthropic:
+        return anthropic.Anthropic(base_url=self.url, api_key=self.key, max_retries=0, **kw)
 
     def events(self) -> list[CostEvent]:
         """The ledger's events once they stop changing: a whole answer leaves before its call is settled (the

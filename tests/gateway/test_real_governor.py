@@ -206,3 +206,16 @@ def test_a_task_class_context_window_trims_what_is_sent(tmp_path: Path, emulator
         assert raw.parse().usage.prompt_tokens < 1500  # the emulator counted what was actually sent
         other = real.openai().chat.completions.with_raw_response.create(model="gpt-4o", messages=BIG_TOOL_CONTEXT)
         assert "x-fiscus-compressed-tokens" not in other.headers and other.parse().usage.prompt_tokens > 3000
+
+
+def test_a_single_oversize_message_is_trimmed_and_reported(tmp_path: Path, emulator_url: str) -> None:
+    long = "Opening. " + "pasted contract text " * 2000 + "What is the notice period?"
+    with real_gateway(tmp_path, emulator_url, WINDOWED_POLICY, f"sqlite:///{tmp_path}/budget.db") as real:
+        triage = real.anthropic(default_headers={"x-fiscus-task-class": "triage"})
+        raw = triage.messages.with_raw_response.create(
+            model="claude-haiku-4-5", max_tokens=32, messages=[{"role": "user", "content": long}]
+        )
+        cut = int(raw.headers["x-fiscus-compressed-tokens"])
+        assert cut > 8000 and raw.headers["x-fiscus-compressed"] == "1 message trimmed"
+        usage = raw.parse().usage
+        assert usage.input_tokens < 1100  # what the emulator was actually sent

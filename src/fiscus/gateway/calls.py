@@ -36,7 +36,7 @@ from fiscus.keys import KeyRing
 from fiscus.ledger.outcomes import record_call_outcome
 from fiscus.providers import ProviderError, RateLimitedError, Upstream, UpstreamRequest, UpstreamTimeoutError
 from fiscus.shaping.cache import CachePlacer
-from fiscus.shaping.compress import compress
+from fiscus.shaping.compress import fit_window
 from fiscus.shaping.partial import exhausted_text, partial_body, partial_events
 from fiscus.usage.detect import usage_from_body
 from fiscus.usage.estimate import anthropic_cache_write_bound, count_request_tokens
@@ -205,9 +205,10 @@ class Gateway:
         if decision.max_tokens and (request.max_tokens is None or decision.max_tokens < request.max_tokens):
             changes[request.cap_field] = decision.max_tokens
         if decision.compress_to_tokens:
-            body, cut = compress(body | changes, protocol.format, decision.compress_to_tokens)
+            body, removed = fit_window(body | changes, protocol.format, decision.compress_to_tokens)
             rebuilt, changes = True, {}
-            out["x-fiscus-compressed-tokens"] = str(cut)
+            out["x-fiscus-compressed-tokens"] = str(removed.tokens_cut)
+            out["x-fiscus-compressed"] = removed.describe()
         strip_usage = False
         if request.stream and protocol.format == "openai_chat" and not request.wants_usage:
             changes["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}

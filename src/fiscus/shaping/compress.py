@@ -1,46 +1,58 @@
-"""Context compression: make a request fit a token target, keeping what the model needs most.
+"""Context windows: make a request fit a token target, keeping what the model needs most.
 
-Pure functions over request bodies in three formats (OpenAI chat `messages`, Responses `input`, Anthropic
-`system` + `messages`). In order, until the request fits:
-1. shorten large tool results, head and tail kept, with a visible marker saying by how much;
-2. drop the oldest conversation groups, keeping the system prompt and the last `keep_last` groups;
-   a group is an assistant tool call together with its results, so call/result pairs stay valid;
-3. shorten the remaining tool results harder.
-The input body is never mutated. The marker text is deliberate: whoever reads the transcript sees the cut.
+Pure functions over request bodies in four formats (OpenAI chat `messages`, Responses `input`, Anthropic
+`system` + `messages`, Gemini `systemInstruction` + `contents`). Never cut unless the request is over its target:
+the system prompt, the latest turn and the latest tool result are kept whole; then, in order, until it fits:
+1. older tool results are shortened, the oldest first, one at a time (head and tail kept around a marker; a
+   JSON result stays parseable, see `shorten`);
+2. the oldest conversation groups are dropped, a marker message saying how many went; a group is an assistant
+   tool call together with its results, so call/result pairs stay valid;
+3. what is left is trimmed middle-out, the longest message first — the latest tool result and the latest turn
+   only when nothing else is left, the system prompt never.
+The input body is never mutated; `Compression` says what was removed. The same request always gives the same
+result, so a conversation shortened the same way call after call keeps its provider-cached prefix.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from fiscus.usage.estimate import count_request_tokens, estimate_tokens
+from fiscus.shaping.conversation import Shape, shape_of
+from fiscus.shaping.shorten import Counter, shorten_text
+from fiscus.usage.estimate import count_message_tokens, count_request_tokens, estimate_tokens
 from fiscus.usage.wire import WireFormat
 
-Counter = Callable[[str], int]
-FIRST_PASS_TOOL_TOKENS = 512
-LAST_PASS_TOOL_TOKENS = 64
-
-
-def shortened_marker(before: int, after: int) -> str:
-    return f"[fiscus: tool result shortened from {before} to {after} tokens]"
+TOOL_RESULT_TOKENS = 512  # what an older tool result is shortened to first
+TRIM_FLOOR_TOKENS = 64  # a message is never trimmed below this
 
 
 def dropped_marker(count: int) -> str:
-    return f"[fiscus: {count} earlier messages removed to fit the budget]"
+    return f"[fiscus: {count} earlier messages removed to fit the context window]"
 
 
-def shorten_text(text: str, max_tokens: int, count: Counter = estimate_tokens) -> tuple[str, int]:
-    """`text` cut to about `max_tokens`, its head and tail kept around a marker; returns (text, tokens cut)."""
-    before = count(text)
-    if before <= max_tokens:
-        return text, 0
-    keep_chars = max(int(len(text) * max_tokens / before), 0)
-    head = text[: keep_chars * 2 // 3]
-    tail = text[len(text) - keep_chars // 3 :] if keep_chars // 3 else ""
-    after = count(head) + count(tail)
-    new = f"{head}\n{shortened_marker(before, after)}\n{tail}" if tail else f"{head}\n{shortened_marker(before, after)}"
-    return new, max(before - count(new), 0)
+@dataclass(slots=True)
+class Compression:
+    """What fitting a request to its window removed (`tokens_cut` by the same estimate the budget uses)."""
+
+    tokens_cut: int = 0
+    tool_results_shortened: int = 0
+    messages_dropped: int = 0
+    messages_trimmed: int = 0
+
+    def describe(self) -> str:
+        """One line for the `x-fiscus-compressed` header: what was cut, by kind."""
+        parts = [
+            f"{n} {what if n == 1 else plural} {done}"
+            for n, what, plural, done in (
+                (self.tool_results_shortened, "tool result", "tool results", "shortened"),
+                (self.messages_dropped, "message", "messages", "dropped"),
+                (self.messages_trimmed, "message", "messages", "trimmed"),
+            )
+            if n
+        ]
+        return ", ".join(parts) or "nothing removed"
 
 
 def compress(
@@ -48,137 +60,118 @@ def compress(
     format: WireFormat | str,
     target_tokens: int,
     *,
-    keep_last: int = 4,
+    keep_last: int = 1,
     count: Counter = estimate_tokens,
 ) -> tuple[dict[str, Any], int]:
-    """`body` reshaped to fit `target_tokens` of input where it can; returns (new body, tokens cut).
+    """`body` reshaped to fit `target_tokens` of input where it can; returns (new body, tokens cut)."""
+    new, compression = fit_window(body, format, target_tokens, keep_last=keep_last, count=count)
+    return new, compression.tokens_cut
 
-    Tokens cut is measured with the same estimate the budget uses (`count_request_tokens`)."""
+
+def fit_window(
+    body: Mapping[str, Any],
+    format: WireFormat | str,
+    target_tokens: int,
+    *,
+    keep_last: int = 1,
+    count: Counter = estimate_tokens,
+) -> tuple[dict[str, Any], Compression]:
+    """`body` reshaped to fit `target_tokens` of input where it can, and what was removed. The newest
+    `keep_last` conversation groups (at least the latest turn) are never dropped."""
     fmt = WireFormat(format)
-    if fmt is WireFormat.GEMINI:
-        raise ValueError("compress supports openai_chat, openai_responses and anthropic bodies")
     before = count_request_tokens(body, fmt)
     new = dict(body)
     if before <= target_tokens:
-        return new, 0
-    key = "input" if fmt is WireFormat.OPENAI_RESPONSES else "messages"
-    items = new.get(key)
-    if not isinstance(items, list):
-        return new, 0
-    items = list(items)
-    new[key] = items
-
-    def size() -> int:
-        return count_request_tokens(new, fmt)
-
-    _shorten_tool_results(items, fmt, FIRST_PASS_TOOL_TOKENS, count)
-    if size() > target_tokens:
-        _drop_old_groups(new, key, fmt, target_tokens, keep_last, size)
-        items = new[key]
-    if size() > target_tokens:
-        _shorten_tool_results(items, fmt, LAST_PASS_TOOL_TOKENS, count)
-    return new, max(before - size(), 0)
+        return new, Compression()
+    shape = shape_of(fmt)
+    items = new.get(shape.key)
+    if isinstance(items, str):  # a Responses request whose input is one string: only a middle-out trim helps
+        aim = max(count(items) - (before - target_tokens) - 24, TRIM_FLOOR_TOKENS)
+        text, _ = shorten_text(items, aim, count)
+        new[shape.key] = text
+        return new, Compression(max(before - count_request_tokens(new, fmt), 0), messages_trimmed=1)
+    if not isinstance(items, list) or not items:
+        return new, Compression()
+    window = _Window(shape, list(items), before, target_tokens, count)
+    window.fit(max(keep_last, 1))
+    new[shape.key] = window.items
+    after = count_request_tokens(new, fmt)
+    done = window.done
+    return new, Compression(max(before - after, 0), done[0], done[1], done[2])
 
 
-# --- tool results ----------------------------------------------------------------------------------------------
+class _Window:
+    """The conversation being fitted: its items, their sizes, and the running total."""
 
+    def __init__(self, shape: Shape, items: list[Any], total: int, target: int, count: Counter) -> None:
+        self.shape, self.items, self.total, self.target, self.count = shape, items, total, target, count
+        self.sizes = [count_message_tokens([item]) for item in items]
+        self.done = [0, 0, 0]  # tool results shortened, messages dropped, messages trimmed
+        self.protected: set[int] = set()  # ids of the items kept whole as long as anything else can go
 
-def _shorten_content(content: Any, max_tokens: int, count: Counter) -> Any:
-    if isinstance(content, str):
-        return shorten_text(content, max_tokens, count)[0]
-    if isinstance(content, list):
-        parts = []
-        for part in content:
-            if isinstance(part, Mapping) and isinstance(part.get("text"), str):
-                part = {**part, "text": shorten_text(part["text"], max_tokens, count)[0]}
-            parts.append(part)
-        return parts
-    return content
+    def fits(self) -> bool:
+        return self.total <= self.target
 
+    def replace(self, index: int, item: Any) -> None:
+        size = count_message_tokens([item])
+        self.total += size - self.sizes[index]
+        self.items[index], self.sizes[index] = item, size
 
-def _shorten_tool_results(items: list[Any], fmt: WireFormat, max_tokens: int, count: Counter) -> None:
-    """In place on the (already copied) list: each changed item is replaced by a changed copy."""
-    for i, item in enumerate(items):
-        if not isinstance(item, Mapping):
-            continue
-        if fmt is WireFormat.OPENAI_CHAT and item.get("role") in ("tool", "function"):
-            items[i] = {**item, "content": _shorten_content(item.get("content"), max_tokens, count)}
-        elif fmt is WireFormat.OPENAI_RESPONSES and item.get("type") == "function_call_output":
-            items[i] = {**item, "output": _shorten_content(item.get("output"), max_tokens, count)}
-        elif fmt is WireFormat.ANTHROPIC and item.get("role") == "user" and isinstance(item.get("content"), list):
-            blocks = [
-                {**block, "content": _shorten_content(block.get("content"), max_tokens, count)}
-                if isinstance(block, Mapping) and block.get("type") == "tool_result"
-                else block
-                for block in item["content"]
-            ]
-            items[i] = {**item, "content": blocks}
+    def fit(self, keep_last: int) -> None:
+        shape, items = self.shape, self.items
+        lead = 0
+        while lead < len(items) and shape.is_system(items[lead]):
+            lead += 1
+        groups = shape.groups(items[lead:], lead)
+        latest_result = next((g for g in reversed(groups) if any(shape.is_tool_result(items[i]) for i in g)), [])
+        kept = {i for group in groups[-keep_last:] for i in group} | set(latest_result)
+        self.protected = {id(items[i]) for i in kept}
+        for index in range(lead, len(items)):  # 1. older tool results, the oldest first
+            if self.fits():
+                return
+            if index not in kept and shape.is_tool_result(items[index]):
+                shortened = shape.shorten_results(items[index], TOOL_RESULT_TOKENS, self.count)
+                if shortened is not None:
+                    self.replace(index, shortened)
+                    self.done[0] += 1
+        if not self.fits():  # 2. the oldest groups
+            self._drop(lead, [g for g in groups if not kept.intersection(g)])
+        if not self.fits():  # 3. middle-out, the longest first; the protected messages last
+            self._trim(lead)
 
+    def _drop(self, lead: int, droppable: list[list[int]]) -> None:
+        dropped: list[int] = []
+        total = self.total
+        for group in droppable:  # oldest first; the marker message takes the place of what goes
+            dropped += group
+            total -= sum(self.sizes[i] for i in group)
+            marker_size = count_message_tokens([self.shape.marker(dropped_marker(len(dropped)))])
+            if total + marker_size <= self.target:
+                break
+        if not dropped:
+            return
+        gone = set(dropped)
+        marker = self.shape.marker(dropped_marker(len(dropped)))
+        keep = [i for i in range(len(self.items)) if i not in gone]
+        head, tail = keep[:lead], keep[lead:]
+        self.items = [self.items[i] for i in head] + [marker] + [self.items[i] for i in tail]
+        self.sizes = [self.sizes[i] for i in head] + [count_message_tokens([marker])] + [self.sizes[i] for i in tail]
+        self.total = total + self.sizes[lead]
+        self.done[1] += len(dropped)
 
-# --- conversation groups ---------------------------------------------------------------------------------------
-
-
-def _is_system(item: Any, fmt: WireFormat) -> bool:
-    return fmt is not WireFormat.ANTHROPIC and isinstance(item, Mapping) and item.get("role") in ("system", "developer")
-
-
-def _opens_tool_group(item: Any, fmt: WireFormat) -> bool:
-    if not isinstance(item, Mapping):
-        return False
-    if fmt is WireFormat.OPENAI_CHAT:
-        return item.get("role") == "assistant" and bool(item.get("tool_calls") or item.get("function_call"))
-    if fmt is WireFormat.OPENAI_RESPONSES:
-        return item.get("type") in ("function_call", "reasoning")
-    content = item.get("content")
-    return (
-        item.get("role") == "assistant"
-        and isinstance(content, list)
-        and any(isinstance(b, Mapping) and b.get("type") == "tool_use" for b in content)
-    )
-
-
-def _continues_tool_group(item: Any, fmt: WireFormat) -> bool:
-    if not isinstance(item, Mapping):
-        return False
-    if fmt is WireFormat.OPENAI_CHAT:
-        return item.get("role") in ("tool", "function")
-    if fmt is WireFormat.OPENAI_RESPONSES:
-        return item.get("type") in ("function_call", "function_call_output")
-    content = item.get("content")
-    return (
-        item.get("role") == "user"
-        and isinstance(content, list)
-        and any(isinstance(b, Mapping) and b.get("type") == "tool_result" for b in content)
-    )
-
-
-def _groups(items: list[Any], fmt: WireFormat) -> list[list[Any]]:
-    groups: list[list[Any]] = []
-    open_tool = False
-    for item in items:
-        if open_tool and _continues_tool_group(item, fmt):
-            groups[-1].append(item)
-            if fmt is WireFormat.ANTHROPIC:  # one user turn carries all results of the tool_use turn
-                open_tool = False
-            continue
-        groups.append([item])
-        open_tool = _opens_tool_group(item, fmt)
-    return groups
-
-
-def _drop_old_groups(
-    body: dict[str, Any], key: str, fmt: WireFormat, target: int, keep_last: int, size: Callable[[], int]
-) -> None:
-    items = body[key]
-    lead = 0
-    while lead < len(items) and _is_system(items[lead], fmt):
-        lead += 1
-    system, rest = items[:lead], items[lead:]
-    groups = _groups(rest, fmt)
-    dropped = 0
-    while len(groups) > keep_last:
-        dropped += len(groups.pop(0))
-        marker = [{"role": "user", "content": dropped_marker(dropped)}]
-        body[key] = system + marker + [item for group in groups for item in group]
-        if size() <= target:
-            break
+    def _trim(self, lead: int) -> None:
+        order = sorted(
+            range(lead, len(self.items)),
+            key=lambda i: (id(self.items[i]) in self.protected, -self.sizes[i], i),
+        )
+        for index in order:
+            if self.fits():
+                return
+            over = self.total - self.target
+            aim = max(self.sizes[index] - over - 24, TRIM_FLOOR_TOKENS)  # 24: room for the marker
+            if aim >= self.sizes[index]:
+                continue
+            trimmed = self.shape.trim(self.items[index], aim, self.count)
+            if trimmed is not None:
+                self.replace(index, trimmed)
+                self.done[2] += 1
