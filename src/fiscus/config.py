@@ -52,6 +52,7 @@ class GatewayConfig(_Section):
     retry_budget_ratio: float = 0.1  # retries may be at most this share of requests
     rate_limit_headroom: float = 0.15  # stay this far under a provider's RPM/TPM
     pace_check_s: float = Field(default=300.0, ge=0)  # how often budgets' pace is checked (0: never)
+    alert_check_s: float = Field(default=60.0, ge=0)  # how often the alert table is checked (0: never)
 
 
 class OptimiseConfig(_Section):

@@ -260,3 +260,10 @@ def test_session_outcomes_latest_wins_and_are_idempotent(ledger: Ledger) -> None
     many = [f"x-{n}" for n in range(1200)]  # more sessions than one query binds
     ledger.record_outcomes([OutcomeRecorded(session=s, outcome="done", source="sdk") for s in many])
     assert len(ledger.outcomes(many)) == 1200
+
+
+def test_spend_by_hour_uses_utc_hours(ledger: Ledger, make_event: EventFactory) -> None:
+    late = T0.replace(hour=23, minute=59, second=59)
+    ledger.append([make_event(at=late), make_event(at=late + timedelta(seconds=1)), make_event(at=late)])
+    rows = ledger.spend(SpendQuery(by=("hour",)))
+    assert [(r.group["hour"], r.requests) for r in rows] == [("2026-03-01T23", 2), ("2026-03-02T00", 1)]

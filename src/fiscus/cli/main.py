@@ -29,6 +29,7 @@ _COMMAND_MODULES = (
     "replay",
     "breakeven",
     "budgets",
+    "alerts",
     "keys",
     "serve",
     "emulate",

@@ -17,7 +17,7 @@ from fiscus.reports.period import ReportArgumentError, parse_by, parse_period, p
 _BY_HELP = (
     "Group by these, comma-separated: "
     + ", ".join(DIMENSIONS)
-    + ", model (the model that answered), requested_model, provider, status, day (UTC)."
+    + ", model (the model that answered), requested_model, provider, status, day or hour (UTC)."
 )
 
 

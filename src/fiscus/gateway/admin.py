@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 
 from fiscus.errors import FiscusError
 from fiscus.gateway.admin_cases import cases_router
+from fiscus.gateway.admin_review import review_router
 from fiscus.governor import Governor
 from fiscus.keys import KeyClaims, KeyNotFoundError, KeyRing, VirtualKey
 
@@ -100,6 +101,7 @@ def create_admin_app(
     token_env: str,
     open_ledger: Callable[[str], Any],
     breakers: Callable[[], list[dict[str, Any]]] | None = None,
+    alerts: Any | None = None,
 ) -> FastAPI:
     app = FastAPI(title="fiscus admin", version="1", docs_url="/docs", openapi_url="/openapi.json")
     bearer = HTTPBearer(auto_error=False)
@@ -190,6 +192,7 @@ def create_admin_app(
         cases_router(governor=governor, ledger_url=ledger_url, open_ledger=open_ledger, since_window=_since_window),
         dependencies=guarded,
     )
+    app.include_router(review_router(alerts=alerts), dependencies=guarded)
     return app
 
 

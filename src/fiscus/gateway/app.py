@@ -20,6 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 
+from fiscus.alerts import AlertWatch
 from fiscus.config import FiscusConfig
 from fiscus.engine.decision import Action
 from fiscus.errors import FiscusError, StoreError
@@ -29,6 +30,7 @@ from fiscus.gateway.guards import GatewayGuards
 from fiscus.gateway.metrics import CONTENT_TYPE, GatewayMetrics
 from fiscus.gateway.protocol import CHAT, MESSAGES, RESPONSES, BadRequest, Protocol, error_body
 from fiscus.gateway.responses import JSON, RawResponse
+from fiscus.governor.pace_watch import PaceWatch
 from fiscus.guards import BreakerConfig, BreakerRegistry, LoopConfig
 from fiscus.serving import serve_in_thread
 
@@ -129,7 +131,10 @@ def create_app(
         on_breaker_open=Action(on_breaker_open or config.guards.breakers.on_open),
         emit=emit,
     )
-    metrics = GatewayMetrics(status=governor.status, breakers=guards.open_breakers)
+    alerts = AlertWatch(governor, ledger_url=config.ledger, open_ledger=open_ledger) if _keeps(governor) else None
+    metrics = GatewayMetrics(
+        status=governor.status, breakers=guards.open_breakers, alerts=alerts.counts if alerts else None
+    )
     own_upstream = upstreams is None
     if upstreams is None:
 
@@ -168,16 +173,23 @@ def create_app(
         token_env=config.gateway.admin_token_env,
         open_ledger=open_ledger,
         breakers=registry.snapshot,
+        alerts=alerts,
     )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        watch = _pace_watch(governor, config.gateway.pace_check_s)
+        watches = [
+            _every(config.gateway.pace_check_s, PaceWatch(governor).check, "budget pace check")
+            if _keeps(governor)
+            else None,
+            _every(config.gateway.alert_check_s, alerts.check, "alert check") if alerts else None,
+        ]
         try:
             yield
         finally:
-            if watch is not None:
-                watch.cancel()
+            for watch in watches:
+                if watch is not None:
+                    watch.cancel()
             if own_upstream:
                 await upstreams.aclose()
             for thing in owned:
@@ -200,25 +212,27 @@ def create_app(
     return app
 
 
-def _pace_watch(governor: Any, every_s: float) -> asyncio.Task[None] | None:
-    """Every `every_s` seconds, announce budgets on pace to pass their limit before the reset (`PaceWatch`),
-    on a worker thread: it reads every budget from the store. Each worker runs one; the store claim makes each
-    announcement happen once."""
-    if not every_s or not hasattr(governor, "announcer"):  # a stand-in governor keeps no budgets to watch
-        return None
-    from fiscus.governor.pace_watch import PaceWatch
+def _keeps(governor: Any) -> bool:
+    """A real governor: it keeps budgets (and a store to claim announcements on); a stand-in does not."""
+    return hasattr(governor, "announcer")
 
-    watch = PaceWatch(governor)
+
+def _every(seconds: float, check: Callable[[], object], what: str) -> asyncio.Task[None] | None:
+    """Every `seconds` (0: never), run `check` on a worker thread: budget pace (`PaceWatch`) and the alert table
+    (`AlertWatch`) read the store and the ledger. Each worker runs its own; the store claim makes each
+    announcement happen once."""
+    if not seconds:
+        return None
 
     async def run() -> None:
         while True:
-            await asyncio.sleep(every_s)
+            await asyncio.sleep(seconds)
             try:
-                await asyncio.to_thread(watch.check)
-            except Exception:  # a store hiccup must not end the watch
-                log.exception("budget pace check failed")
+                await asyncio.to_thread(check)
+            except Exception:  # a store or ledger hiccup must not end the watch
+                log.exception("%s failed", what)
 
-    return asyncio.get_running_loop().create_task(run(), name="fiscus-pace-watch")
+    return asyncio.get_running_loop().create_task(run(), name=f"fiscus-{what.replace(' ', '-')}")
 
 
 def _emitter(governor: Any, on_event: Callable[[object], None] | None) -> Callable[[object], None]:

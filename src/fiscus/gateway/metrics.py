@@ -16,6 +16,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from fiscus.events.cost_event import CostEvent
+from fiscus.policy.alerts import SIGNALS
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _TOKEN_TYPES = ("input", "cache_read", "cache_write", "output", "reasoning")
@@ -28,6 +29,7 @@ class GatewayMetrics:
         status: Callable[[], Iterable[Any]] | None = None,
         status_every_s: float = 5.0,
         breakers: Callable[[], dict[str, bool]] | None = None,
+        alerts: Callable[[], dict[tuple[str, str], int]] | None = None,
     ) -> None:
         self.registry = registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
@@ -62,6 +64,13 @@ class GatewayMetrics:
         self.breakers = Gauge(
             "fiscus_breaker_open", "1 while a circuit breaker is open", ["breaker"], registry=registry
         )
+        self.alerts = Gauge(
+            "fiscus_alerts_standing",
+            "Alerts of the alert table standing at the last check, by signal and level",
+            ["signal", "level"],
+            registry=registry,
+        )
+        self._alert_counts = alerts
         self._children: dict[tuple[object, ...], Any] = {}
         self._token_children = [self.tokens.labels(kind) for kind in _TOKEN_TYPES]
         self._status = status
@@ -114,6 +123,11 @@ class GatewayMetrics:
         if self._breaker_states is not None:  # in-process state: cheap enough to read on every scrape
             for name, is_open in self._breaker_states().items():
                 self.breaker(name, is_open)
+        if self._alert_counts is not None:  # every signal and level, so a cleared alert reads 0
+            counts = self._alert_counts()
+            for signal in SIGNALS:
+                for level in ("warning", "critical"):
+                    self.alerts.labels(signal, level).set(counts.get((signal, level), 0))
         return generate_latest(self.registry)
 
     def _refresh_budgets(self) -> None:

@@ -15,7 +15,7 @@ from fiscus.events.outcome_event import OutcomeRecorded
 
 # What a spend query can group and filter by: every attribution dimension plus these call facts.
 CALL_KEYS: tuple[str, ...] = ("provider", "served_model", "requested_model", "status")
-GROUP_KEYS: tuple[str, ...] = (*DIMENSIONS, *CALL_KEYS, "day")
+GROUP_KEYS: tuple[str, ...] = (*DIMENSIONS, *CALL_KEYS, "day", "hour")
 FILTER_KEYS: tuple[str, ...] = (*DIMENSIONS, *CALL_KEYS)
 # Sums of money never round: 60 significant digits hold any realistic total at any sub-unit precision.
 MONEY_CONTEXT = Context(prec=60)
@@ -126,12 +126,13 @@ class SpendRow:
 
 
 def sort_rows(rows: list[SpendRow], by: Sequence[str]) -> list[SpendRow]:
-    """Days in calendar order, then the most expensive groups first, then by name for a stable order."""
+    """Days (and hours) in calendar order, then the most expensive groups first, then by name for a stable order."""
 
     def key(row: SpendRow) -> tuple[object, ...]:
         day = row.group.get("day") or "" if "day" in by else ""
+        hour = row.group.get("hour") or "" if "hour" in by else ""
         names = tuple(row.group.get(k) or "" for k in by)
-        return (day, -row.total_usd, names)
+        return (day, hour, -row.total_usd, names)
 
     return sorted(rows, key=key)
 

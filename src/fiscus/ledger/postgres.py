@@ -41,6 +41,7 @@ _MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(hashtext('fiscus.ledger.migrate:
 _DIALECT = Dialect(
     placeholder="%s",
     day="to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+    hour="to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24')",
     money_sums="SUM(input_usd), SUM(cache_read_usd), SUM(cache_write_5m_usd + cache_write_1h_usd), SUM(output_usd)",
     flag_sums="COUNT(*) FILTER (WHERE usage_estimated), COUNT(*) FILTER (WHERE fallback_price)",
     ts_param=utc,

@@ -31,6 +31,7 @@ SELECT_EVENTS = f"SELECT {', '.join(q(c) for c in COLUMNS)} FROM {TABLE}"
 class Dialect:
     placeholder: str  # "?" or "%s"
     day: str  # expression giving the UTC day of column ts as YYYY-MM-DD
+    hour: str  # expression giving the UTC hour of column ts as YYYY-MM-DDTHH
     money_sums: str  # select-list text summing input, cache read, cache write (5m+1h) and output money
     flag_sums: str  # select-list text counting usage_estimated and fallback_price events
     ts_param: Callable[[datetime], Any]  # a datetime bound as this backend stores ts
@@ -65,7 +66,7 @@ def where_clause(
 
 def spend_sql(dialect: Dialect, query: SpendQuery) -> tuple[str, list[Any]]:
     """One aggregate over (group keys, status, outcome); `merge_spend` folds status and outcome back in."""
-    keys = [dialect.day if k == "day" else q(k) for k in query.by]
+    keys = [dialect.day if k == "day" else dialect.hour if k == "hour" else q(k) for k in query.by]
     group = [*keys, "status", "outcome"]
     where, params = where_clause(dialect, query.since, query.until, query.where)
     select = ", ".join(

@@ -51,6 +51,7 @@ class _MoneySum:
 _DIALECT = Dialect(
     placeholder="?",
     day="strftime('%Y-%m-%d', ts / 1000000, 'unixepoch')",
+    hour="strftime('%Y-%m-%dT%H', ts / 1000000, 'unixepoch')",
     money_sums="fiscus_money_sum(input_usd, cache_read_usd, cache_write_5m_usd, cache_write_1h_usd, output_usd)",
     flag_sums="SUM(usage_estimated), SUM(fallback_price)",
     ts_param=to_micros,

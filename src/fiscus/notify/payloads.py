@@ -35,6 +35,11 @@ def summary(data: dict[str, Any]) -> str:
         if data.get("exhausts_at"):
             line += f"; its limit falls {data['exhausts_at']}"
         return line
+    if kind == "alert_raised":
+        owner = f" Owner: {data['owner']}." if data.get("owner") else ""
+        return f"fiscus {data.get('level')}: {data.get('message')}.{owner}"
+    if kind == "weekly_report":
+        return f"fiscus: {data.get('title')}: {data.get('headline')}"
     if "loop" in str(kind).lower():
         return f"fiscus: loop detected ({data.get('kind') or data.get('reason') or kind}) in {_who(data)}"
     if "breaker" in str(kind).lower():
@@ -58,6 +63,10 @@ def payload(channel: ChannelConfig, event: object) -> dict[str, Any]:
         return {"text": text}
     if channel.kind == "pagerduty":
         dedup = "|".join(str(data.get(k, "")) for k in ("type", "budget", "instance", "window", "action"))
+        if data.get("type") == "alert_raised":
+            dedup = "|".join(
+                ("alert_raised", str(data.get("signal")), str(data.get("subject")), str(data.get("window")))
+            )
         return {
             "routing_key": channel.routing_key(),
             "event_action": "trigger",
@@ -65,7 +74,7 @@ def payload(channel: ChannelConfig, event: object) -> dict[str, Any]:
             "payload": {
                 "summary": text,
                 "source": "fiscus",
-                "severity": channel.severity,
+                "severity": data["level"] if data.get("type") == "alert_raised" else channel.severity,
                 "custom_details": data,
             },
         }

@@ -17,6 +17,7 @@ from fiscus.errors import ConfigError
 from fiscus.money import to_nanos
 from fiscus.policy.ladders import Ladders
 from fiscus.policy.spec import (
+    TARGET_DIMENSIONS,
     BudgetSpec,
     LimitsSpec,
     PolicySpec,
@@ -24,7 +25,7 @@ from fiscus.policy.spec import (
     ThresholdSpec,
     parse_duration,
 )
-from fiscus.policy.types import EACH, Budget, Policy, Threshold, Window
+from fiscus.policy.types import EACH, Budget, Policy, RunTarget, Threshold, Window
 from fiscus.stores.base import Limits
 
 DEFAULT_THRESHOLDS: tuple[Threshold, ...] = (
@@ -85,6 +86,15 @@ def compile_policy(spec: PolicySpec, *, source: str | None = None) -> Policy:
         session_ttl_seconds=parse_duration(spec.session_ttl),
         override_keys=frozenset(k.strip() for k in raw_keys.split(",") if k.strip()),
         source=source,
+        alerts=spec.alerts,
+        owners={k: dict(v) for k, v in spec.owners.items() if isinstance(v, dict)},
+        default_owner=spec.owners["default"] if isinstance(spec.owners.get("default"), str) else None,  # type: ignore[arg-type]
+        targets={
+            dim: {value: RunTarget(t.p50_usd, t.p95_usd) for value, t in getattr(spec.targets, dim).items()}
+            for dim in TARGET_DIMENSIONS
+            if getattr(spec.targets, dim)
+        },
+        cache_hit_target=spec.targets.cache_hit_rate,
     )
 
 

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from fiscus.attribution import DIMENSIONS
+from fiscus.policy.alerts import AlertSettings
 
 ACTIONS = ("notify", "warn", "downgrade", "compress", "throttle", "partial", "block")
 CALENDAR_UNITS = ("hour", "day", "week", "month")
@@ -118,6 +119,32 @@ class PrioritySpec(_Strict):
     reserve_for_critical: Decimal = Field(default=Decimal(0), ge=0, lt=1)
 
 
+class RunTargetSpec(_Strict):
+    """What one case (session) of a group should cost: P50 the operating target, P95 the ceiling."""
+
+    p50_usd: Decimal = Field(ge=0)
+    p95_usd: Decimal = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RunTargetSpec:
+        if self.p95_usd < self.p50_usd:
+            raise ValueError("p95_usd must not be below p50_usd")
+        return self
+
+
+TARGET_DIMENSIONS = ("team", "workflow", "agent", "task_class")
+
+
+class TargetsSpec(_Strict):
+    """Targets the weekly review reads (else it derives P50 / P95 from the weeks before)."""
+
+    cache_hit_rate: Decimal = Field(default=Decimal("0.7"), ge=0, le=1)
+    team: dict[str, RunTargetSpec] = Field(default_factory=dict)
+    workflow: dict[str, RunTargetSpec] = Field(default_factory=dict)
+    agent: dict[str, RunTargetSpec] = Field(default_factory=dict)
+    task_class: dict[str, RunTargetSpec] = Field(default_factory=dict)
+
+
 class PolicySpec(_Strict):
     version: Literal[1] = 1
     timezone: str = "UTC"
@@ -133,6 +160,26 @@ class PolicySpec(_Strict):
     context: dict[str, int] = Field(default_factory=dict)
     override_keys_env: str | None = "FISCUS_OVERRIDE_KEYS"
     budgets: list[BudgetSpec] = Field(default_factory=list)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
+    # who answers for an anomaly: `default`, or per dimension value (`workflow: {triage: alice@example.com}`)
+    owners: dict[str, str | dict[str, str]] = Field(default_factory=dict)
+    targets: TargetsSpec = Field(default_factory=TargetsSpec)
+
+    @field_validator("owners")
+    @classmethod
+    def _owners(cls, owners: dict[str, str | dict[str, str]]) -> dict[str, str | dict[str, str]]:
+        for key, value in owners.items():
+            if key == "default":
+                if not isinstance(value, str) or not value.strip():
+                    raise ValueError("owners.default must be a name")
+                continue
+            if key not in SCOPE_DIMENSIONS:
+                raise ValueError(
+                    f"owners: unknown dimension {key!r}; use default or one of {', '.join(SCOPE_DIMENSIONS)}"
+                )
+            if not isinstance(value, dict):
+                raise ValueError(f"owners.{key} maps each {key} to its owner, e.g. {{triage: alice@example.com}}")
+        return owners
 
     @field_validator("session_ttl")
     @classmethod

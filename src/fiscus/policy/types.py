@@ -8,6 +8,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from fiscus.engine.decision import Action
+from fiscus.policy.alerts import AlertSettings
 from fiscus.policy.ladders import Ladders
 from fiscus.stores.base import Limits
 
@@ -85,6 +86,15 @@ class Budget:
 
 
 @dataclass(frozen=True, slots=True)
+class RunTarget:
+    """What one case (session) should cost: P50 the operating target, P95 the ceiling."""
+
+    p50: Decimal
+    p95: Decimal
+    source: str = "policy"
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     budgets: tuple[Budget, ...] = ()
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
@@ -97,6 +107,20 @@ class Policy:
     session_ttl_seconds: int = 7 * 86400
     override_keys: frozenset[str] = frozenset()
     source: str | None = None
+    alerts: AlertSettings = field(default_factory=AlertSettings)
+    owners: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # dimension → value → owner
+    default_owner: str | None = None
+    targets: Mapping[str, Mapping[str, RunTarget]] = field(default_factory=dict)  # dimension → value → target
+    cache_hit_target: Decimal = Decimal("0.7")
+
+    def owner_of(self, subject: Mapping[str, str | None]) -> str | None:
+        """Who answers for an anomaly about `subject` (dimension → value): the first dimension of it with an
+        owner in the policy, else the default owner."""
+        for dim, value in subject.items():
+            found = self.owners.get(dim, {}).get(value) if value is not None else None
+            if found:
+                return found
+        return self.default_owner
 
     def budget(self, name: str) -> Budget:
         for budget in self.budgets:
