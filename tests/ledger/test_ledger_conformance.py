@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from datetime import timedelta, timezone
 from decimal import Decimal
 
@@ -12,6 +13,7 @@ from fiscus.attribution import DIMENSIONS, Attribution
 from fiscus.errors import StoreError
 from fiscus.events.cost_event import CallStatus, CostEvent
 from fiscus.events.outcome_event import OutcomeRecorded
+from fiscus.events.savings import Savings
 from fiscus.ledger import Ledger, SpendQuery, UnknownDimensionError, open_ledger
 from fiscus.ledger.migrations import migrations
 from fiscus.pricing.cost import Cost
@@ -90,6 +92,8 @@ def _full_event() -> CostEvent:
         error="upstream_timeout",
         decision="downgrade",
         tags={"ticket": "T-1", "région": "eu"},
+        ungoverned_usd=Decimal("12346.000000000000000001"),
+        saved=Savings(cache=Decimal("0.25"), route=Decimal("-1E-12"), context=Decimal("0.3"), summary=Decimal("0")),
     )
 
 
@@ -267,3 +271,23 @@ def test_spend_by_hour_uses_utc_hours(ledger: Ledger, make_event: EventFactory) 
     ledger.append([make_event(at=late), make_event(at=late + timedelta(seconds=1)), make_event(at=late)])
     rows = ledger.spend(SpendQuery(by=("hour",)))
     assert [(r.group["hour"], r.requests) for r in rows] == [("2026-03-01T23", 2), ("2026-03-02T00", 1)]
+
+
+def test_spend_sums_ungoverned_cost_and_savings_by_lever(ledger: Ledger, make_event: EventFactory) -> None:
+    saved = [
+        (Decimal("1.00"), Savings(cache=Decimal("0.5"), route=Decimal("0.2"))),
+        (Decimal("2.00"), Savings(cache=Decimal("-0.01"), context=Decimal("0.6"), summary=Decimal("0.3"))),
+    ]
+    events = [replace(make_event(team="a"), ungoverned_usd=ungoverned, saved=savings) for ungoverned, savings in saved]
+    refused = make_event(team="a", status=CallStatus.BLOCKED, cost="0")  # refused work: no saving at all
+    old = make_event(team="b")  # an event that records no ungoverned cost
+    ledger.append([*events, refused, old])
+    rows = {row.group["team"]: row for row in ledger.spend(SpendQuery(by=("team",)))}
+    a = rows["a"]
+    assert a.ungoverned_usd == Decimal("3.00") and a.refused == 1
+    assert a.saved == Savings(
+        cache=Decimal("0.49"), route=Decimal("0.2"), context=Decimal("0.6"), summary=Decimal("0.3")
+    )
+    assert a.saved_rate == Decimal("1.59") / Decimal("3.00")
+    assert rows["b"].ungoverned_usd == 0 and rows["b"].saved == Savings() and rows["b"].saved_rate == 0
+    assert ledger.get(events[1].id) == events[1]

@@ -45,9 +45,11 @@ def report(
         bool, typer.Option("--csv", help="Print the chargeback CSV: a header, one row per group, exact decimals.")
     ] = False,
 ) -> None:
-    """Spend, tokens, requests, cache hit rate and cost per outcome per case (session), with totals, per group."""
+    """Spend, tokens, requests, cache hit rate, saving (against the same calls ungoverned, by lever) and cost per
+    outcome per case (session), with totals, per group."""
     from fiscus.ledger import SpendQuery, open_ledger
     from fiscus.reports.cases import case_costs
+    from fiscus.reports.savings import savings_table
     from fiscus.reports.spend import SpendReport
 
     if as_json and as_csv:
@@ -72,6 +74,9 @@ def report(
             console.print(f"No spend recorded in {url} for this window and filter.")
             return
         console.print(result.to_table())
+        by_lever = savings_table(result.totals)
+        if by_lever is not None:
+            console.print(by_lever)
 
 
 def ledger_url(ledger: str | None, config: Path | None) -> str:

@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from fiscus.attribution import Attribution
+from fiscus.events.savings import Savings
 from fiscus.pricing.cost import Cost
 from fiscus.usage.model import Usage
 
@@ -67,6 +68,10 @@ class CostEvent:
     error: str | None = None
     decision: str | None = None  # the budget action that shaped the call, e.g. "downgrade"
     tags: dict[str, str] = field(default_factory=dict)
+    # What the call would have cost ungoverned and what each lever saved (`fiscus.events.savings`); None when
+    # unknown, and always for refused or partial work, which is never a saving.
+    ungoverned_usd: Decimal | None = None
+    saved: Savings | None = None
 
     @property
     def cache_hit_ratio(self) -> Decimal:
@@ -99,6 +104,8 @@ class CostEvent:
             "decision": self.decision,
             "attribution": self.attribution.to_dict(),
             "tags": dict(self.tags),
+            "ungoverned_usd": None if self.ungoverned_usd is None else str(self.ungoverned_usd),
+            "saved": None if self.saved is None else self.saved.to_dict(),
         }
 
     @classmethod
@@ -121,4 +128,6 @@ class CostEvent:
             decision=data.get("decision"),
             attribution=Attribution.from_dict(data.get("attribution", {})),
             tags=dict(data.get("tags") or {}),
+            ungoverned_usd=None if data.get("ungoverned_usd") is None else Decimal(data["ungoverned_usd"]),
+            saved=Savings.from_dict(data["saved"]) if data.get("saved") else None,
         )

@@ -12,6 +12,7 @@ from fiscus.attribution import DIMENSIONS
 from fiscus.errors import StoreError
 from fiscus.events.cost_event import CostEvent
 from fiscus.events.outcome_event import OutcomeRecorded
+from fiscus.events.savings import Savings
 
 # What a spend query can group and filter by: every attribution dimension plus these call facts.
 CALL_KEYS: tuple[str, ...] = ("provider", "served_model", "requested_model", "status")
@@ -75,6 +76,9 @@ class SpendRow:
     fallback_price_events: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
     outcomes: dict[str, int] = field(default_factory=dict)
+    # Over the events that record it: what they would have cost ungoverned, and the saving per lever.
+    ungoverned_usd: Decimal = Decimal(0)
+    saved: Savings = field(default_factory=Savings)
 
     @property
     def total_usd(self) -> Decimal:
@@ -108,6 +112,21 @@ class SpendRow:
         self.cache_write_usd = add(self.cache_write_usd, cache_write)
         self.output_usd = add(self.output_usd, output)
 
+    @property
+    def saved_rate(self) -> Decimal:
+        """Share of the ungoverned cost saved; 0 when no event recorded one."""
+        total = self.ungoverned_usd
+        return MONEY_CONTEXT.divide(self.saved.total, total) if total else Decimal(0)
+
+    @property
+    def refused(self) -> int:
+        """Calls refused or answered partially: work not done, never counted as a saving."""
+        return self.statuses.get("blocked", 0) + self.statuses.get("partial", 0)
+
+    def add_savings(self, ungoverned: Decimal, saved: Savings) -> None:
+        self.ungoverned_usd = MONEY_CONTEXT.add(self.ungoverned_usd, ungoverned)
+        self.saved.add(saved)
+
     def merge(self, other: SpendRow) -> None:
         """Add `other`'s totals into this row (used for the totals line)."""
         self.requests += other.requests
@@ -117,6 +136,7 @@ class SpendRow:
         self.output_tokens += other.output_tokens
         self.reasoning_tokens += other.reasoning_tokens
         self.add_money(other.input_usd, other.cache_read_usd, other.cache_write_usd, other.output_usd)
+        self.add_savings(other.ungoverned_usd, other.saved)
         self.estimated_events += other.estimated_events
         self.fallback_price_events += other.fallback_price_events
         for label, count in other.statuses.items():

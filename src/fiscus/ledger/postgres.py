@@ -21,7 +21,7 @@ from fiscus.events.cost_event import CostEvent
 from fiscus.events.outcome_event import OutcomeRecorded
 from fiscus.ledger.migrations import migrations
 from fiscus.ledger.outcomes import insert_sql, outcome_row
-from fiscus.ledger.rows import COLUMNS, TABLE, event_from_row, tags_json, utc
+from fiscus.ledger.rows import COLUMNS, SAVINGS_COLUMNS, TABLE, event_from_row, savings_cells, tags_json, utc
 from fiscus.ledger.sql import Dialect, SqlLedger, q
 
 _COLS = ", ".join(q(c) for c in COLUMNS)
@@ -45,6 +45,8 @@ _DIALECT = Dialect(
     money_sums="SUM(input_usd), SUM(cache_read_usd), SUM(cache_write_5m_usd + cache_write_1h_usd), SUM(output_usd)",
     flag_sums="COUNT(*) FILTER (WHERE usage_estimated), COUNT(*) FILTER (WHERE fallback_price)",
     ts_param=utc,
+    savings_sums=", ".join(f"SUM({column})" for column in SAVINGS_COLUMNS),
+    savings_cells=len(SAVINGS_COLUMNS),
 )
 
 InsertMethod = Literal["copy", "executemany"]
@@ -93,7 +95,12 @@ def postgres_row(e: CostEvent) -> tuple[Any, ...]:
         e.error,
         e.decision,
         tags_json(e.tags),
+        *savings_cells(e, _as_is),
     )
+
+
+def _as_is(value: Decimal) -> Decimal:
+    return value
 
 
 def _one_line(exc: BaseException) -> str:
@@ -218,6 +225,10 @@ class PostgresLedger(SqlLedger):
 
     @staticmethod
     def money(cells: Sequence[Any]) -> list[Decimal]:
+        return _money(cells)
+
+    @staticmethod
+    def savings(cells: Sequence[Any]) -> list[Decimal]:
         return _money(cells)
 
     def close(self) -> None:

@@ -15,6 +15,7 @@ import orjson
 
 from fiscus.attribution import DIMENSIONS, Attribution
 from fiscus.events.cost_event import CallStatus, CostEvent
+from fiscus.events.savings import LEVERS, Savings
 from fiscus.pricing.cost import Cost
 from fiscus.usage.model import Usage
 
@@ -27,6 +28,8 @@ TOKEN_COLUMNS = (
     "reasoning_tokens",
 )
 MONEY_COLUMNS = ("input_usd", "cache_read_usd", "cache_write_5m_usd", "cache_write_1h_usd", "output_usd")
+# What the call would have cost ungoverned and the saving per lever (NULL when unknown: refused work, old rows).
+SAVINGS_COLUMNS = ("ungoverned_usd", *(f"saved_{lever}_usd" for lever in LEVERS))
 COLUMNS: tuple[str, ...] = (
     "id",
     "ts",
@@ -46,6 +49,7 @@ COLUMNS: tuple[str, ...] = (
     "error",
     "decision",
     "tags",
+    *SAVINGS_COLUMNS,
 )
 TABLE = "cost_events"
 
@@ -115,9 +119,27 @@ def sqlite_row(e: CostEvent) -> tuple[Any, ...]:
         e.error,
         e.decision,
         tags_json(e.tags),
+        *savings_cells(e, str),
     )
 
 
+def savings_cells(e: CostEvent, money: Callable[[Decimal], Any]) -> tuple[Any, ...]:
+    """The ungoverned cost and per-lever savings of `e` as `money` encodes them, or NULLs when unknown."""
+    if e.ungoverned_usd is None or e.saved is None:
+        return _NO_SAVINGS
+    s = e.saved
+    return (
+        money(e.ungoverned_usd),
+        money(s.cache),
+        money(s.route),
+        money(s.context),
+        money(s.summary),
+        money(s.response_cache),
+        money(s.batch),
+    )
+
+
+_NO_SAVINGS = (None,) * len(SAVINGS_COLUMNS)
 _N_DIMS = len(DIMENSIONS)
 _T0 = 7 + _N_DIMS  # index of the first token column
 
@@ -129,6 +151,10 @@ def event_from_row(row: Sequence[Any], *, ts: Callable[[Any], datetime], money: 
     tags = row[m + 11]
     if isinstance(tags, str):
         tags = orjson.loads(tags)
+    ungoverned, saved = row[m + 12], None
+    if ungoverned is not None:
+        ungoverned = money(ungoverned)
+        saved = Savings(*(money(v) for v in row[m + 13 : m + 13 + len(LEVERS)]))
     return CostEvent(
         id=row[0],
         timestamp=ts(row[1]),
@@ -146,4 +172,6 @@ def event_from_row(row: Sequence[Any], *, ts: Callable[[Any], datetime], money: 
         error=row[m + 9],
         decision=row[m + 10],
         tags=dict(tags or {}),
+        ungoverned_usd=ungoverned,
+        saved=saved,
     )

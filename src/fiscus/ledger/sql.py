@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from fiscus.events.cost_event import CostEvent
+from fiscus.events.savings import Savings
 from fiscus.ledger.base import FILTER_KEYS, Ledger, SpendQuery, SpendRow, resolve_key, sort_rows
 from fiscus.ledger.outcomes import chunks, latest_by_session, select_sql
 from fiscus.ledger.rows import COLUMNS, TABLE
@@ -35,6 +36,8 @@ class Dialect:
     money_sums: str  # select-list text summing input, cache read, cache write (5m+1h) and output money
     flag_sums: str  # select-list text counting usage_estimated and fallback_price events
     ts_param: Callable[[datetime], Any]  # a datetime bound as this backend stores ts
+    savings_sums: str  # select-list text summing the ungoverned cost and each lever's saving (NULLs skipped)
+    savings_cells: int  # how many cells `savings_sums` gives
 
 
 def where_clause(
@@ -80,23 +83,30 @@ def spend_sql(dialect: Dialect, query: SpendQuery) -> tuple[str, list[Any]]:
             "SUM(reasoning_tokens)",
             dialect.flag_sums,
             dialect.money_sums,
+            dialect.savings_sums,
         ]
     )
     return f"SELECT {select} FROM {TABLE}{where} GROUP BY {', '.join(group)}", params
 
 
 def merge_spend(
-    query: SpendQuery, raw: Iterable[Sequence[Any]], money: Callable[[Sequence[Any]], Sequence[Decimal]]
+    query: SpendQuery,
+    raw: Iterable[Sequence[Any]],
+    money: Callable[[Sequence[Any]], Sequence[Decimal]],
+    savings: Callable[[Sequence[Any]], Sequence[Decimal]],
+    savings_cells: int,
 ) -> list[SpendRow]:
-    """Fold aggregate rows (group…, status, outcome, counts…, money…) into one `SpendRow` per group.
-    `money` turns the trailing money cells of a raw row into (input, cache_read, cache_write, output)."""
+    """Fold aggregate rows (group…, status, outcome, counts…, money…, savings…) into one `SpendRow` per group.
+    `money` turns the money cells of a raw row into (input, cache_read, cache_write, output), `savings` the last
+    `savings_cells` into (ungoverned, saving per lever…)."""
     n = len(query.by)
     rows: dict[tuple[Any, ...], SpendRow] = {}
     for r in raw:
         key = tuple(None if v is None else str(v) for v in r[:n])
         status, outcome = r[n], r[n + 1]
         count, tin, tcr, tcw, tout, treason, est, fb = (int(v or 0) for v in r[n + 2 : n + 10])
-        m_in, m_cr, m_cw, m_out = money(r[n + 10 :])
+        m_in, m_cr, m_cw, m_out = money(r[n + 10 : len(r) - savings_cells])
+        ungoverned, *saved = savings(r[len(r) - savings_cells :])
         row = rows.get(key)
         if row is None:
             row = rows[key] = SpendRow(group=dict(zip(query.by, key, strict=True)))
@@ -109,6 +119,7 @@ def merge_spend(
         row.estimated_events += est
         row.fallback_price_events += fb
         row.add_money(m_in, m_cr, m_cw, m_out)
+        row.add_savings(ungoverned, Savings(*saved))
         row.statuses[status] = row.statuses.get(status, 0) + count
         if outcome is not None:
             row.outcomes[outcome] = row.outcomes.get(outcome, 0) + count
@@ -136,6 +147,11 @@ class SqlLedger(Ledger):
     def money(cells: Sequence[Any]) -> Sequence[Decimal]:
         """The money cells of a spend row as exact Decimals."""
 
+    @staticmethod
+    @abc.abstractmethod
+    def savings(cells: Sequence[Any]) -> Sequence[Decimal]:
+        """The savings cells of a spend row as exact Decimals: ungoverned cost, then each lever's saving."""
+
     def get(self, event_id: str) -> CostEvent | None:
         rows = self.fetch(f"{SELECT_EVENTS} WHERE id = {self.dialect.placeholder}", [event_id])
         return self.decode(rows[0]) if rows else None
@@ -160,7 +176,8 @@ class SqlLedger(Ledger):
 
     def spend(self, query: SpendQuery) -> list[SpendRow]:
         sql, params = spend_sql(self.dialect, query)
-        return merge_spend(query, self.fetch(sql, params), self.money)
+        rows = self.fetch(sql, params)
+        return merge_spend(query, rows, self.money, self.savings, self.dialect.savings_cells)
 
     def outcomes(self, sessions: Iterable[str]) -> dict[str, str]:
         rows: list[Sequence[Any]] = []

@@ -20,7 +20,7 @@ from fiscus.events.outcome_event import OutcomeRecorded
 from fiscus.ledger.base import MONEY_CONTEXT
 from fiscus.ledger.migrations import migrations
 from fiscus.ledger.outcomes import insert_sql, outcome_row
-from fiscus.ledger.rows import COLUMNS, TABLE, event_from_row, from_micros, sqlite_row, to_micros
+from fiscus.ledger.rows import COLUMNS, SAVINGS_COLUMNS, TABLE, event_from_row, from_micros, sqlite_row, to_micros
 from fiscus.ledger.sql import Dialect, SqlLedger, q
 from fiscus.sqlite_wal import connect_wal
 
@@ -55,7 +55,26 @@ _DIALECT = Dialect(
     money_sums="fiscus_money_sum(input_usd, cache_read_usd, cache_write_5m_usd, cache_write_1h_usd, output_usd)",
     flag_sums="SUM(usage_estimated), SUM(fallback_price)",
     ts_param=to_micros,
+    savings_sums=f"fiscus_savings_sum({', '.join(SAVINGS_COLUMNS)})",
+    savings_cells=1,
 )
+
+
+class _SavingsSum:
+    """SQLite aggregate `fiscus_savings_sum(ungoverned, saved per lever…)` → the sums as one text, NULL rows
+    (refused work, rows from before the savings were recorded) skipped."""
+
+    def __init__(self) -> None:
+        self.parts = [Decimal(0)] * len(SAVINGS_COLUMNS)
+
+    def step(self, *cells: str | None) -> None:
+        if cells[0] is None:
+            return
+        add = MONEY_CONTEXT.add
+        self.parts = [add(total, Decimal(cell or 0)) for total, cell in zip(self.parts, cells, strict=True)]
+
+    def finalize(self) -> str:
+        return " ".join(str(v) for v in self.parts)
 
 
 def _money(cells: Sequence[object]) -> list[Decimal]:
@@ -78,6 +97,11 @@ class SqliteLedger(SqlLedger):
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             self._conn = connect_wal(self.path, busy_timeout_ms=_BUSY_TIMEOUT_MS)
             self._conn.create_aggregate("fiscus_money_sum", 5, _MoneySum)  # type: ignore[arg-type]
+            self._conn.create_aggregate(
+                "fiscus_savings_sum",
+                len(SAVINGS_COLUMNS),
+                _SavingsSum,  # type: ignore[arg-type]
+            )
             self._migrate()
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open ledger {self.url}: {exc}") from None
@@ -159,6 +183,10 @@ class SqliteLedger(SqlLedger):
 
     @staticmethod
     def money(cells: Sequence[object]) -> list[Decimal]:
+        return _money(cells)
+
+    @staticmethod
+    def savings(cells: Sequence[object]) -> list[Decimal]:
         return _money(cells)
 
     def close(self) -> None:

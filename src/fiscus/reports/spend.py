@@ -21,6 +21,7 @@ from rich.table import Table
 
 from fiscus.ledger.base import SpendQuery, SpendRow
 from fiscus.pricing.cost import usd
+from fiscus.reports.savings import SAVINGS_CSV, savings_cells, savings_dict
 
 if TYPE_CHECKING:
     from fiscus.reports.cases import CaseGroup
@@ -154,6 +155,7 @@ class SpendReport:
             ("Output tok", f"{t.output_tokens:,}"),
             ("Cache hit", _percent(t.cache_hit_rate)),
             ("Spend", usd(t.total_usd)),
+            ("Saved", _percent(t.saved_rate)),
         ):
             table.add_column(heading, justify="right", footer=footer, no_wrap=True)
         if labels:
@@ -167,6 +169,7 @@ class SpendReport:
                 f"{row.output_tokens:,}",
                 _percent(row.cache_hit_rate),
                 usd(row.total_usd),
+                _percent(row.saved_rate),
             ]
             if labels:
                 cells.append(_per_outcome(self.outcome_counts(row)[1]))
@@ -198,6 +201,7 @@ _CSV_NUMBERS = (
     "cache_hit_rate",
     "estimated_events",
     "fallback_price_events",
+    *SAVINGS_CSV,
 )
 
 
@@ -217,6 +221,7 @@ def _csv_numbers(row: SpendRow) -> list[object]:
         dec(row.cache_hit_rate.quantize(_RATE)),
         row.estimated_events,
         row.fallback_price_events,
+        *savings_cells(row, dec),
     ]
 
 
@@ -240,6 +245,7 @@ def row_dict(row: SpendRow) -> dict[str, Any]:
         "statuses": dict(sorted(row.statuses.items())),
         "outcomes": dict(sorted(row.outcomes.items())),
         "cost_per_outcome_usd": {k: dec(v) for k, v in row.cost_per_outcome().items()},
+        **savings_dict(row, dec),
     }
 
 

@@ -1,0 +1,79 @@
+"""The saving by lever: what the governed calls would have cost ungoverned, and what each lever took off.
+
+Read from the spend rows (each event records its ungoverned cost and per-lever saving, `fiscus.events.savings`).
+A saving is a share of the ungoverned cost of the calls that were answered; refused and partial calls did no
+work, so they are counted apart and never as a saving.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from rich.table import Table
+
+from fiscus.events.savings import LEVERS
+from fiscus.ledger.base import MONEY_CONTEXT, SpendRow
+from fiscus.pricing.cost import usd
+
+LEVER_NAMES = {
+    "cache": "prompt cache",
+    "route": "routing",
+    "context": "context window",
+    "summary": "rolling summary",
+    "response_cache": "response cache",
+    "batch": "batch",
+}
+_RATE = Decimal("0.0001")
+SAVINGS_CSV = ("ungoverned_usd", "saved_usd", "saved_rate", *(f"saved_{lever}_usd" for lever in LEVERS), "refused")
+
+
+def share(part: Decimal, whole: Decimal) -> Decimal:
+    return MONEY_CONTEXT.divide(part, whole) if whole else Decimal(0)
+
+
+def savings_dict(row: SpendRow, dec: Any) -> dict[str, Any]:
+    """The row's savings as JSON-safe values (`dec` renders a Decimal exactly)."""
+    return {
+        "ungoverned_usd": dec(row.ungoverned_usd),
+        "saved_usd": dec(row.saved.total),
+        "saved_rate": dec(row.saved_rate.quantize(_RATE)),
+        "saved_by_lever_usd": {lever: dec(value) for lever, value in row.saved.by_lever().items()},
+        "refused": row.refused,
+    }
+
+
+def savings_cells(row: SpendRow, dec: Any) -> list[object]:
+    """The row's savings for the CSV, in `SAVINGS_CSV` order."""
+    return [
+        dec(row.ungoverned_usd),
+        dec(row.saved.total),
+        dec(row.saved_rate.quantize(_RATE)),
+        *(dec(value) for value in row.saved.by_lever().values()),
+        row.refused,
+    ]
+
+
+def savings_table(totals: SpendRow) -> Table | None:
+    """Ungoverned cost, saving by lever and overall (USD and % of ungoverned); None when nothing recorded one."""
+    if not totals.ungoverned_usd:
+        return None
+    table = Table(title="Saving by lever (against the same calls ungoverned)", title_justify="left")
+    table.add_column("Lever")
+    table.add_column("Saved", justify="right", no_wrap=True)
+    table.add_column("Of ungoverned", justify="right", no_wrap=True)
+    whole = totals.ungoverned_usd
+    for lever, value in totals.saved.by_lever().items():
+        if value:
+            table.add_row(LEVER_NAMES[lever], usd(value), _percent(share(value, whole)))
+    table.add_row("all levers", usd(totals.saved.total), _percent(share(totals.saved.total, whole)), style="bold")
+    notes = [f"Ungoverned {usd(whole)}, governed {usd(whole - totals.saved.total)}."]
+    if totals.refused:
+        notes.append(f"{totals.refused:,} refused or partial calls did no work and count as no saving.")
+    table.caption = " ".join(notes)
+    table.caption_justify = "left"
+    return table
+
+
+def _percent(rate: Decimal) -> str:
+    return f"{rate * 100:.1f}%"
