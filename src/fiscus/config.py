@@ -48,7 +48,15 @@ class GatewayConfig(_Section):
     port: int = 8787
     workers: int = 1
     max_body_bytes: int = 8 * 1024 * 1024
+    # A request body must arrive whole within this time; at most `max_slow_bodies` requests per worker may
+    # still be sending theirs after the first second (a client trickling a body holds a connection meanwhile).
+    body_timeout_s: float = Field(default=10.0, gt=0)
+    max_slow_bodies: int = Field(default=32, ge=1)
     admin_token_env: str = "FISCUS_ADMIN_TOKEN"
+    # /metrics needs `Authorization: Bearer` with this env var's token (or the admin token); unset: closed.
+    metrics_token_env: str = "FISCUS_METRICS_TOKEN"
+    # host:port where /metrics is also served without a token (bind it to a private interface)
+    metrics_listen: str | None = None
     retry_budget_ratio: float = 0.1  # retries may be at most this share of requests
     rate_limit_headroom: float = 0.15  # stay this far under a provider's RPM/TPM
     pace_check_s: float = Field(default=300.0, ge=0)  # how often budgets' pace is checked (0: never)

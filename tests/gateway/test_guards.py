@@ -68,8 +68,13 @@ def serve(tmp_path: Path, emulator_url: str, events: list[object]) -> Iterator[C
         next(gen, None)
 
 
+@pytest.fixture(autouse=True)
+def _metrics_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FISCUS_METRICS_TOKEN", "metrics-secret")
+
+
 def _metrics(real: Real) -> str:
-    return httpx.get(real.url + "/metrics").text
+    return httpx.get(real.url + "/metrics", headers={"authorization": "Bearer metrics-secret"}).text
 
 
 def test_exhausted_budget_opens_the_agent_breaker(serve: Callable[..., Real], events: list[object]) -> None:

@@ -109,13 +109,14 @@ async def test_anthropic_async(gw) -> None:
     await client.close()
 
 
-def test_models_health_metrics(gw) -> None:
+def test_models_health_metrics(gw, monkeypatch) -> None:
+    monkeypatch.setenv("FISCUS_METRICS_TOKEN", "metrics-secret")
     models = _openai(gw).models.list()
     assert {"gpt-4o", "claude-*"} <= {m.id for m in models.data}
     with httpx.Client() as client:
         assert client.get(gw.url + "/healthz").json() == {"status": "ok"}
         _openai(gw).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
-        text = client.get(gw.url + "/metrics").text
+        text = client.get(gw.url + "/metrics", headers={"authorization": "Bearer metrics-secret"}).text
     assert 'fiscus_requests_total{route="chat",status="200"}' in text
     assert "fiscus_cost_usd_total" in text and 'fiscus_tokens_total{type="output"}' in text
     assert 'fiscus_decisions_total{action="allow"}' in text
@@ -139,7 +140,8 @@ def test_admin_api(gw, monkeypatch) -> None:
     auth = {"authorization": "Bearer admin-secret"}
     with httpx.Client(base_url=gw.url + "/admin") as client:
         assert client.get("/keys").status_code == 401
-        assert "/keys" in client.get("/openapi.json").json()["paths"]
+        assert client.get("/openapi.json").status_code == 401
+        assert "/keys" in client.get("/openapi.json", headers=auth).json()["paths"]
         created = client.post("/keys", json={"agent": "a1", "team": "t1", "environment": "dev"}, headers=auth)
         assert created.status_code == 201
         secret, key_id = created.json()["key"], created.json()["id"]
@@ -168,5 +170,6 @@ def test_dashboard_page_is_served_without_data_and_reads_the_admin_api(gw, monke
         assert "<title>fiscus — spend and budgets</title>" in html and "admin token" in html
         for route in ('get("budgets")', "spend?by=agent&", "spend?by=day", "spend?by=agent,day", 'get("breakers")'):
             assert route in html  # the page reads these admin routes, which need the token
-        assert "/dashboard" not in client.get("/openapi.json").json()["paths"]
+        paths = client.get("/openapi.json", headers={"authorization": "Bearer admin-secret"}).json()["paths"]
+        assert "/dashboard" not in paths and "/openapi.json" not in paths
         assert client.get("/budgets").status_code == 401

@@ -1,14 +1,13 @@
 """The admin API, mounted at `/admin`: virtual keys, budget status and spend (OpenAPI at `/admin/openapi.json`),
 and the dashboard page that shows them (`/admin/dashboard`). Off the hot path, so FastAPI and pydantic are welcome
 here. Every API route needs `Authorization: Bearer <token>` where the token is the value of the env var named by
-`gateway.admin_token_env`; without it the API is closed. The dashboard page itself holds no data.
+`gateway.admin_token_env`; without it the API is closed. The OpenAPI document needs the token too (it maps what
+an attacker could try); the dashboard page itself holds no data.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hmac
-import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -17,13 +16,14 @@ from importlib import resources
 from typing import Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from fiscus.errors import FiscusError
 from fiscus.gateway.admin_cases import cases_router
 from fiscus.gateway.admin_review import review_router
+from fiscus.gateway.tokens import configured, matches
 from fiscus.governor import Governor
 from fiscus.keys import KeyClaims, KeyNotFoundError, KeyRing, VirtualKey
 
@@ -103,17 +103,22 @@ def create_admin_app(
     breakers: Callable[[], list[dict[str, Any]]] | None = None,
     alerts: Any | None = None,
 ) -> FastAPI:
-    app = FastAPI(title="fiscus admin", version="1", docs_url="/docs", openapi_url="/openapi.json")
+    # No interactive docs page: it would fetch the OpenAPI document without the token.
+    app = FastAPI(title="fiscus admin", version="1", docs_url=None, redoc_url=None, openapi_url=None)
     bearer = HTTPBearer(auto_error=False)
 
     def admin(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
-        expected = os.environ.get(token_env)
-        if not expected:
+        if not configured([token_env]):
             raise HTTPException(401, f"admin API disabled: set {token_env}")
-        if credentials is None or not hmac.compare_digest(credentials.credentials.encode(), expected.encode()):
+        if credentials is None or not matches(credentials.credentials, [token_env]):
             raise HTTPException(401, "invalid admin token", headers={"www-authenticate": "Bearer"})
 
     guarded = [Depends(admin)]
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=guarded)
+    def openapi() -> JSONResponse:
+        """The admin API's OpenAPI document."""
+        return JSONResponse(app.openapi())
 
     @app.post("/keys", status_code=201, dependencies=guarded)
     def create_key(body: NewKey) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """The gateway ASGI app: OpenAI- and Anthropic-compatible endpoints on Starlette (hot path: raw ASGI handlers,
-orjson, no pydantic), plus the FastAPI admin API at `/admin`, `/metrics` and `/healthz`.
+orjson, no pydantic), plus the FastAPI admin API at `/admin`, `/metrics` (behind a token, or on a listen address
+of its own) and `/healthz`.
 
 `create_app(config)` opens what it is not given (governor, key ring, upstream pool) and closes those at
 shutdown; `run_gateway_in_thread(config)` serves it on a loopback port for tests and the demo.
@@ -28,8 +29,10 @@ from fiscus.events.otel import join_callers_trace, release
 from fiscus.gateway.calls import Gateway
 from fiscus.gateway.guards import GatewayGuards
 from fiscus.gateway.metrics import CONTENT_TYPE, GatewayMetrics
+from fiscus.gateway.metrics_listener import start_metrics_listener
 from fiscus.gateway.protocol import CHAT, MESSAGES, RESPONSES, BadRequest, Protocol, error_body
 from fiscus.gateway.responses import JSON, RawResponse
+from fiscus.gateway.tokens import bearer, configured, matches
 from fiscus.governor.pace_watch import PaceWatch
 from fiscus.guards import BreakerConfig, BreakerRegistry, LoopConfig
 from fiscus.serving import serve_in_thread
@@ -161,7 +164,11 @@ def create_app(
     async def healthz(request: Request) -> Response:
         return Response(b'{"status":"ok"}', media_type=JSON)
 
+    metrics_tokens = (config.gateway.metrics_token_env, config.gateway.admin_token_env)
+
     async def metrics_endpoint(request: Request) -> Response:
+        if not matches(bearer(request.headers.get("authorization")), metrics_tokens):
+            return _metrics_refused(metrics_tokens, config.gateway.metrics_listen)
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     from fiscus.gateway.admin import create_admin_app
@@ -178,6 +185,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        listener = None
+        if config.gateway.metrics_listen:
+            listener = await start_metrics_listener(config.gateway.metrics_listen, metrics.render)
         watches = [
             _every(config.gateway.pace_check_s, PaceWatch(governor).check, "budget pace check")
             if _keeps(governor)
@@ -190,6 +200,8 @@ def create_app(
             for watch in watches:
                 if watch is not None:
                     watch.cancel()
+            if listener is not None:
+                listener.close()
             if own_upstream:
                 await upstreams.aclose()
             for thing in owned:
@@ -215,6 +227,17 @@ def create_app(
 def _keeps(governor: Any) -> bool:
     """A real governor: it keeps budgets (and a store to claim announcements on); a stand-in does not."""
     return hasattr(governor, "announcer")
+
+
+def _metrics_refused(tokens: tuple[str, ...], listen: str | None) -> Response:
+    if configured(tokens):
+        message = "invalid or missing metrics token"
+    else:
+        message = f"/metrics needs a token: set {' or '.join(tokens)}"
+    if listen:
+        message += f" (or scrape {listen}/metrics)"
+    body = orjson.dumps({"error": {"message": message, "type": "invalid_request_error", "param": None, "code": None}})
+    return Response(body, 401, headers={"www-authenticate": "Bearer"}, media_type=JSON)
 
 
 def _every(seconds: float, check: Callable[[], object], what: str) -> asyncio.Task[None] | None:

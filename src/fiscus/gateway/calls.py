@@ -26,6 +26,7 @@ from fiscus.events.cost_event import CallStatus, CostEvent
 from fiscus.gateway.auth import AttributionCache, client_key
 from fiscus.gateway.body import upstream_body
 from fiscus.gateway.guards import GatewayGuards, GuardRefusal, refusal_admission
+from fiscus.gateway.intake import BodyIntake
 from fiscus.gateway.metrics import GatewayMetrics
 from fiscus.gateway.protocol import BadRequest, ParsedRequest, Protocol, error_body, parse_request
 from fiscus.gateway.relay import StreamRelay, UsageChunkFilter, cost_trailer
@@ -76,7 +77,11 @@ class Gateway:
         self.upstream = upstream
         self.metrics = metrics
         self.router = Router(config.providers)
-        self.max_body = config.gateway.max_body_bytes
+        self.intake = BodyIntake(
+            limit=config.gateway.max_body_bytes,
+            timeout_s=config.gateway.body_timeout_s,
+            max_slow=config.gateway.max_slow_bodies,
+        )
         self.attribute = AttributionCache()
         self.cache_placer = CachePlacer() if config.optimise.prompt_cache else None
 
@@ -92,7 +97,7 @@ class Gateway:
         vkey = await self.keys.averify(key)
         if vkey is None:
             raise BadRequest("invalid or revoked API key", status=401, code="invalid_api_key")
-        raw = await read_body(receive, headers.get("content-length"), self.max_body)
+        raw = await self.intake.read(receive, headers.get("content-length"))
         request = parse_request(protocol, raw)
         provider = self.router.route(request.model, protocol)
         if provider is None:
@@ -452,31 +457,3 @@ def _body_usage(body: bytes, protocol: Protocol, input_tokens: int) -> Usage:
     except Exception:  # an odd 2xx body must not lose the call: it is still recorded, as an estimate
         log.warning("could not read usage from a %s answer; recording an estimate", protocol.format)
         return Usage(input_tokens=input_tokens, estimated=True)
-
-
-async def read_body(receive: Receive, content_length: str | None, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it passes `limit` bytes (never read whole first)."""
-    if content_length is not None:
-        try:
-            declared = int(content_length)
-        except ValueError:
-            raise BadRequest("invalid content-length header") from None
-        if declared > limit:
-            raise BadRequest(
-                f"request body of {declared} bytes exceeds the limit of {limit} bytes",
-                status=413,
-                code="request_too_large",
-            )
-    parts: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise BadRequest("client disconnected while sending the body", status=400)
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise BadRequest(f"request body exceeds the limit of {limit} bytes", status=413, code="request_too_large")
-        parts.append(chunk)
-        if not message.get("more_body", False):
-            return parts[0] if len(parts) == 1 else b"".join(parts)
