@@ -41,6 +41,9 @@ class ProviderConfig(_Section):
     organization: str | None = None  # OpenAI-Organization header (OpenAI only)
     project: str | None = None  # OpenAI-Project header (OpenAI only)
     deployments: dict[str, str] = Field(default_factory=dict)  # Azure OpenAI: model name -> deployment name
+    # PEM file of the CAs that verify this provider's certificate, instead of the system's (a private CA, a
+    # TLS-inspecting proxy); relative to fiscus.yaml
+    ca_bundle: Path | None = None
 
 
 class GatewayConfig(_Section):
@@ -94,6 +97,9 @@ def load_config(path: str | Path | None) -> FiscusConfig:
         raise ConfigError(describe_validation_error(path, exc)) from None
     if config.policy is not None and not config.policy.is_absolute():
         config.policy = path.parent / config.policy
+    for provider in config.providers.values():
+        if provider.ca_bundle is not None and not provider.ca_bundle.is_absolute():
+            provider.ca_bundle = path.parent / provider.ca_bundle
     postmortems = config.guards.postmortem_dir
     if postmortems is not None and not postmortems.is_absolute() and "postmortem_dir" in config.guards.model_fields_set:
         config.guards.postmortem_dir = path.parent / postmortems

@@ -1,5 +1,6 @@
 """The HTTP client under every provider call: HTTP/1.1 on asyncio's protocol layer with httptools' parser (the one
-uvicorn uses), a keep-alive pool per origin, TLS, gzip/deflate, per-call timeouts.
+uvicorn uses), a keep-alive pool per origin, verified TLS with an optional CA bundle and HTTP(S) proxies
+(`fiscus.providers.dial`), gzip/deflate, per-call timeouts.
 
 Chosen by measurement (bench/upstream_client.py: CPU per call of the calling process against the emulator on
 loopback, 2 cores, uvloop): aiohttp's ClientSession spent 204-250 µs per JSON call and 549-595 µs per 28-event
@@ -9,27 +10,26 @@ small part of what aiohttp does per request (cookie jars, tracing hooks, a multi
 a payload registry lookup per body). aiohttp had itself replaced httpx (1.5-3.8x the throughput).
 
 Only what a provider call needs: POST with a content-length body, answers framed by content-length, chunked
-encoding or the connection's end, streamed as they arrive; no proxies, redirects or cookies (a gateway must not
-carry one caller's provider cookies into another's request).
+encoding or the connection's end, streamed as they arrive; no redirects or cookies (a gateway must not carry one
+caller's provider cookies into another's request).
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
-import ssl
 import time
 import zlib
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import httptools
 
+from fiscus.providers.dial import DialError, ProxySettings, dial
+from fiscus.providers.request_head import request_head, target_of
+
 # Framing headers describe the bytes on the upstream connection, not the decoded body we hand on.
 _FRAMING = frozenset({"content-length", "content-encoding", "transfer-encoding", "connection", "keep-alive"})
-_DEFAULT_HEADERS = {"accept": "*/*", "accept-encoding": "gzip, deflate", "user-agent": "fiscus"}
 # A reader slower than its provider: stop reading the socket past this many buffered bytes (TCP pushes back).
 _HIGH_WATER = 256 * 1024
 
@@ -60,36 +60,8 @@ def answer_headers(raw: Mapping[str, str]) -> dict[str, str]:
     return {k.lower(): v for k, v in raw.items() if k.lower() not in _FRAMING}
 
 
-@dataclass(frozen=True, slots=True)
-class _Target:
-    origin: tuple[str, str, int]  # scheme, host, port: one pool of connections each
-    head: bytes  # request line and host header
-
-
-@functools.lru_cache(maxsize=256)
-def _target(url: str) -> _Target:
-    # Providers have a handful of URLs (one per operation, model and stream flag): split each once.
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https") or not parts.hostname:
-        raise ConnectFailed(f"unsupported URL {url!r}: http:// or https:// with a host expected")
-    port = parts.port or (443 if scheme == "https" else 80)
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
-    if parts.port is not None:
-        host = f"{host}:{port}"
-    head = f"POST {path} HTTP/1.1\r\nhost: {host}\r\n".encode("latin-1")
-    return _Target((scheme, parts.hostname, port), head)
-
-
-def _request_head(target: _Target, headers: Mapping[str, str], size: int) -> bytes:
-    lines = [f"{k}: {v}\r\n" for k, v in headers.items()]
-    lines += [f"{k}: {v}\r\n" for k, v in _DEFAULT_HEADERS.items() if k not in headers]
-    block = "".join(lines)
-    # A CR or LF inside a name or value would start a header (or a request) of the caller's choosing.
-    if block.count("\n") != len(lines) or block.count("\r") != len(lines):
-        raise ValueError("header names and values must not contain CR or LF")
-    return target.head + block.encode("latin-1") + b"content-length: %d\r\n\r\n" % size
+# scheme, host, port and the CA bundle that verifies it: one pool of connections each
+_Origin = tuple[str, str, int, str | None]
 
 
 class _Connection(asyncio.Protocol):
@@ -228,7 +200,7 @@ def _time_out(waiter: asyncio.Future[None]) -> None:
 class StreamBody:
     """An open answer: status and headers are known; the body is read chunk by chunk, as it arrives."""
 
-    def __init__(self, connection: _Connection, pool: _Pool, origin: tuple[str, str, int], read_s: float) -> None:
+    def __init__(self, connection: _Connection, pool: _Pool, origin: _Origin, read_s: float) -> None:
         self._connection = connection
         self._pool = pool
         self._origin = origin
@@ -313,17 +285,19 @@ def _decoder(encoding: bytes) -> zlib._Decompress | None:  # type: ignore[name-d
 class _Pool:
     """Idle connections per origin (newest first), and the limits on open ones."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, total: int, per_host: int, keepalive_s: float) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, total: int, per_host: int, keepalive_s: float, proxies: ProxySettings
+    ) -> None:
         self.loop = loop
         self._total, self._per_host, self._keepalive_s = total, per_host, keepalive_s
-        self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
-        self._open: dict[tuple[str, str, int], int] = {}
+        self._proxies = proxies
+        self._idle: dict[_Origin, list[_Connection]] = {}
+        self._open: dict[_Origin, int] = {}
         self._open_total = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
-        self._ssl: ssl.SSLContext | None = None
         self.closed = False
 
-    async def acquire(self, origin: tuple[str, str, int], connect_s: float) -> tuple[_Connection, bool]:
+    async def acquire(self, origin: _Origin, connect_s: float) -> tuple[_Connection, bool]:
         """A connection to `origin` and whether it was reused."""
         while True:
             idle = self._idle.get(origin)
@@ -357,28 +331,22 @@ class _Pool:
                 self.discard(origin)
                 return
 
-    async def _connect(self, origin: tuple[str, str, int], connect_s: float) -> _Connection:
-        scheme, host, port = origin
+    async def _connect(self, origin: _Origin, connect_s: float) -> _Connection:
+        scheme, host, port, ca_bundle = origin
         connection = _Connection(self.loop)
-        context = None
-        if scheme == "https":
-            if self._ssl is None:
-                self._ssl = ssl.create_default_context()
-            context = self._ssl
+        proxy = self._proxies.for_origin(scheme, host, port)
         try:
             async with asyncio.timeout(connect_s):
-                await self.loop.create_connection(
-                    lambda: connection, host, port, ssl=context, server_hostname=host if context else None
-                )
+                await dial(self.loop, connection, (scheme, host, port), proxy=proxy, ca_bundle=ca_bundle)
         except TimeoutError:
             connection.close()
-            raise ConnectFailed(f"connect timeout after {connect_s} s") from None
-        except (OSError, ssl.SSLError) as exc:
-            reason = getattr(exc, "strerror", None) or type(exc).__name__
-            raise ConnectFailed(f"cannot connect to {host}:{port} ({reason})") from None
+            via = f" through the proxy {proxy.address}" if proxy is not None else ""
+            raise ConnectFailed(f"connect timeout after {connect_s} s{via}") from None
+        except DialError as exc:
+            raise ConnectFailed(str(exc)) from None
         return connection
 
-    def release(self, origin: tuple[str, str, int], connection: _Connection) -> None:
+    def release(self, origin: _Origin, connection: _Connection) -> None:
         if self.closed:
             connection.close()
             self.discard(origin)
@@ -387,7 +355,7 @@ class _Pool:
         self._idle.setdefault(origin, []).append(connection)
         self._wake_waiters()
 
-    def discard(self, origin: tuple[str, str, int]) -> None:
+    def discard(self, origin: _Origin) -> None:
         """One connection to `origin` is gone: a waiter may open another."""
         self._open[origin] -= 1
         self._open_total -= 1
@@ -413,24 +381,47 @@ class _Pool:
 
 class Transport:
     """One connection pool for all providers (per-host limits keep one slow provider from starving others).
-    Bound to the event loop it is first used in (a new loop gets a new pool); `aclose()` when done."""
+    Bound to the event loop it is first used in (a new loop gets a new pool); `aclose()` when done. `proxies`
+    (default: none) say which origins are reached through a proxy (`ProxySettings.from_env`)."""
 
-    def __init__(self, *, max_connections: int = 512, max_per_host: int = 256, keepalive_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        *,
+        max_connections: int = 512,
+        max_per_host: int = 256,
+        keepalive_s: float = 60.0,
+        proxies: ProxySettings | None = None,
+    ) -> None:
         self._limits = (max_connections, max_per_host, keepalive_s)
+        self._proxies = proxies or ProxySettings()
         self._pool: _Pool | None = None
 
     def _current(self) -> _Pool:
         loop = asyncio.get_running_loop()
         if self._pool is None or self._pool.loop is not loop or self._pool.closed:
-            self._pool = _Pool(loop, *self._limits)
+            self._pool = _Pool(loop, *self._limits, self._proxies)
         return self._pool
 
-    async def open(self, url: str, headers: Mapping[str, str], body: bytes, timeouts: Timeouts) -> StreamBody:
-        """POST and return once status and headers have arrived; raise ConnectFailed if none did."""
-        target = _target(url)
-        head = _request_head(target, headers, len(body))
+    async def open(
+        self, url: str, headers: Mapping[str, str], body: bytes, timeouts: Timeouts, *, ca_bundle: str | None = None
+    ) -> StreamBody:
+        """POST and return once status and headers have arrived; raise ConnectFailed if none did. An https://
+        provider's certificate is verified against `ca_bundle` (a PEM file) when given, else the system's CAs."""
+        try:
+            target = target_of(url)
+        except ValueError as exc:
+            raise ConnectFailed(str(exc)) from None
+        scheme, host, port = target.origin
+        proxy = self._proxies.for_origin(scheme, host, port) if scheme == "http" else None
+        if proxy is None:
+            head = request_head(target.head, headers, len(body))
+        else:  # the proxy itself is asked, in absolute form
+            if proxy.authorization:
+                headers = {**headers, "proxy-authorization": proxy.authorization}
+            head = request_head(target.proxied_head, headers, len(body))
+        origin = (scheme, host, port, ca_bundle if scheme == "https" else None)
         pool = self._current()
-        connection, reused = await pool.acquire(target.origin, timeouts.connect_s)
+        connection, reused = await pool.acquire(origin, timeouts.connect_s)
         try:
             connection.start(head, body)
             while not connection.headers_done:
@@ -445,9 +436,9 @@ class Transport:
                     raise ReadTimedOut(f"no answer within {timeouts.read_s} s") from None
         except BaseException:
             connection.close()
-            pool.discard(target.origin)
+            pool.discard(origin)
             raise
-        return StreamBody(connection, pool, target.origin, timeouts.read_s)
+        return StreamBody(connection, pool, origin, timeouts.read_s)
 
     async def aclose(self) -> None:
         if self._pool is not None:

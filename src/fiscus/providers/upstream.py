@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from fiscus.config import FiscusConfig, ProviderConfig
 from fiscus.errors import ConfigError
 from fiscus.providers.backoff import Backoff, is_retryable, retry_after_s
+from fiscus.providers.dial import ProxySettings, tls_context
 from fiscus.providers.endpoint import Endpoint
 from fiscus.providers.messages import (
     Attempt,
@@ -186,7 +187,8 @@ class Upstream:
         self._clock = clock
         self._sleep = sleep
         self._rng = rng or random.Random()
-        self._transport = transport or Transport()
+        self._transport = transport or Transport(proxies=ProxySettings.from_env(env))
+        self._ca_bundles = {name: _ca_bundle(name, cfg) for name, cfg in providers.items()}
 
     @classmethod
     def from_config(cls, config: FiscusConfig, **options: object) -> Upstream:
@@ -308,6 +310,7 @@ class Upstream:
         headers = endpoint.headers(request)
         body = endpoint.body(request, model)
         timeouts = Timeouts(config.timeout_connect_s, config.timeout_read_s)
+        ca_bundle = self._ca_bundles[endpoint.name]
         number = 0
         while True:
             started = self._clock()
@@ -315,7 +318,7 @@ class Upstream:
             served: _Served | None = None
             error: ProviderError | None = None
             try:
-                answer = await self._transport.open(url, headers, body, timeouts)
+                answer = await self._transport.open(url, headers, body, timeouts, ca_bundle=ca_bundle)
             except ConnectFailed as exc:
                 error = UpstreamConnectError(f"provider {endpoint.name!r}: {exc}")
             except ReadTimedOut as exc:
@@ -400,6 +403,17 @@ def _translation(request: UpstreamRequest, endpoint: Endpoint, made: dict[Operat
     if target not in made:
         made[target] = translation(request.operation, target, request.body)
     return made[target]
+
+
+def _ca_bundle(name: str, config: ProviderConfig) -> str | None:
+    """The provider's CA bundle, loaded once here so a missing or broken file fails at start, naming the setting."""
+    if config.ca_bundle is None:
+        return None
+    try:
+        tls_context(str(config.ca_bundle))
+    except ConfigError as exc:
+        raise ConfigError(f"providers.{name}.ca_bundle: {exc}") from None
+    return str(config.ca_bundle)
 
 
 def _parse_fallbacks(
