@@ -133,7 +133,9 @@ def test_a_computed_cache_with_history_reads_what_the_last_call_sent() -> None:
     split = [(c.usage.input_tokens, c.usage.cache_read_tokens, c.usage.cache_write_5m_tokens) for c in calls]
     assert split == [(0, 0, 3000), (0, 3000, 1000), (0, 4000, 1000)]  # one run a day: cold at its start
     short = one_agent(steps=2, system_prompt=500, user_input=100, cache={"computed": True})
-    assert all(c.usage.cache_read_tokens == 0 for c in short.threads["a"][0].calls)  # under 1,024 tokens
+    assert all(c.usage.cache_read_tokens == 0 for c in short.threads["a"][0].calls)  # Sonnet 4.6 caches 2,048+
+    forced = one_agent(steps=2, system_prompt=500, user_input=100, cache={"computed": True, "min_tokens": 256})
+    assert [c.usage.cache_read_tokens for c in forced.threads["a"][0].calls] == [0, 500]
 
 
 def test_the_same_seed_gives_the_same_figures() -> None:

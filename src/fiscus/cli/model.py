@@ -41,6 +41,23 @@ def model_command(
         ),
     ] = None,
     policy_by: Annotated[str, typer.Option("--policy-by", help="Budgets per workflow or per task_class.")] = "workflow",
+    against: Annotated[
+        str | None,
+        typer.Option(
+            "--against",
+            help="Calibrate: compare with the sessions this ledger (URL) recorded for the same task classes.",
+        ),
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="With --against: from 30m, 24h, 7d, 4w ago or an ISO date (UTC).")
+    ] = None,
+    until: Annotated[str | None, typer.Option("--until", help="With --against: end (exclusive), same forms.")] = None,
+    where: Annotated[
+        list[str] | None, typer.Option("--where", help="With --against: only events with dimension=value; repeatable.")
+    ] = None,
+    tolerance: Annotated[
+        float, typer.Option("--tolerance", min=0.01, max=10, help="With --against: how far off (relative) is off.")
+    ] = 0.25,
     config: Annotated[Path | None, typer.Option("--config", help="fiscus.yaml with price overrides.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (decimal strings) instead of tables.")] = False,
 ) -> None:
@@ -56,7 +73,10 @@ def model_command(
     catalogue = PriceCatalogue(load_config(config).pricing)
     spec = load_spec(spec_path, changes=changes)
     result = model_workload(spec, catalogue, source=str(spec_path))
+    if against is None and (since or until or where):
+        raise FiscusError("--since, --until and --where go with --against LEDGER")
     swept = sweep(spec_path, sweep_text, catalogue, changes=changes) if sweep_text else None
+    calibrations = _calibrate(result, against, since, until, where, tolerance) if against else None
     if policy_out is not None:
         try:
             policy_out.write_text(result.policy(policy_by), encoding="utf-8")
@@ -66,12 +86,16 @@ def model_command(
         payload = result.to_dict()
         if swept is not None:
             payload["sweep"] = swept.to_dict()
+        if calibrations is not None:
+            payload["calibration"] = [c.to_dict() for c in calibrations]
         print(json.dumps(payload, indent=2, ensure_ascii=False))
         return
     console = _console()
     _print_model(console, result)
     if swept is not None:
         _print_sweep(console, swept)
+    if calibrations is not None:
+        _print_calibration(console, calibrations)
     if policy_out is not None:
         console.print(f"policy with one monthly budget per {policy_by} (alerts at 50/80/100 %) written to {policy_out}")
 
@@ -88,6 +112,24 @@ def _changes(samples: int | None, seed: int | None, at: str | None) -> dict[str,
         except ValueError:
             raise FiscusError(f"--at {at!r}: expected an ISO date such as 2026-12-01") from None
     return changes
+
+
+def _calibrate(
+    result: Any, against: str, since: str | None, until: str | None, where: list[str] | None, tolerance: float
+) -> list[Any]:
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from fiscus.cli.report import ledger_url
+    from fiscus.ledger import open_ledger
+    from fiscus.reports.model.calibrate import calibrate
+    from fiscus.reports.period import parse_period, parse_where
+
+    start, end = parse_period(since, until, now=datetime.now(UTC))
+    filters = parse_where(where)
+    with open_ledger(ledger_url(against, None)) as led:
+        events = led.events(since=start, until=end, where=filters)
+        return calibrate(result, events, tolerance=Decimal(str(tolerance)))
 
 
 def _console() -> Any:
@@ -175,6 +217,33 @@ def _print_sweep(console: Any, swept: Any) -> None:
             cells += [usd(f.period_p50), usd(f.period_p95)]
         table.add_row(*cells, usd(result.month_p50), usd(result.month_p95))
     console.print(table)
+
+
+def _print_calibration(console: Any, calibrations: list[Any]) -> None:
+    from decimal import Decimal
+
+    from rich.table import Table
+
+    table = Table(title="calibration: the spec against staging, per session of each task class", title_justify="left")
+    for head in ("task class", "sessions", "calls p50/p95", "cost p50/p95", "growth/step", "cache hit", "output/call"):
+        table.add_column(head, justify="left" if head == "task class" else "right", no_wrap=True)
+    for c in calibrations:
+        for label, p in (("spec", c.modelled), ("staging", c.recorded)):
+            if p is None:
+                table.add_row(f"{c.task_class} ({label})", "0", "-", "-", "-", "-", "-")
+                continue
+            table.add_row(
+                f"{c.task_class} ({label})",
+                f"{p.threads:,}",
+                _pair(p.calls_p50, p.calls_p95),
+                f"{usd(p.cost_p50)}/{usd(p.cost_p95)}",
+                f"{p.growth_p50:,}",
+                f"{(p.cache_hit * 100).quantize(Decimal(1))} %",
+                f"{p.output_p50:,}",
+            )
+    console.print(table)
+    for c in calibrations:
+        console.print(c.verdict)
 
 
 def register(app: typer.Typer) -> None:

@@ -18,6 +18,7 @@ from decimal import Decimal
 from fiscus.errors import ConfigError, PricingError
 from fiscus.pricing import PriceCatalogue, PriceSheet
 from fiscus.reports.model.spec import AgentSpec, CacheSpec, WorkloadSpec
+from fiscus.shaping.cache_minimums import min_cacheable_tokens
 from fiscus.usage.model import Usage
 
 _DAY_SECONDS = 86_400
@@ -122,7 +123,7 @@ class Simulator:
             for _ in range(attempts):
                 model, sheet = _draw(agent, rng)
                 output = spec.output.sample(rng)
-                usage, cached = _cached_usage(agent, sent, output, cached, rng)
+                usage, cached = _cached_usage(agent, model, sent, output, cached, rng)
                 thread.calls.append(SimCall(model, step, usage, sheet.cost(usage).total))
             history = _carry(spec, carried, added + output)
             for sub in spec.subagents:
@@ -189,7 +190,9 @@ def _carry(spec: AgentSpec, carried: int, new: int) -> int:
     return carried + new  # full, or window (capped when the next step sends it)
 
 
-def _cached_usage(agent: _Agent, sent: int, output: int, cached: int, rng: random.Random) -> tuple[Usage, int]:
+def _cached_usage(
+    agent: _Agent, model: str, sent: int, output: int, cached: int, rng: random.Random
+) -> tuple[Usage, int]:
     """The call's input split into uncached, cache reads and writes; and what the cache then holds."""
     cache = agent.spec.cache
     if cache is None:
@@ -197,7 +200,8 @@ def _cached_usage(agent: _Agent, sent: int, output: int, cached: int, rng: rando
     spec = agent.spec
     history = cache.history and spec.context.keep == "full"
     prefix = sent if history else spec.system_prompt  # what this call's breakpoint caches
-    if prefix < cache.min_tokens or prefix == 0:
+    shortest = cache.min_tokens if cache.min_tokens is not None else min_cacheable_tokens(model)
+    if shortest is None or prefix < max(shortest, 1):
         return Usage(input_tokens=sent, output_tokens=output), cached
     if cache.hit_rate is not None:
         hit = rng.random() < cache.hit_rate

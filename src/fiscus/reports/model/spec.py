@@ -89,7 +89,8 @@ class CacheSpec(_Strict):
     computed: bool = False
     history: bool = False
     ttl: Literal["5m", "1h"] = "5m"
-    min_tokens: int = Field(default=1024, ge=0, description="shorter prefixes are not cached")
+    # Shorter prefixes are not cached; default: the model's documented minimum (shaping.cache_minimums).
+    min_tokens: int | None = Field(default=None, ge=0)
 
     @model_validator(mode="after")
     def _one_source(self) -> CacheSpec:
