@@ -84,6 +84,7 @@ def _full_event() -> CostEvent:
             cache_write_1h=Decimal("12345.678901234567890123"),
             output=Decimal("0"),
             fallback_price=True,
+            tools=Decimal("0.03"),
         ),
         attribution=Attribution(**{d: f"{d}-value" for d in DIMENSIONS}),
         latency_ms=4321,
@@ -104,7 +105,7 @@ def test_every_field_round_trips_exactly(ledger: Ledger) -> None:
     assert got == event
     assert got is not None
     assert got.timestamp.utcoffset() == timedelta(0)
-    for part in ("input", "cache_read", "cache_write_5m", "cache_write_1h", "output"):
+    for part in ("input", "cache_read", "cache_write_5m", "cache_write_1h", "output", "tools"):
         assert str(getattr(got.cost, part)) == str(getattr(event.cost, part))  # same digits, not just equal
     assert ledger.get("no-such-id") is None
     assert list(ledger.events()) == [event]
@@ -165,6 +166,13 @@ def test_spend_groups_by_any_dimensions_with_exact_sums(ledger: Ledger, make_eve
     ]  # most expensive first
     every = SpendQuery(by=(*DIMENSIONS, "provider", "requested_model", "status", "day"))
     assert sum(r.requests for r in ledger.spend(every)) == 1006
+
+
+def test_server_tool_fees_are_their_own_part_of_spend(ledger: Ledger, make_event: EventFactory) -> None:
+    searched = replace(make_event(cost="0.0063"), cost=Cost(input=Decimal("0.0063"), tools=Decimal("0.03")))
+    ledger.append([searched, make_event(cost="0.001")])
+    (row,) = ledger.spend(SpendQuery())
+    assert (row.input_usd, row.tools_usd, row.total_usd) == (Decimal("0.0073"), Decimal("0.03"), Decimal("0.0373"))
 
 
 def test_sums_keep_more_digits_than_the_default_decimal_context(ledger: Ledger, make_event: EventFactory) -> None:

@@ -72,6 +72,7 @@ class SpendRow:
     cache_read_usd: Decimal = Decimal(0)
     cache_write_usd: Decimal = Decimal(0)
     output_usd: Decimal = Decimal(0)
+    tools_usd: Decimal = Decimal(0)  # server-side tool fees (web searches, ...)
     estimated_events: int = 0
     fallback_price_events: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
@@ -83,7 +84,8 @@ class SpendRow:
     @property
     def total_usd(self) -> Decimal:
         add = MONEY_CONTEXT.add
-        return add(add(self.input_usd, self.cache_read_usd), add(self.cache_write_usd, self.output_usd))
+        parts = add(add(self.input_usd, self.cache_read_usd), add(self.cache_write_usd, self.output_usd))
+        return add(parts, self.tools_usd)
 
     @property
     def total_input_tokens(self) -> int:
@@ -105,8 +107,11 @@ class SpendRow:
             if count
         }
 
-    def add_money(self, input_usd: Decimal, cache_read: Decimal, cache_write: Decimal, output: Decimal) -> None:
+    def add_money(
+        self, input_usd: Decimal, cache_read: Decimal, cache_write: Decimal, output: Decimal, tools: Decimal
+    ) -> None:
         add = MONEY_CONTEXT.add
+        self.tools_usd = add(self.tools_usd, tools)
         self.input_usd = add(self.input_usd, input_usd)
         self.cache_read_usd = add(self.cache_read_usd, cache_read)
         self.cache_write_usd = add(self.cache_write_usd, cache_write)
@@ -135,7 +140,7 @@ class SpendRow:
         self.cache_write_tokens += other.cache_write_tokens
         self.output_tokens += other.output_tokens
         self.reasoning_tokens += other.reasoning_tokens
-        self.add_money(other.input_usd, other.cache_read_usd, other.cache_write_usd, other.output_usd)
+        self.add_money(other.input_usd, other.cache_read_usd, other.cache_write_usd, other.output_usd, other.tools_usd)
         self.add_savings(other.ungoverned_usd, other.saved)
         self.estimated_events += other.estimated_events
         self.fallback_price_events += other.fallback_price_events

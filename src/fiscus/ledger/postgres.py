@@ -42,7 +42,8 @@ _DIALECT = Dialect(
     placeholder="%s",
     day="to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
     hour="to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24')",
-    money_sums="SUM(input_usd), SUM(cache_read_usd), SUM(cache_write_5m_usd + cache_write_1h_usd), SUM(output_usd)",
+    money_sums="SUM(input_usd), SUM(cache_read_usd), SUM(cache_write_5m_usd + cache_write_1h_usd), SUM(output_usd), "
+    "SUM(tools_usd)",
     flag_sums="COUNT(*) FILTER (WHERE usage_estimated), COUNT(*) FILTER (WHERE fallback_price)",
     ts_param=utc,
     savings_sums=", ".join(f"SUM({column})" for column in SAVINGS_COLUMNS),
@@ -88,6 +89,7 @@ def postgres_row(e: CostEvent) -> tuple[Any, ...]:
         c.cache_write_5m,
         c.cache_write_1h,
         c.output,
+        c.tools,
         c.fallback_price,
         e.latency_ms,
         e.batch,

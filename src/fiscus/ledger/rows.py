@@ -27,7 +27,7 @@ TOKEN_COLUMNS = (
     "output_tokens",
     "reasoning_tokens",
 )
-MONEY_COLUMNS = ("input_usd", "cache_read_usd", "cache_write_5m_usd", "cache_write_1h_usd", "output_usd")
+MONEY_COLUMNS = ("input_usd", "cache_read_usd", "cache_write_5m_usd", "cache_write_1h_usd", "output_usd", "tools_usd")
 # What the call would have cost ungoverned and the saving per lever (NULL when unknown: refused work, old rows).
 SAVINGS_COLUMNS = ("ungoverned_usd", *(f"saved_{lever}_usd" for lever in LEVERS))
 COLUMNS: tuple[str, ...] = (
@@ -112,6 +112,7 @@ def sqlite_row(e: CostEvent) -> tuple[Any, ...]:
         str(c.cache_write_5m),
         str(c.cache_write_1h),
         str(c.output),
+        str(c.tools),
         int(c.fallback_price),
         e.latency_ms,
         int(e.batch),
@@ -148,13 +149,13 @@ def event_from_row(row: Sequence[Any], *, ts: Callable[[Any], datetime], money: 
     """Rebuild a `CostEvent` from a row in `COLUMNS` order; `ts` and `money` undo the backend's encodings."""
     dims = row[7:_T0]
     m = _T0 + 7  # first money column
-    tags = row[m + 11]
+    tags = row[m + 12]
     if isinstance(tags, str):
         tags = orjson.loads(tags)
-    ungoverned, saved = row[m + 12], None
+    ungoverned, saved = row[m + 13], None
     if ungoverned is not None:
         ungoverned = money(ungoverned)
-        saved = Savings(*(money(v) for v in row[m + 13 : m + 13 + len(LEVERS)]))
+        saved = Savings(*(money(v) for v in row[m + 14 : m + 14 + len(LEVERS)]))
     return CostEvent(
         id=row[0],
         timestamp=ts(row[1]),
@@ -165,12 +166,12 @@ def event_from_row(row: Sequence[Any], *, ts: Callable[[Any], datetime], money: 
         status=CallStatus(row[6]),
         attribution=Attribution(**dict(zip(DIMENSIONS, dims, strict=True))),
         usage=Usage(*row[_T0 : _T0 + 6], estimated=bool(row[_T0 + 6])),
-        cost=Cost(*(money(v) for v in row[m : m + 5]), fallback_price=bool(row[m + 5])),
-        latency_ms=row[m + 6],
-        batch=bool(row[m + 7]),
-        streamed=bool(row[m + 8]),
-        error=row[m + 9],
-        decision=row[m + 10],
+        cost=Cost(*(money(v) for v in row[m : m + 5]), fallback_price=bool(row[m + 6]), tools=money(row[m + 5])),
+        latency_ms=row[m + 7],
+        batch=bool(row[m + 8]),
+        streamed=bool(row[m + 9]),
+        error=row[m + 10],
+        decision=row[m + 11],
         tags=dict(tags or {}),
         ungoverned_usd=ungoverned,
         saved=saved,

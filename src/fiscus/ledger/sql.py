@@ -33,7 +33,7 @@ class Dialect:
     placeholder: str  # "?" or "%s"
     day: str  # expression giving the UTC day of column ts as YYYY-MM-DD
     hour: str  # expression giving the UTC hour of column ts as YYYY-MM-DDTHH
-    money_sums: str  # select-list text summing input, cache read, cache write (5m+1h) and output money
+    money_sums: str  # select-list text summing input, cache read, cache write (5m+1h), output and tool money
     flag_sums: str  # select-list text counting usage_estimated and fallback_price events
     ts_param: Callable[[datetime], Any]  # a datetime bound as this backend stores ts
     savings_sums: str  # select-list text summing the ungoverned cost and each lever's saving (NULLs skipped)
@@ -97,7 +97,7 @@ def merge_spend(
     savings_cells: int,
 ) -> list[SpendRow]:
     """Fold aggregate rows (group…, status, outcome, counts…, money…, savings…) into one `SpendRow` per group.
-    `money` turns the money cells of a raw row into (input, cache_read, cache_write, output), `savings` the last
+    `money` turns the money cells of a raw row into (input, cache_read, cache_write, output, tools), `savings` the last
     `savings_cells` into (ungoverned, saving per lever…)."""
     n = len(query.by)
     rows: dict[tuple[Any, ...], SpendRow] = {}
@@ -105,7 +105,7 @@ def merge_spend(
         key = tuple(None if v is None else str(v) for v in r[:n])
         status, outcome = r[n], r[n + 1]
         count, tin, tcr, tcw, tout, treason, est, fb = (int(v or 0) for v in r[n + 2 : n + 10])
-        m_in, m_cr, m_cw, m_out = money(r[n + 10 : len(r) - savings_cells])
+        m_in, m_cr, m_cw, m_out, m_tools = money(r[n + 10 : len(r) - savings_cells])
         ungoverned, *saved = savings(r[len(r) - savings_cells :])
         row = rows.get(key)
         if row is None:
@@ -118,7 +118,7 @@ def merge_spend(
         row.reasoning_tokens += treason
         row.estimated_events += est
         row.fallback_price_events += fb
-        row.add_money(m_in, m_cr, m_cw, m_out)
+        row.add_money(m_in, m_cr, m_cw, m_out, m_tools)
         row.add_savings(ungoverned, Savings(*saved))
         row.statuses[status] = row.statuses.get(status, 0) + count
         if outcome is not None:

@@ -31,18 +31,20 @@ _BUSY_TIMEOUT_MS = 10_000
 
 
 class _MoneySum:
-    """SQLite aggregate `fiscus_money_sum(input, cache_read, cw5m, cw1h, output)` → "in cr cw out" exactly."""
+    """SQLite aggregate `fiscus_money_sum(input, cache_read, cw5m, cw1h, output, tools)` → "in cr cw out tools"
+    exactly."""
 
     def __init__(self) -> None:
-        self.parts = [Decimal(0)] * 4
+        self.parts = [Decimal(0)] * 5
 
-    def step(self, m_in: str, m_cr: str, m_cw5: str, m_cw1: str, m_out: str) -> None:
+    def step(self, m_in: str, m_cr: str, m_cw5: str, m_cw1: str, m_out: str, m_tools: str) -> None:
         add = MONEY_CONTEXT.add
         p = self.parts
         p[0] = add(p[0], Decimal(m_in))
         p[1] = add(p[1], Decimal(m_cr))
         p[2] = add(add(p[2], Decimal(m_cw5)), Decimal(m_cw1))
         p[3] = add(p[3], Decimal(m_out))
+        p[4] = add(p[4], Decimal(m_tools))
 
     def finalize(self) -> str:
         return " ".join(str(v) for v in self.parts)
@@ -52,7 +54,9 @@ _DIALECT = Dialect(
     placeholder="?",
     day="strftime('%Y-%m-%d', ts / 1000000, 'unixepoch')",
     hour="strftime('%Y-%m-%dT%H', ts / 1000000, 'unixepoch')",
-    money_sums="fiscus_money_sum(input_usd, cache_read_usd, cache_write_5m_usd, cache_write_1h_usd, output_usd)",
+    money_sums=(
+        "fiscus_money_sum(input_usd, cache_read_usd, cache_write_5m_usd, cache_write_1h_usd, output_usd, tools_usd)"
+    ),
     flag_sums="SUM(usage_estimated), SUM(fallback_price)",
     ts_param=to_micros,
     savings_sums=f"fiscus_savings_sum({', '.join(SAVINGS_COLUMNS)})",
@@ -96,7 +100,7 @@ class SqliteLedger(SqlLedger):
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             self._conn = connect_wal(self.path, busy_timeout_ms=_BUSY_TIMEOUT_MS)
-            self._conn.create_aggregate("fiscus_money_sum", 5, _MoneySum)  # type: ignore[arg-type]
+            self._conn.create_aggregate("fiscus_money_sum", 6, _MoneySum)  # type: ignore[arg-type]
             self._conn.create_aggregate(
                 "fiscus_savings_sum",
                 len(SAVINGS_COLUMNS),

@@ -10,10 +10,13 @@ ZERO = Decimal(0)
 
 @dataclass(slots=True, unsafe_hash=True)  # immutable by convention: a third cheaper to build than frozen
 class Cost:
-    """Cost of one call in USD. Parts are disjoint; `output` includes reasoning.
+    """Cost of one call in USD. Parts are disjoint; `output` includes reasoning; a part's audio, image or video
+    tokens are in it at their own rates. `tools` is the fees for server-side tools (web searches, ...).
 
     `fallback_price` is set when the model was unknown and a configured fallback price was used, so the
-    figure is an estimate that reports can flag rather than a silent guess.
+    figure is an estimate that reports can flag rather than a silent guess. `provider_reported` is set when
+    the total is the provider's own figure for the call (OpenRouter's `usage.cost`), split over the parts in
+    the proportions of the catalogue's prices.
     """
 
     input: Decimal = ZERO
@@ -22,6 +25,8 @@ class Cost:
     cache_write_1h: Decimal = ZERO
     output: Decimal = ZERO
     fallback_price: bool = False
+    tools: Decimal = ZERO
+    provider_reported: bool = False
 
     @property
     def cache_write(self) -> Decimal:
@@ -29,7 +34,7 @@ class Cost:
 
     @property
     def total(self) -> Decimal:
-        return self.input + self.cache_read + self.cache_write_5m + self.cache_write_1h + self.output
+        return self.input + self.cache_read + self.cache_write_5m + self.cache_write_1h + self.output + self.tools
 
     def __add__(self, other: Cost) -> Cost:
         if not isinstance(other, Cost):
@@ -41,6 +46,8 @@ class Cost:
             cache_write_1h=self.cache_write_1h + other.cache_write_1h,
             output=self.output + other.output,
             fallback_price=self.fallback_price or other.fallback_price,
+            tools=self.tools + other.tools,
+            provider_reported=self.provider_reported or other.provider_reported,
         )
 
     def __mul__(self, calls: int) -> Cost:
@@ -54,6 +61,8 @@ class Cost:
             cache_write_1h=self.cache_write_1h * calls,
             output=self.output * calls,
             fallback_price=self.fallback_price,
+            tools=self.tools * calls,
+            provider_reported=self.provider_reported,
         )
 
     def to_dict(self) -> dict[str, str | bool]:
@@ -64,8 +73,10 @@ class Cost:
             "cache_write_5m_usd": _s(self.cache_write_5m),
             "cache_write_1h_usd": _s(self.cache_write_1h),
             "output_usd": _s(self.output),
+            "tools_usd": _s(self.tools),
             "total_usd": _s(self.total),
             "fallback_price": self.fallback_price,
+            "provider_reported": self.provider_reported,
         }
 
     @classmethod
@@ -77,6 +88,8 @@ class Cost:
             cache_write_1h=Decimal(str(data.get("cache_write_1h_usd", "0"))),
             output=Decimal(str(data.get("output_usd", "0"))),
             fallback_price=bool(data.get("fallback_price", False)),
+            tools=Decimal(str(data.get("tools_usd", "0"))),
+            provider_reported=bool(data.get("provider_reported", False)),
         )
 
 
