@@ -76,8 +76,8 @@ def test_provider_narrows_and_forces(load: Callable[[str], bytes]) -> None:
     # nothing in this body names its format; --provider anthropic makes it readable
     bare = b'{"usage": {"input_tokens": 7, "output_tokens": 3}, "model": "claude-haiku-4-5"}'
     assert read_usage(bare, provider="anthropic").usage == Usage(input_tokens=7, output_tokens=3)
-    with pytest.raises(UsageFormatError, match="unknown provider 'mistral'"):
-        read_usage(bare, provider="mistral")
+    with pytest.raises(UsageFormatError, match="unknown provider 'cohere'"):
+        read_usage(bare, provider="cohere")
 
 
 @pytest.mark.parametrize(

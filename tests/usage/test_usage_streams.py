@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from fiscus.usage import StreamUsageTracker, Usage, WireFormat, estimate_tokens
+from fiscus.usage.estimate import estimator_name
 from fiscus.usage.sse import parse_sse
 
 DATA = Path(__file__).parent / "data"
+ESTIMATOR = estimator_name()
+
+
+def counts(usage: Usage) -> Usage:
+    """The counts alone, without the note on how an estimate was made."""
+    return replace(usage, detail=None)
+
 
 EXPECTED = {
     "openai_chat_stream.sse": (
@@ -109,8 +118,12 @@ def test_truncated_chat_stream_is_estimated_from_text_and_request() -> None:
     assert tracker.usage is None
     usage = tracker.finish(estimate_input_tokens=1294)
     text = "The capital of France is Paris."
-    assert usage == Usage(input_tokens=1294, output_tokens=estimate_tokens(text), estimated=True)
+    assert counts(usage) == Usage(input_tokens=1294, output_tokens=estimate_tokens(text), estimated=True)
     assert usage.output_tokens == 8  # chars/4, rounded up
+    assert usage.estimate_note == (
+        f"the stream ended before the provider reported usage: input counted from the request ({ESTIMATOR}), "
+        f"output counted from the streamed text ({ESTIMATOR})"
+    )
 
 
 def test_chat_stream_without_include_usage_is_estimated(load: Callable[[str], bytes]) -> None:
@@ -118,6 +131,7 @@ def test_chat_stream_without_include_usage_is_estimated(load: Callable[[str], by
     tracker = tracker_for("openai_chat_stream.sse", raw)
     usage = tracker.finish()
     assert usage.estimated and usage.input_tokens == 0 and usage.output_tokens == 8
+    assert usage.estimate_note is not None and "input unknown (the request was not at hand)" in usage.estimate_note
 
 
 def test_truncated_responses_stream_counts_reasoning_summary_as_reasoning() -> None:
@@ -134,7 +148,7 @@ def test_truncated_anthropic_stream_keeps_message_start_input() -> None:
     tracker = tracker_for("anthropic_stream.sse", cut_before_usage("anthropic_stream.sse"))
     usage = tracker.finish(estimate_input_tokens=1)  # message_start's exact input wins over the estimate
     thinking = "The tenant's cap is monthly, so the remaining budget is what matters."
-    assert usage == Usage(
+    assert counts(usage) == Usage(
         input_tokens=42,
         cache_write_5m_tokens=1536,
         output_tokens=estimate_tokens(EXPECTED["anthropic_stream.sse"][3]) + estimate_tokens(thinking),
@@ -147,13 +161,15 @@ def test_truncated_gemini_stream_uses_the_last_running_count() -> None:
     tracker = tracker_for("gemini_stream.sse", cut_before_usage("gemini_stream.sse"))
     assert tracker.usage is None
     # the second chunk's running count (17 candidates + 480 thoughts) beats an estimate of the text
-    assert tracker.finish() == Usage(input_tokens=31, output_tokens=497, reasoning_tokens=480, estimated=True)
+    usage = tracker.finish()
+    assert counts(usage) == Usage(input_tokens=31, output_tokens=497, reasoning_tokens=480, estimated=True)
+    assert usage.estimate_note is not None and "input as the stream's opening usage reported it" in usage.estimate_note
 
 
 def test_a_stream_cut_before_any_byte_is_never_zero() -> None:
     for fmt in WireFormat:
         usage = StreamUsageTracker(fmt).finish(estimate_input_tokens=120)
-        assert usage == Usage(input_tokens=120, output_tokens=1, estimated=True)
+        assert counts(usage) == Usage(input_tokens=120, output_tokens=1, estimated=True)
 
 
 def anthropic_events(*deltas: dict) -> StreamUsageTracker:
@@ -195,7 +211,7 @@ def test_responses_incomplete_and_failed_terminal_events() -> None:
     failed.feed_event({"type": "response.output_text.delta", "delta": "partial answer"})
     failed.feed_event({"type": "response.failed", "response": {"status": "failed", "usage": None}})
     assert failed.usage is None
-    assert failed.finish(estimate_input_tokens=40) == Usage(input_tokens=40, output_tokens=4, estimated=True)
+    assert counts(failed.finish(estimate_input_tokens=40)) == Usage(input_tokens=40, output_tokens=4, estimated=True)
 
 
 def test_gemini_thought_parts_are_reasoning() -> None:

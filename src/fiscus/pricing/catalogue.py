@@ -2,21 +2,39 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from functools import partial
 from threading import Lock
 
 from genai_prices import data_snapshot
 from genai_prices import types as gp
+from genai_prices.data_units import unit_data
 
 from fiscus.errors import PricingError, UnknownModelError
 from fiscus.pricing.cost import Cost
+from fiscus.pricing.model_names import catalogue_provider, lookup_names
 from fiscus.pricing.overrides import ModelOverride, PricingConfig
-from fiscus.pricing.sheet import PriceSheet, Rate
-from fiscus.usage.model import Usage
+from fiscus.pricing.sheet import PriceSheet, Rate, reported_cost
+from fiscus.usage.model import MODALITIES, Usage
 
-# fiscus provider names that genai-prices knows under another id.
-_PROVIDER_IDS = {"gemini": "google", "vertex": "google", "azure-openai": "azure", "bedrock": "aws"}
+# genai-prices' price key for each (part, modality) fiscus splits usage into.
+_MODALITY_PRICE_KEYS = {
+    (part, modality): key.format(modality=modality)
+    for part, key in (
+        ("input", "input_{modality}_mtok"),
+        ("cache_read", "cache_{modality}_read_mtok"),
+        ("output", "output_{modality}_mtok"),
+    )
+    for modality in MODALITIES
+}
+# Server-tool units and their price keys, from genai-prices' own unit table (e.g. web_searches per 1,000).
+_TOOL_UNITS = tuple(
+    (unit, spec["price_key"], int(spec["per"]))
+    for unit, spec in unit_data.items()
+    if spec["dimensions"].get("family") == "tool_calls"
+)
 
 
 class PriceCatalogue:
@@ -36,7 +54,15 @@ class PriceCatalogue:
     def price(
         self, usage: Usage, *, provider: str, model: str, at: datetime | None = None, batch: bool = False
     ) -> Cost:
-        return self.sheet(provider=provider, model=model, at=at, batch=batch).cost(usage)
+        try:
+            sheet = self.sheet(provider=provider, model=model, at=at, batch=batch)
+        except UnknownModelError:
+            # A provider that prices the call itself (OpenRouter) needs no catalogue entry for it.
+            reported = usage.detail.reported_cost if usage.detail is not None else None
+            if reported is None:
+                raise
+            return reported_cost(Cost(), reported)
+        return sheet.cost(usage)
 
     def sheet(self, *, provider: str, model: str, at: datetime | None = None, batch: bool = False) -> PriceSheet:
         at = at or datetime.now(UTC)
@@ -50,7 +76,11 @@ class PriceCatalogue:
         for discount in self.config.discounts:
             if discount.matches(provider, model):
                 sheet = sheet.scaled(discount.factor, f"discount {discount.percent}%")
-        return sheet
+        # Parts of a call billed at another model (an advisor, a fallback) are priced from the same catalogue.
+        return replace(sheet, other_model=partial(self._other_model, provider, at, batch))
+
+    def _other_model(self, provider: str, at: datetime, batch: bool, model: str) -> PriceSheet:
+        return self.sheet(provider=provider, model=model, at=at, batch=batch)
 
     def _base_sheet(self, provider: str, model: str, at: datetime, batch: bool) -> PriceSheet:
         override = self.config.find_model(provider, model, at.date())
@@ -95,6 +125,8 @@ class PriceCatalogue:
                 cache_write_1h=sheet.cache_write_1h,
                 source="override",
                 notes=sheet.notes,
+                modality_rates=sheet.modality_rates,
+                tool_rates=sheet.tool_rates,
             )
         if entry.gpu_hour is not None:
             gpu = entry.gpu_hour
@@ -126,15 +158,19 @@ class PriceCatalogue:
         )
 
     def _find(self, provider: str, model: str) -> tuple[gp.Provider, gp.ModelInfo] | None:
+        """The catalogue's entry: the name as sent first, then its normalised forms (see `model_names`)."""
         key = (provider, model)
         if key in self._models:
             return self._models[key]
         snapshot = self._snapshot or data_snapshot.get_snapshot()
-        provider_id = _PROVIDER_IDS.get(provider, provider)
-        try:
-            found = snapshot.find_provider_model(model, None, provider_id, None)  # type: ignore[attr-defined]
-        except LookupError:
-            found = None
+        provider_id = catalogue_provider(provider)
+        found = None
+        for name in lookup_names(model):
+            try:
+                found = snapshot.find_provider_model(name, None, provider_id, None)  # type: ignore[attr-defined]
+            except LookupError:
+                continue
+            break
         with self._lock:
             self._models[key] = found
         return found
@@ -174,6 +210,16 @@ def _sheet_from_catalogue(
     output_rate = _rate(getattr(prices, "output_mtok", None))
     if input_rate is None or output_rate is None:
         raise PricingError(f"the catalogue has no token prices for {provider.id}/{info.id}")
+    modality_rates = tuple(
+        (part, modality, rate)
+        for (part, modality), key in _MODALITY_PRICE_KEYS.items()
+        if (rate := _rate(getattr(prices, key, None))) is not None
+    )
+    tool_rates = tuple(
+        (unit, Decimal(price), per)
+        for unit, key, per in _TOOL_UNITS
+        if isinstance(price := getattr(prices, key, None), Decimal | int)
+    )
     sheet = PriceSheet(
         provider=provider.id,
         model=info.id,
@@ -183,6 +229,8 @@ def _sheet_from_catalogue(
         cache_write_5m=_rate(getattr(prices, "cache_write_mtok", None)),
         cache_write_1h=_rate(getattr(prices, "cache_write_1h_mtok", None)),
         notes=notes,
+        modality_rates=modality_rates,
+        tool_rates=tool_rates,
     )
     return sheet.scaled(factor, notes[0]) if factor != 1 else sheet
 

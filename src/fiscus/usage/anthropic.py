@@ -5,25 +5,68 @@ apart, the latter split by TTL in `cache_creation.ephemeral_5m_input_tokens` / `
 (no split means all writes are 5-minute ones). `output_tokens` includes thinking, reported in
 `output_tokens_details.thinking_tokens` where the API gives it.
 
+`server_tool_use` counts the server-side tools run (`web_search_requests`, billed per search). When a call
+sampled more than once — a context-compaction turn, an advisor sub-inference on another model, a fallback
+model — `usage.iterations` lists each billed pass and the top-level counts cover only the final message: the
+call is the sum of its iterations, each priced at its own `model` (absent: the call's model).
+
 A stream opens with `message_start.message.usage` and ends with `message_delta.usage`, whose counts are
-cumulative: the latest value of each field wins (never summed), and a field the delta leaves out or null
-keeps its `message_start` value.
+cumulative: each count is the larger of the two reports (never summed), so a field the delta leaves out, sends
+null or resets to 0 (cache reads, in some final events) keeps its `message_start` value.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from fiscus.errors import UsageFormatError
-from fiscus.usage.model import Usage
+from fiscus.usage.model import Iteration, Usage, UsageDetail
 from fiscus.usage.stream import Event, StreamAccumulator, child, count, decode
 from fiscus.usage.wire import WireFormat
 
 _USAGE_EVENTS = frozenset({"message_start", "message_delta", "error"})
 
 
+# Server-tool counters and the genai-prices unit each is billed as; others are kept under their own names.
+_TOOL_UNITS = {"web_search_requests": "web_searches"}
+
+
 def usage_from_fields(usage: Mapping[str, Any]) -> Usage:
+    plain = _plain(usage)
+    server = child(usage, "server_tool_use")
+    tools = tuple((_TOOL_UNITS.get(name, name), n) for name in server if (n := count(server, name)))
+    iterations = _iterations(usage.get("iterations"))
+    if not tools and not iterations:
+        return plain
+    if iterations:
+        billed = sum((it.usage for it in iterations), Usage())
+        plain = Usage(
+            input_tokens=billed.input_tokens,
+            cache_read_tokens=billed.cache_read_tokens,
+            cache_write_5m_tokens=billed.cache_write_5m_tokens,
+            cache_write_1h_tokens=billed.cache_write_1h_tokens,
+            output_tokens=billed.output_tokens,
+            reasoning_tokens=min(plain.reasoning_tokens, billed.output_tokens),
+        )
+    return replace(plain, detail=UsageDetail(server_tools=tools, iterations=iterations))
+
+
+def _iterations(items: Any) -> tuple[Iteration, ...]:
+    if not isinstance(items, list):
+        return ()
+    out = []
+    for item in items:
+        if not isinstance(item, Mapping):
+            raise UsageFormatError(f"malformed usage field 'iterations': expected objects, got {item!r}")
+        model = item.get("model")
+        kind = item.get("type")
+        out.append(Iteration(str(kind or "message"), _plain(item), model if isinstance(model, str) and model else None))
+    return tuple(out)
+
+
+def _plain(usage: Mapping[str, Any]) -> Usage:
     creation = count(usage, "cache_creation_input_tokens")
     split = child(usage, "cache_creation")
     write_5m, write_1h = creation, 0
@@ -58,9 +101,20 @@ def usage_from_body(body: Mapping[str, Any]) -> Usage:
     return usage_from_fields(usage)
 
 
-def _merge(into: dict[str, Any], update: Mapping[str, Any]) -> None:
+def merge_fields(into: dict[str, Any], update: Mapping[str, Any]) -> None:
+    """Fold a later usage report of the same stream into `into`: counts keep the larger value (they are
+    cumulative, and a final event may report a cache read as 0), nested objects merge, lists are replaced."""
     for key, value in update.items():
-        if value is not None:
+        if value is None:
+            continue
+        old = into.get(key)
+        if isinstance(value, Mapping) and isinstance(old, Mapping):
+            merged = dict(old)
+            merge_fields(merged, value)
+            into[key] = merged
+        elif type(value) is int and type(old) is int:
+            into[key] = max(old, value)
+        else:
             into[key] = value
 
 
@@ -84,11 +138,11 @@ class AnthropicStreamAccumulator(StreamAccumulator):
             if isinstance(message.get("model"), str):
                 self.model = message["model"]
             usage = child(message, "usage")
-            _merge(self._fields, usage)
+            merge_fields(self._fields, usage)
             self._start = dict(self._fields)
         elif kind == "message_delta":
             usage = child(event, "usage")
-            _merge(self._fields, usage)
+            merge_fields(self._fields, usage)
             if usage.get("output_tokens") is not None:
                 self._final = True
             stop = child(event, "delta").get("stop_reason")

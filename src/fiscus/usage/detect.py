@@ -1,15 +1,15 @@
-"""Reading a saved response: tell which of the four formats it is, whole body or SSE stream, and read its usage."""
+"""Reading a saved response: tell which format it is, whole body or stream, and read its usage."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from fiscus.errors import UsageFormatError
-from fiscus.usage import anthropic, gemini, openai_chat, openai_responses
+from fiscus.usage import anthropic, bedrock, gemini, openai_chat, openai_responses
 from fiscus.usage.model import Usage
 from fiscus.usage.sse import SSEEvent, SSEParser
 from fiscus.usage.stream import child, decode
@@ -21,6 +21,7 @@ _BODY_READERS: dict[WireFormat, Callable[[Mapping[str, Any]], Usage]] = {
     WireFormat.OPENAI_RESPONSES: openai_responses.usage_from_body,
     WireFormat.ANTHROPIC: anthropic.usage_from_body,
     WireFormat.GEMINI: gemini.usage_from_body,
+    WireFormat.BEDROCK_CONVERSE: bedrock.usage_from_body,
 }
 _ANTHROPIC_TYPES = frozenset(
     {"message", "message_start", "message_delta", "message_stop", "content_block_start", "content_block_delta",
@@ -32,16 +33,18 @@ _DETECT_EVENTS = 8  # the first few events tell the format; no need to decode a 
 
 @dataclass(frozen=True, slots=True)
 class UsageReading:
-    """The usage read from one saved response, with what the response said about itself."""
+    """The usage read from one saved response, with what the response said about itself. `provider` is the one
+    named when reading, else the format's own."""
 
     usage: Usage
     format: WireFormat
     model: str | None
     streamed: bool
+    named_provider: str | None = field(default=None, compare=False)
 
     @property
     def provider(self) -> str:
-        return self.format.provider
+        return self.named_provider or self.format.provider
 
 
 def usage_from_body(body: Mapping[str, Any], format: WireFormat | str | None = None) -> Usage:
@@ -67,7 +70,11 @@ def detect_object(obj: Mapping[str, Any]) -> WireFormat | None:
         return WireFormat.OPENAI_RESPONSES
     if "candidates" in obj or "usageMetadata" in obj or "modelVersion" in obj:
         return WireFormat.GEMINI
+    if "usage" in child(obj, "metadata") or any(key in obj for key in bedrock.STREAM_EVENTS):
+        return WireFormat.BEDROCK_CONVERSE
     usage = obj.get("usage")
+    if bedrock.is_usage(usage):
+        return WireFormat.BEDROCK_CONVERSE
     if openai_chat.is_usage(usage):
         return WireFormat.OPENAI_CHAT
     if isinstance(usage, Mapping) and ("input_tokens_details" in usage or "output_tokens_details" in usage):
@@ -128,18 +135,26 @@ def _provider_error(body: Mapping[str, Any]) -> str | None:
     return str(error)
 
 
-def _read_events(events: Sequence[SSEEvent | Mapping[str, Any]], fmt: WireFormat) -> UsageReading:
+def _read_events(events: Sequence[SSEEvent | Mapping[str, Any]], fmt: WireFormat, provider: str | None) -> UsageReading:
     accumulator = ACCUMULATORS[fmt]()
     for event in events:
         if isinstance(event, SSEEvent):
             accumulator.feed_data(event.data, event.event)
         elif isinstance(event, Mapping):
             accumulator.feed(event)
-    return UsageReading(accumulator.finish(), fmt, accumulator.model, streamed=True)
+    return UsageReading(accumulator.finish(), fmt, accumulator.model, streamed=True, named_provider=provider)
+
+
+def _json_lines(text: bytes) -> list[Any] | None:
+    """Every line a JSON object, or None."""
+    events = [decode(line) for line in text.splitlines() if line.strip()]
+    return events if len(events) > 1 and all(e is not None for e in events) else None
 
 
 def read_usage(data: bytes, format: WireFormat | None = None, *, provider: str | None = None) -> UsageReading:
-    """Usage of a saved response body or SSE stream; `format` forces a format, `provider` narrows detection."""
+    """Usage of a saved response body or SSE stream; `format` forces a format, `provider` narrows detection (and
+    names who is to be paid). A malformed count is a `UsageFormatError` naming the field."""
+    provider = provider.lower() if provider else None
     text = data.lstrip(b"\xef\xbb\xbf \t\r\n")
     if not text:
         raise UsageFormatError("not a provider response: the file is empty")
@@ -147,10 +162,13 @@ def read_usage(data: bytes, format: WireFormat | None = None, *, provider: str |
         try:
             parsed = orjson.loads(text)
         except orjson.JSONDecodeError as exc:
-            raise UsageFormatError(f"not a provider response: malformed JSON ({exc.args[0]})") from None
+            lines = _json_lines(text)
+            if lines is None:
+                raise UsageFormatError(f"not a provider response: malformed JSON ({exc.args[0]})") from None
+            parsed = lines  # one event per line, as stream events are often saved
         if isinstance(parsed, list):  # Gemini's streamGenerateContent without alt=sse: a JSON array of chunks
             chunks = [item for item in parsed if isinstance(item, Mapping)]
-            return _read_events(chunks, _choose(_detect_events(chunks), format, provider))
+            return _read_events(chunks, _choose(_detect_events(chunks), format, provider), provider)
         if not isinstance(parsed, Mapping):
             raise UsageFormatError("not a provider response: expected a JSON object")
         detected = detect_object(parsed)
@@ -158,7 +176,7 @@ def read_usage(data: bytes, format: WireFormat | None = None, *, provider: str |
         if error is not None and detected is None:
             raise UsageFormatError(f"the body is a provider error, not a response: {error}")
         fmt = _choose(detected, format, provider)
-        return UsageReading(_BODY_READERS[fmt](parsed), fmt, _model_of(parsed), streamed=False)
+        return UsageReading(_BODY_READERS[fmt](parsed), fmt, _model_of(parsed), streamed=False, named_provider=provider)
     if text.startswith(_SSE_FIELDS):
         parser = SSEParser()
         events = parser.feed(text)
@@ -166,5 +184,5 @@ def read_usage(data: bytes, format: WireFormat | None = None, *, provider: str |
         events = [event for event in events if not event.is_done]
         if not events:
             raise UsageFormatError("not a provider response: the SSE stream has no events")
-        return _read_events(events, _choose(_detect_events(events), format, provider))
+        return _read_events(events, _choose(_detect_events(events), format, provider), provider)
     raise UsageFormatError("not a provider response: expected JSON or an SSE stream")

@@ -2,7 +2,10 @@
 
 `usageMetadata.promptTokenCount` includes `cachedContentTokenCount`; `toolUsePromptTokenCount` (prompts the
 model's tools produced) is further input. `candidatesTokenCount` excludes `thoughtsTokenCount`, so output is
-their sum and reasoning is the thoughts. In a stream (`alt=sse`) any chunk may carry a running
+their sum and reasoning is the thoughts (billed as output). `promptTokensDetails`, `cacheTokensDetails`,
+`toolUsePromptTokensDetails` and `candidatesTokensDetails` split those counts by modality (TEXT, AUDIO, IMAGE,
+VIDEO, DOCUMENT); audio, image and video are priced at their own rates where the model has them, a document
+as images are (as genai-prices reads it). In a stream (`alt=sse`) any chunk may carry a running
 `usageMetadata`; the totals are in the last one, the chunk whose candidate has a `finishReason`.
 """
 
@@ -15,7 +18,7 @@ from typing import Any
 import orjson
 
 from fiscus.errors import UsageFormatError
-from fiscus.usage.model import Usage
+from fiscus.usage.model import Usage, UsageDetail
 from fiscus.usage.stream import Event, StreamAccumulator, child, count, decode
 from fiscus.usage.wire import WireFormat
 
@@ -24,16 +27,52 @@ _HAS_USAGE = re.compile(r'"usageMetadata"\s*:')
 _HAS_FINISH = re.compile(r'"finishReason"\s*:')
 
 
+_MODALITIES = {"AUDIO": "audio", "IMAGE": "image", "DOCUMENT": "image", "VIDEO": "video"}
+
+
+def _by_modality(meta: Mapping[str, Any], key: str) -> dict[str, int]:
+    """Non-text tokens of one details list, by fiscus modality."""
+    out: dict[str, int] = {}
+    items = meta.get(key)
+    if items is None:
+        return out
+    if not isinstance(items, list):
+        raise UsageFormatError(f"malformed usage field {key!r}: expected a list, got {items!r}")
+    for item in items:
+        modality = _MODALITIES.get(item.get("modality")) if isinstance(item, Mapping) else None
+        if modality is not None:
+            out[modality] = out.get(modality, 0) + count(item, "tokenCount")
+    return out
+
+
 def usage_from_fields(meta: Mapping[str, Any]) -> Usage:
     prompt = count(meta, "promptTokenCount")
     cached = min(count(meta, "cachedContentTokenCount"), prompt)
     thoughts = count(meta, "thoughtsTokenCount")
-    output = count(meta, "candidatesTokenCount") + thoughts
+    candidates = count(meta, "candidatesTokenCount")
+    output = candidates + thoughts
+    fresh = prompt - cached + count(meta, "toolUsePromptTokenCount")
+    modalities: list[tuple[str, str, int]] = []
+    if "promptTokensDetails" in meta or "candidatesTokensDetails" in meta or "cacheTokensDetails" in meta:
+        prompt_by = _by_modality(meta, "promptTokensDetails")
+        cached_by = _by_modality(meta, "cacheTokensDetails")
+        tools_by = _by_modality(meta, "toolUsePromptTokensDetails")
+        output_by = _by_modality(meta, "candidatesTokensDetails")
+        for modality in ("audio", "image", "video"):
+            read = min(cached_by.get(modality, 0), cached)
+            uncached = max(prompt_by.get(modality, 0) - read, 0) + tools_by.get(modality, 0)
+            modalities += [
+                ("input", modality, min(uncached, fresh)),
+                ("cache_read", modality, read),
+                ("output", modality, min(output_by.get(modality, 0), candidates)),
+            ]
+    kept = tuple(item for item in modalities if item[2])
     return Usage(
-        input_tokens=prompt - cached + count(meta, "toolUsePromptTokenCount"),
+        input_tokens=fresh,
         cache_read_tokens=cached,
         output_tokens=output,
         reasoning_tokens=thoughts,
+        detail=UsageDetail(kept) if kept else None,
     )
 
 

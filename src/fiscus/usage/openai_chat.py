@@ -1,18 +1,24 @@
 """OpenAI Chat Completions usage (also what most OpenAI-compatible servers speak).
 
-`usage.prompt_tokens` includes `prompt_tokens_details.cached_tokens`, so uncached input is the difference;
-`completion_tokens` already includes `completion_tokens_details.reasoning_tokens`. A stream carries usage
-only when the request set `stream_options.include_usage`: one last chunk with `choices: []`.
+`usage.prompt_tokens` includes `prompt_tokens_details.cached_tokens` (cache reads) and `cache_write_tokens`
+(cache writes, billed at their own rate where the model has one), so uncached input is what is left;
+`completion_tokens` already includes `completion_tokens_details.reasoning_tokens`; `audio_tokens` in either
+details object are the audio share, priced at the audio rate. A stream carries usage only when the request set
+`stream_options.include_usage`: one last chunk with `choices: []`.
+
+Compatible servers add their own fields: DeepSeek reports `prompt_cache_hit_tokens` / `prompt_cache_miss_tokens`
+at the top level; OpenRouter reports what it charged as `usage.cost` (USD), which is then the call's price.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 from fiscus.errors import UsageFormatError
-from fiscus.usage.model import Usage
+from fiscus.usage.model import Usage, UsageDetail
 from fiscus.usage.stream import Event, StreamAccumulator, child, count, decode
 from fiscus.usage.wire import WireFormat
 
@@ -21,15 +27,45 @@ _HAS_USAGE = re.compile(r'"usage"\s*:\s*\{')
 
 
 def usage_from_fields(usage: Mapping[str, Any]) -> Usage:
-    prompt = count(usage, "prompt_tokens")
-    # DeepSeek and some compatible servers report cache hits at the top level instead.
-    cached = count(child(usage, "prompt_tokens_details"), "cached_tokens") or count(usage, "prompt_cache_hit_tokens")
-    cached = min(cached, prompt)
+    prompt_details = child(usage, "prompt_tokens_details")
+    completion_details = child(usage, "completion_tokens_details")
+    hits = count(usage, "prompt_cache_hit_tokens")  # DeepSeek's own split of the prompt
+    prompt = count(usage, "prompt_tokens") or hits + count(usage, "prompt_cache_miss_tokens")
+    cached = min(count(prompt_details, "cached_tokens") or hits, prompt)
+    written = min(count(prompt_details, "cache_write_tokens"), prompt - cached)
     output = count(usage, "completion_tokens")
-    reasoning = min(count(child(usage, "completion_tokens_details"), "reasoning_tokens"), output)
-    return Usage(
-        input_tokens=prompt - cached, cache_read_tokens=cached, output_tokens=output, reasoning_tokens=reasoning
+    reasoning = min(count(completion_details, "reasoning_tokens"), output)
+    fresh = prompt - cached - written
+    modalities = tuple(
+        (part, "audio", n)
+        for part, n in (
+            ("input", min(count(prompt_details, "audio_tokens"), fresh)),
+            ("output", min(count(completion_details, "audio_tokens"), output)),
+        )
+        if n
     )
+    reported = reported_cost(usage)
+    detail = UsageDetail(modalities, reported_cost=reported) if modalities or reported is not None else None
+    return Usage(
+        input_tokens=fresh,
+        cache_read_tokens=cached,
+        cache_write_5m_tokens=written,
+        output_tokens=output,
+        reasoning_tokens=reasoning,
+        detail=detail,
+    )
+
+
+def reported_cost(usage: Mapping[str, Any]) -> Decimal | None:
+    """OpenRouter's `usage.cost`: what it charged for the call, in USD (None when the server sent none)."""
+    value = usage.get("cost")
+    if value is None:
+        return None
+    # str(float) is the shortest text that reads back as the same float: the figure as the server wrote it.
+    cost = Decimal(str(value)) if isinstance(value, int | float) and not isinstance(value, bool) else None
+    if cost is None or not cost.is_finite() or cost < 0:
+        raise UsageFormatError(f"malformed usage field 'cost': expected a number of USD, got {value!r}")
+    return cost
 
 
 def is_usage(usage: Any) -> bool:

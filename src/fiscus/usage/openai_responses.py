@@ -1,7 +1,9 @@
 """OpenAI Responses API usage.
 
-`usage.input_tokens` includes `input_tokens_details.cached_tokens`; `output_tokens` includes
-`output_tokens_details.reasoning_tokens`. A stream reports usage once, in its terminal event:
+`usage.input_tokens` includes `input_tokens_details.cached_tokens` (cache reads) and `cache_write_tokens`
+(cache writes); `output_tokens` includes `output_tokens_details.reasoning_tokens`. Each `web_search_call` item
+in the output is one web search, billed per search where the model has a price for it. A stream reports usage
+once, in its terminal event:
 `response.completed`, `response.incomplete` or `response.failed`, under `response.usage`.
 """
 
@@ -11,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from fiscus.errors import UsageFormatError
-from fiscus.usage.model import Usage
+from fiscus.usage.model import Usage, UsageDetail
 from fiscus.usage.stream import Event, StreamAccumulator, child, count, decode
 from fiscus.usage.wire import WireFormat
 
@@ -24,13 +26,24 @@ _REASONING_DELTAS = frozenset({"response.reasoning_summary_text.delta", "respons
 _DELTAS = _TEXT_DELTAS | _REASONING_DELTAS
 
 
-def usage_from_fields(usage: Mapping[str, Any]) -> Usage:
+def usage_from_fields(usage: Mapping[str, Any], output_items: Any = None) -> Usage:
+    """Usage of a `response.usage` object; `output_items` (the response's `output`) gives the server tools run."""
     total_input = count(usage, "input_tokens")
-    cached = min(count(child(usage, "input_tokens_details"), "cached_tokens"), total_input)
+    details = child(usage, "input_tokens_details")
+    cached = min(count(details, "cached_tokens"), total_input)
+    written = min(count(details, "cache_write_tokens"), total_input - cached)
     output = count(usage, "output_tokens")
     reasoning = min(count(child(usage, "output_tokens_details"), "reasoning_tokens"), output)
+    searches = sum(
+        1 for item in output_items or () if isinstance(item, Mapping) and item.get("type") == "web_search_call"
+    )
     return Usage(
-        input_tokens=total_input - cached, cache_read_tokens=cached, output_tokens=output, reasoning_tokens=reasoning
+        input_tokens=total_input - cached - written,
+        cache_read_tokens=cached,
+        cache_write_5m_tokens=written,
+        output_tokens=output,
+        reasoning_tokens=reasoning,
+        detail=UsageDetail(server_tools=(("web_searches", searches),)) if searches else None,
     )
 
 
@@ -45,7 +58,7 @@ def usage_from_body(body: Mapping[str, Any]) -> Usage:
     usage = body.get("usage")
     if not is_usage(usage):
         raise UsageFormatError("no Responses usage in the body: usage.input_tokens is missing")
-    return usage_from_fields(usage)
+    return usage_from_fields(usage, body.get("output"))
 
 
 class ResponsesStreamAccumulator(StreamAccumulator):
@@ -54,6 +67,7 @@ class ResponsesStreamAccumulator(StreamAccumulator):
     def __init__(self) -> None:
         super().__init__()
         self._usage: Mapping[str, Any] | None = None
+        self._output: Any = None
         self.status: str | None = None
 
     def feed(self, event: Event) -> None:
@@ -68,6 +82,7 @@ class ResponsesStreamAccumulator(StreamAccumulator):
             self.status = response.get("status") if isinstance(response.get("status"), str) else kind
             if is_usage(response.get("usage")):
                 self._usage = response["usage"]
+                self._output = response.get("output")
 
     def feed_data(self, data: str, name: str | None = None) -> None:
         if name in _DELTAS:
@@ -80,7 +95,7 @@ class ResponsesStreamAccumulator(StreamAccumulator):
 
     @property
     def usage(self) -> Usage | None:
-        return None if self._usage is None else usage_from_fields(self._usage)
+        return None if self._usage is None else usage_from_fields(self._usage, self._output)
 
     def _collect(self, event: Event, text: list[str], reasoning: list[str]) -> None:
         delta = event.get("delta")

@@ -14,21 +14,28 @@ from typing import Any, ClassVar
 
 import orjson
 
-from fiscus.usage.estimate import estimate_tokens
-from fiscus.usage.model import Usage
+from fiscus.errors import UsageFormatError
+from fiscus.usage.estimate import estimate_tokens, estimator_name
+from fiscus.usage.model import Usage, UsageDetail
 from fiscus.usage.wire import WireFormat
 
 Event = Mapping[str, Any]
 
 
 def count(mapping: Any, key: str) -> int:
-    """A non-negative integer field, 0 when the field is absent, null or malformed."""
+    """A token count: 0 when the field is absent or null; `UsageFormatError` when it is there but not a
+    non-negative whole number (a string such as "74", a negative, a fraction): a malformed count must never be
+    read as an exact 0."""
     if not isinstance(mapping, Mapping):
         return 0
     value = mapping.get(key)
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if type(value) is int and value >= 0:
+        return value
+    if value is None:
         return 0
-    return max(int(value), 0)
+    if isinstance(value, float) and value >= 0 and value.is_integer():
+        return int(value)
+    raise UsageFormatError(f"malformed usage field {key!r}: expected a non-negative whole number, got {value!r}")
 
 
 def child(mapping: Any, key: str) -> Mapping[str, Any]:
@@ -108,15 +115,21 @@ class StreamAccumulator(ABC):
 
         The estimate counts the received text; input comes from a partial report if the stream gave one,
         else from `estimate_input_tokens` (the caller's count of the request). It is never zero output: a
-        cut-off call still cost something, and zero would read as free.
+        cut-off call still cost something, and zero would read as free. A malformed usage report is estimated
+        the same way. The estimate's `detail.estimate` says what was counted and how.
         """
-        exact = self.usage
-        if exact is not None:
-            return exact
-        partial = self.partial_usage()
+        why = "the stream ended before the provider reported usage"
+        try:
+            exact = self.usage
+            if exact is not None:
+                return exact
+            partial = self.partial_usage()
+        except UsageFormatError as exc:
+            why, partial = f"the provider's usage report was malformed ({exc})", None
         reasoning = estimate_tokens(self.reasoning_text)
         output = max(estimate_tokens(self.text) + reasoning, partial.output_tokens if partial else 0, 1)
         reasoning = min(max(reasoning, partial.reasoning_tokens if partial else 0), output)
+        counted = f"output counted from the streamed text ({estimator_name()})"
         if partial is not None and partial.total_input_tokens > 0:
             return Usage(
                 input_tokens=partial.input_tokens,
@@ -126,10 +139,16 @@ class StreamAccumulator(ABC):
                 output_tokens=output,
                 reasoning_tokens=reasoning,
                 estimated=True,
+                detail=UsageDetail(estimate=f"{why}: input as the stream's opening usage reported it, {counted}"),
             )
+        if estimate_input_tokens:
+            source = f"input counted from the request ({estimator_name()})"
+        else:
+            source = "input unknown (the request was not at hand), counted as 0"
         return Usage(
             input_tokens=max(estimate_input_tokens or 0, 0),
             output_tokens=output,
             reasoning_tokens=reasoning,
             estimated=True,
+            detail=UsageDetail(estimate=f"{why}: {source}, {counted}"),
         )

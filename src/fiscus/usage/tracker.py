@@ -8,6 +8,7 @@ It only watches: it never changes or holds back what it is fed.
 from __future__ import annotations
 
 from fiscus.usage.anthropic import AnthropicStreamAccumulator
+from fiscus.usage.bedrock import ConverseStreamAccumulator
 from fiscus.usage.gemini import GeminiStreamAccumulator
 from fiscus.usage.model import Usage
 from fiscus.usage.openai_chat import ChatStreamAccumulator
@@ -21,6 +22,7 @@ ACCUMULATORS: dict[WireFormat, type[StreamAccumulator]] = {
     WireFormat.OPENAI_RESPONSES: ResponsesStreamAccumulator,
     WireFormat.ANTHROPIC: AnthropicStreamAccumulator,
     WireFormat.GEMINI: GeminiStreamAccumulator,
+    WireFormat.BEDROCK_CONVERSE: ConverseStreamAccumulator,
 }
 
 
