@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 
 from fiscus.engine.decision import Action, ThresholdHit
 from fiscus.events.budget_events import BudgetExhausted, BudgetThresholdCrossed
+from fiscus.governor.drive import drive
+from fiscus.governor.steps import Reserve, Settle, Steps
 from fiscus.stores.base import Amounts, BudgetStore, Limits, Reservation, ReserveLine
 
 _ONE = Amounts(requests=1)
@@ -59,31 +61,21 @@ class Announcer:
             (key, hit) for hit in hits if hit.action is not Action.ALLOW and (key := fired_key(hit)) not in self._seen
         ]
 
-    def announce(self, hits: tuple[ThresholdHit, ...], *, event_id: str, now: float) -> None:
+    def announce_steps(self, hits: tuple[ThresholdHit, ...], *, event_id: str, now: float) -> Steps[None]:
         for n, (key, hit) in enumerate(self.pending(hits)):
-            if self.once(key, expires_at=hit.expires_at, reservation_id=f"{event_id}:a{n}", now=now):
-                self._announce(hit, now)
-
-    async def aannounce(self, hits: tuple[ThresholdHit, ...], *, event_id: str, now: float) -> None:
-        for n, (key, hit) in enumerate(self.pending(hits)):
-            if await self.aonce(key, expires_at=hit.expires_at, reservation_id=f"{event_id}:a{n}", now=now):
+            if (yield from self.once_steps(key, expires_at=hit.expires_at, reservation_id=f"{event_id}:a{n}", now=now)):
                 self._announce(hit, now)
 
     def once(self, key: str, *, expires_at: float | None, reservation_id: str, now: float) -> bool:
         """Claim `key` (until `expires_at`) across every process on the store: True for the first caller only."""
-        if key in self._seen:
-            return False
-        result = self._store.reserve(reservation_id, _claim(key, expires_at), now=now, lease_seconds=60.0)
-        if isinstance(result, Reservation):
-            self._store.settle(result, _ONE, now=now)
-        return self._remember(key, isinstance(result, Reservation))
+        return drive(self.once_steps(key, expires_at=expires_at, reservation_id=reservation_id, now=now), self._store)
 
-    async def aonce(self, key: str, *, expires_at: float | None, reservation_id: str, now: float) -> bool:
+    def once_steps(self, key: str, *, expires_at: float | None, reservation_id: str, now: float) -> Steps[bool]:
         if key in self._seen:
             return False
-        result = await self._store.areserve(reservation_id, _claim(key, expires_at), now=now, lease_seconds=60.0)
+        result = yield Reserve(reservation_id, _claim(key, expires_at), now, 60.0)
         if isinstance(result, Reservation):
-            await self._store.asettle(result, _ONE, now=now)
+            yield Settle(result, _ONE, now)
         return self._remember(key, isinstance(result, Reservation))
 
     def _remember(self, key: str, won: bool) -> bool:

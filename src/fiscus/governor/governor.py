@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Unpack
 
 from fiscus.engine.decision import Action, Decision
 from fiscus.engine.engine import Engine
@@ -21,6 +21,9 @@ from fiscus.events.cost_event import CallStatus, CostEvent, new_event_id
 from fiscus.events.otel import CostSpans
 from fiscus.governor.admission import Admission
 from fiscus.governor.announce import Announcer
+from fiscus.governor.drive import adrive, drive
+from fiscus.governor.outcome import Outcome
+from fiscus.governor.steps import ReadCounters, Reserve, Settle, Steps
 from fiscus.governor.task_class import TaskClassRules
 from fiscus.money import to_nanos
 from fiscus.policy.types import Policy
@@ -127,9 +130,17 @@ class Governor:
     # -- admit ------------------------------------------------------------------------------------------
 
     def admit(self, request: CallRequest) -> Admission:
+        return drive(self.admit_steps(request), self.store)
+
+    async def aadmit(self, request: CallRequest) -> Admission:
+        return await adrive(self.admit_steps(request), self.store)
+
+    def admit_steps(self, request: CallRequest) -> Steps[Admission]:
+        """Admission as a sans-IO generator: route, plan, reserve (decide again after a store refusal),
+        announce; it yields the store operations it needs and is sent their results (`fiscus.governor.drive`)."""
         started = time.perf_counter()
         now = self._clock()
-        engine, store = self.engine, self.store
+        engine, lease = self.engine, self.lease_seconds
         asked = request
         if self.task_classes.routes:
             request = self.task_classes.route(request)
@@ -137,64 +148,27 @@ class Governor:
         event_id = new_event_id()
         quiet = engine.quiet_lines(plan)
         if quiet is not None:  # the common case in one atomic reservation: no budget has a word to say
-            granted = store.reserve(event_id, quiet[0], now=now, lease_seconds=self.lease_seconds)
+            granted = yield Reserve(event_id, quiet[0], now, lease)
             if isinstance(granted, Reservation):
                 decision = engine.quiet_decision(plan, quiet[1])
                 return self._admission(plan, decision, granted, event_id, started, asked)
             engine.mark_loud(plan)
-        counters = store.counters(plan.keys, now=now) if plan.keys else {}
+        counters: Mapping[str, Counter] = (yield ReadCounters(plan.keys, now)) if plan.keys else {}
         decision = engine.decide(request, plan, counters, draw=self._draw())
         reservation: Reservation | None = None
         for attempt in range(1, RESERVE_ATTEMPTS + 1):
             if not decision.calls_model:
                 break
-            result = store.reserve(
-                event_id, engine.reserve_lines(plan, decision), now=now, lease_seconds=self.lease_seconds
-            )
+            result = yield Reserve(event_id, engine.reserve_lines(plan, decision), now, lease)
             if isinstance(result, Reservation):
                 reservation = result
                 break
             if attempt == RESERVE_ATTEMPTS or result.budget.endswith("#rate"):
                 decision = self._refused(plan, decision, result, attempt)
                 break
-            decision = engine.decide(request, plan, store.counters(plan.keys, now=now), draw=self._draw())
+            decision = engine.decide(request, plan, (yield ReadCounters(plan.keys, now)), draw=self._draw())
         if decision.hits:
-            self.announcer.announce(decision.hits, event_id=event_id, now=now)
-        return self._admission(plan, decision, reservation, event_id, started, asked)
-
-    async def aadmit(self, request: CallRequest) -> Admission:
-        started = time.perf_counter()
-        now = self._clock()
-        asked = request
-        if self.task_classes.routes:
-            request = self.task_classes.route(request)
-        plan = self.engine.plan(request, now)
-        event_id = new_event_id()
-        quiet = self.engine.quiet_lines(plan)
-        if quiet is not None:
-            granted = await self.store.areserve(event_id, quiet[0], now=now, lease_seconds=self.lease_seconds)
-            if isinstance(granted, Reservation):
-                decision = self.engine.quiet_decision(plan, quiet[1])
-                return self._admission(plan, decision, granted, event_id, started, asked)
-            self.engine.mark_loud(plan)
-        counters = await self.store.acounters(plan.keys, now=now) if plan.keys else {}
-        decision = self.engine.decide(request, plan, counters, draw=self._draw())
-        reservation: Reservation | None = None
-        for attempt in range(1, RESERVE_ATTEMPTS + 1):
-            if not decision.calls_model:
-                break
-            lines = self.engine.reserve_lines(plan, decision)
-            result = await self.store.areserve(event_id, lines, now=now, lease_seconds=self.lease_seconds)
-            if isinstance(result, Reservation):
-                reservation = result
-                break
-            if attempt == RESERVE_ATTEMPTS or result.budget.endswith("#rate"):
-                decision = self._refused(plan, decision, result, attempt)
-                break
-            fresh: Mapping[str, Counter] = await self.store.acounters(plan.keys, now=now)
-            decision = self.engine.decide(request, plan, fresh, draw=self._draw())
-        if decision.hits:
-            await self.announcer.aannounce(decision.hits, event_id=event_id, now=now)
+            yield from self.announcer.announce_steps(decision.hits, event_id=event_id, now=now)
         return self._admission(plan, decision, reservation, event_id, started, asked)
 
     def preflight(self, request: CallRequest, *, fresh: bool = False) -> Decision:
@@ -264,34 +238,14 @@ class Governor:
 
     # -- settle -----------------------------------------------------------------------------------------
 
-    def settle(
-        self,
-        admission: Admission,
-        usage: Usage | None,
-        *,
-        status: CallStatus = CallStatus.OK,
-        served_model: str | None = None,
-        latency_ms: int | None = None,
-        error: str | None = None,
-        streamed: bool = False,
-        outcome: str | None = None,
-        served_provider: str | None = None,
-    ) -> CostEvent:
-        claimed = self._claim(
-            admission, usage, status, served_model, latency_ms, error, streamed, outcome, served_provider
-        )
-        if claimed is None:
-            return admission.event  # type: ignore[return-value]
-        event, actual = claimed
-        # The ledger first: if the store then fails, the money spent is still on record (and the error raised).
-        if self.ledger is not None:
-            self.ledger.submit(event)  # type: ignore[attr-defined]
-        self._recorded(event)
-        if admission.reservation is not None:
-            self.store.settle(admission.reservation, actual, now=self._clock())
-        return event
+    def settle(self, admission: Admission, usage: Usage | None, **outcome: Unpack[Outcome]) -> CostEvent:
+        """Record the call's `CostEvent` (once per admission) and settle its reservation; see `settle_steps`."""
+        return drive(self.settle_steps(admission, usage, **outcome), self.store)
 
-    async def asettle(
+    async def asettle(self, admission: Admission, usage: Usage | None, **outcome: Unpack[Outcome]) -> CostEvent:
+        return await adrive(self.settle_steps(admission, usage, **outcome), self.store)
+
+    def settle_steps(
         self,
         admission: Admission,
         usage: Usage | None,
@@ -303,7 +257,7 @@ class Governor:
         streamed: bool = False,
         outcome: str | None = None,
         served_provider: str | None = None,
-    ) -> CostEvent:
+    ) -> Steps[CostEvent]:
         claimed = self._claim(
             admission, usage, status, served_model, latency_ms, error, streamed, outcome, served_provider
         )
@@ -315,7 +269,7 @@ class Governor:
             self.ledger.submit(event)  # type: ignore[attr-defined]
         self._recorded(event)
         if admission.reservation is not None:
-            await self.store.asettle(admission.reservation, actual, now=self._clock())
+            yield Settle(admission.reservation, actual, self._clock())
         return event
 
     def _claim(

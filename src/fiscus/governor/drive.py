@@ -1,0 +1,52 @@
+"""The two drivers of the pipeline's steps: each op is run against the budget store, its result sent back.
+
+They are all the difference between the sync and the async door; everything the pipeline decides lives in
+the steps (`fiscus.governor.steps`). A store error propagates to the caller, as a direct store call would.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fiscus.governor.steps import ReadCounters, Reserve, Steps, StoreOp, T
+from fiscus.stores.base import BudgetStore
+
+
+def drive(steps: Steps[T], store: BudgetStore) -> T:
+    """Run `steps` to completion on `store`'s blocking methods."""
+    send = steps.send
+    try:
+        op = send(None)
+        while True:
+            op = send(_run(op, store))
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+
+
+async def adrive(steps: Steps[T], store: BudgetStore) -> T:
+    """Run `steps` to completion on `store`'s async methods."""
+    send = steps.send
+    try:
+        op = send(None)
+        while True:
+            op = send(await _arun(op, store))
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+
+
+def _run(op: StoreOp, store: BudgetStore) -> Any:
+    kind = type(op)  # exact types: the ops are final, and this is on every admission's path
+    if kind is Reserve:
+        return store.reserve(op.reservation_id, op.lines, now=op.now, lease_seconds=op.lease_seconds)
+    if kind is ReadCounters:
+        return store.counters(op.keys, now=op.now)
+    return store.settle(op.reservation, op.actual, now=op.now)
+
+
+async def _arun(op: StoreOp, store: BudgetStore) -> Any:
+    kind = type(op)
+    if kind is Reserve:
+        return await store.areserve(op.reservation_id, op.lines, now=op.now, lease_seconds=op.lease_seconds)
+    if kind is ReadCounters:
+        return await store.acounters(op.keys, now=op.now)
+    return await store.asettle(op.reservation, op.actual, now=op.now)

@@ -1,0 +1,47 @@
+"""The store operations the pipeline asks for, as data: the sans-IO core yields them and is sent their results.
+
+`Governor.admit_steps` and `settle_steps` (and the announcer's) are generators of these; they do no I/O
+themselves, so the same steps run under the sync driver, the async driver, or a test's fake store
+(`fiscus.governor.drive`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from fiscus.stores.base import Amounts, Reservation, ReserveLine
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Reserve:
+    """Reserve `lines` atomically under `reservation_id`; answered with a `Reservation` or a `Refusal`."""
+
+    reservation_id: str
+    lines: tuple[ReserveLine, ...]
+    now: float
+    lease_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class ReadCounters:
+    """Read the counters of `keys`; answered with a mapping key → `Counter`."""
+
+    keys: tuple[str, ...]
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class Settle:
+    """Settle `reservation` at its `actual` amounts; answered with the store's outcome string."""
+
+    reservation: Reservation
+    actual: Amounts
+    now: float
+
+
+StoreOp = Reserve | ReadCounters | Settle
+Steps = Generator[StoreOp, Any, T]  # yields store operations, is sent each one's result, returns T
