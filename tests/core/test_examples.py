@@ -32,3 +32,11 @@ def test_the_example_workload_models_the_seeds_figures() -> None:
     months = {w.name: w.forecast.period_p50 for w in result.workflows}
     assert months["research"] == 450 and months["compliance-check"] == 450 and months["deep-dive"] == 990
     assert {t.name: t.input_mtok for t in result.task_classes}["triage"] == Decimal("1.8")
+
+
+def test_the_example_config_configures_every_channel_the_example_policies_notify() -> None:
+    from fiscus.notify.channels import check_channels
+
+    config = load_config(EXAMPLES / "fiscus.yaml")
+    for name in ("policy.yaml", "finops.yaml"):
+        check_channels(load_policy(EXAMPLES / name), config.notify, config=EXAMPLES / "fiscus.yaml")

@@ -51,10 +51,40 @@ def test_off_pace_is_announced_once_per_window_across_processes(tmp_path: Path) 
     assert PaceWatch(second).check() == [] and PaceWatch(first).check() == []  # once, whoever checks
     assert not any(isinstance(e, BudgetOffPace) for e in other_events)
     line = summary(event_dict(event))
-    assert line.startswith("fiscus: budget growth-day at 34% is on pace for 137% by its reset; its limit falls")
+    assert line == (
+        "fiscus: budget growth-day (team=growth) at 34% ($0.103 of $0.30 used) is on pace for 137% by its reset; "
+        "at this pace its limit falls 2026-06-09 17:28 UTC, the window resets 2026-06-10 00:00 UTC"
+    )
 
     clock.now = MIDNIGHT + 86_400 + 6 * 3600  # the next day, same pace: a new window, a new announcement
     spend(first, "growth")
     assert [e.budget for e in PaceWatch(first).check()] == ["growth-day"]
     first.close()
     second.close()
+
+
+def test_no_pace_warning_once_the_budget_has_no_room() -> None:
+    policy = {
+        "budgets": [
+            {
+                "name": "growth-day",
+                "scope": {"team": "growth"},
+                "window": "day",
+                "limit": {"usd": "0.21"},
+                "thresholds": [{"at": 1, "action": "block"}],
+            }
+        ]
+    }
+    gov, clock, _, events = governor(policy)
+    clock.now = MIDNIGHT + 6 * 3600
+    spend(gov, "growth")
+    spend(gov, "growth")  # $0.206 of $0.21 by 06:00: on pace for 392 %
+    request = CallRequest(
+        provider="local", model="big", attribution=Attribution(team="growth"), input_tokens=10_000, max_tokens=100
+    )
+    assert not gov.admit(request).decision.calls_model  # not even one tier down fits the $0.004 left
+    (row,) = gov.status()
+    assert row.utilisation < 1 and row.pace is not None and row.pace.over
+    assert [type(e).__name__ for e in events] == ["BudgetExhausted"]
+    assert PaceWatch(gov).check() == []  # too late to warn: the exhaustion was announced
+    gov.close()

@@ -1,11 +1,6 @@
-import json
-import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -13,37 +8,7 @@ from fiscus.config import load_config
 from fiscus.errors import ConfigError
 from fiscus.events.budget_events import BudgetExhausted, BudgetThresholdCrossed
 from fiscus.notify import Notifier, NotifyConfig
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.received: list[tuple[str, dict[str, Any]]] = []
-        self.fail_next = 0
-
-
-@pytest.fixture
-def inbox() -> Iterator[tuple[Inbox, str]]:
-    box = Inbox()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers["content-length"])))
-            if box.fail_next:
-                box.fail_next -= 1
-                self.send_response(503)
-            else:
-                box.received.append((self.path, body))
-                self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield box, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+from tests.notify.inbox import Inbox, inbox_fixture  # noqa: F401  (the `inbox` fixture)
 
 
 def crossed(channel: str | None, at: str = "0.8") -> BudgetThresholdCrossed:
@@ -80,7 +45,9 @@ def test_slack_pagerduty_and_webhook_payloads(inbox: tuple[Inbox, str], monkeypa
     )
     assert notifier.flush(5)
     by_path = dict(box.received)
-    assert by_path["/slack"] == {"text": "fiscus: budget growth-prod at 81% (notify), resets 2026-12-01T00:00:00+00:00"}
+    assert by_path["/slack"] == {
+        "text": "fiscus: budget growth-prod at 81%: use unknown; notify only (notify); resets 2026-12-01 00:00 UTC"
+    }
     pd = by_path["/pd"]
     assert pd["routing_key"] == "R0UTING" and pd["event_action"] == "trigger"
     assert pd["payload"]["severity"] == "warning" and pd["payload"]["custom_details"]["budget"] == "growth-prod"
@@ -166,11 +133,15 @@ def test_summaries_name_a_per_value_instance_by_its_values_only() -> None:
         return summary(event_dict(event))
 
     whole = BudgetExhausted(budget="dev", instance="b:dev", window="day:x", action="partial", utilisation=Decimal(1))
-    assert line(whole) == "fiscus: budget dev exhausted (partial)"
+    assert line(whole) == (
+        "fiscus: budget dev exhausted: use unknown; calls get a partial answer, no model called (partial); never resets"
+    )
     per_user = BudgetExhausted(
         budget="per-user", instance="b:per-user|user=ann%20lee", window="day:x", action="block", utilisation=Decimal(1)
     )
-    assert line(per_user) == "fiscus: budget per-user exhausted (block) for user=ann lee"
+    assert line(per_user) == (
+        "fiscus: budget per-user (user=ann lee) exhausted: use unknown; calls are refused (429) (block); never resets"
+    )
     pace = BudgetOffPace(
         budget="per-user",
         instance="b:per-user|user=bo",
@@ -180,6 +151,44 @@ def test_summaries_name_a_per_value_instance_by_its_values_only() -> None:
         exhausts_at=datetime(2026, 12, 24, tzinfo=UTC),
     )
     assert line(pace) == (
-        "fiscus: budget per-user at 40% is on pace for 125% by its reset (user=bo); "
-        "its limit falls 2026-12-24T00:00:00+00:00"
+        "fiscus: budget per-user (user=bo) at 40% (use unknown) is on pace for 125% by its reset; "
+        "at this pace its limit falls 2026-12-24 00:00 UTC"
+    )
+
+
+def test_a_breaker_announcement_names_the_breaker_and_when_it_reopens() -> None:
+    from fiscus.events.guard_events import BreakerTripped
+    from fiscus.notify.payloads import event_dict, summary
+
+    tripped = BreakerTripped(
+        scope="agent:support-bot",
+        reason="error_rate",
+        message="4 of the last 4 calls failed",
+        reopens_at=datetime(2026, 12, 4, 22, 5, tzinfo=UTC),
+    )
+    assert summary(event_dict(tripped)) == (
+        "fiscus: circuit breaker agent:support-bot opened (error_rate): 4 of the last 4 calls failed; "
+        "half-open 2026-12-04 22:05 UTC"
+    )
+
+
+def test_a_token_budget_reads_in_its_own_meter_and_dollars() -> None:
+    from fiscus.events.budget_events import Standing
+    from fiscus.notify.payloads import event_dict, summary
+
+    event = BudgetThresholdCrossed(
+        budget="tokens-day",
+        instance="b:tokens-day",
+        window="day:x",
+        threshold=Decimal("0.8"),
+        action="warn",
+        utilisation=Decimal("0.8"),
+        resets_at=datetime(2026, 12, 5, tzinfo=UTC),
+        standing=Standing(
+            scope=(("agent", "planner"),), spent_usd=Decimal("1234.5"), meter="tokens", used=800_000, limit=1_000_000
+        ),
+    )
+    assert summary(event_dict(event)) == (
+        "fiscus: budget tokens-day (agent=planner) at 80%: 800,000 of 1,000,000 tokens used ($1,234.50 spent); "
+        "calls carry a warning (warn); resets 2026-12-05 00:00 UTC"
     )

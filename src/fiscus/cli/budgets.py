@@ -32,9 +32,19 @@ budgets_app = typer.Typer(
 @budgets_app.command("check")
 def check(
     policy: Annotated[Path, typer.Option("--policy", help="The policy file to validate.")],
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="fiscus.yaml the policy runs with: its notify channels must exist."),
+    ] = None,
 ) -> None:
-    """Validate a policy file and list its budgets: scope, window, limits, thresholds and actions."""
+    """Validate a policy file and list its budgets: scope, window, limits, thresholds and actions. Every notify
+    channel the policy names must be configured in --config (without it, the built-in config has none)."""
+    from fiscus.config import load_config
+    from fiscus.notify.channels import check_channels
+
     loaded = load_policy(policy)
+    cfg = load_config(config)
+    check_channels(loaded, cfg.notify, config=config)
     table = Table(title=f"{policy} — {len(loaded.budgets)} budget(s), time zone {loaded.timezone}")
     for column in ("budget", "scope", "window", "limit", "thresholds → actions", "when exhausted"):
         table.add_column(column, overflow="fold", no_wrap=column in ("budget", "scope", "window"))
@@ -100,10 +110,9 @@ def status(
     table = Table(title=f"budgets of {policy_path}")
     columns = ("budget", "instance", "window", "limit", "spent", "reserved", "used", "pace", "resets (UTC)")
     for column in (*columns, "threshold"):
+        # On a narrow terminal long cells wrap (fold) rather than end in "…": a row read in part misleads.
         table.add_column(
-            column,
-            justify="right" if column in ("spent", "reserved", "used") else "left",
-            no_wrap=column in ("budget", "window", "used", "pace", "resets (UTC)", "threshold"),
+            column, justify="right" if column in ("spent", "reserved", "used") else "left", overflow="fold"
         )
     for row in rows:
         table.add_row(
@@ -118,7 +127,8 @@ def status(
             row.resets_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if row.resets_at else "never",
             f"{row.threshold} → {row.action}" if row.threshold is not None else "-",
         )
-    console = _console()
+    breaker_table = _breaker_table(breakers, state.url) if breakers else None
+    console = _whole_console(table, *([breaker_table] if breaker_table is not None else []))
     console.print(table)
     for row in rows:
         if row.pace is not None and row.pace.exhausts_at is not None:
@@ -126,10 +136,10 @@ def status(
             name = f"{row.budget} ({instance})" if instance else row.budget
             when = row.pace.exhausts_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
             console.print(f"{name}: at this pace its limit falls {when} UTC, before the reset")
-    if not breakers:
+    if breaker_table is None:
         console.print(f"circuit breakers: none has tripped ({state.url})")
         return
-    console.print(_breaker_table(breakers, state.url))
+    console.print(breaker_table)
 
 
 @budgets_app.command("preflight")
@@ -285,6 +295,18 @@ def _utc(epoch: object) -> str:
 def _console() -> Console:
     """A terminal gets its own width; piped or captured output gets 120 columns, so tables stay whole."""
     return Console() if sys.stdout.isatty() else Console(width=120)
+
+
+def _whole_console(*tables: Table) -> Console:
+    """A terminal gets its own width (long cells wrap); piped or captured output gets as many columns as the
+    widest table needs, at least 120, so a script or a file gets every row whole on one line."""
+    if sys.stdout.isatty():
+        return Console()
+    probe = Console(width=_UNBOUNDED)
+    return Console(width=max(120, *(probe.measure(table).maximum for table in tables)))
+
+
+_UNBOUNDED = 10_000  # wide enough for any table's natural width
 
 
 def _limits(limits: Limits) -> str:

@@ -30,6 +30,11 @@ def register(app: typer.Typer) -> None:
         from fiscus.gateway.worker import CONFIG_ENV
 
         loaded = load_config(config)  # fail here, once, with a readable message, not in every worker
+        if loaded.policy is not None:
+            from fiscus.notify.channels import check_channels
+            from fiscus.policy import load_policy
+
+            check_channels(load_policy(loaded.policy), loaded.notify, config=config)
         workers = workers or loaded.gateway.workers
         if workers > 1 and loaded.budget_store.startswith("memory://"):
             raise ConfigError("several workers need a shared budget store: set budget_store to sqlite:/// or redis://")

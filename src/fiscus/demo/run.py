@@ -19,6 +19,7 @@ from rich.table import Table
 from fiscus.config import FiscusConfig, ProviderConfig
 from fiscus.demo.fleet import Step, debate, researcher, triage
 from fiscus.errors import FiscusError
+from fiscus.notify import ChannelConfig, NotifyConfig
 from fiscus.pricing import PriceCatalogue, usd
 from fiscus.usage import Usage
 
@@ -137,6 +138,8 @@ def _config(workdir: Path, policy: Path, upstream: str) -> FiscusConfig:
         keys=f"sqlite:///{workdir / 'keys.db'}",
         policy=policy,
         providers=providers,
+        # The policy's `slack` alerts, written to the log here: a demo posts nowhere.
+        notify=NotifyConfig(channels={"slack": ChannelConfig(kind="log")}),
     )
 
 

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from fiscus.engine.decision import Action, BudgetReason, Decision, ThresholdHit
-from fiscus.engine.plan import RATE_SCALE, Plan, PlanLine, Rates
+from fiscus.engine.plan import RATE_SCALE, Plan, PlanLine, Rates, instance_scope
 from fiscus.engine.request import CallRequest
 from fiscus.money import from_nanos
 from fiscus.policy.types import Policy, Threshold
@@ -62,6 +62,7 @@ class _Assessment:
     rate_limited: bool = False
     hits: list[ThresholdHit] = field(default_factory=list)
     actions: set[Action] = field(default_factory=set)  # every action in force, not only the most restrictive
+    caller: tuple[tuple[str, str], ...] = ()  # the call's agent and team, for announcements
 
 
 def decide(
@@ -75,7 +76,8 @@ def decide(
     """`draw` ∈ [0, 1) decides a fractional throttle (the governor passes a random number)."""
     request = plan.request
     key_ok = request.override_key is not None and request.override_key in policy.override_keys
-    assessed = [_assess(line, counters, request.priority, key_ok, draw) for line in plan.lines]
+    caller = _caller(request)
+    assessed = [_assess(line, counters, request.priority, key_ok, draw, caller) for line in plan.lines]
     hits = [hit for a in assessed for hit in a.hits]
     reasons = _reasons(assessed)
 
@@ -206,7 +208,19 @@ def reasons(plan: Plan, counters: Mapping[str, Counter], *, override_key_ok: boo
     return tuple(_reason(_assess(line, counters, priority, override_key_ok, 0.0)) for line in plan.lines)
 
 
-def _assess(line: PlanLine, counters: Mapping[str, Counter], priority: str, key_ok: bool, draw: float) -> _Assessment:
+def _caller(request: CallRequest) -> tuple[tuple[str, str], ...]:
+    who = request.attribution
+    return tuple((dim, value) for dim, value in (("agent", who.agent), ("team", who.team)) if value)
+
+
+def _assess(
+    line: PlanLine,
+    counters: Mapping[str, Counter],
+    priority: str,
+    key_ok: bool,
+    draw: float,
+    caller: tuple[tuple[str, str], ...] = (),
+) -> _Assessment:
     n = t = r = 0
     for key in line.keys:
         used = counters.get(key, _EMPTY).used
@@ -216,7 +230,7 @@ def _assess(line: PlanLine, counters: Mapping[str, Counter], priority: str, key_
     used = Amounts(n, t, r)
     utilisation, meter = utilisation_of(used, line.budget.limits)
     reached = tuple(th for th in line.budget.thresholds if th.at <= utilisation)
-    a = _Assessment(line, used, utilisation, meter, reached)
+    a = _Assessment(line, used, utilisation, meter, reached, caller=caller)
     for th in reached:
         action = th.action
         if action is Action.BLOCK and th.override and key_ok:
@@ -321,8 +335,9 @@ def _refusal(
 
 def _hit(a: _Assessment, tag: str, at: Decimal | None, action: Action, channel: str | None = None) -> ThresholdHit:
     window = a.line.window
+    budget = a.line.budget
     return ThresholdHit(
-        budget=a.line.budget.name,
+        budget=budget.name,
         instance=a.line.instance,
         window_id=_announce_period(a.line),
         tag=tag,
@@ -332,6 +347,10 @@ def _hit(a: _Assessment, tag: str, at: Decimal | None, action: Action, channel: 
         channel=channel,
         resets_at=window.resets_at_utc,
         expires_at=window.expires_at,
+        scope=instance_scope(budget, a.line.values),
+        used=a.used,
+        limits=budget.limits,
+        caller=a.caller,
     )
 
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from fiscus.stores.base import Amounts
+from fiscus.stores.base import Amounts, Limits
 
 
 class Action(StrEnum):
@@ -63,6 +63,12 @@ class ThresholdHit:
     channel: str | None = None
     resets_at: datetime | None = None
     expires_at: float | None = None
+    # What an announcement tells a person: the instance's scope (each dimension and its value or values), its
+    # use (spent + reserved) against the nominal limits, and who made the call that reached it.
+    scope: tuple[tuple[str, str], ...] = ()
+    used: Amounts | None = None
+    limits: Limits | None = None
+    caller: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(slots=True, unsafe_hash=True)

@@ -197,6 +197,16 @@ def scope_values(budget: Budget, attribution: Attribution) -> tuple[tuple[str, s
     return tuple(values)
 
 
+def instance_scope(budget: Budget, values: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    """A budget instance's scope as a person reads it: each dimension with its value, the instance's own value
+    for a per-value dimension, or the values joined by commas for "any of"."""
+    per_value = dict(values)
+    return tuple(
+        (dim, per_value.get(dim) or (",".join(sorted(value)) if isinstance(value, frozenset) else value))
+        for dim, value in budget.scope
+    )
+
+
 def instance_stem(budget: Budget, values: tuple[tuple[str, str], ...]) -> str:
     """`b:<budget>|<dim>=<value>…`; values are quoted so `|` and `=` in them cannot fake another key."""
     parts = "".join(f"|{dim}={quote(value, safe='')}" for dim, value in values)

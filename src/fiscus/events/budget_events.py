@@ -21,6 +21,37 @@ def _d(value: Decimal | None) -> str | None:
 
 
 @dataclass(frozen=True, slots=True)
+class Standing:
+    """Where a budget instance stands, for a person: its scope (each dimension and its value or values), what is
+    used (spent + reserved) in dollars against its dollar limit, and on the meter that binds (tokens or requests)
+    when that is not dollars; the agent and team of the call that brought the news."""
+
+    scope: tuple[tuple[str, str], ...] = ()
+    spent_usd: Decimal | None = None
+    limit_usd: Decimal | None = None
+    meter: str = "usd"
+    used: int | None = None  # on `meter`, when it is tokens or requests
+    limit: int | None = None
+    agent: str | None = None
+    team: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "scope": dict(self.scope),
+            "spent_usd": _d(self.spent_usd),
+            "limit_usd": _d(self.limit_usd),
+            "meter": self.meter,
+            "used": self.used,
+            "limit": self.limit,
+            "agent": self.agent,
+            "team": self.team,
+        }
+
+
+_NOWHERE = Standing()
+
+
+@dataclass(frozen=True, slots=True)
 class BudgetThresholdCrossed:
     """A budget instance reached a threshold; announced once per window (across processes, via the store)."""
 
@@ -32,6 +63,7 @@ class BudgetThresholdCrossed:
     utilisation: Decimal
     channel: str | None = None
     resets_at: datetime | None = None
+    standing: Standing = _NOWHERE
     timestamp: datetime = field(default_factory=_now)
 
     def to_dict(self) -> dict[str, Any]:
@@ -45,6 +77,7 @@ class BudgetThresholdCrossed:
             "utilisation": _d(self.utilisation),
             "channel": self.channel,
             "resets_at": self.resets_at.isoformat() if self.resets_at else None,
+            **self.standing.to_dict(),
             "timestamp": self.timestamp.isoformat(),
         }
 
@@ -59,6 +92,7 @@ class BudgetExhausted:
     action: str
     utilisation: Decimal
     resets_at: datetime | None = None
+    standing: Standing = _NOWHERE
     timestamp: datetime = field(default_factory=_now)
 
     def to_dict(self) -> dict[str, Any]:
@@ -70,6 +104,7 @@ class BudgetExhausted:
             "action": self.action,
             "utilisation": _d(self.utilisation),
             "resets_at": self.resets_at.isoformat() if self.resets_at else None,
+            **self.standing.to_dict(),
             "timestamp": self.timestamp.isoformat(),
         }
 
@@ -103,6 +138,7 @@ class BudgetOffPace:
     projected: Decimal  # by the reset, at the pace so far
     exhausts_at: datetime | None
     resets_at: datetime | None = None
+    standing: Standing = _NOWHERE
     timestamp: datetime = field(default_factory=_now)
 
     def to_dict(self) -> dict[str, Any]:
@@ -115,5 +151,6 @@ class BudgetOffPace:
             "projected": _d(self.projected),
             "exhausts_at": self.exhausts_at.isoformat() if self.exhausts_at else None,
             "resets_at": self.resets_at.isoformat() if self.resets_at else None,
+            **self.standing.to_dict(),
             "timestamp": self.timestamp.isoformat(),
         }

@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from fiscus.engine.decide import utilisation_of
 from fiscus.engine.decision import Action, ThresholdHit
-from fiscus.events.budget_events import BudgetExhausted, BudgetThresholdCrossed
+from fiscus.events.budget_events import BudgetExhausted, BudgetThresholdCrossed, Standing
 from fiscus.governor.drive import drive
 from fiscus.governor.steps import Reserve, Settle, Steps
+from fiscus.money import from_nanos
 from fiscus.stores.base import Amounts, BudgetStore, Limits, Reservation, ReserveLine
 
 _ONE = Amounts(requests=1)
@@ -25,8 +27,34 @@ def fired_key(hit: ThresholdHit) -> str:
     return f"f:{hit.instance}|{hit.window_id}|{hit.tag}"
 
 
+def standing(
+    scope: tuple[tuple[str, str], ...],
+    used: Amounts | None,
+    limits: Limits | None,
+    caller: tuple[tuple[str, str], ...] = (),
+) -> Standing:
+    """An instance's scope and use against its limits, as an announcement states them."""
+    who = dict(caller)
+    if used is None or limits is None:
+        return Standing(scope=scope, agent=who.get("agent"), team=who.get("team"))
+    _, meter = utilisation_of(used, limits)
+    on_meter = {"tokens": (used.tokens, limits.tokens), "requests": (used.requests, limits.requests)}
+    meter_used, meter_limit = on_meter.get(meter, (None, None))
+    return Standing(
+        scope=scope,
+        spent_usd=from_nanos(used.nanos),
+        limit_usd=from_nanos(limits.nanos) if limits.nanos is not None else None,
+        meter=meter,
+        used=meter_used,
+        limit=meter_limit,
+        agent=who.get("agent"),
+        team=who.get("team"),
+    )
+
+
 def event_for(hit: ThresholdHit, now: float) -> BudgetThresholdCrossed | BudgetExhausted:
     timestamp = datetime.fromtimestamp(now, UTC)
+    where = standing(hit.scope, hit.used, hit.limits, hit.caller)
     if hit.tag == "exhausted":
         return BudgetExhausted(
             budget=hit.budget,
@@ -35,6 +63,7 @@ def event_for(hit: ThresholdHit, now: float) -> BudgetThresholdCrossed | BudgetE
             action=str(hit.action),
             utilisation=hit.utilisation,
             resets_at=hit.resets_at,
+            standing=where,
             timestamp=timestamp,
         )
     return BudgetThresholdCrossed(
@@ -46,6 +75,7 @@ def event_for(hit: ThresholdHit, now: float) -> BudgetThresholdCrossed | BudgetE
         utilisation=hit.utilisation,
         channel=hit.channel,
         resets_at=hit.resets_at,
+        standing=where,
         timestamp=timestamp,
     )
 

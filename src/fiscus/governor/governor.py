@@ -82,10 +82,12 @@ class Governor:
     def from_config(cls, config: FiscusConfig, *, on_event: Callable[[object], None] | None = None) -> Governor:
         """The governor a config describes; events also go to the notify channels it configures."""
         from fiscus.ledger import LedgerWriter, open_ledger
+        from fiscus.notify.channels import check_channels
         from fiscus.policy.load import load_policy
         from fiscus.stores import open_store  # type: ignore[attr-defined]
 
         policy = load_policy(config.policy) if config.policy is not None else Policy()
+        check_channels(policy, config.notify, config=config.source)
         governor = cls(
             policy=policy,
             store=open_store(config.budget_store),

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from fiscus.errors import ConfigError
+
+if TYPE_CHECKING:
+    from fiscus.policy.types import Policy
 
 
 class ChannelConfig(BaseModel):
@@ -61,3 +64,19 @@ class NotifyConfig(BaseModel):
         if missing:
             raise ValueError(f"default names unknown channel(s): {', '.join(missing)}")
         return self
+
+
+def check_channels(policy: Policy, notify: NotifyConfig, *, config: object = None) -> None:
+    """Every channel the policy's notify thresholds name must be configured: a `ConfigError` (one line) names
+    the first that is not, its budget, and what is configured. `config` names the config file in the message."""
+    for budget in policy.budgets:
+        for threshold in budget.thresholds:
+            name = threshold.channel
+            if name is None or name in notify.channels:
+                continue
+            where = f"{config}" if config else "the built-in config (pass --config fiscus.yaml)"
+            known = ", ".join(sorted(notify.channels)) or "none"
+            raise ConfigError(
+                f"{policy.source or 'policy'}: budget {budget.name!r} notifies channel {name!r}, which {where} does "
+                f"not configure (notify.channels: {known})"
+            )
