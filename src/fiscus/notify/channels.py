@@ -67,16 +67,27 @@ class NotifyConfig(BaseModel):
 
 
 def check_channels(policy: Policy, notify: NotifyConfig, *, config: object = None) -> None:
-    """Every channel the policy's notify thresholds name must be configured: a `ConfigError` (one line) names
-    the first that is not, its budget, and what is configured. `config` names the config file in the message."""
-    for budget in policy.budgets:
-        for threshold in budget.thresholds:
-            name = threshold.channel
-            if name is None or name in notify.channels:
-                continue
-            where = f"{config}" if config else "the built-in config (pass --config fiscus.yaml)"
-            known = ", ".join(sorted(notify.channels)) or "none"
-            raise ConfigError(
-                f"{policy.source or 'policy'}: budget {budget.name!r} notifies channel {name!r}, which {where} does "
-                f"not configure (notify.channels: {known})"
-            )
+    """Every channel the policy names (its notify thresholds, its alerts' level channels) must be configured: a
+    `ConfigError` (one line) names the first that is not, who names it, and what is configured. `config` names
+    the config file in the message."""
+    named = [
+        (f"budget {budget.name!r}", threshold.channel)
+        for budget in policy.budgets
+        for threshold in budget.thresholds
+        if threshold.channel is not None
+    ]
+    alerts = policy.alerts
+    named += [
+        (f"alerts ({level})", channel)
+        for level, channel in (("warning", alerts.warning_channel), ("critical", alerts.critical_channel))
+        if channel is not None
+    ]
+    for who, name in named:
+        if name in notify.channels:
+            continue
+        where = f"{config}" if config else "the built-in config (pass --config fiscus.yaml)"
+        known = ", ".join(sorted(notify.channels)) or "none"
+        raise ConfigError(
+            f"{policy.source or 'policy'}: {who} notifies channel {name!r}, which {where} does not configure "
+            f"(notify.channels: {known})"
+        )
