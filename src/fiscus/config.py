@@ -7,7 +7,7 @@ relative to the file. Environment variables are referenced by name (`api_key_env
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -66,6 +66,24 @@ class GatewayConfig(_Section):
     alert_check_s: float = Field(default=60.0, ge=0)  # how often the alert table is checked (0: never)
 
 
+class WeeklyReviewConfig(_Section):
+    """`review.weekly`: the weekly report, built for the last complete ISO week (UTC) once `weekday` `hour_utc`
+    has come, delivered once per week across workers (claimed in the budget store) to `channel` (else the
+    default notify channels), with its Markdown, HTML, CSV and JSON written to `out_dir`."""
+
+    enabled: bool = True
+    weekday: Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"] = "monday"
+    hour_utc: int = Field(default=8, ge=0, le=23)
+    channel: str | None = None
+    out_dir: Path = DEFAULT_HOME / "reports"
+    targets: Path | None = None  # `fiscus forecast --json` / `fiscus model --json` output; the policy's win
+    check_s: float = Field(default=300.0, ge=0)  # how often the gateway looks whether it is due (0: never)
+
+
+class ReviewConfig(_Section):
+    weekly: WeeklyReviewConfig = Field(default_factory=WeeklyReviewConfig)
+
+
 class OptimiseConfig(_Section):
     # Put cache breakpoints on Anthropic requests whose prefix or conversation repeats (fiscus.shaping.cache).
     prompt_cache: bool = False
@@ -82,6 +100,7 @@ class FiscusConfig(_Section):
     keys: str = Field(default=f"sqlite:///{DEFAULT_HOME}/keys.db", description="where virtual keys are kept")
     guards: GuardsConfig = Field(default_factory=GuardsConfig)  # breakers, loops, post-mortems, shared state
     optimise: OptimiseConfig = Field(default_factory=OptimiseConfig)
+    review: ReviewConfig = Field(default_factory=ReviewConfig)
     source: Path | None = Field(default=None, exclude=True)
 
 
@@ -103,6 +122,11 @@ def load_config(path: str | Path | None) -> FiscusConfig:
     postmortems = config.guards.postmortem_dir
     if postmortems is not None and not postmortems.is_absolute() and "postmortem_dir" in config.guards.model_fields_set:
         config.guards.postmortem_dir = path.parent / postmortems
+    weekly = config.review.weekly
+    if "out_dir" in weekly.model_fields_set and not weekly.out_dir.is_absolute():
+        weekly.out_dir = path.parent / weekly.out_dir
+    if weekly.targets is not None and not weekly.targets.is_absolute():
+        weekly.targets = path.parent / weekly.targets
     config.source = path
     return config
 

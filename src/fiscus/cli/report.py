@@ -22,6 +22,7 @@ _BY_HELP = (
 
 
 def report(
+    ctx: typer.Context,
     ledger: Annotated[
         str | None, typer.Option("--ledger", help="Ledger URL (sqlite:///path or postgresql://…); default from config.")
     ] = None,
@@ -46,7 +47,9 @@ def report(
     ] = False,
 ) -> None:
     """Spend, tokens, requests, cache hit rate, saving (against the same calls ungoverned, by lever) and cost per
-    outcome per case (session), with totals, per group."""
+    outcome per case (session), with totals, per group. `fiscus report weekly` is the weekly review."""
+    if ctx.invoked_subcommand is not None:
+        return
     from fiscus.ledger import SpendQuery, open_ledger
     from fiscus.reports.cases import case_costs
     from fiscus.reports.savings import savings_table
@@ -91,4 +94,9 @@ def ledger_url(ledger: str | None, config: Path | None) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("report")(report)
+    from fiscus.cli.weekly import weekly
+
+    report_app = typer.Typer(invoke_without_command=True, no_args_is_help=False)
+    report_app.callback()(report)
+    report_app.command("weekly")(weekly)
+    app.add_typer(report_app, name="report")

@@ -35,6 +35,7 @@ from fiscus.gateway.responses import JSON, RawResponse
 from fiscus.gateway.tokens import bearer, configured, matches
 from fiscus.governor.pace_watch import PaceWatch
 from fiscus.guards import BreakerConfig, BreakerRegistry, LoopConfig
+from fiscus.reports.weekly.delivery import WeeklyDelivery
 from fiscus.serving import serve_in_thread
 
 log = logging.getLogger("fiscus.gateway")
@@ -135,6 +136,11 @@ def create_app(
         emit=emit,
     )
     alerts = AlertWatch(governor, ledger_url=config.ledger, open_ledger=open_ledger) if _keeps(governor) else None
+    weekly = (
+        WeeklyDelivery(governor, config.review.weekly, ledger_url=config.ledger, open_ledger=open_ledger)
+        if _keeps(governor) and config.review.weekly.enabled
+        else None
+    )
     metrics = GatewayMetrics(
         status=governor.status, breakers=guards.open_breakers, alerts=alerts.counts if alerts else None
     )
@@ -193,6 +199,7 @@ def create_app(
             if _keeps(governor)
             else None,
             _every(config.gateway.alert_check_s, alerts.check, "alert check") if alerts else None,
+            _every(config.review.weekly.check_s, weekly.check, "weekly report") if weekly else None,
         ]
         try:
             yield
