@@ -81,3 +81,36 @@ def test_console_script_no_traceback() -> None:
     )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and proc.stderr.startswith("fiscus: error:")
+
+
+@pytest.mark.parametrize(
+    ("provider", "model", "total"),
+    [
+        ("bedrock", "us.anthropic.claude-sonnet-4-5-20250929-v1:0", "0.0198"),  # regional: 3.3 in, 16.5 out
+        ("vertex", "claude-sonnet-4-5@20250929", "0.018"),
+        ("gemini", "models/gemini-2.5-flash", "0.0028"),
+        ("deepseek", "deepseek-chat", "0.000685"),
+        ("groq", "llama-3.3-70b-versatile", "0.00138"),
+        ("together", "meta-llama/Llama-3.3-70B-Instruct-Turbo", "0.00176"),
+        ("mistral", "mistral-large-latest", "0.008"),
+        ("xai", "grok-4", "0.018"),
+        ("openrouter", "openai/gpt-4o", "0.0125"),
+        ("azure", "gpt-4o-2024-08-06", "0.0125"),
+    ],
+)
+def test_every_provider_is_priced_from_the_catalogue(
+    capsys: pytest.CaptureFixture[str], provider: str, model: str, total: str
+) -> None:
+    args = ["price", "-p", provider, "-m", model, "--input-tokens", "1000", "--output-tokens", "1000", "--json"]
+    code, out, err = run(capsys, *args)
+    assert (code, err) == (0, "")
+    assert json.loads(out)["total_usd"] == total
+
+
+def test_web_searches_are_priced_per_thousand(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["price", "-p", "anthropic", "-m", "claude-sonnet-4-5", "--web-searches", "3", "--json"]
+    code, out, _ = run(capsys, *args)
+    data = json.loads(out)
+    assert (code, data["total_usd"], data["cost"]["tools_usd"]) == (0, "0.03", "0.03")
+    code, out, _ = run(capsys, *args[:-1])
+    assert code == 0 and "web searches" in out and "10 / 1k" in out

@@ -35,7 +35,7 @@ def test_json_for_an_anthropic_body(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, str(DATA / "anthropic_body.json"), "--json")
     assert (code, err) == (0, "")
     data = json.loads(out)
-    assert set(data) == {"provider", "model", "format", "streamed", "usage", "cost", "total_usd"}
+    assert set(data) == {"provider", "model", "format", "streamed", "usage", "cost", "total_usd", "notes"}
     assert (data["provider"], data["model"], data["format"], data["streamed"]) == (
         "anthropic",
         "claude-sonnet-4-5-20250929",
@@ -134,3 +134,58 @@ def test_installed_command(tmp_path: Path) -> None:
     assert json.loads(ok.stdout)["usage"]["reasoning_tokens"] == 1344
     bad = subprocess.run([str(exe), "usage", str(tmp_path / "absent.sse")], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.strip().endswith("absent.sse: no such file")
+
+
+BILLING = DATA / "billing"
+
+
+def test_a_cut_stream_takes_its_input_from_the_request(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    raw = (DATA / "openai_chat_stream.sse").read_bytes()
+    cut = tmp_path / "cut.sse"
+    cut.write_bytes(raw[: raw.index(b'"usage":{')].rsplit(b"data:", 1)[0])
+    request = tmp_path / "request.json"
+    request.write_text(json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": "x" * 4000}]}))
+    code, out, _ = run(capsys, str(cut), "--json")
+    assert code == 0 and json.loads(out)["usage"]["input_tokens"] == 0
+    code, out, _ = run(capsys, str(cut), "--json", "--request", str(request))
+    data = json.loads(out)
+    assert code == 0 and data["usage"]["estimated"] is True
+    assert data["usage"]["input_tokens"] > 1000  # the 4,000-character message, not 0
+    assert "input counted from the request" in data["usage"]["estimate"]
+    assert any(note.startswith("estimated: ") for note in data["notes"])
+
+
+def test_server_tools_and_iterations_are_shown(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, str(BILLING / "anthropic_web_search.json"))
+    assert code == 0 and "server tools" in out and "web_searches 3" in out and "$0.03" in out
+    code, out, _ = run(capsys, str(BILLING / "anthropic_advisor.json"), "--json")
+    data = json.loads(out)
+    assert data["total_usd"] == "0.0344"
+    assert [it["model"] for it in data["usage"]["iterations"]] == [None, "claude-opus-4-6", None]
+
+
+def test_bedrock_converse_is_priced_as_aws(capsys: pytest.CaptureFixture[str]) -> None:
+    body = str(BILLING / "bedrock_converse_cache.json")
+    code, out, err = run(capsys, body, "--provider", "bedrock")
+    assert code == 2 and "names no model; pass --model" in err
+    model = "global.anthropic.claude-sonnet-4-5-20250929-v1:0"
+    code, out, _ = run(capsys, body, "--provider", "bedrock", "--model", model, "--json")
+    data = json.loads(out)
+    assert (code, data["provider"], data["format"]) == (0, "bedrock", "bedrock_converse")
+    assert data["total_usd"] == "0.0126"  # 1,000 x 3 + 2,000 x 0.3 + 1,000 x 6 (1 h write) + 200 x 15
+
+
+def test_openrouter_cost_is_the_providers(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, str(BILLING / "openrouter_cost.json"), "--provider", "openrouter", "--json")
+    data = json.loads(out)
+    assert (code, data["total_usd"], data["cost"]["provider_reported"]) == (0, "0.00063", True)
+
+
+def test_a_count_sent_as_a_string_is_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    body = tmp_path / "bad.json"
+    body.write_text('{"object": "chat.completion", "model": "gpt-4o", "choices": [], '
+                    '"usage": {"prompt_tokens": "74", "completion_tokens": 3}}')  # fmt: skip
+    code, out, err = run(capsys, str(body))
+    assert code == 2 and out == ""
+    assert err.strip().endswith("malformed usage field 'prompt_tokens': expected a non-negative whole number, got '74'")
+    assert len(err.strip().splitlines()) == 1

@@ -15,10 +15,19 @@ from fiscus.config import load_config
 from fiscus.errors import FiscusError
 from fiscus.pricing import PriceCatalogue, usd
 from fiscus.usage import Usage
+from fiscus.usage.model import UsageDetail
 
 
 def price(
-    provider: Annotated[str, typer.Option("--provider", "-p", help="Provider, e.g. anthropic, openai, google.")],
+    provider: Annotated[
+        str,
+        typer.Option(
+            "--provider",
+            "-p",
+            help="Provider: openai, anthropic, gemini/google, azure, bedrock, vertex, deepseek, groq, together, "
+            "mistral, xai, openrouter (or any the catalogue knows).",
+        ),
+    ],
     model: Annotated[str, typer.Option("--model", "-m", help="Model name as sent to the provider.")],
     input_tokens: Annotated[
         int, typer.Option("--input-tokens", min=0, help="Uncached input tokens (cache reads and writes apart).")
@@ -36,6 +45,9 @@ def price(
     cache_write_1h_tokens: Annotated[
         int, typer.Option("--cache-write-1h-tokens", min=0, help="Input written to cache, 1-hour TTL.")
     ] = 0,
+    web_searches: Annotated[
+        int, typer.Option("--web-searches", min=0, help="Server-side web searches run (billed per 1,000).")
+    ] = 0,
     batch: Annotated[bool, typer.Option("--batch", help="Priced as a batch (asynchronous) request.")] = False,
     calls: Annotated[int, typer.Option("--calls", min=1, help="Multiply by this many identical calls.")] = 1,
     at: Annotated[
@@ -44,7 +56,8 @@ def price(
     config: Annotated[Path | None, typer.Option("--config", help="fiscus.yaml with price overrides.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (decimal strings) instead of a table.")] = False,
 ) -> None:
-    """Print what a call costs: uncached input, cache reads, cache writes (5 min / 1 h), output, total."""
+    """Print what a call costs: uncached input, cache reads, cache writes (5 min / 1 h), output, web searches,
+    total. Prices are the catalogue's (genai-prices) unless the config overrides them."""
     catalogue = PriceCatalogue(load_config(config).pricing)
     moment = _parse_moment(at)
     try:
@@ -55,6 +68,7 @@ def price(
             cache_write_1h_tokens=cache_write_1h_tokens,
             output_tokens=output_tokens,
             reasoning_tokens=reasoning_tokens,
+            detail=UsageDetail(server_tools=(("web_searches", web_searches),)) if web_searches else None,
         )
     except ValueError as exc:
         raise FiscusError(str(exc)) from None
@@ -92,6 +106,10 @@ def price(
     ]
     for name, tokens, rate, part in rows:
         table.add_row(name, f"{tokens * calls:,}", f"{rate.at(total_in).normalize():f}", usd(part))
+    if web_searches:
+        fee = next((price for unit, price, _ in sheet.tool_rates if unit == "web_searches"), None)
+        rate = "none in the catalogue" if fee is None else f"{fee.normalize():f} / 1k"
+        table.add_row("web searches", f"{web_searches * calls:,}", rate, usd(cost.tools))
     table.add_row("total", f"{usage.total_tokens * calls:,}", "", usd(cost.total), style="bold")
     console = Console()
     console.print(table)

@@ -131,3 +131,21 @@ class CostEvent:
             ungoverned_usd=None if data.get("ungoverned_usd") is None else Decimal(data["ungoverned_usd"]),
             saved=Savings.from_dict(data["saved"]) if data.get("saved") else None,
         )
+
+
+def detail_tags(usage: Usage, cost: Cost) -> dict[str, str]:
+    """Tags that keep, on the ledger row, what its counts alone do not say: how an estimate was made, whose figure
+    the cost is, which server tools ran and which billed passes the call made."""
+    detail = usage.detail
+    tags: dict[str, str] = {}
+    if detail is None:
+        return tags
+    if usage.estimated and detail.estimate:
+        tags["usage_estimate"] = detail.estimate
+    if cost.provider_reported:
+        tags["cost_source"] = "provider"  # the provider's own usage.cost, not the catalogue's price
+    if detail.server_tools:
+        tags["server_tools"] = ",".join(f"{unit}={n}" for unit, n in detail.server_tools)
+    if detail.iterations:
+        tags["iterations"] = ",".join(f"{it.kind}@{it.model}" if it.model else it.kind for it in detail.iterations)
+    return tags

@@ -40,7 +40,7 @@ from fiscus.shaping.cache import CachePlacer
 from fiscus.shaping.compress import fit_window
 from fiscus.shaping.partial import exhausted_text, partial_body, partial_events
 from fiscus.usage.detect import usage_from_body
-from fiscus.usage.estimate import anthropic_cache_write_bound, count_request_tokens
+from fiscus.usage.estimate import anthropic_cache_write_bound, count_request_tokens, estimator_name
 from fiscus.usage.model import Usage
 from fiscus.usage.tracker import StreamUsageTracker
 
@@ -454,6 +454,8 @@ def _body_usage(body: bytes, protocol: Protocol, input_tokens: int) -> Usage:
     """The provider's reported usage; if the body cannot be read, the input estimate, flagged."""
     try:
         return usage_from_body(orjson.loads(body), protocol.format)
-    except Exception:  # an odd 2xx body must not lose the call: it is still recorded, as an estimate
+    except Exception as exc:  # an odd 2xx body must not lose the call: it is still recorded, as an estimate
         log.warning("could not read usage from a %s answer; recording an estimate", protocol.format)
-        return Usage(input_tokens=input_tokens, estimated=True)
+        why = str(exc) if isinstance(exc, FiscusError) else type(exc).__name__
+        how = f"the provider's usage could not be read ({why}): input counted from the request ({estimator_name()})"
+        return Usage(input_tokens=input_tokens, estimated=True).as_estimated(how)

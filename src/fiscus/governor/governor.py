@@ -17,7 +17,7 @@ from fiscus.engine.plan import Plan
 from fiscus.engine.request import CallRequest
 from fiscus.errors import PricingError
 from fiscus.events.budget_events import ReservationRaced
-from fiscus.events.cost_event import CallStatus, CostEvent, new_event_id
+from fiscus.events.cost_event import CallStatus, CostEvent, detail_tags, new_event_id
 from fiscus.events.otel import CostSpans
 from fiscus.governor.admission import Admission
 from fiscus.governor.announce import Announcer
@@ -301,6 +301,8 @@ class Governor:
                     at = admission.timestamp.timestamp()
                     sheet = self.engine.sheet(provider, served, request.batch, at)
                 cost = sheet.cost(usage)
+                if usage.detail is not None:
+                    tags.update(detail_tags(usage, cost))
             except PricingError as exc:
                 # Not priceable: keep the worst case reserved as spent (budgets never undercount) and say so.
                 cost, tags["unpriced"] = _ZERO_COST, str(exc)

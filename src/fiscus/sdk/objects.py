@@ -43,6 +43,12 @@ def _chat_usage(usage: Any) -> Usage:
     reasoning = min((out_details.reasoning_tokens or 0) if out_details is not None else 0, output)
     if not cached and details is None and _extra(usage, "prompt_cache_hit_tokens"):
         return openai_chat.usage_from_fields(_dump(usage))  # DeepSeek-style cache fields
+    if (
+        (details is not None and (details.audio_tokens or _extra(details, "cache_write_tokens")))
+        or (out_details is not None and out_details.audio_tokens)
+        or _extra(usage, "cost") is not None
+    ):
+        return openai_chat.usage_from_fields(_dump(usage))  # cache writes, audio, OpenRouter's own cost
     return Usage(
         input_tokens=prompt - cached, cache_read_tokens=cached, output_tokens=output, reasoning_tokens=reasoning
     )

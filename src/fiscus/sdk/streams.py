@@ -11,11 +11,12 @@ import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from fiscus.errors import UsageFormatError
 from fiscus.sdk.objects import _dump
 from fiscus.usage import anthropic as anthropic_usage
 from fiscus.usage import openai_chat, openai_responses
-from fiscus.usage.estimate import estimate_tokens
-from fiscus.usage.model import Usage
+from fiscus.usage.estimate import estimate_tokens, estimator_name
+from fiscus.usage.model import Usage, UsageDetail
 from fiscus.usage.wire import WireFormat
 
 _RESPONSES_DONE = frozenset({"response.completed", "response.incomplete", "response.failed"})
@@ -31,13 +32,20 @@ class Observer:
         self.text: list[str] = []
         self.tools: dict[int, list[str]] = {}  # index → [name, arguments...]
         self._anthropic_usage: dict[str, Any] | None = None
+        self._malformed: str | None = None  # a usage report that could not be read: the call is estimated
+
+    def _read(self, reader: Callable[[Any], Usage], fields: Any) -> None:
+        try:
+            self.usage = reader(fields)
+        except UsageFormatError as exc:  # never break the caller's stream over a bad count
+            self.usage, self._malformed = None, str(exc)
 
     def see(self, chunk: Any) -> bool:
         fmt = self.fmt
         if fmt is WireFormat.OPENAI_CHAT:
             usage = chunk.usage
             if usage is not None:
-                self.usage = openai_chat.usage_from_fields(_dump(usage))
+                self._read(openai_chat.usage_from_fields, _dump(usage))
             if not chunk.choices:
                 return not (self.hide_usage_chunk and usage is not None)
             delta = chunk.choices[0].delta
@@ -58,7 +66,7 @@ class Observer:
             elif kind == "response.output_item.done" and chunk.item.type == "function_call":
                 self.tools[len(self.tools)] = [chunk.item.name, chunk.item.arguments]
             elif kind in _RESPONSES_DONE and chunk.response.usage is not None:
-                self.usage = openai_responses.usage_from_fields(_dump(chunk.response.usage))
+                self._read(openai_responses.usage_from_fields, _dump(chunk.response.usage))
             return True
         if kind == "content_block_delta":
             delta = chunk.delta
@@ -72,8 +80,8 @@ class Observer:
             self._anthropic_usage = _dump(chunk.message.usage)
         elif kind == "message_delta" and chunk.usage is not None:
             merged = dict(self._anthropic_usage or {})
-            merged.update({k: v for k, v in _dump(chunk.usage).items() if v is not None})
-            self.usage = anthropic_usage.usage_from_fields(merged)
+            anthropic_usage.merge_fields(merged, _dump(chunk.usage))  # a final 0 cache read keeps the start's
+            self._read(anthropic_usage.usage_from_fields, merged)
         return True
 
     def output(self) -> tuple[str, tuple[tuple[str, Any], ...]]:
@@ -86,8 +94,17 @@ class Observer:
             return self.usage
         text, calls = self.output()
         out = estimate_tokens(text) + sum(estimate_tokens(args) for _, args in calls)
+        why = f"the provider's usage report was malformed ({self._malformed})" if self._malformed else None
+        why = why or "the stream ended before the provider reported usage"
+        counted = f"output counted from the streamed text ({estimator_name()})"
+        known = None
         if self._anthropic_usage:  # message_start came: its input counts are the provider's own
-            known = anthropic_usage.usage_from_fields(self._anthropic_usage)
+            try:
+                known = anthropic_usage.usage_from_fields(self._anthropic_usage)
+            except UsageFormatError:
+                known = None
+        if known is not None:
+            how = f"{why}: input as the stream's opening usage reported it, {counted}"
             return Usage(
                 input_tokens=known.input_tokens,
                 cache_read_tokens=known.cache_read_tokens,
@@ -95,8 +112,10 @@ class Observer:
                 cache_write_1h_tokens=known.cache_write_1h_tokens,
                 output_tokens=max(out, known.output_tokens),
                 estimated=True,
+                detail=UsageDetail(estimate=how),
             )
-        return Usage(input_tokens=input_tokens, output_tokens=out, estimated=True)
+        how = f"{why}: input counted from the request ({estimator_name()}), {counted}"
+        return Usage(input_tokens=input_tokens, output_tokens=out, estimated=True, detail=UsageDetail(estimate=how))
 
 
 Finish = Callable[[Observer, BaseException | None], None]

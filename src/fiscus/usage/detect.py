@@ -10,6 +10,7 @@ import orjson
 
 from fiscus.errors import UsageFormatError
 from fiscus.usage import anthropic, bedrock, gemini, openai_chat, openai_responses
+from fiscus.usage.estimate import count_request_tokens
 from fiscus.usage.model import Usage
 from fiscus.usage.sse import SSEEvent, SSEParser
 from fiscus.usage.stream import child, decode
@@ -135,14 +136,25 @@ def _provider_error(body: Mapping[str, Any]) -> str | None:
     return str(error)
 
 
-def _read_events(events: Sequence[SSEEvent | Mapping[str, Any]], fmt: WireFormat, provider: str | None) -> UsageReading:
+def _read_events(
+    events: Sequence[SSEEvent | Mapping[str, Any]], fmt: WireFormat, provider: str | None, input_tokens: int | None
+) -> UsageReading:
     accumulator = ACCUMULATORS[fmt]()
     for event in events:
         if isinstance(event, SSEEvent):
             accumulator.feed_data(event.data, event.event)
         elif isinstance(event, Mapping):
             accumulator.feed(event)
-    return UsageReading(accumulator.finish(), fmt, accumulator.model, streamed=True, named_provider=provider)
+    usage = accumulator.finish(input_tokens)
+    return UsageReading(usage, fmt, accumulator.model, streamed=True, named_provider=provider)
+
+
+def _request_tokens(request: Mapping[str, Any] | None, fmt: WireFormat) -> int | None:
+    if request is None:
+        return None
+    if fmt is WireFormat.BEDROCK_CONVERSE:  # Converse's messages hold content blocks as Anthropic's do
+        fmt = WireFormat.ANTHROPIC
+    return count_request_tokens(request, fmt)
 
 
 def _json_lines(text: bytes) -> list[Any] | None:
@@ -151,9 +163,16 @@ def _json_lines(text: bytes) -> list[Any] | None:
     return events if len(events) > 1 and all(e is not None for e in events) else None
 
 
-def read_usage(data: bytes, format: WireFormat | None = None, *, provider: str | None = None) -> UsageReading:
+def read_usage(
+    data: bytes,
+    format: WireFormat | None = None,
+    *,
+    provider: str | None = None,
+    request: Mapping[str, Any] | None = None,
+) -> UsageReading:
     """Usage of a saved response body or SSE stream; `format` forces a format, `provider` narrows detection (and
-    names who is to be paid). A malformed count is a `UsageFormatError` naming the field."""
+    names who is to be paid). A stream that ended without its usage is estimated; `request` (the body that was
+    sent) gives that estimate its input. A malformed count in a body is a `UsageFormatError` naming the field."""
     provider = provider.lower() if provider else None
     text = data.lstrip(b"\xef\xbb\xbf \t\r\n")
     if not text:
@@ -168,7 +187,8 @@ def read_usage(data: bytes, format: WireFormat | None = None, *, provider: str |
             parsed = lines  # one event per line, as stream events are often saved
         if isinstance(parsed, list):  # Gemini's streamGenerateContent without alt=sse: a JSON array of chunks
             chunks = [item for item in parsed if isinstance(item, Mapping)]
-            return _read_events(chunks, _choose(_detect_events(chunks), format, provider), provider)
+            fmt = _choose(_detect_events(chunks), format, provider)
+            return _read_events(chunks, fmt, provider, _request_tokens(request, fmt))
         if not isinstance(parsed, Mapping):
             raise UsageFormatError("not a provider response: expected a JSON object")
         detected = detect_object(parsed)
@@ -184,5 +204,6 @@ def read_usage(data: bytes, format: WireFormat | None = None, *, provider: str |
         events = [event for event in events if not event.is_done]
         if not events:
             raise UsageFormatError("not a provider response: the SSE stream has no events")
-        return _read_events(events, _choose(_detect_events(events), format, provider), provider)
+        fmt = _choose(_detect_events(events), format, provider)
+        return _read_events(events, fmt, provider, _request_tokens(request, fmt))
     raise UsageFormatError("not a provider response: expected JSON or an SSE stream")
