@@ -14,7 +14,7 @@ saving: such an event has no ungoverned cost at all, and reports count it apart.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from decimal import Decimal
 
 from fiscus.pricing.cost import ZERO
@@ -60,6 +60,7 @@ class Shaped:
 
     context_tokens: int = 0  # removed by the context window
     summary_tokens: int = 0  # older turns replaced by their summary, net of the summary's own length
+    summary_call: bool = False  # the call that wrote a summary: a cost of the summary lever, no work of its own
 
 
 def ungoverned(
@@ -68,11 +69,14 @@ def ungoverned(
     """(ungoverned cost, savings by lever) of a call that used `usage` and cost `actual` on `served`'s prices,
     asked for on `asked`'s (the same sheet when no route or downgrade moved it)."""
     shaped = shaped or _NOTHING
+    if shaped.summary_call:  # ungoverned, this call would never have been made
+        return ZERO, Savings(summary=-actual)
     sent = usage.input_tokens + usage.cache_read_tokens + usage.cache_write_5m_tokens + usage.cache_write_1h_tokens
-    out, reasoning = usage.output_tokens, usage.reasoning_tokens
 
     def plain(sheet: PriceSheet, tokens: int) -> Decimal:
-        return sheet.cost(Usage(input_tokens=tokens, output_tokens=out, reasoning_tokens=reasoning)).total
+        """The call on `sheet` with `tokens` of input, none of it cached (output and tool fees as they were)."""
+        uncached = replace(usage, input_tokens=tokens, cache_read_tokens=0, cache_write_5m_tokens=0)
+        return sheet.cost(replace(uncached, cache_write_1h_tokens=0)).total
 
     whole = plain(asked, sent + shaped.context_tokens + shaped.summary_tokens)
     windowed = plain(asked, sent + shaped.summary_tokens) if shaped.context_tokens else whole

@@ -23,6 +23,7 @@ from fiscus.config import FiscusConfig
 from fiscus.engine.decision import Action
 from fiscus.errors import FiscusError
 from fiscus.events.cost_event import CallStatus, CostEvent
+from fiscus.events.savings import Shaped
 from fiscus.gateway.auth import AttributionCache, client_key
 from fiscus.gateway.body import upstream_body
 from fiscus.gateway.guards import GatewayGuards, GuardRefusal, refusal_admission
@@ -32,6 +33,7 @@ from fiscus.gateway.protocol import BadRequest, ParsedRequest, Protocol, error_b
 from fiscus.gateway.relay import StreamRelay, UsageChunkFilter, cost_trailer
 from fiscus.gateway.responses import JSON, SSE, RawResponse
 from fiscus.gateway.routing import Router
+from fiscus.gateway.summaries import Summariser
 from fiscus.governor import Admission, CallRequest, Governor
 from fiscus.keys import KeyRing
 from fiscus.ledger.outcomes import record_call_outcome
@@ -84,6 +86,8 @@ class Gateway:
         )
         self.attribute = AttributionCache()
         self.cache_placer = CachePlacer() if config.optimise.prompt_cache else None
+        policy = getattr(governor, "policy", None)
+        self.summariser = Summariser(governor, upstream, self.router) if policy and policy.summaries else None
 
     async def handle(self, protocol: Protocol, scope: Mapping[str, Any], receive: Receive) -> ASGIApp:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
@@ -113,6 +117,12 @@ class Gateway:
         refusal = self.guards.check(attribution, protocol.format, request.body)
         if refusal is not None:
             return await self._guarded(protocol, request, provider, attribution, refusal, noted)
+        forwarded = {k: v for k, v in headers.items() if k.startswith(_FORWARD_PREFIXES)}
+        summary = None
+        if self.summariser is not None:  # before the estimate: the call is admitted as it will be sent
+            summary = await self.summariser.summarise(protocol, request, provider, attribution, forwarded)
+            if summary is not None:
+                raw, request = orjson.dumps(summary.body), replace(request, body=summary.body)
         placed = self.cache_placer.place(request.body) if self.cache_placer and protocol.anthropic else None
         if placed is not None:  # before the estimate: the reservation must cover the cache write
             raw, request = orjson.dumps(placed), replace(request, body=placed)
@@ -133,6 +143,8 @@ class Gateway:
                 cache_write_tokens=anthropic_cache_write_bound(request.body) if writes_cache else 0,
             )
         )
+        if summary is not None:
+            admission.shaped = Shaped(summary_tokens=summary.tokens)
         self.metrics.decision(admission.decision.action)
         self.guards.decided(attribution, admission.decision)
         try:
@@ -214,6 +226,8 @@ class Gateway:
             rebuilt, changes = True, {}
             out["x-fiscus-compressed-tokens"] = str(removed.tokens_cut)
             out["x-fiscus-compressed"] = removed.describe()
+            summarised = admission.shaped.summary_tokens if admission.shaped else 0
+            admission.shaped = Shaped(context_tokens=removed.tokens_cut, summary_tokens=summarised)
         strip_usage = False
         if request.stream and protocol.format == "openai_chat" and not request.wants_usage:
             changes["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}

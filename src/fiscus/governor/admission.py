@@ -8,6 +8,7 @@ from datetime import datetime
 from fiscus.engine.decision import Decision
 from fiscus.engine.request import CallRequest
 from fiscus.events.cost_event import CostEvent
+from fiscus.events.savings import Shaped
 from fiscus.pricing.sheet import PriceSheet
 from fiscus.stores.base import Reservation
 
@@ -23,3 +24,4 @@ class Admission:
     model_tier: str | None = None
     event: CostEvent | None = field(default=None, repr=False)  # set by the first settle (settle is idempotent)
     sheet: PriceSheet | None = field(default=None, repr=False)  # prices of `decision.model` at admission (for settle)
+    shaped: Shaped | None = None  # what the door cut from the input (context window, summary), for the savings

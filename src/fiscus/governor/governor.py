@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Unpack
 
 from fiscus.engine.decision import Action, Decision
@@ -19,6 +20,7 @@ from fiscus.errors import PricingError
 from fiscus.events.budget_events import ReservationRaced
 from fiscus.events.cost_event import CallStatus, CostEvent, detail_tags, new_event_id
 from fiscus.events.otel import CostSpans
+from fiscus.events.savings import Savings, ungoverned
 from fiscus.governor.admission import Admission
 from fiscus.governor.announce import Announcer
 from fiscus.governor.drive import adrive, drive
@@ -292,6 +294,7 @@ class Governor:
         served = served_model or decision.model
         provider = served_provider or request.provider
         tags: dict[str, str] = {}
+        ungoverned_usd, saved = None, None
         if status in _NO_MODEL or usage is None:
             usage, cost = _ZERO_USAGE, _ZERO_COST  # refused, or failed and not billed by the provider
         else:
@@ -303,6 +306,7 @@ class Governor:
                 cost = sheet.cost(usage)
                 if usage.detail is not None:
                     tags.update(detail_tags(usage, cost))
+                ungoverned_usd, saved = self._ungoverned(admission, usage, cost, sheet, served, provider)
             except PricingError as exc:
                 # Not priceable: keep the worst case reserved as spent (budgets never undercount) and say so.
                 cost, tags["unpriced"] = _ZERO_COST, str(exc)
@@ -326,6 +330,8 @@ class Governor:
             error,
             decision.action.value,
             tags,
+            ungoverned_usd,
+            saved,
         )
         if "unpriced" in tags and admission.reservation is not None:
             actual = decision.reserve or Amounts()
@@ -343,6 +349,19 @@ class Governor:
                 return None
             admission.event = event
         return event, actual
+
+    def _ungoverned(
+        self, admission: Admission, usage: Usage, cost: Cost, sheet: PriceSheet, served: str, provider: str
+    ) -> tuple[Decimal | None, Savings | None]:
+        """What the call would have cost as asked, and the saving per lever (`fiscus.events.savings`)."""
+        request, asked = admission.request, sheet
+        if served != request.model or provider != request.provider:
+            try:
+                at = admission.timestamp.timestamp()
+                asked = self.engine.sheet(request.provider, request.model, request.batch, at)
+            except PricingError:  # the model asked for has no price: no ungoverned figure
+                return None, None
+        return ungoverned(usage, cost.total, asked=asked, served=sheet, shaped=admission.shaped)
 
     # -- leases, status, lifecycle ----------------------------------------------------------------------
 

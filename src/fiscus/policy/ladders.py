@@ -66,6 +66,11 @@ class Ladders:
                 return choice if target.index != tier.index else None
         return None
 
+    def cheapest(self, model: str) -> str | None:
+        """The first model of the last tier on `model`'s ladder; None off every ladder."""
+        tier = self.tier_of(model)
+        return dict(self.ladders)[tier.ladder][-1][0] if tier is not None else None
+
     def one_down(self, model: str) -> str | None:
         """The model one tier below `model`, or None at the bottom of its ladder or off every ladder."""
         tier = self.tier_of(model)

@@ -25,7 +25,7 @@ from fiscus.policy.spec import (
     ThresholdSpec,
     parse_duration,
 )
-from fiscus.policy.types import EACH, Budget, Policy, RunTarget, Threshold, Window
+from fiscus.policy.types import EACH, Budget, Policy, RunTarget, SummaryRule, Threshold, Window
 from fiscus.stores.base import Limits
 
 DEFAULT_THRESHOLDS: tuple[Threshold, ...] = (
@@ -80,6 +80,10 @@ def compile_policy(spec: PolicySpec, *, source: str | None = None) -> Policy:
         ladders=ladders,
         routes=routes,
         context=dict(spec.context),
+        summaries={
+            task_class: SummaryRule(rule.keep_last, rule.refresh_every, rule.max_tokens, rule.model)
+            for task_class, rule in spec.summaries.items()
+        },
         default_max_tokens=spec.default_max_tokens,
         min_output_tokens=spec.min_output_tokens,
         reserve_for_critical=spec.priority.reserve_for_critical,

@@ -145,6 +145,17 @@ class TargetsSpec(_Strict):
     task_class: dict[str, RunTargetSpec] = Field(default_factory=dict)
 
 
+class SummarySpec(_Strict):
+    """Rolling summarisation for one task class: turns older than the newest `keep_last` groups are replaced by
+    a summary the family's cheapest model writes (or `model`), refreshed each time `refresh_every` more groups
+    have aged out (between refreshes the summary, and so the cached prompt prefix, stays the same)."""
+
+    keep_last: int = Field(default=4, ge=1)
+    refresh_every: int = Field(default=2, ge=1)
+    max_tokens: int = Field(default=600, ge=32)
+    model: str | None = None
+
+
 class PolicySpec(_Strict):
     version: Literal[1] = 1
     timezone: str = "UTC"
@@ -158,6 +169,8 @@ class PolicySpec(_Strict):
     # task class → the most input tokens its calls send: a longer context is trimmed first (system prompt and
     # latest turns kept, large tool results shortened)
     context: dict[str, int] = Field(default_factory=dict)
+    # task class → rolling summarisation of its older turns (opt-in)
+    summaries: dict[str, SummarySpec] = Field(default_factory=dict)
     override_keys_env: str | None = "FISCUS_OVERRIDE_KEYS"
     budgets: list[BudgetSpec] = Field(default_factory=list)
     alerts: AlertSettings = Field(default_factory=AlertSettings)

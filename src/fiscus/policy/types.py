@@ -95,12 +95,23 @@ class RunTarget:
 
 
 @dataclass(frozen=True, slots=True)
+class SummaryRule:
+    """A task class's rolling summarisation (see `fiscus.shaping.summarise`)."""
+
+    keep_last: int = 4
+    refresh_every: int = 2
+    max_tokens: int = 600
+    model: str | None = None  # None: the cheapest model of the call's ladder
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     budgets: tuple[Budget, ...] = ()
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
     ladders: Ladders = field(default_factory=Ladders.defaults)
     routes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # task class → models, one per ladder
     context: Mapping[str, int] = field(default_factory=dict)  # task class → most input tokens a call sends
+    summaries: Mapping[str, SummaryRule] = field(default_factory=dict)  # task class → rolling summarisation
     default_max_tokens: int = 4096
     min_output_tokens: int = 64
     reserve_for_critical: Decimal = Decimal(0)
