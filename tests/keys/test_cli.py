@@ -66,7 +66,7 @@ def test_store_from_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
         (["keys", "revoke", "vk_nope"], "no virtual key with id 'vk_nope'"),
         (["keys", "create", "--agent", "a", "--team", "t"], "Missing option '--env'"),
         (["keys", "create", "--agent", "a", "--team", "", "--env", "p"], "needs a non-empty team"),
-        (["keys", "list", "--store", "mysql://db"], "unsupported key store URL"),
+        (["keys", "list", "--store", "mysql://db"], "unknown scheme"),
         (
             ["keys", "create", "--agent", "a", "--team", "t", "--env", "p", "--on-disallowed", "drop"],
             "refuse or ignore",

@@ -105,7 +105,7 @@ def _fields(key: VirtualKey) -> dict[str, object]:
 
 
 def test_unsupported_url() -> None:
-    with pytest.raises(StoreError, match="unsupported key store URL"):
+    with pytest.raises(StoreError, match=r"key store URL .*unknown scheme"):
         open_key_store("mysql://x")
-    with pytest.raises(StoreError, match="names no file"):
+    with pytest.raises(StoreError, match="write sqlite:///relative"):
         open_key_store("sqlite:///")

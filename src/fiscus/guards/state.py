@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from fiscus.errors import StoreError
+from fiscus.backends import Backend, Backends
 from fiscus.guards.record import BreakerRecord
 
 ACCEPTED = ("memory://", "sqlite:///path.db", "redis://host:port/db?prefix=p", "rediss://…")
@@ -59,26 +59,22 @@ class MemoryBreakerState(BreakerStateStore):
             return list(self._records.values())
 
 
+# The SQLite and Redis states (and their drivers) are imported only when their URL is opened.
+BREAKER_STATES: Backends[BreakerStateStore] = Backends(
+    "breaker state",
+    {
+        "memory": Backend("fiscus.guards.state:MemoryBreakerState", "nothing"),
+        "sqlite": Backend("fiscus.stores.breaker_state_sqlite:SqliteBreakerState", "path"),
+        "redis": Backend("fiscus.stores.breaker_state_redis:RedisBreakerState.from_url", "url"),
+        "rediss": Backend("fiscus.stores.breaker_state_redis:RedisBreakerState.from_url", "url"),
+    },
+    accepted=ACCEPTED,
+)
+
+
 def open_breaker_state(url: str, **options: Any) -> BreakerStateStore:
     """A breaker state store by URL (see the module's docstring)."""
-    scheme = urlparse(url).scheme.lower()
-    if scheme == "memory":
-        return MemoryBreakerState()
-    if scheme == "sqlite":
-        from fiscus.stores.breaker_state_sqlite import SqliteBreakerState
-
-        return SqliteBreakerState(sqlite_path(url), **options)
-    if scheme in ("redis", "rediss"):
-        from fiscus.stores.breaker_state_redis import RedisBreakerState
-
-        return RedisBreakerState.from_url(url, **options)
-    raise StoreError(f"breaker state URL {url!r}: unknown scheme; accepted: {', '.join(ACCEPTED)}")
-
-
-def sqlite_path(url: str) -> str:
-    if not url.startswith("sqlite:///") or len(url) == len("sqlite:///"):
-        raise StoreError(f"breaker state URL {url!r}: write sqlite:///relative/path.db or sqlite:////absolute.db")
-    return url[len("sqlite:///") :]
+    return BREAKER_STATES.open(url, **options)
 
 
 def state_url_beside(budget_store: str) -> str:

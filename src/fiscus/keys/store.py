@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from fiscus.attribution import Attribution
-from fiscus.errors import StoreError
+from fiscus.backends import Backend, Backends
 from fiscus.keys.claims import KeyClaims
 from fiscus.keys.model import VirtualKey
 
@@ -78,17 +78,18 @@ def key_from_row(row: tuple[Any, ...], parse_time: Any) -> VirtualKey:
     )
 
 
+# The backends (and psycopg) are imported only when their URL is opened.
+KEY_STORES: Backends[KeyStore] = Backends(
+    "key store",
+    {
+        "sqlite": Backend("fiscus.keys.sqlite:SqliteKeyStore", "path"),
+        "postgresql": Backend("fiscus.keys.postgres:PostgresKeyStore", "url"),
+        "postgres": Backend("fiscus.keys.postgres:PostgresKeyStore", "url"),
+    },
+    accepted=("sqlite:///path/keys.db", "postgresql://user@host/db"),
+)
+
+
 def open_key_store(url: str) -> KeyStore:
     """`sqlite:///relative.db`, `sqlite:////absolute.db` or `postgresql://user@host/db`."""
-    if url.startswith("sqlite:///"):
-        from fiscus.keys.sqlite import SqliteKeyStore
-
-        path = url.removeprefix("sqlite:///")
-        if not path:
-            raise StoreError(f"key store URL {url!r} names no file; use sqlite:///path/keys.db")
-        return SqliteKeyStore(path)
-    if url.startswith(("postgresql://", "postgres://")):
-        from fiscus.keys.postgres import PostgresKeyStore
-
-        return PostgresKeyStore(url)
-    raise StoreError(f"unsupported key store URL {url!r}; use sqlite:///path/keys.db or postgresql://user@host/db")
+    return KEY_STORES.open(url)

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlparse
 
-from fiscus.errors import StoreError
+from fiscus.backends import Backend, Backends
 from fiscus.stores.base import (
     Amounts,
     BudgetStore,
@@ -21,25 +20,27 @@ from fiscus.stores.sqlite import SqliteStore
 
 ACCEPTED_SCHEMES = ("memory://", "sqlite:///path", "redis://host:port/db", "rediss://host:port/db")
 
+# The Redis store (and its client) is imported only when a redis:// URL is opened.
+BUDGET_STORES: Backends[BudgetStore] = Backends(
+    "budget store",
+    {
+        "memory": Backend("fiscus.stores.memory:MemoryStore", "nothing"),
+        "sqlite": Backend("fiscus.stores.sqlite:SqliteStore", "path"),
+        "redis": Backend("fiscus.stores.redis:RedisStore.from_url", "url"),
+        "rediss": Backend("fiscus.stores.redis:RedisStore.from_url", "url"),
+    },
+    accepted=ACCEPTED_SCHEMES,
+)
+
 
 def open_store(url: str, **options: Any) -> BudgetStore:
     """A budget store by URL: `memory://`, `sqlite:///relative.db` or `sqlite:////abs/path.db`,
     `redis://host:port/db?prefix=tenant` (or rediss://). `options` go to the store's constructor."""
-    scheme = urlparse(url).scheme.lower()
-    if scheme == "memory":
-        return MemoryStore(**options)
-    if scheme == "sqlite":
-        if not url.startswith("sqlite:///") or len(url) == len("sqlite:///"):
-            raise StoreError(f"budget store URL {url!r}: write sqlite:///relative/path.db or sqlite:////absolute.db")
-        return SqliteStore(url[len("sqlite:///") :], **options)
-    if scheme in ("redis", "rediss"):
-        from fiscus.stores.redis import RedisStore  # the redis client is only imported when asked for
-
-        return RedisStore.from_url(url, **options)
-    raise StoreError(f"budget store URL {url!r}: unknown scheme; accepted: {', '.join(ACCEPTED_SCHEMES)}")
+    return BUDGET_STORES.open(url, **options)
 
 
 __all__ = [
+    "BUDGET_STORES",
     "Amounts",
     "BudgetStore",
     "Counter",
