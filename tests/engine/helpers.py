@@ -7,9 +7,9 @@ from typing import Any
 
 from fiscus.attribution import Attribution
 from fiscus.engine import CallRequest, Engine
+from fiscus.engine.ports import Amounts, Counter
 from fiscus.policy import Policy, parse_policy
 from fiscus.pricing.sheet import PriceSheet, Rate
-from fiscus.stores.base import Amounts, Counter
 
 PRICES = {  # USD per million tokens: input, output
     "claude-opus-4-1": ("15", "75"),

@@ -7,9 +7,9 @@ import pytest
 
 from fiscus.attribution import Attribution
 from fiscus.engine import EFFECTS, Action, Engine
+from fiscus.engine.ports import Counter
 from fiscus.policy import parse_policy
 from fiscus.pricing.sheet import PriceSheet, Rate
-from fiscus.stores.base import Counter
 
 from .helpers import engine, request, spent
 

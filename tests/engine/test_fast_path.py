@@ -13,10 +13,10 @@ from fiscus.attribution import Attribution
 from fiscus.engine import Action, Engine, decide
 from fiscus.engine.decide import quiet
 from fiscus.engine.plan import RATE_SCALE, Rates, scaled_rate
+from fiscus.engine.ports import Amounts, Counter, Limits, Reservation, ReserveLine
 from fiscus.policy import parse_policy
 from fiscus.pricing.sheet import PriceSheet, Rate
 from fiscus.stores import MemoryStore
-from fiscus.stores.base import Amounts, Counter, Limits, Reservation, ReserveLine
 
 from .helpers import engine, request
 

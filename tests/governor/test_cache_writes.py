@@ -10,12 +10,13 @@ from decimal import Decimal
 import pytest
 
 from fiscus.attribution import Attribution
+from fiscus.engine.ports import Amounts
 from fiscus.governor import CallRequest, Governor
 from fiscus.money import to_nanos
 from fiscus.policy import parse_policy
 from fiscus.pricing import PriceCatalogue
 from fiscus.stores import open_store
-from fiscus.stores.base import Amounts, BudgetStore
+from fiscus.stores.base import BudgetStore
 from fiscus.usage import Usage
 
 from ._support import Clock, ListLedger

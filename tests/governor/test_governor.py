@@ -6,11 +6,11 @@ from decimal import Decimal
 
 from fiscus.attribution import Attribution
 from fiscus.engine import Action
+from fiscus.engine.ports import Amounts, Counter
 from fiscus.events import CallStatus
 from fiscus.events.budget_events import BudgetExhausted, BudgetThresholdCrossed
 from fiscus.governor import CallRequest, Governor
 from fiscus.money import to_nanos
-from fiscus.stores.base import Amounts, Counter
 from fiscus.usage import Usage
 
 from ._support import ListLedger, governor

@@ -7,9 +7,9 @@ import asyncio
 from collections import Counter as Tally
 
 from fiscus.engine import Action
+from fiscus.engine.ports import Counter, Refusal, Reservation, ReserveLine
 from fiscus.events.budget_events import BudgetThresholdCrossed
 from fiscus.stores import MemoryStore
-from fiscus.stores.base import Counter, Refusal, Reservation, ReserveLine
 from fiscus.usage import Usage
 
 from ._support import governor

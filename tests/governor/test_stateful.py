@@ -9,10 +9,10 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from fiscus.attribution import Attribution
+from fiscus.engine.ports import Amounts
 from fiscus.events import CallStatus
 from fiscus.governor import Admission, CallRequest
 from fiscus.money import to_nanos
-from fiscus.stores.base import Amounts
 from fiscus.usage import Usage
 
 from ._support import governor

@@ -7,10 +7,10 @@ from typing import Any
 
 from fiscus.attribution import Attribution
 from fiscus.engine import Action
+from fiscus.engine.ports import Amounts, Counter, Refusal, Reservation
 from fiscus.events import CallStatus
 from fiscus.governor.drive import adrive, drive
 from fiscus.governor.steps import ReadCounters, Reserve, Settle
-from fiscus.stores.base import Amounts, Counter, Refusal, Reservation
 from fiscus.usage import Usage
 
 from ._support import governor

@@ -15,10 +15,10 @@ from rich.console import Console
 from rich.table import Table
 
 from fiscus.errors import ConfigError
+from fiscus.meters import Limits
 from fiscus.money import from_nanos
 from fiscus.policy import Policy, Threshold, load_policy
 from fiscus.pricing import usd
-from fiscus.stores.base import Limits
 
 if TYPE_CHECKING:
     from fiscus.engine.decision import BudgetReason

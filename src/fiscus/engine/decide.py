@@ -21,10 +21,11 @@ from decimal import Decimal
 
 from fiscus.engine.decision import Action, BudgetReason, Decision, ThresholdHit
 from fiscus.engine.plan import RATE_SCALE, Plan, PlanLine, Rates, instance_scope
+from fiscus.engine.ports import Counter
 from fiscus.engine.request import CallRequest
+from fiscus.meters import Amounts, Limits
 from fiscus.money import from_nanos
 from fiscus.policy.types import Policy, Threshold
-from fiscus.stores.base import Amounts, Counter, Limits
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from fiscus.stores.base import Amounts, Limits
+from fiscus.meters import Amounts, Limits
 
 
 class Action(StrEnum):

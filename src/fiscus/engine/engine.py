@@ -19,11 +19,12 @@ from fiscus.engine.plan import (
     quiet_levels,
     scope_values,
 )
+from fiscus.engine.ports import Counter, ReserveLine
 from fiscus.engine.request import CallRequest
 from fiscus.engine.windows import WindowInstance, window_instance
+from fiscus.meters import Amounts, Limits
 from fiscus.policy.types import Budget, Policy, Window
 from fiscus.pricing.sheet import PriceSheet
-from fiscus.stores.base import Amounts, Counter, Limits, ReserveLine
 
 SheetLookup = Callable[[str, str, bool, float], PriceSheet]  # (provider, model, batch, now) → sheet
 RATE_WINDOW_SECONDS = 60

@@ -9,9 +9,9 @@ from urllib.parse import quote
 from fiscus.attribution import Attribution
 from fiscus.engine.request import CallRequest
 from fiscus.engine.windows import WindowInstance
+from fiscus.meters import Amounts, Limits
 from fiscus.policy.types import EACH, Budget
 from fiscus.pricing.sheet import PriceSheet
-from fiscus.stores.base import Amounts, Limits
 
 RATE_SCALE = 10**6  # rates are integer nano-dollars per token × RATE_SCALE: exact for prices to 1e-9 USD/MTok
 _PER_MTOK = Decimal(10**9)  # USD per million tokens → nano-dollars per token × RATE_SCALE

@@ -6,11 +6,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from fiscus.engine.decision import Decision
+from fiscus.engine.ports import Reservation
 from fiscus.engine.request import CallRequest
 from fiscus.events.cost_event import CostEvent
 from fiscus.events.savings import Shaped
 from fiscus.pricing.sheet import PriceSheet
-from fiscus.stores.base import Reservation
 
 
 @dataclass(slots=True)

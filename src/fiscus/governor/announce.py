@@ -12,11 +12,12 @@ from datetime import UTC, datetime
 
 from fiscus.engine.decide import utilisation_of
 from fiscus.engine.decision import Action, ThresholdHit
+from fiscus.engine.ports import Amounts, Limits, Reservation, ReserveLine
 from fiscus.events.budget_events import BudgetExhausted, BudgetThresholdCrossed, Standing
 from fiscus.governor.drive import drive
 from fiscus.governor.steps import Reserve, Settle, Steps
 from fiscus.money import from_nanos
-from fiscus.stores.base import Amounts, BudgetStore, Limits, Reservation, ReserveLine
+from fiscus.stores.base import BudgetStore
 
 _ONE = Amounts(requests=1)
 _ONCE = Limits(requests=1)

@@ -15,12 +15,14 @@ from typing import TYPE_CHECKING, Unpack
 from fiscus.engine.decision import Action, Decision
 from fiscus.engine.engine import Engine
 from fiscus.engine.plan import Plan
+from fiscus.engine.ports import Amounts, Counter, Refusal, Reservation
 from fiscus.engine.request import CallRequest
 from fiscus.errors import PricingError
 from fiscus.events.budget_events import ReservationRaced
 from fiscus.events.cost_event import CallStatus, CostEvent, detail_tags, new_event_id
 from fiscus.events.otel import CostSpans
 from fiscus.events.savings import Savings, ungoverned
+from fiscus.events.sink import EventSink
 from fiscus.governor.admission import Admission
 from fiscus.governor.announce import Announcer
 from fiscus.governor.drive import adrive, drive
@@ -32,7 +34,7 @@ from fiscus.policy.types import Policy
 from fiscus.pricing.catalogue import PriceCatalogue
 from fiscus.pricing.cost import Cost
 from fiscus.pricing.sheet import PriceSheet
-from fiscus.stores.base import Amounts, BudgetStore, Counter, Refusal, Reservation
+from fiscus.stores.base import BudgetStore
 from fiscus.usage.model import Usage
 
 if TYPE_CHECKING:
@@ -55,7 +57,7 @@ class Governor:
         policy: Policy,
         store: BudgetStore,
         catalogue: PriceCatalogue,
-        ledger: object | None = None,  # fiscus.ledger.LedgerWriter: submit(event), flush(), close()
+        ledger: EventSink | None = None,
         clock: Callable[[], float] = time.time,
         on_event: Callable[[object], None] | None = None,
         lease_seconds: float = 120.0,
@@ -270,7 +272,7 @@ class Governor:
         event, actual = claimed
         # The ledger first: if the store then fails, the money spent is still on record (and the error raised).
         if self.ledger is not None:
-            self.ledger.submit(event)  # type: ignore[attr-defined]
+            self.ledger.submit(event)
         self._recorded(event)
         if admission.reservation is not None:
             yield Settle(admission.reservation, actual, self._clock())
@@ -383,8 +385,8 @@ class Governor:
         if self.notifier is not None:
             self.notifier.close()  # type: ignore[attr-defined]
         if self.ledger is not None:
-            self.ledger.flush()  # type: ignore[attr-defined]
-            self.ledger.close()  # type: ignore[attr-defined]
+            self.ledger.flush()
+            self.ledger.close()
         self.store.close()
 
     def _sheet(self, provider: str, model: str, batch: bool, now: float) -> PriceSheet:

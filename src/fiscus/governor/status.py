@@ -13,10 +13,11 @@ from fiscus.engine.decide import EFFECTS, utilisation_of
 from fiscus.engine.decision import Action
 from fiscus.engine.engine import Engine
 from fiscus.engine.plan import instance_stem
+from fiscus.engine.ports import Amounts, Limits
 from fiscus.engine.windows import WindowInstance
 from fiscus.money import from_nanos
 from fiscus.policy.types import Budget
-from fiscus.stores.base import Amounts, BudgetStore, Limits
+from fiscus.stores.base import BudgetStore
 
 
 @dataclass(frozen=True, slots=True)

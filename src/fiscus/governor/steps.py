@@ -11,7 +11,7 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from fiscus.stores.base import Amounts, Reservation, ReserveLine
+from fiscus.engine.ports import Amounts, Reservation, ReserveLine
 
 T = TypeVar("T")
 

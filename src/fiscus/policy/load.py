@@ -14,6 +14,7 @@ from fiscus.attribution import DIMENSIONS
 from fiscus.config import describe_validation_error, read_yaml
 from fiscus.engine.decision import Action
 from fiscus.errors import ConfigError
+from fiscus.meters import Limits
 from fiscus.money import to_nanos
 from fiscus.policy.ladders import Ladders
 from fiscus.policy.spec import (
@@ -26,7 +27,6 @@ from fiscus.policy.spec import (
     parse_duration,
 )
 from fiscus.policy.types import EACH, Budget, Policy, RunTarget, SummaryRule, Threshold, Window
-from fiscus.stores.base import Limits
 
 DEFAULT_THRESHOLDS: tuple[Threshold, ...] = (
     Threshold(Decimal("0.8"), Action.WARN),

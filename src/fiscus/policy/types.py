@@ -8,9 +8,9 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from fiscus.engine.decision import Action
+from fiscus.meters import Limits
 from fiscus.policy.alerts import AlertSettings
 from fiscus.policy.ladders import Ladders
-from fiscus.stores.base import Limits
 
 EACH = "*"  # a scope value meaning "one budget per distinct value of this dimension"
 

@@ -5,16 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from fiscus.backends import Backend, Backends
-from fiscus.stores.base import (
-    Amounts,
-    BudgetStore,
-    Counter,
-    Limits,
-    Refusal,
-    Reservation,
-    ReserveLine,
-    SettleOutcome,
-)
+from fiscus.engine.ports import Amounts, Counter, Limits, Refusal, Reservation, ReserveLine, SettleOutcome
+from fiscus.stores.base import BudgetStore
 from fiscus.stores.memory import MemoryStore
 from fiscus.stores.sqlite import SqliteStore
 

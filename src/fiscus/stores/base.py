@@ -14,96 +14,15 @@ lands the reservation, and later the settled spend, on `keys[0]`.
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass, field
 
+from fiscus.engine.ports import (  # the port this interface implements
+    Amounts,
+    Counter,
+    Refusal,
+    Reservation,
+    ReserveLine,
+)
 from fiscus.errors import StoreError
-
-# The types built on every call (Amounts, ReserveLine, Reservation, Counter) are immutable by convention, not
-# frozen: a frozen dataclass pays `object.__setattr__` per field, about three times the cost of building it.
-# They stay hashable and compare by value.
-
-
-@dataclass(slots=True, unsafe_hash=True)
-class Amounts:
-    """An amount on each meter: USD in nano-dollars (see `fiscus.money`), tokens, requests. Treat as immutable."""
-
-    nanos: int = 0
-    tokens: int = 0
-    requests: int = 0
-
-    def __add__(self, other: Amounts) -> Amounts:
-        return Amounts(self.nanos + other.nanos, self.tokens + other.tokens, self.requests + other.requests)
-
-    def __sub__(self, other: Amounts) -> Amounts:
-        return Amounts(self.nanos - other.nanos, self.tokens - other.tokens, self.requests - other.requests)
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """A line's limit on each meter; `None` means that meter is not limited."""
-
-    nanos: int | None = None
-    tokens: int | None = None
-    requests: int | None = None
-
-    def admits(self, used: Amounts, extra: Amounts) -> bool:
-        return all(
-            limit is None or used_value + extra_value <= limit
-            for limit, used_value, extra_value in (
-                (self.nanos, used.nanos, extra.nanos),
-                (self.tokens, used.tokens, extra.tokens),
-                (self.requests, used.requests, extra.requests),
-            )
-        )
-
-
-@dataclass(slots=True, unsafe_hash=True)
-class ReserveLine:
-    """One budget a request must fit in. `expires_at` (epoch s) lets a store drop the counter after its window.
-    Treat as immutable."""
-
-    budget: str
-    keys: tuple[str, ...]
-    limits: Limits
-    amount: Amounts
-    expires_at: float | None = None
-
-
-@dataclass(slots=True, unsafe_hash=True)
-class Reservation:
-    """A granted reservation. Hold it to settle, renew or release; it is plain data (JSON-safe fields). Treat as
-    immutable."""
-
-    id: str
-    lines: tuple[ReserveLine, ...]
-    lease_expires_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """Why a reservation was refused: the first line that did not fit and its usage at that moment."""
-
-    budget: str
-    used: Amounts
-    limits: Limits
-
-
-@dataclass(slots=True, unsafe_hash=True)
-class Counter:
-    """Spent and reserved on one counter key. Treat as immutable."""
-
-    spent: Amounts = field(default_factory=Amounts)
-    reserved: Amounts = field(default_factory=Amounts)
-
-    @property
-    def used(self) -> Amounts:
-        return self.spent + self.reserved
-
-
-class SettleOutcome:
-    SETTLED = "settled"  # reservation was live: reserved released, actual spend added
-    LATE = "late"  # lease had expired (reserved already returned): actual spend added all the same
-    DUPLICATE = "duplicate"  # this reservation id was settled before: nothing changed
 
 
 def require_keys(lines: tuple[ReserveLine, ...]) -> None:

@@ -11,17 +11,9 @@ from __future__ import annotations
 import heapq
 import threading
 
+from fiscus.engine.ports import Amounts, Counter, Refusal, Reservation, ReserveLine, SettleOutcome
 from fiscus.errors import StoreError
-from fiscus.stores.base import (
-    Amounts,
-    BudgetStore,
-    Counter,
-    Refusal,
-    Reservation,
-    ReserveLine,
-    SettleOutcome,
-    require_keys,
-)
+from fiscus.stores.base import BudgetStore, require_keys
 
 DEFAULT_SETTLED_TTL = 7 * 86400.0  # how long a settled id is remembered at least, so a retried settle is a DUPLICATE
 # ... unless this many settles came after it: one process retries a settle at once, not days later, and a busy

@@ -46,17 +46,9 @@ import redis
 import redis.asyncio
 from redis.exceptions import RedisError, ResponseError
 
+from fiscus.engine.ports import Amounts, Counter, Refusal, Reservation, ReserveLine, SettleOutcome
 from fiscus.errors import StoreError
-from fiscus.stores.base import (
-    Amounts,
-    BudgetStore,
-    Counter,
-    Refusal,
-    Reservation,
-    ReserveLine,
-    SettleOutcome,
-    require_keys,
-)
+from fiscus.stores.base import BudgetStore, require_keys
 from fiscus.stores.redis_batch import ScriptBatcher
 from fiscus.stores.redis_channel import ScriptChannel, bulk, usable
 from fiscus.stores.redis_coalesce import OpCoalescer

@@ -17,18 +17,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from fiscus.engine.ports import Amounts, Counter, Refusal, Reservation, ReserveLine, SettleOutcome
 from fiscus.errors import StoreError
 from fiscus.sqlite_wal import connect_wal
-from fiscus.stores.base import (
-    Amounts,
-    BudgetStore,
-    Counter,
-    Refusal,
-    Reservation,
-    ReserveLine,
-    SettleOutcome,
-    require_keys,
-)
+from fiscus.stores.base import BudgetStore, require_keys
 from fiscus.stores.memory import DEFAULT_SETTLED_TTL
 
 DEFAULT_COUNTER_TTL_MARGIN = 86400.0  # a counter is kept this long past its line's `expires_at`
