@@ -26,6 +26,7 @@ CASES = [
     ("/v1/chat/completions", orjson.dumps({**GOOD_CHAT, "n": 3}), 400, "'n'"),
     ("/v1/chat/completions", orjson.dumps({**GOOD_CHAT, "model": "no-such-model"}), 404, "no-such-model"),
     ("/v1/responses", orjson.dumps({"model": "gpt-4o"}), 400, "'input'"),
+    ("/v1/chat/completions", b'{"model":"gpt-4o","messages":[' + b"[" * 200 + b"]" * 200 + b"]}", 400, "nested deeper"),
     ("/v1/responses", orjson.dumps({"model": "gpt-4o", "input": "x", "background": True}), 400, "background"),
     (
         "/v1/messages",

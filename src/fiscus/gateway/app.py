@@ -226,7 +226,8 @@ def create_app(
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Mount("/admin", app=admin),
     ]
-    app = GatewayApp(proxied=proxied, routes=routes, lifespan=lifespan)
+    handlers = {404: _route_error, 405: _route_error}
+    app = GatewayApp(proxied=proxied, routes=routes, lifespan=lifespan, exception_handlers=handlers)
     app.state.gateway = gateway
     return app
 
@@ -234,6 +235,19 @@ def create_app(
 def _keeps(governor: Any) -> bool:
     """A real governor: it keeps budgets (and a store to claim announcements on); a stand-in does not."""
     return hasattr(governor, "announcer")
+
+
+async def _route_error(request: Request, exc: Exception) -> Response:
+    """An unknown URL or a wrong method, answered as the provider would (Anthropic's format under /v1/messages)."""
+    status = getattr(exc, "status_code", 404)
+    path, method = request.url.path, request.method
+    protocol = MESSAGES if path.startswith("/v1/messages") else CHAT
+    if status == 405:
+        message, code = f"Method {method} is not allowed on {path}", "method_not_allowed"
+    else:
+        message, code = f"Invalid URL ({method} {path})", "not_found"
+    body = error_body(protocol, status, message, code=code)
+    return Response(body, status, headers=getattr(exc, "headers", None), media_type=JSON)
 
 
 def _metrics_refused(tokens: tuple[str, ...], listen: str | None) -> Response:

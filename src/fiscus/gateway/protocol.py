@@ -13,6 +13,10 @@ import orjson
 
 from fiscus.usage.wire import WireFormat
 
+# Deeper than any real request (tool schemas nest a few dozen levels at most) and below the depth at which
+# re-serialising a body fails (orjson stops at 255): a body nested deeper is the client's error.
+MAX_DEPTH = 128
+
 
 class BadRequest(Exception):
     """A client error, answered in the client's own protocol. `status` is the HTTP status to send."""
@@ -67,6 +71,9 @@ def parse_request(protocol: Protocol, raw: bytes) -> ParsedRequest:
         raise BadRequest(f"request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise BadRequest(f"request body must be a JSON object, got {type(body).__name__}")
+    # Only a body with this many brackets can be nested this deep: the count is cheap, the walk is not.
+    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and _depth_over(body, MAX_DEPTH):
+        raise BadRequest(f"request body is nested deeper than {MAX_DEPTH} levels", code="invalid_request_body")
     model = body.get("model")
     if model is None:
         raise BadRequest("missing required parameter: 'model'", param="model", code="missing_required_parameter")
@@ -103,6 +110,20 @@ def parse_request(protocol: Protocol, raw: bytes) -> ParsedRequest:
             raise BadRequest("'stream_options' must be an object", param="stream_options", code="invalid_type")
         wants_usage = bool(options and options.get("include_usage"))
     return ParsedRequest(body, model, stream, max_tokens, cap_field, wants_usage)
+
+
+def _depth_over(value: Any, limit: int) -> bool:
+    """Whether `value` nests lists and objects deeper than `limit` (walked without recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(item, dict):
+            stack.extend((child, depth + 1) for child in item.values() if isinstance(child, dict | list))
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item if isinstance(child, dict | list))
+    return False
 
 
 def _check_unsupported(protocol: Protocol, body: dict[str, Any]) -> None:
