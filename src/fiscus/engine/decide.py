@@ -76,7 +76,7 @@ def decide(
 ) -> Decision:
     """`draw` ∈ [0, 1) decides a fractional throttle (the governor passes a random number)."""
     request = plan.request
-    key_ok = request.override_key is not None and request.override_key in policy.override_keys
+    key_ok = policy.accepts_override(request.override_key)
     caller = _caller(request)
     assessed = [_assess(line, counters, request.priority, key_ok, draw, caller) for line in plan.lines]
     hits = [hit for a in assessed for hit in a.hits]

@@ -63,6 +63,13 @@ class Endpoint(abc.ABC):
         key = "set" if self._api_key else "none"
         return f"{type(self).__name__}(name={self.name!r}, base_url={self.base_url!r}, api_key=<{key}>)"
 
+    def redact(self, data: bytes) -> bytes:
+        """`data` (an error answer the client will see) with this provider's key blanked out, should the provider
+        echo it: the key belongs to the gateway, never to its callers."""
+        if self._api_key and len(self._api_key) >= 8 and self._api_key.encode() in data:
+            return data.replace(self._api_key.encode(), b"[redacted]")
+        return data
+
     def check(self, operation: Operation) -> None:
         if operation not in self.operations:
             served = ", ".join(sorted(self.operations))

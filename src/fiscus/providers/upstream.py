@@ -330,7 +330,7 @@ class Upstream:
                 served = _Served(answer, None, endpoint.name, model, total, fallback)
                 if answer.status >= 300:
                     try:
-                        served.body = await answer.read()
+                        served.body = endpoint.redact(await answer.read())
                     except TransportError:
                         served.body = b""
                     finally:
