@@ -73,3 +73,30 @@ def test_route_errors_name_the_field(routes: dict[str, list[str]], message: str)
         parse_policy({"ladders": LADDERS, "routes": routes})
     except ConfigError as exc:
         assert message in str(exc)
+
+
+def _session_call(model: str, task_class: str, tokens: int, session: str = "s1") -> CallRequest:
+    return CallRequest(
+        provider="anthropic",
+        model=model,
+        attribution=Attribution(team="growth", task_class=task_class, session=session),
+        input_tokens=tokens,
+        max_tokens=300,
+    )
+
+
+def test_a_session_stays_on_its_model_while_the_cache_it_would_lose_is_worth_more() -> None:
+    routes = {"simple": ["claude-haiku-4-5"]}
+    gov, _, _, _ = governor({"routes": routes, "budgets": []})
+    assert gov.admit(_session_call("claude-sonnet-4-6", "standard", 30_000)).decision.model == "claude-sonnet-4-6"
+    # 30k cached on Sonnet (0.3 $/M) beats 31k fresh on Haiku (1 $/M): the session stays
+    kept = gov.admit(_session_call("claude-sonnet-4-6", "simple", 31_000)).decision
+    assert kept.model == "claude-sonnet-4-6"
+    # a short session has little to lose: the route saves more, it moves (and then stays where it went)
+    gov.admit(_session_call("claude-sonnet-4-6", "standard", 2_500, session="s2"))
+    moved = gov.admit(_session_call("claude-sonnet-4-6", "simple", 3_000, session="s2")).decision
+    assert moved.model == "claude-haiku-4-5" and moved.requested_model == "claude-sonnet-4-6"
+    # without a session, or for a session never seen, the route applies as written
+    assert gov.admit(_session_call("claude-sonnet-4-6", "simple", 31_000, session="new")).decision.model == (
+        "claude-haiku-4-5"
+    )

@@ -76,7 +76,7 @@ class Governor:
         self._draw = draw
         self._lock = threading.Lock()
         self._tiers: dict[str, str | None] = {}
-        self.task_classes = TaskClassRules(policy)
+        self.task_classes = TaskClassRules(policy, self._sheet_now)
         # A configured provider's name → the catalogue's provider its kind is priced as ("openai-eu" → "openai").
         self._priced_as = dict(priced_as or {})
         self.engine = Engine(policy, self._sheet)
@@ -229,6 +229,8 @@ class Governor:
         asked: CallRequest,
     ) -> Admission:
         model = decision.model
+        if decision.calls_model and self.task_classes.routes:
+            self.task_classes.ran(plan.request, model)
         decision = self.task_classes.as_asked(asked, plan.request, decision)
         return Admission(
             asked,
@@ -397,6 +399,9 @@ class Governor:
         if kind is not None and kind != provider and not self.catalogue.knows(provider=provider, model=model):
             provider = kind
         return self.catalogue.sheet(provider=provider, model=model, at=at, batch=batch)
+
+    def _sheet_now(self, provider: str, model: str) -> PriceSheet:
+        return self.engine.sheet(provider, model, False, self._clock())
 
     def _tier(self, model: str) -> str | None:
         tier = self._tiers.get(model, "")
