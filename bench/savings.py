@@ -47,6 +47,7 @@ from fiscus.keys import KeyClaims, KeyRing, open_key_store
 from fiscus.ledger import open_ledger
 from fiscus.pricing import PriceCatalogue
 from fiscus.usage.detect import usage_from_body
+from fiscus.usage.model import Usage
 
 POLICY = """
 version: 1
@@ -250,6 +251,9 @@ class Levers:
 
 
 def levers(events: list[CostEvent], workloads: set[str]) -> Levers:
+    """The ledger's savings by lever; what each touched is the ungoverned cost of the calls it changed, except
+    for the cache: the cached tokens (read or written) at the plain input price, the seeds' measure."""
+    catalogue, now = PriceCatalogue(), datetime.now(UTC)
     out = Levers()
     for event in events:
         if event.attribution.workflow not in workloads or event.saved is None or event.ungoverned_usd is None:
@@ -257,8 +261,14 @@ def levers(events: list[CostEvent], workloads: set[str]) -> Levers:
         out.ungoverned += event.ungoverned_usd
         out.saved.add(event.saved)
         for lever, value in event.saved.by_lever().items():
-            if value:
+            if value and lever != "cache":
                 out.applied[lever] = out.applied.get(lever, Decimal(0)) + event.ungoverned_usd
+        u = event.usage
+        cached = u.cache_read_tokens + u.cache_write_5m_tokens + u.cache_write_1h_tokens
+        if cached:
+            sheet = catalogue.sheet(provider=event.provider, model=event.served_model, at=now)
+            plain = sheet.cost(Usage(input_tokens=cached)).total
+            out.applied["cache"] = out.applied.get("cache", Decimal(0)) + plain
     return out
 
 
@@ -295,7 +305,7 @@ def main() -> int:
     )
     found = levers(events, set(work))
     print("\nsaving by lever (the ledger's account: ungoverned = no cache hit, requested model, nothing trimmed)")
-    print(f"{'lever':<16}{'saved $':>11}{'of ungoverned':>15}{'of what it touched':>20}")
+    print(f"{'lever':<16}{'saved $':>11}{'of ungoverned':>15}{'of what it touched':>20}  (cache: on cached tokens)")
     for lever in LEVERS:
         value = getattr(found.saved, lever)
         if value:

@@ -18,6 +18,7 @@ from fiscus.attribution import Attribution
 from fiscus.engine.decision import Action, Decision
 from fiscus.events.cost_event import CallStatus, CostEvent
 from fiscus.events.guard_events import LoopDetected
+from fiscus.events.savings import Shaped
 from fiscus.governor import Admission, CallRequest
 from fiscus.guards.loops import Detection, LoopConfig, LoopDetector
 from fiscus.guards.registry import BreakerRegistry
@@ -257,6 +258,7 @@ class Gate:
             kwargs, cut = compress(kwargs, plan.fmt, target)
             if cut:
                 log.info("fiscus: context compressed by %d tokens", cut)
+                admission.shaped = Shaped(context_tokens=cut)
         max_tokens = decision.max_tokens
         if session is not None and session.ceiling_usd is not None:
             sheet = self._sheet(plan.request.provider, kwargs["model"]) if plan.request else None

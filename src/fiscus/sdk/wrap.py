@@ -155,8 +155,8 @@ def wrap(
     `config`, `$FISCUS_CONFIG` or the defaults); `policy` builds a private one. `on_exhausted="raise"` turns
     partial answers into `BudgetExhausted`. `breakers` and `loops` default to the `guards:` section of that
     config (breakers shared by every client over the same governor). `cache_prompts` (default: the config's
-    `optimise.prompt_cache`) puts an Anthropic cache breakpoint after tools and system prompt once that prefix
-    repeats within five minutes.
+    `optimise.prompt_cache`) puts Anthropic cache breakpoints on the stable prefix and the conversation once they
+    repeat, with the lifetime their reuse interval pays for (`fiscus.shaping.cache`).
     """
     gate = open_gate(
         governor=governor,
