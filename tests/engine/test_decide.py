@@ -3,8 +3,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-import pytest
-
 from fiscus.attribution import Attribution
 from fiscus.engine import EFFECTS, Action, Engine
 from fiscus.engine.ports import Counter
@@ -171,8 +169,7 @@ def test_throttle_admits_a_fraction_and_spares_critical() -> None:
     assert eng.decide(critical, eng.plan(critical, NOW), counters, draw=0.99).action is Action.ALLOW
 
 
-def test_override_key_passes_an_overridable_block(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("FISCUS_OVERRIDE_KEYS", "open-sesame")
+def test_an_override_passes_an_overridable_block_and_is_named() -> None:
     eng = engine(
         parse_policy(
             {
@@ -182,7 +179,8 @@ def test_override_key_passes_an_overridable_block(monkeypatch: pytest.MonkeyPatc
                         "scope": {"team": "growth"},
                         "limit": {"usd": 100},
                         "thresholds": [{"at": 1.0, "action": "block", "override": True}],
-                    }
+                    },
+                    {"name": "firm", "scope": {"team": "growth"}, "limit": {"usd": 100}, "on_exhausted": "block"},
                 ]
             }
         )
@@ -190,12 +188,20 @@ def test_override_key_passes_an_overridable_block(monkeypatch: pytest.MonkeyPatc
     blocked = request()
     plan = eng.plan(blocked, NOW)
     assert eng.decide(blocked, plan, {plan.keys[0]: spent("100")}).action is Action.BLOCK
-    keyed = request(override_key="open-sesame")
-    plan = eng.plan(keyed, NOW)
-    decision = eng.decide(keyed, plan, {plan.keys[0]: spent("100")})
-    assert decision.calls_model and decision.overridden == ("b:h",)
-    (line,) = eng.reserve_lines(plan, decision)
-    assert line.limits.nanos is None  # reserved without a limit, on purpose
+    for granted in ((("*", "ov_all"),), (("other", "ov_x"), ("h", "ov_h"))):
+        keyed = request(overrides=granted)
+        plan = eng.plan(keyed, NOW)
+        decision = eng.decide(keyed, plan, {plan.keys[0]: spent("100")})
+        assert decision.calls_model and decision.overridden == ("b:h",)
+        assert decision.override_ids == (granted[-1][1],)
+        line, firm = eng.reserve_lines(plan, decision)
+        assert line.limits.nanos is None and firm.limits.nanos is not None  # only the overridden one is lifted
+        # a budget the policy does not mark overridable refuses whatever is granted
+        refused = eng.decide(keyed, plan, {plan.keys[0]: spent("100"), plan.keys[1]: spent("100")})
+        assert not refused.calls_model and refused.exhausted_budget == "firm"
+    other = request(overrides=(("firm", "ov_f"),))  # an override for another budget lifts nothing here
+    plan = eng.plan(other, NOW)
+    assert eng.decide(other, plan, {plan.keys[0]: spent("100")}).action is Action.BLOCK
 
 
 def test_effects_table_covers_every_action() -> None:

@@ -32,7 +32,7 @@ class CallRequest:
     input_tokens: int
     max_tokens: int | None = None
     priority: str = "normal"
-    override_key: str | None = None
+    overrides: tuple[tuple[str, str], ...] = ()
     batch: bool = False
     calls: int = 1
 

@@ -1,7 +1,7 @@
-"""No secret leaks: a full gateway run — answered, streamed and refused calls, a bad key, an override key, an
+"""No secret leaks: a full gateway run — answered, streamed and refused calls, a bad key, an
 upstream failure, an exhausted budget that trips a breaker and writes a post-mortem, the admin API and /metrics —
 then every output is searched for every secret it used: the provider key, the virtual keys, the admin and metrics
-tokens and the override key. Outputs: every response (status line, headers, body; only the one that creates a key
+tokens. Outputs: every response (status line, headers, body; only the one that creates a key
 may show that key), every log record (uvicorn's too), the process's stdout and stderr, every file the run wrote
 (ledger, budget store, key store, post-mortems)."""
 
@@ -77,12 +77,10 @@ def test_a_full_run_leaves_no_secret_in_any_output(
         "provider key": f"sk-provider-{tag}-do-not-leak",
         "admin token": f"admin-{tag}-do-not-leak",
         "metrics token": f"metrics-{tag}-do-not-leak",
-        "override key": f"override-{tag}-do-not-leak",
     }
     monkeypatch.setenv(UPSTREAM_KEY_ENV, secrets["provider key"])
     monkeypatch.setenv("FISCUS_ADMIN_TOKEN", secrets["admin token"])
     monkeypatch.setenv("FISCUS_METRICS_TOKEN", secrets["metrics token"])
-    monkeypatch.setenv("FISCUS_OVERRIDE_KEYS", f"other-key,{secrets['override key']}")
     update = {"guards": GuardsConfig(postmortem_dir=tmp_path / "postmortems")}
     outputs: list[str] = []
     with real_gateway(tmp_path, emulator_url, POLICY, f"sqlite:///{tmp_path}/budget.db", config_update=update) as real:
@@ -108,12 +106,6 @@ def test_a_full_run_leaves_no_secret_in_any_output(
                 client.post("/v1/chat/completions", json=chat(), headers={**session, "x-emulator-error": "500"}),
                 client.post("/v1/chat/completions", json=chat(), headers={"authorization": f"Bearer {real.key}x"}),
                 client.post("/v1/chat/completions", json=chat(), headers={"x-api-key": secrets["admin token"]}),
-                client.post(
-                    "/v1/chat/completions",
-                    json=chat(),
-                    headers={**session, "x-fiscus-override-key": secrets["override key"]},
-                ),
-                client.post("/v1/chat/completions", json=chat(), headers={**session, "x-fiscus-override-key": "guess"}),
             ]
             calls += [client.post("/v1/chat/completions", json=chat(), headers=session) for _ in range(3)]
             statuses = [c.status_code for c in calls]

@@ -192,3 +192,21 @@ def test_a_token_budget_reads_in_its_own_meter_and_dollars() -> None:
         "fiscus: budget tokens-day (agent=planner) at 80%: 800,000 of 1,000,000 tokens used ($1,234.50 spent); "
         "calls carry a warning (warn); resets 2026-12-05 00:00 UTC"
     )
+
+
+def test_override_announcements_say_for_whom_until_when_and_why() -> None:
+    from fiscus.events.override_events import OverrideGranted, OverrideRevoked, OverrideUsed
+    from fiscus.notify.payloads import event_dict, summary
+
+    until = datetime(2026, 12, 4, 23, 0, tzinfo=UTC)
+    granted = OverrideGranted("ov_1", "quarter close", until, key_id="vk_1", granted_by="ana")
+    assert summary(event_dict(granted)) == (
+        "fiscus: override ov_1 granted for key vk_1 until 2026-12-04 23:00 UTC by ana: quarter close"
+    )
+    used = OverrideUsed("ov_2", ("org-monthly",), key_id="vk_9", agent="planner", team="growth")
+    assert summary(event_dict(used)) == (
+        "fiscus: override ov_2 let a call by key vk_9 past budget org-monthly; last call by agent planner, team growth"
+    )
+    assert summary(event_dict(OverrideRevoked("ov_3", budget="org-monthly"))) == (
+        "fiscus: override ov_3 for budget org-monthly revoked"
+    )

@@ -72,7 +72,7 @@ def test_check_lists_every_budget_and_fits_a_pipe(capsys: pytest.CaptureFixture[
     for text in ("growth-daily", "team=growth", "org-monthly", "everything", "0.5 → notify slack", "$1.00, 100"):
         assert text in out
     growth = out[out.index("growth-daily") : out.index("org-monthly")]
-    assert "1.0 → block (override key" in growth and "│ block (override key" in growth
+    assert "1.0 → block (overridable)" in growth and "│ block (overridable)" in growth
     assert "partial" in out[out.index("org-monthly") :]  # the default thresholds end in partial
     assert max(len(line) for line in out.splitlines()) <= 120  # captured, not a terminal: 120 columns
 

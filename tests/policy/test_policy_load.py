@@ -115,7 +115,6 @@ def test_default_thresholds_and_cap_equal_the_nominal_limit() -> None:
     assert budget.name == "team=a/month"
 
 
-def test_override_keys_come_from_the_named_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MY_KEYS", "k1, k2")
-    policy = parse_policy({"override_keys_env": "MY_KEYS"})
-    assert policy.override_keys == frozenset({"k1", "k2"})
+def test_static_override_keys_are_refused_with_what_to_do_instead() -> None:
+    with pytest.raises(ConfigError, match=r"override_keys_env: .*static override keys were removed: grant an"):
+        parse_policy({"override_keys_env": "MY_KEYS"})

@@ -55,7 +55,7 @@ def check(
             budget.window.label,
             _limits(budget.limits) + (f"\n(hard stop {_limits(budget.cap)})" if budget.cap != budget.limits else ""),
             "\n".join(_threshold(t) for t in budget.thresholds),
-            str(budget.exhausted) + (" (override key passes)" if budget.exhausted_override else ""),
+            str(budget.exhausted) + (" (overridable)" if budget.exhausted_override else ""),
         )
     console = _console()
     console.print(table)
@@ -334,7 +334,7 @@ def _threshold(t: Threshold) -> str:
         "notify": f" {t.channel}",
         "compress": f" to {t.to_tokens} tokens" if t.to_tokens else f" to {t.fraction} of the context",
         "throttle": f" admit {t.fraction}" if t.fraction else f" {t.per_minute}/min",
-        "block": " (override key passes)" if t.override else "",
+        "block": " (overridable)" if t.override else "",
     }.get(str(t.action), "")
     return f"{t.at} → {t.action}{detail}"
 

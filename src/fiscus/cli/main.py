@@ -31,6 +31,7 @@ _COMMAND_MODULES = (
     "budgets",
     "alerts",
     "keys",
+    "overrides",
     "serve",
     "emulate",
     "demo",

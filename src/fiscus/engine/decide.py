@@ -64,6 +64,7 @@ class _Assessment:
     hits: list[ThresholdHit] = field(default_factory=list)
     actions: set[Action] = field(default_factory=set)  # every action in force, not only the most restrictive
     caller: tuple[tuple[str, str], ...] = ()  # the call's agent and team, for announcements
+    override: str | None = None  # the override in force for this budget, if any
 
 
 def decide(
@@ -76,9 +77,12 @@ def decide(
 ) -> Decision:
     """`draw` ∈ [0, 1) decides a fractional throttle (the governor passes a random number)."""
     request = plan.request
-    key_ok = policy.accepts_override(request.override_key)
     caller = _caller(request)
-    assessed = [_assess(line, counters, request.priority, key_ok, draw, caller) for line in plan.lines]
+    granted = request.overrides
+    assessed = [
+        _assess(line, counters, request.priority, override_for(granted, line.budget.name), draw, caller)
+        for line in plan.lines
+    ]
     hits = [hit for a in assessed for hit in a.hits]
     reasons = _reasons(assessed)
 
@@ -114,7 +118,7 @@ def decide(
                 max_tokens = min(max_tokens, fit)
                 continue
             budget = a.line.budget
-            if budget.exhausted_override and key_ok:
+            if budget.exhausted_override and a.override is not None:
                 a.overridden = True
                 continue
             if fallback is not None:
@@ -165,6 +169,7 @@ def decide(
         reserve=plan.worst_case(rates, input_tokens=tokens_in, max_tokens=max_tokens),
         hits=tuple(hits),
         overridden=tuple(a.line.instance for a in assessed if a.overridden),
+        override_ids=tuple(dict.fromkeys(a.override for a in assessed if a.overridden and a.override)),
         rate_limited=tuple(a.line.instance for a in assessed if a.rate_limited),
     )
 
@@ -203,10 +208,26 @@ def quiet(policy: Policy, plan: Plan, counters: Mapping[str, Counter]) -> Decisi
     )
 
 
-def reasons(plan: Plan, counters: Mapping[str, Counter], *, override_key_ok: bool = False) -> tuple[BudgetReason, ...]:
+def reasons(plan: Plan, counters: Mapping[str, Counter]) -> tuple[BudgetReason, ...]:
     """Every applicable budget's reason, reached a threshold or not (for status views and headers)."""
-    priority = plan.request.priority
-    return tuple(_reason(_assess(line, counters, priority, override_key_ok, 0.0)) for line in plan.lines)
+    request = plan.request
+    return tuple(
+        _reason(_assess(line, counters, request.priority, override_for(request.overrides, line.budget.name), 0.0))
+        for line in plan.lines
+    )
+
+
+def override_for(granted: tuple[tuple[str, str], ...], budget: str) -> str | None:
+    """The id of the override in force for `budget` (one for it by name first, then one for every budget)."""
+    if not granted:
+        return None
+    for name, override_id in granted:
+        if name == budget:
+            return override_id
+    for name, override_id in granted:
+        if name == "*":
+            return override_id
+    return None
 
 
 def _caller(request: CallRequest) -> tuple[tuple[str, str], ...]:
@@ -218,7 +239,7 @@ def _assess(
     line: PlanLine,
     counters: Mapping[str, Counter],
     priority: str,
-    key_ok: bool,
+    override: str | None,
     draw: float,
     caller: tuple[tuple[str, str], ...] = (),
 ) -> _Assessment:
@@ -231,10 +252,10 @@ def _assess(
     used = Amounts(n, t, r)
     utilisation, meter = utilisation_of(used, line.budget.limits)
     reached = tuple(th for th in line.budget.thresholds if th.at <= utilisation)
-    a = _Assessment(line, used, utilisation, meter, reached, caller=caller)
+    a = _Assessment(line, used, utilisation, meter, reached, caller=caller, override=override)
     for th in reached:
         action = th.action
-        if action is Action.BLOCK and th.override and key_ok:
+        if action is Action.BLOCK and th.override and override is not None:
             a.overridden = True
             continue
         if action is Action.THROTTLE:

@@ -97,7 +97,8 @@ class Decision:
     # What the governor reserves and announces (filled by the engine; defaults keep hand-made decisions valid).
     reserve: Amounts | None = None  # total over `calls`, on every applicable budget; None when nothing is called
     hits: tuple[ThresholdHit, ...] = ()
-    overridden: tuple[str, ...] = ()  # budget instances an override key lifted (reserved without a limit)
+    overridden: tuple[str, ...] = ()  # budget instances an override lifted (reserved without a limit)
+    override_ids: tuple[str, ...] = ()  # the overrides that did so (recorded on the call's ledger event)
     rate_limited: tuple[str, ...] = ()  # budget instances whose throttle admits a number of calls per minute
     exhausted_budget: str | None = None  # the budget a refused call did not fit in
 

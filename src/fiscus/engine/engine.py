@@ -234,7 +234,7 @@ class Engine:
     def reasons(self, plan: Plan, counters: Mapping[str, Counter]) -> tuple[BudgetReason, ...]:
         """Every applicable budget's utilisation and action for this plan (`Decision.reasons` keeps only those
         with something to say)."""
-        return _reasons(plan, counters, override_key_ok=self.policy.accepts_override(plan.request.override_key))
+        return _reasons(plan, counters)
 
     def _cap(self, budget: Budget, priority: str) -> Limits:
         key = (budget.name, priority)

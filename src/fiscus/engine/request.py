@@ -20,7 +20,9 @@ class CallRequest:
     input_tokens: int  # counted/estimated input tokens of the request as it would be sent
     max_tokens: int | None = None  # caller's output cap; None → the policy's default cap
     priority: str = "normal"  # "critical" | "normal" | "background"
-    override_key: str | None = None  # passes a `block` where the policy allows an override
+    # Overrides in force for this call: (budget name, or "*" for every budget, override id). Each lets the call
+    # past the refusals the policy marks overridable on that budget; the id goes into the ledger.
+    overrides: tuple[tuple[str, str], ...] = ()
     batch: bool = False
     calls: int = 1  # task pre-flight: reserve for N calls of this shape up front
     # Whether the request may write the provider's prompt cache (Anthropic `cache_control` markers). True is the

@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 
 from fiscus.errors import FiscusError
 from fiscus.gateway.admin_cases import cases_router
+from fiscus.gateway.admin_overrides import overrides_router
 from fiscus.gateway.admin_review import review_router
 from fiscus.gateway.tokens import configured, matches
 from fiscus.governor import Governor
@@ -102,6 +103,7 @@ def create_admin_app(
     open_ledger: Callable[[str], Any],
     breakers: Callable[[], list[dict[str, Any]]] | None = None,
     alerts: Any | None = None,
+    overrides: Any | None = None,
 ) -> FastAPI:
     # No interactive docs page: it would fetch the OpenAPI document without the token.
     app = FastAPI(title="fiscus admin", version="1", docs_url=None, redoc_url=None, openapi_url=None)
@@ -198,6 +200,7 @@ def create_admin_app(
         dependencies=guarded,
     )
     app.include_router(review_router(alerts=alerts), dependencies=guarded)
+    app.include_router(overrides_router(governor=governor, keyring=keyring, overrides=overrides), dependencies=guarded)
     return app
 
 

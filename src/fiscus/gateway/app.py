@@ -105,6 +105,7 @@ def create_app(
     loops: LoopConfig | None = None,
     on_breaker_open: str | None = None,
     on_event: Callable[[object], None] | None = None,
+    overrides: Any | None = None,
 ) -> Starlette:
     """The gateway app. `governor`, `keyring` (a `fiscus.keys.KeyRing`) and `upstreams` (a
     `fiscus.providers.Upstream`) default to ones opened from `config`; those opened here are closed at shutdown.
@@ -112,10 +113,12 @@ def create_app(
     config's `guards:` section, whose breakers share their state at `guards.state`, beside the budget store
     unless set); `on_breaker_open` (default `guards.breakers.on_open`) answers an open breaker with `partial`
     or `block` (429), unless a budget tripped it: then that budget's own action and reset are used. Guard
-    events (`BreakerTripped`, `LoopDetected`) go to `on_event` and to the governor's own hook."""
+    events (`BreakerTripped`, `LoopDetected`) go to `on_event` and to the governor's own hook. `overrides` (a
+    `fiscus.overrides.OverrideBook`) defaults to one on the key store's database."""
     from fiscus.governor import Governor
     from fiscus.keys import KeyRing, open_key_store
     from fiscus.ledger import open_ledger
+    from fiscus.overrides import OverrideBook, open_override_store
     from fiscus.providers import Upstream
 
     owned: list[Any] = []
@@ -124,6 +127,9 @@ def create_app(
         owned.append(governor)
     if keyring is None:
         keyring = KeyRing(open_key_store(config.keys))
+    if overrides is None:
+        overrides = OverrideBook(open_override_store(config.keys))
+        owned.append(overrides.store)
     emit = _emitter(governor, on_event)
     registry = breakers
     if not isinstance(registry, BreakerRegistry):
@@ -152,7 +158,15 @@ def create_app(
                 metrics.retry(attempt.provider)
 
         upstreams = Upstream.from_config(config, on_attempt=on_attempt)
-    gateway = Gateway(config, governor=governor, keys=keyring, upstream=upstreams, metrics=metrics, guards=guards)
+    gateway = Gateway(
+        config,
+        governor=governor,
+        keys=keyring,
+        upstream=upstreams,
+        metrics=metrics,
+        guards=guards,
+        overrides=overrides,
+    )
 
     models_body = orjson.dumps(
         {
@@ -182,6 +196,7 @@ def create_app(
     admin = create_admin_app(
         governor=governor,
         keyring=keyring,
+        overrides=overrides,
         ledger_url=config.ledger,
         token_env=config.gateway.admin_token_env,
         open_ledger=open_ledger,

@@ -6,6 +6,7 @@ settle on an error path is harmless): answered, blocked, partial, upstream error
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -20,9 +21,11 @@ from starlette.types import ASGIApp, Receive
 
 from fiscus.attribution import Attribution
 from fiscus.config import FiscusConfig
+from fiscus.engine.decide import override_for
 from fiscus.engine.decision import Action
 from fiscus.errors import FiscusError
 from fiscus.events.cost_event import CallStatus, CostEvent
+from fiscus.events.override_events import OverrideUsed
 from fiscus.events.savings import Shaped
 from fiscus.gateway.auth import AttributionCache, client_key
 from fiscus.gateway.body import upstream_body
@@ -37,6 +40,8 @@ from fiscus.gateway.summaries import Summariser
 from fiscus.governor import Admission, CallRequest, Governor
 from fiscus.keys import KeyRing
 from fiscus.ledger.outcomes import record_call_outcome
+from fiscus.overrides import OverrideBook
+from fiscus.overrides.targets import overridable
 from fiscus.providers import ProviderError, RateLimitedError, Upstream, UpstreamRequest, UpstreamTimeoutError
 from fiscus.shaping.cache import CachePlacer
 from fiscus.shaping.compress import fit_window
@@ -52,6 +57,7 @@ log = logging.getLogger("fiscus.gateway")
 # providers ignore it). Credentials are never forwarded; the provider adapter sets its own.
 _FORWARD_PREFIXES = ("anthropic-beta", "anthropic-version", "openai-beta", "x-emulator-")
 _RENEW_EVERY_S = 30.0
+_OVERRIDE_CLAIM_S = 90 * 86_400.0  # longer than any override is granted for
 _TRACK_BATCH_BYTES = 32 * 1024
 
 
@@ -71,8 +77,10 @@ class Gateway:
         upstream: Upstream,
         metrics: GatewayMetrics,
         guards: GatewayGuards,
+        overrides: OverrideBook | None = None,
     ) -> None:
         self.config = config
+        self.overrides = overrides
         self.governor = governor
         self.guards = guards
         self.keys = keys
@@ -114,8 +122,9 @@ class Gateway:
         attribution, priority, ignored = self.attribute(vkey, headers)
         # The caller learns which of its headers did not count (the key is set to ignore what it does not allow).
         noted = {"x-fiscus-ignored-headers": ",".join(ignored)} if ignored else None
+        granted = await self.overrides.agrants_for(vkey.id) if self.overrides is not None else ()
         refusal = self.guards.check(attribution, protocol.format, request.body)
-        if refusal is not None:
+        if refusal is not None and not self._overridden(refusal, granted):
             return await self._guarded(protocol, request, provider, attribution, refusal, noted)
         forwarded = {k: v for k, v in headers.items() if k.startswith(_FORWARD_PREFIXES)}
         summary = None
@@ -138,7 +147,7 @@ class Gateway:
                 input_tokens=input_tokens,
                 max_tokens=request.max_tokens,
                 priority=priority,
-                override_key=headers.get("x-fiscus-override-key"),
+                overrides=granted,
                 cache_writes=writes_cache,
                 cache_write_tokens=anthropic_cache_write_bound(request.body) if writes_cache else 0,
             )
@@ -147,6 +156,8 @@ class Gateway:
             admission.shaped = Shaped(summary_tokens=summary.tokens)
         self.metrics.decision(admission.decision.action)
         self.guards.decided(attribution, admission.decision)
+        if admission.decision.override_ids:
+            await self._announce_override(admission)
         try:
             return await self._admitted(
                 protocol,
@@ -162,6 +173,34 @@ class Gateway:
         except BaseException as exc:
             await self.settle(admission, None, status=CallStatus.ERROR, error=f"gateway: {exc!r}"[:500])
             raise
+
+    def _overridden(self, refusal: GuardRefusal, granted: tuple[tuple[str, str], ...]) -> bool:
+        """A breaker that stands for a budget's exhaustion is that budget's refusal: an override in force for an
+        overridable budget passes it, and the engine then decides the call as for any overridden budget."""
+        if not granted or refusal.budget is None:
+            return False
+        budget = next((b for b in self.governor.policy.budgets if b.name == refusal.budget), None)
+        return budget is not None and overridable(budget) and override_for(granted, budget.name) is not None
+
+    async def _announce_override(self, admission: Admission) -> None:
+        """The first call an override lets through is announced, once per override across every worker."""
+        decision, who = admission.decision, admission.request.attribution
+        announcer = getattr(self.governor, "announcer", None)
+        if announcer is None:  # a stand-in governor keeps no store to claim the announcement in
+            return
+        lifted = tuple(dict.fromkeys(i.removeprefix("b:").split("|", 1)[0] for i in decision.overridden))
+        now = self.governor.now()
+        for override_id in decision.override_ids:
+            first = await asyncio.to_thread(
+                announcer.once,
+                f"f:override:{override_id}",
+                expires_at=now + _OVERRIDE_CLAIM_S,
+                reservation_id=f"{admission.event_id}:o",
+                now=now,
+            )
+            if first:
+                used = OverrideUsed(override_id, lifted, key_id=who.api_key, agent=who.agent, team=who.team)
+                self.governor.on_event(used)
 
     async def settle(self, admission: Admission, usage: Usage | None, **kwargs: Any) -> CostEvent:
         """Settle through the governor and tell the breakers how the call went."""

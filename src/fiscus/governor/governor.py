@@ -316,6 +316,8 @@ class Governor:
                 cost, tags["unpriced"] = _ZERO_COST, str(exc)
         if decision.exhausted_budget:
             tags["budget"] = decision.exhausted_budget
+        if decision.override_ids:  # an override let this call past a refusal: the ledger says which
+            tags["override"] = ",".join(decision.override_ids)
         attribution = request.attribution.refine(outcome=outcome) if outcome else request.attribution
         event = CostEvent(
             provider,

@@ -97,8 +97,9 @@ def _override(kind: str, data: dict[str, Any]) -> str:
     if kind == "override_revoked":
         return f"fiscus: override {data.get('id')} for {target} revoked"
     if kind == "override_used":
-        line = f"fiscus: override {data.get('id')} let a call by {target} past budget {_budget(data)}: {_used(data)}"
-        return line + _caller(data)
+        lifted = ", ".join(data.get("budgets") or []) or "?"
+        caller = f"key {data['key_id']}" if data.get("key_id") else "a caller"
+        return f"fiscus: override {data.get('id')} let a call by {caller} past budget {lifted}" + _caller(data)
     line = f"fiscus: override {data.get('id')} granted for {target} until {_when(data.get('expires_at'))}"
     return line + f" by {data.get('granted_by') or 'an operator'}: {data.get('reason')}"
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -72,8 +71,6 @@ def compile_policy(spec: PolicySpec, *, source: str | None = None) -> Policy:
             raise ConfigError(f"{where}: budgets.{index}.name: duplicate budget name {budget.name!r}")
         names.add(budget.name)
         budgets.append(budget)
-    keys_env = spec.override_keys_env
-    raw_keys = os.environ.get(keys_env, "") if keys_env else ""
     return Policy(
         budgets=tuple(budgets),
         timezone=zone,
@@ -88,7 +85,6 @@ def compile_policy(spec: PolicySpec, *, source: str | None = None) -> Policy:
         min_output_tokens=spec.min_output_tokens,
         reserve_for_critical=spec.priority.reserve_for_critical,
         session_ttl_seconds=parse_duration(spec.session_ttl),
-        override_keys=frozenset(k.strip() for k in raw_keys.split(",") if k.strip()),
         source=source,
         alerts=spec.alerts,
         owners={k: dict(v) for k, v in spec.owners.items() if isinstance(v, dict)},

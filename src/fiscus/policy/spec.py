@@ -83,7 +83,7 @@ class BudgetSpec(_Strict):
     limit: LimitsSpec
     thresholds: list[ThresholdSpec] | None = None
     on_exhausted: Literal["partial", "block"] | None = None
-    override: bool = False  # whether an override key passes the refusal when the budget is exhausted
+    override: bool = False  # whether a granted override passes the refusal when the budget is exhausted
 
     @field_validator("window")
     @classmethod
@@ -171,7 +171,7 @@ class PolicySpec(_Strict):
     context: dict[str, int] = Field(default_factory=dict)
     # task class → rolling summarisation of its older turns (opt-in)
     summaries: dict[str, SummarySpec] = Field(default_factory=dict)
-    override_keys_env: str | None = "FISCUS_OVERRIDE_KEYS"
+    override_keys_env: str | None = None  # removed: overrides are granted (`fiscus overrides grant`), see below
     budgets: list[BudgetSpec] = Field(default_factory=list)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     # who answers for an anomaly: `default`, or per dimension value (`workflow: {triage: alice@example.com}`)
@@ -193,6 +193,16 @@ class PolicySpec(_Strict):
             if not isinstance(value, dict):
                 raise ValueError(f"owners.{key} maps each {key} to its owner, e.g. {{triage: alice@example.com}}")
         return owners
+
+    @field_validator("override_keys_env")
+    @classmethod
+    def _no_static_override_keys(cls, value: str | None) -> str | None:
+        if value is not None:
+            raise ValueError(
+                "static override keys were removed: grant an override per key or budget, with an expiry and a "
+                "reason, with `fiscus overrides grant` (or POST /admin/overrides)"
+            )
+        return value
 
     @field_validator("session_ttl")
     @classmethod

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -45,7 +44,7 @@ class Threshold:
     to_tokens: int | None = None  # compress: absolute context target
     fraction: Decimal | None = None  # compress: share of the context kept; throttle: share of calls admitted
     per_minute: int | None = None  # throttle: calls admitted per minute
-    override: bool = False  # block: an override key passes
+    override: bool = False  # block: a granted override passes
     message: str | None = None
 
     @property
@@ -117,24 +116,12 @@ class Policy:
     min_output_tokens: int = 64
     reserve_for_critical: Decimal = Decimal(0)
     session_ttl_seconds: int = 7 * 86400
-    override_keys: frozenset[str] = frozenset()
     source: str | None = None
     alerts: AlertSettings = field(default_factory=AlertSettings)
     owners: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # dimension → value → owner
     default_owner: str | None = None
     targets: Mapping[str, Mapping[str, RunTarget]] = field(default_factory=dict)  # dimension → value → target
     cache_hit_target: Decimal = Decimal("0.7")
-
-    def accepts_override(self, key: str | None) -> bool:
-        """Whether `key` is one of the override keys, compared in constant time with each of them (a set lookup
-        would let the time of the answer say how close a guess came)."""
-        if not key:
-            return False
-        given = key.encode()
-        found = False
-        for known in self.override_keys:
-            found |= hmac.compare_digest(given, known.encode())
-        return found
 
     def owner_of(self, subject: Mapping[str, str | None]) -> str | None:
         """Who answers for an anomaly about `subject` (dimension → value): the first dimension of it with an
