@@ -89,8 +89,8 @@ def test_session_ceiling_stop_is_one_ledger_event(openai_client, governed):
 def test_cache_writes_only_for_anthropic_cache_control(openai_client, anthropic_client, governed):
     governor, _, _, breakers = governed()
     seen: list[CallRequest] = []
-    admit = governor.admit
-    governor.admit = lambda request: seen.append(request) or admit(request)  # type: ignore[method-assign]
+    admit_steps = governor.admit_steps  # every door admits through the governor's steps
+    governor.admit_steps = lambda request: seen.append(request) or admit_steps(request)  # type: ignore[method-assign]
     claude = fiscus.wrap(anthropic_client, governor=governor, breakers=breakers)
     gpt = fiscus.wrap(openai_client, governor=governor, breakers=breakers)
     claude.messages.create(model="claude-haiku-4-5", max_tokens=20, messages=MESSAGES)

@@ -18,7 +18,7 @@ def drive(steps: Steps[T], store: BudgetStore) -> T:
     try:
         op = send(None)
         while True:
-            op = send(_run(op, store))
+            op = send(run_op(op, store))
     except StopIteration as done:
         return done.value  # type: ignore[no-any-return]
 
@@ -29,12 +29,13 @@ async def adrive(steps: Steps[T], store: BudgetStore) -> T:
     try:
         op = send(None)
         while True:
-            op = send(await _arun(op, store))
+            op = send(await arun_op(op, store))
     except StopIteration as done:
         return done.value  # type: ignore[no-any-return]
 
 
-def _run(op: StoreOp, store: BudgetStore) -> Any:
+def run_op(op: StoreOp, store: BudgetStore) -> Any:
+    """One store operation on the blocking methods (for drivers that run steps of their own)."""
     kind = type(op)  # exact types: the ops are final, and this is on every admission's path
     if kind is Reserve:
         return store.reserve(op.reservation_id, op.lines, now=op.now, lease_seconds=op.lease_seconds)
@@ -43,7 +44,7 @@ def _run(op: StoreOp, store: BudgetStore) -> Any:
     return store.settle(op.reservation, op.actual, now=op.now)
 
 
-async def _arun(op: StoreOp, store: BudgetStore) -> Any:
+async def arun_op(op: StoreOp, store: BudgetStore) -> Any:
     kind = type(op)
     if kind is Reserve:
         return await store.areserve(op.reservation_id, op.lines, now=op.now, lease_seconds=op.lease_seconds)

@@ -1,14 +1,18 @@
-"""One wrapped SDK method call, sync and async: gate → admit → shape → call → observe → settle."""
+"""One wrapped SDK method call: gate → admit → shape → call → observe → settle, written once.
+
+`call_steps` and `raw_steps` are sans-IO generators (see `fiscus.sdk.drive`): the same steps serve the sync
+and the async client, and the framework callbacks (`fiscus.sdk.observed`) reuse `admit_steps`."""
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from fiscus.errors import FiscusError
 from fiscus.events.cost_event import CallStatus
+from fiscus.governor.steps import Steps
+from fiscus.sdk.drive import CallModel, CallSteps, ParseRaw, arun, run
 from fiscus.sdk.errors import BudgetExhausted
 from fiscus.sdk.gate import Gate, Plan, Short, partial_text
 from fiscus.sdk.objects import output_of, partial_object, partial_stream, usage_of
@@ -34,10 +38,6 @@ class Endpoint:
 OPENAI_CHAT = Endpoint(WireFormat.OPENAI_CHAT, "openai", ("max_completion_tokens", "max_tokens"))
 OPENAI_RESPONSES = Endpoint(WireFormat.OPENAI_RESPONSES, "openai", ("max_output_tokens",))
 ANTHROPIC_MESSAGES = Endpoint(WireFormat.ANTHROPIC, "anthropic", ("max_tokens",))
-
-
-def _begin(gate: Gate, endpoint: Endpoint, kwargs: dict[str, Any]) -> Plan | Short:
-    return gate.prepare(endpoint.fmt, endpoint.provider, kwargs, endpoint.max_key(kwargs))
 
 
 def _stream_options(plan: Plan) -> None:
@@ -70,151 +70,138 @@ def _whole_usage(plan: Plan, response: Any) -> tuple[Usage, str, tuple[Any, ...]
     return usage, text, calls
 
 
-def call_sync(gate: Gate, endpoint: Endpoint, fn: Callable[..., Any], client: Any, kwargs: dict[str, Any]) -> Any:
-    governor = gate.governor
-    stream = bool(kwargs.get("stream"))
-    plan = gate.prepare(endpoint.fmt, endpoint.provider, kwargs, endpoint.max_key(kwargs))
+# -- the steps ------------------------------------------------------------------------------------------
+
+
+def admit_steps(gate: Gate, prepared: Plan | Short) -> Steps[Plan | Short]:
+    """Admit a prepared call and shape it by the decision; a call that reaches no model is settled here."""
+    plan = prepared
     if isinstance(plan, Plan):
-        plan = gate.shape(plan, governor.admit(plan.request))
+        plan = gate.shape(plan, (yield from gate.governor.admit_steps(plan.request)))
     if isinstance(plan, Short):
-        settle_short(governor, plan)
-        return _answer(plan, endpoint, client, stream, False, kwargs)
-    admission = plan.admission
-    if stream:
-        _stream_options(plan)
-    try:
-        response = fn(**plan.kwargs)
-    except BaseException as exc:
-        plan.after(governor.settle(admission, None, **plan.finish_args(None, error=exc, streamed=stream)))
-        raise
-    if stream:
-
-        def finish(observer: Observer, error: BaseException | None) -> None:
-            usage = observer.result(plan.input_tokens)
-            event = governor.settle(admission, usage, **plan.finish_args(usage, error=error, streamed=True))
-            text, calls = observer.output()
-            plan.after(event, output=text, tool_calls=calls)
-
-        return observe_sync(response, Observer(endpoint.fmt, hide_usage_chunk=plan.hide_usage_chunk), finish)
-    usage, text, calls = _whole_usage(plan, response)
-    served = plan.kwargs.get("model")  # as `plan.finish_args` gives it, without building the dict
-    event = governor.settle(admission, usage, status=CallStatus.OK, served_model=served, error=None, streamed=False)
-    plan.after(event, output=text, tool_calls=calls)
-    return response
+        yield from short_steps(gate.governor, plan)
+    return plan
 
 
-async def call_async(
-    gate: Gate, endpoint: Endpoint, fn: Callable[..., Any], client: Any, kwargs: dict[str, Any]
-) -> Any:
-    governor = gate.governor
-    stream = bool(kwargs.get("stream"))
-    plan = gate.prepare(endpoint.fmt, endpoint.provider, kwargs, endpoint.max_key(kwargs))
-    if isinstance(plan, Plan):
-        plan = gate.shape(plan, await governor.aadmit(plan.request))
-    if isinstance(plan, Short):
-        await asettle_short(governor, plan)
-        return _answer(plan, endpoint, client, stream, True, kwargs)
-    admission = plan.admission
-    if stream:
-        _stream_options(plan)
-    try:
-        response = await fn(**plan.kwargs)
-    except BaseException as exc:
-        plan.after(await governor.asettle(admission, None, **plan.finish_args(None, error=exc, streamed=stream)))
-        raise
-    if stream:
-
-        async def finish(observer: Observer, error: BaseException | None) -> None:
-            usage = observer.result(plan.input_tokens)
-            event = await governor.asettle(admission, usage, **plan.finish_args(usage, error=error, streamed=True))
-            text, calls = observer.output()
-            plan.after(event, output=text, tool_calls=calls)
-
-        def finish_sync(observer: Observer, error: BaseException | None) -> None:
-            usage = observer.result(plan.input_tokens)
-            event = governor.settle(admission, usage, **plan.finish_args(usage, error=error, streamed=True))
-            plan.after(event)
-
-        observer = Observer(endpoint.fmt, hide_usage_chunk=plan.hide_usage_chunk)
-        return observe_async(response, observer, finish, finish_sync)
-    usage, text, calls = _whole_usage(plan, response)
-    event = await governor.asettle(admission, usage, **plan.finish_args(usage, error=None, streamed=False))
-    plan.after(event, output=text, tool_calls=calls)
-    return response
-
-
-def settle_short(governor: Any, short: Short) -> None:
+def short_steps(governor: Any, short: Short) -> Steps[None]:
     """Record a call that reaches no model: settle its admission, or record it if it was never admitted."""
     if short.admission is not None:
-        governor.settle(short.admission, None, status=short.status)
-    elif short.unadmitted is not None and hasattr(governor, "record"):
-        governor.record(short.unadmitted, status=short.status, message=short.message)
-
-
-async def asettle_short(governor: Any, short: Short) -> None:
-    if short.admission is not None:
-        await governor.asettle(short.admission, None, status=short.status)
+        yield from governor.settle_steps(short.admission, None, status=short.status)
     elif short.unadmitted is not None and hasattr(governor, "record"):
         governor.record(short.unadmitted, status=short.status, message=short.message)  # a ledger submit, no I/O
+
+
+@dataclass(frozen=True, slots=True)
+class Watch:
+    """The model answered with a stream: the driver's caller watches it and settles at its end."""
+
+    plan: Plan
+    stream: Any
+
+
+def call_steps(gate: Gate, endpoint: Endpoint, client: Any, kwargs: dict[str, Any], is_async: bool) -> CallSteps[Any]:
+    governor = gate.governor
+    stream = bool(kwargs.get("stream"))
+    plan = yield from admit_steps(gate, gate.prepare(endpoint.fmt, endpoint.provider, kwargs, endpoint.max_key(kwargs)))
+    if isinstance(plan, Short):
+        return _answer(plan, endpoint, client, stream, is_async, kwargs)
+    admission = plan.admission
+    if stream:
+        _stream_options(plan)
+    try:
+        response = yield CallModel(plan.kwargs)
+    except BaseException as exc:
+        args = plan.finish_args(None, error=exc, streamed=stream)
+        plan.after((yield from governor.settle_steps(admission, None, **args)))
+        raise
+    if stream:
+        return Watch(plan, response)
+    usage, text, calls = _whole_usage(plan, response)
+    served = plan.kwargs.get("model")  # as `plan.finish_args` gives it, without building the dict
+    event = yield from governor.settle_steps(
+        admission, usage, status=CallStatus.OK, served_model=served, error=None, streamed=False
+    )
+    plan.after(event, output=text, tool_calls=calls)
+    return response
+
+
+def finish_steps(plan: Plan, observer: Observer, error: BaseException | None) -> Steps[None]:
+    """Settle a watched stream at its end (or its failure), with the usage the stream reported."""
+    usage = observer.result(plan.input_tokens)
+    args = plan.finish_args(usage, error=error, streamed=True)
+    event = yield from plan.gate.governor.settle_steps(plan.admission, usage, **args)
+    text, calls = observer.output()
+    plan.after(event, output=text, tool_calls=calls)
 
 
 def _refuse_raw(short: Short) -> BaseException:
     return short.error or BudgetExhausted(f"budget exhausted: {short.message}")
 
 
-def _raw_begin(gate: Gate, endpoint: Endpoint, kwargs: dict[str, Any]) -> Plan | Short:
+def raw_steps(gate: Gate, endpoint: Endpoint, kwargs: dict[str, Any]) -> CallSteps[Any]:
+    """`with_raw_response.create`: the raw response is returned; usage is read from its parsed body.
+    A call that reaches no model raises (`BudgetBlocked`, `BudgetExhausted`): there is no raw response to give."""
     if kwargs.get("stream"):
         raise FiscusError("fiscus: with_raw_response.create(stream=True) is not governed; use create(stream=True)")
-    return _begin(gate, endpoint, kwargs)
+    governor = gate.governor
+    plan = yield from admit_steps(gate, gate.prepare(endpoint.fmt, endpoint.provider, kwargs, endpoint.max_key(kwargs)))
+    if isinstance(plan, Short):
+        raise _refuse_raw(plan)
+    try:
+        raw = yield CallModel(plan.kwargs)
+        usage, text, calls = _whole_usage(plan, (yield ParseRaw(raw)))
+    except BaseException as exc:
+        args = plan.finish_args(None, error=exc, streamed=False)
+        plan.after((yield from governor.settle_steps(plan.admission, None, **args)))
+        raise
+    args = plan.finish_args(usage, error=None, streamed=False)
+    plan.after((yield from governor.settle_steps(plan.admission, usage, **args)), output=text, tool_calls=calls)
+    return raw
+
+
+# -- the doors --------------------------------------------------------------------------------------------
+
+
+def call_sync(gate: Gate, endpoint: Endpoint, fn: Callable[..., Any], client: Any, kwargs: dict[str, Any]) -> Any:
+    store = gate.governor.store
+    result = run(call_steps(gate, endpoint, client, kwargs, False), store, fn)
+    if type(result) is not Watch:
+        return result
+    plan = result.plan
+
+    def finish(observer: Observer, error: BaseException | None) -> None:
+        run(finish_steps(plan, observer, error), store)
+
+    return observe_sync(result.stream, Observer(endpoint.fmt, hide_usage_chunk=plan.hide_usage_chunk), finish)
+
+
+async def call_async(
+    gate: Gate, endpoint: Endpoint, fn: Callable[..., Any], client: Any, kwargs: dict[str, Any]
+) -> Any:
+    store = gate.governor.store
+    result = await arun(call_steps(gate, endpoint, client, kwargs, True), store, fn)
+    if type(result) is not Watch:
+        return result
+    plan = result.plan
+
+    async def finish(observer: Observer, error: BaseException | None) -> None:
+        await arun(finish_steps(plan, observer, error), store)
+
+    def finish_sync(observer: Observer, error: BaseException | None) -> None:  # a stream closed outside a loop
+        run(finish_steps(plan, observer, error), store)
+
+    observer = Observer(endpoint.fmt, hide_usage_chunk=plan.hide_usage_chunk)
+    return observe_async(result.stream, observer, finish, finish_sync)
 
 
 def call_raw_sync(gate: Gate, endpoint: Endpoint, fn: Callable[..., Any], client: Any, kwargs: dict[str, Any]) -> Any:
-    """`with_raw_response.create`: the raw response is returned; usage is read from its parsed body.
-    A call that reaches no model raises (`BudgetBlocked`, `BudgetExhausted`): there is no raw response to give."""
-    governor = gate.governor
-    plan = _raw_begin(gate, endpoint, kwargs)
-    if isinstance(plan, Plan):
-        plan = gate.shape(plan, governor.admit(plan.request))
-    if isinstance(plan, Short):
-        settle_short(governor, plan)
-        raise _refuse_raw(plan)
-    try:
-        raw = fn(**plan.kwargs)
-        usage, text, calls = _whole_usage(plan, raw.parse())
-    except BaseException as exc:
-        plan.after(governor.settle(plan.admission, None, **plan.finish_args(None, error=exc, streamed=False)))
-        raise
-    plan.after(
-        governor.settle(plan.admission, usage, **plan.finish_args(usage, error=None, streamed=False)),
-        output=text,
-        tool_calls=calls,
-    )
-    return raw
+    return run(raw_steps(gate, endpoint, kwargs), gate.governor.store, fn)
 
 
 async def call_raw_async(
     gate: Gate, endpoint: Endpoint, fn: Callable[..., Any], client: Any, kwargs: dict[str, Any]
 ) -> Any:
-    governor = gate.governor
-    plan = _raw_begin(gate, endpoint, kwargs)
-    if isinstance(plan, Plan):
-        plan = gate.shape(plan, await governor.aadmit(plan.request))
-    if isinstance(plan, Short):
-        await asettle_short(governor, plan)
-        raise _refuse_raw(plan)
-    try:
-        raw = await fn(**plan.kwargs)
-        parsed = raw.parse()  # openai's legacy raw response parses synchronously; anthropic's async one awaits
-        if inspect.isawaitable(parsed):
-            parsed = await parsed
-        usage, text, calls = _whole_usage(plan, parsed)
-    except BaseException as exc:
-        event = await governor.asettle(plan.admission, None, **plan.finish_args(None, error=exc, streamed=False))
-        plan.after(event)
-        raise
-    event = await governor.asettle(plan.admission, usage, **plan.finish_args(usage, error=None, streamed=False))
-    plan.after(event, output=text, tool_calls=calls)
-    return raw
+    return await arun(raw_steps(gate, endpoint, kwargs), gate.governor.store, fn)
 
 
 __all__ = [
@@ -223,10 +210,12 @@ __all__ = [
     "OPENAI_RESPONSES",
     "CallStatus",
     "Endpoint",
-    "asettle_short",
+    "admit_steps",
     "call_async",
     "call_raw_async",
     "call_raw_sync",
+    "call_steps",
     "call_sync",
-    "settle_short",
+    "raw_steps",
+    "short_steps",
 ]

@@ -13,7 +13,9 @@ from typing import Any
 
 from fiscus.attribution import Attribution
 from fiscus.events.cost_event import CallStatus, CostEvent
-from fiscus.sdk.calls import asettle_short, settle_short
+from fiscus.governor.steps import Steps
+from fiscus.sdk.calls import admit_steps
+from fiscus.sdk.drive import arun, run
 from fiscus.sdk.errors import BudgetExhausted
 from fiscus.sdk.gate import Gate, Plan, Short
 from fiscus.sdk.session import current_session
@@ -64,6 +66,15 @@ class ObservedCalls:
         max_key = "max_output_tokens" if fmt is WireFormat.OPENAI_RESPONSES else "max_tokens"
         return self.gate.prepare(fmt, provider or self.provider, body, max_key, attribution)
 
+    def _start_steps(
+        self, fmt: WireFormat, body: dict[str, Any], attribution: Attribution | None, provider: str | None
+    ) -> Steps[Plan]:
+        plan = yield from admit_steps(self.gate, self._prepare(fmt, body, attribution, provider))
+        if isinstance(plan, Short):
+            raise _refusal(plan)
+        _unapplied(plan)
+        return plan
+
     def start(
         self,
         fmt: WireFormat,
@@ -72,15 +83,7 @@ class ObservedCalls:
         provider: str | None = None,
     ) -> Plan:
         """Admit the call described by `body` (model, messages or input, max tokens); raise if refused."""
-        governor = self.gate.governor
-        plan = self._prepare(fmt, body, attribution, provider)
-        if isinstance(plan, Plan):
-            plan = self.gate.shape(plan, governor.admit(plan.request))
-        if isinstance(plan, Short):
-            settle_short(governor, plan)
-            raise _refusal(plan)
-        _unapplied(plan)
-        return plan
+        return run(self._start_steps(fmt, body, attribution, provider), self.gate.governor.store)
 
     async def astart(
         self,
@@ -89,27 +92,30 @@ class ObservedCalls:
         attribution: Attribution | None = None,
         provider: str | None = None,
     ) -> Plan:
-        governor = self.gate.governor
-        plan = self._prepare(fmt, body, attribution, provider)
-        if isinstance(plan, Plan):
-            plan = self.gate.shape(plan, await governor.aadmit(plan.request))
-        if isinstance(plan, Short):
-            await asettle_short(governor, plan)
-            raise _refusal(plan)
-        _unapplied(plan)
-        return plan
+        return await arun(self._start_steps(fmt, body, attribution, provider), self.gate.governor.store)
 
-    def _args(self, plan: Plan, usage: Usage | None, text: str, model: str | None, error: BaseException | None):
+    def _end_steps(
+        self,
+        plan: Plan,
+        usage: Usage | None,
+        text: str,
+        tool_calls: tuple[Any, ...],
+        model: str | None,
+        error: BaseException | None,
+    ) -> Steps[CostEvent]:
         if usage is None and error is None:  # the framework reported none: estimate, flagged
             usage = Usage(input_tokens=plan.input_tokens, output_tokens=estimate_tokens(text), estimated=True)
         requested = plan.request.model if plan.request else None
-        kwargs = {
-            "status": CallStatus.ERROR if error is not None else CallStatus.OK,
+        event = yield from self.gate.governor.settle_steps(
+            plan.admission,
+            usage,
+            status=CallStatus.ERROR if error is not None else CallStatus.OK,
             # what was really called: the request as the framework sent it, whatever the decision wanted
-            "served_model": model or requested,
-            "error": None if error is None else f"{type(error).__name__}: {error}"[:500],
-        }
-        return usage, kwargs
+            served_model=model or requested,
+            error=None if error is None else f"{type(error).__name__}: {error}"[:500],
+        )
+        plan.after(event, output=text, tool_calls=tool_calls)
+        return event  # type: ignore[no-any-return]
 
     def end(
         self,
@@ -121,10 +127,7 @@ class ObservedCalls:
         model: str | None = None,
         error: BaseException | None = None,
     ) -> CostEvent:
-        usage, kwargs = self._args(plan, usage, text, model, error)
-        event = self.gate.governor.settle(plan.admission, usage, **kwargs)
-        plan.after(event, output=text, tool_calls=tool_calls)
-        return event
+        return run(self._end_steps(plan, usage, text, tool_calls, model, error), self.gate.governor.store)
 
     async def aend(
         self,
@@ -136,7 +139,4 @@ class ObservedCalls:
         model: str | None = None,
         error: BaseException | None = None,
     ) -> CostEvent:
-        usage, kwargs = self._args(plan, usage, text, model, error)
-        event = await self.gate.governor.asettle(plan.admission, usage, **kwargs)
-        plan.after(event, output=text, tool_calls=tool_calls)
-        return event
+        return await arun(self._end_steps(plan, usage, text, tool_calls, model, error), self.gate.governor.store)
