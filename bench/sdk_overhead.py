@@ -193,17 +193,18 @@ class TimedGovernor:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._governor, name)
 
-    def admit(self, request: Any) -> Any:
+    # The SDK drives the governor's steps; a step generator's life, store operations included, is its cost.
+    def admit_steps(self, request: Any) -> Any:
         start = time.thread_time()
         try:
-            return self._governor.admit(request)
+            return (yield from self._governor.admit_steps(request))
         finally:
             self._admitted = time.thread_time() - start
 
-    def settle(self, admission: Any, usage: Any, **kwargs: Any) -> Any:
+    def settle_steps(self, admission: Any, usage: Any, **kwargs: Any) -> Any:
         start = time.thread_time()
         try:
-            return self._governor.settle(admission, usage, **kwargs)
+            return (yield from self._governor.settle_steps(admission, usage, **kwargs))
         finally:
             self.spent.append(self._admitted + time.thread_time() - start)
 
