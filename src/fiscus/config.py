@@ -27,7 +27,10 @@ class _Section(BaseModel):
 class ProviderConfig(_Section):
     """An upstream provider. `kind` picks the wire format and auth; `base_url` may point anywhere compatible."""
 
-    kind: str = Field(description="openai | anthropic | gemini | openai-compatible | azure-openai")
+    kind: str = Field(
+        description="openai | anthropic | gemini | openai-compatible | azure-openai | bedrock | vertex | deepseek | "
+        "groq | together | mistral | xai | openrouter"
+    )
     base_url: str | None = None
     api_key_env: str | None = None
     api_version: str | None = None  # Azure OpenAI api-version; Anthropic anthropic-version
@@ -39,7 +42,9 @@ class ProviderConfig(_Section):
     max_retries: int = 2
     fallbacks: list[str] = Field(default_factory=list)  # "provider/model" to try when this one fails
     organization: str | None = None  # OpenAI-Organization header (OpenAI only)
-    project: str | None = None  # OpenAI-Project header (OpenAI only)
+    project: str | None = None  # OpenAI-Project header (OpenAI); the Google Cloud project (Vertex)
+    region: str | None = None  # AWS region (Bedrock, default us-east-1); Vertex location (default global)
+    headers: dict[str, str] = Field(default_factory=dict)  # extra headers sent upstream, e.g. OpenRouter's X-Title
     deployments: dict[str, str] = Field(default_factory=dict)  # Azure OpenAI: model name -> deployment name
     # PEM file of the CAs that verify this provider's certificate, instead of the system's (a private CA, a
     # TLS-inspecting proxy); relative to fiscus.yaml

@@ -7,6 +7,7 @@ Endpoints
     POST /v1/messages, /v1/messages/count_tokens   Anthropic Messages (JSON, SSE)
     POST /v1beta/models/{model}:generateContent    Gemini; also :streamGenerateContent, :countTokens
     POST /v1beta/cachedContents                    Gemini explicit cache, for `cachedContent` names
+    POST vendor paths (DeepSeek, Groq, OpenRouter, Azure OpenAI, Bedrock, Vertex)   see emulator/vendors.py
     GET  /healthz                                  liveness
     GET  /_emulator/stats, POST /_emulator/reset   counters of what reached the providers; reset all
 
@@ -29,6 +30,7 @@ Steering headers (each overrides the EmulatorConfig field of the same meaning, f
                                          thoughtsTokenCount, Anthropic thinking when enabled)
     x-emulator-tool-call: NAME | auto | none   answer with a call to that tool (auto: the first)
     x-emulator-cached-tokens: 2048       size of a Gemini cachedContent this instance did not create
+    x-emulator-cost: 0.0042              OpenRouter's usage.cost for the call (default: the catalogue's price)
 
 A last user message containing `[[tool:NAME]]` also makes the model call the offered tool NAME.
 """
@@ -43,7 +45,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from fiscus.emulator import anthropic_messages, gemini, openai_chat, openai_responses
+from fiscus.emulator import anthropic_messages, gemini, openai_chat, openai_responses, vendors
 from fiscus.emulator.config import EmulatorConfig
 from fiscus.emulator.dialects import ANTHROPIC, GEMINI, OPENAI, Dialect, json_response
 from fiscus.emulator.models import list_gemini_models, list_models
@@ -109,6 +111,22 @@ def create_app(config: EmulatorConfig | None = None) -> Starlette:
         Route("/v1beta/models", list_gemini_models, methods=["GET"]),
         Route("/v1beta/models/{target:path}", _provider(gemini.model_action, GEMINI), methods=post),
         Route("/v1beta/cachedContents", _provider(gemini.create_cached_content, GEMINI), methods=post),
+        # Vendors reusing those formats at their own paths (see emulator/vendors.py).
+        Route("/chat/completions", _provider(vendors.deepseek_chat, OPENAI), methods=post),
+        Route("/openai/v1/chat/completions", _provider(vendors.openai_path_chat, OPENAI), methods=post),
+        Route("/api/v1/chat/completions", _provider(vendors.openrouter_chat, OPENAI), methods=post),
+        Route("/openai/deployments/{deployment}/chat/completions", _provider(vendors.azure_chat, OPENAI), methods=post),
+        Route("/model/{model:path}/invoke", _provider(vendors.bedrock_invoke, ANTHROPIC), methods=post),
+        Route(
+            "/v1/projects/{project}/locations/{location}/publishers/anthropic/models/{target:path}",
+            _provider(vendors.vertex_anthropic, ANTHROPIC),
+            methods=post,
+        ),
+        Route(
+            "/v1/projects/{project}/locations/{location}/publishers/google/models/{target:path}",
+            _provider(vendors.vertex_gemini, GEMINI),
+            methods=post,
+        ),
     ]
     app = Starlette(routes=routes, exception_handlers={404: _unmatched, 405: _unmatched})
     app.state.emulator = EmulatorState(config)

@@ -24,6 +24,7 @@ from fiscus.emulator.ids import new_id
 from fiscus.emulator.reply import Completion, ToolSpec, choose_tool, plan
 from fiscus.emulator.state import EmulatorState
 from fiscus.emulator.tokens import canonical, count_text, media_placeholder
+from fiscus.emulator.vendor_usage import vendor_usage
 from fiscus.shaping.cache_minimums import OPENAI_MIN_TOKENS
 
 EXTENDED_RETENTION_S = 24 * 3600.0
@@ -183,7 +184,7 @@ async def chat_completions(request: Request) -> Response:
         "service_tier": "default",
         "system_fingerprint": fingerprint(call.model),
     }
-    usage = _usage(prompt_tokens, cached, completion)
+    usage = vendor_usage(request, call.model, _usage(prompt_tokens, cached, completion), steer.cost)
     if body.get("stream"):
         state.stats.streams += 1
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from fiscus.emulator.config import EmulatorConfig
@@ -29,10 +30,21 @@ class Steering:
     reasoning_tokens: int
     tool_call: str | None  # a tool name, "auto" (first tool) or None (let the request decide)
     cached_tokens: int | None
+    cost: Decimal | None = None  # OpenRouter's usage.cost for this call, in USD
 
 
 class SteeringError(ValueError):
     """An `x-emulator-*` header has a value the emulator cannot use."""
+
+
+def _usd(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except ArithmeticError:
+        raise ValueError(text) from None
+    if not value.is_finite() or value < 0:
+        raise ValueError(text)
+    return value
 
 
 def _statuses(text: str) -> tuple[int, ...]:
@@ -57,6 +69,7 @@ _HEADERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "reasoning-tokens": ("reasoning_tokens", int),
     "tool-call": ("tool_call", str),
     "cached-tokens": ("cached_tokens", int),
+    "cost": ("cost", _usd),
 }
 
 

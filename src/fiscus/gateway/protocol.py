@@ -45,12 +45,18 @@ class Protocol:
         return self.format is WireFormat.ANTHROPIC
 
 
-_OPENAI_KINDS = frozenset({"openai", "openai-compatible", "azure-openai"})
+_OPENAI_KINDS = frozenset(
+    {"openai", "openai-compatible", "azure-openai", "bedrock", "deepseek", "groq", "together", "mistral", "xai",
+     "openrouter"}
+)  # fmt: skip
+_RESPONSES_KINDS = frozenset({"openai", "openai-compatible", "azure-openai", "groq", "xai"})
 CHAT = Protocol(
     WireFormat.OPENAI_CHAT, "chat.completions", ("max_completion_tokens", "max_tokens"), "messages", _OPENAI_KINDS
 )
-RESPONSES = Protocol(WireFormat.OPENAI_RESPONSES, "responses", ("max_output_tokens",), "input", _OPENAI_KINDS)
-MESSAGES = Protocol(WireFormat.ANTHROPIC, "messages", ("max_tokens",), "messages", frozenset({"anthropic"}))
+RESPONSES = Protocol(WireFormat.OPENAI_RESPONSES, "responses", ("max_output_tokens",), "input", _RESPONSES_KINDS)
+MESSAGES = Protocol(
+    WireFormat.ANTHROPIC, "messages", ("max_tokens",), "messages", frozenset({"anthropic", "bedrock", "vertex"})
+)
 
 
 @dataclass(slots=True)

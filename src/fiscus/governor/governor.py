@@ -437,7 +437,9 @@ class Governor:
 
 # The catalogue's provider for each kind of configured provider (an openai-compatible server has none: its
 # models are priced by `pricing.models` overrides under the provider's own name).
-_KIND_PRICED_AS = {"openai": "openai", "anthropic": "anthropic", "gemini": "google", "azure-openai": "azure"}
+_KIND_PRICED_AS = {"openai": "openai", "anthropic": "anthropic", "gemini": "google", "azure-openai": "azure"} | {
+    kind: kind for kind in ("bedrock", "vertex", "deepseek", "groq", "together", "mistral", "xai", "openrouter")
+}  # the catalogue maps bedrock, vertex and xai to its own ids
 
 
 def priced_as(config: FiscusConfig) -> dict[str, str]:

@@ -8,13 +8,24 @@ from fiscus.config import ProviderConfig
 from fiscus.errors import ConfigError
 from fiscus.providers.anthropic import AnthropicEndpoint
 from fiscus.providers.azure import AzureOpenAIEndpoint
+from fiscus.providers.cloud import BedrockEndpoint, VertexEndpoint
+from fiscus.providers.compatible import COMPATIBLE_ENDPOINTS
 from fiscus.providers.endpoint import Endpoint
 from fiscus.providers.gemini import GeminiEndpoint
 from fiscus.providers.openai import OpenAICompatibleEndpoint, OpenAIEndpoint
 
 ENDPOINT_KINDS: dict[str, type[Endpoint]] = {
     cls.kind: cls
-    for cls in (OpenAIEndpoint, OpenAICompatibleEndpoint, AnthropicEndpoint, GeminiEndpoint, AzureOpenAIEndpoint)
+    for cls in (
+        OpenAIEndpoint,
+        OpenAICompatibleEndpoint,
+        AnthropicEndpoint,
+        GeminiEndpoint,
+        AzureOpenAIEndpoint,
+        BedrockEndpoint,
+        VertexEndpoint,
+        *COMPATIBLE_ENDPOINTS,
+    )
 }
 
 
