@@ -95,8 +95,8 @@ def test_keys_are_redacted_and_required() -> None:
 
 
 def test_config_errors() -> None:
-    with pytest.raises(ConfigError, match="unknown kind 'bedrock'"):
-        make_endpoint("x", ProviderConfig(kind="bedrock"), ENV)
+    with pytest.raises(ConfigError, match="unknown kind 'cohere'"):
+        make_endpoint("x", ProviderConfig(kind="cohere"), ENV)
     with pytest.raises(ConfigError, match="base_url is required"):
         make_endpoint("x", ProviderConfig(kind="azure-openai"), ENV)
 
