@@ -13,6 +13,7 @@ import argparse
 import random
 import sqlite3
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -24,13 +25,14 @@ from fiscus.attribution import Attribution
 from fiscus.events.cost_event import CallStatus, CostEvent
 from fiscus.ledger import Ledger, LedgerWriter, open_ledger
 from fiscus.ledger.postgres import PostgresLedger, postgres_row
-from fiscus.ledger.rows import COLUMNS, TABLE, sqlite_row
+from fiscus.ledger.rows import EVENT_COLUMNS, TABLE, sqlite_row
 from fiscus.pricing.cost import Cost
 from fiscus.usage.model import Usage
 
 TEAMS = ("growth", "search", "support", "platform")
 AGENTS = ("triage", "coder", "writer", "planner", "reviewer")
 MODELS = ("gpt-4o-mini", "gpt-4.1", "claude-sonnet-4-5", "claude-haiku-4-5")
+WRITERS = 4
 
 
 def uuid7(ts: datetime, rng: random.Random) -> str:
@@ -149,7 +151,7 @@ def bench_sqlite(events: list[CostEvent], batch: int, repeat: int, tmp: Path) ->
     n = len(events)
     results = Results(cpu=True)
     raw_name = "raw sqlite3 executemany, one transaction"
-    plain_insert = f"INSERT INTO {TABLE} VALUES ({', '.join('?' * len(COLUMNS))})"
+    plain_insert = f"INSERT INTO {TABLE} ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
     rows = [sqlite_row(e) for e in events]  # pre-built: the raw figure excludes building rows
 
     def raw(r: int) -> list[tuple[str, float]]:
@@ -192,7 +194,7 @@ def bench_postgres(url: str, events: list[CostEvent], batch: int, repeat: int, t
     n = len(events)
     results = Results(cpu=False)
     raw_name = "raw psycopg COPY, one transaction"
-    copy_sql = f"COPY {TABLE} ({', '.join(f'{chr(34)}{c}{chr(34)}' for c in COLUMNS)}) FROM STDIN"
+    copy_sql = f"COPY {TABLE} ({', '.join(f'{chr(34)}{c}{chr(34)}' for c in EVENT_COLUMNS)}) FROM STDIN"
     sep = "&" if "?" in url else "?"
     rows = [postgres_row(e) for e in events]  # pre-built: the raw figure excludes building rows
     schemas: list[str] = []
@@ -219,9 +221,9 @@ def bench_postgres(url: str, events: list[CostEvent], batch: int, repeat: int, t
     def append(r: int) -> list[tuple[str, float]]:
         with PostgresLedger(fresh_url()) as ledger:
             first = append_in_batches(ledger, events, batch)
-            # the same events again: every batch takes the staged INSERT … ON CONFLICT path and adds nothing
+            # the same events again: every batch meets stored ids, looks them up and adds nothing
             again = timed(lambda: [ledger.append(events[i : i + batch]) for i in range(0, n, batch)])
-        return [(f"Ledger.append (COPY), batches of {batch}", first), ("Ledger.append, all repeats (staged)", again)]
+        return [(f"Ledger.append (COPY), batches of {batch}", first), ("Ledger.append, all repeats", again)]
 
     def executemany(r: int) -> list[tuple[str, float]]:
         with PostgresLedger(fresh_url(), insert_method="executemany") as ledger:
@@ -231,8 +233,35 @@ def bench_postgres(url: str, events: list[CostEvent], batch: int, repeat: int, t
         with PostgresLedger(fresh_url()) as ledger:
             return [("LedgerWriter submit → close", write_through_writer(ledger, events, batch, tmp / "p"))]
 
+    def concurrent(r: int) -> list[tuple[str, float]]:
+        # Four processes' worth of writers on one database, each with its own connection (and audit chain).
+        target = fresh_url()
+        ledgers = [PostgresLedger(target) for _ in range(WRITERS)]
+        shares = [events[i::WRITERS] for i in range(WRITERS)]
+        try:
+            start = threading.Barrier(WRITERS + 1)
+
+            def work(ledger: Ledger, share: list[CostEvent]) -> None:
+                start.wait()
+                for i in range(0, len(share), batch):
+                    ledger.append(share[i : i + batch])
+
+            threads = [threading.Thread(target=work, args=pair) for pair in zip(ledgers, shares, strict=True)]
+            for t in threads:
+                t.start()
+
+            def run() -> None:
+                start.wait()
+                for t in threads:
+                    t.join()
+
+            return [(f"{WRITERS} writers at once, Ledger.append (COPY)", timed(run))]
+        finally:
+            for ledger in ledgers:
+                ledger.close()
+
     try:
-        run_rounds([raw, append, executemany, writer], repeat, n, results)
+        run_rounds([raw, append, executemany, writer, concurrent], repeat, n, results)
     finally:
         for schema in schemas:
             admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

@@ -15,7 +15,9 @@ import pytest
 from fiscus.errors import StoreError
 from fiscus.events.cost_event import CostEvent
 from fiscus.events.outcome_event import OutcomeRecorded
+from fiscus.events.policy_event import PolicyEvent
 from fiscus.ledger import Ledger, LedgerWriter, SpendQuery, SpendRow, open_ledger
+from fiscus.ledger.chain import ChainedRow, ChainHead
 
 from .conftest import EventFactory
 
@@ -52,8 +54,20 @@ class FlakyLedger(Ledger):
     ) -> Iterator[CostEvent]:
         return self.inner.events(since=since, until=until, where=where)
 
-    def spend(self, query: SpendQuery) -> list[SpendRow]:
-        return self.inner.spend(query)
+    def spend(self, query: SpendQuery, *, scan: bool = False) -> list[SpendRow]:
+        return self.inner.spend(query, scan=scan)
+
+    def chain_heads(self) -> list[ChainHead]:
+        return self.inner.chain_heads()
+
+    def chained_rows(self, table: str) -> Iterator[ChainedRow]:
+        return self.inner.chained_rows(table)
+
+    def record_policy(self, event: PolicyEvent) -> bool:
+        return self.inner.record_policy(event)
+
+    def policy_events(self, *, since: datetime | None = None, until: datetime | None = None) -> list[PolicyEvent]:
+        return self.inner.policy_events(since=since, until=until)
 
     def schema_version(self) -> int:
         return self.inner.schema_version()

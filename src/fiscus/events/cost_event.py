@@ -72,6 +72,7 @@ class CostEvent:
     # unknown, and always for refused or partial work, which is never a saving.
     ungoverned_usd: Decimal | None = None
     saved: Savings | None = None
+    policy_version: str | None = None  # the version of the policy that decided the call (`Policy.version`)
 
     @property
     def cache_hit_ratio(self) -> Decimal:
@@ -106,6 +107,7 @@ class CostEvent:
             "tags": dict(self.tags),
             "ungoverned_usd": None if self.ungoverned_usd is None else str(self.ungoverned_usd),
             "saved": None if self.saved is None else self.saved.to_dict(),
+            "policy_version": self.policy_version,
         }
 
     @classmethod
@@ -130,6 +132,7 @@ class CostEvent:
             tags=dict(data.get("tags") or {}),
             ungoverned_usd=None if data.get("ungoverned_usd") is None else Decimal(data["ungoverned_usd"]),
             saved=Savings.from_dict(data["saved"]) if data.get("saved") else None,
+            policy_version=data.get("policy_version"),
         )
 
 

@@ -12,7 +12,9 @@ from fiscus.attribution import DIMENSIONS
 from fiscus.errors import StoreError
 from fiscus.events.cost_event import CostEvent
 from fiscus.events.outcome_event import OutcomeRecorded
+from fiscus.events.policy_event import PolicyEvent
 from fiscus.events.savings import Savings
+from fiscus.ledger.chain import ChainedRow, ChainHead
 
 # What a spend query can group and filter by: every attribution dimension plus these call facts.
 CALL_KEYS: tuple[str, ...] = ("provider", "served_model", "requested_model", "status")
@@ -163,8 +165,10 @@ def sort_rows(rows: list[SpendRow], by: Sequence[str]) -> list[SpendRow]:
 
 
 class Ledger(abc.ABC):
-    """Append-only store of cost events. Implementations: `SqliteLedger` (sqlite:///path), `PostgresLedger`
-    (postgresql://…); open one with `fiscus.ledger.open_ledger(url)`. Every method is thread-safe."""
+    """Append-only store of cost events; every row is linked into its writer's audit chain
+    (`fiscus.ledger.chain`), so rows are never updated in place. Implementations: `SqliteLedger`
+    (sqlite:///path), `PostgresLedger` (postgresql://…); open one with `fiscus.ledger.open_ledger(url)`.
+    Every method is thread-safe."""
 
     url: str
 
@@ -188,8 +192,27 @@ class Ledger(abc.ABC):
         """Events with `since <= timestamp < until` matching `where`, oldest first, read page by page."""
 
     @abc.abstractmethod
-    def spend(self, query: SpendQuery) -> list[SpendRow]:
-        """One row per group of `query.by` (one row in all when `by` is empty and any event matched)."""
+    def spend(self, query: SpendQuery, *, scan: bool = False) -> list[SpendRow]:
+        """One row per group of `query.by` (one row in all when `by` is empty and any event matched). Whole
+        hours and days come from the rollups when the query's keys allow; `scan=True` reads the events only
+        (the baseline the rollups are checked and measured against)."""
+
+    @abc.abstractmethod
+    def record_policy(self, event: PolicyEvent) -> bool:
+        """Keep a policy event in this writer's audit chain; False when its id was kept before."""
+
+    @abc.abstractmethod
+    def policy_events(self, *, since: datetime | None = None, until: datetime | None = None) -> list[PolicyEvent]:
+        """Policy events with `since <= timestamp < until`, oldest first."""
+
+    @abc.abstractmethod
+    def chain_heads(self) -> list[ChainHead]:
+        """The newest link of every writer's chain."""
+
+    @abc.abstractmethod
+    def chained_rows(self, table: str) -> Iterator[ChainedRow]:
+        """Every row of `table` ("cost_events" or "policy_events") with its chain columns, in (chain, seq)
+        order, then any rows with no chain link; for `fiscus.audit.verify`."""
 
     @abc.abstractmethod
     def record_outcomes(self, records: Sequence[OutcomeRecorded]) -> int:

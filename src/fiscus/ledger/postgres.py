@@ -1,16 +1,17 @@
 """`PostgresLedger`: the ledger in PostgreSQL (psycopg 3), shared by every host of a deployment.
 
-Appends COPY a batch straight into the table; if any id is already stored (a retried write), that transaction
-fails on the primary key and the batch goes through COPY into a session-local staging table and one
-`INSERT … SELECT … ON CONFLICT (id) DO NOTHING` instead, so nothing counts twice. bench/ledger_ingest.py
-measures both against a pipelined `executemany`. Money is NUMERIC, so sums are exact Decimals.
+An append is one transaction: COPY the batch straight into the table (or a pipelined `executemany`), move this
+writer's chain head, add the batch to the rollups. If an id is already stored (a retried write, or another
+writer storing the same event a moment ago) the primary key fails the transaction; the stored ids are then
+looked up, left out, and the rest linked and written again, so nothing counts twice and the chain has no gap.
+bench/ledger_ingest.py measures both insert methods against raw COPY. Money is NUMERIC, so sums are exact.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
-from datetime import UTC
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -19,23 +20,40 @@ import psycopg
 from fiscus.errors import StoreError
 from fiscus.events.cost_event import CostEvent
 from fiscus.events.outcome_event import OutcomeRecorded
+from fiscus.events.policy_event import PolicyEvent
+from fiscus.ledger.chain import CHAIN_MIGRATION, LEGACY_CHAIN, ChainWriter, with_links
 from fiscus.ledger.migrations import migrations
 from fiscus.ledger.outcomes import insert_sql, outcome_row
+from fiscus.ledger.rollup import COUNT_COLUMNS, ROLLUP_KEYS, ROLLUP_MIGRATION, ROLLUP_MONEY, deltas
 from fiscus.ledger.rows import COLUMNS, SAVINGS_COLUMNS, TABLE, event_from_row, savings_cells, tags_json, utc
-from fiscus.ledger.sql import Dialect, SqlLedger, q
+from fiscus.ledger.sql import (
+    POLICY_COLUMNS,
+    POLICY_TABLE,
+    SELECT_EVENTS,
+    Dialect,
+    SqlLedger,
+    q,
+    rollup_upsert_sql,
+    unique_by_id,
+)
 
 _COLS = ", ".join(q(c) for c in COLUMNS)
-_STAGE = "fiscus_cost_events_stage"
-CREATE_STAGE = f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} (LIKE {TABLE}) ON COMMIT DELETE ROWS"
-COPY_STAGE = f"COPY {_STAGE} ({_COLS}) FROM STDIN"
 COPY_DIRECT = f"COPY {TABLE} ({_COLS}) FROM STDIN"
-INSERT_FROM_STAGE = f"INSERT INTO {TABLE} ({_COLS}) SELECT {_COLS} FROM {_STAGE} ON CONFLICT (id) DO NOTHING"
 INSERT_VALUES = (
-    f"INSERT INTO {TABLE} ({_COLS}) VALUES ({', '.join(['%s'] * (len(COLUMNS) - 1))}, %s::jsonb) "
-    "ON CONFLICT (id) DO NOTHING"
+    f"INSERT INTO {TABLE} ({_COLS}) VALUES ({', '.join('%s::jsonb' if c == 'tags' else '%s' for c in COLUMNS)})"
 )
 INSERT_OUTCOME = insert_sql("%s", conflict="on conflict")
+INSERT_POLICY = (
+    f"INSERT INTO {POLICY_TABLE} ({', '.join(POLICY_COLUMNS)}, chain, seq, prev_hash, hash) VALUES "
+    f"({', '.join(['%s'] * (len(POLICY_COLUMNS) + 4))}) ON CONFLICT (id) DO NOTHING"
+)
+UPSERT_HEAD = (
+    "INSERT INTO ledger_chains (chain, seq, hash) VALUES (%s, %s, %s) "
+    "ON CONFLICT (chain) DO UPDATE SET seq = EXCLUDED.seq, hash = EXCLUDED.hash"
+)
+SET_LINK = f"UPDATE {TABLE} SET chain = %s, seq = %s, prev_hash = %s, hash = %s WHERE id = %s"
 _PAGE = 2000
+_ATTEMPTS = 5  # a batch meets ids stored meanwhile at most this often before the append gives up
 _MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(hashtext('fiscus.ledger.migrate:' || COALESCE(current_schema(), '')))"
 
 _DIALECT = Dialect(
@@ -48,7 +66,26 @@ _DIALECT = Dialect(
     ts_param=utc,
     savings_sums=", ".join(f"SUM({column})" for column in SAVINGS_COLUMNS),
     savings_cells=len(SAVINGS_COLUMNS),
+    bucket_day="to_char(to_timestamp(bucket / 1000000) AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+    rollup_money_sums="SUM(input_usd), SUM(cache_read_usd), SUM(cache_write_usd), SUM(output_usd), SUM(tools_usd)",
+    rollup_savings_sums=", ".join(f"SUM({column})" for column in SAVINGS_COLUMNS),
+    money_add=lambda c: f"spend_rollup.{c} + EXCLUDED.{c}",
 )
+# The whole batch's rollup rows in one statement, one array per column: a round trip per batch, not per row.
+_ARRAYS = (
+    ["%s::text[]", "%s::bigint[]"]
+    + ["%s::text[]"] * len(ROLLUP_KEYS)
+    + ["%s::bigint[]"] * len(COUNT_COLUMNS)
+    + ["%s::numeric[]"] * (len(ROLLUP_MONEY) + len(SAVINGS_COLUMNS))
+)
+UPSERT_ROLLUP = rollup_upsert_sql(_DIALECT, source=f"SELECT * FROM unnest({', '.join(_ARRAYS)})")
+
+
+def rollup_params(events: Sequence[CostEvent]) -> tuple[list[Any], ...]:
+    """The batch's rollup rows as column arrays for `UPSERT_ROLLUP`."""
+    rows = [(*key[:2], *key[2], *d.counts, *d.money) for key, d in deltas(events)]
+    return tuple(list(column) for column in zip(*rows, strict=True))
+
 
 InsertMethod = Literal["copy", "executemany"]
 
@@ -98,6 +135,7 @@ def postgres_row(e: CostEvent) -> tuple[Any, ...]:
         e.decision,
         tags_json(e.tags),
         *savings_cells(e, _as_is),
+        e.policy_version,
     )
 
 
@@ -126,16 +164,13 @@ class PostgresLedger(SqlLedger):
         self._connect_timeout = connect_timeout
         self._lock = threading.Lock()
         self._conn: psycopg.Connection[Any] | None = None
-        self._migrated = False
+        self._chain = ChainWriter()
         with self._lock:
             self._run(self._migrate)
-            self._migrated = True
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed or self._conn.broken:
             self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=max(1, int(self._connect_timeout)))
-            if self._migrated:  # a reconnect: the session-local staging table went with the old session
-                self._conn.execute(CREATE_STAGE)
         return self._conn
 
     def _run(self, work: Any, *args: Any) -> Any:
@@ -162,7 +197,11 @@ class PostgresLedger(SqlLedger):
                 conn.execute(
                     "INSERT INTO schema_version (version, name) VALUES (%s, %s)", (migration.version, migration.name)
                 )
-        conn.execute(CREATE_STAGE)
+            if 0 < current < CHAIN_MIGRATION:
+                _chain_existing_rows(conn)
+            if 0 < current < ROLLUP_MIGRATION:
+                for events in _pages_in_order(conn, "TRUE"):
+                    conn.execute(UPSERT_ROLLUP, rollup_params(events))
 
     def schema_version(self) -> int:
         with self._lock:
@@ -172,37 +211,54 @@ class PostgresLedger(SqlLedger):
     def append(self, events: Sequence[CostEvent]) -> int:
         if not events:
             return 0
-        rows = [postgres_row(e) for e in events]
-        if len({row[0] for row in rows}) != len(rows):  # one row per id (the first), so COPY meets only old ids
-            rows = list({row[0]: row for row in reversed(rows)}.values())[::-1]
+        unique = unique_by_id(events)
         with self._lock:
-            return int(self._run(self._copy if self.insert_method == "copy" else self._executemany, rows))
+            return int(self._run(self._append, unique))
 
-    @staticmethod
-    def _copy(conn: psycopg.Connection[Any], rows: list[tuple[Any, ...]]) -> int:
-        # Optimistic: a batch of new ids (the usual case) is copied straight into the table, as fast as COPY
-        # gets. Only when an id is already there (a retried write) is the batch staged and upserted instead.
-        # The connection is in autocommit, so this one COPY is its own transaction: all or nothing, and two
-        # round trips fewer than an explicit BEGIN … COMMIT around it.
+    def _append(self, conn: psycopg.Connection[Any], events: list[CostEvent]) -> int:
+        new = events  # optimistic: a batch of new ids is the usual case, and costs no look-up
+        for attempt in range(_ATTEMPTS):
+            if attempt:
+                found = conn.execute(f"SELECT id FROM {TABLE} WHERE id = ANY(%s)", ([e.id for e in events],))
+                known = {r[0] for r in found}
+                new = [e for e in events if e.id not in known]
+                if not new:
+                    return 0
+            links, head = self._chain.extend(new)
+            rows = with_links([postgres_row(e) for e in new], links)
+            try:
+                with conn.transaction(), conn.cursor() as cur:
+                    if self.insert_method == "copy":
+                        with cur.copy(COPY_DIRECT) as copy:
+                            for row in rows:
+                                copy.write_row(row)
+                    else:
+                        cur.executemany(INSERT_VALUES, rows)
+                    cur.execute(UPSERT_HEAD, (head.chain, head.seq, head.hash))
+                    cur.execute(UPSERT_ROLLUP, rollup_params(new))
+            except psycopg.errors.UniqueViolation:
+                continue
+            self._chain.advance(head)
+            return len(new)
+        raise StoreError(f"ledger {_redact(self.url)}: append kept meeting ids stored meanwhile; retry it")
+
+    def record_policy(self, event: PolicyEvent) -> bool:
+        with self._lock:
+            return bool(self._run(self._record_policy, event))
+
+    def _record_policy(self, conn: psycopg.Connection[Any], event: PolicyEvent) -> bool:
+        links, head = self._chain.extend([event])
+        row = (event.id, utc(event.timestamp), str(event.kind), event.version, event.source, event.host)
         try:
-            with conn.cursor() as cur, cur.copy(COPY_DIRECT) as copy:
-                for row in rows:
-                    copy.write_row(row)
-            return len(rows)
-        except psycopg.errors.UniqueViolation:
-            pass
-        with conn.transaction(), conn.cursor() as cur:
-            with cur.copy(COPY_STAGE) as copy:
-                for row in rows:
-                    copy.write_row(row)
-            cur.execute(INSERT_FROM_STAGE)
-            return cur.rowcount
-
-    @staticmethod
-    def _executemany(conn: psycopg.Connection[Any], rows: list[tuple[Any, ...]]) -> int:
-        with conn.transaction(), conn.cursor() as cur:
-            cur.executemany(INSERT_VALUES, rows)
-            return cur.rowcount
+            with conn.transaction(), conn.cursor() as cur:
+                cur.execute(INSERT_POLICY, row + links[0])
+                if cur.rowcount == 0:
+                    raise _AlreadyKept  # rolls the transaction back
+                cur.execute(UPSERT_HEAD, (head.chain, head.seq, head.hash))
+        except _AlreadyKept:
+            return False
+        self._chain.advance(head)
+        return True
 
     def record_outcomes(self, records: Sequence[OutcomeRecorded]) -> int:
         if not records:
@@ -233,10 +289,43 @@ class PostgresLedger(SqlLedger):
     def savings(cells: Sequence[Any]) -> list[Decimal]:
         return _money(cells)
 
+    @staticmethod
+    def decode_ts(value: Any) -> datetime:
+        return value.astimezone(UTC)  # type: ignore[no-any-return]
+
     def close(self) -> None:
         with self._lock:
             if self._conn is not None:
                 self._conn.close()
+
+
+def _pages_in_order(conn: psycopg.Connection[Any], where: str) -> Iterator[list[CostEvent]]:
+    """Stored events matching `where`, oldest first, a page at a time (inside the migration transaction)."""
+    after: tuple[Any, Any] | None = None
+    while True:
+        cond = f"({where}) AND (ts, id) > (%s, %s)" if after else where
+        page = conn.execute(f"{SELECT_EVENTS} WHERE {cond} ORDER BY ts, id LIMIT {_PAGE}", after or ()).fetchall()
+        if page:
+            yield [_event(r) for r in page]
+        if len(page) < _PAGE:
+            return
+        after = (page[-1][1], page[-1][0])
+
+
+def _chain_existing_rows(conn: psycopg.Connection[Any]) -> None:
+    """Link the rows stored before the audit chain existed, in (ts, id) order, into the "pre-audit" chain."""
+    chain = ChainWriter(LEGACY_CHAIN)
+    for events in _pages_in_order(conn, "chain IS NULL"):
+        links, head = chain.extend(events)
+        with conn.cursor() as cur:
+            cur.executemany(SET_LINK, [(*link, e.id) for link, e in zip(links, events, strict=True)])
+        chain.advance(head)
+    if chain.head.seq:
+        conn.execute(UPSERT_HEAD, (chain.name, chain.head.seq, chain.head.hash))
+
+
+class _AlreadyKept(Exception):
+    """A policy event whose id is stored already: its transaction is rolled back, nothing moves."""
 
 
 def _event(row: Sequence[Any]) -> CostEvent:

@@ -1,6 +1,6 @@
 """The ledger's column layout and the two-way mapping between a `CostEvent` and a row, per backend.
 
-Rows are built as plain tuples in `COLUMNS` order: the insert path runs these functions once per event, so they
+Rows are built as plain tuples in `EVENT_COLUMNS` order: the insert path runs these functions once per event, so they
 are written flat (no per-column dispatch), which is most of what makes bulk appends fast.
 """
 
@@ -30,7 +30,7 @@ TOKEN_COLUMNS = (
 MONEY_COLUMNS = ("input_usd", "cache_read_usd", "cache_write_5m_usd", "cache_write_1h_usd", "output_usd", "tools_usd")
 # What the call would have cost ungoverned and the saving per lever (NULL when unknown: refused work, old rows).
 SAVINGS_COLUMNS = ("ungoverned_usd", *(f"saved_{lever}_usd" for lever in LEVERS))
-COLUMNS: tuple[str, ...] = (
+EVENT_COLUMNS: tuple[str, ...] = (
     "id",
     "ts",
     "provider",
@@ -50,7 +50,11 @@ COLUMNS: tuple[str, ...] = (
     "decision",
     "tags",
     *SAVINGS_COLUMNS,
+    "policy_version",
 )
+# The audit chain's link of each row (fiscus.ledger.chain): which writer's chain, where in it, and the hashes.
+CHAIN_COLUMNS: tuple[str, ...] = ("chain", "seq", "prev_hash", "hash")
+COLUMNS: tuple[str, ...] = (*EVENT_COLUMNS, *CHAIN_COLUMNS)
 TABLE = "cost_events"
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -121,6 +125,7 @@ def sqlite_row(e: CostEvent) -> tuple[Any, ...]:
         e.decision,
         tags_json(e.tags),
         *savings_cells(e, str),
+        e.policy_version,
     )
 
 
@@ -146,7 +151,7 @@ _T0 = 7 + _N_DIMS  # index of the first token column
 
 
 def event_from_row(row: Sequence[Any], *, ts: Callable[[Any], datetime], money: Callable[[Any], Decimal]) -> CostEvent:
-    """Rebuild a `CostEvent` from a row in `COLUMNS` order; `ts` and `money` undo the backend's encodings."""
+    """Rebuild a `CostEvent` from a row in `EVENT_COLUMNS` order; `ts` and `money` undo the backend's encodings."""
     dims = row[7:_T0]
     m = _T0 + 7  # first money column
     tags = row[m + 12]
@@ -175,4 +180,5 @@ def event_from_row(row: Sequence[Any], *, ts: Callable[[Any], datetime], money: 
         tags=dict(tags or {}),
         ungoverned_usd=ungoverned,
         saved=saved,
+        policy_version=row[m + 14 + len(LEVERS)],
     )

@@ -14,10 +14,23 @@ from decimal import Decimal
 from typing import Any
 
 from fiscus.events.cost_event import CostEvent
+from fiscus.events.policy_event import PolicyEvent, PolicyEventKind
 from fiscus.events.savings import Savings
 from fiscus.ledger.base import FILTER_KEYS, Ledger, SpendQuery, SpendRow, resolve_key, sort_rows
+from fiscus.ledger.chain import CHAINS_TABLE, ChainedRow, ChainHead
 from fiscus.ledger.outcomes import chunks, latest_by_session, select_sql
-from fiscus.ledger.rows import COLUMNS, TABLE
+from fiscus.ledger.rollup import (
+    COUNT_COLUMNS,
+    ROLLUP_KEYS,
+    ROLLUP_MONEY,
+    ROLLUP_SAVINGS,
+    ROLLUP_TABLE,
+    Span,
+    covers,
+    micros_to_datetime,
+    split_window,
+)
+from fiscus.ledger.rows import CHAIN_COLUMNS, EVENT_COLUMNS, TABLE
 
 
 def q(name: str) -> str:
@@ -25,7 +38,13 @@ def q(name: str) -> str:
     return f'"{name}"'
 
 
-SELECT_EVENTS = f"SELECT {', '.join(q(c) for c in COLUMNS)} FROM {TABLE}"
+SELECT_EVENTS = f"SELECT {', '.join(q(c) for c in EVENT_COLUMNS)} FROM {TABLE}"
+POLICY_TABLE = "policy_events"
+POLICY_COLUMNS: tuple[str, ...] = ("id", "ts", "kind", "version", "source", "host")
+_CHAINED = {
+    TABLE: f"SELECT {', '.join(q(c) for c in (*CHAIN_COLUMNS, *EVENT_COLUMNS))} FROM {TABLE}",
+    POLICY_TABLE: f"SELECT {', '.join((*CHAIN_COLUMNS, *POLICY_COLUMNS))} FROM {POLICY_TABLE}",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +57,21 @@ class Dialect:
     ts_param: Callable[[datetime], Any]  # a datetime bound as this backend stores ts
     savings_sums: str  # select-list text summing the ungoverned cost and each lever's saving (NULLs skipped)
     savings_cells: int  # how many cells `savings_sums` gives
+    bucket_day: str  # expression giving the UTC day of a rollup bucket (integer µs) as YYYY-MM-DD
+    rollup_money_sums: str  # select-list text summing the rollup's money columns, shaped as `money_sums`
+    rollup_savings_sums: str  # select-list text summing the rollup's savings columns, shaped as `savings_sums`
+    money_add: Callable[[str], str]  # SET expression adding the inserted amount to money column `name`
+
+
+def unique_by_id(events: Sequence[CostEvent]) -> list[CostEvent]:
+    """The first event of each id, in order (a batch may repeat an event)."""
+    seen: set[str] = set()
+    out = []
+    for e in events:
+        if e.id not in seen:
+            seen.add(e.id)
+            out.append(e)
+    return out
 
 
 def where_clause(
@@ -67,11 +101,16 @@ def where_clause(
     return (" WHERE " + " AND ".join(parts) if parts else ""), params
 
 
-def spend_sql(dialect: Dialect, query: SpendQuery) -> tuple[str, list[Any]]:
-    """One aggregate over (group keys, status, outcome); `merge_spend` folds status and outcome back in."""
+def spend_sql(
+    dialect: Dialect, query: SpendQuery, since: datetime | None = None, until: datetime | None = None
+) -> tuple[str, list[Any]]:
+    """One aggregate over (group keys, status, outcome) of the events in `[since, until)` (default: the
+    query's window); `merge_spend` folds status and outcome back in."""
     keys = [dialect.day if k == "day" else dialect.hour if k == "hour" else q(k) for k in query.by]
     group = [*keys, "status", "outcome"]
-    where, params = where_clause(dialect, query.since, query.until, query.where)
+    if since is None and until is None:
+        since, until = query.since, query.until
+    where, params = where_clause(dialect, since, until, query.where)
     select = ", ".join(
         [
             *group,
@@ -87,6 +126,42 @@ def spend_sql(dialect: Dialect, query: SpendQuery) -> tuple[str, list[Any]]:
         ]
     )
     return f"SELECT {select} FROM {TABLE}{where} GROUP BY {', '.join(group)}", params
+
+
+def rollup_spend_sql(dialect: Dialect, query: SpendQuery, span: Span) -> tuple[str, list[Any]]:
+    """The same aggregate as `spend_sql`, over the rollup rows of one grain in the span."""
+    p = dialect.placeholder
+    keys = [dialect.bucket_day if k == "day" else f"NULLIF({q(k)}, '')" for k in query.by]
+    group = [*keys, "status", "NULLIF(outcome, '')"]
+    parts, params = [f"grain = {p}"], [span.grain]
+    if span.since is not None:
+        parts.append(f"bucket >= {p}")
+        params.append(span.since)
+    if span.until is not None:
+        parts.append(f"bucket < {p}")
+        params.append(span.until)
+    for name, value in query.where.items():
+        parts.append(f"{q(name)} = {p}")
+        params.append(value)
+    select = ", ".join(
+        [*group, *(f"SUM({c})" for c in COUNT_COLUMNS), dialect.rollup_money_sums, dialect.rollup_savings_sums]
+    )
+    where = " AND ".join(parts)
+    return f"SELECT {select} FROM {ROLLUP_TABLE} WHERE {where} GROUP BY {', '.join(group)}", params
+
+
+def rollup_upsert_sql(dialect: Dialect, *, source: str | None = None) -> str:
+    """Add delta rows to the rollup: insert each, or add its counts and money to the row already there. The
+    rows are one row of placeholders, or `source` (a SELECT giving every column in order)."""
+    key = ("grain", "bucket", *ROLLUP_KEYS)
+    columns = (*key, *COUNT_COLUMNS, *ROLLUP_MONEY, *ROLLUP_SAVINGS)
+    sets = [f"{c} = {ROLLUP_TABLE}.{c} + excluded.{c}" for c in COUNT_COLUMNS]
+    sets += [f"{c} = {dialect.money_add(c)}" for c in (*ROLLUP_MONEY, *ROLLUP_SAVINGS)]
+    rows = source or f"VALUES ({', '.join([dialect.placeholder] * len(columns))})"
+    return (
+        f"INSERT INTO {ROLLUP_TABLE} ({', '.join(q(c) for c in columns)}) {rows} "
+        f"ON CONFLICT ({', '.join(q(c) for c in key)}) DO UPDATE SET {', '.join(sets)}"
+    )
 
 
 def merge_spend(
@@ -152,6 +227,44 @@ class SqlLedger(Ledger):
     def savings(cells: Sequence[Any]) -> Sequence[Decimal]:
         """The savings cells of a spend row as exact Decimals: ungoverned cost, then each lever's saving."""
 
+    @staticmethod
+    @abc.abstractmethod
+    def decode_ts(value: Any) -> datetime:
+        """A stored timestamp as an aware UTC datetime."""
+
+    def decode_policy(self, row: Sequence[Any]) -> PolicyEvent:
+        return PolicyEvent(
+            id=row[0], timestamp=self.decode_ts(row[1]), kind=PolicyEventKind(row[2]), version=row[3],
+            source=row[4], host=row[5],
+        )  # fmt: skip
+
+    def policy_events(self, *, since: datetime | None = None, until: datetime | None = None) -> list[PolicyEvent]:
+        clause, params = where_clause(self.dialect, since, until, None)
+        sql = f"SELECT {', '.join(POLICY_COLUMNS)} FROM {POLICY_TABLE}{clause} ORDER BY ts, id"
+        return [self.decode_policy(row) for row in self.fetch(sql, params)]
+
+    def chain_heads(self) -> list[ChainHead]:
+        rows = self.fetch(f"SELECT chain, seq, hash FROM {CHAINS_TABLE} ORDER BY chain", [])
+        return [ChainHead(str(r[0]), int(r[1]), str(r[2])) for r in rows]
+
+    def chained_rows(self, table: str) -> Iterator[ChainedRow]:
+        """Every row of `table` (cost_events or policy_events) in (chain, seq) order, page by page; then the
+        rows that carry no chain link at all (chain NULL) — rows put there behind the ledger's back."""
+        decode = self.decode if table == TABLE else self.decode_policy
+        p = self.dialect.placeholder
+        after: tuple[str, int] | None = None
+        size = self.page_size
+        while True:
+            cond = f"chain IS NOT NULL AND (chain, seq) > ({p}, {p})" if after else "chain IS NOT NULL"
+            page = self.fetch(f"{_CHAINED[table]} WHERE {cond} ORDER BY chain, seq LIMIT {size}", after or [])
+            for r in page:
+                yield ChainedRow(r[0], None if r[1] is None else int(r[1]), r[2], r[3], decode(r[4:]))
+            if len(page) < size:
+                break
+            after = (page[-1][0], page[-1][1])
+        for r in self.fetch(f"{_CHAINED[table]} WHERE chain IS NULL ORDER BY id", []):
+            yield ChainedRow(None, None if r[1] is None else int(r[1]), r[2], r[3], decode(r[4:]))
+
     def get(self, event_id: str) -> CostEvent | None:
         rows = self.fetch(f"{SELECT_EVENTS} WHERE id = {self.dialect.placeholder}", [event_id])
         return self.decode(rows[0]) if rows else None
@@ -174,13 +287,23 @@ class SqlLedger(Ledger):
                 return
             after = (page[-1][1], page[-1][0])
 
-    def spend(self, query: SpendQuery) -> list[SpendRow]:
-        sql, params = spend_sql(self.dialect, query)
-        rows = self.fetch(sql, params)
-        return merge_spend(query, rows, self.money, self.savings, self.dialect.savings_cells)
-
     def outcomes(self, sessions: Iterable[str]) -> dict[str, str]:
         rows: list[Sequence[Any]] = []
         for chunk in chunks(sessions):
             rows.extend(self.fetch(select_sql(self.dialect.placeholder, len(chunk)), chunk))
         return latest_by_session(rows)
+
+    def spend(self, query: SpendQuery, *, scan: bool = False) -> list[SpendRow]:
+        if scan or not covers(query):
+            sql, params = spend_sql(self.dialect, query)
+            return merge_spend(query, self.fetch(sql, params), self.money, self.savings, self.dialect.savings_cells)
+        raw: list[Sequence[Any]] = []
+        for span in split_window(query.since, query.until):
+            if span.grain is None:
+                since = None if span.since is None else micros_to_datetime(span.since)
+                until = None if span.until is None else micros_to_datetime(span.until)
+                sql, params = spend_sql(self.dialect, query, since, until)
+            else:
+                sql, params = rollup_spend_sql(self.dialect, query, span)
+            raw.extend(self.fetch(sql, params))
+        return merge_spend(query, raw, self.money, self.savings, self.dialect.savings_cells)

@@ -10,23 +10,46 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
 from fiscus.errors import StoreError
 from fiscus.events.cost_event import CostEvent
 from fiscus.events.outcome_event import OutcomeRecorded
+from fiscus.events.policy_event import PolicyEvent
 from fiscus.ledger.base import MONEY_CONTEXT
+from fiscus.ledger.chain import CHAIN_MIGRATION, LEGACY_CHAIN, ChainWriter, with_links
 from fiscus.ledger.migrations import migrations
 from fiscus.ledger.outcomes import insert_sql, outcome_row
+from fiscus.ledger.rollup import ROLLUP_MIGRATION, deltas
 from fiscus.ledger.rows import COLUMNS, SAVINGS_COLUMNS, TABLE, event_from_row, from_micros, sqlite_row, to_micros
-from fiscus.ledger.sql import Dialect, SqlLedger, q
+from fiscus.ledger.sql import (
+    POLICY_COLUMNS,
+    POLICY_TABLE,
+    SELECT_EVENTS,
+    Dialect,
+    SqlLedger,
+    q,
+    rollup_upsert_sql,
+    unique_by_id,
+)
 from fiscus.sqlite_wal import connect_wal
 
-INSERT = f"INSERT OR IGNORE INTO {TABLE} ({', '.join(q(c) for c in COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+INSERT = f"INSERT INTO {TABLE} ({', '.join(q(c) for c in COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 INSERT_OUTCOME = insert_sql("?", conflict="or ignore")
+INSERT_POLICY = (
+    f"INSERT INTO {POLICY_TABLE} ({', '.join(POLICY_COLUMNS)}, chain, seq, prev_hash, hash) VALUES "
+    f"({', '.join('?' * (len(POLICY_COLUMNS) + 4))})"
+)
+UPSERT_HEAD = (
+    "INSERT INTO ledger_chains (chain, seq, hash) VALUES (?, ?, ?) "
+    "ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, hash = excluded.hash"
+)
+SET_LINK = f"UPDATE {TABLE} SET chain = ?, seq = ?, prev_hash = ?, hash = ? WHERE id = ?"
 _PAGE = 2000
+_IDS_PER_QUERY = 500
 _BUSY_TIMEOUT_MS = 10_000
 
 
@@ -50,6 +73,11 @@ class _MoneySum:
         return " ".join(str(v) for v in self.parts)
 
 
+def _money_add(a: str, b: str) -> str:
+    """SQLite function `fiscus_money_add(a, b)`: the exact sum of two decimal strings (rollup upserts)."""
+    return str(MONEY_CONTEXT.add(Decimal(a), Decimal(b)))
+
+
 _DIALECT = Dialect(
     placeholder="?",
     day="strftime('%Y-%m-%d', ts / 1000000, 'unixepoch')",
@@ -61,7 +89,16 @@ _DIALECT = Dialect(
     ts_param=to_micros,
     savings_sums=f"fiscus_savings_sum({', '.join(SAVINGS_COLUMNS)})",
     savings_cells=1,
+    bucket_day="strftime('%Y-%m-%d', bucket / 1000000, 'unixepoch')",
+    rollup_money_sums="fiscus_money_sum(input_usd, cache_read_usd, cache_write_usd, '0', output_usd, tools_usd)",
+    rollup_savings_sums=f"fiscus_savings_sum({', '.join(SAVINGS_COLUMNS)})",
+    money_add=lambda c: f"fiscus_money_add(spend_rollup.{c}, excluded.{c})",
 )
+UPSERT_ROLLUP = rollup_upsert_sql(_DIALECT)
+
+
+def rollup_params(events: Sequence[CostEvent]) -> list[tuple[object, ...]]:
+    return [(*key[:2], *key[2], *d.counts, *(str(m) for m in d.money)) for key, d in deltas(events)]
 
 
 class _SavingsSum:
@@ -106,6 +143,8 @@ class SqliteLedger(SqlLedger):
                 len(SAVINGS_COLUMNS),
                 _SavingsSum,  # type: ignore[arg-type]
             )
+            self._conn.create_function("fiscus_money_add", 2, _money_add, deterministic=True)
+            self._chain = ChainWriter()
             self._migrate()
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open ledger {self.url}: {exc}") from None
@@ -127,10 +166,41 @@ class SqliteLedger(SqlLedger):
                 conn.execute(
                     "INSERT INTO schema_version (version, name) VALUES (?, ?)", (migration.version, migration.name)
                 )
+            if 0 < current < CHAIN_MIGRATION:
+                self._chain_existing_rows()
+            if 0 < current < ROLLUP_MIGRATION:
+                self._roll_up_existing_rows()
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+
+    def _pages_in_order(self, where: str) -> Iterator[list[CostEvent]]:
+        """Stored events matching `where`, oldest first, a page at a time (inside the migration transaction)."""
+        after: tuple[object, object] | None = None
+        while True:
+            cond = f"({where}) AND (ts, id) > (?, ?)" if after else where
+            sql = f"{SELECT_EVENTS} WHERE {cond} ORDER BY ts, id LIMIT {_PAGE}"
+            page = self._conn.execute(sql, after or ()).fetchall()
+            if page:
+                yield [_event(r) for r in page]
+            if len(page) < _PAGE:
+                return
+            after = (page[-1][1], page[-1][0])
+
+    def _chain_existing_rows(self) -> None:
+        """Link the rows stored before the audit chain existed, in (ts, id) order, into the "pre-audit" chain."""
+        chain = ChainWriter(LEGACY_CHAIN)
+        for events in self._pages_in_order("chain IS NULL"):
+            links, head = chain.extend(events)
+            self._conn.executemany(SET_LINK, [(*link, e.id) for link, e in zip(links, events, strict=True)])
+            chain.advance(head)
+        if chain.head.seq:
+            self._conn.execute(UPSERT_HEAD, (chain.name, chain.head.seq, chain.head.hash))
+
+    def _roll_up_existing_rows(self) -> None:
+        for events in self._pages_in_order("1 = 1"):
+            self._conn.executemany(UPSERT_ROLLUP, rollup_params(events))
 
     def schema_version(self) -> int:
         with self._lock:
@@ -139,19 +209,26 @@ class SqliteLedger(SqlLedger):
     def append(self, events: Sequence[CostEvent]) -> int:
         if not events:
             return 0
-        rows = [sqlite_row(e) for e in events]
+        unique = unique_by_id(events)
         with self._lock:
             conn = self._conn
             try:
-                before = conn.total_changes
-                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("BEGIN IMMEDIATE")  # the write lock: the ids found below stay the stored ones
                 try:
-                    conn.executemany(INSERT, rows)
+                    known = self._known_ids([e.id for e in unique])
+                    new = [e for e in unique if e.id not in known] if known else unique
+                    head = self._chain.head
+                    if new:
+                        links, head = self._chain.extend(new)
+                        conn.executemany(INSERT, with_links([sqlite_row(e) for e in new], links))
+                        conn.execute(UPSERT_HEAD, (head.chain, head.seq, head.hash))
+                        conn.executemany(UPSERT_ROLLUP, rollup_params(new))
                     conn.execute("COMMIT")
                 except BaseException:
                     conn.execute("ROLLBACK")
                     raise
-                return conn.total_changes - before
+                self._chain.advance(head)
+                return len(new)
             except sqlite3.Error as exc:
                 raise StoreError(f"ledger {self.url}: append failed: {exc}") from None
 
@@ -174,6 +251,36 @@ class SqliteLedger(SqlLedger):
             except sqlite3.Error as exc:
                 raise StoreError(f"ledger {self.url}: recording outcomes failed: {exc}") from None
 
+    def _known_ids(self, ids: list[str]) -> set[str]:
+        known: set[str] = set()
+        for start in range(0, len(ids), _IDS_PER_QUERY):
+            chunk = ids[start : start + _IDS_PER_QUERY]
+            sql = f"SELECT id FROM {TABLE} WHERE id IN ({', '.join('?' * len(chunk))})"
+            known.update(r[0] for r in self._conn.execute(sql, chunk))
+        return known
+
+    def record_policy(self, event: PolicyEvent) -> bool:
+        with self._lock:
+            conn = self._conn
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    if conn.execute(f"SELECT 1 FROM {POLICY_TABLE} WHERE id = ?", (event.id,)).fetchone():
+                        conn.execute("ROLLBACK")
+                        return False
+                    links, head = self._chain.extend([event])
+                    row = (event.id, to_micros(event.timestamp), str(event.kind), event.version, event.source)
+                    conn.execute(INSERT_POLICY, (*row, event.host, *links[0]))
+                    conn.execute(UPSERT_HEAD, (head.chain, head.seq, head.hash))
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                self._chain.advance(head)
+                return True
+            except sqlite3.Error as exc:
+                raise StoreError(f"ledger {self.url}: recording the policy failed: {exc}") from None
+
     def fetch(self, sql: str, params: Sequence[object]) -> list[tuple[object, ...]]:
         with self._lock:
             try:
@@ -192,6 +299,10 @@ class SqliteLedger(SqlLedger):
     @staticmethod
     def savings(cells: Sequence[object]) -> list[Decimal]:
         return _money(cells)
+
+    @staticmethod
+    def decode_ts(value: object) -> datetime:
+        return from_micros(int(value))  # type: ignore[call-overload]
 
     def close(self) -> None:
         with self._lock:

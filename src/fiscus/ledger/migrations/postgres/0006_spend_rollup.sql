@@ -1,0 +1,42 @@
+-- Spend rollups (fiscus/ledger/rollup.py): per-hour (grain 'h') and per-day (grain 'd') totals, kept up to
+-- date by every append in the same transaction; spend queries read whole hours and days from here.
+-- Unset dimensions are '' so the key can be the primary key; savings are summed over the events that record
+-- them. Existing rows are rolled up by the ledger right after this migration.
+CREATE TABLE spend_rollup (
+    grain TEXT NOT NULL,
+    bucket BIGINT NOT NULL,
+    organization TEXT NOT NULL,
+    team TEXT NOT NULL,
+    agent TEXT NOT NULL,
+    workflow TEXT NOT NULL,
+    task_class TEXT NOT NULL,
+    tenant TEXT NOT NULL,
+    environment TEXT NOT NULL,
+    api_key TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    served_model TEXT NOT NULL,
+    requested_model TEXT NOT NULL,
+    status TEXT NOT NULL,
+    requests BIGINT NOT NULL,
+    input_tokens BIGINT NOT NULL,
+    cache_read_tokens BIGINT NOT NULL,
+    cache_write_tokens BIGINT NOT NULL,
+    output_tokens BIGINT NOT NULL,
+    reasoning_tokens BIGINT NOT NULL,
+    estimated_events BIGINT NOT NULL,
+    fallback_price_events BIGINT NOT NULL,
+    input_usd NUMERIC NOT NULL,
+    cache_read_usd NUMERIC NOT NULL,
+    cache_write_usd NUMERIC NOT NULL,
+    output_usd NUMERIC NOT NULL,
+    tools_usd NUMERIC NOT NULL,
+    ungoverned_usd NUMERIC NOT NULL,
+    saved_cache_usd NUMERIC NOT NULL,
+    saved_route_usd NUMERIC NOT NULL,
+    saved_context_usd NUMERIC NOT NULL,
+    saved_summary_usd NUMERIC NOT NULL,
+    saved_response_cache_usd NUMERIC NOT NULL,
+    saved_batch_usd NUMERIC NOT NULL,
+    PRIMARY KEY (grain, bucket, organization, team, agent, workflow, task_class, tenant, environment, api_key, outcome, provider, served_model, requested_model, status)
+);
