@@ -28,6 +28,7 @@ _COMMAND_MODULES = (
     "model",
     "replay",
     "breakeven",
+    "audit",
     "budgets",
     "alerts",
     "keys",

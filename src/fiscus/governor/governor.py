@@ -85,6 +85,7 @@ class Governor:
     @classmethod
     def from_config(cls, config: FiscusConfig, *, on_event: Callable[[object], None] | None = None) -> Governor:
         """The governor a config describes; events also go to the notify channels it configures."""
+        from fiscus.events.policy_event import PolicyEvent
         from fiscus.ledger import LedgerWriter, open_ledger
         from fiscus.notify.channels import check_channels
         from fiscus.policy.load import load_policy
@@ -92,11 +93,14 @@ class Governor:
 
         policy = load_policy(config.policy) if config.policy is not None else Policy()
         check_channels(policy, config.notify, config=config.source)
+        ledger = open_ledger(config.ledger)
+        if policy.version is not None:  # the audit trail: which rules this process enforces from now on
+            ledger.record_policy(PolicyEvent(policy.version, source=policy.source))
         governor = cls(
             policy=policy,
             store=open_store(config.budget_store),
             catalogue=PriceCatalogue(config.pricing),
-            ledger=LedgerWriter(open_ledger(config.ledger)),
+            ledger=LedgerWriter(ledger),
             on_event=on_event,
             priced_as=priced_as(config),
         )
@@ -338,6 +342,7 @@ class Governor:
             tags,
             ungoverned_usd,
             saved,
+            policy_version=self.policy.version,
         )
         if "unpriced" in tags and admission.reservation is not None:
             actual = decision.reserve or Amounts()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -95,7 +97,15 @@ def compile_policy(spec: PolicySpec, *, source: str | None = None) -> Policy:
             if getattr(spec.targets, dim)
         },
         cache_hit_target=spec.targets.cache_hit_rate,
+        version=policy_version(spec),
     )
+
+
+def policy_version(spec: PolicySpec) -> str:
+    """A short hash of the validated policy: the same rules give the same version whatever the file's layout,
+    comments or key order; any change of a rule gives a new one. Recorded with every call and policy event."""
+    canonical = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 def _compile_routes(routes: dict[str, list[str]], ladders: Ladders, where: str) -> dict[str, tuple[str, ...]]:

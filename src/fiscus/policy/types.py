@@ -122,6 +122,7 @@ class Policy:
     default_owner: str | None = None
     targets: Mapping[str, Mapping[str, RunTarget]] = field(default_factory=dict)  # dimension → value → target
     cache_hit_target: Decimal = Decimal("0.7")
+    version: str | None = None  # a hash of the validated rules (`policy.load.policy_version`); None if built in code
 
     def owner_of(self, subject: Mapping[str, str | None]) -> str | None:
         """Who answers for an anomaly about `subject` (dimension → value): the first dimension of it with an
