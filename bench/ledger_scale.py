@@ -1,0 +1,335 @@
+"""Report queries on a 10M-event ledger: spend answered from the rollups vs the same query as a full scan of the
+events, in the same run, on SQLite and PostgreSQL. Prints each query's time both ways, the ratio, and checks the
+two answers are identical.
+
+The ledger is generated straight into the database (executemany in large transactions for SQLite, COPY for
+PostgreSQL), through the ledger's own row encoders, audit-chain links and rollup deltas, so it is the ledger that
+`Ledger.append` would have built, only faster to make. The traffic is shaped like a deployment's: agents that
+belong to one team and workflow, sessions of 5–40 calls for one tenant and user, a primary and a fallback model
+per agent, an outcome on a session's last call, a few errors and refusals.
+
+    .venv/bin/python bench/ledger_scale.py [--events 10000000] [--days 90] [--backends sqlite,postgres]
+        [--sqlite-path /tmp/fiscus-scale.db] [--postgres-url postgresql://postgres@127.0.0.1:5432/test] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sqlite3
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from fiscus.attribution import Attribution
+from fiscus.events.cost_event import CallStatus, CostEvent
+from fiscus.ledger import Ledger, SpendQuery, SpendRow, open_ledger
+from fiscus.ledger.base import MONEY_CONTEXT
+from fiscus.ledger.chain import ChainWriter, with_links
+from fiscus.ledger.rollup import Delta, RollupKey, deltas
+from fiscus.ledger.rows import sqlite_row
+from fiscus.pricing.cost import Cost
+from fiscus.usage.model import Usage
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+# agent → (team, workflow, task_class, primary model, fallback model)
+AGENTS = {
+    "triage": ("support", "ticket-triage", "classify", "gpt-4.1-mini", "gpt-4.1"),
+    "resolver": ("support", "ticket-resolution", "resolve", "claude-sonnet-4-5", "claude-haiku-4-5"),
+    "researcher": ("growth", "lead-research", "research", "gpt-4.1", "gpt-4.1-mini"),
+    "qualifier": ("growth", "lead-qualification", "classify", "claude-haiku-4-5", "claude-sonnet-4-5"),
+    "writer": ("growth", "outreach", "draft", "claude-sonnet-4-5", "gpt-4.1"),
+    "coder": ("platform", "code-review", "review", "claude-sonnet-4-5", "gpt-4.1"),
+    "planner": ("platform", "incident-plan", "plan", "gpt-4.1", "claude-sonnet-4-5"),
+    "searcher": ("search", "query-rewrite", "classify", "gpt-4.1-mini", "claude-haiku-4-5"),
+    "summariser": ("search", "doc-summary", "summarise", "claude-haiku-4-5", "gpt-4.1-mini"),
+    "analyst": ("finance", "spend-analysis", "research", "gpt-4.1", "claude-sonnet-4-5"),
+}
+PRICES = {  # $ per token: input, cache read, output
+    "gpt-4.1": (Decimal("0.000002"), Decimal("0.0000005"), Decimal("0.000008")),
+    "gpt-4.1-mini": (Decimal("0.0000004"), Decimal("0.0000001"), Decimal("0.0000016")),
+    "claude-sonnet-4-5": (Decimal("0.000003"), Decimal("0.0000003"), Decimal("0.000015")),
+    "claude-haiku-4-5": (Decimal("0.000001"), Decimal("0.0000001"), Decimal("0.000005")),
+}
+OUTCOMES = ("resolved", "resolved", "resolved", "escalated", "escalated", "failed")
+
+
+def generate(n: int, days: int, seed: int = 11) -> Iterator[CostEvent]:
+    """`n` events spread evenly over `days`, in time order, session by session."""
+    rng = random.Random(seed)
+    agents = list(AGENTS)
+    step = days * 86_400_000_000 / n  # µs between calls
+    made, clock = 0, 0.0
+    session = 0
+    while made < n:
+        session += 1
+        agent = rng.choice(agents)
+        team, workflow, task_class, primary, fallback = AGENTS[agent]
+        tenant, user = f"tenant-{rng.randrange(40):02d}", f"user-{rng.randrange(5000)}"
+        env = "prod" if rng.random() < 0.95 else "staging"
+        calls = min(rng.randint(5, 40), n - made)
+        for i in range(calls):
+            clock += step
+            model = primary if rng.random() < 0.8 else fallback
+            p_in, p_cache, p_out = PRICES[model]
+            tin, cached, tout = rng.randint(200, 30_000), rng.randint(0, 20_000), rng.randint(20, 2_000)
+            draw = rng.random()
+            status = CallStatus.OK if draw < 0.97 else CallStatus.ERROR if draw < 0.99 else CallStatus.BLOCKED
+            if status is not CallStatus.OK:
+                tin = cached = tout = 0
+            at = START + timedelta(microseconds=int(clock))
+            yield CostEvent(
+                provider="openai" if model.startswith("gpt") else "anthropic",
+                requested_model=primary,
+                served_model=model,
+                usage=Usage(input_tokens=tin, cache_read_tokens=cached, output_tokens=tout),
+                cost=Cost(input=tin * p_in, cache_read=cached * p_cache, output=tout * p_out),
+                attribution=Attribution(
+                    organization="acme",
+                    team=team,
+                    agent=agent,
+                    workflow=workflow,
+                    task_class=task_class,
+                    session=f"s-{session}",
+                    tenant=tenant,
+                    user=user,
+                    environment=env,
+                    api_key=f"key-{agent}",
+                    outcome=rng.choice(OUTCOMES) if i == calls - 1 else None,
+                ),
+                status=status,
+                id=f"evt-{made + i:010d}",
+                timestamp=at,
+                latency_ms=rng.randint(200, 9_000),
+                decision="allow",
+            )
+        made += calls
+
+
+def chunks(events: Iterator[CostEvent], size: int) -> Iterator[list[CostEvent]]:
+    batch: list[CostEvent] = []
+    for event in events:
+        batch.append(event)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def merge_deltas(into: dict[RollupKey, Delta], batch: list[CostEvent]) -> None:
+    add = MONEY_CONTEXT.add
+    for key, d in deltas(batch):
+        have = into.get(key)
+        if have is None:
+            into[key] = d
+        else:
+            have.counts = [x + y for x, y in zip(have.counts, d.counts, strict=True)]
+            have.money = [add(x, y) for x, y in zip(have.money, d.money, strict=True)]
+
+
+class Loader:
+    """Writes generated batches into one backend: the rows with their chain links, then the rollups and head."""
+
+    name = ""
+
+    def __init__(self) -> None:
+        self.chain = ChainWriter("bench-loader")
+        self.rollup: dict[RollupKey, Delta] = {}
+
+    def add(self, batch: list[CostEvent]) -> None:
+        links, head = self.chain.extend(batch)
+        self.chain.advance(head)
+        self.write(batch, links)
+        merge_deltas(self.rollup, batch)
+
+    def write(self, batch: list[CostEvent], links: list[Any]) -> None:
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        raise NotImplementedError
+
+
+class SqliteLoader(Loader):
+    name = "SQLite"
+
+    def __init__(self, path: Path) -> None:
+        from fiscus.ledger.sqlite import INSERT, UPSERT_HEAD, _money_add
+
+        super().__init__()
+        path.unlink(missing_ok=True)
+        open_ledger(f"sqlite:///{path}").close()  # the schema, every migration
+        self.insert, self.head_sql = INSERT, UPSERT_HEAD
+        self.conn = sqlite3.connect(path, isolation_level=None)
+        self.conn.create_function("fiscus_money_add", 2, _money_add)
+        self.conn.execute("PRAGMA synchronous = OFF")  # a bulk load: durability comes at the final COMMIT
+
+    def write(self, batch: list[CostEvent], links: list[Any]) -> None:
+        self.conn.execute("BEGIN")
+        self.conn.executemany(self.insert, with_links([sqlite_row(e) for e in batch], links))
+        self.conn.execute("COMMIT")
+
+    def finish(self) -> None:
+        from fiscus.ledger.sqlite import UPSERT_ROLLUP
+
+        rows = [(*k[:2], *k[2], *d.counts, *(str(m) for m in d.money)) for k, d in sorted(self.rollup.items())]
+        self.conn.execute("BEGIN")
+        self.conn.executemany(UPSERT_ROLLUP, rows)
+        head = self.chain.head
+        self.conn.execute(self.head_sql, (head.chain, head.seq, head.hash))
+        self.conn.execute("COMMIT")
+        self.conn.execute("ANALYZE")
+        self.conn.close()
+
+
+class PostgresLoader(Loader):
+    name = "PostgreSQL"
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+
+        from fiscus.ledger.postgres import COPY_DIRECT, PostgresLedger
+
+        super().__init__()
+        PostgresLedger(url).close()
+        self.copy_sql = COPY_DIRECT
+        self.conn = psycopg.connect(url, autocommit=True)
+
+    def write(self, batch: list[CostEvent], links: list[Any]) -> None:
+        from fiscus.ledger.postgres import postgres_row
+
+        with self.conn.cursor() as cur, cur.copy(self.copy_sql) as copy:
+            for row in with_links([postgres_row(e) for e in batch], links):
+                copy.write_row(row)
+
+    def finish(self) -> None:
+        from fiscus.ledger.rollup import COUNT_COLUMNS, ROLLUP_KEYS, ROLLUP_MONEY, ROLLUP_TABLE
+
+        columns = ", ".join(f'"{c}"' for c in ("grain", "bucket", *ROLLUP_KEYS, *COUNT_COLUMNS, *ROLLUP_MONEY))
+        with self.conn.cursor() as cur, cur.copy(f"COPY {ROLLUP_TABLE} ({columns}) FROM STDIN") as copy:
+            for k, d in sorted(self.rollup.items()):
+                copy.write_row((*k[:2], *k[2], *d.counts, *d.money))
+        head = self.chain.head
+        self.conn.execute("INSERT INTO ledger_chains (chain, seq, hash) VALUES (%s, %s, %s)", (head.chain, head.seq,
+                                                                                               head.hash))  # fmt: skip
+        self.conn.execute("ANALYZE")
+        self.conn.close()
+
+
+def load(loaders: list[Loader], n: int, days: int) -> None:
+    t0 = time.perf_counter()
+    done = 0
+    for batch in chunks(generate(n, days), 50_000):
+        for loader in loaders:
+            loader.add(batch)
+        done += len(batch)
+        if done % 1_000_000 == 0:
+            print(f"  generated {done:,} events ({time.perf_counter() - t0:,.0f} s)", flush=True)
+    for loader in loaders:
+        loader.finish()
+    print(f"  loaded {n:,} events into {', '.join(x.name for x in loaders)} in {time.perf_counter() - t0:,.0f} s")
+
+
+def queries(end: datetime) -> list[tuple[str, SpendQuery]]:
+    """What `fiscus report`, the weekly report and the dashboard ask, `end` being "now" (mid-hour)."""
+    week = end - timedelta(days=7)
+    month_start = end.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return [
+        ("report: all time --by team", SpendQuery(by=("team",))),
+        ("report --since 30d --by agent,model", SpendQuery(by=("agent", "model"), since=end - timedelta(days=30))),
+        ("report --since 7d --by day", SpendQuery(by=("day",), since=week, until=end)),
+        ("weekly: this week --by workflow", SpendQuery(by=("workflow",), since=week, until=end)),
+        ("weekly: week before --by workflow", SpendQuery(by=("workflow",), since=week - timedelta(days=7), until=week)),
+        ("dashboard: month to date, total", SpendQuery(since=month_start, until=end)),
+        ("dashboard: 30d --by outcome", SpendQuery(by=("outcome",), since=end - timedelta(days=30), until=end)),
+        ("dashboard: 30d --by day,team", SpendQuery(by=("day", "team"), since=end - timedelta(days=30), until=end)),
+        (
+            "report --where team=growth --since 90d --by tenant",
+            SpendQuery(by=("tenant",), where={"team": "growth"}, since=end - timedelta(days=90), until=end),
+        ),
+    ]
+
+
+def best(fn: Callable[[], list[SpendRow]], repeat: int) -> tuple[float, list[SpendRow]]:
+    times, result = [], []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t0)
+    return min(times), result
+
+
+def same(a: list[SpendRow], b: list[SpendRow]) -> bool:
+    def key(r: SpendRow) -> tuple[Any, ...]:
+        return (sorted((k, v or "") for k, v in r.group.items()), r.requests, r.input_tokens, r.cache_read_tokens,
+                r.output_tokens, r.total_usd, sorted(r.statuses.items()), sorted(r.outcomes.items()))  # fmt: skip
+
+    return sorted(map(key, a)) == sorted(map(key, b))
+
+
+def time_queries(ledger: Ledger, name: str, end: datetime, repeat: int, limit: float) -> None:
+    print(f"{name}: rollup (best of {repeat}) vs full scan of the events (once), same query, same run")
+    worst = 0.0
+    for label, query in queries(end):
+        fast, rows = best(lambda q=query: ledger.spend(q), repeat)  # type: ignore[misc]
+        slow, scanned = best(lambda q=query: ledger.spend(q, scan=True), 1)  # type: ignore[misc]
+        worst = max(worst, fast)
+        verdict = "same answer" if same(rows, scanned) else "DIFFERENT ANSWER"
+        print(f"  {label:<52} {fast * 1000:>8,.0f} ms  scan {slow:>7,.1f} s  {slow / fast:>7,.0f}x  {verdict}")
+    print(f"  slowest rollup query {worst * 1000:,.0f} ms (target under {limit:g} s)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument("--sqlite-path", type=Path, default=None, help="Default: fiscus-scale.db in the temp dir.")
+    parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--keep", action="store_true", help="Keep the generated ledgers (and reuse with --reuse).")
+    parser.add_argument("--reuse", action="store_true", help="Query ledgers a previous --keep run left.")
+    args = parser.parse_args()
+    backends = {b.strip() for b in args.backends.split(",") if b.strip()}
+    end = START + timedelta(days=args.days) - timedelta(minutes=23)  # "now": not on an hour
+    sqlite_path = args.sqlite_path or Path(tempfile.gettempdir()) / "fiscus-scale.db"
+    pg_url, schema, admin = args.postgres_url, "fiscus_bench_scale", None
+    if "postgres" in backends:
+        import psycopg
+
+        admin = psycopg.connect(args.postgres_url, autocommit=True)
+        if not args.reuse:
+            admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            admin.execute(f'CREATE SCHEMA "{schema}"')
+        sep = "&" if "?" in pg_url else "?"
+        pg_url = f"{pg_url}{sep}options=-csearch_path%3D{schema}"
+    try:
+        if not args.reuse:
+            loaders: list[Loader] = []
+            if "sqlite" in backends:
+                loaders.append(SqliteLoader(sqlite_path))
+            if "postgres" in backends:
+                loaders.append(PostgresLoader(pg_url))
+            load(loaders, args.events, args.days)
+        if "sqlite" in backends:
+            with open_ledger(f"sqlite:///{sqlite_path}") as ledger:
+                time_queries(ledger, f"SQLite, {args.events:,} events", end, args.repeat, 2.0)
+        if "postgres" in backends:
+            with open_ledger(pg_url) as ledger:
+                time_queries(ledger, f"PostgreSQL, {args.events:,} events", end, args.repeat, 1.0)
+    finally:
+        if admin is not None:
+            if not args.keep:
+                admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            admin.close()
+        if not args.keep:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{sqlite_path}{suffix}").unlink(missing_ok=True)
+
+
+if __name__ == "__main__":
+    main()
