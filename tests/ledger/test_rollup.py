@@ -12,6 +12,7 @@ import pytest
 
 from fiscus.attribution import Attribution
 from fiscus.events.cost_event import CallStatus, CostEvent
+from fiscus.events.savings import LEVERS, Savings
 from fiscus.ledger import Ledger, SpendQuery, SpendRow
 from fiscus.ledger.rollup import DAY, HOUR, Span, covers, split_window
 from fiscus.ledger.rows import to_micros
@@ -49,7 +50,12 @@ def _events(n: int, seed: int) -> list[CostEvent]:
                     cache_write_1h=Decimal("0.0000375") * rng.randrange(3),
                     output=Decimal(rng.randrange(10**6)) / Decimal(10**9),
                     fallback_price=rng.random() < 0.05,
+                    tools=Decimal("0.01") * rng.randrange(3),
                 ),
+                ungoverned_usd=Decimal(rng.randrange(10**7)) / Decimal(10**9) if i % 3 else None,
+                saved=Savings(cache=Decimal("0.000125") * rng.randrange(9), route=Decimal("1E-9") * rng.randrange(7))
+                if i % 3
+                else None,
                 attribution=Attribution(
                     team=rng.choice(["growth", "search", None]),
                     agent=rng.choice(["triage", "coder", "writer"]),
@@ -84,7 +90,16 @@ def _plain(rows: list[SpendRow]) -> list[dict[str, Any]]:
                 ),
                 "money": tuple(
                     str(v.normalize())
-                    for v in (r.input_usd, r.cache_read_usd, r.cache_write_usd, r.output_usd, r.total_usd)
+                    for v in (
+                        r.input_usd,
+                        r.cache_read_usd,
+                        r.cache_write_usd,
+                        r.output_usd,
+                        r.tools_usd,
+                        r.total_usd,
+                        r.ungoverned_usd,
+                        *(getattr(r.saved, lever) for lever in LEVERS),
+                    )
                 ),
                 "statuses": r.statuses,
                 "outcomes": r.outcomes,
