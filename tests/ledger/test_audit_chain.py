@@ -8,8 +8,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from fiscus.audit import FindingKind, verify
 
+from fiscus.audit import FindingKind, verify
 from fiscus.events.policy_event import PolicyEvent, PolicyEventKind
 from fiscus.ledger import Ledger, open_ledger
 from fiscus.ledger.chain import event_payload, link_hash
