@@ -167,9 +167,10 @@ def test_dashboard_page_is_served_without_data_and_reads_the_admin_api(gw, monke
         page = client.get("/dashboard")
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
         html = page.text
-        assert "<title>fiscus — spend and budgets</title>" in html and "admin token" in html
-        for route in ('get("budgets")', "spend?by=agent&", "spend?by=day", "spend?by=agent,day", 'get("breakers")'):
+        assert "<title>fiscus — AI spend and budgets</title>" in html and "admin token" in html
+        for route in ('get("finance")', "spend?by=agent&", "spend?by=day", "spend?by=agent,day", 'get("breakers")'):
             assert route in html  # the page reads these admin routes, which need the token
         paths = client.get("/openapi.json", headers={"authorization": "Bearer admin-secret"}).json()["paths"]
         assert "/dashboard" not in paths and "/openapi.json" not in paths
         assert client.get("/budgets").status_code == 401
+        assert client.get("/finance").status_code == 401

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query
@@ -104,6 +105,7 @@ def create_admin_app(
     breakers: Callable[[], list[dict[str, Any]]] | None = None,
     alerts: Any | None = None,
     overrides: Any | None = None,
+    forecast_file: Path | None = None,
 ) -> FastAPI:
     # No interactive docs page: it would fetch the OpenAPI document without the token.
     app = FastAPI(title="fiscus admin", version="1", docs_url=None, redoc_url=None, openapi_url=None)
@@ -199,7 +201,10 @@ def create_admin_app(
         cases_router(governor=governor, ledger_url=ledger_url, open_ledger=open_ledger, since_window=_since_window),
         dependencies=guarded,
     )
-    app.include_router(review_router(alerts=alerts), dependencies=guarded)
+    review = review_router(
+        governor=governor, alerts=alerts, ledger_url=ledger_url, open_ledger=open_ledger, forecast_file=forecast_file
+    )
+    app.include_router(review, dependencies=guarded)
     app.include_router(overrides_router(governor=governor, keyring=keyring, overrides=overrides), dependencies=guarded)
     return app
 

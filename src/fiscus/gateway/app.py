@@ -148,7 +148,10 @@ def create_app(
         else None
     )
     metrics = GatewayMetrics(
-        status=governor.status, breakers=guards.open_breakers, alerts=alerts.counts if alerts else None
+        status=governor.status,
+        breakers=guards.open_breakers,
+        alerts=alerts.counts if alerts else None,
+        top_n=config.gateway.metrics_top_n,
     )
     own_upstream = upstreams is None
     if upstreams is None:
@@ -202,6 +205,7 @@ def create_app(
         open_ledger=open_ledger,
         breakers=registry.snapshot,
         alerts=alerts,
+        forecast_file=config.review.weekly.targets,
     )
 
     @asynccontextmanager

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from decimal import Decimal
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -20,6 +21,9 @@ from fiscus.policy.alerts import SIGNALS
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _TOKEN_TYPES = ("input", "cache_read", "cache_write", "output", "reasoning")
+OTHER = "other"
+_MAX_TRACKED = 10_000
+_ZERO = Decimal(0)
 
 
 class GatewayMetrics:
@@ -30,6 +34,7 @@ class GatewayMetrics:
         status_every_s: float = 5.0,
         breakers: Callable[[], dict[str, bool]] | None = None,
         alerts: Callable[[], dict[tuple[str, str], int]] | None = None,
+        top_n: int = 20,
     ) -> None:
         self.registry = registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
@@ -71,6 +76,15 @@ class GatewayMetrics:
             registry=registry,
         )
         self._alert_counts = alerts
+        # Spend per agent and per team with bounded labels: the `top_n` dearest by name, the rest as "other".
+        self.cost_by = Gauge(
+            "fiscus_cost_usd_by",
+            f"Cost of settled calls in USD since start per agent and team (the {top_n} dearest; the rest: other)",
+            ["dimension", "value"],
+            registry=registry,
+        )
+        self._top_n = top_n
+        self._spent_by: dict[str, dict[str, Decimal]] = {"agent": {}, "team": {}}
         self._children: dict[tuple[object, ...], Any] = {}
         self._token_children = [self.tokens.labels(kind) for kind in _TOKEN_TYPES]
         self._status = status
@@ -115,20 +129,39 @@ class GatewayMetrics:
         for child, count in zip(self._token_children, counts, strict=True):
             if count:
                 child.inc(count)
-        if event.cost.total:
-            self.cost.inc(float(event.cost.total))
+        total = event.cost.total
+        if total:
+            self.cost.inc(float(total))
+            a = event.attribution
+            for dim, value in (("agent", a.agent), ("team", a.team)):
+                spent = self._spent_by[dim]
+                key = value or "(none)"
+                if key not in spent and len(spent) >= _MAX_TRACKED:
+                    key = OTHER  # a bound on memory too, whatever the callers send
+                spent[key] = spent.get(key, _ZERO) + total
 
     def render(self) -> bytes:
         self._refresh_budgets()
         if self._breaker_states is not None:  # in-process state: cheap enough to read on every scrape
             for name, is_open in self._breaker_states().items():
                 self.breaker(name, is_open)
+        self._publish_spend_by()
         if self._alert_counts is not None:  # every signal and level, so a cleared alert reads 0
             counts = self._alert_counts()
             for signal in SIGNALS:
                 for level in ("warning", "critical"):
                     self.alerts.labels(signal, level).set(counts.get((signal, level), 0))
         return generate_latest(self.registry)
+
+    def _publish_spend_by(self) -> None:
+        self.cost_by.clear()  # who is in the top N moves: a series that left it must not linger
+        for dim, spent in self._spent_by.items():
+            named = sorted(((v, k) for k, v in spent.items() if k != OTHER), key=lambda p: (-p[0], p[1]))
+            other = spent.get(OTHER, _ZERO) + sum((v for v, _ in named[self._top_n :]), _ZERO)
+            for value, name in named[: self._top_n]:
+                self.cost_by.labels(dim, name).set(float(value))
+            if other:
+                self.cost_by.labels(dim, OTHER).set(float(other))
 
     def _refresh_budgets(self) -> None:
         now = time.monotonic()
