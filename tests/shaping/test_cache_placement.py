@@ -147,3 +147,23 @@ def test_memory_is_bounded() -> None:
     for n in range(100):
         placer.place(body(system=PLAYBOOK + str(n)))
     assert len(placer._seen) == 10
+
+
+def test_tool_schemas_are_written_in_one_key_order() -> None:
+    from fiscus.shaping.cache import stable_tools
+
+    a = {
+        "type": "function",
+        "function": {"name": "f", "parameters": {"type": "object", "properties": {"b": {}, "a": {}}}},
+    }
+    b = {
+        "function": {"parameters": {"properties": {"a": {}, "b": {}}, "type": "object"}, "name": "f"},
+        "type": "function",
+    }
+    first, second = stable_tools({"model": "gpt-5.4", "tools": [a]}), stable_tools({"model": "gpt-5.4", "tools": [b]})
+    assert first is not None and second is not None and first == second
+    assert (
+        list(first["tools"][0]) == ["function", "type"]
+        and first["tools"][0]["function"]["parameters"] == b["function"]["parameters"]
+    )
+    assert stable_tools(first) is None and stable_tools({"model": "m", "messages": []}) is None

@@ -195,7 +195,15 @@ def create_admin_app(
                 rows = ledger.spend(query)
         except FiscusError as exc:
             raise HTTPException(400, str(exc)) from None
-        return [{**_plain(row), "total_usd": format(row.total_usd, "f")} for row in rows]
+        return [
+            {
+                **_plain(row),
+                "total_usd": format(row.total_usd, "f"),
+                "saved_usd": format(row.saved.total, "f"),
+                "refused": row.refused,
+            }
+            for row in rows
+        ]
 
     app.include_router(
         cases_router(governor=governor, ledger_url=ledger_url, open_ledger=open_ledger, since_window=_since_window),

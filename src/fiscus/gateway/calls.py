@@ -43,7 +43,7 @@ from fiscus.ledger.outcomes import record_call_outcome
 from fiscus.overrides import OverrideBook
 from fiscus.overrides.targets import overridable
 from fiscus.providers import ProviderError, RateLimitedError, Upstream, UpstreamRequest, UpstreamTimeoutError
-from fiscus.shaping.cache import CachePlacer
+from fiscus.shaping.cache import CachePlacer, stable_tools
 from fiscus.shaping.compress import fit_window
 from fiscus.shaping.partial import exhausted_text, partial_body, partial_events
 from fiscus.usage.detect import usage_from_body
@@ -132,6 +132,10 @@ class Gateway:
             summary = await self.summariser.summarise(protocol, request, provider, attribution, forwarded)
             if summary is not None:
                 raw, request = orjson.dumps(summary.body), replace(request, body=summary.body)
+        if self.cache_placer and not protocol.anthropic:  # a prefix the provider caches by itself: keep it stable
+            stable = stable_tools(request.body)
+            if stable is not None:
+                raw, request = orjson.dumps(stable), replace(request, body=stable)
         placed = self.cache_placer.place(request.body) if self.cache_placer and protocol.anthropic else None
         if placed is not None:  # before the estimate: the reservation must cover the cache write
             raw, request = orjson.dumps(placed), replace(request, body=placed)

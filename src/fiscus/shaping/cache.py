@@ -231,3 +231,19 @@ def _has_cache_control(messages: list[Any]) -> bool:
         if isinstance(content, list) and any(isinstance(b, Mapping) and "cache_control" in b for b in content):
             return True
     return False
+
+
+def stable_tools(body: Mapping[str, Any]) -> dict[str, Any] | None:
+    """For providers that cache repeated prefixes by themselves (OpenAI, Gemini): a copy of `body` whose tool
+    definitions are written with their keys in one order, so the same tools always give the same prompt prefix
+    whatever order a client's objects happened to hold; None when they already are (or there are none)."""
+    tools = body.get("tools")
+    if not isinstance(tools, list) or not tools:
+        return None
+    try:
+        sorted_text = orjson.dumps(tools, option=orjson.OPT_SORT_KEYS)
+        if sorted_text == orjson.dumps(tools):
+            return None
+    except TypeError:
+        return None
+    return {**body, "tools": orjson.loads(sorted_text)}
