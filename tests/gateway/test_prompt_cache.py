@@ -52,7 +52,8 @@ def test_a_growing_agent_conversation_reads_its_history_back(tmp_path, emulator_
             u = answer.usage
             reads.append(u.cache_read_input_tokens)
             totals.append(u.input_tokens + u.cache_read_input_tokens + u.cache_creation_input_tokens)
-            fetched = f"Result {step}: " + "market figure row. " * 300  # ~1,400 tokens fetched per step
+            # ~1,400 new tokens fetched per step (the same text again would be stopped as a loop)
+            fetched = f"Result {step}: " + " ".join(f"row-{step}-{i}." for i in range(300))
             call = {"type": "tool_use", "id": f"t{step}", "name": "fetch", "input": {}}
             result = {"type": "tool_result", "tool_use_id": f"t{step}", "content": fetched}
             turns += [{"role": "assistant", "content": [call]}, {"role": "user", "content": [result]}]

@@ -4,6 +4,7 @@ import pytest
 
 from fiscus.errors import ConfigError
 from fiscus.guards import LoopConfig, LoopDetector, canonical_tool_call, similarity
+from fiscus.guards.similarity import similar
 
 
 def test_canonical_tool_call_ignores_key_order_and_spacing():
@@ -103,8 +104,8 @@ def test_snapshot_is_json_safe():
 
 
 def test_near_duplicate_runs_match_pairwise_similarity():
-    """Each request's word set is kept for the next comparison; the detections are those of plain pairwise
-    `similarity` over consecutive requests."""
+    """Each request's sketch is kept for the next comparison; the detections are those of plain pairwise
+    `similar` over consecutive requests."""
     rng = random.Random(11)
     words = ["read", "page", "acme", "Report", "report", "summary", "again", "ÉTAT", "état", "42"]
     config = LoopConfig(near_duplicate_run=3, similarity=0.75, ping_pong_rounds=None, action="warn")
@@ -118,7 +119,7 @@ def test_near_duplicate_runs_match_pairwise_similarity():
             content = " ".join(rng.choice(words) for _ in range(rng.randint(0, 5)))
         found = d.before_call(agent="a", content=content)
         if previous is not None:
-            score = similarity(previous, content)
+            score = similar(previous, content)
             run = [*run, score][-2:] if score >= config.similarity else []
         expected = len(run) == 2
         assert (found is not None) == expected

@@ -42,7 +42,13 @@ def test_two_agents_in_a_conversation_loop_for_eleven_days_are_stopped(world):
 
 def test_loop_without_loop_guards_stops_exactly_at_the_ceiling(world):
     w = world()
-    off = LoopConfig(repeat_tool_calls=None, near_duplicate_run=None, ping_pong_rounds=None, no_progress_tokens=None)
+    off = LoopConfig(
+        repeat_tool_calls=None,
+        near_duplicate_run=None,
+        ping_pong_rounds=None,
+        no_progress_steps=None,
+        no_progress_tokens=None,
+    )
     writer = fiscus.wrap(w.client, agent="writer", governor=w.governor, breakers=w.breakers)
     critic = fiscus.wrap(w.client, agent="critic", governor=w.governor, breakers=w.breakers)
     ceiling = Decimal("0.0005")

@@ -1,5 +1,8 @@
 """Runaway protection at the gateway: circuit breakers per agent and one global (`fiscus.guards.BreakerRegistry`)
-and a loop detector per session (`x-fiscus-session`), consulted before a call reaches the governor.
+and a loop detector per conversation, consulted before a call reaches the governor. A conversation is the
+client's `x-fiscus-session` when it sends one, else the implicit one of `fiscus.guards.conversation` (key +
+agent + the fingerprint of its stable prefix), so every call is checked. Agents exchanging messages under one
+key are also watched together for ping-pong (A asks B, B asks A), whatever their conversations.
 
 A gateway sees requests, not the SDK's response objects, but an agent's next request carries its previous
 answer in the history: the last assistant turn's tool calls and text are what that answer was. So the loop
@@ -26,6 +29,7 @@ from fiscus.events.cost_event import CallStatus, CostEvent, new_event_id
 from fiscus.events.guard_events import LoopDetected
 from fiscus.governor import Admission, CallRequest
 from fiscus.guards import BreakerRegistry, Detection, LoopConfig, LoopDetector
+from fiscus.guards.conversation import conversation_id
 from fiscus.sdk.gate import last_content
 from fiscus.shaping.partial import exhausted_text
 from fiscus.usage.wire import WireFormat
@@ -91,6 +95,10 @@ class GatewayGuards:
         self.on_breaker_open = on_breaker_open
         self._emit = emit
         self._sessions: OrderedDict[str, _Session] = OrderedDict()
+        # Per key: the exchange between its agents, for ping-pong across conversations.
+        self._exchanges: OrderedDict[str, LoopDetector] = OrderedDict()
+        # (key, agent) → its latest implicit conversation, so a settled call's tokens find it
+        self._implicit: OrderedDict[tuple[str | None, str | None], str] = OrderedDict()
         # breaker scope → the refusing budget action that tripped it, and when that budget resets
         self._exhausted: dict[str, tuple[Action, datetime | None, str | None]] = {}
 
@@ -112,13 +120,44 @@ class GatewayGuards:
                     retry = resets
             message = f"{breaker.scope} circuit breaker is open: {why}"
             return GuardRefusal(action, message, "breaker_open", retry, budget)
-        if attribution.session is None:
+        if attribution.session is None and last_answer(fmt, body) is None:
+            # A call with no history starts a run: identical one-shot calls are separate runs, not a loop.
+            # Only the exchange between agents (a stateless A2A ping-pong) is watched.
+            return self._check_exchange(attribution, fmt, body)
+        session_id = self.conversation_of(attribution, body)
+        if session_id is None:
             return None
-        return self._check_loops(attribution.session, agent, fmt, body)
+        return self._check_loops(session_id, attribution, fmt, body)
+
+    def _check_exchange(
+        self, attribution: Attribution, fmt: WireFormat, body: Mapping[str, Any]
+    ) -> GuardRefusal | None:
+        if attribution.agent is None or not self.loops.implicit_conversations:
+            return None
+        content, _ = last_content(fmt, body)
+        found = self._exchange(attribution.api_key).exchanged(attribution.agent, content)
+        if found is None:
+            return None
+        return self._refuse(found, None, f"key:{attribution.api_key or '-'}", attribution.agent)
+
+    def conversation_of(self, attribution: Attribution, body: Mapping[str, Any]) -> str | None:
+        """The conversation a call is checked in: its session, else the implicit one (when that is on)."""
+        if attribution.session is not None:
+            return attribution.session
+        if not self.loops.implicit_conversations:
+            return None
+        found = conversation_id(attribution.api_key, attribution.agent, body)
+        implicit = self._implicit
+        implicit[(attribution.api_key, attribution.agent)] = found
+        implicit.move_to_end((attribution.api_key, attribution.agent))
+        if len(implicit) > MAX_SESSIONS:
+            implicit.popitem(last=False)
+        return found
 
     def _check_loops(
-        self, session_id: str, agent: str | None, fmt: WireFormat, body: Mapping[str, Any]
+        self, session_id: str, attribution: Attribution, fmt: WireFormat, body: Mapping[str, Any]
     ) -> GuardRefusal | None:
+        agent = attribution.agent
         session = self._session(session_id)
         if session.stopped is not None:
             return GuardRefusal(Action.PARTIAL, session.stopped, "loop_detected")
@@ -131,16 +170,22 @@ class GatewayGuards:
         content, tool_results = last_content(fmt, body)
         before = session.detector.before_call(agent=agent, content=content, tool_results=tool_results)
         found = found or before
+        if found is None and agent is not None and attribution.session is None:
+            found = self._exchange(attribution.api_key).exchanged(agent, content)
         if found is None:
             return None
+        return self._refuse(found, session, session_id, agent)
+
+    def _refuse(self, found: Detection, session: _Session | None, where: str, agent: str | None) -> GuardRefusal | None:
         action = self.loops.action
-        self._announce(LoopDetected(found.kind, session_id, agent, action, found.message, found.evidence))
-        log.warning("fiscus: loop detected in session %s (%s): %s", session_id, found.kind, found.message)
+        self._announce(LoopDetected(found.kind, where, agent, action, found.message, found.evidence))
+        log.warning("fiscus: loop detected in %s (%s): %s", where, found.kind, found.message)
         if action == "warn":
             return None
         message = f"stopped by loop detection ({found.kind}): {found.message}"
         if action == "stop":
-            session.stopped = message
+            if session is not None:
+                session.stopped = message
             return GuardRefusal(Action.PARTIAL, message, "loop_detected")
         return GuardRefusal(Action.BLOCK, message, "loop_detected")  # raise: the client gets an error
 
@@ -153,6 +198,18 @@ class GatewayGuards:
                 sessions.popitem(last=False)
         else:
             sessions.move_to_end(session_id)
+        return found
+
+    def _exchange(self, api_key: str | None) -> LoopDetector:
+        exchanges = self._exchanges
+        name = api_key or ""
+        found = exchanges.get(name)
+        if found is None:
+            found = exchanges[name] = LoopDetector(self.loops)
+            if len(exchanges) > MAX_SESSIONS:
+                exchanges.popitem(last=False)
+        else:
+            exchanges.move_to_end(name)
         return found
 
     # -- after the governor ---------------------------------------------------------------------------------
@@ -175,18 +232,20 @@ class GatewayGuards:
         state = self._postmortem(attribution)
         for trip in self.breakers.record(attribution.agent, cost=event.cost.total, ok=ok, state=state):
             self._announce(trip)
-        if attribution.session is not None and event.usage.total_tokens:
-            session = self._sessions.get(attribution.session)
+        session_id = attribution.session or self._implicit.get((attribution.api_key, attribution.agent))
+        if session_id is not None and event.usage.total_tokens:
+            session = self._sessions.get(session_id)
             if session is not None:
                 session.tokens += event.usage.total_tokens
 
     def _postmortem(self, attribution: Attribution) -> dict[str, Any] | None:
         """The session's state for a post-mortem when a breaker trips on one of its calls; None without one."""
-        session = self._sessions.get(attribution.session) if attribution.session is not None else None
+        session_id = attribution.session or self._implicit.get((attribution.api_key, attribution.agent))
+        session = self._sessions.get(session_id) if session_id is not None else None
         if session is None:
             return None
         return {
-            "session": attribution.session,
+            "session": session_id,
             "agent": attribution.agent,
             "stopped": session.stopped,
             "loops": session.detector.snapshot(),

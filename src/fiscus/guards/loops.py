@@ -2,10 +2,14 @@
 
 Five checks, each cheap enough to run on every call:
 - the same tool call (name + canonical JSON arguments) `repeat_tool_calls` times in the last `repeat_window` steps;
-- `near_duplicate_run` consecutive requests whose last user/tool content is near-identical (token-set Jaccard);
+- `near_duplicate_run` consecutive requests whose last user/tool content is alike (MinHash estimate of the
+  Jaccard similarity of normalised shingles, `fiscus.guards.similarity`, so a reworded repeat still counts);
 - a step limit per session;
-- ping-pong: two agents handing near-identical messages back and forth (A→B→A→B…);
-- spend without progress: `no_progress_tokens` tokens with no new tool result and no new output content.
+- ping-pong: two agents handing alike messages back and forth (A→B→A→B…), each reworded or not;
+- no progress: `no_progress_steps` answers in a row that brought nothing new (no tool result, input turn,
+  output text or tool call unlike the recent ones). Progress is judged by novelty, not tokens: a research
+  agent whose context grows 20k tokens a step is making progress as long as its tool results are new.
+  `no_progress_tokens` (off by default) adds a token ceiling on the same novelty clock.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fiscus.errors import ConfigError
+from fiscus.guards.similarity import Sketch, estimate, sketch
 
 ACTIONS = ("warn", "stop", "raise")
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -30,12 +35,15 @@ class LoopConfig:
 
     repeat_tool_calls: int | None = 3
     repeat_window: int = 5
-    similarity: float = 0.95
+    similarity: float = 0.6
     near_duplicate_run: int | None = 3
     max_steps: int | None = None
     ping_pong_rounds: int | None = 2
-    no_progress_tokens: int | None = 200_000
+    no_progress_steps: int | None = 8
+    no_progress_tokens: int | None = None
     action: str = "stop"
+    # The gateway checks calls that carry no session too, as one conversation per key + agent + stable prefix.
+    implicit_conversations: bool = True
 
     def __post_init__(self) -> None:
         if self.action not in ACTIONS:
@@ -44,6 +52,8 @@ class LoopConfig:
             raise ConfigError(f"loop similarity must be in (0, 1], got {self.similarity}")
         if self.repeat_tool_calls is not None and self.repeat_tool_calls > self.repeat_window:
             raise ConfigError("loop repeat_tool_calls cannot exceed repeat_window")
+        if self.no_progress_steps is not None and self.no_progress_steps < 1:
+            raise ConfigError(f"loop no_progress_steps must be at least 1, got {self.no_progress_steps}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +76,8 @@ def canonical_tool_call(name: str, arguments: str | dict[str, Any] | None) -> st
 
 
 def similarity(a: str, b: str) -> float:
-    """Token-set Jaccard similarity in [0, 1]; identical strings (and two empty ones) score 1."""
+    """Plain token-set Jaccard similarity in [0, 1]; identical strings (and two empty ones) score 1. The
+    detector compares MinHash sketches instead (`fiscus.guards.similarity`)."""
     if a == b:
         return 1.0
     return _jaccard(_words(a), _words(b))
@@ -83,20 +94,26 @@ def _jaccard(sa: frozenset[str], sb: frozenset[str]) -> float:
 
 
 class LoopDetector:
-    """Watches one session tree. Call `before_call` with the request about to be sent and `after_call` with
-    what came back; each returns a `Detection` or `None`. A detection repeats on later calls while it holds."""
+    """Watches one conversation (a session tree, or the implicit conversation the gateway derives). Call
+    `before_call` with the request about to be sent and `after_call` with what came back; each returns a
+    `Detection` or `None`. A detection repeats on later calls while it holds."""
+
+    NOVELTY_MEMORY = 64  # sketches of recent outputs and tool results a new one is compared with
 
     def __init__(self, config: LoopConfig | None = None) -> None:
         self.config = config or LoopConfig()
         self.steps = 0
         self._tool_calls: deque[tuple[str, ...]] = deque(maxlen=self.config.repeat_window)
         self._recent_inputs: deque[str] = deque(maxlen=max(self.config.near_duplicate_run or 1, 1))
-        self._last_words: frozenset[str] | None = None  # word set of `_recent_inputs[-1]`, once computed
-        self._exchange: deque[tuple[str, str]] = deque(maxlen=2 * max(self.config.ping_pong_rounds or 1, 1))
+        self._last_sketch: Sketch | None = None  # of `_recent_inputs[-1]`
+        self._exchange: deque[tuple[str, str, Sketch]] = deque(maxlen=2 * max(self.config.ping_pong_rounds or 1, 1))
         self._scores: deque[float] = deque(maxlen=max((self.config.near_duplicate_run or 2) - 1, 1))
-        # Outputs and tool results seen, by `hash()`: this process's memory only, never compared across processes.
+        # Exact repeats by `hash()` (this process's memory only), rewordings by sketch.
         self._seen: set[int] = set()
+        self._seen_sketches: deque[Sketch] = deque(maxlen=self.NOVELTY_MEMORY)
         self._tokens_since_progress = 0
+        self._steps_since_progress = 0
+        self._novel = False  # whether the current step brought anything new so far
 
     def before_call(self, *, agent: str | None, content: str, tool_results: Iterable[str] = ()) -> Detection | None:
         """A request is about to go out. `content` is its last user/tool text; `tool_results` its tool outputs."""
@@ -104,25 +121,36 @@ class LoopDetector:
         self.steps += 1
         for result in tool_results:
             self._progress(result)
+        self._progress(content)  # new findings handed in as a user turn are progress too; a rewording is not
         if cfg.max_steps is not None and self.steps > cfg.max_steps:
             return Detection(
                 "step_limit",
                 f"step {self.steps} is past the session's limit of {cfg.max_steps} steps",
                 {"steps": self.steps, "max_steps": cfg.max_steps},
             )
-        previous = self._last_words
-        self._last_words = None
+        needs_sketch = cfg.near_duplicate_run is not None or (agent is not None and cfg.ping_pong_rounds is not None)
+        now = sketch(content) if needs_sketch else None
+        previous, self._last_sketch = self._last_sketch, now
         self._recent_inputs.append(content)
-        found = self._near_duplicates(previous)
-        if found is not None:
-            return found
-        if agent is not None:
-            if not self._exchange or self._exchange[-1][0] != agent or self._exchange[-1][1] != content:
-                self._exchange.append((agent, content))
-            found = self._ping_pong()
+        if now is not None and previous is not None:
+            found = self._near_duplicates(estimate(previous, now))
             if found is not None:
                 return found
+        if agent is not None and now is not None:
+            return self.exchanged(agent, content, now)
         return None
+
+    def exchanged(self, agent: str, content: str, shape: Sketch | None = None) -> Detection | None:
+        """One agent's message in an exchange between agents; the ping-pong check over the recent ones.
+        Consecutive messages of one agent are one turn: its latest message stands for it."""
+        if self.config.ping_pong_rounds is None:
+            return None
+        shape = shape if shape is not None else sketch(content)
+        exchange = self._exchange
+        if exchange and exchange[-1][0] == agent:
+            exchange.pop()
+        exchange.append((agent, content, shape))
+        return self._ping_pong()
 
     def after_call(
         self, *, tool_calls: Iterable[tuple[str, str | dict[str, Any] | None]] = (), output: str = "", tokens: int = 0
@@ -130,11 +158,16 @@ class LoopDetector:
         """A response came back: its tool calls (name, arguments), its text and the tokens the call used."""
         cfg = self.config
         calls = tuple(canonical_tool_call(name, args) for name, args in tool_calls) if tool_calls else ()
+        for call in calls:
+            self._progress(call, reworded=False)
         self._tool_calls.append(calls)
         if output:
             self._progress(output)
         self._tokens_since_progress += tokens
-        if cfg.repeat_tool_calls is not None and calls:
+        self._steps_since_progress = 0 if self._novel else self._steps_since_progress + 1
+        self._novel = False
+        # A tool called again while its results keep being new is polling that makes progress, not a loop.
+        if cfg.repeat_tool_calls is not None and calls and self._steps_since_progress > 0:
             for call in set(calls):
                 count = sum(call in step for step in self._tool_calls)
                 if count >= cfg.repeat_tool_calls:
@@ -143,6 +176,12 @@ class LoopDetector:
                         f"tool call {call[:120]} made {count} times in the last {len(self._tool_calls)} steps",
                         {"tool_call": call, "count": count, "window": cfg.repeat_window},
                     )
+        if cfg.no_progress_steps is not None and self._steps_since_progress >= cfg.no_progress_steps:
+            return Detection(
+                "no_progress",
+                f"{self._steps_since_progress} answers in a row brought no new tool result, output or tool call",
+                {"steps": self._steps_since_progress, "limit": cfg.no_progress_steps},
+            )
         if cfg.no_progress_tokens is not None and self._tokens_since_progress >= cfg.no_progress_tokens:
             return Detection(
                 "spend_without_progress",
@@ -151,28 +190,28 @@ class LoopDetector:
             )
         return None
 
-    def _progress(self, text: str) -> None:
+    def _progress(self, text: str, *, reworded: bool = True) -> None:
+        """Whether `text` is new: not seen verbatim, and (for prose) not a rewording of a recent one."""
         if not text:
             return
         key = hash(text)
-        if key not in self._seen:
-            self._seen.add(key)
-            self._tokens_since_progress = 0
+        if key in self._seen:
+            return
+        self._seen.add(key)
+        if reworded:
+            shape = sketch(text, numbers=False)
+            if any(estimate(shape, seen) >= self.config.similarity for seen in self._seen_sketches):
+                return
+            self._seen_sketches.append(shape)
+        self._novel = True
+        self._tokens_since_progress = 0
 
-    def _near_duplicates(self, previous: frozenset[str] | None) -> Detection | None:
-        """`previous`: the word set of the request before this one, when it was computed."""
+    def _near_duplicates(self, score: float) -> Detection | None:
+        """`score`: the similarity of this request to the one before. One comparison per call: the run of
+        alike requests grows or restarts."""
         run = self.config.near_duplicate_run
-        if run is None or run < 2 or len(self._recent_inputs) < 2:
+        if run is None or run < 2:
             return None
-        # One comparison per call: the run of near-identical requests grows or restarts. Each request's word
-        # set is computed once and kept for the comparison with the next one.
-        before, now = self._recent_inputs[-2], self._recent_inputs[-1]
-        if before == now:
-            score = 1.0
-            self._last_words = previous
-        else:
-            words = self._last_words = _words(now)
-            score = _jaccard(previous if previous is not None else _words(before), words)
         self._scores.append(score)
         if score < self.config.similarity:
             self._scores.clear()
@@ -183,20 +222,20 @@ class LoopDetector:
         scores = list(self._scores)[-(run - 1) :]
         return Detection(
             "near_duplicate_request",
-            f"{run} consecutive requests are near-identical (similarity ≥ {self.config.similarity})",
+            f"{run} consecutive requests are alike (similarity ≥ {self.config.similarity})",
             {"run": run, "similarities": [round(s, 4) for s in scores], "content": items[-1][:200]},
         )
 
     def _ping_pong(self) -> Detection | None:
         rounds = self.config.ping_pong_rounds
         exchange = self._exchange
-        if rounds is None or len(exchange) < 2 * rounds or exchange[0][0] == exchange[1][0]:
-            return None  # (the last: one agent talking to itself, the common case, is no ping-pong)
+        if rounds is None or len(exchange) < 2 * rounds:
+            return None
         items = list(exchange)
         a, b = items[0][0], items[1][0]
-        if a == b or any(agent != (a if i % 2 == 0 else b) for i, (agent, _) in enumerate(items)):
+        if a == b or any(agent != (a if i % 2 == 0 else b) for i, (agent, _, _) in enumerate(items)):
             return None
-        scores = [similarity(items[i][1], items[i + 2][1]) for i in range(len(items) - 2)]
+        scores = [estimate(items[i][2], items[i + 2][2]) for i in range(len(items) - 2)]
         if min(scores) < self.config.similarity:
             return None
         return Detection(
@@ -211,6 +250,7 @@ class LoopDetector:
             "steps": self.steps,
             "recent_tool_calls": [list(step) for step in self._tool_calls],
             "recent_inputs": [text[:500] for text in self._recent_inputs],
-            "exchange": [[agent, text[:500]] for agent, text in self._exchange],
+            "exchange": [[agent, text[:500]] for agent, text, _ in self._exchange],
             "tokens_since_progress": self._tokens_since_progress,
+            "steps_since_progress": self._steps_since_progress,
         }

@@ -7,7 +7,7 @@ guards:
     per_agent: {spend_rate_k: 3}             # each agent's own breaker (default: as global)
     agents:    {researcher: {cooldown_s: 60}} # named agents: only the fields given differ from per_agent
     on_open: partial                          # partial | block: how the gateway answers an open breaker
-  loops: {repeat_tool_calls: 3, repeat_window: 5, similarity: 0.95, action: stop}
+  loops: {repeat_tool_calls: 3, repeat_window: 5, similarity: 0.6, no_progress_steps: 8, action: stop}
   postmortem_dir: .fiscus/postmortems         # relative to fiscus.yaml; null: none written
   state: redis://localhost:6379/0?prefix=prod # default: beside the budget store
 ```
@@ -104,11 +104,13 @@ class LoopSettings(_Section):
 
     repeat_tool_calls: int | None = Field(3, ge=2)
     repeat_window: int = Field(5, ge=1)
-    similarity: float = Field(0.95, gt=0, le=1)
+    similarity: float = Field(0.6, gt=0, le=1)
     near_duplicate_run: int | None = Field(3, ge=2)
     max_steps: int | None = Field(None, ge=1)
     ping_pong_rounds: int | None = Field(2, ge=1)
-    no_progress_tokens: int | None = Field(200_000, ge=1)
+    no_progress_steps: int | None = Field(8, ge=1)
+    no_progress_tokens: int | None = Field(None, ge=1)
+    implicit_conversations: bool = True
     action: Literal["warn", "stop", "raise"] = "stop"
 
     @model_validator(mode="after")

@@ -133,6 +133,7 @@ class Gate:
         self.breakers = breakers
         # Outside a session there is no run to stop, so a loop only warns unless the caller configured otherwise.
         self.loops = loops or LoopConfig(action="warn")
+        self._session_loops = loops  # what a session that sets no loop checks of its own runs with
         self.detector = LoopDetector(self.loops)  # for calls made outside any session
         self._outside: tuple[tuple[LoopDetector, Session | None], ...] = ((self.detector, None),)
         self.on_warn = on_warn
@@ -147,6 +148,9 @@ class Gate:
     def detectors(self, session: Session | None) -> Sequence[tuple[LoopDetector, Session | None]]:
         if session is None:
             return self._outside
+        if self._session_loops is not None:
+            for node in session.chain():
+                node.default_loops(self._session_loops)
         return [(node.detector, node) for node in session.chain()]
 
     def prepare(

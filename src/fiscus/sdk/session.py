@@ -86,11 +86,16 @@ class Session:
         }
         self.ceiling_usd = None if ceiling_usd is None else Decimal(str(ceiling_usd))
         self.max_steps = max_steps
-        config = loops or LoopConfig()
-        if max_steps is not None:
-            config = LoopConfig(**{**_fields(config), "max_steps": max_steps})
-        self.detector = LoopDetector(config)
         self.governor = governor
+        # Without `loops`, the checks of the governor's fiscus.yaml (`guards.loops`) when it sets them; a
+        # session opened before its governor is known takes them from the first client that calls in it.
+        self._loops_given = loops is not None
+        if loops is None and governor is not None:
+            from fiscus.sdk.runtime import loops_for
+
+            loops = loops_for(governor)
+            self._loops_given = loops is not None
+        self.detector = LoopDetector(self._with_steps(loops or LoopConfig()))
         self.parent: Session | None = None
         self.cost = Decimal(0)
         self.tokens = 0
@@ -103,6 +108,19 @@ class Session:
         self.reason = ""
         self._token: Token[Session | None] | None = None
         self._attributions: dict[int, tuple[Attribution, Attribution]] = {}
+
+    def _with_steps(self, config: LoopConfig) -> LoopConfig:
+        if self.max_steps is None:
+            return config
+        return LoopConfig(**{**_fields(config), "max_steps": self.max_steps})
+
+    def default_loops(self, config: LoopConfig) -> None:
+        """Run with `config` (a config file's `guards.loops`) unless this session was given checks of its own."""
+        if self._loops_given:
+            return
+        self._loops_given = True
+        if self.detector.steps == 0:
+            self.detector = LoopDetector(self._with_steps(config))
 
     # --- nesting ----------------------------------------------------------------------------------------------
 
