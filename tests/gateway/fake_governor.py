@@ -74,6 +74,7 @@ class Governor:
         **_: object,
     ) -> None:
         self.store = store
+        self.durable_settle = False  # the answer goes out before the settle
         self.catalogue = catalogue or PriceCatalogue()
         self.clock = clock
         self.lease_seconds = lease_seconds

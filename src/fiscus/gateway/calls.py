@@ -361,7 +361,9 @@ class Gateway:
         if answer.ok:
             usage = _body_usage(answer.body, protocol, input_tokens)
             cost = _price_now(admission, usage, answer.provider, answer.model)
-            if cost is not None:  # the answer goes out first; the store settle and ledger write follow on this task
+            # The answer goes out first and the settle follows on this task, unless the store makes the settle
+            # durable: then it lands before the answer, so an answered call survives the gateway being killed.
+            if cost is not None and not self.governor.durable_settle:
                 out["x-fiscus-cost-usd"] = cost
                 media = answer.headers.get("content-type", JSON)
                 response = RawResponse(answer.body, answer.status, out, media=media)

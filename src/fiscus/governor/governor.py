@@ -10,14 +10,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, Unpack
+
+import orjson
 
 from fiscus.engine.decision import Action, Decision
 from fiscus.engine.engine import Engine
 from fiscus.engine.plan import Plan
 from fiscus.engine.ports import Amounts, Counter, Refusal, Reservation
 from fiscus.engine.request import CallRequest
-from fiscus.errors import PricingError
+from fiscus.errors import PricingError, StoreError
 from fiscus.events.budget_events import ReservationRaced
 from fiscus.events.cost_event import CallStatus, CostEvent, detail_tags, new_event_id
 from fiscus.events.otel import CostSpans
@@ -27,7 +30,7 @@ from fiscus.governor.admission import Admission
 from fiscus.governor.announce import Announcer
 from fiscus.governor.drive import adrive, drive
 from fiscus.governor.outcome import Outcome
-from fiscus.governor.steps import ReadCounters, Reserve, Settle, Steps
+from fiscus.governor.steps import ReadCounters, Record, Reserve, Settle, Steps
 from fiscus.governor.task_class import TaskClassRules
 from fiscus.money import to_nanos
 from fiscus.policy.types import Policy
@@ -35,6 +38,7 @@ from fiscus.pricing.catalogue import PriceCatalogue
 from fiscus.pricing.cost import Cost
 from fiscus.pricing.sheet import PriceSheet
 from fiscus.stores.base import BudgetStore
+from fiscus.stores.settle_retry import PendingSettle, SettleRetry
 from fiscus.usage.model import Usage
 
 if TYPE_CHECKING:
@@ -63,6 +67,7 @@ class Governor:
         lease_seconds: float = 120.0,
         draw: Callable[[], float] = random.random,
         priced_as: Mapping[str, str] | None = None,
+        settle_journal: str | Path | None = None,
     ) -> None:
         self.policy = policy
         self.store = store
@@ -81,6 +86,11 @@ class Governor:
         self._priced_as = dict(priced_as or {})
         self.engine = Engine(policy, self._sheet)
         self.announcer = Announcer(store, self.on_event)
+        self._settle_journal = settle_journal
+        # Failed settles, landed by a thread; started at once when a journal of an earlier run may hold some.
+        self.settle_retry: SettleRetry | None = None
+        if settle_journal is not None:
+            self.settle_retry = SettleRetry(store, settle_journal)
 
     @classmethod
     def from_config(cls, config: FiscusConfig, *, on_event: Callable[[object], None] | None = None) -> Governor:
@@ -93,16 +103,21 @@ class Governor:
 
         policy = load_policy(config.policy) if config.policy is not None else Policy()
         check_channels(policy, config.notify, config=config.source)
+        from fiscus.ledger.open import default_spill_path
+
+        store = open_store(config.budget_store)
         ledger = open_ledger(config.ledger)
+        spill = default_spill_path(ledger)
         if policy.version is not None:  # the audit trail: which rules this process enforces from now on
             ledger.record_policy(PolicyEvent(policy.version, source=policy.source))
         governor = cls(
             policy=policy,
-            store=open_store(config.budget_store),
+            store=store,
             catalogue=PriceCatalogue(config.pricing),
-            ledger=LedgerWriter(ledger),
+            ledger=LedgerWriter(ledger, outbox=store if store.durable else None),
             on_event=on_event,
             priced_as=priced_as(config),
+            settle_journal=spill.with_name(spill.name.replace("spill.jsonl", "settle-retry")),
         )
         if config.notify.channels:
             from fiscus.notify import Notifier
@@ -276,13 +291,50 @@ class Governor:
         if claimed is None:
             return admission.event  # type: ignore[return-value]
         event, actual = claimed
-        # The ledger first: if the store then fails, the money spent is still on record (and the error raised).
-        if self.ledger is not None:
-            self.ledger.submit(event)
+        reservation = admission.reservation
+        if not self.durable_settle:
+            # The ledger first: if the store then fails, the money spent is still on record.
+            if self.ledger is not None:
+                self.ledger.submit(event)
+            if reservation is not None:
+                try:
+                    yield Settle(reservation, actual, self._clock())
+                except StoreError as exc:
+                    self._retry_settle(PendingSettle(reservation, actual, self._clock()), exc)
+            self._recorded(event)
+            return event
+        # A durable store keeps the record in the same atomic step as the counters: from here the call can
+        # never be lost, nor counted twice (the writer moves records to the ledger, which skips known ids).
+        record = orjson.dumps(event.to_dict())
+        try:
+            if reservation is not None:
+                yield Settle(reservation, actual, self._clock(), record)
+            else:
+                yield Record(event.id, record)
+        except StoreError as exc:
+            if self.ledger is not None:
+                self.ledger.submit(event)
+            if reservation is not None:
+                self._retry_settle(PendingSettle(reservation, actual, self._clock(), record), exc)
+        else:
+            if self.ledger is not None:
+                self.ledger.kick()  # type: ignore[attr-defined]
         self._recorded(event)
-        if admission.reservation is not None:
-            yield Settle(admission.reservation, actual, self._clock())
         return event
+
+    @property
+    def durable_settle(self) -> bool:
+        """Calls are recorded through the store's outbox (durable, drained by the ledger writer): a settle that
+        returned survives this process being killed."""
+        ledger = self.ledger
+        return self.store.durable and ledger is not None and getattr(ledger, "outbox", None) is self.store
+
+    def _retry_settle(self, pending: PendingSettle, exc: StoreError) -> None:
+        """The store failed the settle after the call was served: keep it and land it later, never drop it."""
+        log.warning("fiscus: settle of %s failed (%s); kept for retry", pending.reservation.id, exc)
+        if self.settle_retry is None:
+            self.settle_retry = SettleRetry(self.store, self._settle_journal)
+        self.settle_retry.add(pending)
 
     def _claim(
         self,
@@ -393,6 +445,9 @@ class Governor:
     def close(self) -> None:
         if self.notifier is not None:
             self.notifier.close()  # type: ignore[attr-defined]
+        if self.settle_retry is not None:
+            self.settle_retry.wait(timeout=2.0)  # what does not land by then stays in the journal
+            self.settle_retry.close()
         if self.ledger is not None:
             self.ledger.flush()
             self.ledger.close()

@@ -36,12 +36,22 @@ class ReadCounters:
 
 @dataclass(frozen=True, slots=True)
 class Settle:
-    """Settle `reservation` at its `actual` amounts; answered with the store's outcome string."""
+    """Settle `reservation` at its `actual` amounts, with the call's `record` for the store's outbox (a durable
+    store); answered with the store's outcome string. A store error is thrown back into the steps."""
 
     reservation: Reservation
     actual: Amounts
     now: float
+    record: bytes | None = None
 
 
-StoreOp = Reserve | ReadCounters | Settle
+@dataclass(frozen=True, slots=True)
+class Record:
+    """Put the `record` of a call that held no reservation in the store's outbox; answered with None."""
+
+    entry_id: str
+    record: bytes
+
+
+StoreOp = Reserve | ReadCounters | Settle | Record
 Steps = Generator[StoreOp, Any, T]  # yields store operations, is sent each one's result, returns T

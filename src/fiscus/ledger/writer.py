@@ -6,6 +6,11 @@ Nothing is lost on a clean stop: `close()` (also run at interpreter exit) writes
 batch is retried with exponential backoff; while the ledger stays down events wait in memory, and past
 `max_pending` (or when closing with the ledger still down) they are spilled to a JSONL file, which the next
 writer on the same ledger re-ingests when it starts.
+
+With an `outbox` (a durable budget store), settled calls are not handed over in memory at all: the store keeps
+each call's record in the same atomic step as its counters, and this writer moves them to the ledger in batches
+(on start, whenever `kick()` says there is more, on `flush()` and `close()`) and only then removes them from the
+outbox. A crash between the two leaves them in the outbox; the ledger skips ids it has, so none counts twice.
 """
 
 from __future__ import annotations
@@ -17,18 +22,22 @@ import threading
 import time
 from pathlib import Path
 
+import orjson
+
 from fiscus.errors import StoreError
 from fiscus.events.cost_event import CostEvent
 from fiscus.events.outcome_event import OutcomeRecorded
 from fiscus.ledger.base import Ledger
 from fiscus.ledger.open import default_spill_path
 from fiscus.ledger.spill import reingest, spill
+from fiscus.stores.base import BudgetStore
 
 log = logging.getLogger("fiscus.ledger")
 
 Entry = CostEvent | OutcomeRecorded
 _POLL_SECONDS = 0.02
 _STOP = object()
+_KICK = object()  # the outbox has more: drain it with the next batch
 
 
 class LedgerWriter:
@@ -43,6 +52,7 @@ class LedgerWriter:
         retry_initial: float = 0.05,
         retry_max: float = 5.0,
         close_timeout: float = 10.0,
+        outbox: BudgetStore | None = None,
     ) -> None:
         if batch_size < 1 or flush_interval < 0 or max_pending < batch_size:
             raise ValueError("need batch_size >= 1, flush_interval >= 0 and max_pending >= batch_size")
@@ -54,6 +64,8 @@ class LedgerWriter:
         self.retry_initial = retry_initial
         self.retry_max = retry_max
         self.close_timeout = close_timeout
+        self.outbox = outbox
+        self.drained = 0  # outbox records the ledger took as new
         self.written = 0  # events the ledger took as new
         self.spilled = 0  # events sent to the spill file
         self.lost = 0  # events neither stored nor spilled (only if the spill file cannot be written)
@@ -71,6 +83,14 @@ class LedgerWriter:
         if not isinstance(event, CostEvent | OutcomeRecorded):
             raise TypeError(f"LedgerWriter.submit takes a CostEvent or an OutcomeRecorded, got {type(event).__name__}")
         self._queue.put(event)
+
+    def kick(self) -> None:
+        """The outbox has a new record: drain it within a flush interval; never waits on the database."""
+        self._queue.put(_KICK)
+
+    def _retry_kick(self) -> None:
+        if not self._closed:
+            self._queue.put(_KICK)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every event submitted before this call is stored (or spilled); False on timeout."""
@@ -105,17 +125,56 @@ class LedgerWriter:
             reingest(self.ledger, self.spill_path, batch_size=self.batch_size)
         except Exception as exc:
             log.warning("fiscus ledger: could not re-ingest %s yet (%s)", self.spill_path, exc)
+        self._drain_outbox()
         stop = False
         while not stop:
             batch, markers, stop = self._collect()
+            kicked = any(e is _KICK for e in batch)
+            if kicked:
+                batch = [e for e in batch if e is not _KICK]
             try:
                 if batch:
                     self._write(batch, markers)
             except Exception:  # a bug, not an outage: keep the thread alive and say what was lost
                 self.lost += len(batch)
                 log.exception("fiscus ledger: %d events could be neither stored nor spilled", len(batch))
+            if kicked or markers or stop:
+                self._drain_outbox(final=stop)
             for marker in markers:
                 marker.set()
+
+    def _drain_outbox(self, *, final: bool = False) -> None:
+        """Move the outbox to the ledger, a batch at a time, until it is empty. While the ledger or the store
+        is down the records stay in the outbox (durable already) and the drain is tried again, with backoff,
+        until the next kick or — when closing — the close deadline."""
+        if self.outbox is None:
+            return
+        delay = self.retry_initial
+        failures = 0
+        while True:
+            try:
+                entries = self.outbox.outbox(self.batch_size)
+                if not entries:
+                    if failures:
+                        log.warning("fiscus ledger: outbox drained after %d retries", failures)
+                    return
+                events = [CostEvent.from_dict(orjson.loads(entry.record)) for entry in entries]
+                self.drained += self.ledger.append(events)
+                self.outbox.outbox_done(entries)
+                continue
+            except Exception as exc:
+                failures += 1
+                if failures == 1:
+                    log.warning("fiscus ledger: draining the budget store's outbox failed, retrying (%s)", exc)
+            if time.monotonic() >= self._close_deadline:
+                return  # closing: the records wait in the outbox for the next start
+            if not final and failures >= 4:  # let the queue move meanwhile; come back on a timer
+                timer = threading.Timer(self.retry_max, self._retry_kick)
+                timer.daemon = True
+                timer.start()
+                return
+            time.sleep(min(delay, max(0.0, self._close_deadline - time.monotonic())))
+            delay = min(delay * 2, self.retry_max)
 
     def _collect(self) -> tuple[list[Entry], list[threading.Event], bool]:
         """Block for the first item, then take more until a full batch, `flush_interval`, a flush or stop.

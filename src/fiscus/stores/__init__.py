@@ -6,7 +6,7 @@ from typing import Any
 
 from fiscus.backends import Backend, Backends
 from fiscus.engine.ports import Amounts, Counter, Limits, Refusal, Reservation, ReserveLine, SettleOutcome
-from fiscus.stores.base import BudgetStore
+from fiscus.stores.base import BudgetStore, OutboxEntry
 from fiscus.stores.memory import MemoryStore
 from fiscus.stores.sqlite import SqliteStore
 
@@ -38,6 +38,7 @@ __all__ = [
     "Counter",
     "Limits",
     "MemoryStore",
+    "OutboxEntry",
     "Refusal",
     "Reservation",
     "ReserveLine",

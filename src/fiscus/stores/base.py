@@ -14,6 +14,7 @@ lands the reservation, and later the settled spend, on `keys[0]`.
 from __future__ import annotations
 
 import abc
+from dataclasses import dataclass
 
 from fiscus.engine.ports import (  # the port this interface implements
     Amounts,
@@ -32,12 +33,28 @@ def require_keys(lines: tuple[ReserveLine, ...]) -> None:
             raise StoreError(f"budget {line.budget!r}: a reserve line needs at least one counter key")
 
 
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    """A settled call's record (its serialised `CostEvent`) waiting in the store's outbox for the ledger."""
+
+    id: str
+    record: bytes
+    ref: str = ""  # the backend's own handle where it differs from `id` (a Redis stream entry id)
+
+
 class BudgetStore(abc.ABC):
     """Implementations: `MemoryStore` (memory://), `SqliteStore` (sqlite:///path), `RedisStore` (redis://).
 
     Every method is atomic with respect to every other caller of the same store (threads, processes or
     hosts, as far as the backend reaches). Async variants default to the sync ones; network stores override.
+
+    The outbox: `settle(..., record=...)` keeps the call's record in the same atomic step as its counters, and
+    `record(...)` keeps one for a call that held no reservation; the ledger writer reads them (`outbox`) and
+    removes them once the ledger has them (`outbox_done`). `durable` says whether what a store keeps survives
+    this process being killed (SQLite, Redis: yes; memory: no), and so whether the governor records through it.
     """
+
+    durable: bool = False
 
     @abc.abstractmethod
     def reserve(
@@ -48,10 +65,23 @@ class BudgetStore(abc.ABC):
         and return a `Refusal`. Expired leases never count: they are reaped first (Redis: before refusing)."""
 
     @abc.abstractmethod
-    def settle(self, reservation: Reservation, actual: Amounts, *, now: float) -> str:
-        """Release what `reservation` holds and add `actual` to the spent of each line's keys[0].
-        Idempotent per reservation id. Returns a `SettleOutcome` value. A late settle still records spend:
-        money incurred is never dropped."""
+    def settle(self, reservation: Reservation, actual: Amounts, *, now: float, record: bytes | None = None) -> str:
+        """Release what `reservation` holds and add `actual` to the spent of each line's keys[0]; with `record`,
+        put it in the outbox under the reservation's id in the same atomic step.
+        Idempotent per reservation id (a duplicate adds no record). Returns a `SettleOutcome` value. A late
+        settle still records spend: money incurred is never dropped."""
+
+    @abc.abstractmethod
+    def record(self, entry_id: str, record: bytes) -> None:
+        """Put one call's record in the outbox (a call that held no reservation: refused, partial)."""
+
+    @abc.abstractmethod
+    def outbox(self, limit: int) -> list[OutboxEntry]:
+        """Up to `limit` outbox entries, oldest first (the same id may come back until `outbox_done`)."""
+
+    @abc.abstractmethod
+    def outbox_done(self, entries: list[OutboxEntry]) -> None:
+        """Remove these entries (as `outbox` gave them) from the outbox: the ledger has them."""
 
     @abc.abstractmethod
     def renew(self, reservation: Reservation, *, now: float, lease_seconds: float) -> bool:
@@ -83,8 +113,13 @@ class BudgetStore(abc.ABC):
     ) -> Reservation | Refusal:
         return self.reserve(reservation_id, lines, now=now, lease_seconds=lease_seconds)
 
-    async def asettle(self, reservation: Reservation, actual: Amounts, *, now: float) -> str:
-        return self.settle(reservation, actual, now=now)
+    async def asettle(
+        self, reservation: Reservation, actual: Amounts, *, now: float, record: bytes | None = None
+    ) -> str:
+        return self.settle(reservation, actual, now=now, record=record)
+
+    async def arecord(self, entry_id: str, record: bytes) -> None:
+        self.record(entry_id, record)
 
     async def arenew(self, reservation: Reservation, *, now: float, lease_seconds: float) -> bool:
         return self.renew(reservation, now=now, lease_seconds=lease_seconds)

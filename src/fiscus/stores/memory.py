@@ -9,11 +9,12 @@ way, from a second heap, once their line's `expires_at` plus a margin has passed
 from __future__ import annotations
 
 import heapq
+import itertools
 import threading
 
 from fiscus.engine.ports import Amounts, Counter, Refusal, Reservation, ReserveLine, SettleOutcome
 from fiscus.errors import StoreError
-from fiscus.stores.base import BudgetStore, require_keys
+from fiscus.stores.base import BudgetStore, OutboxEntry, require_keys
 
 DEFAULT_SETTLED_TTL = 7 * 86400.0  # how long a settled id is remembered at least, so a retried settle is a DUPLICATE
 # ... unless this many settles came after it: one process retries a settle at once, not days later, and a busy
@@ -54,6 +55,7 @@ class MemoryStore(BudgetStore):
         self._rotate_at: float | None = None
         self._margin = counter_ttl_margin
         self._drops: list[tuple[float, str]] = []  # (expires_at + margin, counter key); stale entries skipped
+        self._outbox: dict[str, bytes] = {}  # id → record, in insertion order
 
     # -- operations -----------------------------------------------------------------------------------
 
@@ -119,7 +121,7 @@ class MemoryStore(BudgetStore):
             heapq.heappush(self._heap, (expires, reservation_id))
             return reservation
 
-    def settle(self, reservation: Reservation, actual: Amounts, *, now: float) -> str:
+    def settle(self, reservation: Reservation, actual: Amounts, *, now: float, record: bytes | None = None) -> str:
         with self._lock:
             if self._heap and self._heap[0][0] <= now:
                 self._reap(now)
@@ -160,7 +162,22 @@ class MemoryStore(BudgetStore):
             if self._rotate_at is None or now >= self._rotate_at or len(self._settled) >= self._settled_max:
                 self._rotate_settled(now)
             self._settled[rid] = None
+            if record is not None:
+                self._outbox[rid] = record
             return SettleOutcome.SETTLED if live is not None else SettleOutcome.LATE
+
+    def record(self, entry_id: str, record: bytes) -> None:
+        with self._lock:
+            self._outbox.setdefault(entry_id, record)
+
+    def outbox(self, limit: int) -> list[OutboxEntry]:
+        with self._lock:
+            return [OutboxEntry(rid, rec) for rid, rec in itertools.islice(self._outbox.items(), limit)]
+
+    def outbox_done(self, entries: list[OutboxEntry]) -> None:
+        with self._lock:
+            for entry in entries:
+                self._outbox.pop(entry.id, None)
 
     def renew(self, reservation: Reservation, *, now: float, lease_seconds: float) -> bool:
         with self._lock:

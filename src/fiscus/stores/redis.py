@@ -48,7 +48,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from fiscus.engine.ports import Amounts, Counter, Refusal, Reservation, ReserveLine, SettleOutcome
 from fiscus.errors import StoreError
-from fiscus.stores.base import BudgetStore, require_keys
+from fiscus.stores.base import BudgetStore, OutboxEntry, require_keys
 from fiscus.stores.redis_batch import ScriptBatcher
 from fiscus.stores.redis_channel import ScriptChannel, bulk, usable
 from fiscus.stores.redis_coalesce import OpCoalescer
@@ -80,6 +80,8 @@ def _number(value: int | float | str) -> bytes:
 class RedisStore(BudgetStore):
     """Give it a sync client, an async client, or both (the async methods need the async one)."""
 
+    durable = True  # the state lives in the server: a killed gateway process loses nothing settled
+
     def __init__(
         self,
         client: redis.Redis | None = None,
@@ -103,6 +105,7 @@ class RedisStore(BudgetStore):
         self._counter_prefix = f"{base}c:"
         self._record_prefix = f"{base}r:"  # lua/lib.lua derives it from the leases key: keep them side by side
         self._record_prefix_bytes = self._record_prefix.encode()
+        self._outbox = f"{base}outbox"  # stream: lua/lib.lua derives it from the leases key too
         self._indexes = (_text(f"{base}index"), _text(f"{base}expiry"))
         self._fixed = (_text(self._leases), *self._indexes)  # KEYS[1..3] of reserve, settle and reap
         self._key_cache: dict[str, bytes] = {}
@@ -210,7 +213,7 @@ class RedisStore(BudgetStore):
         line = lines[int(reply[1]) - 1]
         return Refusal(line.budget, Amounts(int(reply[2]), int(reply[3]), int(reply[4])), line.limits)
 
-    def _settle_op(self, reservation: Reservation, actual: Amounts, now: float) -> Op:
+    def _settle_op(self, reservation: Reservation, actual: Amounts, now: float, record: bytes | None = None) -> Op:
         rid, lines = reservation.id, reservation.lines
         raw_id = rid.encode()
         record_key = self._record_prefix_bytes + raw_id
@@ -226,6 +229,8 @@ class RedisStore(BudgetStore):
             keys.append(encoded(line.keys[0])[0])
             expires_at = line.expires_at
             numbers.append(_DOUBLE.pack(0.0 if expires_at is None else float(expires_at) + margin))
+        if record:  # after the numbers: the script adds it to the outbox stream in the same step
+            numbers.append(record)
         packed = b"".join(numbers)
         args = [
             b"$%d\r\n%s\r\n" % (len(raw_id), raw_id),
@@ -235,8 +240,10 @@ class RedisStore(BudgetStore):
         ]
         return Op("settle", keys, args)
 
-    def _settle_command(self, reservation: Reservation, actual: Amounts, now: float) -> Call:
-        return single(self._settle_op(reservation, actual, now), self._fixed)
+    def _settle_command(
+        self, reservation: Reservation, actual: Amounts, now: float, record: bytes | None = None
+    ) -> Call:
+        return single(self._settle_op(reservation, actual, now, record), self._fixed)
 
     def _renew_command(self, reservation: Reservation, now: float, lease_seconds: float) -> Call:
         args = [_text(reservation.id), _number(now), _number(now + lease_seconds)]
@@ -305,11 +312,39 @@ class RedisStore(BudgetStore):
         reply = self._run(self._reserve_command(reservation_id, lines, now, lease_seconds))
         return self._reserve_result(reply, reservation_id, lines, now, lease_seconds)
 
-    def settle(self, reservation: Reservation, actual: Amounts, *, now: float) -> str:
-        return _OUTCOMES[self._run(self._settle_command(reservation, actual, now))]
+    def settle(self, reservation: Reservation, actual: Amounts, *, now: float, record: bytes | None = None) -> str:
+        return _OUTCOMES[self._run(self._settle_command(reservation, actual, now, record))]
 
     def renew(self, reservation: Reservation, *, now: float, lease_seconds: float) -> bool:
         return bool(self._run(self._renew_command(reservation, now, lease_seconds)))
+
+    def record(self, entry_id: str, record: bytes) -> None:
+        client = self._sync_client()
+        try:
+            client.xadd(self._outbox, {"id": entry_id, "r": record})
+        except RedisError as exc:
+            raise self._error(exc) from exc
+
+    def outbox(self, limit: int) -> list[OutboxEntry]:
+        client = self._sync_client()
+        try:
+            rows = client.xrange(self._outbox, count=limit)
+        except RedisError as exc:
+            raise self._error(exc) from exc
+        return [OutboxEntry(fields[b"id"].decode(), fields[b"r"], ref.decode()) for ref, fields in rows]
+
+    def outbox_done(self, entries: list[OutboxEntry]) -> None:
+        if entries:
+            client = self._sync_client()
+            try:
+                client.xdel(self._outbox, *[entry.ref for entry in entries])
+            except RedisError as exc:
+                raise self._error(exc) from exc
+
+    def _sync_client(self) -> redis.Redis:
+        if self._client is None:
+            raise StoreError("Redis store was given only an async client: use the a* methods")
+        return self._client
 
     def reap(self, *, now: float) -> int:
         total = 0
@@ -392,8 +427,18 @@ class RedisStore(BudgetStore):
         reply = await self._aop(self._reserve_op(reservation_id, lines, now, lease_seconds))
         return self._reserve_result(reply, reservation_id, lines, now, lease_seconds)
 
-    async def asettle(self, reservation: Reservation, actual: Amounts, *, now: float) -> str:
-        return _OUTCOMES[await self._aop(self._settle_op(reservation, actual, now))]
+    async def asettle(
+        self, reservation: Reservation, actual: Amounts, *, now: float, record: bytes | None = None
+    ) -> str:
+        return _OUTCOMES[await self._aop(self._settle_op(reservation, actual, now, record))]
+
+    async def arecord(self, entry_id: str, record: bytes) -> None:
+        if self._aclient is None:
+            raise StoreError("Redis store was given only a sync client: use the sync methods")
+        try:
+            await self._aclient.xadd(self._outbox, {"id": entry_id, "r": record})
+        except RedisError as exc:
+            raise self._error(exc) from exc
 
     async def arenew(self, reservation: Reservation, *, now: float, lease_seconds: float) -> bool:
         return bool(await self._arun(self._renew_command(reservation, now, lease_seconds)))

@@ -20,7 +20,7 @@ from pathlib import Path
 from fiscus.engine.ports import Amounts, Counter, Refusal, Reservation, ReserveLine, SettleOutcome
 from fiscus.errors import StoreError
 from fiscus.sqlite_wal import connect_wal
-from fiscus.stores.base import BudgetStore, require_keys
+from fiscus.stores.base import BudgetStore, OutboxEntry, require_keys
 from fiscus.stores.memory import DEFAULT_SETTLED_TTL
 
 DEFAULT_COUNTER_TTL_MARGIN = 86400.0  # a counter is kept this long past its line's `expires_at`
@@ -41,6 +41,11 @@ CREATE TABLE IF NOT EXISTS fiscus_reservations (
 CREATE INDEX IF NOT EXISTS fiscus_reservations_lease ON fiscus_reservations (lease_expires_at);
 CREATE TABLE IF NOT EXISTS fiscus_settled (id TEXT PRIMARY KEY, settled_at REAL NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS fiscus_settled_at ON fiscus_settled (settled_at);
+CREATE TABLE IF NOT EXISTS fiscus_outbox (
+    seq INTEGER PRIMARY KEY,  -- drain order
+    id TEXT NOT NULL UNIQUE,
+    record BLOB NOT NULL  -- the call's CostEvent, JSON: the writer moves it to the ledger, then deletes it
+);
 """
 
 _ADD = """
@@ -53,6 +58,8 @@ ON CONFLICT (key) DO UPDATE SET
 
 
 class SqliteStore(BudgetStore):
+    durable = True  # committed transactions survive the process (WAL); synchronous=NORMAL risks only an OS crash
+
     def __init__(
         self,
         path: str | Path,
@@ -128,7 +135,7 @@ class SqliteStore(BudgetStore):
             )
             return Reservation(reservation_id, lines, expires)
 
-    def settle(self, reservation: Reservation, actual: Amounts, *, now: float) -> str:
+    def settle(self, reservation: Reservation, actual: Amounts, *, now: float, record: bytes | None = None) -> str:
         require_keys(reservation.lines)
         with self._transaction() as db:
             self._reap(db, now, REAP_BATCH)
@@ -144,10 +151,31 @@ class SqliteStore(BudgetStore):
                 [(line.keys[0], *_triple(actual), 0, 0, 0, line.expires_at) for line in reservation.lines],
             )
             db.execute("INSERT INTO fiscus_settled (id, settled_at) VALUES (?, ?)", (rid, now))
+            if record is not None:
+                db.execute("INSERT OR IGNORE INTO fiscus_outbox (id, record) VALUES (?, ?)", (rid, record))
             self._settles += 1
             if self._settles % 1000 == 0:
                 db.execute("DELETE FROM fiscus_settled WHERE settled_at < ?", (now - self._settled_ttl,))
             return SettleOutcome.SETTLED if live else SettleOutcome.LATE
+
+    def record(self, entry_id: str, record: bytes) -> None:
+        with self._transaction() as db:
+            db.execute("INSERT OR IGNORE INTO fiscus_outbox (id, record) VALUES (?, ?)", (entry_id, record))
+
+    def outbox(self, limit: int) -> list[OutboxEntry]:
+        with self._lock:
+            try:
+                rows = self._db.execute(
+                    "SELECT id, record FROM fiscus_outbox ORDER BY seq LIMIT ?", (limit,)
+                ).fetchall()
+            except sqlite3.Error as exc:
+                raise StoreError(f"SQLite store {self._path}: {exc}") from exc
+        return [OutboxEntry(rid, bytes(rec)) for rid, rec in rows]
+
+    def outbox_done(self, entries: list[OutboxEntry]) -> None:
+        if entries:
+            with self._transaction() as db:
+                db.executemany("DELETE FROM fiscus_outbox WHERE id = ?", [(entry.id,) for entry in entries])
 
     def renew(self, reservation: Reservation, *, now: float, lease_seconds: float) -> bool:
         with self._transaction() as db:

@@ -251,6 +251,10 @@ local function record_key(leases, id)
   return string.sub(leases, 1, -7) .. 'r:' .. id -- '<p>leases' → '<p>r:<id>'
 end
 
+local function outbox_key(leases)
+  return string.sub(leases, 1, -7) .. 'outbox' -- '<p>leases' → '<p>outbox' (same slot: the hash tag)
+end
+
 local function lease_of(rec)
   return (struct.unpack('<d', rec))
 end
@@ -385,7 +389,7 @@ end
 -- Settle: release a reservation (if still held) and add the actual spend to each line's keys[0]; once per id.
 -- K[k0] is this id's record key, K[k0 + 1 .. k1] each line's keys[0].
 -- A[a0 ..]: id, now, settled marker ttl (s), then the doubles {actual n, t, r, then each line's drop time (0 =
--- none)}. Returns 'settled', 'late' (lease had expired; spend added all the same) or 'duplicate' (nothing changed).
+-- none)} followed by the call's record, if any: added to the outbox stream in the same step. Returns 'settled', 'late' (lease had expired; spend added all the same) or 'duplicate' (nothing changed).
 local function settle_op(K, k0, k1, A, a0)
   local rkey, id, now, ttl, numbers = K[k0], A[a0], tonumber(A[a0 + 1]), A[a0 + 2], A[a0 + 3]
   if now > S.now then S.now = now end
@@ -417,5 +421,8 @@ local function settle_op(K, k0, k1, A, a0)
 
   if own then S.lease[id] = false end
   set_record(rkey, SETTLED, ttl)
+  if pos <= #numbers then
+    redis.call('XADD', outbox_key(S.leases), '*', 'id', id, 'r', string.sub(numbers, pos))
+  end
   return outcome
 end
