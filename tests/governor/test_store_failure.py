@@ -78,7 +78,7 @@ def test_a_failed_async_settle_is_retried_too() -> None:
 def test_pending_settles_survive_a_restart_through_the_journal(tmp_path: Path) -> None:
     journal = tmp_path / "settle-retry"
     down = FlakySettle(failures=10**9)
-    gov, _, ledger, _ = governor({"budgets": [TEAM]}, store=down, settle_journal=journal)
+    gov, _, _, _ = governor({"budgets": [TEAM]}, store=down, settle_journal=journal)
     admission = gov.admit(request())
     gov.settle(admission, Usage(input_tokens=100, output_tokens=50))
     assert gov.settle_retry is not None and gov.settle_retry.pending == 1
