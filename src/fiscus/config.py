@@ -95,9 +95,25 @@ class OptimiseConfig(_Section):
     prompt_cache: bool = False
 
 
+class StoreConfig(_Section):
+    """How the budget store is reached. Redis: each process's connection pool (sync and async client each) holds at
+    most `pool_size` connections, and a call finding them busy waits up to `pool_wait_s` for one rather than
+    failing."""
+
+    pool_size: int = Field(default=64, ge=1, le=10_000)
+    pool_wait_s: float = Field(default=5.0, gt=0, le=300)
+
+    def options(self, url: str) -> dict[str, Any]:
+        """The `open_store` options for the store at `url`."""
+        if url.lower().startswith(("redis://", "rediss://")):
+            return {"pool_size": self.pool_size, "pool_wait_s": self.pool_wait_s}
+        return {}
+
+
 class FiscusConfig(_Section):
     ledger: str = Field(default=f"sqlite:///{DEFAULT_HOME}/ledger.db", description="sqlite:///path or postgresql://…")
     budget_store: str = Field(default="memory://", description="memory://, sqlite:///path or redis://host:port/db")
+    store: StoreConfig = Field(default_factory=StoreConfig)  # how the budget store is reached (Redis pool)
     policy: Path | None = None
     pricing: PricingConfig = Field(default_factory=PricingConfig)
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)

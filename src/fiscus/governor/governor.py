@@ -105,7 +105,7 @@ class Governor:
         check_channels(policy, config.notify, config=config.source)
         from fiscus.ledger.open import default_spill_path
 
-        store = open_store(config.budget_store)
+        store = open_store(config.budget_store, **config.store.options(config.budget_store))
         ledger = open_ledger(config.ledger)
         spill = default_spill_path(ledger)
         if policy.version is not None:  # the audit trail: which rules this process enforces from now on

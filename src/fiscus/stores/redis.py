@@ -59,12 +59,15 @@ FULL_REAP_BATCH = 1000  # per script call in `reap`, repeated until done
 LIST_BATCH = 1000  # index entries per script call when listing keys
 DEFAULT_COUNTER_TTL_MARGIN = 86400.0  # a counter is kept this long past its line's `expires_at`
 DEFAULT_SETTLED_TTL = 86400  # a settled id is remembered this long (s), so a retried settle is a DUPLICATE
+DEFAULT_POOL_SIZE = 64  # connections per client (sync, async) and process; a caller beyond it waits for one
+DEFAULT_POOL_WAIT_S = 5.0  # how long a caller waits for a pooled connection before the call fails
 KEY_CACHE_SIZE = 4096  # encoded counter keys kept (they change with each window, so the cache is cleared when full)
 _COUNTER = struct.Struct("<7d")  # sn, st, sr, rn, rt, rr, drop time (0 = never): see lua/lib.lua
 _LEASE = struct.Struct("<d")  # a record starts with its lease expiry
 _LINE = struct.Struct("<8di")  # a record's line, followed by its first counter key (lua/lib.lua: LINE)
 _ACTUAL = struct.Struct("<3d")  # settle: the actual amounts, followed by one drop time per line
 _DOUBLE = struct.Struct("<d")
+_MGET, _XADD, _STAR, _ID, _R = (bulk(word) for word in (b"MGET", b"XADD", b"*", b"id", b"r"))
 _OUTCOMES = {b"settled": SettleOutcome.SETTLED, b"late": SettleOutcome.LATE, b"duplicate": SettleOutcome.DUPLICATE}
 
 
@@ -118,8 +121,22 @@ class RedisStore(BudgetStore):
         self._coalescer: OpCoalescer | None = None  # reserves and settles of the transport's loop, in batches
 
     @classmethod
-    def from_url(cls, url: str, *, prefix: str | None = None, **options: Any) -> RedisStore:
-        """`redis://[user:password@]host:port/db?prefix=tenant`: a sync and an async client on the same URL."""
+    def from_url(
+        cls,
+        url: str,
+        *,
+        prefix: str | None = None,
+        pool_size: int = DEFAULT_POOL_SIZE,
+        pool_wait_s: float = DEFAULT_POOL_WAIT_S,
+        **options: Any,
+    ) -> RedisStore:
+        """`redis://[user:password@]host:port/db?prefix=tenant`: a sync and an async client on the same URL.
+
+        Each client's pool holds at most `pool_size` connections, and a caller finding them all busy queues for one
+        up to `pool_wait_s` (redis-py's default pool fails at once with "Too many connections"). The async hot
+        path (reserve, settle, counters, outbox) shares one pipelined connection per event loop and needs none."""
+        if pool_size < 1 or pool_wait_s <= 0:
+            raise StoreError(f"Redis store: pool_size must be >= 1 and pool_wait_s > 0, not {pool_size}, {pool_wait_s}")
         parsed = urlparse(url)
         query = parse_qs(parsed.query)
         prefix = prefix or query.pop("prefix", ["fiscus"])[0]
@@ -127,8 +144,12 @@ class RedisStore(BudgetStore):
         client_url = parsed._replace(query=rest).geturl()
         where = f"redis at {parsed.hostname or 'localhost'}:{parsed.port or 6379}{parsed.path or ''}"
         try:
-            client = redis.Redis.from_url(client_url)
-            aclient = redis.asyncio.Redis.from_url(client_url)
+            pool = redis.BlockingConnectionPool.from_url(client_url, max_connections=pool_size, timeout=pool_wait_s)
+            apool = redis.asyncio.BlockingConnectionPool.from_url(
+                client_url, max_connections=pool_size, timeout=pool_wait_s
+            )
+            client = redis.Redis(connection_pool=pool)
+            aclient = redis.asyncio.Redis(connection_pool=apool)
         except (ValueError, RedisError) as exc:
             raise StoreError(f"Redis store URL {url!r}: {exc}") from exc
         return cls(client, aclient=aclient, prefix=prefix, where=where, **options)
@@ -436,7 +457,12 @@ class RedisStore(BudgetStore):
         if self._aclient is None:
             raise StoreError("Redis store was given only a sync client: use the sync methods")
         try:
-            await self._aclient.xadd(self._outbox, {"id": entry_id, "r": record})
+            transport = self._async_transport()
+            if isinstance(transport, ScriptChannel):
+                parts = [_XADD, _text(self._outbox), _STAR, _ID, _text(entry_id), _R, bulk(record)]
+                await transport.call(b"*%d\r\n%s" % (len(parts), b"".join(parts)))
+            else:
+                await self._aclient.xadd(self._outbox, {"id": entry_id, "r": record})
         except RedisError as exc:
             raise self._error(exc) from exc
 
@@ -457,7 +483,12 @@ class RedisStore(BudgetStore):
         if not keys:
             return {}
         try:
-            values = await self._aclient.mget([self.counter_key(key) for key in keys])
+            transport = self._async_transport()
+            if isinstance(transport, ScriptChannel):  # pipelined with the scripts: no pooled connection
+                parts = [_MGET, *(self._encoded(key)[0] for key in keys)]
+                values = await transport.call(b"*%d\r\n%s" % (len(parts), b"".join(parts)))
+            else:
+                values = await self._aclient.mget([self.counter_key(key) for key in keys])
         except RedisError as exc:
             raise self._error(exc) from exc
         return self._counters_result(keys, values, now)
