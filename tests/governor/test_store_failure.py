@@ -10,7 +10,7 @@ from pathlib import Path
 from fiscus.attribution import Attribution
 from fiscus.errors import StoreError
 from fiscus.governor import CallRequest
-from fiscus.stores.base import Amounts
+from fiscus.meters import Amounts
 from fiscus.stores.memory import MemoryStore
 from fiscus.stores.settle_retry import SettleRetry
 from fiscus.usage import Usage
