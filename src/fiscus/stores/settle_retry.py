@@ -4,7 +4,7 @@ The call was served and its answer may be gone already, so failing it is no opti
 leave the counters below the ledger for good. Each failed settle is appended to a journal file (synced) before the
 call goes on, and a daemon thread settles the journal's entries with backoff; a settle is idempotent per
 reservation id, so one that did land before the error was seen is a harmless DUPLICATE. Each process keeps its own
-journal (`<path>.<pid>.jsonl`) and holds a lock on it while it lives; a new retrier takes over the journals whose
+journal (`<path>.<pid>-<n>.jsonl`) and holds a lock on it while it lives; a new retrier takes over the journals whose
 process is gone, so a crash loses no pending settle either.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import logging
 import os
 import threading
@@ -29,6 +30,7 @@ log = logging.getLogger("fiscus.stores")
 
 RETRY_INITIAL = 0.05
 RETRY_MAX = 5.0
+_INSTANCES = itertools.count()
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +100,7 @@ class SettleRetry:
         self._base = Path(path) if path is not None else None
         self._journal: Path | None = None
         self._lock_file: IO[bytes] | None = None
+        self._lock_path: Path | None = None
         if self._base is not None:
             self._open_journal(self._base)
         self._thread = threading.Thread(target=self._run, name="fiscus-settle-retry", daemon=True)
@@ -126,6 +129,10 @@ class SettleRetry:
             self._cond.notify_all()
         self._thread.join(timeout=2 * self.retry_max)
         if self._lock_file is not None:
+            with self._cond:
+                if not self._pending and self._lock_path is not None:  # nothing for a successor to take over
+                    with contextlib.suppress(FileNotFoundError):
+                        self._lock_path.unlink()
             self._lock_file.close()
 
     # The retry thread.
@@ -164,17 +171,19 @@ class SettleRetry:
 
     def _open_journal(self, base: Path) -> None:
         base.parent.mkdir(parents=True, exist_ok=True)
-        me = os.getpid()
+        # One journal per retrier (a process may run several governors), locked for as long as it lives.
+        me = f"{os.getpid()}-{next(_INSTANCES)}"
         self._journal = base.with_name(f"{base.name}.{me}.jsonl")
-        self._lock_file = base.with_name(f"{base.name}.{me}.lock").open("wb")
-        fcntl.flock(self._lock_file, fcntl.LOCK_EX)
+        self._lock_path = base.with_name(f"{base.name}.{me}.lock")
+        self._lock_file = self._lock_path.open("wb")
+        fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         adopted = []
         for lock_path in sorted(base.parent.glob(f"{base.name}.*.lock")):
-            if lock_path.name == f"{base.name}.{me}.lock":
+            if lock_path == self._lock_path:
                 continue
             journal = lock_path.with_suffix(".jsonl")
             with lock_path.open("rb") as other:
-                try:  # its process is gone when its lock can be taken
+                try:  # its owner is gone when its lock can be taken (flock conflicts within a process too)
                     fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except OSError:
                     continue
@@ -184,13 +193,8 @@ class SettleRetry:
                             item = PendingSettle.from_json(line)
                             self._pending[item.reservation.id] = item
                     adopted.append(journal)
-            with contextlib.suppress(FileNotFoundError):
-                lock_path.unlink()
-        if self._journal.exists():  # a previous process with the same pid (a container restart)
-            for line in self._journal.read_bytes().splitlines():
-                if line.strip():
-                    item = PendingSettle.from_json(line)
-                    self._pending[item.reservation.id] = item
+                with contextlib.suppress(FileNotFoundError):
+                    lock_path.unlink()
         self._write_journal()
         for journal in adopted:  # only once their entries are safe in ours
             with contextlib.suppress(FileNotFoundError):
