@@ -147,27 +147,3 @@ def test_serve_refuses_workers_without_shared_breaker_state(tmp_path: Path, caps
     assert capsys.readouterr().err == (
         "fiscus: error: several workers need shared breaker state: set guards.state to sqlite:/// or redis://\n"
     )
-
-
-def test_a_gateway_trip_on_a_session_writes_its_postmortem(tmp_path: Path) -> None:
-    from fiscus.engine.decision import Decision, ThresholdHit
-    from fiscus.gateway.guards import GatewayGuards
-
-    config = load_config(write(tmp_path, GUARDS))
-    registry = config.guards.breaker_registry(budget_store=config.budget_store)
-    guards = GatewayGuards(registry, config.guards.loop_config())
-    try:
-        who = Attribution(agent="writer", session="run-42")
-        body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "draft the report"}]}
-        assert guards.check(who, WireFormat.OPENAI_CHAT, body) is None  # the session's detector sees a step
-        hit = ThresholdHit("team-daily", "team-daily", "d1", "exhausted", Decimal(1), Action.BLOCK, Decimal(1))
-        refused = Decision(Action.BLOCK, "gpt-4o-mini", "gpt-4o-mini", 0, hits=(hit,), message="team-daily spent")
-        guards.decided(who, refused)
-        (written,) = (tmp_path / "pm").iterdir()
-        saved = json.loads(written.read_text())
-        assert saved["scope"] == "agent:writer" and saved["reason"] == "budget_exhausted"
-        assert saved["session"]["session"] == "run-42" and saved["session"]["loops"]["steps"] == 1
-        guards.decided(Attribution(agent="editor"), refused)  # no session: no post-mortem
-        assert len(list((tmp_path / "pm").iterdir())) == 1
-    finally:
-        registry.close()

@@ -98,11 +98,12 @@ def test_error_rate_trip_in_one_worker_is_shared(store: BreakerStateStore) -> No
     config = BreakerConfig(error_rate=0.5, min_calls=2, error_window=2)
     one = BreakerRegistry(config, clock=lambda: now[0], postmortem_dir=None, state=store, refresh_s=1)
     two = BreakerRegistry(config, clock=lambda: now[0], postmortem_dir=None, state=store, refresh_s=1)
-    one.record(None, ok=False)
-    trips = one.record(None, ok=False)
-    assert [t.reason for t in trips] == ["error_rate"]
-    assert two.check("anyone") is not None  # first check reads the store
-    assert {s["scope"]: s["state"] for s in two.snapshot()} == {"global": "open"}
+    one.record(None, ok=False, provider="openai", model="gpt-4o")
+    trips = one.record(None, ok=False, provider="openai", model="gpt-4o")
+    assert [(t.scope, t.reason) for t in trips] == [("model:openai/gpt-4o", "error_rate")]
+    assert two.check("anyone", provider="openai", model="gpt-4o") is not None  # first check reads the store
+    assert two.check("anyone", provider="openai", model="gpt-4o-mini") is None  # another model's calls go out
+    assert {s["scope"]: s["state"] for s in two.snapshot()}["model:openai/gpt-4o"] == "open"
 
 
 class Broken(BreakerStateStore):

@@ -21,7 +21,6 @@ from starlette.types import ASGIApp, Receive
 
 from fiscus.attribution import Attribution
 from fiscus.config import FiscusConfig
-from fiscus.engine.decide import override_for
 from fiscus.engine.decision import Action
 from fiscus.errors import FiscusError
 from fiscus.events.cost_event import CallStatus, CostEvent
@@ -41,8 +40,8 @@ from fiscus.governor import Admission, CallRequest, Governor
 from fiscus.keys import KeyRing
 from fiscus.ledger.outcomes import record_call_outcome
 from fiscus.overrides import OverrideBook
-from fiscus.overrides.targets import overridable
 from fiscus.providers import ProviderError, RateLimitedError, Upstream, UpstreamRequest, UpstreamTimeoutError
+from fiscus.providers.messages import UnknownProviderError, UnsupportedOperationError
 from fiscus.shaping.cache import CachePlacer, stable_tools
 from fiscus.shaping.compress import fit_window
 from fiscus.shaping.partial import exhausted_text, partial_body, partial_events
@@ -123,8 +122,8 @@ class Gateway:
         # The caller learns which of its headers did not count (the key is set to ignore what it does not allow).
         noted = {"x-fiscus-ignored-headers": ",".join(ignored)} if ignored else None
         granted = await self.overrides.agrants_for(vkey.id) if self.overrides is not None else ()
-        refusal = self.guards.check(attribution, protocol.format, request.body)
-        if refusal is not None and not self._overridden(refusal, granted):
+        refusal = self.guards.check(attribution, protocol.format, request.body, provider=provider, model=request.model)
+        if refusal is not None:
             return await self._guarded(protocol, request, provider, attribution, refusal, noted)
         forwarded = {k: v for k, v in headers.items() if k.startswith(_FORWARD_PREFIXES)}
         summary = None
@@ -159,7 +158,6 @@ class Gateway:
         if summary is not None:
             admission.shaped = Shaped(summary_tokens=summary.tokens)
         self.metrics.decision(admission.decision.action)
-        self.guards.decided(attribution, admission.decision)
         if admission.decision.override_ids:
             await self._announce_override(admission)
         try:
@@ -177,14 +175,6 @@ class Gateway:
         except BaseException as exc:
             await self.settle(admission, None, status=CallStatus.ERROR, error=f"gateway: {exc!r}"[:500])
             raise
-
-    def _overridden(self, refusal: GuardRefusal, granted: tuple[tuple[str, str], ...]) -> bool:
-        """A breaker that stands for a budget's exhaustion is that budget's refusal: an override in force for an
-        overridable budget passes it, and the engine then decides the call as for any overridden budget."""
-        if not granted or refusal.budget is None:
-            return False
-        budget = next((b for b in self.governor.policy.budgets if b.name == refusal.budget), None)
-        return budget is not None and overridable(budget) and override_for(granted, budget.name) is not None
 
     async def _announce_override(self, admission: Admission) -> None:
         """The first call an override lets through is announced, once per override across every worker."""
@@ -206,10 +196,13 @@ class Gateway:
                 used = OverrideUsed(override_id, lifted, key_id=who.api_key, agent=who.agent, team=who.team)
                 self.governor.on_event(used)
 
-    async def settle(self, admission: Admission, usage: Usage | None, **kwargs: Any) -> CostEvent:
-        """Settle through the governor and tell the breakers how the call went."""
+    async def settle(
+        self, admission: Admission, usage: Usage | None, *, provider_failed: bool = False, **kwargs: Any
+    ) -> CostEvent:
+        """Settle through the governor and tell the breakers how the call went (`provider_failed`: see
+        `GatewayGuards.settled`)."""
         event = await self.governor.asettle(admission, usage, **kwargs)
-        self.guards.settled(admission.request.attribution, event)
+        self.guards.settled(admission.request.attribution, event, provider_failed=provider_failed)
         if event.attribution.outcome is not None:  # x-fiscus-outcome on a session's call: the case's outcome
             record_call_outcome(getattr(self.governor, "ledger", None), event)
         return event
@@ -228,8 +221,7 @@ class Gateway:
         self.metrics.decision(why.action)
         out = {"x-fiscus-request-id": admission.event_id, "x-fiscus-guard": why.code} | (noted or {})
         if why.action is Action.BLOCK:
-            text = f"fiscus budget exhausted: {why.message}" if why.budget else why.message
-            return await self._blocked(protocol, admission, out, code=why.code, text=text)
+            return await self._blocked(protocol, admission, out, code=why.code, text=why.message)
         return await self._partial(protocol, request, admission, out, text=why.text)
 
     async def _admitted(
@@ -354,7 +346,9 @@ class Gateway:
             answer = await self.upstream.send(upstream_request)
         except ProviderError as exc:
             status, body, extra = self._upstream_failure(protocol, exc)
-            event = await self.settle(admission, None, status=CallStatus.ERROR, error=str(exc))
+            event = await self.settle(
+                admission, None, status=CallStatus.ERROR, error=str(exc), provider_failed=provider_side(exc)
+            )
             return RawResponse(body, status, out | extra | {"x-fiscus-cost-usd": _usd(event)}, media=JSON)
         latency = time.perf_counter() - started
         self.metrics.upstream_latency(upstream_request.provider, latency)
@@ -388,6 +382,7 @@ class Gateway:
                 served_provider=answer.provider,
                 latency_ms=int(latency * 1000),
                 error=f"upstream answered {answer.status}",
+                provider_failed=answer.status >= 500,
             )
         self.metrics.settled(event)
         out["x-fiscus-cost-usd"] = _usd(event)
@@ -428,7 +423,9 @@ class Gateway:
         except ProviderError as exc:
             await stack.aclose()
             status, body, extra = self._upstream_failure(protocol, exc)
-            event = await self.settle(admission, None, status=CallStatus.ERROR, error=str(exc))
+            event = await self.settle(
+                admission, None, status=CallStatus.ERROR, error=str(exc), provider_failed=provider_side(exc)
+            )
             return RawResponse(body, status, out | extra | {"x-fiscus-cost-usd": _usd(event)}, media=JSON)
         if not answer.ok:
             try:
@@ -437,7 +434,11 @@ class Gateway:
                 await stack.aclose()
             self.metrics.error("upstream")
             event = await self.settle(
-                admission, None, status=CallStatus.ERROR, error=f"upstream answered {answer.status}"
+                admission,
+                None,
+                status=CallStatus.ERROR,
+                error=f"upstream answered {answer.status}",
+                provider_failed=answer.status >= 500,
             )
             out["x-fiscus-cost-usd"] = _usd(event)
             if "retry-after" in answer.headers:
@@ -518,3 +519,9 @@ def _body_usage(body: bytes, protocol: Protocol, input_tokens: int) -> Usage:
         why = str(exc) if isinstance(exc, FiscusError) else type(exc).__name__
         how = f"the provider's usage could not be read ({why}): input counted from the request ({estimator_name()})"
         return Usage(input_tokens=input_tokens, estimated=True).as_estimated(how)
+
+
+def provider_side(exc: ProviderError) -> bool:
+    """A failure of the provider (timeout, connection error, 5xx) rather than of the request: what error-rate
+    breakers count. A rate limit is the provider protecting itself from this account: not counted."""
+    return not isinstance(exc, (RateLimitedError, UnknownProviderError, UnsupportedOperationError))

@@ -9,8 +9,9 @@ answer in the history: the last assistant turn's tool calls and text are what th
 detector is fed once per request — `after_call` with the previous answer (and the tokens its call used),
 then `before_call` with the new request — and a detection refuses the very call that would repeat the loop.
 
-Breakers trip on budget exhaustion (a refusing threshold reached), on spend rate and on error rate (fed by
-every settled call). State lives in this process: with several workers each keeps its own.
+Breakers trip on their own signals only: spend rate (fed by every settled call), error rate (provider-side
+failures only, per provider/model) and loops. A budget's exhaustion is that budget instance's refusal, decided
+by the engine; it opens no breaker, so user u1 of a per-user budget is refused while u2 is served.
 """
 
 from __future__ import annotations
@@ -25,13 +26,12 @@ from typing import Any
 
 from fiscus.attribution import Attribution
 from fiscus.engine.decision import Action, Decision
-from fiscus.events.cost_event import CallStatus, CostEvent, new_event_id
+from fiscus.events.cost_event import CostEvent, new_event_id
 from fiscus.events.guard_events import LoopDetected
 from fiscus.governor import Admission, CallRequest
 from fiscus.guards import BreakerRegistry, Detection, LoopConfig, LoopDetector
 from fiscus.guards.conversation import conversation_id
 from fiscus.sdk.gate import last_content
-from fiscus.shaping.partial import exhausted_text
 from fiscus.usage.wire import WireFormat
 
 log = logging.getLogger("fiscus.gateway")
@@ -47,13 +47,10 @@ class GuardRefusal:
     message: str
     code: str  # breaker_open | loop_detected
     retry_at: datetime | None = None
-    budget: str | None = None  # the exhausted budget behind it: the answer says that budget is exhausted
 
     @property
     def text(self) -> str:
         """The text of the partial answer."""
-        if self.budget:
-            return exhausted_text(self.message)
         return f"[fiscus] Stopped before calling a model: {self.message.rstrip('.')}. This answer is incomplete."
 
 
@@ -66,7 +63,6 @@ def refusal_admission(provider: str, model: str, attribution: Attribution, why: 
         max_tokens=0,
         retry_at=why.retry_at,
         message=why.message,
-        exhausted_budget=why.budget,
     )
     request = CallRequest(provider=provider, model=model, attribution=attribution, input_tokens=0)
     return Admission(request, decision, None, new_event_id(), datetime.now(UTC), time.perf_counter())
@@ -99,27 +95,28 @@ class GatewayGuards:
         self._exchanges: OrderedDict[str, LoopDetector] = OrderedDict()
         # (key, agent) → its latest implicit conversation, so a settled call's tokens find it
         self._implicit: OrderedDict[tuple[str | None, str | None], str] = OrderedDict()
-        # breaker scope → the refusing budget action that tripped it, and when that budget resets
-        self._exhausted: dict[str, tuple[Action, datetime | None, str | None]] = {}
 
     # -- before admission -----------------------------------------------------------------------------------
 
-    def check(self, attribution: Attribution, fmt: WireFormat, body: Mapping[str, Any]) -> GuardRefusal | None:
+    def check(
+        self,
+        attribution: Attribution,
+        fmt: WireFormat,
+        body: Mapping[str, Any],
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+    ) -> GuardRefusal | None:
+        """The refusal of an open breaker covering this call (global, its agent's, its provider/model's) or
+        of its session's loop detector; None when it may go on."""
         agent = attribution.agent
-        breaker = self.breakers.check(agent)
+        breaker = self.breakers.check(agent, provider=provider, model=model)
         if breaker is not None:
             trip = breaker.last_trip
             why = trip.message if trip is not None else "circuit breaker open"
-            action = self.on_breaker_open
             retry = datetime.fromtimestamp(trip.reopens_at, UTC) if trip is not None else None
-            budget = None
-            if trip is not None and trip.reason == "budget_exhausted" and breaker.scope in self._exhausted:
-                # The budget's own answer, and its own reset when that is later than the breaker's cooldown.
-                action, resets, budget = self._exhausted[breaker.scope]
-                if resets is not None and (retry is None or resets > retry):
-                    retry = resets
             message = f"{breaker.scope} circuit breaker is open: {why}"
-            return GuardRefusal(action, message, "breaker_open", retry, budget)
+            return GuardRefusal(self.on_breaker_open, message, "breaker_open", retry)
         if attribution.session is None and last_answer(fmt, body) is None:
             # A call with no history starts a run: identical one-shot calls are separate runs, not a loop.
             # Only the exchange between agents (a stateless A2A ping-pong) is watched.
@@ -214,23 +211,19 @@ class GatewayGuards:
 
     # -- after the governor ---------------------------------------------------------------------------------
 
-    def decided(self, attribution: Attribution, decision: Decision) -> None:
-        """A refusal because a budget is exhausted (a refusing threshold reached, or the call cannot fit)
-        opens the agent's breaker; throttle sheds and store races do not."""
-        agent = attribution.agent
-        if not agent or decision.action not in _REFUSING:
-            return
-        if not any(hit.action in _REFUSING for hit in decision.hits):
-            return
-        self._exhausted[self.breakers.scope_of(agent)] = (decision.action, decision.retry_at, decision.exhausted_budget)
-        message = decision.message or "budget exhausted"
-        self._announce(self.breakers.trip(agent, "budget_exhausted", message, state=self._postmortem(attribution)))
-
-    def settled(self, attribution: Attribution, event: CostEvent) -> None:
-        """Feed the breakers (spend rate, error rate) and the session's token count."""
-        ok = event.status is not CallStatus.ERROR
+    def settled(self, attribution: Attribution, event: CostEvent, *, provider_failed: bool = False) -> None:
+        """Feed the breakers and the session's token count. `provider_failed`: the provider failed the call (5xx,
+        529, timeout, connection error), what error-rate breakers count; a 4xx the request caused is not."""
         state = self._postmortem(attribution)
-        for trip in self.breakers.record(attribution.agent, cost=event.cost.total, ok=ok, state=state):
+        trips = self.breakers.record(
+            attribution.agent,
+            cost=event.cost.total,
+            ok=not provider_failed,
+            state=state,
+            provider=event.provider,
+            model=event.requested_model,
+        )
+        for trip in trips:
             self._announce(trip)
         session_id = attribution.session or self._implicit.get((attribution.api_key, attribution.agent))
         if session_id is not None and event.usage.total_tokens:

@@ -1,6 +1,10 @@
-"""Breakers per agent and one global, shared by the SDK and the gateway; post-mortems written on a trip.
+"""Breakers per agent, per provider/model and one global, shared by the SDK and the gateway; post-mortems
+written on a trip.
 
-`check(agent)` answers before a call (the open breaker that refuses it, or None); `record(...)` after it.
+`check(agent, provider=, model=)` answers before a call (the open breaker that refuses it, or None);
+`record(...)` after it. The global and agent breakers watch spend rate; error rate is kept per provider/model
+("model:openai/gpt-4o-mini") from provider-side failures only, so a failing model stops only its own calls and
+a client's bad requests (4xx) stop nothing.
 A trip writes the caller's session state as JSON under `postmortem_dir` and emits a `BreakerTripped` event.
 
 With a `BreakerStateStore` every trip and close is saved there, and `check` takes the newer records other
@@ -16,6 +20,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -30,6 +35,7 @@ from fiscus.guards.state import BreakerStateStore
 log = logging.getLogger("fiscus.guards")
 
 GLOBAL = "global"
+MODEL_PREFIX = "model:"
 DEFAULT_POSTMORTEM_DIR = Path(".fiscus/postmortems")
 
 
@@ -67,11 +73,17 @@ class BreakerRegistry:
     def config_for(self, scope: str) -> BreakerConfig:
         if scope == GLOBAL:
             return self.config
+        if scope.startswith(MODEL_PREFIX):  # a model's breaker watches its error rate; spend is the others'
+            return replace(self.config, spend_rate_k=None)
         return self.agents.get(scope.removeprefix("agent:"), self.per_agent)
 
     @staticmethod
     def scope_of(agent: str | None) -> str:
         return f"agent:{agent}" if agent else GLOBAL
+
+    @staticmethod
+    def model_scope(provider: str, model: str) -> str:
+        return f"{MODEL_PREFIX}{provider}/{model}"
 
     def breaker(self, scope: str) -> CircuitBreaker:
         with self._lock:
@@ -92,13 +104,18 @@ class BreakerRegistry:
                 self._scopes_of[agent] = scopes
         return scopes
 
-    def check(self, agent: str | None) -> CircuitBreaker | None:
-        """The breaker that refuses a call for `agent` now, or None when the call may go out."""
+    def check(
+        self, agent: str | None, *, provider: str | None = None, model: str | None = None
+    ) -> CircuitBreaker | None:
+        """The breaker that refuses a call for `agent` (to `provider`/`model`) now, or None when it may go out."""
         if self.state is not None and self._clock() >= self._next_sync:
             self.sync()
         breakers = self._breakers
+        scopes = self._scopes(agent)
+        if provider and model:
+            scopes = (*scopes, self.model_scope(provider, model))
         with self._lock:
-            for scope in self._scopes(agent):
+            for scope in scopes:
                 breaker = breakers.get(scope)
                 # A closed breaker allows without more ado (`allow` handles open and half-open).
                 if breaker is not None and breaker._state is not BreakerState.CLOSED and not breaker.allow():
@@ -106,18 +123,29 @@ class BreakerRegistry:
         return None
 
     def record(
-        self, agent: str | None, *, cost: Decimal = Decimal(0), ok: bool = True, state: dict[str, Any] | None = None
+        self,
+        agent: str | None,
+        *,
+        cost: Decimal = Decimal(0),
+        ok: bool = True,
+        state: dict[str, Any] | None = None,
+        provider: str | None = None,
+        model: str | None = None,
     ) -> list[BreakerTripped]:
-        """A call finished; returns the trips it caused (global and/or the agent's)."""
+        """A call finished; returns the trips it caused. `ok=False`: the provider failed it (5xx, 529, timeout,
+        connection error), counted by the provider/model's breaker only (given `provider` and `model`)."""
         trips: list[Trip] = []
         changed: list[BreakerRecord] = []
         sharing = self.state is not None
         now = self._clock()
+        scopes = [(scope, True) for scope in self._scopes(agent)]
+        if provider and model:
+            scopes.append((self.model_scope(provider, model), ok))
         with self._lock:
-            for scope in self._scopes(agent):
+            for scope, outcome in scopes:
                 breaker = self._breakers.get(scope) or self._breaker(scope)
                 since = breaker.since
-                trip = breaker.record(cost=cost, ok=ok, now=now)
+                trip = breaker.record(cost=cost, ok=outcome, now=now)
                 if sharing and breaker.since != since:
                     changed.append(breaker.to_record())
                 if trip is not None:

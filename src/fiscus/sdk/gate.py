@@ -241,10 +241,8 @@ class Gate:
             error = BudgetBlocked(
                 decision.message or "blocked by budget", retry_at=decision.retry_at, reasons=decision.reasons
             )
-            self._trip_exhausted(plan, decision)
             return Short(str(error), decision.requested_model, error, admission, CallStatus.BLOCKED)
         if action is Action.PARTIAL or (admission.reservation is None and not action.calls_model):
-            self._trip_exhausted(plan, decision)
             if session is not None:
                 session.stop("partial", decision.message or "budget exhausted")
             short = self._exhausted(decision.message or "budget exhausted", decision.requested_model, session)
@@ -320,13 +318,6 @@ class Gate:
             state = session.state() if session is not None else {}
             return Short(message, model, BudgetExhausted(message, state=state))
         return Short(message, model)
-
-    def _trip_exhausted(self, plan: Plan, decision: Decision) -> None:
-        if plan.agent is None:
-            return
-        state = plan.session.state() if plan.session is not None else {"agent": plan.agent}
-        event = self.breakers.trip(plan.agent, "budget_exhausted", decision.message or "budget exhausted", state=state)
-        emit(event, self.governor)
 
     def _sheet(self, provider: str, model: str) -> PriceSheet:
         key = (provider, model)
