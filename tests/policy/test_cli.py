@@ -166,7 +166,7 @@ def test_status_keeps_every_row_whole_when_piped(capsys: pytest.CaptureFixture[s
     governor.close()
     code, out, _ = run(capsys, "budgets", "status", "--store", store, "--policy", str(policy))
     assert code == 0
-    (row,) = [line for line in out.splitlines() if user in line]  # one line, nothing cut or folded
+    (row,) = [line for line in out.splitlines() if user in line and line.startswith("│")]  # one table row, whole
     for cell in (
         "per-user-daily-with-a-long-name",
         f"user={user}",

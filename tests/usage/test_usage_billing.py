@@ -6,6 +6,7 @@ installed genai-prices catalogue's.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -117,7 +118,8 @@ def test_gemini_image_output_has_its_own_rate(catalogue: PriceCatalogue) -> None
 def test_deepseek_cache_hits_and_misses(catalogue: PriceCatalogue) -> None:
     usage, model, provider = read("deepseek_cache_hit.json", provider="deepseek")
     assert usage == Usage(input_tokens=400, cache_read_tokens=600, output_tokens=200)
-    cost = catalogue.price(usage, provider=provider, model=model)  # deepseek-chat: 0.135 / 0.035 / 0.55
+    daytime = datetime(2026, 12, 1, 10, tzinfo=UTC)  # DeepSeek prices off-peak hours lower
+    cost = catalogue.price(usage, provider=provider, model=model, at=daytime)  # deepseek-chat: 0.135 / 0.035 / 0.55
     assert cost == Cost(input=D("0.000054"), cache_read=D("0.000021"), output=D("0.00011"))
 
 
