@@ -101,9 +101,9 @@ def test_console_script_no_traceback() -> None:
 def test_every_provider_is_priced_from_the_catalogue(
     capsys: pytest.CaptureFixture[str], provider: str, model: str, total: str
 ) -> None:
-    # at a fixed daytime hour: some providers (DeepSeek) price off-peak hours lower
+    # at a fixed hour: DeepSeek prices its off-peak hours (16:30–00:30 UTC) at half
     args = ["price", "-p", provider, "-m", model, "--input-tokens", "1000", "--output-tokens", "1000", "--json"]
-    code, out, err = run(capsys, *args, "--at", "2026-12-01T10:00:00+00:00")
+    code, out, err = run(capsys, *args, "--at", "2026-12-01T20:00:00+00:00")
     assert (code, err) == (0, "")
     assert json.loads(out)["total_usd"] == total
 

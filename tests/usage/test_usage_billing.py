@@ -118,8 +118,8 @@ def test_gemini_image_output_has_its_own_rate(catalogue: PriceCatalogue) -> None
 def test_deepseek_cache_hits_and_misses(catalogue: PriceCatalogue) -> None:
     usage, model, provider = read("deepseek_cache_hit.json", provider="deepseek")
     assert usage == Usage(input_tokens=400, cache_read_tokens=600, output_tokens=200)
-    daytime = datetime(2026, 12, 1, 10, tzinfo=UTC)  # DeepSeek prices off-peak hours lower
-    cost = catalogue.price(usage, provider=provider, model=model, at=daytime)  # deepseek-chat: 0.135 / 0.035 / 0.55
+    off_peak = datetime(2026, 12, 1, 20, tzinfo=UTC)  # DeepSeek halves its prices 16:30–00:30 UTC
+    cost = catalogue.price(usage, provider=provider, model=model, at=off_peak)  # deepseek-chat: 0.135 / 0.035 / 0.55
     assert cost == Cost(input=D("0.000054"), cache_read=D("0.000021"), output=D("0.00011"))
 
 
