@@ -32,16 +32,21 @@ def test_max_tokens_clamped(gw) -> None:
 
 def test_partial_responses_and_anthropic(gw) -> None:
     _plan(gw, action=Action.PARTIAL)
-    response = _client(gw).responses.create(model="gpt-4o", input="hi")
-    assert response.status == "incomplete" and "budget" in response.output_text
+    raw = _client(gw).responses.with_raw_response.create(model="gpt-4o", input="hi")
+    response = raw.parse()
+    assert response.status == "completed" and "budget" in response.output_text
+    assert raw.headers["x-fiscus-partial"] == "budget_exhausted"
+    assert response.model_extra["fiscus"]["partial"] is True
+    assert response.model_extra["fiscus"]["code"] == "budget_exhausted"
     events = list(_client(gw).responses.create(model="gpt-4o", input="hi", stream=True))
-    assert events[-1].type == "response.incomplete"
+    assert events[-1].type == "response.completed" and events[-1].model_extra["fiscus"]["partial"] is True
     client = anthropic.Anthropic(base_url=gw.url, api_key=gw.key, max_retries=0)
     message = client.messages.create(model="claude-haiku-4-5", max_tokens=50, messages=MESSAGES)
-    assert message.stop_reason == "max_tokens" and "exhausted" in message.content[0].text
+    assert message.stop_reason == "end_turn" and "exhausted" in message.content[0].text
+    assert message.model_extra["fiscus"]["code"] == "budget_exhausted"
     with client.messages.stream(model="claude-haiku-4-5", max_tokens=50, messages=MESSAGES) as stream:
         final = stream.get_final_message()
-    assert final.stop_reason == "max_tokens"
+    assert final.stop_reason == "end_turn"
 
 
 @pytest.mark.parametrize("retry_in", [30, 7200])
@@ -51,7 +56,7 @@ def test_block_is_429_with_retry_after(gw, retry_in: int) -> None:
         _client(gw).chat.completions.create(model="gpt-4o", messages=MESSAGES)
     headers = caught.value.response.headers
     assert retry_in - 2 <= int(headers["retry-after"]) <= retry_in
-    assert caught.value.body["code"] == "budget_exceeded"
+    assert caught.value.body["code"] == "budget_exhausted"
     assert ("x-should-retry" in headers) == (retry_in > 60)
     assert gw.governor.events[-1].status == "blocked"
     with httpx.Client() as client:

@@ -226,7 +226,8 @@ def test_ping_pong_between_two_agents(serve: Callable[..., Real], events: list[o
     critic.messages.create(model="claude-haiku-4-5", max_tokens=30, messages=review)
     planner.chat.completions.create(model="gpt-4o-mini", messages=plan)
     stopped = critic.messages.create(model="claude-haiku-4-5", max_tokens=30, messages=review)
-    assert stopped.stop_reason == "max_tokens" and "ping_pong" in stopped.content[0].text
+    assert stopped.stop_reason == "end_turn" and "ping_pong" in stopped.content[0].text
+    assert stopped.model_extra["fiscus"]["code"] == "loop_detected"
     (loop,) = [e for e in events if isinstance(e, LoopDetected)]
     assert loop.kind == "ping_pong" and loop.evidence["agents"] == ["support-bot", "critic"]
     assert [e.status for e in real.events()] == ["ok"] * 3 + ["partial"]

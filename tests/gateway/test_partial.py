@@ -1,4 +1,5 @@
-"""Partial answers parse as ordinary replies in each protocol, with the SDKs' own types."""
+"""Partial answers parse as ordinary replies in each protocol, with the SDKs' own types, end as finished answers
+(never as if cut at a cap) and carry the machine-readable `fiscus` marker."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pydantic import TypeAdapter
 
 from fiscus.shaping.partial import (
     ANTHROPIC,
+    BUDGET_EXHAUSTED,
     OPENAI_CHAT,
     OPENAI_RESPONSES,
     exhausted_text,
@@ -19,6 +21,7 @@ from fiscus.shaping.partial import (
 )
 
 TEXT = exhausted_text("team growth monthly budget is spent")
+MARKER = {"partial": True, "code": BUDGET_EXHAUSTED, "message": TEXT, "retry_after": None}
 
 
 def _payloads(events: list[bytes]) -> list[dict]:
@@ -38,35 +41,50 @@ def test_text_says_budget_exhausted() -> None:
 
 def test_chat_body_and_stream() -> None:
     body = ChatCompletion.model_validate(partial_body(OPENAI_CHAT, model="gpt-4o", text=TEXT))
-    assert body.choices[0].finish_reason == "length"
+    assert body.choices[0].finish_reason == "stop"
     assert body.choices[0].message.content == TEXT
+    assert body.model_extra["fiscus"] == MARKER
     events = partial_events(OPENAI_CHAT, model="gpt-4o", text=TEXT, include_usage=True)
     assert events[-1] == b"data: [DONE]\n\n"
     chunks = [ChatCompletionChunk.model_validate(p) for p in _payloads(events)]
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == TEXT
     assert chunks[-1].choices == [] and chunks[-1].usage is not None
-    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "length"
+    assert chunks[-1].model_extra["fiscus"] == MARKER
+    ending = [c for c in chunks if c.choices][-1]
+    assert ending.choices[0].finish_reason == "stop" and ending.model_extra["fiscus"] == MARKER
+    assert [c for c in chunks if "fiscus" in c.model_extra] == [ending, chunks[-1]]
     without = _payloads(partial_events(OPENAI_CHAT, model="gpt-4o", text=TEXT))
-    assert all(p["choices"] for p in without)
+    assert all(p["choices"] for p in without) and without[-1]["fiscus"] == MARKER
+
+
+def test_marker_code_message_and_retry_after() -> None:
+    body = partial_body(ANTHROPIC, model="m", text=TEXT, code="breaker_open", message="breaker open", retry_after=30)
+    assert body["fiscus"] == {"partial": True, "code": "breaker_open", "message": "breaker open", "retry_after": 30}
+    last = _payloads(partial_events(OPENAI_RESPONSES, model="m", text=TEXT, code="loop_detected", retry_after=5))[-1]
+    assert last["fiscus"] == {"partial": True, "code": "loop_detected", "message": TEXT, "retry_after": 5}
 
 
 def test_responses_body_and_stream() -> None:
     body = Response.model_validate(partial_body(OPENAI_RESPONSES, model="gpt-4o", text=TEXT))
-    assert body.status == "incomplete" and body.output_text == TEXT
+    assert body.status == "completed" and body.incomplete_details is None and body.output_text == TEXT
+    assert body.output[0].status == "completed" and body.model_extra["fiscus"] == MARKER
     adapter = TypeAdapter(ResponseStreamEvent)
     events = [adapter.validate_python(p) for p in _payloads(partial_events(OPENAI_RESPONSES, model="m", text=TEXT))]
-    assert events[-1].type == "response.incomplete"
-    assert events[-1].response.status == "incomplete"
+    assert events[-1].type == "response.completed"
+    assert events[-1].response.status == "completed"
+    assert events[-1].model_extra["fiscus"] == MARKER and events[-1].response.model_extra["fiscus"] == MARKER
     assert [e.sequence_number for e in events] == list(range(len(events)))
 
 
 def test_anthropic_body_and_stream() -> None:
     body = Message.model_validate(partial_body(ANTHROPIC, model="claude-sonnet-4-5", text=TEXT))
-    assert body.stop_reason == "max_tokens" and body.content[0].text == TEXT
+    assert body.stop_reason == "end_turn" and body.content[0].text == TEXT
+    assert body.model_extra["fiscus"] == MARKER
     adapter = TypeAdapter(RawMessageStreamEvent)
     events = [adapter.validate_python(p) for p in _payloads(partial_events(ANTHROPIC, model="m", text=TEXT))]
     assert events[0].type == "message_start" and events[-1].type == "message_stop"
-    assert events[-2].delta.stop_reason == "max_tokens"
+    assert events[-2].delta.stop_reason == "end_turn"
+    assert events[-2].model_extra["fiscus"] == MARKER and events[-1].model_extra["fiscus"] == MARKER
 
 
 def test_unknown_protocol() -> None:

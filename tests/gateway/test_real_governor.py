@@ -111,9 +111,9 @@ def test_budget_walks_warn_downgrade_partial(ladder: Real) -> None:
     assert raw.status_code == 200 and raw.headers["x-fiscus-budget"] == "exhausted"
     assert raw.headers["x-fiscus-cost-usd"] == "0" and "budget" in raw.parse().choices[0].message.content
     streamed = list(client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True))
-    assert streamed[-1].choices[0].finish_reason == "length"
+    assert streamed[-1].choices[0].finish_reason == "stop" and streamed[-1].model_extra["fiscus"]["partial"]
     message = ladder.anthropic().messages.create(model="claude-haiku-4-5", max_tokens=50, messages=MESSAGES)
-    assert message.stop_reason == "max_tokens" and "exhausted" in message.content[0].text
+    assert message.stop_reason == "end_turn" and "exhausted" in message.content[0].text
     assert seen == [(None, "gpt-4o")] * 3
 
     events = ladder.events()
@@ -138,7 +138,7 @@ def test_block_policy_is_429_until_the_window_resets(blocking: Real) -> None:
     until_reset = (status.resets_at - datetime.now(UTC)).total_seconds()
     headers = caught.value.response.headers
     assert abs(int(headers["retry-after"]) - math.ceil(until_reset)) <= 2
-    assert headers["x-fiscus-budget"] == "exhausted" and caught.value.body["code"] == "budget_exceeded"
+    assert headers["x-fiscus-budget"] == "exhausted" and caught.value.body["code"] == "budget_exhausted"
     assert headers["x-should-retry"] == "false" or until_reset <= 60
     with httpx.Client() as http:
         answer = http.post(

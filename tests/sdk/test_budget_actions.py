@@ -21,7 +21,8 @@ def test_partial_is_the_sdks_own_completion(openai_client, governed):
     with fiscus.session(agent="a") as s:
         reply = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     assert type(reply) is ChatCompletion
-    assert reply.choices[0].finish_reason == "length"
+    assert reply.choices[0].finish_reason == "stop"
+    assert reply.model_extra["fiscus"]["partial"] is True
     assert "budget" in reply.choices[0].message.content and "exhausted" in reply.choices[0].message.content
     assert s.partial and s.outcome == "partial"
     [event] = ledger.events
@@ -35,7 +36,7 @@ def test_partial_stream_yields_the_sdks_chunks(openai_client, governed):
     assert isinstance(stream, openai.Stream)
     chunks = list(stream)
     assert all(type(c) is ChatCompletionChunk for c in chunks)
-    assert chunks[-1].choices[0].finish_reason == "length"
+    assert chunks[-1].choices[0].finish_reason == "stop"
     assert "exhausted" in "".join(c.choices[0].delta.content or "" for c in chunks)
 
 
@@ -43,10 +44,10 @@ def test_anthropic_partial_message_and_stream(anthropic_client, governed):
     governor, _, _, breakers = governed(TINY)
     client = fiscus.wrap(anthropic_client, agent="a", governor=governor, breakers=breakers)
     reply = client.messages.create(model="claude-haiku-4-5", max_tokens=100, messages=MESSAGES)
-    assert type(reply) is Message and reply.stop_reason == "max_tokens"
+    assert type(reply) is Message and reply.stop_reason == "end_turn"
     with client.messages.stream(model="claude-haiku-4-5", max_tokens=100, messages=MESSAGES) as stream:
         final = stream.get_final_message()
-    assert final.stop_reason == "max_tokens" and "exhausted" in final.content[0].text
+    assert final.stop_reason == "end_turn" and "exhausted" in final.content[0].text
     assert isinstance(
         client.messages.create(model="claude-haiku-4-5", max_tokens=100, messages=MESSAGES, stream=True),
         anthropic.Stream,

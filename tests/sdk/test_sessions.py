@@ -58,7 +58,7 @@ def test_ceiling_is_never_exceeded(openai_client, governed):
     assert ledger.spent() <= ceiling and s.cost == ledger.spent()
     assert len(ledger.events) == 40  # calls the ceiling stopped are zero-cost partial events
     assert ledger.events[-1].status is CallStatus.PARTIAL and ledger.events[-1].total_usd == 0
-    assert replies[-1].choices[0].finish_reason == "length"
+    assert replies[-1].choices[0].finish_reason == "stop"
     assert "exhausted" in replies[-1].choices[0].message.content
 
 

@@ -44,7 +44,13 @@ from fiscus.providers import ProviderError, RateLimitedError, Upstream, Upstream
 from fiscus.providers.messages import UnknownProviderError, UnsupportedOperationError
 from fiscus.shaping.cache import CachePlacer, stable_tools
 from fiscus.shaping.compress import fit_window
-from fiscus.shaping.partial import exhausted_text, partial_body, partial_events
+from fiscus.shaping.partial import (
+    BUDGET_EXHAUSTED,
+    PARTIAL_HEADER,
+    exhausted_text,
+    partial_body,
+    partial_events,
+)
 from fiscus.usage.detect import usage_from_body
 from fiscus.usage.estimate import anthropic_cache_write_bound, count_request_tokens, estimator_name
 from fiscus.usage.model import Usage
@@ -222,7 +228,7 @@ class Gateway:
         out = {"x-fiscus-request-id": admission.event_id, "x-fiscus-guard": why.code} | (noted or {})
         if why.action is Action.BLOCK:
             return await self._blocked(protocol, admission, out, code=why.code, text=why.message)
-        return await self._partial(protocol, request, admission, out, text=why.text)
+        return await self._partial(protocol, request, admission, out, code=why.code, text=why.text)
 
     async def _admitted(
         self,
@@ -287,14 +293,12 @@ class Gateway:
         admission: Admission,
         out: dict[str, str],
         *,
-        code: str = "budget_exceeded",
+        code: str = BUDGET_EXHAUSTED,
         text: str | None = None,
     ) -> ASGIApp:
         decision = admission.decision
         event = await self.settle(admission, None, status=CallStatus.BLOCKED)
-        wait = 1
-        if decision.retry_at is not None:
-            wait = max(1, math.ceil((decision.retry_at - datetime.now(UTC)).total_seconds()))
+        wait = _seconds_until(decision.retry_at) or 1
         out |= {"retry-after": str(wait), "x-fiscus-budget": "exhausted", "x-fiscus-cost-usd": _usd(event)}
         if wait > 60:  # the SDKs' own retries cannot outwait a window this long
             out["x-should-retry"] = "false"
@@ -312,17 +316,24 @@ class Gateway:
         admission: Admission,
         out: dict[str, str],
         *,
+        code: str = BUDGET_EXHAUSTED,
         text: str | None = None,
     ) -> ASGIApp:
+        """An honest partial answer: a finished reply saying why no model was called, marked in the body
+        (`fiscus`) and by the `x-fiscus-partial` header."""
+        decision = admission.decision
         event = await self.settle(admission, None, status=CallStatus.PARTIAL)
-        text = text or exhausted_text(admission.decision.message)
-        out["x-fiscus-budget"] = "exhausted"
+        text = text or exhausted_text(decision.message)
+        marker = {"code": code, "message": decision.message or text, "retry_after": _seconds_until(decision.retry_at)}
+        out |= {"x-fiscus-budget": "exhausted", PARTIAL_HEADER: code}
+        if marker["retry_after"] is not None:
+            out["retry-after"] = str(marker["retry_after"])
+        fmt = str(protocol.format)
         if request.stream:
-            fmt = str(protocol.format)
-            events = partial_events(fmt, model=request.model, text=text, include_usage=request.wants_usage)
+            events = partial_events(fmt, model=request.model, text=text, include_usage=request.wants_usage, **marker)
             return RawResponse(b"".join(events) + cost_trailer(_usd(event)), 200, out, media=SSE)
         out["x-fiscus-cost-usd"] = _usd(event)
-        body = orjson.dumps(partial_body(str(protocol.format), model=request.model, text=text))
+        body = orjson.dumps(partial_body(fmt, model=request.model, text=text, **marker))
         return RawResponse(body, 200, out, media=JSON)
 
     def _upstream_failure(self, protocol: Protocol, exc: ProviderError) -> tuple[int, bytes, dict[str, str]]:
@@ -495,6 +506,13 @@ class Gateway:
         return StreamRelay(
             answer.read_chunk, status=200, headers=raw_headers, on_chunk=on_chunk, on_end=on_end, close=stack.aclose
         )
+
+
+def _seconds_until(when: datetime | None) -> int | None:
+    """Whole seconds (at least 1) from now until `when`; None when unknown."""
+    if when is None:
+        return None
+    return max(1, math.ceil((when - datetime.now(UTC)).total_seconds()))
 
 
 def _price_now(admission: Admission, usage: Usage, provider: str, served: str) -> str | None:
