@@ -5,6 +5,10 @@ Endpoints
     POST /v1/responses                             OpenAI Responses (JSON, SSE)
     GET  /v1/models                                OpenAI list, or Anthropic's when x-api-key is sent
     POST /v1/messages, /v1/messages/count_tokens   Anthropic Messages (JSON, SSE)
+    POST /v1/files, GET /v1/files/{id}[/content]   OpenAI Files (multipart upload, purpose=batch)
+    POST /v1/batches, GET /v1/batches[/{id}], POST /v1/batches/{id}/cancel     OpenAI Batch
+    POST /v1/messages/batches, GET /v1/messages/batches[/{id}[/results]], POST .../{id}/cancel
+                                                   Anthropic Message Batches (see emulator/batch_jobs.py)
     POST /v1beta/models/{model}:generateContent    Gemini; also :streamGenerateContent, :countTokens
     POST /v1beta/cachedContents                    Gemini explicit cache, for `cachedContent` names
     POST vendor paths (DeepSeek, Groq, OpenRouter, Azure OpenAI, Bedrock, Vertex)   see emulator/vendors.py
@@ -30,6 +34,8 @@ Steering headers (each overrides the EmulatorConfig field of the same meaning, f
                                          thoughtsTokenCount, Anthropic thinking when enabled)
     x-emulator-tool-call: NAME | auto | none   answer with a call to that tool (auto: the first)
     x-emulator-cached-tokens: 2048       size of a Gemini cachedContent this instance did not create
+    x-emulator-batch-delay-ms: 300       on a batch's create call: it completes this long after (on the clock)
+    x-emulator-batch-expire: 2           on a batch's create call: its last 2 requests expire unrun
     x-emulator-cost: 0.0042              OpenRouter's usage.cost for the call (default: the catalogue's price)
 
 A last user message containing `[[tool:NAME]]` also makes the model call the offered tool NAME.
@@ -45,7 +51,15 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from fiscus.emulator import anthropic_messages, gemini, openai_chat, openai_responses, vendors
+from fiscus.emulator import (
+    anthropic_messages,
+    batches_anthropic,
+    batches_openai,
+    gemini,
+    openai_chat,
+    openai_responses,
+    vendors,
+)
 from fiscus.emulator.config import EmulatorConfig
 from fiscus.emulator.dialects import ANTHROPIC, GEMINI, OPENAI, Dialect, json_response
 from fiscus.emulator.models import list_gemini_models, list_models
@@ -95,6 +109,25 @@ async def _unmatched(request: Request, exc: Exception) -> Response:
     return OPENAI.error(status, message)
 
 
+def _batch_routes() -> list[Route]:
+    get, post = ["GET"], ["POST"]
+    oai, claude = batches_openai, batches_anthropic
+    return [
+        Route("/v1/files", _provider(oai.create_file, OPENAI), methods=post),
+        Route("/v1/files/{file_id}", _provider(oai.retrieve_file, OPENAI), methods=get),
+        Route("/v1/files/{file_id}/content", _provider(oai.file_content, OPENAI), methods=get),
+        Route("/v1/batches", _provider(oai.create_batch, OPENAI), methods=post),
+        Route("/v1/batches", _provider(oai.list_batches, OPENAI), methods=get),
+        Route("/v1/batches/{batch_id}", _provider(oai.retrieve_batch, OPENAI), methods=get),
+        Route("/v1/batches/{batch_id}/cancel", _provider(oai.cancel_batch, OPENAI), methods=post),
+        Route("/v1/messages/batches", _provider(claude.create, ANTHROPIC), methods=post),
+        Route("/v1/messages/batches", _provider(claude.list_batches, ANTHROPIC), methods=get),
+        Route("/v1/messages/batches/{batch_id}", _provider(claude.retrieve, ANTHROPIC), methods=get),
+        Route("/v1/messages/batches/{batch_id}/results", _provider(claude.results, ANTHROPIC), methods=get),
+        Route("/v1/messages/batches/{batch_id}/cancel", _provider(claude.cancel, ANTHROPIC), methods=post),
+    ]
+
+
 def create_app(config: EmulatorConfig | None = None) -> Starlette:
     """Build one emulator; its counters, caches and limits live as long as the returned app."""
     config = config or EmulatorConfig()
@@ -108,6 +141,7 @@ def create_app(config: EmulatorConfig | None = None) -> Starlette:
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/v1/messages", _provider(anthropic_messages.messages, ANTHROPIC), methods=post),
         Route("/v1/messages/count_tokens", _provider(anthropic_messages.count_tokens, ANTHROPIC), methods=post),
+        *_batch_routes(),
         Route("/v1beta/models", list_gemini_models, methods=["GET"]),
         Route("/v1beta/models/{target:path}", _provider(gemini.model_action, GEMINI), methods=post),
         Route("/v1beta/cachedContents", _provider(gemini.create_cached_content, GEMINI), methods=post),

@@ -63,6 +63,9 @@ class EmulatorConfig:
     gemini_cached_content_tokens: int = 1024  # for `cachedContent` names this instance did not create
     cache_entries: int = 100_000
 
+    # Batch APIs: a job completes this long after it was created (on `clock`).
+    batch_delay_ms: float = 300.0
+
     seed: int = 0
     # Monotonic seconds; inject a fake clock to test cache expiry and rate-limit refill.
     clock: Callable[[], float] = field(default=time.monotonic)
@@ -82,6 +85,7 @@ class EmulatorConfig:
                 ("output_tokens", self.output_tokens is not None and self.output_tokens < 0),
                 ("reasoning_tokens", self.reasoning_tokens < 0),
                 ("cache_entries", self.cache_entries < 1),
+                ("batch_delay_ms", self.batch_delay_ms < 0),
             )
             if bad
         ]

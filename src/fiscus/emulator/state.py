@@ -10,6 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from fiscus.emulator.batch_jobs import BatchBook
 from fiscus.emulator.caching import TtlLru
 from fiscus.emulator.config import EmulatorConfig
 from fiscus.emulator.ratelimit import RateLimiter
@@ -71,6 +72,7 @@ class EmulatorState:
         self.calls = 0  # provider calls so far, for the config's error_sequence
         self.sequences: Counter[str] = Counter()  # per x-emulator-sequence-key position
         self.gemini_caches: dict[str, GeminiCachedContent] = {}
+        self.batches = BatchBook()
 
     def reset(self) -> None:
         """Forget counters, caches, buckets and scripts, as a fresh process would."""
@@ -81,3 +83,4 @@ class EmulatorState:
         self.calls = 0
         self.sequences.clear()
         self.gemini_caches.clear()
+        self.batches.clear()
