@@ -171,6 +171,7 @@ def decide(
         overridden=tuple(a.line.instance for a in assessed if a.overridden),
         override_ids=tuple(dict.fromkeys(a.override for a in assessed if a.overridden and a.override)),
         rate_limited=tuple(a.line.instance for a in assessed if a.rate_limited),
+        degraded=downgraded or compress_to is not None,
     )
 
 

@@ -78,7 +78,8 @@ class Decision:
 
     `model` is the model to call (the next tier down after a downgrade); `max_tokens` the output cap to send
     (clamped so the call cannot cost more than what is left); `compress_to_tokens` a context target when the
-    action includes compression; `retry_at` when a blocked call may succeed (the window's reset).
+    action includes compression; `retry_at` when a blocked call may succeed (the window's reset); `degraded` whether
+    a budget downgraded or compressed the call (a task-class route or context window is not a degradation).
     """
 
     action: Action
@@ -101,6 +102,9 @@ class Decision:
     override_ids: tuple[str, ...] = ()  # the overrides that did so (recorded on the call's ledger event)
     rate_limited: tuple[str, ...] = ()  # budget instances whose throttle admits a number of calls per minute
     exhausted_budget: str | None = None  # the budget a refused call did not fit in
+    # A budget nearing its end changed the work (a smaller model, a compressed context): not equal work, so the
+    # call records no ungoverned cost or saving (`fiscus.events.savings`). Last field: built positionally.
+    degraded: bool = False
 
     @property
     def calls_model(self) -> bool:

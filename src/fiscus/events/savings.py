@@ -9,7 +9,9 @@ one at a time, in this order, so that their savings add up exactly to ungoverned
 
 A lever that cost more than it saved shows as a negative saving (a cache write never read back; the summary
 call itself, recorded on its own event with an ungoverned cost of zero). Refused or partial work is never a
-saving: such an event has no ungoverned cost at all, and reports count it apart.
+saving: such an event has no ungoverned cost at all, and reports count it apart. Nor is work a budget degraded
+(a smaller model or a compressed context because a budget neared its end: `Decision.degraded`): not equal work,
+so it records no ungoverned cost either and is tagged `degraded=budget`.
 """
 
 from __future__ import annotations

@@ -230,6 +230,7 @@ class Governor:
             model=decision.requested_model,
             max_tokens=0,
             downgraded=False,
+            degraded=False,
             compress_to_tokens=None,
             extra_actions=(),
             reserve=None,
@@ -366,7 +367,10 @@ class Governor:
                 cost = sheet.cost(usage)
                 if usage.detail is not None:
                     tags.update(detail_tags(usage, cost))
-                ungoverned_usd, saved = self._ungoverned(admission, usage, cost, sheet, served, provider)
+                if decision.degraded:  # not equal work: no ungoverned figure, never a saving
+                    tags["degraded"] = "budget"
+                else:
+                    ungoverned_usd, saved = self._ungoverned(admission, usage, cost, sheet, served, provider)
             except PricingError as exc:
                 # Not priceable: keep the worst case reserved as spent (budgets never undercount) and say so.
                 cost, tags["unpriced"] = _ZERO_COST, str(exc)
