@@ -21,6 +21,7 @@ class CallStatus(StrEnum):
     ERROR = "error"
     BLOCKED = "blocked"
     PARTIAL = "partial"
+    CACHE_HIT = "cache_hit"  # answered from the exact response cache: no provider called, nothing billed
 
 
 def new_event_id() -> str:

@@ -89,4 +89,14 @@ def ungoverned(
     )
 
 
+def answered_from_cache(usage: Usage, *, asked: PriceSheet) -> tuple[Decimal, Savings]:
+    """(ungoverned cost, savings) of a call the exact response cache answered: ungoverned, it would have been
+    made again as asked, every input token at the plain input price (`usage` is what the cached answer was
+    billed for); the whole of it is the response cache's saving (the hit itself costs nothing)."""
+    sent = usage.input_tokens + usage.cache_read_tokens + usage.cache_write_5m_tokens + usage.cache_write_1h_tokens
+    plain = replace(usage, input_tokens=sent, cache_read_tokens=0, cache_write_5m_tokens=0, cache_write_1h_tokens=0)
+    whole = asked.cost(plain).total
+    return whole, Savings(response_cache=whole)
+
+
 _NOTHING = Shaped()

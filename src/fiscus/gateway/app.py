@@ -170,6 +170,8 @@ def create_app(
         guards=guards,
         overrides=overrides,
     )
+    if gateway.response_cache is not None:
+        owned.append(gateway.response_cache.store)
 
     models_body = orjson.dumps(
         {

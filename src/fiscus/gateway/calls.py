@@ -33,6 +33,8 @@ from fiscus.gateway.intake import BodyIntake
 from fiscus.gateway.metrics import GatewayMetrics
 from fiscus.gateway.protocol import BadRequest, ParsedRequest, Protocol, error_body, parse_request
 from fiscus.gateway.relay import StreamRelay, UsageChunkFilter, cost_trailer
+from fiscus.gateway.response_cache import HEADER as CACHE_HEADER
+from fiscus.gateway.response_cache import GatewayResponseCache, Lookup
 from fiscus.gateway.responses import JSON, SSE, RawResponse
 from fiscus.gateway.routing import Router
 from fiscus.gateway.summaries import Summariser
@@ -51,6 +53,7 @@ from fiscus.shaping.partial import (
     partial_body,
     partial_events,
 )
+from fiscus.shaping.response_cache import MAX_ENTRY_BYTES
 from fiscus.usage.detect import usage_from_body
 from fiscus.usage.estimate import anthropic_cache_write_bound, count_request_tokens, estimator_name
 from fiscus.usage.model import Usage
@@ -101,6 +104,11 @@ class Gateway:
         self.cache_placer = CachePlacer() if config.optimise.prompt_cache else None
         policy = getattr(governor, "policy", None)
         self.summariser = Summariser(governor, upstream, self.router) if policy and policy.summaries else None
+        self.response_cache: GatewayResponseCache | None = None
+        if policy and policy.response_cache:  # kept in the budget store's backend
+            from fiscus.stores.response_cache import open_response_cache
+
+            self.response_cache = GatewayResponseCache(governor, open_response_cache(config.budget_store))
 
     async def handle(self, protocol: Protocol, scope: Mapping[str, Any], receive: Receive) -> ASGIApp:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
@@ -131,6 +139,11 @@ class Gateway:
         refusal = self.guards.check(attribution, protocol.format, request.body, provider=provider, model=request.model)
         if refusal is not None:
             return await self._guarded(protocol, request, provider, attribution, refusal, noted)
+        cached = None
+        if self.response_cache is not None:  # the request as the client sent it: before any shaping
+            cached = await self.response_cache.lookup(protocol, request, attribution)
+            if cached is not None and cached.answer is not None:
+                return await self.response_cache.replay(cached, request, provider, attribution, noted or {})
         forwarded = {k: v for k, v in headers.items() if k.startswith(_FORWARD_PREFIXES)}
         summary = None
         if self.summariser is not None:  # before the estimate: the call is admitted as it will be sent
@@ -177,6 +190,7 @@ class Gateway:
                 headers,
                 cache_placed=placed is not None,
                 noted=noted,
+                cached=cached,
             )
         except BaseException as exc:
             await self.settle(admission, None, status=CallStatus.ERROR, error=f"gateway: {exc!r}"[:500])
@@ -242,9 +256,14 @@ class Gateway:
         *,
         cache_placed: bool = False,
         noted: dict[str, str] | None = None,
+        cached: Lookup | None = None,
     ) -> ASGIApp:
         decision = admission.decision
         out = {"x-fiscus-request-id": admission.event_id} | (noted or {})
+        if cached is not None:
+            out[CACHE_HEADER] = "miss"
+            if decision.degraded:  # a degraded answer is not the one asked for: never kept
+                cached = None
         if cache_placed:
             out["x-fiscus-prompt-cache"] = "placed"
         if decision.action is Action.BLOCK:
@@ -284,8 +303,8 @@ class Gateway:
             estimated_tokens=input_tokens + (decision.max_tokens or 0),
         )
         if request.stream:
-            return await self._stream(protocol, upstream_request, admission, input_tokens, strip_usage, out)
-        return await self._whole(protocol, upstream_request, admission, input_tokens, out)
+            return await self._stream(protocol, upstream_request, admission, input_tokens, strip_usage, out, cached)
+        return await self._whole(protocol, upstream_request, admission, input_tokens, out, cached)
 
     async def _blocked(
         self,
@@ -351,6 +370,7 @@ class Gateway:
         admission: Admission,
         input_tokens: int,
         out: dict[str, str],
+        cached: Lookup | None = None,
     ) -> ASGIApp:
         started = time.perf_counter()
         try:
@@ -365,6 +385,9 @@ class Gateway:
         self.metrics.upstream_latency(upstream_request.provider, latency)
         if answer.ok:
             usage = _body_usage(answer.body, protocol, input_tokens)
+            if cached is not None and self.response_cache is not None and answer.status == 200:
+                media = answer.headers.get("content-type", JSON)
+                await self.response_cache.keep(cached, answer.body, media, usage, answer.model, stream=False)
             cost = _price_now(admission, usage, answer.provider, answer.model)
             # The answer goes out first and the settle follows on this task, unless the store makes the settle
             # durable: then it lands before the answer, so an answered call survives the gateway being killed.
@@ -426,6 +449,7 @@ class Gateway:
         input_tokens: int,
         strip_usage: bool,
         out: dict[str, str],
+        cached: Lookup | None = None,
     ) -> ASGIApp:
         started = time.perf_counter()
         stack = AsyncExitStack()
@@ -463,6 +487,9 @@ class Gateway:
         # The tracker is fed in batches: parsing costs per call, and nothing reads it before the stream ends.
         untracked: list[bytes] = []
         untracked_size = 0
+        # What the client is sent, kept for the response cache (up to its entry bound).
+        sent: list[bytes] | None = [] if cached is not None else None
+        sent_size = 0
 
         def track() -> None:
             nonlocal untracked_size
@@ -479,7 +506,18 @@ class Gateway:
             if time.monotonic() > renew_at:  # a long stream keeps its reservation's lease alive
                 renew_at = time.monotonic() + _RENEW_EVERY_S
                 governor.renew(admission)
-            return strip(chunk) if strip is not None else chunk
+            passed = strip(chunk) if strip is not None else chunk
+            if sent is not None:
+                keep_sent(passed)
+            return passed
+
+        def keep_sent(chunk: bytes) -> None:
+            nonlocal sent, sent_size
+            sent_size += len(chunk)
+            if sent_size > MAX_ENTRY_BYTES:
+                sent = None  # too large to cache: served, not kept
+            else:
+                sent.append(chunk)  # type: ignore[union-attr]
 
         async def on_end(completed: bool, error: str | None) -> bytes:
             if untracked:
@@ -499,6 +537,11 @@ class Gateway:
             if error is not None:
                 metrics.error("stream")
             tail = strip.flush() if strip is not None else b""
+            if sent is not None and tail:
+                keep_sent(tail)
+            if sent is not None and error is None and completed and self.response_cache is not None:
+                body = b"".join(sent)
+                await self.response_cache.keep(cached, body, SSE, usage, answer.model, stream=True)  # type: ignore[arg-type]
             return tail + cost_trailer(_usd(event))
 
         raw_headers = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]

@@ -479,6 +479,20 @@ class Governor:
     def _emit(self, event: object) -> None:
         self.on_event(event)
 
+    # -- calls answered without a provider ------------------------------------------------------------------
+
+    def record_cache_hit(self, request: CallRequest, usage: Usage) -> CostEvent:
+        """One ledger event for a call the exact response cache answered (see `cache_hit_steps`)."""
+        return drive(self.cache_hit_steps(request, usage), self.store)
+
+    async def arecord_cache_hit(self, request: CallRequest, usage: Usage) -> CostEvent:
+        return await adrive(self.cache_hit_steps(request, usage), self.store)
+
+    def cache_hit_steps(self, request: CallRequest, usage: Usage) -> Steps[CostEvent]:
+        from fiscus.governor.cache_hit import cache_hit_steps
+
+        return cache_hit_steps(self, request, usage)
+
     # -- calls a door refused before admission ------------------------------------------------------------
 
     def record(self, request: CallRequest, *, status: CallStatus = CallStatus.PARTIAL, message: str = "") -> CostEvent:

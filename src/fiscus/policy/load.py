@@ -27,7 +27,16 @@ from fiscus.policy.spec import (
     ThresholdSpec,
     parse_duration,
 )
-from fiscus.policy.types import EACH, Budget, Policy, RunTarget, SummaryRule, Threshold, Window
+from fiscus.policy.types import (
+    EACH,
+    Budget,
+    Policy,
+    ResponseCacheRule,
+    RunTarget,
+    SummaryRule,
+    Threshold,
+    Window,
+)
 
 DEFAULT_THRESHOLDS: tuple[Threshold, ...] = (
     Threshold(Decimal("0.8"), Action.WARN),
@@ -82,6 +91,10 @@ def compile_policy(spec: PolicySpec, *, source: str | None = None) -> Policy:
         summaries={
             task_class: SummaryRule(rule.keep_last, rule.refresh_every, rule.max_tokens, rule.model)
             for task_class, rule in spec.summaries.items()
+        },
+        response_cache={
+            task_class: ResponseCacheRule(parse_duration(rule.ttl), rule.max_entries, rule.any_temperature)
+            for task_class, rule in spec.response_cache.items()
         },
         default_max_tokens=spec.default_max_tokens,
         min_output_tokens=spec.min_output_tokens,

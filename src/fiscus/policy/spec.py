@@ -156,6 +156,21 @@ class SummarySpec(_Strict):
     model: str | None = None
 
 
+class ResponseCacheSpec(_Strict):
+    """An exact response cache for one task class: a deterministic request (temperature 0, or any when
+    `any_temperature`) asked again within `ttl` is answered from the cache, at no cost."""
+
+    ttl: str = "1h"
+    max_entries: int = Field(default=10_000, ge=1, le=10_000_000)
+    any_temperature: bool = False
+
+    @field_validator("ttl")
+    @classmethod
+    def _ttl(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+
 class PolicySpec(_Strict):
     version: Literal[1] = 1
     timezone: str = "UTC"
@@ -171,6 +186,8 @@ class PolicySpec(_Strict):
     context: dict[str, int] = Field(default_factory=dict)
     # task class → rolling summarisation of its older turns (opt-in)
     summaries: dict[str, SummarySpec] = Field(default_factory=dict)
+    # task class → exact response cache for its deterministic requests (opt-in)
+    response_cache: dict[str, ResponseCacheSpec] = Field(default_factory=dict)
     override_keys_env: str | None = None  # removed: overrides are granted (`fiscus overrides grant`), see below
     budgets: list[BudgetSpec] = Field(default_factory=list)
     alerts: AlertSettings = Field(default_factory=AlertSettings)

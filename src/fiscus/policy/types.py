@@ -105,6 +105,15 @@ class SummaryRule:
 
 
 @dataclass(frozen=True, slots=True)
+class ResponseCacheRule:
+    """A task class's exact response cache (see `fiscus.shaping.response_cache`)."""
+
+    ttl_seconds: int = 3600
+    max_entries: int = 10_000  # per task class; the oldest entry goes first
+    any_temperature: bool = False  # True: cache this class's requests whatever their temperature
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     budgets: tuple[Budget, ...] = ()
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
@@ -112,6 +121,7 @@ class Policy:
     routes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # task class → models, one per ladder
     context: Mapping[str, int] = field(default_factory=dict)  # task class → most input tokens a call sends
     summaries: Mapping[str, SummaryRule] = field(default_factory=dict)  # task class → rolling summarisation
+    response_cache: Mapping[str, ResponseCacheRule] = field(default_factory=dict)  # task class → exact answers
     default_max_tokens: int = 4096
     min_output_tokens: int = 64
     reserve_for_critical: Decimal = Decimal(0)
