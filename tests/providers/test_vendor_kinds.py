@@ -67,8 +67,9 @@ def test_bedrock_urls_and_messages_body() -> None:
     body = orjson.dumps({"model": model, "stream": False, **MESSAGES})
     sent = orjson.loads(endpoint.body(UpstreamRequest("br", "messages", model, body), model))
     assert sent == {"anthropic_version": "bedrock-2023-05-31", **MESSAGES}
-    with pytest.raises(UnsupportedOperationError, match="event-stream"):
-        endpoint.url("messages", model, True)
+    assert endpoint.url("messages", model, True).endswith("-v1%3A0/invoke-with-response-stream")
+    streamed = UpstreamRequest("br", "messages", model, body, stream=True)
+    assert endpoint.headers(streamed)["accept"] == "application/vnd.amazon.eventstream"
 
 
 def test_vertex_urls_need_a_project() -> None:

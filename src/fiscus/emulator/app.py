@@ -152,6 +152,11 @@ def create_app(config: EmulatorConfig | None = None) -> Starlette:
         Route("/openai/deployments/{deployment}/chat/completions", _provider(vendors.azure_chat, OPENAI), methods=post),
         Route("/model/{model:path}/invoke", _provider(vendors.bedrock_invoke, ANTHROPIC), methods=post),
         Route(
+            "/model/{model:path}/invoke-with-response-stream",
+            _provider(vendors.bedrock_invoke_stream, ANTHROPIC),
+            methods=post,
+        ),
+        Route(
             "/v1/projects/{project}/locations/{location}/publishers/anthropic/models/{target:path}",
             _provider(vendors.vertex_anthropic, ANTHROPIC),
             methods=post,

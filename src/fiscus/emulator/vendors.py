@@ -11,6 +11,8 @@ its vendor, so the Chat handler can add the vendor's own usage fields (`vendor_u
     POST /openai/deployments/{deployment}/chat/completions    Azure OpenAI (api-key header, ?api-version=)
     POST /model/{model}/invoke                                Bedrock InvokeModel, Claude's Messages body with
                                                               anthropic_version bedrock-2023-05-31
+    POST /model/{model}/invoke-with-response-stream           Bedrock InvokeModelWithResponseStream: the same
+                                                              events in AWS event-stream frames
     POST /v1/projects/{p}/locations/{l}/publishers/anthropic/models/{model}:rawPredict | :streamRawPredict
                                                               Vertex Claude, anthropic_version vertex-2023-10-16
     POST /v1/projects/{p}/locations/{l}/publishers/google/models/{model}:generateContent | ...
@@ -19,15 +21,20 @@ its vendor, so the Chat handler can add the vendor's own usage fields (`vendor_u
 
 from __future__ import annotations
 
+import base64
+import time
+from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from fiscus.emulator import anthropic_messages, gemini, openai_chat
 from fiscus.emulator.dialects import GEMINI, OPENAI, json_response
 from fiscus.emulator.vendor_usage import VENDOR
+from fiscus.providers.aws_eventstream import encode
+from fiscus.providers.bedrock_stream import MEDIA_TYPE as EVENT_STREAM
 
 _BEDROCK_VERSION = "bedrock-2023-05-31"
 _VERTEX_VERSION = "vertex-2023-10-16"
@@ -81,6 +88,39 @@ async def azure_chat(request: Request) -> Response:
 
 async def bedrock_invoke(request: Request) -> Response:
     return await _claude(request, "bedrock", request.path_params["model"], _BEDROCK_VERSION, stream=False)
+
+
+async def bedrock_invoke_stream(request: Request) -> Response:
+    answer = await _claude(request, "bedrock", request.path_params["model"], _BEDROCK_VERSION, stream=True)
+    if not isinstance(answer, StreamingResponse):  # refused before streaming: a JSON error
+        return answer
+    return StreamingResponse(_event_stream(answer.body_iterator), media_type=EVENT_STREAM)
+
+
+async def _event_stream(sse: AsyncIterable[Any]) -> AsyncIterator[bytes]:
+    """Anthropic's SSE events → `chunk` messages of base64 event bytes; the last gains Bedrock's metrics."""
+    started, buffer, tokens = time.perf_counter(), b"", {"inputTokenCount": 0, "outputTokenCount": 0}
+    first: float | None = None
+    async for part in sse:
+        buffer += part.encode() if isinstance(part, str) else bytes(part)
+        *frames, buffer = buffer.split(b"\n\n")
+        for frame in frames:
+            data = next((line[5:].strip() for line in frame.split(b"\n") if line.startswith(b"data:")), None)
+            if not data:
+                continue
+            event = orjson.loads(data)
+            usage = event.get("message", event).get("usage") or {}
+            tokens["inputTokenCount"] += usage.get("input_tokens", 0) if event["type"] == "message_start" else 0
+            tokens["outputTokenCount"] = usage.get("output_tokens", tokens["outputTokenCount"])
+            first = first if first is not None else time.perf_counter()
+            if event["type"] == "message_stop":
+                elapsed = int((time.perf_counter() - started) * 1000)
+                event["amazon-bedrock-invocationMetrics"] = {
+                    **tokens, "invocationLatency": elapsed, "firstByteLatency": int((first - started) * 1000)
+                }  # fmt: skip
+            chunk = {"bytes": base64.b64encode(orjson.dumps(event)).decode(), "p": "abcdefghij"[: len(frame) % 10]}
+            headers = {":event-type": "chunk", ":content-type": "application/json", ":message-type": "event"}
+            yield encode(headers, orjson.dumps(chunk))
 
 
 async def vertex_anthropic(request: Request) -> Response:

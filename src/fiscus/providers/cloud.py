@@ -15,8 +15,11 @@ import orjson
 
 from fiscus.config import ProviderConfig
 from fiscus.errors import ConfigError
+from fiscus.providers.bedrock_stream import MEDIA_TYPE as EVENT_STREAM
+from fiscus.providers.bedrock_stream import BedrockMessagesStream
 from fiscus.providers.endpoint import Endpoint
-from fiscus.providers.messages import Operation, UnsupportedOperationError, UpstreamRequest
+from fiscus.providers.messages import Operation, UpstreamRequest
+from fiscus.providers.translate import StreamTranslation
 
 BEDROCK_ANTHROPIC_VERSION = "bedrock-2023-05-31"
 VERTEX_ANTHROPIC_VERSION = "vertex-2023-10-16"
@@ -52,7 +55,8 @@ class _Cloud(Endpoint):
 
 class BedrockEndpoint(_Cloud):
     """`https://bedrock-runtime.{region}.amazonaws.com`: Claude's Messages through InvokeModel
-    (`/model/{modelId}/invoke`, whole answers), and Chat Completions through Bedrock's OpenAI-compatible endpoint
+    (`/model/{modelId}/invoke`) and InvokeModelWithResponseStream (`/model/{modelId}/invoke-with-response-stream`,
+    AWS event-stream frames read as Anthropic's SSE), and Chat Completions through Bedrock's OpenAI-compatible endpoint
     (`/openai/v1/chat/completions`, streamed or not). Model ids are Bedrock's (`anthropic.claude-…-v1:0`, or an
     inference profile such as `us.anthropic.…`)."""
 
@@ -72,13 +76,18 @@ class BedrockEndpoint(_Cloud):
         self.check(operation)
         if operation == "chat.completions":
             return f"{self.base_url}/openai/v1/chat/completions"
-        if stream:
-            # InvokeModelWithResponseStream answers in AWS's binary event-stream framing, not server-sent events.
-            raise UnsupportedOperationError(
-                f"provider {self.name!r} (bedrock) streams Messages only as AWS event-stream frames, which the "
-                "gateway does not relay; send stream: false, or use its Chat Completions endpoint"
-            )
-        return f"{self.base_url}/model/{quote(model, safe='')}/invoke"
+        # InvokeModelWithResponseStream answers in AWS's binary event-stream framing (see `stream_reader`).
+        action = "invoke-with-response-stream" if stream else "invoke"
+        return f"{self.base_url}/model/{quote(model, safe='')}/{action}"
+
+    def headers(self, request: UpstreamRequest) -> dict[str, str]:
+        out = super().headers(request)
+        if request.stream and request.operation == "messages":
+            out["accept"] = EVENT_STREAM
+        return out
+
+    def stream_reader(self, operation: Operation) -> StreamTranslation | None:
+        return BedrockMessagesStream() if operation == "messages" else None
 
     def _messages_body(self, data: dict[str, object]) -> bytes:
         data.pop("stream", None)  # InvokeModel rejects it: streaming is another action

@@ -11,6 +11,7 @@ import orjson
 from fiscus.config import ProviderConfig
 from fiscus.errors import ConfigError
 from fiscus.providers.messages import Operation, UnsupportedOperationError, UpstreamRequest, Wire
+from fiscus.providers.translate import StreamTranslation
 
 # Client headers never forwarded: credentials (the provider's own replace them), hop-by-hop and framing
 # headers (the HTTP client sets its own), and fiscus's attribution headers (they are for fiscus only).
@@ -97,6 +98,10 @@ class Endpoint(abc.ABC):
             out["accept"] = "text/event-stream"
         out.update(self.auth_headers())
         return out
+
+    def stream_reader(self, operation: Operation) -> StreamTranslation | None:
+        """What reads this provider's streamed 2xx answer as SSE of its wire format; None where it is SSE already."""
+        return None
 
     def body(self, request: UpstreamRequest, model: str) -> bytes:
         """The body to send for `model`; rewritten only when a fallback changes the model named in it."""

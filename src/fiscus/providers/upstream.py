@@ -33,7 +33,7 @@ from fiscus.providers.messages import (
 from fiscus.providers.rate_limit import ProviderRateLimiter
 from fiscus.providers.registry import make_endpoint
 from fiscus.providers.retry_budget import RetryBudget
-from fiscus.providers.translate import Translation, Untranslatable, translation
+from fiscus.providers.translate import StreamTranslation, Translation, Untranslatable, translation
 from fiscus.providers.transport import (
     BrokenAnswer,
     ConnectFailed,
@@ -63,26 +63,34 @@ class _Served:
         if self.body is not None:
             self.body = translated.error(self.answer.status, self.body)
         else:
-            self.answer = TranslatedBody(self.answer, translated, stream)
+            self.answer = TranslatedBody(self.answer, translated.response, translated.stream() if stream else None)
 
 
 class TranslatedBody:
     """A 2xx answer in the provider's format read as the client's: a whole answer translated once read, a stream
     event by event as it arrives."""
 
-    def __init__(self, answer: StreamBody | TranslatedBody, translated: Translation, stream: bool) -> None:
+    def __init__(
+        self,
+        answer: StreamBody | TranslatedBody,
+        whole: Callable[[bytes], bytes] | None,
+        stream: StreamTranslation | None,
+    ) -> None:
         self._answer = answer
-        self._translated = translated
-        self._stream = translated.stream() if stream else None
+        self._whole = whole
+        self._stream = stream
         self._done = False
         self.status = answer.status
         self.headers = {k: v for k, v in answer.headers.items() if k != "content-length"}
+        if stream is not None:
+            self.headers["content-type"] = "text/event-stream"
 
     async def read_chunk(self) -> bytes:
         while not self._done:
             if self._stream is None:
                 self._done = True
-                return self._translated.response(await self._answer.read())
+                body = await self._answer.read()
+                return self._whole(body) if self._whole is not None else body
             chunk = await self._answer.read_chunk()
             if not chunk:
                 self._done = True
@@ -328,6 +336,9 @@ class Upstream:
                 raise UpstreamTimeoutError(f"provider {endpoint.name!r} did not answer ({exc})") from None
             else:
                 served = _Served(answer, None, endpoint.name, model, total, fallback)
+                reader = endpoint.stream_reader(request.operation) if request.stream else None
+                if reader is not None and answer.status < 300:  # a stream framed otherwise than as SSE
+                    served.answer = TranslatedBody(answer, None, reader)
                 if answer.status >= 300:
                     try:
                         served.body = endpoint.redact(await answer.read())
