@@ -13,7 +13,7 @@ import pytest
 from fiscus.config import ProviderConfig
 from fiscus.errors import ConfigError
 from fiscus.pricing import PriceCatalogue
-from fiscus.providers import UnsupportedOperationError, Upstream, UpstreamRequest, make_endpoint
+from fiscus.providers import Upstream, UpstreamRequest, make_endpoint
 from fiscus.usage import WireFormat, usage_from_body
 
 from .conftest import KEYS, FakeTime

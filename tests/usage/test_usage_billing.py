@@ -115,6 +115,30 @@ def test_gemini_image_output_has_its_own_rate(catalogue: PriceCatalogue) -> None
     assert cost == Cost(input=D("0.000006"), output=D("0.0387"))
 
 
+def test_gemini_2_grounding_is_billed_per_grounded_prompt(catalogue: PriceCatalogue) -> None:
+    usage, model, provider = read("gemini_grounding.json")
+    assert usage.detail == UsageDetail(server_tools=(("web_searches", 1),))  # three queries, one grounded prompt
+    assert usage.input_tokens == 1012  # the prompt plus what the search put in front of the model
+    cost = catalogue.price(usage, provider=provider, model=model)  # gemini-2.5-flash: 0.3 in / 2.5 out / $35 per 1k
+    assert cost == Cost(input=D("0.0003036"), output=D("0.00005"), tools=D("0.035"))
+
+
+def test_gemini_3_grounding_in_a_stream_is_billed_per_search_query(catalogue: PriceCatalogue) -> None:
+    tracker = StreamUsageTracker(WireFormat.GEMINI)
+    tracker.feed_bytes((BILLING / "gemini_grounding_stream.sse").read_bytes())
+    usage = tracker.usage
+    assert usage is not None and usage.detail == UsageDetail(server_tools=(("web_searches", 2),))
+    cost = catalogue.price(usage, provider="gemini", model="gemini-3-flash-preview")  # $14 per 1,000 queries
+    assert cost.tools == D("0.028")
+    assert cost.total == D("0.02848")
+
+
+def test_malformed_grounding_queries_are_an_error() -> None:
+    body = b'{"candidates":[{"groundingMetadata":{"webSearchQueries":"oops"}}],"usageMetadata":{"promptTokenCount":1}}'
+    with pytest.raises(UsageFormatError, match="webSearchQueries"):
+        read_usage(body)
+
+
 def test_deepseek_cache_hits_and_misses(catalogue: PriceCatalogue) -> None:
     usage, model, provider = read("deepseek_cache_hit.json", provider="deepseek")
     assert usage == Usage(input_tokens=400, cache_read_tokens=600, output_tokens=200)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from fiscus.errors import FiscusError
+from fiscus.errors import FiscusError, UsageFormatError
 from fiscus.events.cost_event import CallStatus
 from fiscus.governor.steps import Steps
 from fiscus.sdk.drive import CallModel, CallSteps, ParseRaw, arun, run
@@ -17,8 +17,9 @@ from fiscus.sdk.errors import BudgetExhausted
 from fiscus.sdk.gate import Gate, Plan, Short, partial_text
 from fiscus.sdk.objects import output_of, partial_object, partial_stream, usage_of
 from fiscus.sdk.streams import Observer, observe_async, observe_sync
-from fiscus.usage.estimate import estimate_tokens
-from fiscus.usage.model import Usage
+from fiscus.usage import openai_chat
+from fiscus.usage.estimate import estimate_tokens, estimator_name
+from fiscus.usage.model import Usage, UsageDetail
 from fiscus.usage.wire import WireFormat
 
 
@@ -64,10 +65,31 @@ def _answer(short: Short, endpoint: Endpoint, client: Any, stream: bool, is_asyn
 
 def _whole_usage(plan: Plan, response: Any) -> tuple[Usage, str, tuple[Any, ...]]:
     text, calls = output_of(plan.fmt, response)
-    usage = usage_of(plan.fmt, response)
-    if usage is None:  # an OpenAI-compatible server that reports none: estimate, flagged
-        usage = Usage(input_tokens=plan.input_tokens, output_tokens=estimate_tokens(text), estimated=True)
+    why = "the provider reported no usage"
+    try:
+        usage = usage_of(plan.fmt, response)
+    except (UsageFormatError, TypeError, ValueError) as exc:
+        # The model was called and answered: the caller gets its answer, the call an estimate that says why.
+        usage, why = None, f"the provider's usage report was malformed ({_malformed(plan.fmt, response, exc)})"
+    if usage is None:  # e.g. an OpenAI-compatible server that reports none: estimate, flagged
+        output = estimate_tokens(text) + sum(estimate_tokens(str(args)) for _, args in calls)
+        how = f"{why}: input counted from the request, output from the answer's text ({estimator_name()})"
+        detail = UsageDetail(estimate=how)
+        usage = Usage(input_tokens=plan.input_tokens, output_tokens=output, estimated=True, detail=detail)
     return usage, text, calls
+
+
+def _malformed(fmt: WireFormat, response: Any, exc: Exception) -> str:
+    """The reader's own words for a bad count (the fast chat path fails on types before it can say which)."""
+    if isinstance(exc, UsageFormatError) or fmt is not WireFormat.OPENAI_CHAT:
+        return str(exc)
+    try:
+        openai_chat.usage_from_fields(response.usage.model_dump(warnings=False))
+    except UsageFormatError as reason:
+        return str(reason)
+    except Exception:
+        pass
+    return str(exc)
 
 
 # -- the steps ------------------------------------------------------------------------------------------
