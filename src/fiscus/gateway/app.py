@@ -111,8 +111,8 @@ def create_app(
     `fiscus.providers.Upstream`) default to ones opened from `config`; those opened here are closed at shutdown.
     `breakers` (a config for every breaker, or a registry to share) and `loops` set the guards (defaults: the
     config's `guards:` section, whose breakers share their state at `guards.state`, beside the budget store
-    unless set); `on_breaker_open` (default `guards.breakers.on_open`) answers an open breaker with `partial`
-    or `block` (429), unless a budget tripped it: then that budget's own action and reset are used. Guard
+    unless set); `on_breaker_open` (default `guards.breakers.on_open`) answers an open spend-rate breaker with
+    `partial` or `block` (429); a model's open error-rate breaker is an outage, answered 503 either way. Guard
     events (`BreakerTripped`, `LoopDetected`) go to `on_event` and to the governor's own hook. `overrides` (a
     `fiscus.overrides.OverrideBook`) defaults to one on the key store's database."""
     from fiscus.governor import Governor

@@ -8,30 +8,32 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from starlette.types import ASGIApp, Receive
 
-from fiscus.attribution import Attribution
 from fiscus.config import FiscusConfig
 from fiscus.engine.decision import Action
 from fiscus.errors import FiscusError
 from fiscus.events.cost_event import CallStatus, CostEvent
 from fiscus.events.override_events import OverrideUsed
 from fiscus.events.savings import Shaped
+from fiscus.gateway.answers import (
+    outage_response,
+)
 from fiscus.gateway.auth import AttributionCache, client_key
 from fiscus.gateway.body import upstream_body
-from fiscus.gateway.guards import GatewayGuards, GuardRefusal, refusal_admission
+from fiscus.gateway.guards import GatewayGuards
 from fiscus.gateway.intake import BodyIntake
 from fiscus.gateway.metrics import GatewayMetrics
-from fiscus.gateway.protocol import BadRequest, ParsedRequest, Protocol, error_body, parse_request
+from fiscus.gateway.protocol import BadRequest, ParsedRequest, Protocol, parse_request
+from fiscus.gateway.refusals import NoModelAnswers
+from fiscus.gateway.refusals import usd as _usd
 from fiscus.gateway.relay import StreamRelay, UsageChunkFilter, cost_trailer
 from fiscus.gateway.response_cache import HEADER as CACHE_HEADER
 from fiscus.gateway.response_cache import GatewayResponseCache, Lookup
@@ -42,17 +44,10 @@ from fiscus.governor import Admission, CallRequest, Governor
 from fiscus.keys import KeyRing
 from fiscus.ledger.outcomes import record_call_outcome
 from fiscus.overrides import OverrideBook
-from fiscus.providers import ProviderError, RateLimitedError, Upstream, UpstreamRequest, UpstreamTimeoutError
+from fiscus.providers import ProviderError, RateLimitedError, Upstream, UpstreamRequest
 from fiscus.providers.messages import UnknownProviderError, UnsupportedOperationError
 from fiscus.shaping.cache import CachePlacer, stable_tools
 from fiscus.shaping.compress import fit_window
-from fiscus.shaping.partial import (
-    BUDGET_EXHAUSTED,
-    PARTIAL_HEADER,
-    exhausted_text,
-    partial_body,
-    partial_events,
-)
 from fiscus.shaping.response_cache import MAX_ENTRY_BYTES
 from fiscus.usage.detect import usage_from_body
 from fiscus.usage.estimate import anthropic_cache_write_bound, count_request_tokens, estimator_name
@@ -69,11 +64,10 @@ _OVERRIDE_CLAIM_S = 90 * 86_400.0  # longer than any override is granted for
 _TRACK_BATCH_BYTES = 32 * 1024
 
 
-def _usd(event: CostEvent) -> str:
-    return format(event.cost.total, "f")
+_NO_PROVIDER = (CallStatus.BLOCKED, CallStatus.PARTIAL)
 
 
-class Gateway:
+class Gateway(NoModelAnswers):
     """What every call of one app shares: governor, keys, routes, upstream pool, metrics."""
 
     def __init__(
@@ -217,32 +211,22 @@ class Gateway:
                 self.governor.on_event(used)
 
     async def settle(
-        self, admission: Admission, usage: Usage | None, *, provider_failed: bool = False, **kwargs: Any
+        self,
+        admission: Admission,
+        usage: Usage | None,
+        *,
+        provider_failed: bool = False,
+        reached_provider: bool = True,
+        **kwargs: Any,
     ) -> CostEvent:
         """Settle through the governor and tell the breakers how the call went (`provider_failed`: see
-        `GatewayGuards.settled`)."""
+        `GatewayGuards.settled`). A call refused before it reached the provider says nothing of its health."""
         event = await self.governor.asettle(admission, usage, **kwargs)
-        self.guards.settled(admission.request.attribution, event, provider_failed=provider_failed)
+        if reached_provider and kwargs.get("status") not in _NO_PROVIDER:
+            self.guards.settled(admission.request.attribution, event, provider_failed=provider_failed)
         if event.attribution.outcome is not None:  # x-fiscus-outcome on a session's call: the case's outcome
             record_call_outcome(getattr(self.governor, "ledger", None), event)
         return event
-
-    async def _guarded(
-        self,
-        protocol: Protocol,
-        request: ParsedRequest,
-        provider: str,
-        attribution: Attribution,
-        why: GuardRefusal,
-        noted: dict[str, str] | None = None,
-    ) -> ASGIApp:
-        """A breaker or loop refusal: answered at once, recorded as one ledger event, no provider reached."""
-        admission = refusal_admission(provider, request.model, attribution, why)
-        self.metrics.decision(why.action)
-        out = {"x-fiscus-request-id": admission.event_id, "x-fiscus-guard": why.code} | (noted or {})
-        if why.action is Action.BLOCK:
-            return await self._blocked(protocol, admission, out, code=why.code, text=why.message)
-        return await self._partial(protocol, request, admission, out, code=why.code, text=why.text)
 
     async def _admitted(
         self,
@@ -267,9 +251,10 @@ class Gateway:
         if cache_placed:
             out["x-fiscus-prompt-cache"] = "placed"
         if decision.action is Action.BLOCK:
-            return await self._blocked(protocol, admission, out)
+            return await self._blocked(protocol, admission, out, code=self._budget_code(decision.exhausted_budget))
         if decision.action is Action.PARTIAL:
-            return await self._partial(protocol, request, admission, out)
+            code = self._budget_code(decision.exhausted_budget)
+            return await self._partial(protocol, request, admission, out, code=code)
         if decision.action.severity >= Action.WARN.severity:
             out["x-fiscus-budget"] = str(decision.action)
         body, rebuilt, changes = request.body, False, {}
@@ -306,63 +291,6 @@ class Gateway:
             return await self._stream(protocol, upstream_request, admission, input_tokens, strip_usage, out, cached)
         return await self._whole(protocol, upstream_request, admission, input_tokens, out, cached)
 
-    async def _blocked(
-        self,
-        protocol: Protocol,
-        admission: Admission,
-        out: dict[str, str],
-        *,
-        code: str = BUDGET_EXHAUSTED,
-        text: str | None = None,
-    ) -> ASGIApp:
-        decision = admission.decision
-        event = await self.settle(admission, None, status=CallStatus.BLOCKED)
-        wait = _seconds_until(decision.retry_at) or 1
-        out |= {"retry-after": str(wait), "x-fiscus-budget": "exhausted", "x-fiscus-cost-usd": _usd(event)}
-        if wait > 60:  # the SDKs' own retries cannot outwait a window this long
-            out["x-should-retry"] = "false"
-        if text is None:
-            text = f"fiscus budget exhausted: {decision.message or 'budget exhausted'}"
-        message = f"{text}; retry after {wait}s"
-        kind = "insufficient_quota" if not protocol.anthropic else None
-        body = error_body(protocol, 429, message, code=code, kind=kind)
-        return RawResponse(body, 429, out, media=JSON)
-
-    async def _partial(
-        self,
-        protocol: Protocol,
-        request: ParsedRequest,
-        admission: Admission,
-        out: dict[str, str],
-        *,
-        code: str = BUDGET_EXHAUSTED,
-        text: str | None = None,
-    ) -> ASGIApp:
-        """An honest partial answer: a finished reply saying why no model was called, marked in the body
-        (`fiscus`) and by the `x-fiscus-partial` header."""
-        decision = admission.decision
-        event = await self.settle(admission, None, status=CallStatus.PARTIAL)
-        text = text or exhausted_text(decision.message)
-        marker = {"code": code, "message": decision.message or text, "retry_after": _seconds_until(decision.retry_at)}
-        out |= {"x-fiscus-budget": "exhausted", PARTIAL_HEADER: code}
-        if marker["retry_after"] is not None:
-            out["retry-after"] = str(marker["retry_after"])
-        fmt = str(protocol.format)
-        if request.stream:
-            events = partial_events(fmt, model=request.model, text=text, include_usage=request.wants_usage, **marker)
-            return RawResponse(b"".join(events) + cost_trailer(_usd(event)), 200, out, media=SSE)
-        out["x-fiscus-cost-usd"] = _usd(event)
-        body = orjson.dumps(partial_body(fmt, model=request.model, text=text, **marker))
-        return RawResponse(body, 200, out, media=JSON)
-
-    def _upstream_failure(self, protocol: Protocol, exc: ProviderError) -> tuple[int, bytes, dict[str, str]]:
-        self.metrics.error("upstream")
-        if isinstance(exc, RateLimitedError):
-            retry = str(max(1, math.ceil(exc.retry_after_s)))
-            return 429, error_body(protocol, 429, str(exc), code="rate_limit_exceeded"), {"retry-after": retry}
-        status = 504 if isinstance(exc, UpstreamTimeoutError) else 502
-        return status, error_body(protocol, status, f"upstream provider failed: {exc}"), {}
-
     async def _whole(
         self,
         protocol: Protocol,
@@ -376,11 +304,11 @@ class Gateway:
         try:
             answer = await self.upstream.send(upstream_request)
         except ProviderError as exc:
-            status, body, extra = self._upstream_failure(protocol, exc)
+            outage = self._upstream_failure(protocol, upstream_request.provider, exc)
             event = await self.settle(
                 admission, None, status=CallStatus.ERROR, error=str(exc), provider_failed=provider_side(exc)
             )
-            return RawResponse(body, status, out | extra | {"x-fiscus-cost-usd": _usd(event)}, media=JSON)
+            return outage_response(protocol, outage, out | {"x-fiscus-cost-usd": _usd(event)})
         latency = time.perf_counter() - started
         self.metrics.upstream_latency(upstream_request.provider, latency)
         if answer.ok:
@@ -407,7 +335,6 @@ class Gateway:
                 latency_ms=int(latency * 1000),
             )
         else:
-            self.metrics.error("upstream")
             event = await self.settle(
                 admission,
                 None,
@@ -418,10 +345,11 @@ class Gateway:
                 error=f"upstream answered {answer.status}",
                 provider_failed=answer.status >= 500,
             )
+            self.metrics.settled(event)
+            out["x-fiscus-cost-usd"] = _usd(event)
+            return self._upstream_answered(protocol, answer.provider, answer.status, answer.body, answer.headers, out)
         self.metrics.settled(event)
         out["x-fiscus-cost-usd"] = _usd(event)
-        if "retry-after" in answer.headers:
-            out["retry-after"] = answer.headers["retry-after"]
         media = answer.headers.get("content-type", JSON)
         return RawResponse(answer.body, answer.status, out, media=media)
 
@@ -457,17 +385,16 @@ class Gateway:
             answer = await stack.enter_async_context(self.upstream.stream(upstream_request))
         except ProviderError as exc:
             await stack.aclose()
-            status, body, extra = self._upstream_failure(protocol, exc)
+            outage = self._upstream_failure(protocol, upstream_request.provider, exc)
             event = await self.settle(
                 admission, None, status=CallStatus.ERROR, error=str(exc), provider_failed=provider_side(exc)
             )
-            return RawResponse(body, status, out | extra | {"x-fiscus-cost-usd": _usd(event)}, media=JSON)
+            return outage_response(protocol, outage, out | {"x-fiscus-cost-usd": _usd(event)})
         if not answer.ok:
             try:
                 body = b"".join([chunk async for chunk in answer])
             finally:
                 await stack.aclose()
-            self.metrics.error("upstream")
             event = await self.settle(
                 admission,
                 None,
@@ -476,9 +403,7 @@ class Gateway:
                 provider_failed=answer.status >= 500,
             )
             out["x-fiscus-cost-usd"] = _usd(event)
-            if "retry-after" in answer.headers:
-                out["retry-after"] = answer.headers["retry-after"]
-            return RawResponse(body, answer.status, out, media=answer.headers.get("content-type", JSON))
+            return self._upstream_answered(protocol, answer.provider, answer.status, body, answer.headers, out)
         self.metrics.upstream_latency(upstream_request.provider, time.perf_counter() - started)
         tracker = StreamUsageTracker(protocol.format)
         strip = UsageChunkFilter() if strip_usage else None
@@ -549,13 +474,6 @@ class Gateway:
         return StreamRelay(
             answer.read_chunk, status=200, headers=raw_headers, on_chunk=on_chunk, on_end=on_end, close=stack.aclose
         )
-
-
-def _seconds_until(when: datetime | None) -> int | None:
-    """Whole seconds (at least 1) from now until `when`; None when unknown."""
-    if when is None:
-        return None
-    return max(1, math.ceil((when - datetime.now(UTC)).total_seconds()))
 
 
 def _price_now(admission: Admission, usage: Usage, provider: str, served: str) -> str | None:

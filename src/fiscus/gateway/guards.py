@@ -31,6 +31,7 @@ from fiscus.events.guard_events import LoopDetected
 from fiscus.governor import Admission, CallRequest
 from fiscus.guards import BreakerRegistry, Detection, LoopConfig, LoopDetector
 from fiscus.guards.conversation import conversation_id
+from fiscus.guards.registry import MODEL_PREFIX
 from fiscus.sdk.gate import last_content
 from fiscus.usage.wire import WireFormat
 
@@ -47,6 +48,8 @@ class GuardRefusal:
     message: str
     code: str  # breaker_open | loop_detected
     retry_at: datetime | None = None
+    # A model's error-rate breaker: the provider is failing, so the answer is an outage (503), not a refusal.
+    outage: bool = False
 
     @property
     def text(self) -> str:
@@ -116,7 +119,8 @@ class GatewayGuards:
             why = trip.message if trip is not None else "circuit breaker open"
             retry = datetime.fromtimestamp(trip.reopens_at, UTC) if trip is not None else None
             message = f"{breaker.scope} circuit breaker is open: {why}"
-            return GuardRefusal(self.on_breaker_open, message, "breaker_open", retry)
+            outage = breaker.scope.startswith(MODEL_PREFIX)  # a model's breaker counts provider failures only
+            return GuardRefusal(self.on_breaker_open, message, "breaker_open", retry, outage=outage)
         if attribution.session is None and last_answer(fmt, body) is None:
             # A call with no history starts a run: identical one-shot calls are separate runs, not a loop.
             # Only the exchange between agents (a stateless A2A ping-pong) is watched.

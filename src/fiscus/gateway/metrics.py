@@ -44,6 +44,13 @@ class GatewayMetrics:
         self.cost = Counter("fiscus_cost_usd", "Cost of settled calls in USD", registry=registry)
         self.decisions = Counter("fiscus_decisions", "Budget decisions by action", ["action"], registry=registry)
         self.errors = Counter("fiscus_errors", "Errors by kind", ["kind"], registry=registry)
+        self.upstream_failures = Counter(
+            "fiscus_upstream_failures",
+            "Calls answered with an upstream failure, by provider and reason (timeout, connection, server_error, "
+            "unavailable, overloaded, breaker_open, rate_limited, ...)",
+            ["provider", "reason"],
+            registry=registry,
+        )
         self.retries = Counter(
             "fiscus_upstream_retries", "Upstream retries by provider", ["provider"], registry=registry
         )
@@ -104,6 +111,9 @@ class GatewayMetrics:
 
     def error(self, kind: str) -> None:
         self._child(self.errors, kind).inc()
+
+    def upstream_failure(self, provider: str, reason: str) -> None:
+        self._child(self.upstream_failures, provider, reason).inc()
 
     def upstream_latency(self, provider: str, seconds: float) -> None:
         self._child(self.latency, provider).observe(seconds)

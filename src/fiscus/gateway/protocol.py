@@ -173,7 +173,10 @@ def error_body(
 ) -> bytes:
     if protocol.anthropic:
         kind = kind or _ANTHROPIC_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
-        return orjson.dumps({"type": "error", "error": {"type": kind, "message": message}})
+        error: dict[str, str] = {"type": kind, "message": message}
+        if code is not None:  # fiscus's machine-readable reason, beside Anthropic's own fields
+            error["code"] = code
+        return orjson.dumps({"type": "error", "error": error})
     if kind is None:
         kind = "server_error" if status >= 500 else "invalid_request_error"
     return orjson.dumps({"error": {"message": message, "type": kind, "param": param, "code": code}})
