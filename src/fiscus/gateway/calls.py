@@ -98,6 +98,9 @@ class Gateway(NoModelAnswers):
         self.cache_placer = CachePlacer() if config.optimise.prompt_cache else None
         policy = getattr(governor, "policy", None)
         self.summariser = Summariser(governor, upstream, self.router) if policy and policy.summaries else None
+        rules = getattr(governor, "task_classes", None)
+        if rules is not None and policy is not None and policy.cross_routes:  # routes out of a family: translated
+            rules.provider_of = self.router.provider_of
         self.response_cache: GatewayResponseCache | None = None
         if policy and policy.response_cache:  # kept in the budget store's backend
             from fiscus.stores.response_cache import open_response_cache
@@ -261,7 +264,7 @@ class Gateway(NoModelAnswers):
         served = decision.model or request.model
         if served != request.model:
             changes["model"] = served
-            provider = self.router.route(served, protocol) or provider
+            provider = self.router.route(served, protocol) or self.router.across(served, protocol) or provider
             out["x-fiscus-requested-model"] = request.model
             out["x-fiscus-served-model"] = served
         if decision.max_tokens and (request.max_tokens is None or decision.max_tokens < request.max_tokens):

@@ -1,5 +1,6 @@
 """What a call's task class decides on top of its budgets (`routes:` and `context:` in the policy): the model
-it runs on, moved within its model's family, and the most input it sends. No I/O; the governor applies it.
+it runs on, moved within its model's family (or out of it, onto another provider, where the door translates
+between wire formats), and the most input it sends. No I/O; the governor applies it.
 
 Routing weighs the prompt cache it would break. A provider caches a prompt per model, so a session moved to
 another model pays its whole context again at the full input price. When a route would move a call off the
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 from fiscus.engine.decision import Action, Decision
@@ -31,7 +32,10 @@ MAX_SESSIONS = 50_000
 class TaskClassRules:
     def __init__(self, policy: Policy, sheets: Sheets | None = None) -> None:
         self.policy = policy
-        self.routes, self.windows = bool(policy.routes), bool(policy.context)
+        self.routes, self.windows = bool(policy.routes or policy.cross_routes), bool(policy.context)
+        # The provider that serves a model (any wire format): set by a door that translates between formats (the
+        # gateway); without it a route out of a family is not taken (a wrapped client speaks one vendor's API).
+        self.provider_of: Callable[[str], str | None] | None = None
         self._routed: dict[tuple[str, str], str | None] = {}  # (task class, model asked) → model routed to
         self._sheets = sheets
         self._sessions: OrderedDict[str, tuple[str, str, int]] = OrderedDict()  # → (provider, model, input)
@@ -73,6 +77,10 @@ class TaskClassRules:
     def route(self, request: CallRequest) -> CallRequest:
         """The request on the model its task class is routed to, or the request itself."""
         task_class = request.attribution.task_class
+        if task_class and self.provider_of is not None and task_class in self.policy.cross_routes:
+            across = self._across(request, self.policy.cross_routes[task_class], self.provider_of)
+            if across is not None:
+                return across
         choices = self.policy.routes.get(task_class) if task_class else None
         if not choices:
             return request
@@ -84,6 +92,17 @@ class TaskClassRules:
             return request
         model = self._cache_aware(request, model)
         return replace(request, model=model) if model != request.model else request
+
+    def _across(
+        self, request: CallRequest, routes: Mapping[str, str], provider_of: Callable[[str], str | None]
+    ) -> CallRequest | None:
+        """The request moved out of its model's family, onto the model (and provider) its route names."""
+        tier = self.policy.ladders.tier_of(request.model)
+        target = routes.get(tier.ladder) if tier is not None else None
+        provider = provider_of(target) if target is not None else None
+        if target is None or provider is None:
+            return None
+        return replace(request, model=target, provider=provider)
 
     def as_asked(self, asked: CallRequest, routed: CallRequest, decision: Decision) -> Decision:
         """The decision on a request as the caller asked it: the model it asked for (before a route) and its

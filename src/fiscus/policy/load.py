@@ -21,6 +21,7 @@ from fiscus.policy.ladders import Ladders
 from fiscus.policy.spec import (
     TARGET_DIMENSIONS,
     BudgetSpec,
+    CrossRouteSpec,
     LimitsSpec,
     PolicySpec,
     ShorthandSpec,
@@ -73,7 +74,7 @@ def compile_policy(spec: PolicySpec, *, source: str | None = None) -> Policy:
     ladders = Ladders.defaults().merged(
         {name: tuple(tuple(t) if isinstance(t, list) else (t,) for t in tiers) for name, tiers in spec.ladders.items()}
     )
-    routes = _compile_routes(spec.routes, ladders, where)
+    routes, cross_routes = _compile_routes(spec.routes, ladders, where)
     budgets: list[Budget] = []
     names: set[str] = set()
     for index, budget_spec in enumerate(spec.budgets):
@@ -87,6 +88,7 @@ def compile_policy(spec: PolicySpec, *, source: str | None = None) -> Policy:
         timezone=zone,
         ladders=ladders,
         routes=routes,
+        cross_routes=cross_routes,
         context=dict(spec.context),
         summaries={
             task_class: SummaryRule(rule.keep_last, rule.refresh_every, rule.max_tokens, rule.model)
@@ -121,12 +123,33 @@ def policy_version(spec: PolicySpec) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def _compile_routes(routes: dict[str, list[str]], ladders: Ladders, where: str) -> dict[str, tuple[str, ...]]:
-    """Each routed model must stand on a ladder (that is how a call's model is matched to it), one per ladder."""
+def _compile_routes(
+    routes: dict[str, list[str | CrossRouteSpec]], ladders: Ladders, where: str
+) -> tuple[dict[str, tuple[str, ...]], dict[str, dict[str, str]]]:
+    """Each routed model must stand on a ladder (that is how a call's model is matched to it), one per ladder;
+    a route out of a family names the ladder it takes calls from and a model on another ladder."""
     compiled: dict[str, tuple[str, ...]] = {}
-    for task_class, models in routes.items():
+    across: dict[str, dict[str, str]] = {}
+    known = dict(ladders.ladders)
+    for task_class, entries in routes.items():
         seen: dict[str, str] = {}
-        for model in models:
+        models: list[str] = []
+        for entry in entries:
+            if isinstance(entry, CrossRouteSpec):
+                out = across.setdefault(task_class, {})
+                here = f"{where}: routes.{task_class}: {{from: {entry.from_}, to: {entry.to}}}"
+                if entry.from_ not in known:
+                    raise ConfigError(f"{here}: no ladder is named {entry.from_!r}; ladders: {', '.join(known)}")
+                target = ladders.tier_of(entry.to)
+                if target is None:
+                    raise ConfigError(f"{here}: model {entry.to!r} is on no ladder; add it to `ladders`")
+                if target.ladder == entry.from_:
+                    raise ConfigError(f"{here}: {entry.to!r} is on that same ladder; list it as a plain route")
+                if entry.from_ in out:
+                    raise ConfigError(f"{here}: calls from {entry.from_!r} are already routed to {out[entry.from_]!r}")
+                out[entry.from_] = entry.to
+                continue
+            model = entry
             tier = ladders.tier_of(model)
             if tier is None:
                 raise ConfigError(
@@ -139,8 +162,10 @@ def _compile_routes(routes: dict[str, list[str]], ladders: Ladders, where: str) 
                     f"({tier.ladder}); route each task class to one model per ladder"
                 )
             seen[tier.ladder] = model
-        compiled[task_class] = tuple(models)
-    return compiled
+            models.append(model)
+        if models:
+            compiled[task_class] = tuple(models)
+    return compiled, across
 
 
 def _compile_budget(spec: BudgetSpec, where: str) -> Budget:

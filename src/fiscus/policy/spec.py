@@ -171,6 +171,15 @@ class ResponseCacheSpec(_Strict):
         return value
 
 
+class CrossRouteSpec(_Strict):
+    """A route out of a model family: calls asked of a model on ladder `from` run on `to`, a model of another
+    family, translated between the wire formats by the gateway (OpenAI Chat Completions ↔ Anthropic Messages)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    from_: str = Field(alias="from")
+    to: str
+
+
 class PolicySpec(_Strict):
     version: Literal[1] = 1
     timezone: str = "UTC"
@@ -180,7 +189,8 @@ class PolicySpec(_Strict):
     priority: PrioritySpec = Field(default_factory=PrioritySpec)
     ladders: dict[str, list[str | list[str]]] = Field(default_factory=dict)
     # task class → the models its calls run on, at most one per ladder (a call moves within its model's ladder)
-    routes: dict[str, list[str]] = Field(default_factory=dict)
+    # ({from: gpt-4o, to: claude-haiku-4-5}: out of a family, through the gateway's translation)
+    routes: dict[str, list[str | CrossRouteSpec]] = Field(default_factory=dict)
     # task class → the most input tokens its calls send: a longer context is trimmed first (system prompt and
     # latest turns kept, large tool results shortened)
     context: dict[str, int] = Field(default_factory=dict)

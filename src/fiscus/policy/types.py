@@ -119,6 +119,8 @@ class Policy:
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
     ladders: Ladders = field(default_factory=Ladders.defaults)
     routes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # task class → models, one per ladder
+    # task class → {ladder asked from: model of another family}: routes out of a family (gateway, translated)
+    cross_routes: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     context: Mapping[str, int] = field(default_factory=dict)  # task class → most input tokens a call sends
     summaries: Mapping[str, SummaryRule] = field(default_factory=dict)  # task class → rolling summarisation
     response_cache: Mapping[str, ResponseCacheRule] = field(default_factory=dict)  # task class → exact answers

@@ -267,7 +267,8 @@ class Upstream:
 
     async def _open(self, request: UpstreamRequest) -> _Served:
         primary = self.endpoint(request.provider)
-        primary.check(request.operation)
+        if _COUNTERPART.get(request.operation) not in primary.operations:  # else translated, as a fallback is
+            primary.check(request.operation)
         candidates = [(primary.name, request.model), *self._fallbacks[primary.name]]
         last_answer: _Served | None = None
         last_error: ProviderError | None = None
