@@ -17,6 +17,7 @@ from fiscus.sdk.errors import BudgetExhausted
 from fiscus.sdk.gate import Gate, Plan, Short, partial_text
 from fiscus.sdk.objects import output_of, partial_object, partial_stream, usage_of
 from fiscus.sdk.streams import Observer, observe_async, observe_sync
+from fiscus.sdk.summaries import summary_steps, with_summary
 from fiscus.usage import openai_chat
 from fiscus.usage.estimate import estimate_tokens, estimator_name
 from fiscus.usage.model import Usage, UsageDetail
@@ -124,10 +125,12 @@ class Watch:
 def call_steps(gate: Gate, endpoint: Endpoint, client: Any, kwargs: dict[str, Any], is_async: bool) -> CallSteps[Any]:
     governor = gate.governor
     stream = bool(kwargs.get("stream"))
+    kwargs, summary = yield from summary_steps(gate, endpoint, kwargs, raw=False)
     plan = yield from admit_steps(gate, gate.prepare(endpoint.fmt, endpoint.provider, kwargs, endpoint.max_key(kwargs)))
     if isinstance(plan, Short):
         return _answer(plan, endpoint, client, stream, is_async, kwargs)
     admission = plan.admission
+    with_summary(admission, summary)
     if stream:
         _stream_options(plan)
     try:
@@ -166,9 +169,11 @@ def raw_steps(gate: Gate, endpoint: Endpoint, kwargs: dict[str, Any]) -> CallSte
     if kwargs.get("stream"):
         raise FiscusError("fiscus: with_raw_response.create(stream=True) is not governed; use create(stream=True)")
     governor = gate.governor
+    kwargs, summary = yield from summary_steps(gate, endpoint, kwargs, raw=True)
     plan = yield from admit_steps(gate, gate.prepare(endpoint.fmt, endpoint.provider, kwargs, endpoint.max_key(kwargs)))
     if isinstance(plan, Short):
         raise _refuse_raw(plan)
+    with_summary(plan.admission, summary)
     try:
         raw = yield CallModel(plan.kwargs)
         usage, text, calls = _whole_usage(plan, (yield ParseRaw(raw)))

@@ -29,6 +29,7 @@ from fiscus.sdk.session import Session, current_session, emit
 from fiscus.shaping.cache import CachePlacer
 from fiscus.shaping.compress import compress
 from fiscus.shaping.partial import exhausted_text
+from fiscus.shaping.summarise import SummaryCache
 from fiscus.usage.estimate import MAPPING_TYPES, anthropic_cache_write_bound, count_request_tokens
 from fiscus.usage.model import Usage
 from fiscus.usage.wire import WireFormat
@@ -139,6 +140,7 @@ class Gate:
         self.on_warn = on_warn
         self.priority = priority
         self.cache_placer = cache_placer  # Anthropic prompt-cache breakpoints on repeated prefixes, when set
+        self.summaries = SummaryCache()  # rolling summaries written for this client's calls, per session
         self.catalogue: PriceCatalogue = getattr(governor, "catalogue", None) or _shared_catalogue()
         self._sheets: dict[tuple[str, str], PriceSheet] = {}
         self._warned: dict[tuple[str | None, str], float] = {}  # (agent, loop kind) → when last announced
