@@ -14,7 +14,7 @@ from fiscus.attribution import Attribution
 from fiscus.events.cost_event import CallStatus, CostEvent
 from fiscus.events.savings import LEVERS, Savings
 from fiscus.ledger import Ledger, SpendQuery, SpendRow
-from fiscus.ledger.rollup import DAY, HOUR, Span, covers, split_window
+from fiscus.ledger.rollup import DAY, HOUR, MONTH, Span, covers, split_window
 from fiscus.ledger.rows import to_micros
 from fiscus.pricing.cost import Cost
 from fiscus.usage.model import Usage
@@ -162,8 +162,8 @@ def test_a_window_splits_into_days_hours_and_minutes() -> None:
         Span(HOUR, _us(days=3), _us(days=3, hours=1)),
         Span(None, _us(days=3, hours=1), _us(days=3, hours=1, minutes=59)),
     ]
-    assert list(split_window(None, None)) == [Span(DAY, None, None)]
-    assert list(split_window(START, None)) == [Span(DAY, _us(), None)]
+    assert list(split_window(None, None)) == [Span(MONTH, None, None)]
+    assert list(split_window(START, None)) == [Span(MONTH, _us(), None)]
     inside = (START + timedelta(minutes=5), START + timedelta(minutes=50))
     assert list(split_window(*inside)) == [Span(None, _us(minutes=5), _us(minutes=50))]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Context, Decimal
 
 from fiscus.attribution import DIMENSIONS
@@ -152,6 +152,40 @@ class SpendRow:
             self.outcomes[label] = self.outcomes.get(label, 0) + count
 
 
+@dataclass(slots=True)
+class SessionSpend:
+    """One session's calls in one group of a query (`session` None: the calls outside any session, together)
+    with one outcome label (None: calls without one). `first` is the earliest call's time."""
+
+    group: dict[str, str | None]
+    session: str | None
+    outcome: str | None
+    calls: int
+    tokens: int
+    cost: Decimal
+    first: datetime
+
+
+def event_key(event: CostEvent, key: str) -> str | None:
+    """The value of a group or filter key (canonical spelling) on one event."""
+    if key in DIMENSIONS:
+        value: str | None = getattr(event.attribution, key)
+        return value
+    if key == "status":
+        return str(event.status)
+    if key in ("day", "hour"):
+        at = event.timestamp.astimezone(UTC) if event.timestamp.tzinfo else event.timestamp
+        return at.strftime("%Y-%m-%d" if key == "day" else "%Y-%m-%dT%H")
+    value = getattr(event, key)
+    return value
+
+
+def cost_total(event: CostEvent) -> Decimal:
+    """An event's cost, summed exactly (as the ledger's spend sums are)."""
+    c, add = event.cost, MONEY_CONTEXT.add
+    return add(add(add(c.input, c.cache_read), add(c.cache_write_5m, c.cache_write_1h)), add(c.output, c.tools))
+
+
 def sort_rows(rows: list[SpendRow], by: Sequence[str]) -> list[SpendRow]:
     """Days (and hours) in calendar order, then the most expensive groups first, then by name for a stable order."""
 
@@ -162,6 +196,10 @@ def sort_rows(rows: list[SpendRow], by: Sequence[str]) -> list[SpendRow]:
         return (day, hour, -row.total_usd, names)
 
     return sorted(rows, key=key)
+
+
+def session_order(s: SessionSpend) -> tuple[object, ...]:
+    return (s.first, s.session or "", s.outcome or "", tuple(v or "" for v in s.group.values()))
 
 
 class Ledger(abc.ABC):
@@ -196,6 +234,36 @@ class Ledger(abc.ABC):
         """One row per group of `query.by` (one row in all when `by` is empty and any event matched). Whole
         hours and days come from the rollups when the query's keys allow; `scan=True` reads the events only
         (the baseline the rollups are checked and measured against)."""
+
+    def session_spend(self, query: SpendQuery, *, scan: bool = False) -> list[SessionSpend]:
+        """Per (group of `query.by`, session, outcome): calls, tokens, cost and first call, oldest first. SQL
+        ledgers read whole hours from the session rollup when the keys allow; this default reads the events."""
+        found: dict[tuple[str | None, ...], SessionSpend] = {}
+        by = query.by
+        for e in self.events(since=query.since, until=query.until):
+            if any(event_key(e, k) != v for k, v in query.where.items()):
+                continue
+            group = tuple(event_key(e, k) for k in by)
+            key = (*group, e.attribution.session, e.attribution.outcome)
+            have = found.get(key)
+            if have is None:
+                a = e.attribution
+                found[key] = SessionSpend(
+                    dict(zip(by, group, strict=True)), a.session, a.outcome, 1, e.usage.total_tokens, cost_total(e),
+                    e.timestamp,
+                )  # fmt: skip
+                continue
+            have.calls += 1
+            have.tokens += e.usage.total_tokens
+            have.cost = MONEY_CONTEXT.add(have.cost, cost_total(e))
+            have.first = min(have.first, e.timestamp)
+        return sorted(found.values(), key=session_order)
+
+    def single_calls(
+        self, *, since: datetime | None = None, until: datetime | None = None, where: Mapping[str, str] | None = None
+    ) -> Iterator[CostEvent]:
+        """The events outside any session (each a case or run of its own), oldest first."""
+        return (e for e in self.events(since=since, until=until, where=where) if e.attribution.session is None)
 
     @abc.abstractmethod
     def record_policy(self, event: PolicyEvent) -> bool:

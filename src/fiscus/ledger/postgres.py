@@ -26,6 +26,7 @@ from fiscus.ledger.migrations import migrations
 from fiscus.ledger.outcomes import insert_sql, outcome_row
 from fiscus.ledger.rollup import COUNT_COLUMNS, ROLLUP_KEYS, ROLLUP_MIGRATION, ROLLUP_MONEY, deltas
 from fiscus.ledger.rows import COLUMNS, SAVINGS_COLUMNS, TABLE, event_from_row, savings_cells, tags_json, utc
+from fiscus.ledger.sessions import SESSION_KEYS, session_rows, session_upsert_sql
 from fiscus.ledger.sql import (
     POLICY_COLUMNS,
     POLICY_TABLE,
@@ -79,12 +80,21 @@ _ARRAYS = (
     + ["%s::numeric[]"] * (len(ROLLUP_MONEY) + len(SAVINGS_COLUMNS))
 )
 UPSERT_ROLLUP = rollup_upsert_sql(_DIALECT, source=f"SELECT * FROM unnest({', '.join(_ARRAYS)})")
+_SESSION_ARRAYS = ["%s::bigint[]"] + ["%s::text[]"] * (1 + len(SESSION_KEYS)) + ["%s::bigint[]"] * 3 + ["%s::numeric[]"]
+UPSERT_SESSIONS = session_upsert_sql(
+    "%s", "{a} + {b}", "LEAST({a}, {b})", source=f"SELECT * FROM unnest({', '.join(_SESSION_ARRAYS)})"
+)
 
 
 def rollup_params(events: Sequence[CostEvent]) -> tuple[list[Any], ...]:
     """The batch's rollup rows as column arrays for `UPSERT_ROLLUP`."""
     rows = [(*key[:2], *key[2], *d.counts, *d.money) for key, d in deltas(events)]
     return tuple(list(column) for column in zip(*rows, strict=True))
+
+
+def session_params(events: Sequence[CostEvent]) -> tuple[list[Any], ...]:
+    """The batch's session rollup rows as column arrays for `UPSERT_SESSIONS`."""
+    return tuple(list(column) for column in zip(*session_rows(events), strict=True))
 
 
 InsertMethod = Literal["copy", "executemany"]
@@ -236,6 +246,7 @@ class PostgresLedger(SqlLedger):
                         cur.executemany(INSERT_VALUES, rows)
                     cur.execute(UPSERT_HEAD, (head.chain, head.seq, head.hash))
                     cur.execute(UPSERT_ROLLUP, rollup_params(new))
+                    cur.execute(UPSERT_SESSIONS, session_params(new))
             except psycopg.errors.UniqueViolation:
                 continue
             self._chain.advance(head)

@@ -1,9 +1,11 @@
-"""Spend rollups: per-hour and per-day totals of the ledger, kept up to date inside every append.
+"""Spend rollups: per-hour, per-day and per-month totals of the ledger, kept up to date inside every append.
 
 An append adds its new events' totals to `spend_rollup` in the same transaction that stores them, so a rollup
 always equals the rows it covers: a retried (duplicate) event is never added, a late one lands in its own hour.
-A spend query whose keys are all rollup keys reads whole days and hours from the rollup and only the part of
-the window finer than an hour from `cost_events`; any other query scans `cost_events` as before.
+A spend query whose keys are all rollup keys reads whole months, days and hours from the rollup and only the
+part of the window finer than an hour from `cost_events`, so any window costs at most ~23 + 30 + 30 + 23 bucket
+reads besides its months; any other query scans `cost_events` as before. Buckets are UTC (no DST), so hours nest
+in days and days in months exactly.
 
 High-cardinality dimensions (session, parent_session, user) are left out of the rollup: a rollup keyed by them
 would be as large as the ledger. Unset dimensions are stored as '' (attribution is never ''), so the key can be
@@ -52,7 +54,8 @@ COUNT_COLUMNS: tuple[str, ...] = (
 ROLLUP_MONEY: tuple[str, ...] = ("input_usd", "cache_read_usd", "cache_write_usd", "output_usd", "tools_usd")
 # Summed over the events that record savings (others add nothing), as the events' own spend query sums them.
 ROLLUP_SAVINGS: tuple[str, ...] = SAVINGS_COLUMNS
-HOUR, DAY = "h", "d"
+HOUR, DAY, MONTH = "h", "d", "m"
+GRAINS: tuple[str, ...] = (HOUR, DAY, MONTH)  # finest first; each bucket edge is an edge of the finer grains
 _HOUR_US = 3_600_000_000
 _DAY_US = 24 * _HOUR_US
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -76,9 +79,9 @@ RollupKey = tuple[str, int, tuple[str, ...]]  # (grain, bucket start in µs sinc
 
 
 def deltas(events: Iterable[CostEvent]) -> list[tuple[RollupKey, Delta]]:
-    """The rollup rows (hour and day) these events add to, with what they add, in key order (so concurrent
-    writers lock rows in the same order and cannot deadlock). Events are summed per hour first, then the
-    hours per day: a batch spans few hours, so the second step is cheap."""
+    """The rollup rows (hour, day and month) these events add to, with what they add, in key order (so
+    concurrent writers lock rows in the same order and cannot deadlock). Events are summed per hour first,
+    then the hours per day and month: a batch spans few hours, so the later steps are cheap."""
     hours: dict[tuple[int, tuple[str, ...]], Delta] = {}
     add = MONEY_CONTEXT.add
     for e in events:
@@ -136,13 +139,14 @@ def deltas(events: Iterable[CostEvent]) -> list[tuple[RollupKey, Delta]]:
     found: dict[RollupKey, Delta] = {}
     for (hour, dims), d in hours.items():
         found[(HOUR, hour, dims)] = d
-        day_key = (DAY, hour - hour % _DAY_US, dims)
-        day = found.get(day_key)
-        if day is None:
-            found[day_key] = Delta(list(d.counts), list(d.money))
-        else:
-            day.counts = [x + y for x, y in zip(day.counts, d.counts, strict=True)]
-            day.money = [add(x, y) for x, y in zip(day.money, d.money, strict=True)]
+        day = hour - hour % _DAY_US
+        for key in ((DAY, day, dims), (MONTH, month_floor(day), dims)):
+            have = found.get(key)
+            if have is None:
+                found[key] = Delta(list(d.counts), list(d.money))
+            else:
+                have.counts = [x + y for x, y in zip(have.counts, d.counts, strict=True)]
+                have.money = [add(x, y) for x, y in zip(have.money, d.money, strict=True)]
     return sorted(found.items(), key=lambda item: item[0])
 
 
@@ -159,34 +163,64 @@ class Span:
 _NO_SAVINGS: tuple[Decimal, ...] = (Decimal(0),) * len(SAVINGS_COLUMNS)
 
 
-def _ceil(value: int, step: int) -> int:
-    return -(-value // step) * step
+def month_floor(micros: int) -> int:
+    """The start of the UTC month holding `micros` (µs since the epoch)."""
+    at = micros_to_datetime(micros)
+    return to_micros(at.replace(day=1, hour=0, minute=0, second=0, microsecond=0))
 
 
-def split_window(since: datetime | None, until: datetime | None) -> Iterator[Span]:
-    """`[since, until)` as whole days from the daily rollup, whole hours around them from the hourly one, and
-    the minutes left at either end from the events. An open end is all rollup (every event is rolled up)."""
+def _floor(micros: int, grain: str) -> int:
+    if grain == MONTH:
+        return month_floor(micros)
+    step = _HOUR_US if grain == HOUR else _DAY_US
+    return micros - micros % step
+
+
+def _ceil(micros: int, grain: str) -> int:
+    down = _floor(micros, grain)
+    if down == micros:
+        return micros
+    if grain == MONTH:
+        at = micros_to_datetime(down)
+        return to_micros(at.replace(year=at.year + 1, month=1) if at.month == 12 else at.replace(month=at.month + 1))
+    return down + (_HOUR_US if grain == HOUR else _DAY_US)
+
+
+def split_window(since: datetime | None, until: datetime | None, grains: tuple[str, ...] = GRAINS) -> Iterator[Span]:
+    """`[since, until)` as whole buckets of the coarsest grain that fits inside, the finer grains' whole buckets
+    around them, and the minutes left at either end from the events (grain None). An open end is all rollup
+    at the coarsest grain (every event is rolled up). Spans come in time order and never overlap."""
     lo = None if since is None else to_micros(since)
     hi = None if until is None else to_micros(until)
-    h_lo = None if lo is None else _ceil(lo, _HOUR_US)
-    h_hi = None if hi is None else hi - hi % _HOUR_US
-    if h_lo is not None and h_hi is not None and h_lo >= h_hi:
+    top = -1  # the coarsest grain with a whole bucket inside the window
+    for i, grain in enumerate(grains):
+        start = None if lo is None else _ceil(lo, grain)
+        end = None if hi is None else _floor(hi, grain)
+        if start is None or end is None or start < end:
+            top = i
+    if top < 0:
         yield Span(None, lo, hi)  # less than a whole hour: the events only
         return
-    d_lo = None if h_lo is None else _ceil(h_lo, _DAY_US)
-    d_hi = None if h_hi is None else h_hi - h_hi % _DAY_US
-    if lo is not None and lo < h_lo:  # type: ignore[operator]
-        yield Span(None, lo, h_lo)
-    if d_lo is not None and d_hi is not None and d_lo >= d_hi:
-        yield Span(HOUR, h_lo, h_hi)  # no whole day inside
-    else:
-        if h_lo is not None and h_lo < d_lo:  # type: ignore[operator]
-            yield Span(HOUR, h_lo, d_lo)
-        yield Span(DAY, d_lo, d_hi)
-        if h_hi is not None and d_hi < h_hi:  # type: ignore[operator]
-            yield Span(HOUR, d_hi, h_hi)
-    if hi is not None and h_hi < hi:  # type: ignore[operator]
-        yield Span(None, h_hi, hi)
+    # Left of the middle: [lo, ceil(lo, hour)) from the events, then each grain up to the next coarser edge.
+    left: list[Span] = []
+    if lo is not None:
+        edge = lo
+        for grain in (None, *grains[:top]):
+            nxt = _ceil(lo, grains[0] if grain is None else grains[grains.index(grain) + 1])
+            if edge < nxt:
+                left.append(Span(grain, edge, nxt))
+            edge = max(edge, nxt)
+    yield from left
+    start = None if lo is None else _ceil(lo, grains[top])
+    end = None if hi is None else _floor(hi, grains[top])
+    yield Span(grains[top], start, end)
+    if hi is not None:
+        edge = end  # type: ignore[assignment]
+        for grain in (*reversed(grains[:top]), None):
+            nxt = hi if grain is None else _floor(hi, grain)
+            if edge < nxt:  # type: ignore[operator]
+                yield Span(grain, edge, nxt)
+            edge = max(edge, nxt)  # type: ignore[type-var]
 
 
 def micros_to_datetime(micros: int) -> datetime:

@@ -16,11 +16,23 @@ from typing import Any
 from fiscus.events.cost_event import CostEvent
 from fiscus.events.policy_event import PolicyEvent, PolicyEventKind
 from fiscus.events.savings import Savings
-from fiscus.ledger.base import FILTER_KEYS, Ledger, SpendQuery, SpendRow, resolve_key, sort_rows
+from fiscus.ledger.base import (
+    FILTER_KEYS,
+    MONEY_CONTEXT,
+    Ledger,
+    SessionSpend,
+    SpendQuery,
+    SpendRow,
+    resolve_key,
+    sort_rows,
+)
 from fiscus.ledger.chain import CHAINS_TABLE, ChainedRow, ChainHead
 from fiscus.ledger.outcomes import chunks, latest_by_session, select_sql
 from fiscus.ledger.rollup import (
     COUNT_COLUMNS,
+    DAY,
+    GRAINS,
+    HOUR,
     ROLLUP_KEYS,
     ROLLUP_MONEY,
     ROLLUP_SAVINGS,
@@ -31,6 +43,14 @@ from fiscus.ledger.rollup import (
     split_window,
 )
 from fiscus.ledger.rows import CHAIN_COLUMNS, EVENT_COLUMNS, TABLE
+from fiscus.ledger.sessions import (
+    SESSION_GRAINS,
+    covers_sessions,
+    events_session_sql,
+    first_micros,
+    merge_sessions,
+    rollup_session_sql,
+)
 
 
 def q(name: str) -> str:
@@ -61,6 +81,7 @@ class Dialect:
     rollup_money_sums: str  # select-list text summing the rollup's money columns, shaped as `money_sums`
     rollup_savings_sums: str  # select-list text summing the rollup's savings columns, shaped as `savings_sums`
     money_add: Callable[[str], str]  # SET expression adding the inserted amount to money column `name`
+    session_money_sum: str = "SUM(cost_usd)"  # select-list text: the exact sum of the session rollup's cost
 
 
 def unique_by_id(events: Sequence[CostEvent]) -> list[CostEvent]:
@@ -298,7 +319,9 @@ class SqlLedger(Ledger):
             sql, params = spend_sql(self.dialect, query)
             return merge_spend(query, self.fetch(sql, params), self.money, self.savings, self.dialect.savings_cells)
         raw: list[Sequence[Any]] = []
-        for span in split_window(query.since, query.until):
+        # Month buckets cannot say which day they hold: a query by day reads days and hours only.
+        grains = (HOUR, DAY) if "day" in query.by else GRAINS
+        for span in split_window(query.since, query.until, grains):
             if span.grain is None:
                 since = None if span.since is None else micros_to_datetime(span.since)
                 until = None if span.until is None else micros_to_datetime(span.until)
@@ -307,3 +330,57 @@ class SqlLedger(Ledger):
                 sql, params = rollup_spend_sql(self.dialect, query, span)
             raw.extend(self.fetch(sql, params))
         return merge_spend(query, raw, self.money, self.savings, self.dialect.savings_cells)
+
+    def _group_exprs(self, by: Sequence[str]) -> list[str]:
+        d = self.dialect
+        return [d.day if k == "day" else d.hour if k == "hour" else q(k) for k in by]
+
+    def _events_sessions(
+        self, query: SpendQuery, since: datetime | None, until: datetime | None
+    ) -> list[tuple[Any, ...]]:
+        """Session rows of the events in `[since, until)`, their first call in µs and cost one Decimal."""
+        where, params = where_clause(self.dialect, since, until, query.where)
+        sql = events_session_sql(query, where, self._group_exprs(query.by), self.dialect.money_sums)
+        width = len(query.by) + (1 if "outcome" in query.by else 2)
+        out = []
+        add = MONEY_CONTEXT.add
+        for r in self.fetch(sql, params):
+            m_in, m_cr, m_cw, m_out, m_tools = self.money(r[width + 3 :])
+            total = add(add(add(m_in, m_cr), add(m_cw, m_out)), m_tools)
+            out.append((*r[: width + 2], first_micros(r[width + 2]), total))
+        return out
+
+    def session_spend(self, query: SpendQuery, *, scan: bool = False) -> list[SessionSpend]:
+        if scan or not covers_sessions(query):
+            rows = self._events_sessions(query, query.since, query.until)
+            return merge_sessions(query, rows, _one_amount, micros_to_datetime)
+        raw: list[Sequence[Any]] = []
+        p = self.dialect.placeholder
+        for span in split_window(query.since, query.until, SESSION_GRAINS):
+            if span.grain is None:
+                since = None if span.since is None else micros_to_datetime(span.since)
+                until = None if span.until is None else micros_to_datetime(span.until)
+                raw.extend(self._events_sessions(query, since, until))
+                continue
+            sql, params = rollup_session_sql(query, p, span.since, span.until, self.dialect.session_money_sum)
+            raw.extend((*r[:-2], int(r[-2]), Decimal(r[-1])) for r in self.fetch(sql, params))
+        return merge_sessions(query, raw, _one_amount, micros_to_datetime)
+
+    def single_calls(
+        self, *, since: datetime | None = None, until: datetime | None = None, where: Mapping[str, str] | None = None
+    ) -> Iterator[CostEvent]:
+        after: tuple[Any, str] | None = None
+        size = self.page_size
+        while True:  # keyset paging over the partial index of calls outside any session
+            clause, params = where_clause(self.dialect, since, until, where, after=after)
+            clause = f"{clause} AND session IS NULL" if clause else " WHERE session IS NULL"
+            page = self.fetch(f"{SELECT_EVENTS}{clause} ORDER BY ts, id LIMIT {size}", params)
+            for row in page:
+                yield self.decode(row)
+            if len(page) < size:
+                return
+            after = (page[-1][1], page[-1][0])
+
+
+def _one_amount(cells: Sequence[Any]) -> Decimal:
+    return cells[0]  # type: ignore[no-any-return]

@@ -25,6 +25,7 @@ from fiscus.ledger.migrations import migrations
 from fiscus.ledger.outcomes import insert_sql, outcome_row
 from fiscus.ledger.rollup import ROLLUP_MIGRATION, deltas
 from fiscus.ledger.rows import COLUMNS, SAVINGS_COLUMNS, TABLE, event_from_row, from_micros, sqlite_row, to_micros
+from fiscus.ledger.sessions import session_rows, session_upsert_sql
 from fiscus.ledger.sql import (
     POLICY_COLUMNS,
     POLICY_TABLE,
@@ -93,12 +94,37 @@ _DIALECT = Dialect(
     rollup_money_sums="fiscus_money_sum(input_usd, cache_read_usd, cache_write_usd, '0', output_usd, tools_usd)",
     rollup_savings_sums=f"fiscus_savings_sum({', '.join(SAVINGS_COLUMNS)})",
     money_add=lambda c: f"fiscus_money_add(spend_rollup.{c}, excluded.{c})",
+    session_money_sum="fiscus_decimal_sum(cost_usd)",
 )
 UPSERT_ROLLUP = rollup_upsert_sql(_DIALECT)
+UPSERT_SESSIONS = session_upsert_sql("?", "fiscus_money_add({a}, {b})", "min({a}, {b})")
 
 
 def rollup_params(events: Sequence[CostEvent]) -> list[tuple[object, ...]]:
     return [(*key[:2], *key[2], *d.counts, *(str(m) for m in d.money)) for key, d in deltas(events)]
+
+
+class _DecimalSum:
+    """SQLite aggregate `fiscus_decimal_sum(amount)`: the exact sum of decimal texts (rollup reads)."""
+
+    def __init__(self) -> None:
+        self.total = Decimal(0)
+
+    def step(self, amount: str) -> None:
+        self.total = MONEY_CONTEXT.add(self.total, Decimal(amount))
+
+    def finalize(self) -> str:
+        return str(self.total)
+
+
+class _CostSum(_MoneySum):
+    """SQLite aggregate `fiscus_cost_sum(input, cache_read, cw5m, cw1h, output, tools)`: the exact total cost."""
+
+    def finalize(self) -> str:
+        total = Decimal(0)
+        for part in self.parts:
+            total = MONEY_CONTEXT.add(total, part)
+        return str(total)
 
 
 class _SavingsSum:
@@ -144,6 +170,8 @@ class SqliteLedger(SqlLedger):
                 _SavingsSum,  # type: ignore[arg-type]
             )
             self._conn.create_function("fiscus_money_add", 2, _money_add, deterministic=True)
+            self._conn.create_aggregate("fiscus_decimal_sum", 1, _DecimalSum)  # type: ignore[arg-type]
+            self._conn.create_aggregate("fiscus_cost_sum", 6, _CostSum)  # type: ignore[arg-type]
             self._chain = ChainWriter()
             self._migrate()
         except (sqlite3.Error, OSError) as exc:
@@ -223,6 +251,7 @@ class SqliteLedger(SqlLedger):
                         conn.executemany(INSERT, with_links([sqlite_row(e) for e in new], links))
                         conn.execute(UPSERT_HEAD, (head.chain, head.seq, head.hash))
                         conn.executemany(UPSERT_ROLLUP, rollup_params(new))
+                        conn.executemany(UPSERT_SESSIONS, [(*r[:-1], str(r[-1])) for r in session_rows(new)])
                     conn.execute("COMMIT")
                 except BaseException:
                     conn.execute("ROLLBACK")
