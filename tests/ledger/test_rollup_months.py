@@ -13,8 +13,8 @@ from fiscus.attribution import Attribution
 from fiscus.events.cost_event import CallStatus, CostEvent
 from fiscus.ledger import Ledger, SpendQuery, open_ledger
 from fiscus.ledger.base import SessionSpend
-from fiscus.ledger.rollup import DAY, HOUR, MONTH, Span, split_window
-from fiscus.ledger.rows import to_micros
+from fiscus.ledger.rollup import DAY, HOUR, MONTH, ROLLUP_MONEY, Span, split_window
+from fiscus.ledger.rows import SAVINGS_COLUMNS, to_micros
 from fiscus.ledger.sessions import covers_sessions
 from fiscus.pricing.cost import Cost
 from fiscus.usage.model import Usage
@@ -150,7 +150,9 @@ def _back_to_version_6(url: str) -> None:
     ]
     if url.startswith("sqlite"):
         conn = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
-        for sql in statements:
+        money = (*ROLLUP_MONEY, *SAVINGS_COLUMNS)
+        limbs = [f"ALTER TABLE spend_rollup DROP COLUMN {c}_{part}" for c in money for part in ("hi", "lo")]
+        for sql in [*statements, *limbs, "ALTER TABLE spend_rollup DROP COLUMN exact"]:
             conn.execute(sql)
         conn.close()
         return
@@ -193,3 +195,25 @@ def test_which_queries_the_session_rollup_answers() -> None:
     assert not covers_sessions(SpendQuery(by=("model",)))
     assert not covers_sessions(SpendQuery(by=("day",)))
     assert not covers_sessions(SpendQuery(by=("team",), where={"status": "ok"}))
+
+
+def test_amounts_beyond_the_limbs_stay_exact(ledger: Ledger) -> None:
+    """An amount with more than 18 decimals (SQLite cannot keep it as integer limbs) is summed from its text."""
+    events = _events(60, 9)
+    fine = Decimal("0.0000000000000000001234567")  # 25 decimals
+    odd = [
+        CostEvent(id=f"odd-{i}", timestamp=e.timestamp, provider=e.provider, requested_model=e.requested_model,
+                  served_model=e.served_model, usage=e.usage, attribution=e.attribution, status=e.status,
+                  cost=Cost(input=fine * (i + 1), output=Decimal("0.5")))
+        for i, e in enumerate(events[:20])
+    ]  # fmt: skip
+    ledger.append(events)
+    ledger.append(odd)
+    for since, until in WINDOWS:
+        for spec in QUERIES[:3]:
+            query = SpendQuery(since=since, until=until, **spec)
+            assert _plain(ledger.spend(query)) == _plain(ledger.spend(query, scan=True)), (since, until, spec)
+        query = SpendQuery(by=("workflow",), since=since, until=until)
+        assert _sessions(ledger.session_spend(query)) == _sessions(ledger.session_spend(query, scan=True))
+    (total,) = ledger.spend(SpendQuery())
+    assert total.input_usd == sum((e.cost.input for e in events), Decimal(0)) + fine * 210

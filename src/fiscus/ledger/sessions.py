@@ -18,6 +18,7 @@ from typing import Any
 
 from fiscus.events.cost_event import CostEvent
 from fiscus.ledger.base import MONEY_CONTEXT, SessionSpend, SpendQuery, cost_total, session_order
+from fiscus.ledger.limbs import limb_columns, upsert_sets
 from fiscus.ledger.rollup import HOUR
 from fiscus.ledger.rows import TABLE, to_micros
 
@@ -97,15 +98,22 @@ def session_rows(events: Iterable[CostEvent]) -> list[tuple[Any, ...]]:
     return [(k[0], k[1], *k[2], d.requests, d.tokens, d.first_ts, d.cost) for k, d in session_deltas(events)]
 
 
-def session_upsert_sql(placeholder: str, money_add: str, least: str, *, source: str | None = None) -> str:
+def session_upsert_sql(
+    placeholder: str, money_add: str, least: str, *, source: str | None = None, limbs: bool = False
+) -> str:
     """Add delta rows to the session rollup (`money_add`/`least`: the backend's exact sum of two amounts and
-    smaller of two integers, with {a} and {b} for the stored and the inserted value)."""
+    smaller of two integers, with {a} and {b} for the stored and the inserted value). `limbs`: the row also
+    carries the cost as integer limbs and an exact flag (SQLite, `fiscus.ledger.limbs`)."""
     key = ("bucket", "session", *SESSION_KEYS)
     sets = [f"{c} = {SESSION_TABLE}.{c} + excluded.{c}" for c in SESSION_COUNTS]
     sets.append(f"first_ts = {least.format(a=f'{SESSION_TABLE}.first_ts', b='excluded.first_ts')}")
     sets.append(f"cost_usd = {money_add.format(a=f'{SESSION_TABLE}.cost_usd', b='excluded.cost_usd')}")
-    rows = source or f"VALUES ({', '.join([placeholder] * len(SESSION_COLUMNS))})"
-    columns = ", ".join(f'"{c}"' for c in SESSION_COLUMNS)
+    names = list(SESSION_COLUMNS)
+    if limbs:
+        names += [*limb_columns(("cost_usd",)), "exact"]
+        sets += [*upsert_sets(SESSION_TABLE, "cost_usd"), f"exact = min({SESSION_TABLE}.exact, excluded.exact)"]
+    rows = source or f"VALUES ({', '.join([placeholder] * len(names))})"
+    columns = ", ".join(f'"{c}"' for c in names)
     conflict = ", ".join(f'"{c}"' for c in key)
     return f"INSERT INTO {SESSION_TABLE} ({columns}) {rows} ON CONFLICT ({conflict}) DO UPDATE SET {', '.join(sets)}"
 

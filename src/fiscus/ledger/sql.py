@@ -27,6 +27,7 @@ from fiscus.ledger.base import (
     sort_rows,
 )
 from fiscus.ledger.chain import CHAINS_TABLE, ChainedRow, ChainHead
+from fiscus.ledger.limbs import limb_columns, upsert_sets
 from fiscus.ledger.outcomes import chunks, latest_by_session, select_sql
 from fiscus.ledger.rollup import (
     COUNT_COLUMNS,
@@ -171,13 +172,19 @@ def rollup_spend_sql(dialect: Dialect, query: SpendQuery, span: Span) -> tuple[s
     return f"SELECT {select} FROM {ROLLUP_TABLE} WHERE {where} GROUP BY {', '.join(group)}", params
 
 
-def rollup_upsert_sql(dialect: Dialect, *, source: str | None = None) -> str:
+def rollup_upsert_sql(dialect: Dialect, *, source: str | None = None, limbs: bool = False) -> str:
     """Add delta rows to the rollup: insert each, or add its counts and money to the row already there. The
-    rows are one row of placeholders, or `source` (a SELECT giving every column in order)."""
+    rows are one row of placeholders, or `source` (a SELECT giving every column in order). `limbs`: each row
+    also carries its money as integer limbs and an exact flag (SQLite, `fiscus.ledger.limbs`)."""
     key = ("grain", "bucket", *ROLLUP_KEYS)
-    columns = (*key, *COUNT_COLUMNS, *ROLLUP_MONEY, *ROLLUP_SAVINGS)
+    money = (*ROLLUP_MONEY, *ROLLUP_SAVINGS)
+    columns: tuple[str, ...] = (*key, *COUNT_COLUMNS, *money)
     sets = [f"{c} = {ROLLUP_TABLE}.{c} + excluded.{c}" for c in COUNT_COLUMNS]
-    sets += [f"{c} = {dialect.money_add(c)}" for c in (*ROLLUP_MONEY, *ROLLUP_SAVINGS)]
+    sets += [f"{c} = {dialect.money_add(c)}" for c in money]
+    if limbs:
+        columns = (*columns, *limb_columns(money), "exact")
+        sets += [clause for c in money for clause in upsert_sets(ROLLUP_TABLE, c)]
+        sets.append(f"exact = min({ROLLUP_TABLE}.exact, excluded.exact)")
     rows = source or f"VALUES ({', '.join([dialect.placeholder] * len(columns))})"
     return (
         f"INSERT INTO {ROLLUP_TABLE} ({', '.join(q(c) for c in columns)}) {rows} "
@@ -252,6 +259,14 @@ class SqlLedger(Ledger):
     @abc.abstractmethod
     def decode_ts(value: Any) -> datetime:
         """A stored timestamp as an aware UTC datetime."""
+
+    def rollup_row(self, query: SpendQuery, row: Sequence[Any]) -> Sequence[Any]:
+        """A spend rollup row in the shape of an events aggregate row (a backend may store money otherwise)."""
+        return row
+
+    def session_cost(self, cells: Sequence[Any]) -> Decimal:
+        """The exact cost of the session rollup's summed cost cells."""
+        return Decimal(cells[0])
 
     def decode_policy(self, row: Sequence[Any]) -> PolicyEvent:
         return PolicyEvent(
@@ -328,6 +343,8 @@ class SqlLedger(Ledger):
                 sql, params = spend_sql(self.dialect, query, since, until)
             else:
                 sql, params = rollup_spend_sql(self.dialect, query, span)
+                raw.extend(self.rollup_row(query, r) for r in self.fetch(sql, params))
+                continue
             raw.extend(self.fetch(sql, params))
         return merge_spend(query, raw, self.money, self.savings, self.dialect.savings_cells)
 
@@ -363,7 +380,9 @@ class SqlLedger(Ledger):
                 raw.extend(self._events_sessions(query, since, until))
                 continue
             sql, params = rollup_session_sql(query, p, span.since, span.until, self.dialect.session_money_sum)
-            raw.extend((*r[:-2], int(r[-2]), Decimal(r[-1])) for r in self.fetch(sql, params))
+            width = len(query.by) + (1 if "outcome" in query.by else 2)
+            for r in self.fetch(sql, params):
+                raw.append((*r[: width + 2], int(r[width + 2]), self.session_cost(r[width + 3 :])))
         return merge_sessions(query, raw, _one_amount, micros_to_datetime)
 
     def single_calls(

@@ -19,11 +19,12 @@ from fiscus.errors import StoreError
 from fiscus.events.cost_event import CostEvent
 from fiscus.events.outcome_event import OutcomeRecorded
 from fiscus.events.policy_event import PolicyEvent
-from fiscus.ledger.base import MONEY_CONTEXT
+from fiscus.ledger.base import MONEY_CONTEXT, SpendQuery
 from fiscus.ledger.chain import CHAIN_MIGRATION, LEGACY_CHAIN, ChainWriter, with_links
+from fiscus.ledger.limbs import add_text, from_limbs, limb_sums, limbs, row_limbs
 from fiscus.ledger.migrations import migrations
 from fiscus.ledger.outcomes import insert_sql, outcome_row
-from fiscus.ledger.rollup import ROLLUP_MIGRATION, deltas
+from fiscus.ledger.rollup import COUNT_COLUMNS, ROLLUP_MIGRATION, ROLLUP_MONEY, deltas
 from fiscus.ledger.rows import COLUMNS, SAVINGS_COLUMNS, TABLE, event_from_row, from_micros, sqlite_row, to_micros
 from fiscus.ledger.sessions import session_rows, session_upsert_sql
 from fiscus.ledger.sql import (
@@ -91,17 +92,59 @@ _DIALECT = Dialect(
     savings_sums=f"fiscus_savings_sum({', '.join(SAVINGS_COLUMNS)})",
     savings_cells=1,
     bucket_day="strftime('%Y-%m-%d', bucket / 1000000, 'unixepoch')",
-    rollup_money_sums="fiscus_money_sum(input_usd, cache_read_usd, cache_write_usd, '0', output_usd, tools_usd)",
-    rollup_savings_sums=f"fiscus_savings_sum({', '.join(SAVINGS_COLUMNS)})",
+    # Rollups sum integer limbs natively over their exact rows, decimal text only over the others.
+    rollup_money_sums=", ".join(
+        [
+            *limb_sums(ROLLUP_MONEY),
+            "fiscus_money_sum(input_usd, cache_read_usd, cache_write_usd, '0', output_usd, "
+            "tools_usd) FILTER (WHERE exact = 0)",
+        ]
+    ),
+    rollup_savings_sums=", ".join(
+        [*limb_sums(SAVINGS_COLUMNS), f"fiscus_savings_sum({', '.join(SAVINGS_COLUMNS)}) FILTER (WHERE exact = 0)"]
+    ),
     money_add=lambda c: f"fiscus_money_add(spend_rollup.{c}, excluded.{c})",
-    session_money_sum="fiscus_decimal_sum(cost_usd)",
+    session_money_sum=", ".join([*limb_sums(("cost_usd",)), "fiscus_decimal_sum(cost_usd) FILTER (WHERE exact = 0)"]),
 )
-UPSERT_ROLLUP = rollup_upsert_sql(_DIALECT)
-UPSERT_SESSIONS = session_upsert_sql("?", "fiscus_money_add({a}, {b})", "min({a}, {b})")
+UPSERT_ROLLUP = rollup_upsert_sql(_DIALECT, limbs=True)
+UPSERT_SESSIONS = session_upsert_sql("?", "fiscus_money_add({a}, {b})", "min({a}, {b})", limbs=True)
+_MONEY_CELLS = len(ROLLUP_MONEY)
+_SAVINGS_CELLS = len(SAVINGS_COLUMNS)
 
 
 def rollup_params(events: Sequence[CostEvent]) -> list[tuple[object, ...]]:
-    return [(*key[:2], *key[2], *d.counts, *(str(m) for m in d.money)) for key, d in deltas(events)]
+    out: list[tuple[object, ...]] = []
+    for key, d in deltas(events):
+        parts, exact = row_limbs(d.money)
+        out.append((*key[:2], *key[2], *d.counts, *(str(m) for m in d.money), *parts, exact))
+    return out
+
+
+def session_params(events: Sequence[CostEvent]) -> list[tuple[object, ...]]:
+    out: list[tuple[object, ...]] = []
+    for row in session_rows(events):
+        parts, exact = row_limbs(row[-1:])
+        out.append((*row[:-1], str(row[-1]), *parts, exact))
+    return out
+
+
+def _limb(amount: str, part: int) -> int | None:
+    """SQLite function `fiscus_limb(amount, 0 | 1)`: an amount's hi or lo limb, NULL when it has none
+    (migrations fill the limbs of stored rollup rows with it)."""
+    found = limbs(Decimal(amount))
+    return None if found is None else found[part]
+
+
+def _summed(hi: object, lo: object, text: object) -> Decimal:
+    return add_text(from_limbs(hi, lo), text)  # type: ignore[arg-type]
+
+
+def _rollup_cells(cells: Sequence[object], count: int) -> str:
+    """`count` amounts as summed limbs (hi, lo each) then one text cell of the inexact rows' sums → one text."""
+    extra = cells[2 * count]
+    more = [Decimal(v) for v in str(extra).split()] if extra is not None else [Decimal(0)] * count
+    amounts = (_summed(cells[2 * i], cells[2 * i + 1], None) for i in range(count))
+    return " ".join(str(MONEY_CONTEXT.add(a, b)) for a, b in zip(amounts, more, strict=True))
 
 
 class _DecimalSum:
@@ -172,6 +215,7 @@ class SqliteLedger(SqlLedger):
             self._conn.create_function("fiscus_money_add", 2, _money_add, deterministic=True)
             self._conn.create_aggregate("fiscus_decimal_sum", 1, _DecimalSum)  # type: ignore[arg-type]
             self._conn.create_aggregate("fiscus_cost_sum", 6, _CostSum)  # type: ignore[arg-type]
+            self._conn.create_function("fiscus_limb", 2, _limb, deterministic=True)
             self._chain = ChainWriter()
             self._migrate()
         except (sqlite3.Error, OSError) as exc:
@@ -251,7 +295,7 @@ class SqliteLedger(SqlLedger):
                         conn.executemany(INSERT, with_links([sqlite_row(e) for e in new], links))
                         conn.execute(UPSERT_HEAD, (head.chain, head.seq, head.hash))
                         conn.executemany(UPSERT_ROLLUP, rollup_params(new))
-                        conn.executemany(UPSERT_SESSIONS, [(*r[:-1], str(r[-1])) for r in session_rows(new)])
+                        conn.executemany(UPSERT_SESSIONS, session_params(new))
                     conn.execute("COMMIT")
                 except BaseException:
                     conn.execute("ROLLBACK")
@@ -328,6 +372,14 @@ class SqliteLedger(SqlLedger):
     @staticmethod
     def savings(cells: Sequence[object]) -> list[Decimal]:
         return _money(cells)
+
+    def rollup_row(self, query: SpendQuery, row: Sequence[object]) -> Sequence[object]:
+        n = len(query.by) + 2 + len(COUNT_COLUMNS)
+        money_end = n + 2 * _MONEY_CELLS + 1
+        return (*row[:n], _rollup_cells(row[n:money_end], _MONEY_CELLS), _rollup_cells(row[money_end:], _SAVINGS_CELLS))
+
+    def session_cost(self, cells: Sequence[object]) -> Decimal:
+        return _summed(cells[0], cells[1], cells[2])
 
     @staticmethod
     def decode_ts(value: object) -> datetime:
