@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from fiscus.alerts.levels import decimal_median, level_above, level_at_least, money, percent, times
 from fiscus.events.alert_events import AlertRaised, Level
-from fiscus.ledger.base import Ledger, SpendQuery, SpendRow
+from fiscus.ledger.base import MONEY_CONTEXT, Ledger, SpendQuery, SpendRow
 from fiscus.policy.alerts import CacheMiss, ContextGrowth, HourlySpend, SessionCost
 
 HOUR = timedelta(hours=1)
@@ -133,36 +133,40 @@ def cache_miss(ledger: Ledger, settings: CacheMiss, now: datetime, owner: Owner)
 
 def session_cost(ledger: Ledger, settings: SessionCost, now: datetime, owner: Owner) -> list[AlertRaised]:
     """Sessions active in the last hour that cost a multiple of their task class's median session."""
-    period = ledger.spend(
-        SpendQuery(by=("task_class", "session"), since=now - timedelta(days=settings.baseline_days), until=now)
+    # Session spend (the session rollup): each session's cost per task class over the baseline days.
+    period = ledger.session_spend(
+        SpendQuery(by=("task_class",), since=now - timedelta(days=settings.baseline_days), until=now)
     )
-    active = {r.group.get("session") for r in ledger.spend(SpendQuery(by=("session",), since=now - HOUR, until=now))}
-    by_class: dict[str | None, list[SpendRow]] = {}
-    for row in period:
-        if row.group.get("session") is not None:
-            by_class.setdefault(row.group.get("task_class"), []).append(row)
+    active = {r.session for r in ledger.session_spend(SpendQuery(since=now - HOUR, until=now))}
+    costs: dict[tuple[str | None, str], Decimal] = {}
+    for part in period:
+        if part.session is not None:
+            key = (part.group.get("task_class"), part.session)
+            costs[key] = MONEY_CONTEXT.add(costs.get(key, Decimal(0)), part.cost)
+    by_class: dict[str | None, list[tuple[str, Decimal]]] = {}
+    for (task_class, session_id), cost in sorted(costs.items(), key=lambda i: (-i[1], i[0][0] or "", i[0][1])):
+        by_class.setdefault(task_class, []).append((session_id, cost))
     out: list[AlertRaised] = []
-    for task_class, rows in by_class.items():
-        if len(rows) < settings.min_sessions:
+    for task_class, sessions in by_class.items():
+        if len(sessions) < settings.min_sessions:
             continue
-        typical = decimal_median([r.total_usd for r in rows])
+        typical = decimal_median([cost for _, cost in sessions])
         if typical <= 0:
             continue
-        for row in rows:
-            session = str(row.group["session"])
+        for session, session_usd in sessions:
             if session not in active:
                 continue
-            ratio = row.total_usd / typical
+            ratio = session_usd / typical
             hit = level_at_least(settings, ratio)
             if hit is None:
                 continue
             cls = task_class or "(none)"
             subject = (("task_class", cls), ("session", session))
             message = (
-                f"Session {session} has cost {money(row.total_usd)}, {times(ratio)} the median session of task "
+                f"Session {session} has cost {money(session_usd)}, {times(ratio)} the median session of task "
                 f"class {cls} ({money(typical)})"
             )
-            detail = {"session_usd": format(row.total_usd, "f"), "median_usd": format(typical, "f")}
+            detail = {"session_usd": format(session_usd, "f"), "median_usd": format(typical, "f")}
             expires = (now + timedelta(days=settings.baseline_days)).timestamp()
             out.append(
                 _alert("session_cost", hit, subject, ratio, message, f"session:{session}", expires, owner, now, detail)

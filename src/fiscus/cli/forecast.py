@@ -14,7 +14,7 @@ import typer
 
 from fiscus.cli.report import ledger_url
 from fiscus.pricing.cost import usd
-from fiscus.reports.forecast import GROUP_DIMENSIONS, Forecast, ForecastError, budget_policy, forecast
+from fiscus.reports.forecast import GROUP_DIMENSIONS, Forecast, ForecastError, budget_policy, forecast, ledger_runs
 from fiscus.reports.period import ReportArgumentError, parse_period, parse_where
 
 
@@ -58,7 +58,8 @@ def forecast_command(
     volume = _volume(runs_per_day)
     filters = parse_where(where)
     with open_ledger(ledger_url(ledger, config)) as led:
-        result = forecast(led.events(since=start, until=end, where=filters), by=by, runs_per_day=volume, days=days)
+        runs = ledger_runs(led, by, since=start, until=end, where=filters)  # the session rollup, not every event
+        result = forecast(runs, by=by, runs_per_day=volume, days=days)
     if not result.groups:
         raise ForecastError("no runs recorded for this window and filter")
     if policy_out is not None:

@@ -4,8 +4,8 @@ session (SDK `session.outcome = …`, the admin API, `x-fiscus-outcome` on a cal
 
 Per group: how many cases reached each outcome, what those cases cost, and the cost per outcome: the group's
 whole spend over the cases that reached it (what one resolved case costs, the failed attempts included). Cases
-with no outcome are counted apart. Spend per session comes from the ledger's spend query, so a rollup behind it
-serves this as well.
+with no outcome are counted apart. Spend per session comes from `Ledger.session_spend`, which the session rollup
+serves.
 """
 
 from __future__ import annotations
@@ -108,8 +108,7 @@ def case_costs(
     """Cases grouped by `by` (dearest groups first). A session whose calls fall in several groups counts once,
     in the group of its dearest part, with its whole cost."""
     keys = SpendQuery(by=tuple(by)).by  # canonical names (`model` → `served_model`)
-    split = (*keys, "session", *(() if "outcome" in keys else ("outcome",)))
-    rows = ledger.spend(SpendQuery(by=split, since=since, until=until, where=dict(where or {})))
+    rows = ledger.session_spend(SpendQuery(by=keys, since=since, until=until, where=dict(where or {})))
     groups: dict[tuple[str | None, ...], CaseGroup] = {}
 
     def group_of(key: tuple[str | None, ...]) -> CaseGroup:
@@ -121,12 +120,11 @@ def case_costs(
     sessions: dict[str, _Session] = {}
     for row in rows:
         key = tuple(row.group.get(k) for k in keys)
-        session, label = row.group.get("session"), row.group.get("outcome")
-        if session is None:  # each call is a case of its own, with the call's own outcome
-            group_of(key).add(label, row.total_usd, row.requests)
+        if row.session is None:  # each call is a case of its own, with the call's own outcome
+            group_of(key).add(row.outcome, row.cost, row.calls)
             continue
-        found = sessions.setdefault(session, _Session())
-        found.add(key, label, row.total_usd, row.requests)
+        found = sessions.setdefault(row.session, _Session())
+        found.add(key, row.outcome, row.cost, row.calls)
     recorded = ledger.outcomes(sessions) if sessions else {}
     for session_id, found in sessions.items():
         group_of(found.home()).add(recorded.get(session_id) or found.label_from_calls(), found.cost)

@@ -14,6 +14,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
@@ -22,6 +23,7 @@ import yaml
 from fiscus.attribution import DIMENSIONS
 from fiscus.errors import FiscusError
 from fiscus.events.cost_event import CostEvent
+from fiscus.ledger.base import MONEY_CONTEXT, Ledger, SpendQuery, cost_total
 
 # What runs can be grouped by: who or what a run is for (a session is the run itself).
 GROUP_DIMENSIONS: tuple[str, ...] = tuple(d for d in DIMENSIONS if d not in ("session", "parent_session"))
@@ -141,18 +143,55 @@ def group_runs(events: Iterable[CostEvent], by: str) -> dict[str | None, list[Ru
     return grouped
 
 
+def ledger_runs(
+    ledger: Ledger,
+    by: str,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    where: Mapping[str, str] | None = None,
+) -> dict[str | None, list[Run]]:
+    """`group_runs` of the ledger's events in the window, read from the session rollup (`Ledger.session_spend`)
+    and the calls outside any session, not from every event: the same runs, each in its first call's group."""
+    if by not in GROUP_DIMENSIONS:
+        raise ForecastError(f"cannot group runs by {by!r}; use one of {', '.join(GROUP_DIMENSIONS)}")
+    parts = ledger.session_spend(SpendQuery(by=(by,), since=since, until=until, where=dict(where or {})))
+    sessions: dict[str, tuple[datetime, str | None, Run]] = {}
+    add = MONEY_CONTEXT.add
+    for part in parts:  # oldest first call first
+        if part.session is None:
+            continue
+        found = sessions.get(part.session)
+        if found is None:
+            found = sessions[part.session] = (part.first, part.group.get(by), Run())
+        elif part.first < found[0]:
+            found = sessions[part.session] = (part.first, part.group.get(by), found[2])
+        run = found[2]
+        run.cost = add(run.cost, part.cost)
+        run.tokens += part.tokens
+        run.calls += part.calls
+    grouped: dict[str | None, list[Run]] = {}
+    for _, group, run in sessions.values():
+        grouped.setdefault(group, []).append(run)
+    for event in ledger.single_calls(since=since, until=until, where=where):
+        grouped.setdefault(getattr(event.attribution, by), []).append(
+            Run(cost_total(event), event.usage.total_tokens, 1)
+        )
+    return grouped
+
+
 def forecast(
-    events: Iterable[CostEvent],
+    events: Iterable[CostEvent] | Mapping[str | None, list[Run]],
     *,
     by: str = "task_class",
     runs_per_day: Decimal | Mapping[str, Decimal] | None = None,
     days: int = 30,
 ) -> Forecast:
-    """Per-run percentiles for each group of `by`; `runs_per_day` (one figure for every group, or one per group)
-    adds the projection over `days`."""
+    """Per-run percentiles for each group of `by`, from events or runs already grouped (`ledger_runs`);
+    `runs_per_day` (one figure for every group, or one per group) adds the projection over `days`."""
     if days < 1:
         raise ForecastError(f"days must be at least 1, got {days}")
-    grouped = group_runs(events, by)
+    grouped = dict(events) if isinstance(events, Mapping) else group_runs(events, by)
     if isinstance(runs_per_day, Mapping):
         unknown = sorted(set(runs_per_day) - {g for g in grouped if g is not None})
         if unknown:

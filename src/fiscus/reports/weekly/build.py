@@ -1,14 +1,16 @@
-"""Build the weekly review from the ledger's spend queries (grouped and windowed, so rollups serve it too)."""
+"""Build the weekly review from the ledger's spend queries and session spend (grouped and windowed, so the
+spend and session rollups serve it)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from fiscus.alerts import evaluate_alerts
-from fiscus.ledger.base import MONEY_CONTEXT, Ledger, SpendQuery, SpendRow
+from fiscus.ledger.base import MONEY_CONTEXT, Ledger, SessionSpend, SpendQuery, SpendRow
 from fiscus.policy.types import Policy, RunTarget
 from fiscus.reports.cases import case_costs
 from fiscus.reports.forecast import nearest_rank
@@ -64,18 +66,43 @@ def split_change(spend: Decimal, before: Decimal, cases: int, cases_before: int)
     return volume, efficiency, verdict
 
 
-def _case_costs(rows: Iterable[SpendRow], dim: str | None) -> dict[Key, list[Decimal]]:
-    """Per group, the cost of each case: a session, or a call outside any session (at their mean: the spend
-    query keeps no single call)."""
-    out: dict[Key, list[Decimal]] = {}
+def _case_costs(rows: Iterable[SessionSpend], dim: str | None) -> dict[Key, list[Decimal]]:
+    """Per group, the cost of each case: a session, or a call outside any session (at their mean: the session
+    rollup keeps no single call)."""
+    add = MONEY_CONTEXT.add
+    per_session: dict[tuple[Key, str], Decimal] = {}
+    single: dict[Key, tuple[Decimal, int]] = {}
     for row in rows:
         key = row.group.get(dim) if dim else None
-        costs = out.setdefault(key, [])
-        if row.group.get("session") is not None:
-            costs.append(row.total_usd)
-        elif row.requests:
-            costs.extend([row.total_usd / row.requests] * row.requests)
+        if row.session is None:
+            cost, calls = single.get(key, (Decimal(0), 0))
+            single[key] = (add(cost, row.cost), calls + row.calls)
+        else:
+            per_session[(key, row.session)] = add(per_session.get((key, row.session), Decimal(0)), row.cost)
+    out: dict[Key, list[Decimal]] = {}
+    for (key, _), cost in per_session.items():
+        out.setdefault(key, []).append(cost)
+    for key, (cost, calls) in single.items():
+        if calls:
+            out.setdefault(key, []).extend([cost / calls] * calls)
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Cases:
+    """The session rows of this week, the week before and the prior weeks, grouped by every dimension at once
+    (one session rollup read each, shared by every dimension's lines)."""
+
+    now: list[SessionSpend]
+    before: list[SessionSpend]
+    prior: list[SessionSpend]
+
+
+def _read_cases(ledger: Ledger, by: Sequence[str], since: datetime) -> _Cases:
+    def read(start: datetime, end: datetime) -> list[SessionSpend]:
+        return ledger.session_spend(SpendQuery(by=tuple(by), since=start, until=end))
+
+    return _Cases(read(since, since + WEEK), read(since - WEEK, since), read(since - PRIOR_WEEKS * WEEK, since))
 
 
 def _spend(ledger: Ledger, by: tuple[str, ...], since: datetime, until: datetime) -> list[SpendRow]:
@@ -91,14 +118,14 @@ def _target(targets: Targets, dim: str | None, name: Key, prior: list[Decimal]) 
     return RunTarget(nearest_rank(ordered, 0.5), nearest_rank(ordered, 0.95), f"prior {PRIOR_WEEKS} weeks")
 
 
-def _lines(ledger: Ledger, dim: str | None, since: datetime, targets: Targets) -> list[Line]:
+def _lines(ledger: Ledger, dim: str | None, since: datetime, targets: Targets, read: _Cases) -> list[Line]:
     until, before = since + WEEK, since - WEEK
     keys = (dim,) if dim else ()
     now_rows = {r.group.get(dim) if dim else None: r for r in _spend(ledger, keys, since, until)}
     before_rows = {r.group.get(dim) if dim else None: r for r in _spend(ledger, keys, before, since)}
-    cases = _case_costs(_spend(ledger, (*keys, "session"), since, until), dim)
-    cases_before = _case_costs(_spend(ledger, (*keys, "session"), before, since), dim)
-    prior = _case_costs(_spend(ledger, (*keys, "session"), since - PRIOR_WEEKS * WEEK, since), dim)
+    cases = _case_costs(read.now, dim)
+    cases_before = _case_costs(read.before, dim)
+    prior = _case_costs(read.prior, dim)
     lines = []
     for key in sorted(set(now_rows) | set(before_rows), key=lambda k: (k is None, k or "")):
         row, old = now_rows.get(key), before_rows.get(key)
@@ -182,9 +209,11 @@ def build_weekly(
 ) -> WeeklyReport:
     """The review of the week starting `since` (a Monday, UTC). Budget `statuses` feed the budget alerts."""
     until = since + WEEK
-    found = _lines(ledger, None, since, targets)
+    dims = SpendQuery(by=tuple(by)).by  # canonical names
+    read = _read_cases(ledger, dims, since)
+    found = _lines(ledger, None, since, targets, read)
     total = found[0] if found else Line("all", None, Decimal(0), Decimal(0), 0, 0, 0, Decimal(0), Decimal(0), "flat")
-    lines = {dim: _lines(ledger, dim, since, targets) for dim in by}
+    lines = {dim: _lines(ledger, dim, since, targets, read) for dim in dims}
     moment = min(until, generated_at)
     alerts = evaluate_alerts(ledger, statuses, policy, moment)
     anomalies = _anomalies(lines, policy, alerts, generated_at + DUE)
