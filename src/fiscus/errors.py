@@ -25,3 +25,22 @@ class UsageFormatError(FiscusError):
 
 class StoreError(FiscusError):
     """A budget store or ledger backend failed or cannot be reached."""
+
+
+class StoreLost(StoreError):
+    """The budget store's state is gone (its marker is missing: an emptied Redis, a replaced SQLite file, a restarted
+    memory store). Nothing was reserved; the governor rebuilds the counters from the ledger or answers per
+    `store.on_store_loss`."""
+
+
+class StoreUnreachable(StoreError):
+    """The budget store cannot be reached (connection refused, timed out); nothing is known of its state."""
+
+
+class StoreUnavailable(StoreError):
+    """The governor refuses to admit calls for now: the budget store lost its state (rebuilding, or waiting for an
+    operator under `fail_closed`) or is unreachable. `retry_after` is how many seconds to wait before trying again."""
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -152,6 +152,7 @@ async def test_many_keys_are_split_over_several_calls(store: RedisStore, monkeyp
     monkeypatch.setattr("fiscus.stores.redis_coalesce.MAX_KEYS", 10)
     rolling = tuple(f"w|{bucket}" for bucket in range(4))  # a rolling window's live buckets
     request = (ReserveLine("b", rolling, Limits(nanos=6), Amounts(1)),)
+    await store.areserve("first", line("other", 0), now=T0, lease_seconds=30)  # a fresh prefix gets its marker
     spy = counting(store)
     results = await outcomes(*(store.areserve(f"r{i}", request, now=T0, lease_seconds=30) for i in range(8)))
     assert spy.calls == 4  # five keys an operation (its record and four buckets): two operations a call

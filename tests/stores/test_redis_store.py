@@ -36,7 +36,7 @@ def test_every_key_shares_the_prefix_hash_tag(store: RedisStore, redis_url: str,
     store.reserve("r2", request, now=T0, lease_seconds=30)
     client = redis.Redis.from_url(redis_url)
     keys = sorted(k.decode() for k in client.scan_iter(match=f"*{redis_prefix}*"))
-    names = ("c:k1", "expiry", "index", "leases", "r:r1", "r:r2")
+    names = ("c:k1", "epoch", "expiry", "index", "leases", "r:r1", "r:r2")  # epoch: the loss marker
     assert keys == sorted(f"{{{redis_prefix}}}:{LAYOUT}:{name}" for name in names)
     assert len({key_slot(k.encode()) for k in keys}) == 1  # one Redis Cluster slot
     # the settled marker is forgotten after a while; counters are dropped through the expiry index instead

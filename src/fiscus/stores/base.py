@@ -14,6 +14,9 @@ lands the reservation, and later the settled spend, on `keys[0]`.
 from __future__ import annotations
 
 import abc
+import secrets
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from fiscus.engine.ports import (  # the port this interface implements
@@ -23,7 +26,19 @@ from fiscus.engine.ports import (  # the port this interface implements
     Reservation,
     ReserveLine,
 )
-from fiscus.errors import StoreError
+from fiscus.errors import StoreError, StoreLost
+
+Restored = tuple[Amounts, float | None]  # a rebuilt counter: its spent amounts and its line's `expires_at`
+NOTICED = "L:"  # a marker starting so: the loss was noticed, the counters are not whole yet
+
+
+def new_epoch() -> str:
+    """A fresh marker value: when and which restore made the counters whole."""
+    return f"{int(time.time() * 1000)}-{secrets.token_hex(4)}"
+
+
+def lost_error(where: str) -> StoreLost:
+    return StoreLost(f"budget store {where} has lost its state (its epoch marker is gone): nothing reserved")
 
 
 def require_keys(lines: tuple[ReserveLine, ...]) -> None:
@@ -55,6 +70,29 @@ class BudgetStore(abc.ABC):
     """
 
     durable: bool = False
+    # Loss detection: the store keeps a marker with its counters (an epoch; `NOTICED…` once a loss was noticed).
+    # Guarded, a reserve on a store whose marker is not whole raises `StoreLost` and changes nothing, and a settle
+    # still lands but keeps its id in the lost set (`lost_ids`), so a rebuild from the ledger counts it once.
+    # Unguarded (standalone use), a store without its marker quietly marks itself whole and goes on.
+    guarded: bool = False
+
+    @abc.abstractmethod
+    def marker(self) -> str | None:
+        """The marker as stored now: an epoch, `NOTICED…` once a loss was noticed, None when it is gone."""
+
+    @abc.abstractmethod
+    def claim_loss(self, *, now: float) -> bool:
+        """Mark a missing marker as noticed; True for the one caller (across processes) that did it."""
+
+    @abc.abstractmethod
+    def lost_ids(self) -> set[str]:
+        """Ids settled while the marker was not whole (their spend is on the counters already)."""
+
+    @abc.abstractmethod
+    def restore(self, spent: Mapping[str, Restored], *, epoch: str, now: float) -> bool:
+        """Only while the marker is not whole, atomically: add each `spent` to its counter (keeping its line's
+        expiry), write `epoch` as the marker and empty the lost set. True when this call restored; False when the
+        store was whole already (another worker restored first) and nothing changed."""
 
     @abc.abstractmethod
     def reserve(

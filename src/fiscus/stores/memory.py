@@ -4,6 +4,9 @@ One lock guards everything; every operation is O(lines × keys) plus O(log n) pe
 leases sit in a heap (lazy deletion: a renewed or settled lease leaves a stale entry that is skipped), so the
 reap at the start of `reserve` costs one comparison when nothing has expired. Counters are dropped the same
 way, from a second heap, once their line's `expires_at` plus a margin has passed and they hold no reservation.
+
+What it keeps dies with the process: a restarted memory store is a lost one. Guarded (as the governor opens it
+from a config) it starts without its marker, so the first admission rebuilds its counters from the ledger.
 """
 
 from __future__ import annotations
@@ -11,10 +14,11 @@ from __future__ import annotations
 import heapq
 import itertools
 import threading
+from collections.abc import Mapping
 
 from fiscus.engine.ports import Amounts, Counter, Refusal, Reservation, ReserveLine, SettleOutcome
 from fiscus.errors import StoreError
-from fiscus.stores.base import BudgetStore, OutboxEntry, require_keys
+from fiscus.stores.base import NOTICED, BudgetStore, OutboxEntry, Restored, lost_error, new_epoch, require_keys
 
 DEFAULT_SETTLED_TTL = 7 * 86400.0  # how long a settled id is remembered at least, so a retried settle is a DUPLICATE
 # ... unless this many settles came after it: one process retries a settle at once, not days later, and a busy
@@ -40,7 +44,12 @@ class MemoryStore(BudgetStore):
         settled_ttl: float = DEFAULT_SETTLED_TTL,
         counter_ttl_margin: float = DEFAULT_COUNTER_TTL_MARGIN,
         settled_max: int = DEFAULT_SETTLED_MAX,
+        guarded: bool = False,
     ) -> None:
+        self.guarded = guarded
+        self._marker: str | None = None if guarded else new_epoch()
+        self._intact = not guarded
+        self._lost: set[str] = set()
         self._lock = threading.Lock()
         self._cells: dict[str, _Cell] = {}
         self._live: dict[str, Reservation] = {}  # id → reservation with its current lease
@@ -63,6 +72,8 @@ class MemoryStore(BudgetStore):
         self, reservation_id: str, lines: tuple[ReserveLine, ...], *, now: float, lease_seconds: float
     ) -> Reservation | Refusal:
         with self._lock:
+            if not self._intact:
+                raise lost_error("memory://")
             if (self._heap and self._heap[0][0] <= now) or (self._drops and self._drops[0][0] < now):
                 self._reap(now)
             live = self._live.get(reservation_id)
@@ -162,6 +173,8 @@ class MemoryStore(BudgetStore):
             if self._rotate_at is None or now >= self._rotate_at or len(self._settled) >= self._settled_max:
                 self._rotate_settled(now)
             self._settled[rid] = None
+            if not self._intact:
+                self._lost.add(rid)
             if record is not None:
                 self._outbox[rid] = record
             return SettleOutcome.SETTLED if live is not None else SettleOutcome.LATE
@@ -169,6 +182,38 @@ class MemoryStore(BudgetStore):
     def record(self, entry_id: str, record: bytes) -> None:
         with self._lock:
             self._outbox.setdefault(entry_id, record)
+
+    def marker(self) -> str | None:
+        with self._lock:
+            return self._marker
+
+    def claim_loss(self, *, now: float) -> bool:
+        with self._lock:
+            if self._marker is not None:
+                return False
+            self._marker = f"{NOTICED}{now}"
+            return True
+
+    def lost_ids(self) -> set[str]:
+        with self._lock:
+            return set(self._lost)
+
+    def restore(self, spent: Mapping[str, Restored], *, epoch: str, now: float) -> bool:
+        with self._lock:
+            if self._intact:
+                return False
+            for key, (amounts, expires_at) in spent.items():
+                cell = self._cells.get(key)
+                if cell is None:
+                    cell = self._cells[key] = _Cell()
+                cell.sn += amounts.nanos
+                cell.st += amounts.tokens
+                cell.sr += amounts.requests
+                if expires_at is not None and (cell.expires is None or expires_at > cell.expires):
+                    self._extend(key, cell, expires_at)
+            self._marker, self._intact = epoch, True
+            self._lost.clear()
+            return True
 
     def outbox(self, limit: int) -> list[OutboxEntry]:
         with self._lock:

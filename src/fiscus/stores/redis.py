@@ -44,23 +44,26 @@ from urllib.parse import parse_qs, urlparse
 
 import redis
 import redis.asyncio
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from fiscus.engine.ports import Amounts, Counter, Refusal, Reservation, ReserveLine, SettleOutcome
-from fiscus.errors import StoreError
-from fiscus.stores.base import BudgetStore, OutboxEntry, require_keys
+from fiscus.errors import StoreError, StoreUnreachable
+from fiscus.stores.base import BudgetStore, OutboxEntry, lost_error, new_epoch, require_keys
 from fiscus.stores.redis_batch import ScriptBatcher
 from fiscus.stores.redis_channel import ScriptChannel, bulk, usable
 from fiscus.stores.redis_coalesce import OpCoalescer
+from fiscus.stores.redis_marker import MAX_EXACT, Marker, MarkerMethods
 from fiscus.stores.redis_scripts import ATTEMPTS, LAYOUT, Call, Op, Scripts, call, single
 
-MAX_EXACT = 2**53 - 1  # largest integer a Lua double holds exactly
 FULL_REAP_BATCH = 1000  # per script call in `reap`, repeated until done
 LIST_BATCH = 1000  # index entries per script call when listing keys
 DEFAULT_COUNTER_TTL_MARGIN = 86400.0  # a counter is kept this long past its line's `expires_at`
 DEFAULT_SETTLED_TTL = 86400  # a settled id is remembered this long (s), so a retried settle is a DUPLICATE
 DEFAULT_POOL_SIZE = 64  # connections per client (sync, async) and process; a caller beyond it waits for one
 DEFAULT_POOL_WAIT_S = 5.0  # how long a caller waits for a pooled connection before the call fails
+DEFAULT_TIMEOUT_S = 1.0  # connect and read timeout: a Redis that does not answer fails a call this fast
 KEY_CACHE_SIZE = 4096  # encoded counter keys kept (they change with each window, so the cache is cleared when full)
 _COUNTER = struct.Struct("<7d")  # sn, st, sr, rn, rt, rr, drop time (0 = never): see lua/lib.lua
 _LEASE = struct.Struct("<d")  # a record starts with its lease expiry
@@ -80,7 +83,7 @@ def _number(value: int | float | str) -> bytes:
     return b"$%d\r\n%s\r\n" % (len(text), text)
 
 
-class RedisStore(BudgetStore):
+class RedisStore(MarkerMethods, BudgetStore):
     """Give it a sync client, an async client, or both (the async methods need the async one)."""
 
     durable = True  # the state lives in the server: a killed gateway process loses nothing settled
@@ -96,6 +99,7 @@ class RedisStore(BudgetStore):
         settled_ttl: int = DEFAULT_SETTLED_TTL,
         batch: bool = True,
         functions: bool = True,
+        guarded: bool = False,
     ) -> None:
         if client is None and aclient is None:
             raise StoreError("Redis store needs a client (or use RedisStore.from_url)")
@@ -110,6 +114,8 @@ class RedisStore(BudgetStore):
         self._record_prefix_bytes = self._record_prefix.encode()
         self._outbox = f"{base}outbox"  # stream: lua/lib.lua derives it from the leases key too
         self._indexes = (_text(f"{base}index"), _text(f"{base}expiry"))
+        self.guarded = guarded
+        self._marker = Marker(base)  # lua/lib.lua derives its keys from the leases key too
         self._fixed = (_text(self._leases), *self._indexes)  # KEYS[1..3] of reserve, settle and reap
         self._key_cache: dict[str, bytes] = {}
         self._margin = counter_ttl_margin
@@ -128,15 +134,20 @@ class RedisStore(BudgetStore):
         prefix: str | None = None,
         pool_size: int = DEFAULT_POOL_SIZE,
         pool_wait_s: float = DEFAULT_POOL_WAIT_S,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
         **options: Any,
     ) -> RedisStore:
         """`redis://[user:password@]host:port/db?prefix=tenant`: a sync and an async client on the same URL.
 
         Each client's pool holds at most `pool_size` connections, and a caller finding them all busy queues for one
         up to `pool_wait_s` (redis-py's default pool fails at once with "Too many connections"). The async hot
-        path (reserve, settle, counters, outbox) shares one pipelined connection per event loop and needs none."""
-        if pool_size < 1 or pool_wait_s <= 0:
-            raise StoreError(f"Redis store: pool_size must be >= 1 and pool_wait_s > 0, not {pool_size}, {pool_wait_s}")
+        path (reserve, settle, counters, outbox) shares one pipelined connection per event loop and needs none.
+        A connect or a reply that takes longer than `timeout_s` fails the call with `StoreUnreachable`."""
+        if pool_size < 1 or pool_wait_s <= 0 or timeout_s <= 0:
+            raise StoreError(
+                f"Redis store: pool_size must be >= 1, pool_wait_s and timeout_s > 0, not "
+                f"{pool_size}, {pool_wait_s}, {timeout_s}"
+            )
         parsed = urlparse(url)
         query = parse_qs(parsed.query)
         prefix = prefix or query.pop("prefix", ["fiscus"])[0]
@@ -144,9 +155,12 @@ class RedisStore(BudgetStore):
         client_url = parsed._replace(query=rest).geturl()
         where = f"redis at {parsed.hostname or 'localhost'}:{parsed.port or 6379}{parsed.path or ''}"
         try:
-            pool = redis.BlockingConnectionPool.from_url(client_url, max_connections=pool_size, timeout=pool_wait_s)
+            timeouts = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s}
+            pool = redis.BlockingConnectionPool.from_url(
+                client_url, max_connections=pool_size, timeout=pool_wait_s, **timeouts
+            )
             apool = redis.asyncio.BlockingConnectionPool.from_url(
-                client_url, max_connections=pool_size, timeout=pool_wait_s
+                client_url, max_connections=pool_size, timeout=pool_wait_s, **timeouts
             )
             client = redis.Redis(connection_pool=pool)
             aclient = redis.asyncio.Redis(connection_pool=apool)
@@ -231,6 +245,8 @@ class RedisStore(BudgetStore):
             return Reservation(rid, lines, float(reply[1]))
         if code == -1:
             raise StoreError(f"reservation id {rid!r} was already settled; use a new id")
+        if code == -2:
+            raise lost_error(self._where)
         line = lines[int(reply[1]) - 1]
         return Refusal(line.budget, Amounts(int(reply[2]), int(reply[3]), int(reply[4])), line.limits)
 
@@ -293,7 +309,8 @@ class RedisStore(BudgetStore):
 
     def _error(self, exc: RedisError) -> StoreError:
         first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return StoreError(f"Redis store ({self._where}): {first_line}")
+        kind = StoreUnreachable if isinstance(exc, RedisConnectionError | RedisTimeoutError) else StoreError
+        return kind(f"Redis store ({self._where}): {first_line}")
 
     # -- sync path: a pooled redis-py connection, the command sent as packed --------------------------
 
@@ -331,6 +348,9 @@ class RedisStore(BudgetStore):
         self, reservation_id: str, lines: tuple[ReserveLine, ...], *, now: float, lease_seconds: float
     ) -> Reservation | Refusal:
         reply = self._run(self._reserve_command(reservation_id, lines, now, lease_seconds))
+        if reply[0] == -2 and not self.guarded:  # no marker: an unguarded store starts afresh
+            self._marker_call(lambda client: self._marker.mark_fresh(client, new_epoch()))
+            reply = self._run(self._reserve_command(reservation_id, lines, now, lease_seconds))
         return self._reserve_result(reply, reservation_id, lines, now, lease_seconds)
 
     def settle(self, reservation: Reservation, actual: Amounts, *, now: float, record: bytes | None = None) -> str:
@@ -446,6 +466,13 @@ class RedisStore(BudgetStore):
         self, reservation_id: str, lines: tuple[ReserveLine, ...], *, now: float, lease_seconds: float
     ) -> Reservation | Refusal:
         reply = await self._aop(self._reserve_op(reservation_id, lines, now, lease_seconds))
+        if reply[0] == -2 and not self.guarded:  # no marker: an unguarded store starts afresh
+            try:
+                assert self._aclient is not None
+                await self._aclient.set(self._marker.key, new_epoch(), nx=True)
+            except RedisError as exc:
+                raise self._error(exc) from exc
+            reply = await self._aop(self._reserve_op(reservation_id, lines, now, lease_seconds))
         return self._reserve_result(reply, reservation_id, lines, now, lease_seconds)
 
     async def asettle(

@@ -22,7 +22,7 @@ from redis.exceptions import NoScriptError, ResponseError
 from fiscus.stores.redis_channel import bulk
 
 LAYOUT = "v2"  # in every key and the library's name: bump it when the meaning of stored values changes
-NAMES = ("reserve", "settle", "batch", "renew", "reap", "keys")
+NAMES = ("reserve", "settle", "batch", "renew", "reap", "keys", "restore")
 ATTEMPTS = 3  # a call may need the library loaded, then a fall back to EVALSHA and that script loaded
 _EVALSHA = bulk(b"EVALSHA")
 _FCALL = bulk(b"FCALL")

@@ -6,25 +6,34 @@ than failing. WAL lets readers proceed meanwhile. Within a process one connectio
 (processes must be started with *spawn* or open their own store: a connection does not survive `fork`).
 The async methods are the sync ones run inline: an operation takes well under a millisecond, but while
 another process holds the write lock the event loop waits in `busy_timeout` too.
+
+Loss detection: the marker is a row of the counters table itself (key `#epoch`: the epoch in `sn`, the time a
+loss was noticed in `st`), so emptying the table takes it too; a reserve reads it with the counters it checks. A
+file deleted or replaced under a running process is noticed within `FILE_CHECK_S` (its inode changes): the store
+opens the file now at the path, which has no marker.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
 from fiscus.engine.ports import Amounts, Counter, Refusal, Reservation, ReserveLine, SettleOutcome
 from fiscus.errors import StoreError
 from fiscus.sqlite_wal import connect_wal
-from fiscus.stores.base import BudgetStore, OutboxEntry, require_keys
+from fiscus.stores.base import NOTICED, BudgetStore, OutboxEntry, Restored, lost_error, new_epoch, require_keys
 from fiscus.stores.memory import DEFAULT_SETTLED_TTL
 
 DEFAULT_COUNTER_TTL_MARGIN = 86400.0  # a counter is kept this long past its line's `expires_at`
 REAP_BATCH = 100  # expired leases reaped at the start of reserve/settle; `reap` takes them all
+MARKER = "#epoch"  # the marker row's key: no counter key starts with '#'
+FILE_CHECK_S = 0.25  # how often the store looks whether its file was deleted or replaced
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS fiscus_counters (
@@ -46,6 +55,7 @@ CREATE TABLE IF NOT EXISTS fiscus_outbox (
     id TEXT NOT NULL UNIQUE,
     record BLOB NOT NULL  -- the call's CostEvent, JSON: the writer moves it to the ledger, then deletes it
 );
+CREATE TABLE IF NOT EXISTS fiscus_lost (id TEXT PRIMARY KEY) WITHOUT ROWID;  -- settled while the marker was gone
 """
 
 _ADD = """
@@ -68,7 +78,9 @@ class SqliteStore(BudgetStore):
         synchronous: str = "NORMAL",
         settled_ttl: float = DEFAULT_SETTLED_TTL,
         counter_ttl_margin: float = DEFAULT_COUNTER_TTL_MARGIN,
+        guarded: bool = False,
     ) -> None:
+        self.guarded = guarded
         self._path = str(path)
         if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise StoreError(f"SQLite store: synchronous must be OFF, NORMAL, FULL or EXTRA, not {synchronous!r}")
@@ -76,17 +88,40 @@ class SqliteStore(BudgetStore):
         self._margin = counter_ttl_margin
         self._lock = threading.Lock()
         self._settles = 0
+        self._busy_timeout_ms, self._synchronous = int(busy_timeout_ms), synchronous
+        self._file: tuple[int, int] | None = None  # (device, inode) of the file opened
+        self._next_check = 0.0
+        self._db = self._open()
+
+    def _open(self) -> sqlite3.Connection:
         try:
             if self._path != ":memory:":
                 Path(self._path).parent.mkdir(parents=True, exist_ok=True)
-            self._db = connect_wal(self._path, busy_timeout_ms=int(busy_timeout_ms), synchronous=synchronous)
-            self._db.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
+            db = connect_wal(self._path, busy_timeout_ms=self._busy_timeout_ms, synchronous=self._synchronous)
+            db.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
+            if self._path != ":memory:":
+                stat = os.stat(self._path)
+                self._file = (stat.st_dev, stat.st_ino)
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"SQLite store {self._path}: {exc}") from exc
+        self._next_check = time.monotonic() + FILE_CHECK_S
+        return db
+
+    def _same_file(self) -> bool:
+        try:
+            stat = os.stat(self._path)
+        except OSError:
+            return False
+        return (stat.st_dev, stat.st_ino) == self._file
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
+            if self._file is not None and time.monotonic() >= self._next_check:
+                self._next_check = time.monotonic() + FILE_CHECK_S
+                if not self._same_file():  # deleted or replaced: what this connection holds is no longer the store
+                    self._db.close()
+                    self._db = self._open()
             db = self._db
             try:
                 db.execute("BEGIN IMMEDIATE")
@@ -114,7 +149,12 @@ class SqliteStore(BudgetStore):
                 return Reservation(reservation_id, lines, row[0])
             if db.execute("SELECT 1 FROM fiscus_settled WHERE id = ?", (reservation_id,)).fetchone():
                 raise StoreError(f"reservation id {reservation_id!r} was already settled; use a new id")
-            used = self._used(db, {key for line in lines for key in line.keys})
+            used = self._used(db, {MARKER, *(key for line in lines for key in line.keys)})
+            mark = used.get(MARKER)
+            if mark is None or mark.tokens:
+                if self.guarded:
+                    raise lost_error(self._path)
+                self._write_marker(db, new_epoch())
             pending: dict[str, Amounts] = {}  # earlier lines of this request that land on a key
             for line in lines:
                 total = Amounts()
@@ -151,6 +191,8 @@ class SqliteStore(BudgetStore):
                 [(line.keys[0], *_triple(actual), 0, 0, 0, line.expires_at) for line in reservation.lines],
             )
             db.execute("INSERT INTO fiscus_settled (id, settled_at) VALUES (?, ?)", (rid, now))
+            if not self._intact(db):
+                db.execute("INSERT OR IGNORE INTO fiscus_lost (id) VALUES (?)", (rid,))
             if record is not None:
                 db.execute("INSERT OR IGNORE INTO fiscus_outbox (id, record) VALUES (?, ?)", (rid, record))
             self._settles += 1
@@ -161,6 +203,46 @@ class SqliteStore(BudgetStore):
     def record(self, entry_id: str, record: bytes) -> None:
         with self._transaction() as db:
             db.execute("INSERT OR IGNORE INTO fiscus_outbox (id, record) VALUES (?, ?)", (entry_id, record))
+
+    def marker(self) -> str | None:
+        with self._transaction() as db:
+            row = db.execute("SELECT sn, st FROM fiscus_counters WHERE key = ?", (MARKER,)).fetchone()
+        if row is None:
+            return None
+        return f"{NOTICED}{row[1]}" if row[1] else str(row[0])
+
+    def claim_loss(self, *, now: float) -> bool:
+        with self._transaction() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO fiscus_counters (key, sn, st) VALUES (?, 0, ?)", (MARKER, max(1, int(now)))
+            )
+            return cursor.rowcount == 1
+
+    def lost_ids(self) -> set[str]:
+        with self._transaction() as db:
+            return {row[0] for row in db.execute("SELECT id FROM fiscus_lost")}
+
+    def restore(self, spent: Mapping[str, Restored], *, epoch: str, now: float) -> bool:
+        with self._transaction() as db:
+            if self._intact(db):
+                return False
+            db.executemany(
+                _ADD,
+                [(key, *_triple(amounts), 0, 0, 0, expires_at) for key, (amounts, expires_at) in spent.items()],
+            )
+            self._write_marker(db, epoch)
+            db.execute("DELETE FROM fiscus_lost")
+            return True
+
+    @staticmethod
+    def _intact(db: sqlite3.Connection) -> bool:
+        row = db.execute("SELECT st FROM fiscus_counters WHERE key = ?", (MARKER,)).fetchone()
+        return row is not None and not row[0]
+
+    @staticmethod
+    def _write_marker(db: sqlite3.Connection, epoch: str) -> None:
+        stamp = int(epoch.split("-", 1)[0]) if epoch.split("-", 1)[0].isdigit() else int(time.time() * 1000)
+        db.execute("INSERT OR REPLACE INTO fiscus_counters (key, sn, st) VALUES (?, ?, 0)", (MARKER, stamp))
 
     def outbox(self, limit: int) -> list[OutboxEntry]:
         with self._lock:
@@ -211,7 +293,7 @@ class SqliteStore(BudgetStore):
         """A range scan of the counters' primary key; counters past `expires_at` + margin that hold no
         reservation are left out (the next `reap` deletes them)."""
         upper = _successor(prefix)
-        where = "key >= ?" + (" AND key < ?" if upper is not None else "")
+        where = "key >= ? AND key <> '#epoch'" + (" AND key < ?" if upper is not None else "")
         bounds = (prefix, upper) if upper is not None else (prefix,)
         with self._transaction() as db:  # reaps expired leases first, as `counters` does
             self._reap(db, now, None)

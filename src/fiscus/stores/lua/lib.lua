@@ -59,7 +59,20 @@ local S = {}
 
 local function begin(leases, index, expiry)
   S = {leases = leases, index = index, expiry = expiry, now = 0, raw = {}, seen = {}, rec = {}, recw = {},
-       lease = {}, undo = {}}
+       lease = {}, undo = {}, intact = nil}
+end
+
+-- The store's marker `<p>epoch` (beside `<p>leases`, same slot) holds the epoch of the counters: written by
+-- restore.lua once they are whole, 'L:<time>' once a loss was noticed, gone with the data when the data is gone.
+-- Read once per script call. A reserve on a store without a whole marker changes nothing and answers {-2}; a
+-- settle still lands (money spent is never dropped) and its id goes into `<p>lost`, so a rebuild from the ledger
+-- counts it once.
+local function intact()
+  if S.intact == nil then
+    local marker = redis.call('GET', string.sub(S.leases, 1, -7) .. 'epoch')
+    S.intact = marker ~= false and string.sub(marker, 1, 2) ~= 'L:'
+  end
+  return S.intact
 end
 
 -- Read KEYS[from..to] with one MGET, for the operations of this call.
@@ -315,10 +328,11 @@ end
 -- K[k0] is this id's record key, K[k0 + 1 .. k1] each line's counter keys in order (keys[0] first).
 -- A[a0 ..]: id, now, lease expiry, the record (see the top: the lease expiry and every line's numbers).
 -- Returns {1} granted, {2, expiry} already live under this id, {-1} id already settled,
---         {0, line index (1-based), used n, used t, used r} refused.
+--         {0, line index (1-based), used n, used t, used r} refused, {-2} the store lost its state.
 local function reserve_op(K, k0, k1, A, a0)
   local rkey, id, now, lease, rec = K[k0], A[a0], tonumber(A[a0 + 1]), A[a0 + 2], A[a0 + 3]
   if now > S.now then S.now = now end
+  if not intact() then return {-2} end
   local own = record(rkey)
   if own == SETTLED then return {-1} end
   local seen = S.seen
@@ -421,6 +435,7 @@ local function settle_op(K, k0, k1, A, a0)
 
   if own then S.lease[id] = false end
   set_record(rkey, SETTLED, ttl)
+  if not intact() then redis.call('SADD', string.sub(S.leases, 1, -7) .. 'lost', id) end
   if pos <= #numbers then
     redis.call('XADD', outbox_key(S.leases), '*', 'id', id, 'r', string.sub(numbers, pos))
   end
