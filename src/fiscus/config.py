@@ -98,15 +98,21 @@ class OptimiseConfig(_Section):
 class StoreConfig(_Section):
     """How the budget store is reached. Redis: each process's connection pool (sync and async client each) holds at
     most `pool_size` connections, and a call finding them busy waits up to `pool_wait_s` for one rather than
-    failing."""
+    failing; a connect or reply taking longer than `timeout_s` fails the call. `on_store_loss`: what admission does
+    when the store lost its state (an emptied Redis, a replaced SQLite file, a restarted memory store) — `rebuild`
+    the current windows' counters from the ledger first, refusing calls meanwhile; `fail_closed` refuse until an
+    operator runs `fiscus budgets rebuild`; `fail_open` admit on budgets counted from zero. While the store cannot
+    be reached, `fail_open` admits and the others refuse."""
 
     pool_size: int = Field(default=64, ge=1, le=10_000)
     pool_wait_s: float = Field(default=5.0, gt=0, le=300)
+    timeout_s: float = Field(default=1.0, gt=0, le=60)
+    on_store_loss: Literal["rebuild", "fail_closed", "fail_open"] = "rebuild"
 
     def options(self, url: str) -> dict[str, Any]:
         """The `open_store` options for the store at `url`."""
         if url.lower().startswith(("redis://", "rediss://")):
-            return {"pool_size": self.pool_size, "pool_wait_s": self.pool_wait_s}
+            return {"pool_size": self.pool_size, "pool_wait_s": self.pool_wait_s, "timeout_s": self.timeout_s}
         return {}
 
 

@@ -24,7 +24,7 @@ from starlette.types import Receive, Scope, Send
 from fiscus.alerts import AlertWatch
 from fiscus.config import FiscusConfig
 from fiscus.engine.decision import Action
-from fiscus.errors import FiscusError, StoreError
+from fiscus.errors import FiscusError, StoreError, StoreUnavailable
 from fiscus.events.otel import join_callers_trace, release
 from fiscus.gateway.calls import Gateway
 from fiscus.gateway.guards import GatewayGuards
@@ -63,6 +63,10 @@ class ProtocolEndpoint:
         except BadRequest as exc:
             body = error_body(self.protocol, exc.status, exc.message, param=exc.param, code=exc.code)
             response = RawResponse(body, exc.status, exc.headers)
+        except StoreUnavailable as exc:  # lost or unreachable, answered per store.on_store_loss (logged once there)
+            self.gateway.metrics.error("store")
+            body = error_body(self.protocol, 503, str(exc))
+            response = RawResponse(body, 503, {"retry-after": str(exc.retry_after)})
         except StoreError as exc:
             log.error("budget store failed: %s", exc)
             self.gateway.metrics.error("store")
@@ -153,6 +157,8 @@ def create_app(
         alerts=alerts.counts if alerts else None,
         top_n=config.gateway.metrics_top_n,
     )
+    if hasattr(governor, "add_listener"):
+        governor.add_listener(metrics.store_event)  # store lost / down / back: counted on /metrics
     own_upstream = upstreams is None
     if upstreams is None:
 

@@ -44,6 +44,12 @@ class GatewayMetrics:
         self.cost = Counter("fiscus_cost_usd", "Cost of settled calls in USD", registry=registry)
         self.decisions = Counter("fiscus_decisions", "Budget decisions by action", ["action"], registry=registry)
         self.errors = Counter("fiscus_errors", "Errors by kind", ["kind"], registry=registry)
+        self.store_events = Counter(
+            "fiscus_budget_store_events",
+            "Budget store lost its state (lost), could not be reached (down) or answered again (back), as announced",
+            ["event", "policy"],
+            registry=registry,
+        )
         self.upstream_failures = Counter(
             "fiscus_upstream_failures",
             "Calls answered with an upstream failure, by provider and reason (timeout, connection, server_error, "
@@ -108,6 +114,13 @@ class GatewayMetrics:
 
     def decision(self, action: object) -> None:
         self._child(self.decisions, action).inc()
+
+    def store_event(self, event: object) -> None:
+        """A governor event: count the budget store's own (`fiscus.events.store_events`)."""
+        kind = type(event).__name__
+        if kind.startswith("BudgetStore"):
+            name = kind.removeprefix("BudgetStore").lower()
+            self._child(self.store_events, name, getattr(event, "policy", "")).inc()
 
     def error(self, kind: str) -> None:
         self._child(self.errors, kind).inc()

@@ -31,6 +31,7 @@ from fiscus.governor.announce import Announcer
 from fiscus.governor.drive import adrive, drive
 from fiscus.governor.outcome import Outcome
 from fiscus.governor.steps import ReadCounters, Record, Reserve, Settle, Steps
+from fiscus.governor.store_guard import StoreGuard
 from fiscus.governor.task_class import TaskClassRules
 from fiscus.money import to_nanos
 from fiscus.policy.types import Policy
@@ -68,6 +69,7 @@ class Governor:
         draw: Callable[[], float] = random.random,
         priced_as: Mapping[str, str] | None = None,
         settle_journal: str | Path | None = None,
+        on_store_loss: str = "rebuild",
     ) -> None:
         self.policy = policy
         self.store = store
@@ -86,6 +88,7 @@ class Governor:
         self._priced_as = dict(priced_as or {})
         self.engine = Engine(policy, self._sheet)
         self.announcer = Announcer(store, self.on_event)
+        self.guard = StoreGuard(self, on_store_loss)  # a lost or unreachable store, answered per policy
         self._settle_journal = settle_journal
         # Failed settles, landed by a thread; started at once when a journal of an earlier run may hold some.
         self.settle_retry: SettleRetry | None = None
@@ -105,7 +108,8 @@ class Governor:
         check_channels(policy, config.notify, config=config.source)
         from fiscus.ledger.open import default_spill_path
 
-        store = open_store(config.budget_store, **config.store.options(config.budget_store))
+        # guarded: a store that lost its state says so (StoreLost) instead of admitting on empty counters
+        store = open_store(config.budget_store, guarded=True, **config.store.options(config.budget_store))
         ledger = open_ledger(config.ledger)
         spill = default_spill_path(ledger)
         if policy.version is not None:  # the audit trail: which rules this process enforces from now on
@@ -118,6 +122,7 @@ class Governor:
             on_event=on_event,
             priced_as=priced_as(config),
             settle_journal=spill.with_name(spill.name.replace("spill.jsonl", "settle-retry")),
+            on_store_loss=config.store.on_store_loss,
         )
         if config.notify.channels:
             from fiscus.notify import Notifier
@@ -155,12 +160,17 @@ class Governor:
     # -- admit ------------------------------------------------------------------------------------------
 
     def admit(self, request: CallRequest) -> Admission:
-        return drive(self.admit_steps(request), self.store)
+        return drive(self.guard.steps(request), self.store)
 
     async def aadmit(self, request: CallRequest) -> Admission:
-        return await adrive(self.admit_steps(request), self.store)
+        return await self.guard.aadmit(request)
 
     def admit_steps(self, request: CallRequest) -> Steps[Admission]:
+        """Admission as a sans-IO generator (`plain_admit_steps`) behind the store guard: a store that lost its
+        state or cannot be reached is answered per `on_store_loss` (`fiscus.governor.store_guard`)."""
+        return self.guard.steps(request)
+
+    def plain_admit_steps(self, request: CallRequest) -> Steps[Admission]:
         """Admission as a sans-IO generator: route, plan, reserve (decide again after a store refusal),
         announce; it yields the store operations it needs and is sent their results (`fiscus.governor.drive`)."""
         started = time.perf_counter()

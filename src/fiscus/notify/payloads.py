@@ -56,6 +56,8 @@ def summary(data: dict[str, Any]) -> str:
         return f"fiscus: {data.get('title')}: {data.get('headline')}"
     if kind in ("override_granted", "override_revoked", "override_used"):
         return _override(kind, data)
+    if str(kind).startswith("budget_store_"):
+        return f"fiscus: {data.get('message')}"
     if "loop" in str(kind).lower():
         return f"fiscus: loop detected ({data.get('kind') or data.get('reason') or kind}) in {_who(data)}"
     if "breaker" in str(kind).lower():

@@ -1,0 +1,134 @@
+"""Rebuild the current windows' budget counters from the ledger, after a store lost its state.
+
+Every settled call is a `CostEvent` in the ledger; a counter key is its budget instance (`b:<budget>|<dim>=<value>`,
+`fiscus.engine.plan.instance_stem`) and window instance (`|day:2026-12-06`, a rolling bucket, a session), so the
+counters of the windows live now are the sums of the events that fall in them: per event its cost in nano-dollars
+(rounded up, as the governor settles it), its tokens and one request. Refused and partial calls held no
+reservation and count nothing. Past windows are not rebuilt (their counters are due to be dropped anyway); neither
+are the per-minute throttle counters (they reset within the minute) nor the fired-threshold marks (so a budget
+past a threshold announces it once more).
+
+Pure but for reading the ledger through its query interface (`Ledger.events`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Set
+from datetime import UTC, datetime
+from urllib.parse import quote
+
+from fiscus.engine.plan import instance_stem, scope_values
+from fiscus.engine.windows import window_instance
+from fiscus.events.cost_event import CallStatus, CostEvent
+from fiscus.ledger.base import Ledger
+from fiscus.meters import Amounts
+from fiscus.money import to_nanos
+from fiscus.policy.types import Budget, Policy
+from fiscus.stores.base import Restored
+
+_NOT_CHARGED = (CallStatus.BLOCKED, CallStatus.PARTIAL)
+
+
+def since(policy: Policy, now: float) -> datetime | None:
+    """The earliest moment an event can still count in a live window; None (the whole ledger) when a budget's
+    window never resets or follows sessions."""
+    starts: list[float] = []
+    for budget in policy.budgets:
+        window = budget.window
+        if window.kind not in ("calendar", "rolling"):
+            return None
+        instance = window_instance(window, now, policy.timezone, session=None, session_ttl=0)
+        assert instance is not None and instance.starts_at is not None
+        starts.append(instance.starts_at)
+    return datetime.fromtimestamp(min(starts), UTC) if starts else None
+
+
+def amounts_of(event: CostEvent) -> Amounts:
+    """What the governor settled for this call: its cost (nano-dollars, rounded up), tokens and one request."""
+    usage = event.usage
+    tokens = (
+        usage.input_tokens
+        + usage.cache_read_tokens
+        + usage.cache_write_5m_tokens
+        + usage.cache_write_1h_tokens
+        + usage.output_tokens
+    )
+    return Amounts(to_nanos(event.cost.total), tokens, 1)
+
+
+class _Slot:
+    """Where one budget's events land at `now`: the counter key of an event's window instance, if still live."""
+
+    def __init__(self, budget: Budget, policy: Policy, now: float) -> None:
+        self.budget = budget
+        self.window = window = budget.window
+        self.now = now
+        self.session_ttl = policy.session_ttl_seconds
+        if window.kind in ("calendar", "rolling"):
+            live = window_instance(window, now, policy.timezone, session=None, session_ttl=0)
+            assert live is not None
+            self.live = live
+            self.size = window.seconds // window.buckets if window.kind == "rolling" else 0
+
+    def key(self, event: CostEvent, ts: float) -> tuple[str, float | None] | None:
+        """(window id, its counters' `expires_at`) for an event at `ts`; None when its window is over."""
+        window, live = self.window, getattr(self, "live", None)
+        if window.kind == "calendar":
+            assert live is not None and live.starts_at is not None and live.resets_at is not None
+            return (live.ids[0], live.expires_at) if live.starts_at <= ts < live.resets_at else None
+        if window.kind == "rolling":
+            bucket, current = int(ts // self.size), int(self.now // self.size)
+            if not current - window.buckets < bucket <= current:
+                return None
+            return f"r{window.seconds}:{bucket}", float((bucket + window.buckets) * self.size)
+        if window.kind == "session":
+            session = event.attribution.session
+            if session is None:
+                return None
+            return f"session:{quote(session, safe='')}", ts + self.session_ttl
+        return "never", None
+
+
+def rebuild_counters(
+    policy: Policy, events: Iterable[CostEvent], *, now: float, exclude: Set[str] = frozenset()
+) -> dict[str, Restored]:
+    """Counter key → (spent, expires_at) for the windows live at `now`, summed over `events` (ids in `exclude`
+    left out: their spend is on the store's counters already). Session counters live `session_ttl` past their
+    latest call: a session whose latest call is older is left out."""
+    slots = [_Slot(budget, policy, now) for budget in policy.budgets]
+    spent: dict[str, list[int]] = {}
+    expiry: dict[str, float | None] = {}
+    stems: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
+    for event in events:
+        if event.status in _NOT_CHARGED or event.id in exclude:
+            continue
+        ts = event.timestamp.timestamp()
+        amounts: Amounts | None = None
+        for slot in slots:
+            values = scope_values(slot.budget, event.attribution)
+            if values is None:
+                continue
+            found = slot.key(event, ts)
+            if found is None:
+                continue
+            stem = stems.get((slot.budget.name, values))
+            if stem is None:
+                stem = stems[(slot.budget.name, values)] = instance_stem(slot.budget, values)
+            key = f"{stem}|{found[0]}"
+            amounts = amounts or amounts_of(event)
+            total = spent.setdefault(key, [0, 0, 0])
+            total[0] += amounts.nanos
+            total[1] += amounts.tokens
+            total[2] += amounts.requests
+            before = expiry.get(key)
+            expiry[key] = found[1] if before is None or (found[1] is not None and found[1] > before) else before
+    restored = {key: (Amounts(*total), expiry[key]) for key, total in spent.items()}
+    # a session whose latest call is more than `session_ttl` ago is over: its counters are not live
+    return {key: value for key, value in restored.items() if value[1] is None or value[1] > now}
+
+
+def rebuild_from_ledger(
+    policy: Policy, ledger: Ledger, *, now: float, exclude: Set[str] = frozenset()
+) -> dict[str, Restored]:
+    """`rebuild_counters` over the ledger's events that can still count at `now`."""
+    return rebuild_counters(policy, ledger.events(since=since(policy, now)), now=now, exclude=exclude)
