@@ -344,3 +344,8 @@ def register(app: typer.Typer) -> None:
 
 
 __all__ = ["register"]
+
+
+from fiscus.cli.budgets_rebuild import rebuild  # noqa: E402 - one more command of this group, kept in its own file
+
+budgets_app.command("rebuild")(rebuild)

@@ -129,6 +129,7 @@ class Governor:
 
             governor.notifier = Notifier(config.notify)
             governor.add_listener(governor.notifier)
+        governor.guard.start()  # a store that lost its state is rebuilt (or answered per policy) before any call
         return governor
 
     # -- events -----------------------------------------------------------------------------------------

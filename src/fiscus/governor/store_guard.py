@@ -82,6 +82,8 @@ class StoreGuard:
         try:
             admission = yield from governor.plain_admit_steps(request)
         except StoreLost:
+            if self.state is State.DOWN:
+                self.back()  # it answers again, without its state
             if not inline:
                 raise
             self.lost(governor.now())
@@ -130,6 +132,22 @@ class StoreGuard:
             raise self._unreachable()
         return False
 
+    def start(self) -> None:
+        """At start-up: a store without its marker (a restarted memory store, an emptied Redis, a new SQLite file) is
+        handled now, before the first call and before anything else claims in it. An unreachable or closed store
+        is left to the first admission, which answers per policy."""
+        try:
+            marker = self._governor.store.marker()
+        except StoreError as exc:
+            log.warning("fiscus: budget store not reachable at start (%s); calls are answered per policy", exc)
+            return
+        if _whole(marker):
+            return
+        try:
+            self.lost(self._governor.now())
+        except StoreUnavailable as exc:
+            log.warning("fiscus: %s", exc)
+
     # -- a lost store --------------------------------------------------------------------------------------
 
     def lost(self, now: float) -> None:
@@ -159,15 +177,15 @@ class StoreGuard:
         noticed = store.claim_loss(now=now)  # the first worker to notice announces
         if _whole(store.marker()):
             return State.OK  # another worker rebuilt it meanwhile
+        figures = self.figures(now)
+        if not figures:  # the ledger has nothing in the current windows: nothing was lost (a new deployment)
+            store.restore({}, epoch=new_epoch(), now=now)
+            return State.OK
         self.losses += 1
         if self.policy == "fail_open":
             store.restore({}, epoch=new_epoch(), now=now)
             if noticed:
                 self._announce_loss("calls are admitted on budgets counted from zero (on_store_loss: fail_open)")
-            return State.OK
-        figures = self.figures(now)
-        if not figures:  # the ledger has nothing in the current windows: nothing was lost
-            store.restore({}, epoch=new_epoch(), now=now)
             return State.OK
         spent = from_nanos(sum(amounts.nanos for amounts, _ in figures.values()))
         if self.policy == "fail_closed" and store.durable:  # a memory store: no operator can reach it but us
@@ -180,8 +198,8 @@ class StoreGuard:
                 )
             self._retry_at = now + CLOSED_CHECK_S
             return State.CLOSED
-        restored = store.restore(figures, epoch=new_epoch(), now=now)
-        if noticed or restored:
+        store.restore(figures, epoch=new_epoch(), now=now)  # False: another worker's figures stand
+        if noticed:
             self._announce_loss(
                 f"{len(figures)} counters rebuilt from the ledger (${spent} spent in the current windows) before "
                 "admitting calls again (on_store_loss: rebuild)",

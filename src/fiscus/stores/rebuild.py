@@ -24,7 +24,7 @@ from fiscus.ledger.base import Ledger
 from fiscus.meters import Amounts
 from fiscus.money import to_nanos
 from fiscus.policy.types import Budget, Policy
-from fiscus.stores.base import Restored
+from fiscus.stores.base import NOTICED, BudgetStore, Restored, new_epoch
 
 _NOT_CHARGED = (CallStatus.BLOCKED, CallStatus.PARTIAL)
 
@@ -132,3 +132,22 @@ def rebuild_from_ledger(
 ) -> dict[str, Restored]:
     """`rebuild_counters` over the ledger's events that can still count at `now`."""
     return rebuild_counters(policy, ledger.events(since=since(policy, now)), now=now, exclude=exclude)
+
+
+def rebuild_store(
+    policy: Policy, store: BudgetStore, ledger: Ledger, *, now: float
+) -> tuple[bool, dict[str, Restored]]:
+    """An operator's rebuild (`fiscus budgets rebuild`): when `store` is not whole, put the current windows'
+    counters back from `ledger` (the store's outbox moved into the ledger first). (restored, the figures); not
+    restored when the store was whole (nothing changed) or another process restored it first."""
+    from fiscus.ledger.writer import LedgerWriter
+
+    marker = store.marker()
+    if marker is not None and not marker.startswith(NOTICED):
+        return False, {}
+    store.claim_loss(now=now)
+    writer = LedgerWriter(ledger, outbox=store if store.durable else None)
+    writer.flush(10.0)
+    writer.close()
+    figures = rebuild_from_ledger(policy, ledger, now=now, exclude=store.lost_ids())
+    return store.restore(figures, epoch=new_epoch(), now=now), figures

@@ -1,0 +1,48 @@
+"""`fiscus budgets rebuild`: put a lost budget store's counters back from the ledger (the operator's step under
+`on_store_loss: fail_closed`; under `rebuild` the gateway does it by itself)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fiscus.money import from_nanos
+
+
+def rebuild(
+    config: Annotated[Path | None, typer.Option("--config", help="fiscus.yaml: the store, ledger, policy.")] = None,
+    store: Annotated[str | None, typer.Option("--store", help="Budget store URL (default: the config's).")] = None,
+    ledger: Annotated[str | None, typer.Option("--ledger", help="Ledger URL (default: the config's).")] = None,
+    policy: Annotated[Path | None, typer.Option("--policy", help="Policy file (default: the config's).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a line.")] = False,
+) -> None:
+    """When the budget store lost its state, sum the current windows' counters from the ledger and put them back;
+    gateways refusing calls under fail_closed admit again within a second. A store that is whole is left as it
+    is. The store's own outbox is moved into the ledger first."""
+    from fiscus.config import load_config
+    from fiscus.ledger import open_ledger
+    from fiscus.policy import Policy, load_policy
+    from fiscus.stores import open_store
+    from fiscus.stores.rebuild import rebuild_store
+
+    cfg = load_config(config)
+    policy_path = policy or cfg.policy
+    loaded = load_policy(policy_path) if policy_path is not None else Policy()
+    url = store or cfg.budget_store
+    opened = open_store(url, guarded=True, **cfg.store.options(url))
+    try:
+        with open_ledger(ledger or cfg.ledger) as source:
+            restored, figures = rebuild_store(loaded, opened, source, now=time.time())
+    finally:
+        opened.close()
+    spent = from_nanos(sum(amounts.nanos for amounts, _ in figures.values()))
+    if as_json:
+        print(json.dumps({"rebuilt": restored, "counters": len(figures), "spent_usd": format(spent, "f")}))
+    elif restored:
+        print(f"rebuilt {len(figures)} counters from the ledger (${spent} spent in the current windows); store whole")
+    else:
+        print("the budget store is whole: nothing to rebuild")
