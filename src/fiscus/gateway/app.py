@@ -241,6 +241,14 @@ def create_app(
             for thing in owned:
                 thing.close()
 
+    from fiscus.gateway import batches_anthropic, batches_openai
+    from fiscus.gateway.batches import BatchDoor
+    from fiscus.gateway.batches_store import BatchStore
+
+    batch_store = BatchStore(config.keys)  # beside the keys: each batch's submitter and reservations
+    owned.append(batch_store)
+    door = BatchDoor(gateway, batch_store)
+
     proxied = {
         "/v1/chat/completions": ProtocolEndpoint(gateway, CHAT, "chat"),
         "/v1/responses": ProtocolEndpoint(gateway, RESPONSES, "responses"),
@@ -248,6 +256,8 @@ def create_app(
     }
     routes = [
         *(Route(path, endpoint, methods=["POST"]) for path, endpoint in proxied.items()),
+        *batches_openai.routes(door),
+        *batches_anthropic.routes(door),
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),

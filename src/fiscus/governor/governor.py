@@ -296,9 +296,10 @@ class Governor:
         streamed: bool = False,
         outcome: str | None = None,
         served_provider: str | None = None,
+        tags: dict[str, str] | None = None,
     ) -> Steps[CostEvent]:
         claimed = self._claim(
-            admission, usage, status, served_model, latency_ms, error, streamed, outcome, served_provider
+            admission, usage, status, served_model, latency_ms, error, streamed, outcome, served_provider, tags
         )
         if claimed is None:
             return admission.event  # type: ignore[return-value]
@@ -359,13 +360,14 @@ class Governor:
         streamed: bool,
         outcome: str | None,
         served_provider: str | None = None,
+        extra_tags: dict[str, str] | None = None,
     ) -> tuple[CostEvent, Amounts] | None:
         """Build the event and the amounts to settle, once per admission; None when it was settled before. A call
         a fallback served elsewhere (`served_provider`) is priced, and recorded, as that provider's."""
         request, decision = admission.request, admission.decision
         served = served_model or decision.model
         provider = served_provider or request.provider
-        tags: dict[str, str] = {}
+        tags: dict[str, str] = dict(extra_tags) if extra_tags else {}
         ungoverned_usd, saved = None, None
         if status in _NO_MODEL or usage is None:
             usage, cost = _ZERO_USAGE, _ZERO_COST  # refused, or failed and not billed by the provider
@@ -433,9 +435,21 @@ class Governor:
     ) -> tuple[Decimal | None, Savings | None]:
         """What the call would have cost as asked, and the saving per lever (`fiscus.events.savings`)."""
         request, asked = admission.request, sheet
+        at = admission.timestamp.timestamp()
+        if request.batch:  # ungoverned, the same work is sent synchronously: the batch lever is the price difference
+            try:
+                sheet = self.engine.sheet(provider, served, False, at)
+                asked = sheet
+                if served != request.model or provider != request.provider:
+                    asked = self.engine.sheet(request.provider, request.model, False, at)
+            except PricingError:
+                return None, None
+            unbatched = sheet.cost(usage).total
+            whole, saved = ungoverned(usage, unbatched, asked=asked, served=sheet, shaped=admission.shaped)
+            saved.batch = unbatched - cost.total
+            return whole, saved
         if served != request.model or provider != request.provider:
             try:
-                at = admission.timestamp.timestamp()
                 asked = self.engine.sheet(request.provider, request.model, request.batch, at)
             except PricingError:  # the model asked for has no price: no ungoverned figure
                 return None, None

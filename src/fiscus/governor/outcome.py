@@ -15,3 +15,4 @@ class Outcome(TypedDict, total=False):
     streamed: bool
     outcome: str | None  # the caller's own word for how the task went (refines attribution)
     served_provider: str | None  # a fallback served elsewhere: priced and recorded as that provider's
+    tags: dict[str, str] | None  # recorded on the event beside the governor's own (a batch result: batch, custom_id)

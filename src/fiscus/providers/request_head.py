@@ -19,8 +19,8 @@ class Target:
 
 
 @functools.lru_cache(maxsize=256)
-def target_of(url: str) -> Target:
-    """Where `url` points and how its request starts; ValueError unless it is http(s):// with a host."""
+def target_of(url: str, method: str = "POST") -> Target:
+    """Where `url` points and how a `method` request to it starts; ValueError unless it is http(s):// with a host."""
     # Providers have a handful of URLs (one per operation, model and stream flag): split each once.
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
@@ -31,8 +31,8 @@ def target_of(url: str) -> Target:
     host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
     if parts.port is not None:
         host = f"{host}:{port}"
-    head = f"POST {path} HTTP/1.1\r\nhost: {host}\r\n".encode("latin-1")
-    proxied = f"POST {scheme}://{host}{path} HTTP/1.1\r\nhost: {host}\r\n".encode("latin-1")
+    head = f"{method} {path} HTTP/1.1\r\nhost: {host}\r\n".encode("latin-1")
+    proxied = f"{method} {scheme}://{host}{path} HTTP/1.1\r\nhost: {host}\r\n".encode("latin-1")
     return Target((scheme, parts.hostname, port), head, proxied)
 
 

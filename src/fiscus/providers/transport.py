@@ -403,12 +403,20 @@ class Transport:
         return self._pool
 
     async def open(
-        self, url: str, headers: Mapping[str, str], body: bytes, timeouts: Timeouts, *, ca_bundle: str | None = None
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        timeouts: Timeouts,
+        *,
+        ca_bundle: str | None = None,
+        method: str = "POST",
     ) -> StreamBody:
-        """POST and return once status and headers have arrived; raise ConnectFailed if none did. An https://
-        provider's certificate is verified against `ca_bundle` (a PEM file) when given, else the system's CAs."""
+        """Send (a POST unless `method` says otherwise) and return once status and headers have arrived; raise
+        ConnectFailed if none did. An https:// provider's certificate is verified against `ca_bundle` (a PEM file)
+        when given, else the system's CAs."""
         try:
-            target = target_of(url)
+            target = target_of(url, method)
         except ValueError as exc:
             raise ConnectFailed(str(exc)) from None
         scheme, host, port = target.origin

@@ -255,6 +255,43 @@ class Upstream:
             fallback=served.fallback,
         )
 
+    async def passthrough(
+        self,
+        provider: str,
+        method: str,
+        path: str,
+        body: bytes = b"",
+        *,
+        content_type: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> UpstreamResponse:
+        """A call that is not a model call (the Files and Batch APIs): `path` under the provider's base URL with its
+        credentials, tried once (a create is not idempotent) and never on a fallback. Non-2xx answers are returned."""
+        endpoint = self.endpoint(provider)
+        sent = endpoint.headers(UpstreamRequest(provider, "chat.completions", "", body, headers=headers or {}))
+        if content_type is not None:
+            sent["content-type"] = content_type
+        elif not body:
+            sent.pop("content-type", None)
+        timeouts = Timeouts(endpoint.config.timeout_connect_s, endpoint.config.timeout_read_s)
+        ca_bundle = self._ca_bundles[endpoint.name]
+        try:
+            answer = await self._transport.open(
+                endpoint.base_url + path, sent, body, timeouts, ca_bundle=ca_bundle, method=method
+            )
+        except ConnectFailed as exc:
+            raise UpstreamConnectError(f"provider {endpoint.name!r}: {exc}") from None
+        except ReadTimedOut as exc:
+            raise UpstreamTimeoutError(f"provider {endpoint.name!r} did not answer ({exc})") from None
+        try:
+            data = await answer.read()
+        except (ReadTimedOut, BrokenAnswer) as exc:
+            raise ProviderError(f"provider {endpoint.name!r} broke the answer off ({exc})") from None
+        finally:
+            answer.close()
+        data = endpoint.redact(data) if answer.status >= 300 else data
+        return UpstreamResponse(answer.status, answer.headers, data, endpoint.name, "")
+
     @asynccontextmanager
     async def stream(self, request: UpstreamRequest) -> AsyncIterator[UpstreamStream]:
         """Open a streamed call; retries and fallbacks happen only before the first byte is handed over. Leaving

@@ -1,0 +1,200 @@
+"""Anthropic Message Batches through the gateway: /v1/messages/batches, /v1/messages/batches/{id}, .../results,
+.../cancel — on the provider that serves the batch's models.
+
+Submitting checks every request's `params` as /v1/messages would and reserves the batch's worst case at batch
+prices; a batch that does not fit is refused with a 429 in Anthropic's format. `results_url` points back at the
+gateway. A poll that finds the batch ended, or a fetch of its results, settles every request (`batches_settle`).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from fiscus.gateway.batches import BatchDoor, Caller, endpoint, json_body, passed
+from fiscus.gateway.batches_admit import MAX_REQUESTS, BatchLine, Refused, admit_batch, hold, read_line, release
+from fiscus.gateway.batches_settle import ResultLine, settle_batch
+from fiscus.gateway.batches_store import BatchRecord
+from fiscus.gateway.protocol import MESSAGES, BadRequest, error_body
+from fiscus.gateway.responses import JSON
+from fiscus.usage.wire import WireFormat
+
+MAX_SUBMIT_BYTES = 256 << 20  # Anthropic's limit for one batch
+
+
+def _not_found(batch_id: str) -> BadRequest:
+    return BadRequest(f"message_batch {batch_id} not found", status=404)
+
+
+def _lines(door: BatchDoor, body: dict[str, Any]) -> tuple[str, list[BatchLine]]:
+    """(provider, requests): every request checked as /v1/messages would check it, all served by one provider."""
+    requests = body.get("requests")
+    if not isinstance(requests, list) or not requests:
+        raise BadRequest("requests: a non-empty list is required", param="requests")
+    if len(requests) > MAX_REQUESTS:
+        raise BadRequest(f"requests: at most {MAX_REQUESTS} requests per batch", param="requests")
+    lines: list[BatchLine] = []
+    seen: set[str] = set()
+    provider: str | None = None
+    for index, item in enumerate(requests):
+        custom_id = item.get("custom_id") if isinstance(item, dict) else None
+        if not isinstance(custom_id, str) or not custom_id or custom_id in seen:
+            raise BadRequest(f"requests.{index}.custom_id: a unique custom_id is required", param="custom_id")
+        seen.add(custom_id)
+        line = read_line(MESSAGES, custom_id, item.get("params"))
+        served_by = door.gateway.router.route(line.model, MESSAGES)
+        if served_by is None:
+            raise BadRequest(f"requests.{index}.params.model: {line.model} is not served by this gateway", status=404)
+        if provider is not None and served_by != provider:
+            raise BadRequest(f"requests.{index}: {line.model} is served by {served_by}; a batch goes to one provider")
+        provider = served_by
+        lines.append(line)
+    assert provider is not None
+    return provider, lines
+
+
+def _shown(request: Request, batch: dict[str, Any]) -> dict[str, Any]:
+    """The batch as the client sees it: its results at the gateway, not at the provider."""
+    if batch.get("results_url"):
+        base = str(request.base_url).rstrip("/")
+        batch["results_url"] = f"{base}/v1/messages/batches/{batch['id']}/results"
+    return batch
+
+
+async def create(door: BatchDoor, request: Request) -> Response:
+    caller = await door.caller(request)
+    raw = await door.read_body(request, MAX_SUBMIT_BYTES)
+    provider, lines = _lines(door, json_body(raw))
+    admitted = await admit_batch(
+        door.governor, provider, lines, caller.attribution, caller.priority, caller.overrides, batch_tag="submitted"
+    )
+    if isinstance(admitted, Refused):
+        refusal = error_body(MESSAGES, 429, admitted.message)
+        headers = {"retry-after": str(admitted.retry_after_s), "x-fiscus-budget": "exhausted"}
+        return Response(refusal, 429, headers | {"x-fiscus-request-id": admitted.event_id}, media_type=JSON)
+    try:
+        answer = await door.upstream(provider, "POST", "/messages/batches", caller, raw)
+    except BaseException:
+        await release(door.governor, admitted.admissions)
+        raise
+    if not answer.ok:
+        await release(door.governor, admitted.admissions)
+        return passed(answer)
+    batch = orjson.loads(answer.body)
+    record = BatchRecord(
+        str(batch["id"]), "anthropic", provider, "/v1/messages", caller.key_id, caller.attribution, caller.priority,
+        time.time(), format(admitted.worst_case, "f"), admitted.groups,
+    )  # fmt: skip
+    door.store.add(record)
+    await hold(door.governor, admitted)
+    headers = {"x-fiscus-batch-reserved-usd": record.worst_case_usd, "x-fiscus-budget": admitted.action}
+    return passed(answer, headers, orjson.dumps(_shown(request, batch)))
+
+
+def _results(content: bytes) -> dict[str, ResultLine]:
+    out: dict[str, ResultLine] = {}
+    for text in content.splitlines():
+        if not text.strip():
+            continue
+        line = orjson.loads(text)
+        custom_id, result = str(line.get("custom_id")), line.get("result") or {}
+        kind = str(result.get("type", "errored"))
+        if kind == "succeeded":
+            out[custom_id] = ResultLine(custom_id, kind, result.get("message"))
+        else:
+            error = ((result.get("error") or {}).get("error") or {}).get("message")
+            out[custom_id] = ResultLine(
+                custom_id, kind, error=f"batch request {kind}" + (f": {error}" if error else "")
+            )
+    return out
+
+
+async def _settle(door: BatchDoor, record: BatchRecord, content: bytes) -> str:
+    cost = await settle_batch(door.governor, door.store, record, _results(content), WireFormat.ANTHROPIC)
+    return format(cost, "f")
+
+
+async def settle_if_ended(door: BatchDoor, caller: Caller, record: BatchRecord, batch: dict[str, Any]) -> str | None:
+    """Settle `record` when the provider says it ended, reading its results; its cost when this call settled it."""
+    if record.settled or batch.get("processing_status") != "ended":
+        return None
+    results = await door.upstream(record.provider, "GET", f"/messages/batches/{record.id}/results", caller)
+    if not results.ok:
+        return None  # read again on the next poll
+    return await _settle(door, record, results.body)
+
+
+def _owned(door: BatchDoor, request: Request, caller: Caller) -> BatchRecord:
+    batch_id = request.path_params["batch_id"]
+    record = door.owned(batch_id, caller)
+    if record is None:
+        raise _not_found(batch_id)
+    return record
+
+
+async def retrieve(door: BatchDoor, request: Request) -> Response:
+    caller = await door.caller(request)
+    record = _owned(door, request, caller)
+    answer = await door.upstream(record.provider, "GET", f"/messages/batches/{record.id}", caller)
+    if not answer.ok:
+        return passed(answer)
+    batch = orjson.loads(answer.body)
+    cost = await settle_if_ended(door, caller, record, batch)
+    headers = {"x-fiscus-batch-cost-usd": cost} if cost is not None else None
+    return passed(answer, headers, orjson.dumps(_shown(request, batch)))
+
+
+async def results(door: BatchDoor, request: Request) -> Response:
+    caller = await door.caller(request)
+    record = _owned(door, request, caller)
+    answer = await door.upstream(record.provider, "GET", f"/messages/batches/{record.id}/results", caller)
+    cost = await _settle(door, record, answer.body) if answer.ok and not record.settled else None
+    return passed(answer, {"x-fiscus-batch-cost-usd": cost} if cost is not None else None)
+
+
+async def cancel(door: BatchDoor, request: Request) -> Response:
+    caller = await door.caller(request)
+    record = _owned(door, request, caller)
+    answer = await door.upstream(record.provider, "POST", f"/messages/batches/{record.id}/cancel", caller)
+    if not answer.ok:
+        return passed(answer)
+    return passed(answer, body=orjson.dumps(_shown(request, orjson.loads(answer.body))))
+
+
+async def list_batches(door: BatchDoor, request: Request) -> Response:
+    """The provider's list (of the first Anthropic provider), showing only this key's batches."""
+    caller = await door.caller(request)
+    query = f"?{request.url.query}" if request.url.query else ""
+    answer = await door.upstream(door.provider_of_kind("anthropic"), "GET", f"/messages/batches{query}", caller)
+    if not answer.ok:
+        return passed(answer)
+    page = orjson.loads(answer.body)
+    mine = []
+    for batch in page.get("data") or []:
+        record = door.owned(str(batch.get("id")), caller)
+        if record is not None:
+            await settle_if_ended(door, caller, record, batch)
+            mine.append(_shown(request, batch))
+    page["data"] = mine
+    page["first_id"], page["last_id"] = (mine[0]["id"], mine[-1]["id"]) if mine else (None, None)
+    return passed(answer, body=orjson.dumps(page))
+
+
+def routes(door: BatchDoor) -> list[Any]:
+    from starlette.routing import Route
+
+    def wrap(handler: Any) -> Any:
+        return endpoint(door, handler, MESSAGES, "message_batches")
+
+    get, post = ["GET"], ["POST"]
+    return [
+        Route("/v1/messages/batches", wrap(create), methods=post),
+        Route("/v1/messages/batches", wrap(list_batches), methods=get),
+        Route("/v1/messages/batches/{batch_id}", wrap(retrieve), methods=get),
+        Route("/v1/messages/batches/{batch_id}/results", wrap(results), methods=get),
+        Route("/v1/messages/batches/{batch_id}/cancel", wrap(cancel), methods=post),
+    ]

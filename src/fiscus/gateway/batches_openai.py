@@ -1,0 +1,232 @@
+"""OpenAI Files + Batch through the gateway: /v1/files, /v1/files/{id}, /v1/files/{id}/content, /v1/batches,
+/v1/batches/{id}, /v1/batches/{id}/cancel — on the first configured provider of kind `openai`.
+
+Submitting reads the input file back from the provider, checks every request as its endpoint would and reserves
+the batch's worst case at batch prices before the provider sees the batch; a batch that does not fit is refused
+with a 429 in OpenAI's format. A poll that finds the batch ended (completed, expired, cancelled, failed) reads its
+output and error files and settles every request (`batches_settle`).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from fiscus.gateway.batches import MAX_FILE_BYTES, BatchDoor, Caller, endpoint, json_body, passed
+from fiscus.gateway.batches_admit import BatchLine, Refused, admit_batch, hold, read_line, release
+from fiscus.gateway.batches_settle import ResultLine, settle_batch
+from fiscus.gateway.batches_store import BatchRecord
+from fiscus.gateway.protocol import CHAT, RESPONSES, BadRequest, Protocol, error_body
+from fiscus.gateway.responses import JSON
+from fiscus.usage.wire import WireFormat
+
+ENDPOINTS: dict[str, Protocol] = {"/v1/chat/completions": CHAT, "/v1/responses": RESPONSES}
+ENDED = ("completed", "expired", "cancelled", "failed")
+MAX_REQUESTS = 50_000
+
+
+def _not_found(what: str, ident: str) -> BadRequest:
+    return BadRequest(f"No {what} found with id '{ident}'.", status=404, code="not_found")
+
+
+async def upload_file(door: BatchDoor, request: Request) -> Response:
+    caller = await door.caller(request)
+    body = await door.read_body(request, MAX_FILE_BYTES)
+    provider = door.provider_of_kind("openai")
+    answer = await door.upstream(provider, "POST", "/files", caller, body, request.headers.get("content-type"))
+    if answer.ok:
+        door.store.own_file(str(orjson.loads(answer.body)["id"]), caller.key_id)
+    return passed(answer)
+
+
+def _own_file(door: BatchDoor, caller: Caller, file_id: str) -> None:
+    if door.store.file_owner(file_id) != caller.key_id:
+        raise _not_found("file", file_id)
+
+
+async def retrieve_file(door: BatchDoor, request: Request) -> Response:
+    caller = await door.caller(request)
+    file_id = request.path_params["file_id"]
+    _own_file(door, caller, file_id)
+    return passed(await door.upstream(door.provider_of_kind("openai"), "GET", f"/files/{file_id}", caller))
+
+
+async def file_content(door: BatchDoor, request: Request) -> Response:
+    caller = await door.caller(request)
+    file_id = request.path_params["file_id"]
+    _own_file(door, caller, file_id)
+    return passed(await door.upstream(door.provider_of_kind("openai"), "GET", f"/files/{file_id}/content", caller))
+
+
+def _lines(door: BatchDoor, data: bytes, path: str, protocol: Protocol, provider: str) -> list[BatchLine]:
+    """The input file's requests, each checked as its endpoint would check it, all for models of `provider`."""
+    lines: list[BatchLine] = []
+    seen: set[str] = set()
+    for number, text in enumerate(data.splitlines(), start=1):
+        if not text.strip():
+            continue
+        try:
+            item = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            raise BadRequest(f"input file line {number} is not valid JSON", param="input_file_id") from None
+        custom_id = item.get("custom_id") if isinstance(item, dict) else None
+        if not isinstance(custom_id, str) or not custom_id or custom_id in seen:
+            raise BadRequest(f"input file line {number}: a unique custom_id is required", param="custom_id")
+        if item.get("url") != path or item.get("method", "POST") != "POST":
+            raise BadRequest(f"input file line {number}: method POST and url {path} expected", param="url")
+        seen.add(custom_id)
+        line = read_line(protocol, custom_id, item.get("body"))
+        served_by = door.gateway.router.route(line.model, protocol)
+        if served_by is None:
+            raise BadRequest(
+                f"The model `{line.model}` is not served by this gateway", status=404, code="model_not_found"
+            )
+        if served_by != provider:
+            raise BadRequest(f"batch request {custom_id!r}: {line.model} is served by {served_by}, not {provider}")
+        lines.append(line)
+    if not lines:
+        raise BadRequest("the input file holds no requests", param="input_file_id")
+    if len(lines) > MAX_REQUESTS:
+        raise BadRequest(f"a batch holds at most {MAX_REQUESTS} requests", param="input_file_id")
+    return lines
+
+
+async def create_batch(door: BatchDoor, request: Request) -> Response:
+    caller = await door.caller(request)
+    raw = await door.read_body(request, 1 << 20)
+    body = json_body(raw)
+    path = body.get("endpoint")
+    protocol = ENDPOINTS.get(path) if isinstance(path, str) else None
+    if protocol is None:
+        raise BadRequest(f"endpoint must be one of {', '.join(ENDPOINTS)}", param="endpoint", code="invalid_value")
+    file_id = str(body.get("input_file_id"))
+    _own_file(door, caller, file_id)
+    provider = door.provider_of_kind("openai")
+    content = await door.upstream(provider, "GET", f"/files/{file_id}/content", caller)
+    if not content.ok:
+        return passed(content)
+    lines = _lines(door, content.body, str(path), protocol, provider)
+    admitted = await admit_batch(
+        door.governor, provider, lines, caller.attribution, caller.priority, caller.overrides, batch_tag="submitted"
+    )
+    if isinstance(admitted, Refused):
+        refusal = error_body(CHAT, 429, admitted.message, code="budget_exceeded", kind="insufficient_quota")
+        headers = {"retry-after": str(admitted.retry_after_s), "x-fiscus-budget": "exhausted"}
+        return Response(refusal, 429, headers | {"x-fiscus-request-id": admitted.event_id}, media_type=JSON)
+    try:
+        answer = await door.upstream(provider, "POST", "/batches", caller, raw)
+    except BaseException:
+        await release(door.governor, admitted.admissions)
+        raise
+    if not answer.ok:
+        await release(door.governor, admitted.admissions)
+        return passed(answer)
+    batch = orjson.loads(answer.body)
+    record = BatchRecord(
+        str(batch["id"]), "openai", provider, str(path), caller.key_id, caller.attribution, caller.priority,
+        time.time(), format(admitted.worst_case, "f"), admitted.groups,
+    )  # fmt: skip
+    door.store.add(record)
+    await hold(door.governor, admitted)
+    headers = {"x-fiscus-batch-reserved-usd": record.worst_case_usd, "x-fiscus-budget": admitted.action}
+    return passed(answer, headers)
+
+
+def _results(content: bytes, into: dict[str, ResultLine]) -> None:
+    for text in content.splitlines():
+        if not text.strip():
+            continue
+        line = orjson.loads(text)
+        custom_id, response, error = str(line.get("custom_id")), line.get("response"), line.get("error") or {}
+        if isinstance(response, dict) and response.get("status_code") == 200:
+            into[custom_id] = ResultLine(custom_id, "succeeded", response.get("body"))
+        elif isinstance(response, dict):
+            message = ((response.get("body") or {}).get("error") or {}).get("message", "")
+            into[custom_id] = ResultLine(custom_id, "errored", error=f"{response.get('status_code')}: {message}")
+        else:
+            code = error.get("code", "")
+            outcome = {"batch_expired": "expired", "batch_cancelled": "canceled"}.get(code, "errored")
+            into[custom_id] = ResultLine(custom_id, outcome, error=f"{code}: {error.get('message', '')}")
+
+
+async def settle_if_ended(door: BatchDoor, caller: Caller, record: BatchRecord, batch: dict[str, Any]) -> str | None:
+    """Settle `record` when the provider says it ended; the batch's cost as a decimal string when this call did."""
+    if record.settled or batch.get("status") not in ENDED:
+        return None
+    results: dict[str, ResultLine] = {}
+    for field in ("output_file_id", "error_file_id"):
+        file_id = batch.get(field)
+        if not file_id:
+            continue
+        door.store.own_file(str(file_id), record.key_id)
+        content = await door.upstream(record.provider, "GET", f"/files/{file_id}/content", caller)
+        if not content.ok:
+            return None  # read again on the next poll
+        _results(content.body, results)
+    fmt = WireFormat.OPENAI_RESPONSES if record.endpoint == "/v1/responses" else WireFormat.OPENAI_CHAT
+    missing = f"not run: the batch {batch.get('status')}"
+    cost = await settle_batch(door.governor, door.store, record, results, fmt, missing=missing)
+    return format(cost, "f")
+
+
+async def retrieve_batch(door: BatchDoor, request: Request) -> Response:
+    caller = await door.caller(request)
+    batch_id = request.path_params["batch_id"]
+    record = door.owned(batch_id, caller)
+    if record is None:
+        raise _not_found("batch", batch_id)
+    answer = await door.upstream(record.provider, "GET", f"/batches/{batch_id}", caller)
+    if not answer.ok:
+        return passed(answer)
+    cost = await settle_if_ended(door, caller, record, orjson.loads(answer.body))
+    return passed(answer, {"x-fiscus-batch-cost-usd": cost} if cost is not None else None)
+
+
+async def cancel_batch(door: BatchDoor, request: Request) -> Response:
+    caller = await door.caller(request)
+    batch_id = request.path_params["batch_id"]
+    record = door.owned(batch_id, caller)
+    if record is None:
+        raise _not_found("batch", batch_id)
+    return passed(await door.upstream(record.provider, "POST", f"/batches/{batch_id}/cancel", caller))
+
+
+async def list_batches(door: BatchDoor, request: Request) -> Response:
+    """The provider's list, showing only this key's batches (and settling those it finds ended)."""
+    caller = await door.caller(request)
+    query = f"?{request.url.query}" if request.url.query else ""
+    answer = await door.upstream(door.provider_of_kind("openai"), "GET", f"/batches{query}", caller)
+    if not answer.ok:
+        return passed(answer)
+    page = orjson.loads(answer.body)
+    mine = []
+    for batch in page.get("data") or []:
+        record = door.owned(str(batch.get("id")), caller)
+        if record is not None:
+            await settle_if_ended(door, caller, record, batch)
+            mine.append(batch)
+    page["data"] = mine
+    page["first_id"], page["last_id"] = (mine[0]["id"], mine[-1]["id"]) if mine else (None, None)
+    return passed(answer, body=orjson.dumps(page))
+
+
+def routes(door: BatchDoor) -> list[Any]:
+    from starlette.routing import Route
+
+    def wrap(handler: Any, route: str) -> Any:
+        return endpoint(door, handler, CHAT, route)
+
+    get, post = ["GET"], ["POST"]
+    return [
+        Route("/v1/files", wrap(upload_file, "files"), methods=post),
+        Route("/v1/files/{file_id}", wrap(retrieve_file, "files"), methods=get),
+        Route("/v1/files/{file_id}/content", wrap(file_content, "files"), methods=get),
+        Route("/v1/batches", wrap(create_batch, "batches"), methods=post),
+        Route("/v1/batches", wrap(list_batches, "batches"), methods=get),
+        Route("/v1/batches/{batch_id}", wrap(retrieve_batch, "batches"), methods=get),
+        Route("/v1/batches/{batch_id}/cancel", wrap(cancel_batch, "batches"), methods=post),
+    ]
