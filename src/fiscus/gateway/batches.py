@@ -108,6 +108,32 @@ def json_body(raw: bytes) -> dict[str, Any]:
     return body
 
 
+def provider_json(answer: UpstreamResponse) -> dict[str, Any]:
+    """A 2xx answer's JSON object (with an `id` where the provider names what it made); ProviderError (a 502)
+    when the provider sent something else."""
+    try:
+        body = orjson.loads(answer.body)
+    except orjson.JSONDecodeError:
+        body = None
+    if not isinstance(body, dict):
+        raise ProviderError(f"provider {answer.provider!r} answered {answer.status} without a JSON object")
+    return body
+
+
+def json_lines(content: bytes) -> list[dict[str, Any]]:
+    """The JSON objects of a JSON-lines file; a line that is not one is skipped (its request counts as not run)."""
+    out = []
+    for text in content.splitlines():
+        try:
+            item = orjson.loads(text) if text.strip() else None
+        except orjson.JSONDecodeError:
+            log.warning("skipped a batch result line that is not JSON")
+            continue
+        if isinstance(item, dict):
+            out.append(item)
+    return out
+
+
 def passed(answer: UpstreamResponse, headers: dict[str, str] | None = None, body: bytes | None = None) -> Response:
     """The provider's answer as the client's, with fiscus's headers."""
     media = answer.headers.get("content-type", JSON)

@@ -63,6 +63,11 @@ def read_line(protocol: Protocol, custom_id: str, body: Any) -> BatchLine:
     return BatchLine(custom_id, parsed.model, tokens, parsed.max_tokens, writes)
 
 
+def deferrable(policy: Any, attribution: Attribution) -> bool:
+    """Whether the policy marks the batch's task class deferrable."""
+    return attribution.task_class is not None and attribution.task_class in getattr(policy, "deferrable", ())
+
+
 def line_event_id(group_event_id: str, custom_id: str) -> str:
     """The ledger id of one request's result: the same however often, and by whichever worker, it is settled."""
     return str(uuid.uuid5(uuid.UUID(group_event_id), custom_id))
@@ -137,6 +142,8 @@ async def admit_batch(
     event for the group that did not fit."""
     policy = getattr(governor, "policy", None)
     cap = int(getattr(policy, "default_max_tokens", 4096) or 4096)
+    if deferrable(policy, attribution) and priority == "normal":
+        priority = "background"  # work that can wait never takes the room kept for critical calls
     admitted = Admitted([], [], Decimal(0))
     for model, group in _groups(lines).items():
         asked = _task(provider, model, group, attribution, priority, overrides, cap)

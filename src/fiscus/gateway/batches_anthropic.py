@@ -15,12 +15,22 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from fiscus.gateway.batches import BatchDoor, Caller, endpoint, json_body, passed
-from fiscus.gateway.batches_admit import MAX_REQUESTS, BatchLine, Refused, admit_batch, hold, read_line, release
+from fiscus.gateway.batches import BatchDoor, Caller, endpoint, json_body, json_lines, log, passed, provider_json
+from fiscus.gateway.batches_admit import (
+    MAX_REQUESTS,
+    BatchLine,
+    Refused,
+    admit_batch,
+    deferrable,
+    hold,
+    read_line,
+    release,
+)
 from fiscus.gateway.batches_settle import ResultLine, settle_batch
 from fiscus.gateway.batches_store import BatchRecord
 from fiscus.gateway.protocol import MESSAGES, BadRequest, error_body
 from fiscus.gateway.responses import JSON
+from fiscus.providers import ProviderError
 from fiscus.usage.wire import WireFormat
 
 MAX_SUBMIT_BYTES = 256 << 20  # Anthropic's limit for one batch
@@ -84,7 +94,13 @@ async def create(door: BatchDoor, request: Request) -> Response:
     if not answer.ok:
         await release(door.governor, admitted.admissions)
         return passed(answer)
-    batch = orjson.loads(answer.body)
+    try:
+        batch = provider_json(answer)
+        batch["id"]
+    except (ProviderError, KeyError):
+        log.error("provider accepted a batch without naming it: its results cannot be settled")
+        await release(door.governor, admitted.admissions)
+        raise
     record = BatchRecord(
         str(batch["id"]), "anthropic", provider, "/v1/messages", caller.key_id, caller.attribution, caller.priority,
         time.time(), format(admitted.worst_case, "f"), admitted.groups,
@@ -92,15 +108,14 @@ async def create(door: BatchDoor, request: Request) -> Response:
     door.store.add(record)
     await hold(door.governor, admitted)
     headers = {"x-fiscus-batch-reserved-usd": record.worst_case_usd, "x-fiscus-budget": admitted.action}
+    if deferrable(getattr(door.governor, "policy", None), caller.attribution):
+        headers["x-fiscus-deferrable"] = "true"
     return passed(answer, headers, orjson.dumps(_shown(request, batch)))
 
 
 def _results(content: bytes) -> dict[str, ResultLine]:
     out: dict[str, ResultLine] = {}
-    for text in content.splitlines():
-        if not text.strip():
-            continue
-        line = orjson.loads(text)
+    for line in json_lines(content):
         custom_id, result = str(line.get("custom_id")), line.get("result") or {}
         kind = str(result.get("type", "errored"))
         if kind == "succeeded":
@@ -142,7 +157,7 @@ async def retrieve(door: BatchDoor, request: Request) -> Response:
     answer = await door.upstream(record.provider, "GET", f"/messages/batches/{record.id}", caller)
     if not answer.ok:
         return passed(answer)
-    batch = orjson.loads(answer.body)
+    batch = provider_json(answer)
     cost = await settle_if_ended(door, caller, record, batch)
     headers = {"x-fiscus-batch-cost-usd": cost} if cost is not None else None
     return passed(answer, headers, orjson.dumps(_shown(request, batch)))
@@ -162,7 +177,7 @@ async def cancel(door: BatchDoor, request: Request) -> Response:
     answer = await door.upstream(record.provider, "POST", f"/messages/batches/{record.id}/cancel", caller)
     if not answer.ok:
         return passed(answer)
-    return passed(answer, body=orjson.dumps(_shown(request, orjson.loads(answer.body))))
+    return passed(answer, body=orjson.dumps(_shown(request, provider_json(answer))))
 
 
 async def list_batches(door: BatchDoor, request: Request) -> Response:
@@ -172,7 +187,7 @@ async def list_batches(door: BatchDoor, request: Request) -> Response:
     answer = await door.upstream(door.provider_of_kind("anthropic"), "GET", f"/messages/batches{query}", caller)
     if not answer.ok:
         return passed(answer)
-    page = orjson.loads(answer.body)
+    page = provider_json(answer)
     mine = []
     for batch in page.get("data") or []:
         record = door.owned(str(batch.get("id")), caller)

@@ -16,12 +16,23 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from fiscus.gateway.batches import MAX_FILE_BYTES, BatchDoor, Caller, endpoint, json_body, passed
-from fiscus.gateway.batches_admit import BatchLine, Refused, admit_batch, hold, read_line, release
+from fiscus.gateway.batches import (
+    MAX_FILE_BYTES,
+    BatchDoor,
+    Caller,
+    endpoint,
+    json_body,
+    json_lines,
+    log,
+    passed,
+    provider_json,
+)
+from fiscus.gateway.batches_admit import BatchLine, Refused, admit_batch, deferrable, hold, read_line, release
 from fiscus.gateway.batches_settle import ResultLine, settle_batch
 from fiscus.gateway.batches_store import BatchRecord
 from fiscus.gateway.protocol import CHAT, RESPONSES, BadRequest, Protocol, error_body
 from fiscus.gateway.responses import JSON
+from fiscus.providers import ProviderError
 from fiscus.usage.wire import WireFormat
 
 ENDPOINTS: dict[str, Protocol] = {"/v1/chat/completions": CHAT, "/v1/responses": RESPONSES}
@@ -39,7 +50,7 @@ async def upload_file(door: BatchDoor, request: Request) -> Response:
     provider = door.provider_of_kind("openai")
     answer = await door.upstream(provider, "POST", "/files", caller, body, request.headers.get("content-type"))
     if answer.ok:
-        door.store.own_file(str(orjson.loads(answer.body)["id"]), caller.key_id)
+        door.store.own_file(str(provider_json(answer).get("id")), caller.key_id)
     return passed(answer)
 
 
@@ -125,7 +136,13 @@ async def create_batch(door: BatchDoor, request: Request) -> Response:
     if not answer.ok:
         await release(door.governor, admitted.admissions)
         return passed(answer)
-    batch = orjson.loads(answer.body)
+    try:
+        batch = provider_json(answer)
+        batch["id"]
+    except (ProviderError, KeyError):
+        log.error("provider accepted a batch without naming it: its results cannot be settled")
+        await release(door.governor, admitted.admissions)
+        raise
     record = BatchRecord(
         str(batch["id"]), "openai", provider, str(path), caller.key_id, caller.attribution, caller.priority,
         time.time(), format(admitted.worst_case, "f"), admitted.groups,
@@ -133,14 +150,13 @@ async def create_batch(door: BatchDoor, request: Request) -> Response:
     door.store.add(record)
     await hold(door.governor, admitted)
     headers = {"x-fiscus-batch-reserved-usd": record.worst_case_usd, "x-fiscus-budget": admitted.action}
+    if deferrable(getattr(door.governor, "policy", None), caller.attribution):
+        headers["x-fiscus-deferrable"] = "true"
     return passed(answer, headers)
 
 
 def _results(content: bytes, into: dict[str, ResultLine]) -> None:
-    for text in content.splitlines():
-        if not text.strip():
-            continue
-        line = orjson.loads(text)
+    for line in json_lines(content):
         custom_id, response, error = str(line.get("custom_id")), line.get("response"), line.get("error") or {}
         if isinstance(response, dict) and response.get("status_code") == 200:
             into[custom_id] = ResultLine(custom_id, "succeeded", response.get("body"))
@@ -182,7 +198,7 @@ async def retrieve_batch(door: BatchDoor, request: Request) -> Response:
     answer = await door.upstream(record.provider, "GET", f"/batches/{batch_id}", caller)
     if not answer.ok:
         return passed(answer)
-    cost = await settle_if_ended(door, caller, record, orjson.loads(answer.body))
+    cost = await settle_if_ended(door, caller, record, provider_json(answer))
     return passed(answer, {"x-fiscus-batch-cost-usd": cost} if cost is not None else None)
 
 
@@ -202,7 +218,7 @@ async def list_batches(door: BatchDoor, request: Request) -> Response:
     answer = await door.upstream(door.provider_of_kind("openai"), "GET", f"/batches{query}", caller)
     if not answer.ok:
         return passed(answer)
-    page = orjson.loads(answer.body)
+    page = provider_json(answer)
     mine = []
     for batch in page.get("data") or []:
         record = door.owned(str(batch.get("id")), caller)
