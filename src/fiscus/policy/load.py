@@ -98,6 +98,7 @@ def compile_policy(spec: PolicySpec, *, source: str | None = None) -> Policy:
             task_class: ResponseCacheRule(parse_duration(rule.ttl), rule.max_entries, rule.any_temperature)
             for task_class, rule in spec.response_cache.items()
         },
+        deferrable=frozenset(spec.deferrable),
         default_max_tokens=spec.default_max_tokens,
         min_output_tokens=spec.min_output_tokens,
         reserve_for_critical=spec.priority.reserve_for_critical,

@@ -198,6 +198,9 @@ class PolicySpec(_Strict):
     summaries: dict[str, SummarySpec] = Field(default_factory=dict)
     # task class → exact response cache for its deterministic requests (opt-in)
     response_cache: dict[str, ResponseCacheSpec] = Field(default_factory=dict)
+    # task classes whose work can wait for the providers' Batch APIs (half price, answers within 24 h): their
+    # batches are admitted at background priority, so they never take the room kept for critical calls
+    deferrable: list[str] = Field(default_factory=list)
     override_keys_env: str | None = None  # removed: overrides are granted (`fiscus overrides grant`), see below
     budgets: list[BudgetSpec] = Field(default_factory=list)
     alerts: AlertSettings = Field(default_factory=AlertSettings)

@@ -124,6 +124,7 @@ class Policy:
     context: Mapping[str, int] = field(default_factory=dict)  # task class → most input tokens a call sends
     summaries: Mapping[str, SummaryRule] = field(default_factory=dict)  # task class → rolling summarisation
     response_cache: Mapping[str, ResponseCacheRule] = field(default_factory=dict)  # task class → exact answers
+    deferrable: frozenset[str] = frozenset()  # task classes whose work may wait for the Batch APIs
     default_max_tokens: int = 4096
     min_output_tokens: int = 64
     reserve_for_critical: Decimal = Decimal(0)
