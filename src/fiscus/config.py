@@ -69,6 +69,8 @@ class GatewayConfig(_Section):
     rate_limit_headroom: float = 0.15  # stay this far under a provider's RPM/TPM
     pace_check_s: float = Field(default=300.0, ge=0)  # how often budgets' pace is checked (0: never)
     alert_check_s: float = Field(default=60.0, ge=0)  # how often the alert table is checked (0: never)
+    # how often the gateway polls the batches it admitted and settles those that ended unpolled (0: never)
+    batch_poll_s: float = Field(default=60.0, ge=0)
     metrics_top_n: int = Field(default=20, ge=1, le=1000)  # /metrics: agents and teams named; the rest "other"
 
 

@@ -227,6 +227,7 @@ def create_app(
             else None,
             _every(config.gateway.alert_check_s, alerts.check, "alert check") if alerts else None,
             _every(config.review.weekly.check_s, weekly.check, "weekly report") if weekly else None,
+            start_watch(door, config.gateway.batch_poll_s) if _keeps(governor) else None,
         ]
         try:
             yield
@@ -244,6 +245,7 @@ def create_app(
     from fiscus.gateway import batches_anthropic, batches_openai
     from fiscus.gateway.batches import BatchDoor
     from fiscus.gateway.batches_store import BatchStore
+    from fiscus.gateway.batches_watch import start_watch
 
     batch_store = BatchStore(config.keys)  # beside the keys: each batch's submitter and reservations
     owned.append(batch_store)

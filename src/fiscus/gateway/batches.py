@@ -8,6 +8,7 @@ uploaded with another key. Every answer is the provider's own, in its format; fi
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -81,8 +82,8 @@ class BatchDoor:
             provider, method, path, body, content_type=content_type, headers=caller.forwarded
         )
 
-    def owned(self, batch_id: str, caller: Caller) -> BatchRecord | None:
-        record = self.store.get(batch_id)
+    async def owned(self, batch_id: str, caller: Caller) -> BatchRecord | None:
+        record = await asyncio.to_thread(self.store.get, batch_id)
         return record if record is not None and record.key_id == caller.key_id else None
 
     async def read_body(self, request: Request, limit: int) -> bytes:

@@ -8,6 +8,7 @@ gateway. A poll that finds the batch ended, or a fetch of its results, settles e
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -105,7 +106,7 @@ async def create(door: BatchDoor, request: Request) -> Response:
         str(batch["id"]), "anthropic", provider, "/v1/messages", caller.key_id, caller.attribution, caller.priority,
         time.time(), format(admitted.worst_case, "f"), admitted.groups,
     )  # fmt: skip
-    door.store.add(record)
+    await asyncio.to_thread(door.store.add, record)
     await hold(door.governor, admitted)
     headers = {"x-fiscus-batch-reserved-usd": record.worst_case_usd, "x-fiscus-budget": admitted.action}
     if deferrable(getattr(door.governor, "policy", None), caller.attribution):
@@ -143,9 +144,9 @@ async def settle_if_ended(door: BatchDoor, caller: Caller, record: BatchRecord, 
     return await _settle(door, record, results.body)
 
 
-def _owned(door: BatchDoor, request: Request, caller: Caller) -> BatchRecord:
+async def _owned(door: BatchDoor, request: Request, caller: Caller) -> BatchRecord:
     batch_id = request.path_params["batch_id"]
-    record = door.owned(batch_id, caller)
+    record = await door.owned(batch_id, caller)
     if record is None:
         raise _not_found(batch_id)
     return record
@@ -153,7 +154,7 @@ def _owned(door: BatchDoor, request: Request, caller: Caller) -> BatchRecord:
 
 async def retrieve(door: BatchDoor, request: Request) -> Response:
     caller = await door.caller(request)
-    record = _owned(door, request, caller)
+    record = await _owned(door, request, caller)
     answer = await door.upstream(record.provider, "GET", f"/messages/batches/{record.id}", caller)
     if not answer.ok:
         return passed(answer)
@@ -165,7 +166,7 @@ async def retrieve(door: BatchDoor, request: Request) -> Response:
 
 async def results(door: BatchDoor, request: Request) -> Response:
     caller = await door.caller(request)
-    record = _owned(door, request, caller)
+    record = await _owned(door, request, caller)
     answer = await door.upstream(record.provider, "GET", f"/messages/batches/{record.id}/results", caller)
     cost = await _settle(door, record, answer.body) if answer.ok and not record.settled else None
     return passed(answer, {"x-fiscus-batch-cost-usd": cost} if cost is not None else None)
@@ -173,7 +174,7 @@ async def results(door: BatchDoor, request: Request) -> Response:
 
 async def cancel(door: BatchDoor, request: Request) -> Response:
     caller = await door.caller(request)
-    record = _owned(door, request, caller)
+    record = await _owned(door, request, caller)
     answer = await door.upstream(record.provider, "POST", f"/messages/batches/{record.id}/cancel", caller)
     if not answer.ok:
         return passed(answer)
@@ -190,7 +191,7 @@ async def list_batches(door: BatchDoor, request: Request) -> Response:
     page = provider_json(answer)
     mine = []
     for batch in page.get("data") or []:
-        record = door.owned(str(batch.get("id")), caller)
+        record = await door.owned(str(batch.get("id")), caller)
         if record is not None:
             await settle_if_ended(door, caller, record, batch)
             mine.append(_shown(request, batch))

@@ -9,6 +9,7 @@ output and error files and settles every request (`batches_settle`).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -50,26 +51,26 @@ async def upload_file(door: BatchDoor, request: Request) -> Response:
     provider = door.provider_of_kind("openai")
     answer = await door.upstream(provider, "POST", "/files", caller, body, request.headers.get("content-type"))
     if answer.ok:
-        door.store.own_file(str(provider_json(answer).get("id")), caller.key_id)
+        await asyncio.to_thread(door.store.own_file, str(provider_json(answer).get("id")), caller.key_id)
     return passed(answer)
 
 
-def _own_file(door: BatchDoor, caller: Caller, file_id: str) -> None:
-    if door.store.file_owner(file_id) != caller.key_id:
+async def _own_file(door: BatchDoor, caller: Caller, file_id: str) -> None:
+    if await asyncio.to_thread(door.store.file_owner, file_id) != caller.key_id:
         raise _not_found("file", file_id)
 
 
 async def retrieve_file(door: BatchDoor, request: Request) -> Response:
     caller = await door.caller(request)
     file_id = request.path_params["file_id"]
-    _own_file(door, caller, file_id)
+    await _own_file(door, caller, file_id)
     return passed(await door.upstream(door.provider_of_kind("openai"), "GET", f"/files/{file_id}", caller))
 
 
 async def file_content(door: BatchDoor, request: Request) -> Response:
     caller = await door.caller(request)
     file_id = request.path_params["file_id"]
-    _own_file(door, caller, file_id)
+    await _own_file(door, caller, file_id)
     return passed(await door.upstream(door.provider_of_kind("openai"), "GET", f"/files/{file_id}/content", caller))
 
 
@@ -115,7 +116,7 @@ async def create_batch(door: BatchDoor, request: Request) -> Response:
     if protocol is None:
         raise BadRequest(f"endpoint must be one of {', '.join(ENDPOINTS)}", param="endpoint", code="invalid_value")
     file_id = str(body.get("input_file_id"))
-    _own_file(door, caller, file_id)
+    await _own_file(door, caller, file_id)
     provider = door.provider_of_kind("openai")
     content = await door.upstream(provider, "GET", f"/files/{file_id}/content", caller)
     if not content.ok:
@@ -147,7 +148,7 @@ async def create_batch(door: BatchDoor, request: Request) -> Response:
         str(batch["id"]), "openai", provider, str(path), caller.key_id, caller.attribution, caller.priority,
         time.time(), format(admitted.worst_case, "f"), admitted.groups,
     )  # fmt: skip
-    door.store.add(record)
+    await asyncio.to_thread(door.store.add, record)
     await hold(door.governor, admitted)
     headers = {"x-fiscus-batch-reserved-usd": record.worst_case_usd, "x-fiscus-budget": admitted.action}
     if deferrable(getattr(door.governor, "policy", None), caller.attribution):
@@ -178,7 +179,7 @@ async def settle_if_ended(door: BatchDoor, caller: Caller, record: BatchRecord, 
         file_id = batch.get(field)
         if not file_id:
             continue
-        door.store.own_file(str(file_id), record.key_id)
+        await asyncio.to_thread(door.store.own_file, str(file_id), record.key_id)
         content = await door.upstream(record.provider, "GET", f"/files/{file_id}/content", caller)
         if not content.ok:
             return None  # read again on the next poll
@@ -192,7 +193,7 @@ async def settle_if_ended(door: BatchDoor, caller: Caller, record: BatchRecord, 
 async def retrieve_batch(door: BatchDoor, request: Request) -> Response:
     caller = await door.caller(request)
     batch_id = request.path_params["batch_id"]
-    record = door.owned(batch_id, caller)
+    record = await door.owned(batch_id, caller)
     if record is None:
         raise _not_found("batch", batch_id)
     answer = await door.upstream(record.provider, "GET", f"/batches/{batch_id}", caller)
@@ -205,7 +206,7 @@ async def retrieve_batch(door: BatchDoor, request: Request) -> Response:
 async def cancel_batch(door: BatchDoor, request: Request) -> Response:
     caller = await door.caller(request)
     batch_id = request.path_params["batch_id"]
-    record = door.owned(batch_id, caller)
+    record = await door.owned(batch_id, caller)
     if record is None:
         raise _not_found("batch", batch_id)
     return passed(await door.upstream(record.provider, "POST", f"/batches/{batch_id}/cancel", caller))
@@ -221,7 +222,7 @@ async def list_batches(door: BatchDoor, request: Request) -> Response:
     page = provider_json(answer)
     mine = []
     for batch in page.get("data") or []:
-        record = door.owned(str(batch.get("id")), caller)
+        record = await door.owned(str(batch.get("id")), caller)
         if record is not None:
             await settle_if_ended(door, caller, record, batch)
             mine.append(batch)

@@ -13,6 +13,7 @@ ungoverned cost the same work sent synchronously (the `batch` lever). One that e
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -94,7 +95,7 @@ async def settle_batch(
             spent += Amounts(0, 0, 1 if ran else 0)
         if group.reservation is not None:
             await governor.store.asettle(group.reservation, spent, now=governor.now())
-    store.mark_settled(record.id)
+    await asyncio.to_thread(store.mark_settled, record.id)
     return total_cost
 
 
