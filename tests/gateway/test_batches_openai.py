@@ -202,3 +202,17 @@ def test_bad_batch_input_is_a_clear_error(real: Real) -> None:
     with pytest.raises(openai.BadRequestError, match="endpoint"):
         client.batches.create(input_file_id=file_id, endpoint="/v1/embeddings", completion_window="24h")
     assert reserved_nanos(real) == 0 and real.events() == []
+
+
+def test_a_responses_batch_is_priced_from_its_answers(real: Real) -> None:
+    client = real.openai()
+    body = {"model": "gpt-4o-mini", "input": "Summarise the ledger.", "max_output_tokens": 30}
+    line = {"custom_id": "resp", "method": "POST", "url": "/v1/responses", "body": body}
+    file_id = client.files.create(file=("r.jsonl", orjson.dumps(line)), purpose="batch").id
+    batch = client.batches.create(input_file_id=file_id, endpoint="/v1/responses", completion_window="24h")
+    done = wait_for(client, batch.id, "completed").parse()
+    (answer,) = [orjson.loads(x) for x in client.files.content(done.output_file_id).content.splitlines()]
+    (event,) = real.events()
+    assert event.usage.output_tokens == answer["response"]["body"]["usage"]["output_tokens"] > 0
+    sheet = real.governor.catalogue.sheet(provider="openai", model="gpt-4o-mini", at=event.timestamp, batch=True)
+    assert event.cost.total == sheet.cost(event.usage).total and reserved_nanos(real) == 0
