@@ -1,13 +1,16 @@
 """Savings at equal work: the seed workloads through the emulator, ungoverned (straight to the provider) and
-governed (through the gateway with prompt-cache placement, task-class routes, context windows and rolling
-summaries), in one run.
+governed (through the gateway with prompt-cache placement, task-class routes, context windows and the exact
+response cache), in one run.
 
     .venv/bin/python bench/savings.py [--scale 1] [--json]
 
 Workloads, shaped after the seeds:
-- research: an agent on Claude Opus 4.6 whose context grows by a 20k-token tool result every step;
-- compliance: a 50k-token stable system prompt (the policy book) and one short question per call;
-- triage: support tickets under a 4k-token system prompt, asked of gpt-5.4;
+- research: an agent on Claude Opus 4.6 whose context grows by a 20k-token tool result every step (its task
+  class keeps a 30k-token context window: older results shortened, the latest kept whole);
+- compliance: a 50k-token stable system prompt (the policy book) and one short question per call, asked of
+  Sonnet 4.6 and routed to Haiku 4.5 (the seeds: 80 % of calls on budget models);
+- triage: support tickets under a 4k-token system prompt, asked of gpt-5.4 at temperature 0 and routed to
+  gpt-5.4-mini, a third of them repeats of an earlier ticket (the response cache answers those);
 - fleet: 60/30/10 simple/standard/complex sessions of three growing calls on Claude, a session's first call
   (the intake) always of the standard class;
 - a2a: two agents replying to each other — reported apart: what the loop guard refuses is work not done, never
@@ -18,7 +21,9 @@ the provider bills the direct run (OpenAI's own automatic caching included); gov
 recorded, the summaries' own calls included. Per lever: the saving the ledger attributes to it (each event's
 ungoverned cost taken apart, `fiscus.events.savings`), as a share of the whole ungoverned bill, and of what
 the lever applied to (the seeds' ranges: caching 60–90 % on cached tokens, routing 40–70 %, context 30–60 %).
-Goal: >= 80 % overall at equal work.
+Goal: >= 80 % overall at equal work. Calls a budget degraded (a smaller model or a compressed context as the
+budget neared its end), refused or partial calls, and response-cache hits are counted apart by name: the first
+two are never a saving.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -40,7 +46,7 @@ import httpx
 
 from fiscus.config import FiscusConfig, OptimiseConfig, ProviderConfig
 from fiscus.emulator import EmulatorConfig, run_in_thread
-from fiscus.events.cost_event import CostEvent
+from fiscus.events.cost_event import CallStatus, CostEvent
 from fiscus.events.savings import LEVERS, Savings
 from fiscus.gateway.app import run_gateway_in_thread
 from fiscus.keys import KeyClaims, KeyRing, open_key_store
@@ -56,18 +62,34 @@ ladders:
   claude: [claude-opus-4-6, claude-sonnet-4-6, claude-haiku-4-5]
 routes:
   triage: [gpt-5.4-mini]
+  compliance: [claude-haiku-4-5]
   simple: [claude-haiku-4-5]
   standard: [claude-sonnet-4-6]
+context:
+  research: 30000
+response_cache:
+  triage: {ttl: 1h, max_entries: 10000}
 budgets:
   - {name: bench-day, scope: {team: bench}, window: day, limit: {usd: 100000}}
 """
-WORDS = "the quarterly figures show steady growth across every region and segment "
+_SYLLABLES = ("ka", "lo", "mi", "ren", "tas", "vel", "dor", "pi", "qua", "sen", "tor", "ul", "bri", "cha", "fen")
+VOCABULARY = tuple(a + b for a in _SYLLABLES for b in _SYLLABLES) + tuple(
+    ("revenue", "region", "segment", "quarter", "growth", "invoice", "customer", "policy", "approval", "figure")
+)
 
 
 def text(tokens: int, seed: str) -> str:
-    """About `tokens` tokens of filler, distinct per `seed` (a prompt cache sees different text as different)."""
-    body = (seed + " " + WORDS) * (tokens * 4 // (len(WORDS) + len(seed) + 1) + 1)
-    return body[: tokens * 4]
+    """About `tokens` tokens (4 characters each) of varied words drawn from a generator seeded by `seed`: the
+    same seed gives the same text (what a prompt cache reuses), another seed other text, as real documents and
+    tool results are (text repeated word for word would look like a loop to the loop guard)."""
+    draw = random.Random(seed).choice
+    words: list[str] = []
+    size = 0
+    while size < tokens * 4:
+        word = draw(VOCABULARY)
+        words.append(word)
+        size += len(word) + 1
+    return " ".join(words)[: tokens * 4]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,13 +123,17 @@ def compliance(calls: int) -> Iterator[Call]:
 
 
 def triage(calls: int) -> Iterator[Call]:
+    """Tickets classified at temperature 0; a third of them word for word a ticket seen before (the seeds: 31 %
+    of queries resemble an earlier one), as the same customer or the same outage files again."""
     system = "Classify each ticket as billing, bug, feature or other. " + text(4000, "triage playbook")
+    distinct = max(1, calls * 2 // 3)
     for n in range(calls):
+        ticket = n % distinct
         messages = [
             {"role": "system", "content": system},
-            {"role": "user", "content": f"Ticket #{n}: the invoice for order {n} shows the wrong VAT."},
+            {"role": "user", "content": f"Ticket #{ticket}: the invoice for order {ticket} shows the wrong VAT."},
         ]
-        body = {"model": "gpt-5.4", "max_completion_tokens": 200, "messages": messages}
+        body = {"model": "gpt-5.4", "max_completion_tokens": 200, "temperature": 0, "messages": messages}
         yield Call("triage", "openai", body, _h("triage", f"t{n}"))
 
 
@@ -272,6 +298,21 @@ def levers(events: list[CostEvent], workloads: set[str]) -> Levers:
     return out
 
 
+def apart(events: list[CostEvent], workloads: set[str]) -> dict[str, int]:
+    """Calls counted by name beside the saving: degraded or refused work (never a saving) and cache hits."""
+    counts = {"refused or partial": 0, "degraded by a budget": 0, "answered from the response cache": 0}
+    for event in events:
+        if event.attribution.workflow not in workloads:
+            continue
+        if event.status in (CallStatus.BLOCKED, CallStatus.PARTIAL):
+            counts["refused or partial"] += 1
+        elif event.tags.get("degraded") == "budget":
+            counts["degraded by a budget"] += 1
+        elif event.status is CallStatus.CACHE_HIT:
+            counts["answered from the response cache"] += 1
+    return counts
+
+
 def pct(part: Decimal, whole: Decimal) -> str:
     return f"{float(part / whole) * 100:5.1f} %" if whole else "    –"
 
@@ -312,6 +353,8 @@ def main() -> int:
             applied = found.applied.get(lever, Decimal(0))
             print(f"{lever:<16}{value:>11.4f}{pct(value, found.ungoverned):>15}{pct(value, applied):>20}")
     print(f"{'all levers':<16}{found.saved.total:>11.4f}{pct(found.saved.total, found.ungoverned):>15}")
+    counted = apart(events, set(work))
+    print("calls apart: " + ", ".join(f"{n} {what}" for what, n in counted.items()) + " (only hits are a saving)")
     a2a_u, a2a_g = ungoverned.cost.get("a2a", Decimal(0)), gov.cost.get("a2a", Decimal(0))
     refused = gov.refused.get("a2a", 0)
     print(
@@ -329,6 +372,7 @@ def main() -> int:
                 w: {"ungoverned": str(ungoverned.cost.get(w)), "governed": str(gov.cost.get(w))} for w in WORKLOADS
             },
             "levers": found.saved.to_dict(),
+            "apart": counted,
         }
         print(json.dumps(figures, indent=2))
     return 0 if verdict == "met" else 1

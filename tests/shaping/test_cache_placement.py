@@ -84,6 +84,33 @@ def test_conversation_breakpoints_on_the_last_stable_turn_and_the_growing_histor
     assert turns[-1]["content"][0].keys() == {"type", "tool_use_id", "content"}  # the caller's turns unchanged
 
 
+def test_no_growing_history_breakpoint_when_the_next_call_outgrows_the_window() -> None:
+    clock = Clock()
+    placer = CachePlacer(clock=clock)
+    turns: list[dict[str, Any]] = [{"role": "user", "content": "Research the market."}]
+    placer.place(body(messages=list(turns)), window_tokens=16_000)
+    seen = []
+    for step in range(3):  # each step adds a 4,000-token tool result: the fourth call is over 16,000
+        clock.now += 20
+        use = {"type": "tool_use", "id": f"t{step}", "name": "fetch", "input": {}}
+        result = {"type": "tool_result", "tool_use_id": f"t{step}", "content": "row " * 4000}
+        turns += [{"role": "assistant", "content": [use]}, {"role": "user", "content": [result]}]
+        placed = placer.place(body(messages=list(turns)), window_tokens=16_000)
+        assert placed is not None
+        seen.append(_marks(placed))
+    # the growing history is written while the next call still fits (it reads it back), not once the window
+    # will cut into it; the breakpoint where the previous call ended stays
+    assert seen == [
+        [("system", "5m"), ("0", "5m"), ("2", "5m")],
+        [("system", "5m"), ("2", "5m")],
+        [("system", "5m"), ("4", "5m")],
+    ]
+    unbounded = CachePlacer(clock=clock)
+    for messages in (turns[:3], turns[:5]):
+        last = unbounded.place(body(messages=list(messages)))
+    assert last is not None and _marks(last)[-1] == ("4", "5m")  # no window: the history is always written
+
+
 def test_at_most_four_breakpoints_and_one_hour_entries_first() -> None:
     clock = Clock()
     placer = CachePlacer(clock=clock)

@@ -98,6 +98,7 @@ class Gateway(NoModelAnswers):
         self.cache_placer = CachePlacer() if config.optimise.prompt_cache else None
         policy = getattr(governor, "policy", None)
         self.summariser = Summariser(governor, upstream, self.router) if policy and policy.summaries else None
+        self._windows = dict(policy.context) if policy is not None else {}  # task class → its context window
         rules = getattr(governor, "task_classes", None)
         if rules is not None and policy is not None and policy.cross_routes:  # routes out of a family: translated
             rules.provider_of = self.router.provider_of
@@ -151,7 +152,10 @@ class Gateway(NoModelAnswers):
             stable = stable_tools(request.body)
             if stable is not None:
                 raw, request = orjson.dumps(stable), replace(request, body=stable)
-        placed = self.cache_placer.place(request.body) if self.cache_placer and protocol.anthropic else None
+        placed = None
+        if self.cache_placer and protocol.anthropic:
+            window = self._windows.get(attribution.task_class) if attribution.task_class else None
+            placed = self.cache_placer.place(request.body, window_tokens=window)
         if placed is not None:  # before the estimate: the reservation must cover the cache write
             raw, request = orjson.dumps(placed), replace(request, body=placed)
         input_tokens = count_request_tokens(request.body, protocol.format)

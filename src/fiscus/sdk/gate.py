@@ -167,8 +167,10 @@ class Gate:
         attribution = attribution or self.attribution
         if session is not None:
             attribution = session.attribution_for(attribution)
-        if self.cache_placer is not None and fmt is WireFormat.ANTHROPIC:
-            kwargs = self.cache_placer.place(kwargs) or kwargs  # before the estimate: it reserves the cache write
+        if self.cache_placer is not None and fmt is WireFormat.ANTHROPIC:  # before the estimate: it reserves the write
+            windows = getattr(getattr(self.governor, "policy", None), "context", None) or {}
+            window = windows.get(attribution.task_class) if attribution.task_class else None
+            kwargs = self.cache_placer.place(kwargs, window_tokens=window) or kwargs
         request = self._request(provider, str(kwargs.get("model", "")), attribution, kwargs, fmt, kwargs.get(max_key))
         short = self._guard(fmt, kwargs, request, session)
         if short is not None:

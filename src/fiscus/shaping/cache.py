@@ -6,7 +6,8 @@ themselves; Anthropic caches only up to the `cache_control` breakpoints a reques
 2. after the system prompt (or the tools): the stable prefix every call of an agent shares;
 3. after the last stable turn: where this conversation's previous call ended, which that call wrote, so this one
    reads it back however many blocks the newest turn added (the provider looks back only 20 blocks);
-4. after the last message: the growing history, written now for the next turn to read.
+4. after the last message: the growing history, written now for the next turn to read — unless the next turn,
+   grown as much as this one, will be over the task class's context window, which then cuts into it.
 A breakpoint is placed only where it pays. Anthropic bills a cache write at 1.25 × the input price for the
 five-minute lifetime (2 × for one hour) and a read at 0.1 ×, and caches nothing shorter than the model's minimum
 (`cache_minimums`). So a prefix (or conversation) seen once is left alone — it may never come back; one seen
@@ -44,6 +45,7 @@ class _Seen:
     last: float  # when last sent
     interval: float | None  # smoothed gap between sendings
     messages: int  # for a conversation: how many messages its last call had
+    size: int = 0  # for a conversation: its last call's prompt, in characters
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +73,10 @@ class CachePlacer:
         self.placed = 0
         self.long_lived = 0  # placements with a one-hour lifetime
 
-    def place(self, body: Mapping[str, Any]) -> dict[str, Any] | None:
-        """A copy of `body` with cache breakpoints where they pay, or None to send it as is."""
+    def place(self, body: Mapping[str, Any], *, window_tokens: int | None = None) -> dict[str, Any] | None:
+        """A copy of `body` with cache breakpoints where they pay, or None to send it as is. `window_tokens`: the
+        context window the call's task class keeps to (`context:`), which decides whether the growing history
+        can be read back."""
         system, tools = body.get("system") or None, body.get("tools") or None
         messages = body.get("messages")
         if system is not None and not (isinstance(system, str) or _ends_in_mapping(system)):
@@ -89,7 +93,7 @@ class CachePlacer:
         if "cache_control" in body or b'"cache_control"' in prefix or _has_cache_control(messages):
             return None  # the caller places its own breakpoints (or asks for automatic caching)
         least = (self.min_tokens or anthropic_min_tokens(str(body.get("model", "")))) * CHARS_PER_TOKEN
-        marks = self._marks(prefix, first, system, tools, messages, least)
+        marks = self._marks(prefix, first, system, tools, messages, least, window_tokens)
         if not marks:
             return None
         return _marked(body, marks)
@@ -102,22 +106,26 @@ class CachePlacer:
         tools: Any,
         messages: list[Any],
         least: int,
+        window_tokens: int | None = None,
     ) -> list[_Mark]:
         now = self._clock()
         has_prefix = system is not None or tools is not None
+        sizes = _running_sizes(len(prefix), messages) if first else []
         with self._lock:
             prefix_ttl = self._sighting(hash(prefix), now, 0) if has_prefix and len(prefix) >= least else None
-            conversation = self._conversation(prefix + first, now, len(messages)) if first else None
+            conversation = self._conversation(prefix + first, now, len(messages), sizes[-1]) if first else None
         marks: list[_Mark] = []
         if prefix_ttl is not None:
             if tools is not None and system is not None:
                 marks.append(_Mark("tools", 0, prefix_ttl))
             marks.append(_Mark("system" if system is not None else "tools", 0, prefix_ttl))
         if conversation is not None:
-            ttl, previous = conversation
+            ttl, previous, previous_size = conversation
             ttl = _no_longer(ttl, marks)
-            sizes = _running_sizes(len(prefix), messages)
-            for index in sorted({previous - 1, len(messages) - 1}):
+            stable = {previous - 1}
+            if not _outgrows(sizes[-1], previous_size, window_tokens):
+                stable.add(len(messages) - 1)
+            for index in sorted(stable):
                 if 0 <= index < len(messages) and sizes[index] >= least and _markable(messages[index]):
                     marks.append(_Mark("message", index, ttl))
         marks = marks[-MAX_BREAKPOINTS:]
@@ -127,31 +135,43 @@ class CachePlacer:
                 self.long_lived += any(mark.ttl == "1h" for mark in marks)
         return marks
 
-    def _conversation(self, key: bytes, now: float, messages: int) -> tuple[str, int] | None:
-        """(lifetime, messages in its previous call) when this conversation goes on and a breakpoint pays."""
+    def _conversation(self, key: bytes, now: float, messages: int, size: int) -> tuple[str, int, int] | None:
+        """(lifetime, messages and size of its previous call) when this conversation goes on and a breakpoint
+        pays."""
         seen = self._seen.get(hash(key) ^ 1)
-        previous = seen.messages if seen is not None else 0
-        ttl = self._sighting(hash(key) ^ 1, now, messages)
+        previous, previous_size = (seen.messages, seen.size) if seen is not None else (0, 0)
+        ttl = self._sighting(hash(key) ^ 1, now, messages, size)
         if ttl is None or previous > messages:
             return None  # first call, too rare to pay, or a shorter replay of an earlier call
-        return ttl, previous
+        return ttl, previous, previous_size
 
-    def _sighting(self, key: int, now: float, messages: int) -> str | None:
+    def _sighting(self, key: int, now: float, messages: int, size: int = 0) -> str | None:
         """Record a sending of `key`; the lifetime a breakpoint for it should have, or None when none pays."""
         seen = self._seen.pop(key, None)
         if seen is None:
-            self._seen[key] = _Seen(now, None, messages)
+            self._seen[key] = _Seen(now, None, messages, size)
             if len(self._seen) > self.max_prefixes:
                 self._seen.popitem(last=False)
             return None
         gap = now - seen.last
         interval = gap if seen.interval is None else _SMOOTHING * gap + (1 - _SMOOTHING) * seen.interval
-        self._seen[key] = _Seen(now, interval, messages)
+        self._seen[key] = _Seen(now, interval, messages, size)
         if gap > LONG_TTL_S:
             return None  # even an hour's cache would have lapsed
         if interval <= self.ttl_s * _MARGIN and gap <= self.ttl_s:
             return "5m"
         return "1h" if interval <= LONG_TTL_S * _MARGIN else None
+
+
+def _outgrows(size: int, previous_size: int, window_tokens: int | None) -> bool:
+    """Whether the conversation's next call, grown as much as this one did, will be over its context window: the
+    window then cuts into what this call sends whole (its latest tool result becomes an older one, shortened), so
+    the prefix through this call's last message never comes back and writing it would pay for nothing. (The
+    breakpoint after the last stable turn stays: a shortened result is shortened the same way every call.)"""
+    if window_tokens is None:
+        return False
+    growth = max(size - previous_size, 0)
+    return size + growth > window_tokens * CHARS_PER_TOKEN
 
 
 def _no_longer(ttl: str, marks: list[_Mark]) -> str:
