@@ -25,6 +25,7 @@ _EXPORTS: dict[str, str] = {
     "BudgetBlocked": "fiscus.sdk.errors",
     "BudgetExhausted": "fiscus.sdk.errors",
     "LoopDetectedError": "fiscus.sdk.errors",
+    "GuardRefused": "fiscus.sdk.errors",
     "Attribution": "fiscus.attribution",
     "Usage": "fiscus.usage.model",
     "Cost": "fiscus.pricing.cost",
@@ -52,6 +53,7 @@ __all__ = [
     "Cost",
     "CostEvent",
     "FiscusError",
+    "GuardRefused",
     "LoopConfig",
     "LoopDetected",
     "LoopDetectedError",
@@ -75,7 +77,7 @@ if TYPE_CHECKING:
     from fiscus.guards.registry import BreakerRegistry
     from fiscus.pricing.cost import Cost
     from fiscus.sdk.cascade import acascade, cascade
-    from fiscus.sdk.errors import BudgetBlocked, BudgetExhausted, LoopDetectedError
+    from fiscus.sdk.errors import BudgetBlocked, BudgetExhausted, GuardRefused, LoopDetectedError
     from fiscus.sdk.session import Session, current_session, session
     from fiscus.sdk.wrap import wrap
     from fiscus.usage.model import Usage

@@ -12,6 +12,7 @@ EXPECTED = [
     "Cost",
     "CostEvent",
     "FiscusError",
+    "GuardRefused",
     "LoopConfig",
     "LoopDetected",
     "LoopDetectedError",
@@ -35,7 +36,9 @@ def test_public_names():
 def test_errors_are_fiscus_errors():
     assert issubclass(fiscus.BudgetExhausted, fiscus.FiscusError)
     assert issubclass(fiscus.BudgetBlocked, fiscus.FiscusError)
-    assert issubclass(fiscus.LoopDetectedError, fiscus.FiscusError)
+    assert issubclass(fiscus.LoopDetectedError, fiscus.GuardRefused)
+    assert issubclass(fiscus.GuardRefused, fiscus.FiscusError)
+    assert issubclass(fiscus.BudgetBlocked, fiscus.BudgetExhausted)
 
 
 def test_wrap_refuses_other_objects():

@@ -56,14 +56,16 @@ async def test_anthropic_raw_async(async_anthropic_client, governed):
     assert ledger.events[0].usage.output_tokens == message.usage.output_tokens
 
 
-async def test_raw_refusal_raises_and_is_recorded(async_openai_client, anthropic_client, governed):
+async def test_raw_refusal_is_a_partial_raw_response_and_recorded(async_openai_client, anthropic_client, governed):
     governor, ledger, _, breakers = governed(TINY)
     client = fiscus.wrap(async_openai_client, agent="a", governor=governor, breakers=breakers)
-    with pytest.raises(fiscus.BudgetExhausted):
-        await client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES)
+    raw = await client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert raw.headers["x-fiscus-partial"] == "budget_exhausted" and raw.parse().choices[0].finish_reason == "stop"
     governed_anthropic = fiscus.wrap(anthropic_client, agent="a", governor=governor, breakers=breakers)
-    with pytest.raises(fiscus.BudgetExhausted):
-        governed_anthropic.messages.with_raw_response.create(model="claude-haiku-4-5", max_tokens=9, messages=MESSAGES)
+    raw = governed_anthropic.messages.with_raw_response.create(
+        model="claude-haiku-4-5", max_tokens=9, messages=MESSAGES
+    )
+    assert raw.parse().stop_reason == "end_turn"
     assert [e.status for e in ledger.events] == [CallStatus.PARTIAL, CallStatus.PARTIAL]
     assert ledger.spent() == 0
 

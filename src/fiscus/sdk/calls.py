@@ -13,11 +13,12 @@ from fiscus.errors import FiscusError, UsageFormatError
 from fiscus.events.cost_event import CallStatus
 from fiscus.governor.steps import Steps
 from fiscus.sdk.drive import CallModel, CallSteps, ParseRaw, arun, run
-from fiscus.sdk.errors import BudgetExhausted
+from fiscus.sdk.exchange import partial_exchange
 from fiscus.sdk.gate import Gate, Plan, Short, partial_text
 from fiscus.sdk.objects import output_of, partial_object, partial_stream, usage_of
 from fiscus.sdk.streams import Observer, observe_async, observe_sync
 from fiscus.sdk.summaries import summary_steps, with_summary
+from fiscus.shaping.partial import BUDGET_EXHAUSTED
 from fiscus.usage import openai_chat
 from fiscus.usage.estimate import estimate_tokens, estimator_name
 from fiscus.usage.model import Usage, UsageDetail
@@ -58,10 +59,46 @@ def _answer(short: Short, endpoint: Endpoint, client: Any, stream: bool, is_asyn
         raise short.error
     text = partial_text(short)
     model = short.model or str(kwargs.get("model", ""))
+    marker = {"code": short.code, "message": short.message, "retry_after": short.retry_after}
     if stream:
         wants = bool((kwargs.get("stream_options") or {}).get("include_usage"))
-        return partial_stream(endpoint.fmt, client, model=model, text=text, include_usage=wants, is_async=is_async)
-    return partial_object(endpoint.fmt, model=model, text=text)
+        return partial_stream(
+            endpoint.fmt, client, model=model, text=text, include_usage=wants, is_async=is_async, **marker
+        )
+    return partial_object(endpoint.fmt, model=model, text=text, **marker)
+
+
+def answer_exchange(
+    short: Short, endpoint: Endpoint, client: Any, kwargs: dict[str, Any], kind: str, is_async: bool
+) -> Any:
+    """A call through `with_raw_response` / `with_streaming_response` that reaches no model: raise the refusal,
+    or hand back the SDK's own response object for the partial answer (see `fiscus.sdk.exchange`)."""
+    if short.error is not None:
+        raise short.error
+    headers = partial_headers(short)
+    return partial_exchange(
+        client,
+        endpoint.fmt,
+        kind=kind,
+        kwargs=kwargs,
+        model=short.model or str(kwargs.get("model", "")),
+        text=partial_text(short),
+        code=short.code,
+        message=short.message,
+        retry_after=short.retry_after,
+        is_async=is_async,
+        extra_headers=headers,
+    )
+
+
+def partial_headers(short: Short) -> dict[str, str]:
+    """The headers the gateway sends beside a partial answer (besides `x-fiscus-partial`)."""
+    headers = {"x-fiscus-budget": "exhausted"} if short.code == BUDGET_EXHAUSTED else {}
+    if short.admission is not None:
+        headers["x-fiscus-request-id"] = short.admission.event_id
+    if short.retry_after is not None:
+        headers["retry-after"] = str(short.retry_after)
+    return headers
 
 
 def _whole_usage(plan: Plan, response: Any) -> tuple[Usage, str, tuple[Any, ...]]:
@@ -122,13 +159,16 @@ class Watch:
     stream: Any
 
 
-def call_steps(gate: Gate, endpoint: Endpoint, client: Any, kwargs: dict[str, Any], is_async: bool) -> CallSteps[Any]:
+def call_steps(
+    gate: Gate, endpoint: Endpoint, client: Any, kwargs: dict[str, Any], is_async: bool, shorts: bool = False
+) -> CallSteps[Any]:
+    """`shorts`: a call that reaches no model returns its `Short` for the door to answer."""
     governor = gate.governor
     stream = bool(kwargs.get("stream"))
     kwargs, summary = yield from summary_steps(gate, endpoint, kwargs, raw=False)
     plan = yield from admit_steps(gate, gate.prepare(endpoint.fmt, endpoint.provider, kwargs, endpoint.max_key(kwargs)))
     if isinstance(plan, Short):
-        return _answer(plan, endpoint, client, stream, is_async, kwargs)
+        return plan if shorts else _answer(plan, endpoint, client, stream, is_async, kwargs)
     admission = plan.admission
     with_summary(admission, summary)
     if stream:
@@ -159,20 +199,16 @@ def finish_steps(plan: Plan, observer: Observer, error: BaseException | None) ->
     plan.after(event, output=text, tool_calls=calls)
 
 
-def _refuse_raw(short: Short) -> BaseException:
-    return short.error or BudgetExhausted(f"budget exhausted: {short.message}")
-
-
 def raw_steps(gate: Gate, endpoint: Endpoint, kwargs: dict[str, Any]) -> CallSteps[Any]:
     """`with_raw_response.create`: the raw response is returned; usage is read from its parsed body.
-    A call that reaches no model raises (`BudgetBlocked`, `BudgetExhausted`): there is no raw response to give."""
+    A call that reaches no model returns its `Short` (the door answers it with `answer_exchange`)."""
     if kwargs.get("stream"):
         raise FiscusError("fiscus: with_raw_response.create(stream=True) is not governed; use create(stream=True)")
     governor = gate.governor
     kwargs, summary = yield from summary_steps(gate, endpoint, kwargs, raw=True)
     plan = yield from admit_steps(gate, gate.prepare(endpoint.fmt, endpoint.provider, kwargs, endpoint.max_key(kwargs)))
     if isinstance(plan, Short):
-        raise _refuse_raw(plan)
+        return plan
     with_summary(plan.admission, summary)
     try:
         raw = yield CallModel(plan.kwargs)
@@ -189,9 +225,11 @@ def raw_steps(gate: Gate, endpoint: Endpoint, kwargs: dict[str, Any]) -> CallSte
 # -- the doors --------------------------------------------------------------------------------------------
 
 
-def call_sync(gate: Gate, endpoint: Endpoint, fn: Callable[..., Any], client: Any, kwargs: dict[str, Any]) -> Any:
+def call_sync(
+    gate: Gate, endpoint: Endpoint, fn: Callable[..., Any], client: Any, kwargs: dict[str, Any], shorts: bool = False
+) -> Any:
     store = gate.governor.store
-    result = run(call_steps(gate, endpoint, client, kwargs, False), store, fn)
+    result = run(call_steps(gate, endpoint, client, kwargs, False, shorts), store, fn)
     if type(result) is not Watch:
         return result
     plan = result.plan
@@ -203,10 +241,10 @@ def call_sync(gate: Gate, endpoint: Endpoint, fn: Callable[..., Any], client: An
 
 
 async def call_async(
-    gate: Gate, endpoint: Endpoint, fn: Callable[..., Any], client: Any, kwargs: dict[str, Any]
+    gate: Gate, endpoint: Endpoint, fn: Callable[..., Any], client: Any, kwargs: dict[str, Any], shorts: bool = False
 ) -> Any:
     store = gate.governor.store
-    result = await arun(call_steps(gate, endpoint, client, kwargs, True), store, fn)
+    result = await arun(call_steps(gate, endpoint, client, kwargs, True, shorts), store, fn)
     if type(result) is not Watch:
         return result
     plan = result.plan
@@ -221,23 +259,36 @@ async def call_async(
     return observe_async(result.stream, observer, finish, finish_sync)
 
 
+RAW = "with_raw_response"
+STREAMING = "with_streaming_response"
+
+
 def call_raw_sync(gate: Gate, endpoint: Endpoint, fn: Callable[..., Any], client: Any, kwargs: dict[str, Any]) -> Any:
-    return run(raw_steps(gate, endpoint, kwargs), gate.governor.store, fn)
+    result = run(raw_steps(gate, endpoint, kwargs), gate.governor.store, fn)
+    if type(result) is Short:
+        return answer_exchange(result, endpoint, client, kwargs, RAW, is_async=False)
+    return result
 
 
 async def call_raw_async(
     gate: Gate, endpoint: Endpoint, fn: Callable[..., Any], client: Any, kwargs: dict[str, Any]
 ) -> Any:
-    return await arun(raw_steps(gate, endpoint, kwargs), gate.governor.store, fn)
+    result = await arun(raw_steps(gate, endpoint, kwargs), gate.governor.store, fn)
+    if type(result) is Short:
+        return await answer_exchange(result, endpoint, client, kwargs, RAW, is_async=True)
+    return result
 
 
 __all__ = [
     "ANTHROPIC_MESSAGES",
     "OPENAI_CHAT",
     "OPENAI_RESPONSES",
+    "RAW",
+    "STREAMING",
     "CallStatus",
     "Endpoint",
     "admit_steps",
+    "answer_exchange",
     "call_async",
     "call_raw_async",
     "call_raw_sync",

@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -24,11 +25,13 @@ from fiscus.guards.loops import Detection, LoopConfig, LoopDetector
 from fiscus.guards.registry import BreakerRegistry
 from fiscus.pricing.catalogue import PriceCatalogue
 from fiscus.pricing.sheet import PriceSheet
-from fiscus.sdk.errors import BudgetBlocked, BudgetExhausted, LoopDetectedError
+from fiscus.sdk import refusals
+from fiscus.sdk.errors import BudgetBlocked, seconds_until
+from fiscus.sdk.failures import provider_failure
 from fiscus.sdk.session import Session, current_session, emit
 from fiscus.shaping.cache import CachePlacer
 from fiscus.shaping.compress import compress
-from fiscus.shaping.partial import exhausted_text
+from fiscus.shaping.partial import BUDGET_EXHAUSTED, SESSION_CEILING
 from fiscus.shaping.summarise import SummaryCache
 from fiscus.usage.estimate import MAPPING_TYPES, anthropic_cache_write_bound, count_request_tokens
 from fiscus.usage.model import Usage
@@ -50,6 +53,12 @@ class Short:
     admission: Admission | None = None
     status: CallStatus = CallStatus.PARTIAL
     unadmitted: CallRequest | None = None  # stopped before admission: recorded with `governor.record`
+    code: str = BUDGET_EXHAUSTED  # the marker's (or the error's) machine-readable reason
+    retry_at: datetime | None = None  # when asking again may be answered, if known
+
+    @property
+    def retry_after(self) -> int | None:
+        return seconds_until(self.retry_at)
 
 
 @dataclass(slots=True)
@@ -68,6 +77,7 @@ class Plan:
     caller_wants_usage: bool = False
     settled: bool = False
     max_key: str = "max_tokens"  # the request's output-cap parameter, set to the admitted cap
+    provider_failed: bool = False  # the call failed on the provider's side: fed to its error-rate breaker
 
     @property
     def input_tokens(self) -> int:
@@ -75,6 +85,7 @@ class Plan:
 
     def finish_args(self, usage: Usage | None, *, error: BaseException | None, streamed: bool) -> dict[str, Any]:
         """Keyword arguments for `governor.settle` (after `admission`)."""
+        self.provider_failed = provider_failure(error)
         return {
             "status": CallStatus.ERROR if error is not None else CallStatus.OK,
             "served_model": self.kwargs.get("model"),
@@ -88,7 +99,7 @@ class Plan:
             return
         self.settled = True
         if event is not None:
-            cost, usage, ok = event.cost.total, event.usage, event.status is not CallStatus.ERROR
+            cost, usage = event.cost.total, event.usage
             tokens = (  # Usage.total_tokens, without its three property calls
                 usage.input_tokens
                 + usage.cache_read_tokens
@@ -97,12 +108,18 @@ class Plan:
                 + usage.output_tokens
             )
         else:
-            cost, tokens, ok = _ZERO, 0, True
+            cost, tokens = _ZERO, 0
         if self.session is not None:
             self.session.settle(self.reserved, cost, tokens)
             self.session.calls_governor = self.gate.governor  # where `session.outcome = …` is recorded
         state = self.session.state() if self.session is not None else None
-        for trip in self.gate.breakers.record(self.agent, cost=cost, ok=ok, state=state):
+        request = self.request
+        provider = request.provider if request else None
+        model = str(self.kwargs.get("model") or request.model) if request else None
+        ok = not self.provider_failed  # a 4xx the request caused opens nothing
+        for trip in self.gate.breakers.record(
+            self.agent, cost=cost, ok=ok, state=state, provider=provider, model=model
+        ):
             emit(trip, self.gate.governor)
         gate = self.gate
         for detector, owner in gate._outside if self.session is None else gate.detectors(self.session):
@@ -120,6 +137,7 @@ class Gate:
         attribution: Attribution,
         *,
         on_exhausted: str = "partial",
+        on_breaker_open: str = "partial",
         breakers: BreakerRegistry,
         loops: LoopConfig | None = None,
         on_warn: Callable[[Decision, Attribution], None] | None = None,
@@ -131,6 +149,9 @@ class Gate:
         self.governor = governor
         self.attribution = attribution
         self.on_exhausted = on_exhausted
+        if on_breaker_open not in refusals.ON_BREAKER_OPEN:
+            raise ValueError(f'on_breaker_open must be "partial" or "block", got {on_breaker_open!r}')
+        self.on_breaker_open = on_breaker_open  # `guards.breakers.on_open`: the gateway's answer too
         self.breakers = breakers
         # Outside a session there is no run to stop, so a loop only warns unless the caller configured otherwise.
         self.loops = loops or LoopConfig(action="warn")
@@ -182,7 +203,9 @@ class Gate:
             fitted = _fit(self._sheet(provider, request.model), request.input_tokens, wanted, room)
             if fitted is None:
                 session.stop("ceiling", f"ceiling ${session.ceiling_usd} reached")
-                short = self._exhausted(f"session ceiling ${_ceiling(session)} reached", request.model, session)
+                short = self._exhausted(
+                    f"session ceiling ${_ceiling(session)} reached", request.model, session, code=SESSION_CEILING
+                )
                 short.unadmitted = request
                 return short
             request = replace(request, max_tokens=fitted)
@@ -194,17 +217,10 @@ class Gate:
         """A stopped session, an open breaker or a loop: the call goes no further."""
         agent, model = request.attribution.agent, request.model
         if session is not None and session.stopped:
-            stopped = next(n for n in session.chain() if n.ended_as is not None)
-            return self._exhausted(f"session {stopped.id} has stopped: {stopped.reason}", model, session)
-        breaker = self.breakers.check(agent)
+            return refusals.session_stopped(self, session, model)
+        breaker = self.breakers.check(agent, provider=request.provider, model=model)
         if breaker is not None:
-            trip = breaker.last_trip
-            reason = trip.message if trip else "circuit breaker open"
-            if self.on_exhausted == "raise":
-                retry = _at(trip.reopens_at) if trip else None
-                error = BudgetBlocked(f"{breaker.scope} breaker is open: {reason}", retry_at=retry)
-                return Short(reason, model, error, status=CallStatus.BLOCKED)
-            return Short(f"{breaker.scope} breaker is open: {reason}", model)
+            return refusals.breaker_open(self, breaker, request.provider, model, session)
         content, tool_results = last_content(fmt, kwargs)
         for detector, owner in self._outside if session is None else self.detectors(session):
             found = detector.before_call(agent=agent, content=content, tool_results=tool_results)
@@ -242,14 +258,16 @@ class Gate:
         session = plan.session
         action = decision.action
         if action is Action.BLOCK:
-            error = BudgetBlocked(
-                decision.message or "blocked by budget", retry_at=decision.retry_at, reasons=decision.reasons
-            )
-            return Short(str(error), decision.requested_model, error, admission, CallStatus.BLOCKED)
+            message, retry_at = decision.message or "blocked by budget", decision.retry_at
+            state = session.state() if session is not None else None
+            error = BudgetBlocked(message, retry_at=retry_at, reasons=decision.reasons, state=state)
+            return Short(message, decision.requested_model, error, admission, CallStatus.BLOCKED, retry_at=retry_at)
         if action is Action.PARTIAL or (admission.reservation is None and not action.calls_model):
             if session is not None:
                 session.stop("partial", decision.message or "budget exhausted")
-            short = self._exhausted(decision.message or "budget exhausted", decision.requested_model, session)
+            short = self._exhausted(
+                decision.message or "budget exhausted", decision.requested_model, session, retry_at=decision.retry_at
+            )
             short.admission, short.status = admission, CallStatus.PARTIAL
             return short
         if action in (Action.WARN, Action.NOTIFY) or Action.WARN in decision.extra_actions:
@@ -273,7 +291,10 @@ class Gate:
             if fitted is None or reserved is None or not session.reserve(reserved):
                 session.stop("ceiling", f"ceiling ${_ceiling(session)} reached")
                 short = self._exhausted(
-                    f"session ceiling ${_ceiling(session)} reached", decision.requested_model, session
+                    f"session ceiling ${_ceiling(session)} reached",
+                    decision.requested_model,
+                    session,
+                    code=SESSION_CEILING,
                 )
                 short.admission, short.status = admission, CallStatus.PARTIAL
                 return short
@@ -297,14 +318,7 @@ class Gate:
             return None
         if owner is not None:
             owner.stop("loop", found.message)
-        if action == "raise":
-            state = owner.state() if owner else {}
-            return Short(
-                found.message,
-                model,
-                LoopDetectedError(found.message, kind=found.kind, evidence=found.evidence, state=state),
-            )
-        return Short(f"stopped by loop detection: {found.message}", model)
+        return refusals.loop_stopped(self, found, action, owner, model)
 
     def _announce_warning(self, agent: str | None, kind: str) -> bool:
         """A loop that only warns is announced once a minute per agent and kind, not on every call it repeats."""
@@ -317,11 +331,16 @@ class Gate:
         self._warned[key] = now
         return True
 
-    def _exhausted(self, message: str, model: str, session: Session | None) -> Short:
-        if self.on_exhausted == "raise":
-            state = session.state() if session is not None else {}
-            return Short(message, model, BudgetExhausted(message, state=state))
-        return Short(message, model)
+    def _exhausted(
+        self,
+        message: str,
+        model: str,
+        session: Session | None,
+        *,
+        retry_at: datetime | None = None,
+        code: str = BUDGET_EXHAUSTED,
+    ) -> Short:
+        return refusals.exhausted(self, message, model, session, code=code, retry_at=retry_at)
 
     def _sheet(self, provider: str, model: str) -> PriceSheet:
         key = (provider, model)
@@ -332,7 +351,7 @@ class Gate:
 
 
 def partial_text(short: Short) -> str:
-    return exhausted_text(short.message)
+    return refusals.answer_text(short)
 
 
 def _fit(sheet: PriceSheet, input_tokens: int, max_tokens: int, room: Decimal) -> int | None:
@@ -352,12 +371,6 @@ def _fit(sheet: PriceSheet, input_tokens: int, max_tokens: int, room: Decimal) -
 def _ceiling(session: Session) -> Decimal | None:
     limits = [n.ceiling_usd for n in session.chain() if n.ceiling_usd is not None]
     return min(limits) if limits else None
-
-
-def _at(epoch: float) -> Any:
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(epoch, UTC)
 
 
 _CATALOGUE: PriceCatalogue | None = None

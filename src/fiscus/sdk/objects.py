@@ -104,15 +104,19 @@ def _types(fmt: WireFormat, sdk: str) -> tuple[Any, Any]:
     return Message, RawMessageStreamEvent
 
 
-def partial_object(fmt: WireFormat, *, model: str, text: str) -> Any:
+def partial_object(fmt: WireFormat, *, model: str, text: str, **marker: Any) -> Any:
+    """The SDK's own response object for a partial answer; `marker` (code, message, retry_after) is readable
+    as `obj.model_extra["fiscus"]`."""
     body_type, _ = _types(fmt, "")
-    return body_type.model_validate(partial_body(str(fmt), model=model, text=text))
+    return body_type.model_validate(partial_body(str(fmt), model=model, text=text, **marker))
 
 
-def partial_stream(fmt: WireFormat, client: Any, *, model: str, text: str, include_usage: bool, is_async: bool) -> Any:
+def partial_stream(
+    fmt: WireFormat, client: Any, *, model: str, text: str, include_usage: bool, is_async: bool, **marker: Any
+) -> Any:
     """The SDK's own `Stream` / `AsyncStream` yielding the partial answer's events."""
     _, event_type = _types(fmt, "")
-    frames = b"".join(partial_events(str(fmt), model=model, text=text, include_usage=include_usage))
+    frames = b"".join(partial_events(str(fmt), model=model, text=text, include_usage=include_usage, **marker))
     module = importlib.import_module("openai._streaming" if fmt is not WireFormat.ANTHROPIC else "anthropic._streaming")
     http = getattr(module, "httpx2", None) or getattr(module, "httpx", None) or importlib.import_module("httpx")
     request = http.Request("POST", "http://fiscus.invalid/partial")

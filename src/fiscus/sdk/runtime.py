@@ -75,6 +75,12 @@ def loops_for(governor: Any) -> LoopConfig | None:
     return settings.guards.loop_config()
 
 
+def breaker_action(governor: Any) -> str:
+    """How an open breaker is answered: the config's `guards.breakers.on_open`, as on the gateway."""
+    settings = _settings.get(id(governor))
+    return settings.guards.breakers.on_open if settings is not None else "partial"
+
+
 def open_gate(
     *,
     governor: Any | None,
@@ -100,6 +106,7 @@ def open_gate(
         governor,
         Attribution(**attribution),
         on_exhausted=on_exhausted,
+        on_breaker_open=breaker_action(governor),
         breakers=breakers or breakers_for(governor),
         loops=loops or loops_for(governor),
         on_warn=on_warn,

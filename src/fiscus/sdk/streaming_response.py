@@ -1,9 +1,12 @@
 """`<resource>.with_streaming_response.create(...)`, governed: a context manager whose response's `parse()`
-gives the governed answer (a governed stream or the parsed object, or a partial answer), so the call is
-admitted, bounded and settled like `create`. The OpenAI Agents SDK streams Responses this way.
+gives the governed answer (a governed stream or the parsed object), so the call is admitted, bounded and
+settled like `create`. The OpenAI Agents SDK streams Responses this way.
 
-Reading the raw bytes instead (`iter_bytes`, `iter_lines`) goes past the usage reader: such a call is
-settled with estimated usage when the context closes.
+A call that reaches no model gets the SDK's own response object for the partial answer (headers with
+`x-fiscus-partial`, `parse()`, `iter_lines()`; see `fiscus.sdk.exchange`), or raises the refusal.
+
+Reading the raw bytes of an admitted call instead (`iter_bytes`, `iter_lines`) goes past the usage reader:
+such a call is settled with estimated usage when the context closes.
 """
 
 from __future__ import annotations
@@ -11,20 +14,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from fiscus.sdk.calls import Endpoint, call_async, call_sync
-from fiscus.sdk.gate import Gate
+from fiscus.sdk.calls import STREAMING, Endpoint, answer_exchange, call_async, call_sync
+from fiscus.sdk.gate import Gate, Short
 
 
 class _Response:
-    """The SDK's API response with `parse()` answering the governed result (the answer alone on a refusal)."""
+    """The SDK's API response with `parse()` answering the governed result."""
 
     def __init__(self, target: Any, result: Any) -> None:
         self._target = target
         self._result = result
 
     def __getattr__(self, name: str) -> Any:
-        if self._target is None:
-            raise AttributeError(f"a fiscus partial answer has no {name!r}: the call reached no model")
         return getattr(self._target, name)
 
     def parse(self, **kwargs: Any) -> Any:
@@ -50,7 +51,11 @@ class GovernedStreamingSync:
 
     def __enter__(self) -> Any:
         gate, endpoint, _, client, kwargs = self._args
-        self._result = call_sync(gate, endpoint, self._open, client, kwargs)
+        self._result = call_sync(gate, endpoint, self._open, client, kwargs, shorts=True)
+        if type(self._result) is Short:  # no model called: the SDK's own response for the partial answer
+            self._manager = answer_exchange(self._result, endpoint, client, kwargs, STREAMING, is_async=False)
+            self._result = None
+            return self._manager.__enter__()
         return _Response(self._api, self._result)
 
     def __exit__(self, *exc: Any) -> None:
@@ -74,7 +79,11 @@ class GovernedStreamingAsync:
 
     async def __aenter__(self) -> Any:
         gate, endpoint, _, client, kwargs = self._args
-        self._result = await call_async(gate, endpoint, self._open, client, kwargs)
+        self._result = await call_async(gate, endpoint, self._open, client, kwargs, shorts=True)
+        if type(self._result) is Short:
+            self._manager = answer_exchange(self._result, endpoint, client, kwargs, STREAMING, is_async=True)
+            self._result = None
+            return await self._manager.__aenter__()
         return _AsyncResponse(self._api, self._result)
 
     async def __aexit__(self, *exc: Any) -> None:
