@@ -25,7 +25,7 @@ from fiscus.guards.loops import Detection, LoopConfig, LoopDetector
 from fiscus.guards.registry import BreakerRegistry
 from fiscus.pricing.catalogue import PriceCatalogue
 from fiscus.pricing.sheet import PriceSheet
-from fiscus.sdk import refusals
+from fiscus.sdk import claims, refusals
 from fiscus.sdk.errors import BudgetBlocked, seconds_until
 from fiscus.sdk.failures import provider_failure
 from fiscus.sdk.session import Session, current_session, emit
@@ -186,6 +186,9 @@ class Gate:
     ) -> Plan | Short:
         session = current_session()
         attribution = attribution or self.attribution
+        claim = claims.take(self.governor, fmt, kwargs)  # an observer's (LangChain, Agents SDK) left to this call
+        if claim is not None:
+            attribution = claims.claimed_attribution(attribution, claim)
         if session is not None:
             attribution = session.attribution_for(attribution)
         if self.cache_placer is not None and fmt is WireFormat.ANTHROPIC:  # before the estimate: it reserves the write

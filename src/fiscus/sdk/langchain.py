@@ -7,7 +7,8 @@ Each model call is admitted before it starts (input tokens counted from the mess
 invocation parameters) and settled from the usage LangChain reports. A call the budgets refuse raises
 `BudgetBlocked` or `BudgetExhausted`, which stops the run. A callback only observes, so a downgrade, compression
 or output cap is not applied; for those, govern the model's own client instead: `govern_chat_model(ChatOpenAI(...),
-agent=...)` (use one or the other for a model, not both, or its calls count twice).
+agent=...)`. With both on one governor, the handler leaves each call to the governed client, which records it
+once with the handler's attribution (run tree, agent); see `fiscus.sdk.claims`.
 
 Run tree: the root run of an invocation is the session; a chain run whose metadata names `fiscus_agent` (e.g.
 a LangGraph node or subgraph, `config={"metadata": {"fiscus_agent": "critic"}}`) starts a child session whose
@@ -32,6 +33,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from fiscus.attribution import Attribution
 from fiscus.guards.loops import LoopConfig
 from fiscus.guards.registry import BreakerRegistry
+from fiscus.sdk.claims import GOVERNED_METADATA, Claim, governor_token
 from fiscus.sdk.gate import Plan
 from fiscus.sdk.observed import ObservedCalls
 from fiscus.sdk.runtime import open_gate
@@ -151,7 +153,8 @@ class FiscusCallbackHandler(BaseCallbackHandler):
         )
         self.calls = ObservedCalls(gate, provider)
         self.governor = gate.governor
-        self._plans: dict[UUID, Plan] = {}
+        self._plans: dict[UUID, Plan | Claim] = {}
+        self._token = governor_token(gate.governor)
         self._runs: dict[UUID, tuple[UUID | None, str | None]] = {}  # chain run → (parent run, its fiscus_agent)
         self._lock = threading.Lock()
 
@@ -230,9 +233,13 @@ class FiscusCallbackHandler(BaseCallbackHandler):
         named = metadata.get("ls_provider")
         provider = _PROVIDERS.get(named, named) if named else None
         attribution = self._attribution(run_id, parent_run_id, metadata)
-        plan = self.calls.start(WireFormat.OPENAI_CHAT, body, attribution, provider)
+        opened: Plan | Claim
+        if metadata.get(GOVERNED_METADATA) == self._token:  # `govern_chat_model`'s client records it
+            opened = self.calls.defer(WireFormat.OPENAI_CHAT, body, attribution, provider)
+        else:
+            opened = self.calls.start(WireFormat.OPENAI_CHAT, body, attribution, provider)
         with self._lock:
-            self._plans[run_id] = plan
+            self._plans[run_id] = opened
 
     def on_chat_model_start(
         self,
@@ -268,12 +275,17 @@ class FiscusCallbackHandler(BaseCallbackHandler):
         if plan is None:
             return
         text, calls, served = _output(response)
+        if isinstance(plan, Claim):
+            self.calls.end_deferred(plan, _usage(response), text=text, tool_calls=calls)
+            return
         self.calls.end(plan, _usage(response), text=text, tool_calls=calls, model=_same_model(plan, served))
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         with self._lock:
             plan = self._plans.pop(run_id, None)
-        if plan is not None:
+        if isinstance(plan, Claim):
+            self.calls.end_deferred(plan, None, error=error)
+        elif plan is not None:
             self.calls.end(plan, None, error=error)
 
     @property
@@ -294,10 +306,11 @@ def govern_chat_model(model: Any, **wrap_kwargs: Any) -> Any:
     """Replace a `langchain_openai.ChatOpenAI`'s clients by governed ones (`fiscus.wrap(..., **wrap_kwargs)`),
     so downgrade, compression and output caps apply too. Returns the same model object.
 
-    Chat Completions calls are governed (plain, streamed and the raw-response path ChatOpenAI uses); a budget
-    refusal on a non-streamed call raises `BudgetExhausted`/`BudgetBlocked`, as there is no partial raw
-    response to give. Structured output through `response_format` (the SDK's beta `parse`/`stream`) and
-    the Responses API path are passed through ungoverned by this helper."""
+    Chat Completions calls are governed (plain, streamed and the raw-response path ChatOpenAI uses); a call
+    the budgets refuse gets the partial answer as an `AIMessage` (or raises, for `on_exhausted="raise"` and a
+    `block` policy). Structured output through `response_format` (the SDK's beta `parse`/`stream`) and the
+    Responses API path are passed through ungoverned by this helper (a `FiscusCallbackHandler` on the same
+    governor still records them)."""
     from fiscus.sdk.wrap import wrap
 
     root, aroot = getattr(model, "root_client", None), getattr(model, "root_async_client", None)
@@ -305,12 +318,17 @@ def govern_chat_model(model: Any, **wrap_kwargs: Any) -> Any:
         from fiscus.errors import FiscusError
 
         raise FiscusError(f"fiscus: govern_chat_model supports ChatOpenAI-style models, got {type(model).__name__}")
+    governor = None
     if root is not None:
         governed = wrap(root, **wrap_kwargs)
         model.root_client, model.client = governed, governed.chat.completions
+        governor = governed.fiscus_gate.governor
     if aroot is not None:
         governed = wrap(aroot, **wrap_kwargs)
         model.root_async_client, model.async_client = governed, governed.chat.completions
+        governor = governed.fiscus_gate.governor
+    # A `FiscusCallbackHandler` on the same governor sees this and leaves the calls to these clients.
+    model.metadata = {**(model.metadata or {}), GOVERNED_METADATA: governor_token(governor)}
     return model
 
 

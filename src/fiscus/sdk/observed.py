@@ -15,6 +15,7 @@ from fiscus.attribution import Attribution
 from fiscus.events.cost_event import CallStatus, CostEvent
 from fiscus.governor.steps import Steps
 from fiscus.sdk.calls import admit_steps
+from fiscus.sdk.claims import Claim, board_of, fingerprint
 from fiscus.sdk.drive import arun, run
 from fiscus.sdk.errors import BudgetExhausted
 from fiscus.sdk.gate import Gate, Plan, Short
@@ -59,6 +60,11 @@ class ObservedCalls:
     def __init__(self, gate: Gate, provider: str) -> None:
         self.gate = gate
         self.provider = provider
+        self._deferred: dict[int, tuple[Claim, WireFormat, dict[str, Any], str | None]] = {}
+
+    def governs_below(self, governor: Any) -> bool:
+        """Whether a governed client on `governor` makes the call: then it, not this observer, records it."""
+        return governor is self.gate.governor
 
     def _prepare(
         self, fmt: WireFormat, body: dict[str, Any], attribution: Attribution | None, provider: str | None
@@ -93,6 +99,59 @@ class ObservedCalls:
         provider: str | None = None,
     ) -> Plan:
         return await arun(self._start_steps(fmt, body, attribution, provider), self.gate.governor.store)
+
+    # -- calls a governed client makes (see `fiscus.sdk.claims`) -------------------------------------------------
+
+    def defer(
+        self, fmt: WireFormat, body: dict[str, Any], attribution: Attribution | None = None, provider: str | None = None
+    ) -> Claim:
+        """Leave the call to the governed client that will make it: a claim with this call's attribution."""
+        claim = Claim(fingerprint(fmt, body), attribution or self.gate.attribution)
+        self._deferred[id(claim)] = (claim, fmt, body, provider)
+        board_of(self.gate.governor).put(claim)
+        return claim
+
+    def _deferred_steps(
+        self, claim: Claim, usage: Usage | None, text: str, tool_calls: tuple[Any, ...], error: BaseException | None
+    ) -> Steps[CostEvent | None]:
+        board_of(self.gate.governor).drop(claim)
+        found = self._deferred.pop(id(claim), None)
+        if claim.taken or found is None:
+            return None  # the governed client recorded it (every retry too)
+        # The call went around the governed client: recorded now, from what the framework reports.
+        log.warning("fiscus: a model call did not go through the governed client; recorded from its callback")
+        _, fmt, body, provider = found
+        gate, session = self.gate, current_session()
+        attribution = session.attribution_for(claim.attribution) if session is not None else claim.attribution
+        max_key = "max_output_tokens" if fmt is WireFormat.OPENAI_RESPONSES else "max_tokens"
+        model = str(body.get("model", ""))
+        request = gate._request(provider or self.provider, model, attribution, body, fmt, body.get(max_key))
+        admission = yield from gate.governor.admit_steps(request)
+        plan = Plan(gate, fmt, body, admission=admission, request=request, session=session, agent=attribution.agent)
+        event = yield from self._end_steps(plan, usage, text, tool_calls, None, error)
+        return event
+
+    def end_deferred(
+        self,
+        claim: Claim,
+        usage: Usage | None,
+        *,
+        text: str = "",
+        tool_calls: tuple[Any, ...] = (),
+        error: BaseException | None = None,
+    ) -> CostEvent | None:
+        return run(self._deferred_steps(claim, usage, text, tool_calls, error), self.gate.governor.store)
+
+    async def aend_deferred(
+        self,
+        claim: Claim,
+        usage: Usage | None,
+        *,
+        text: str = "",
+        tool_calls: tuple[Any, ...] = (),
+        error: BaseException | None = None,
+    ) -> CostEvent | None:
+        return await arun(self._deferred_steps(claim, usage, text, tool_calls, error), self.gate.governor.store)
 
     def _end_steps(
         self,

@@ -10,7 +10,11 @@ client; each call is attributed to the agent the client was wrapped for:
 Hooks — `Runner.run(agent, input, hooks=FiscusRunHooks(team="support"))` — attribute each call to the running
 agent's `name`, admit it before the model is called and settle it from the `ModelResponse` usage. Hooks only
 observe, so a call the budgets refuse raises `BudgetBlocked`/`BudgetExhausted` (the run stops); a downgrade or
-compression is logged, not applied. Use one way or the other for a model, not both, or its calls count twice.
+compression is logged, not applied.
+
+Both: when the agent's model calls a client wrapped over the hooks' governor, the hooks leave each call to that
+client (`fiscus.sdk.claims`): it applies every tier and records the call once, with the hooks' attribution
+(the running agent's name, the team…). One call is one event whatever the combination.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from fiscus.guards.loops import LoopConfig
 from fiscus.guards.registry import BreakerRegistry
+from fiscus.sdk.claims import Claim
 from fiscus.sdk.gate import Plan
 from fiscus.sdk.observed import ObservedCalls
 from fiscus.sdk.runtime import open_gate
@@ -61,6 +66,19 @@ def _model_name(agent: Agent[Any]) -> str:
     from agents.models import get_default_model
 
     return get_default_model()
+
+
+def _governor_below(agent: Agent[Any]) -> Any:
+    """The governor of the `fiscus.wrap`-ped client the agent's model calls, if any: the agent's own model's
+    client, else (a model named by string) the SDK's default client."""
+    model = agent.model
+    client = getattr(model, "_client", None) if model is not None and not isinstance(model, str) else None
+    if client is None and (model is None or isinstance(model, str)):
+        from agents.models import _openai_shared
+
+        client = _openai_shared.get_default_openai_client()
+    gate = getattr(client, "fiscus_gate", None) if client is not None else None
+    return getattr(gate, "governor", None)
 
 
 def _dump(item: Any) -> Any:
@@ -113,7 +131,7 @@ class FiscusRunHooks(RunHooks[Any]):
         self.governor = gate.governor
         # The SDK's hooks carry no call id: calls of one agent in one run are sequential, so a queue per
         # (run context, agent) pairs each end with its start.
-        self._open: dict[tuple[int, str], deque[Plan]] = {}
+        self._open: dict[tuple[int, str], deque[Plan | Claim]] = {}
 
     def _key(self, context: RunContextWrapper[Any], agent: Agent[Any]) -> tuple[int, str]:
         return id(context), agent.name
@@ -133,26 +151,41 @@ class FiscusRunHooks(RunHooks[Any]):
             body["max_output_tokens"] = settings.max_tokens
         # the running agent's name; inside a `fiscus.session` its dimensions are added on top by the gate
         attribution = self.calls.gate.attribution.refine(agent=agent.name or None)
-        plan = await self.calls.astart(WireFormat.OPENAI_RESPONSES, body, attribution)
-        self._open.setdefault(self._key(context, agent), deque()).append(plan)
+        opened: Plan | Claim
+        if self.calls.governs_below(_governor_below(agent)):  # a governed client records it (`fiscus.sdk.claims`)
+            opened = self.calls.defer(WireFormat.OPENAI_RESPONSES, body, attribution)
+        else:
+            opened = await self.calls.astart(WireFormat.OPENAI_RESPONSES, body, attribution)
+        self._open.setdefault(self._key(context, agent), deque()).append(opened)
 
     async def on_llm_end(self, context: RunContextWrapper[Any], agent: Agent[Any], response: ModelResponse) -> None:
         queue = self._open.get(self._key(context, agent))
         if not queue:
             return
-        plan = queue.popleft()
+        opened = queue.popleft()
         if not queue:
             del self._open[self._key(context, agent)]
         text, calls = _output(response)
-        await self.calls.aend(plan, usage_from_agents(response.usage), text=text, tool_calls=calls)
+        usage = usage_from_agents(response.usage)
+        if isinstance(opened, Claim):
+            await self.calls.aend_deferred(opened, usage, text=text, tool_calls=calls)
+        else:
+            await self.calls.aend(opened, usage, text=text, tool_calls=calls)
 
     async def settle_failed(self, error: BaseException) -> int:
         """Settle as errors the calls whose run failed before they ended (the SDK calls no hook on a model
         error). Call it from the `except` around `Runner.run`; returns how many were settled."""
-        plans = [plan for queue in self._open.values() for plan in queue]
+        opened = [item for queue in self._open.values() for item in queue]
         self._open.clear()
-        await asyncio.gather(*(self.calls.aend(plan, None, error=error) for plan in plans))
-        return len(plans)
+        await asyncio.gather(
+            *(
+                self.calls.aend_deferred(item, None, error=error)
+                if isinstance(item, Claim)
+                else self.calls.aend(item, None, error=error)
+                for item in opened
+            )
+        )
+        return len(opened)
 
     @property
     def open_calls(self) -> int:
