@@ -170,7 +170,7 @@ def test_a_window_splits_into_days_hours_and_minutes() -> None:
 
 @pytest.mark.parametrize(
     ("by", "where", "expected"),
-    [(("team", "day"), {}, True), (("model",), {"tenant": "a"}, True), (("session",), {}, False),
+    [(("team", "day"), {}, True), (("hour",), {}, True), (("model",), {"tenant": "a"}, True), (("session",), {}, False),
      (("team",), {"user": "u"}, False)],
 )  # fmt: skip
 def test_which_queries_the_rollup_answers(by: tuple[str, ...], where: dict[str, str], expected: bool) -> None:

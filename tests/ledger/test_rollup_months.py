@@ -84,6 +84,7 @@ QUERIES: list[dict[str, Any]] = [
     {"by": ()},
     {"by": ("team",)},
     {"by": ("day",)},
+    {"by": ("hour", "team")},
     {"by": ("agent", "model"), "where": {"environment": "prod"}},
     {"by": ("outcome", "status")},
 ]

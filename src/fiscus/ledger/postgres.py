@@ -68,6 +68,7 @@ _DIALECT = Dialect(
     savings_sums=", ".join(f"SUM({column})" for column in SAVINGS_COLUMNS),
     savings_cells=len(SAVINGS_COLUMNS),
     bucket_day="to_char(to_timestamp(bucket / 1000000) AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+    bucket_hour="to_char(to_timestamp(bucket / 1000000) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24')",
     rollup_money_sums="SUM(input_usd), SUM(cache_read_usd), SUM(cache_write_usd), SUM(output_usd), SUM(tools_usd)",
     rollup_savings_sums=", ".join(f"SUM({column})" for column in SAVINGS_COLUMNS),
     money_add=lambda c: f"spend_rollup.{c} + EXCLUDED.{c}",

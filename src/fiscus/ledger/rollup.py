@@ -62,8 +62,19 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def covers(query: SpendQuery) -> bool:
-    """Whether the rollup can answer `query` (it groups and filters only by rollup keys and the day)."""
-    return all(k in ROLLUP_KEYS or k == "day" for k in query.by) and all(k in ROLLUP_KEYS for k in query.where)
+    """Whether the rollup can answer `query` (it groups and filters only by rollup keys, the day and the hour)."""
+    return all(k in ROLLUP_KEYS or k in ("day", "hour") for k in query.by) and all(
+        k in ROLLUP_KEYS for k in query.where
+    )
+
+
+def grains_for(query: SpendQuery) -> tuple[str, ...]:
+    """The grains that can answer `query`: a bucket coarser than its time key cannot say which hour or day."""
+    if "hour" in query.by:
+        return (HOUR,)
+    if "day" in query.by:
+        return (HOUR, DAY)
+    return GRAINS
 
 
 @dataclass(slots=True)

@@ -31,15 +31,13 @@ from fiscus.ledger.limbs import limb_columns, upsert_sets
 from fiscus.ledger.outcomes import chunks, latest_by_session, select_sql
 from fiscus.ledger.rollup import (
     COUNT_COLUMNS,
-    DAY,
-    GRAINS,
-    HOUR,
     ROLLUP_KEYS,
     ROLLUP_MONEY,
     ROLLUP_SAVINGS,
     ROLLUP_TABLE,
     Span,
     covers,
+    grains_for,
     micros_to_datetime,
     split_window,
 )
@@ -79,6 +77,7 @@ class Dialect:
     savings_sums: str  # select-list text summing the ungoverned cost and each lever's saving (NULLs skipped)
     savings_cells: int  # how many cells `savings_sums` gives
     bucket_day: str  # expression giving the UTC day of a rollup bucket (integer µs) as YYYY-MM-DD
+    bucket_hour: str  # expression giving the UTC hour of a rollup bucket as YYYY-MM-DDTHH
     rollup_money_sums: str  # select-list text summing the rollup's money columns, shaped as `money_sums`
     rollup_savings_sums: str  # select-list text summing the rollup's savings columns, shaped as `savings_sums`
     money_add: Callable[[str], str]  # SET expression adding the inserted amount to money column `name`
@@ -153,7 +152,8 @@ def spend_sql(
 def rollup_spend_sql(dialect: Dialect, query: SpendQuery, span: Span) -> tuple[str, list[Any]]:
     """The same aggregate as `spend_sql`, over the rollup rows of one grain in the span."""
     p = dialect.placeholder
-    keys = [dialect.bucket_day if k == "day" else f"NULLIF({q(k)}, '')" for k in query.by]
+    spelled = {"day": dialect.bucket_day, "hour": dialect.bucket_hour}
+    keys = [spelled.get(k, f"NULLIF({q(k)}, '')") for k in query.by]
     group = [*keys, "status", "NULLIF(outcome, '')"]
     parts, params = [f"grain = {p}"], [span.grain]
     if span.since is not None:
@@ -334,9 +334,7 @@ class SqlLedger(Ledger):
             sql, params = spend_sql(self.dialect, query)
             return merge_spend(query, self.fetch(sql, params), self.money, self.savings, self.dialect.savings_cells)
         raw: list[Sequence[Any]] = []
-        # Month buckets cannot say which day they hold: a query by day reads days and hours only.
-        grains = (HOUR, DAY) if "day" in query.by else GRAINS
-        for span in split_window(query.since, query.until, grains):
+        for span in split_window(query.since, query.until, grains_for(query)):
             if span.grain is None:
                 since = None if span.since is None else micros_to_datetime(span.since)
                 until = None if span.until is None else micros_to_datetime(span.until)
