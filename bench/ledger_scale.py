@@ -27,13 +27,15 @@ from typing import Any
 
 from fiscus.attribution import Attribution
 from fiscus.events.cost_event import CallStatus, CostEvent
-from fiscus.ledger import Ledger, SpendQuery, SpendRow, open_ledger
+from fiscus.ledger import Ledger, open_ledger
 from fiscus.ledger.base import MONEY_CONTEXT
 from fiscus.ledger.chain import ChainWriter, with_links
 from fiscus.ledger.rollup import Delta, RollupKey, deltas
 from fiscus.ledger.rows import sqlite_row
+from fiscus.ledger.sessions import SESSION_COLUMNS, SESSION_TABLE, SessionDelta, SessionKey, session_deltas
 from fiscus.pricing.cost import Cost
 from fiscus.usage.model import Usage
+from scale_queries import checks  # bench/ is on the path when a bench runs
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 # agent → (team, workflow, task_class, primary model, fallback model)
@@ -140,12 +142,24 @@ class Loader:
     def __init__(self) -> None:
         self.chain = ChainWriter("bench-loader")
         self.rollup: dict[RollupKey, Delta] = {}
+        self.sessions: dict[SessionKey, SessionDelta] = {}
 
     def add(self, batch: list[CostEvent]) -> None:
         links, head = self.chain.extend(batch)
         self.chain.advance(head)
         self.write(batch, links)
         merge_deltas(self.rollup, batch)
+        for key, d in session_deltas(batch):
+            have = self.sessions.get(key)
+            if have is None:
+                self.sessions[key] = d
+            else:
+                have.requests, have.tokens = have.requests + d.requests, have.tokens + d.tokens
+                have.first_ts, have.cost = min(have.first_ts, d.first_ts), MONEY_CONTEXT.add(have.cost, d.cost)
+
+    def session_rows(self) -> Iterator[tuple[Any, ...]]:
+        for k, d in sorted(self.sessions.items()):
+            yield (k[0], k[1], *k[2], d.requests, d.tokens, d.first_ts, d.cost)
 
     def write(self, batch: list[CostEvent], links: list[Any]) -> None:
         raise NotImplementedError
@@ -174,11 +188,20 @@ class SqliteLoader(Loader):
         self.conn.execute("COMMIT")
 
     def finish(self) -> None:
-        from fiscus.ledger.sqlite import UPSERT_ROLLUP
+        from fiscus.ledger.limbs import row_limbs
+        from fiscus.ledger.sqlite import UPSERT_ROLLUP, UPSERT_SESSIONS
 
-        rows = [(*k[:2], *k[2], *d.counts, *(str(m) for m in d.money)) for k, d in sorted(self.rollup.items())]
+        rows = []
+        for k, d in sorted(self.rollup.items()):
+            parts, exact = row_limbs(d.money)
+            rows.append((*k[:2], *k[2], *d.counts, *(str(m) for m in d.money), *parts, exact))
+        sessions = []
+        for row in self.session_rows():
+            parts, exact = row_limbs(row[-1:])
+            sessions.append((*row[:-1], str(row[-1]), *parts, exact))
         self.conn.execute("BEGIN")
         self.conn.executemany(UPSERT_ROLLUP, rows)
+        self.conn.executemany(UPSERT_SESSIONS, sessions)
         head = self.chain.head
         self.conn.execute(self.head_sql, (head.chain, head.seq, head.hash))
         self.conn.execute("COMMIT")
@@ -207,12 +230,17 @@ class PostgresLoader(Loader):
                 copy.write_row(row)
 
     def finish(self) -> None:
-        from fiscus.ledger.rollup import COUNT_COLUMNS, ROLLUP_KEYS, ROLLUP_MONEY, ROLLUP_TABLE
+        from fiscus.ledger.rollup import COUNT_COLUMNS, ROLLUP_KEYS, ROLLUP_MONEY, ROLLUP_SAVINGS, ROLLUP_TABLE
 
-        columns = ", ".join(f'"{c}"' for c in ("grain", "bucket", *ROLLUP_KEYS, *COUNT_COLUMNS, *ROLLUP_MONEY))
+        names = ("grain", "bucket", *ROLLUP_KEYS, *COUNT_COLUMNS, *ROLLUP_MONEY, *ROLLUP_SAVINGS)
+        columns = ", ".join(f'"{c}"' for c in names)
         with self.conn.cursor() as cur, cur.copy(f"COPY {ROLLUP_TABLE} ({columns}) FROM STDIN") as copy:
             for k, d in sorted(self.rollup.items()):
                 copy.write_row((*k[:2], *k[2], *d.counts, *d.money))
+        names = ", ".join(f'"{c}"' for c in SESSION_COLUMNS)
+        with self.conn.cursor() as cur, cur.copy(f"COPY {SESSION_TABLE} ({names}) FROM STDIN") as copy:
+            for row in self.session_rows():
+                copy.write_row(row)
         head = self.chain.head
         self.conn.execute("INSERT INTO ledger_chains (chain, seq, hash) VALUES (%s, %s, %s)", (head.chain, head.seq,
                                                                                                head.hash))  # fmt: skip
@@ -234,28 +262,8 @@ def load(loaders: list[Loader], n: int, days: int) -> None:
     print(f"  loaded {n:,} events into {', '.join(x.name for x in loaders)} in {time.perf_counter() - t0:,.0f} s")
 
 
-def queries(end: datetime) -> list[tuple[str, SpendQuery]]:
-    """What `fiscus report`, the weekly report and the dashboard ask, `end` being "now" (mid-hour)."""
-    week = end - timedelta(days=7)
-    month_start = end.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    return [
-        ("report: all time --by team", SpendQuery(by=("team",))),
-        ("report --since 30d --by agent,model", SpendQuery(by=("agent", "model"), since=end - timedelta(days=30))),
-        ("report --since 7d --by day", SpendQuery(by=("day",), since=week, until=end)),
-        ("weekly: this week --by workflow", SpendQuery(by=("workflow",), since=week, until=end)),
-        ("weekly: week before --by workflow", SpendQuery(by=("workflow",), since=week - timedelta(days=7), until=week)),
-        ("dashboard: month to date, total", SpendQuery(since=month_start, until=end)),
-        ("dashboard: 30d --by outcome", SpendQuery(by=("outcome",), since=end - timedelta(days=30), until=end)),
-        ("dashboard: 30d --by day,team", SpendQuery(by=("day", "team"), since=end - timedelta(days=30), until=end)),
-        (
-            "report --where team=growth --since 90d --by tenant",
-            SpendQuery(by=("tenant",), where={"team": "growth"}, since=end - timedelta(days=90), until=end),
-        ),
-    ]
-
-
-def best(fn: Callable[[], list[SpendRow]], repeat: int) -> tuple[float, list[SpendRow]]:
-    times, result = [], []
+def best(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
+    times, result = [], None
     for _ in range(repeat):
         t0 = time.perf_counter()
         result = fn()
@@ -263,24 +271,23 @@ def best(fn: Callable[[], list[SpendRow]], repeat: int) -> tuple[float, list[Spe
     return min(times), result
 
 
-def same(a: list[SpendRow], b: list[SpendRow]) -> bool:
-    def key(r: SpendRow) -> tuple[Any, ...]:
-        return (sorted((k, v or "") for k, v in r.group.items()), r.requests, r.input_tokens, r.cache_read_tokens,
-                r.output_tokens, r.total_usd, sorted(r.statuses.items()), sorted(r.outcomes.items()))  # fmt: skip
-
-    return sorted(map(key, a)) == sorted(map(key, b))
-
-
-def time_queries(ledger: Ledger, name: str, end: datetime, repeat: int, limit: float) -> None:
-    print(f"{name}: rollup (best of {repeat}) vs full scan of the events (once), same query, same run")
+def time_queries(ledger: Ledger, name: str, end: datetime, repeat: int, limit: float, scan: bool) -> None:
+    what = "vs full scan of the events (once), same query, same run" if scan else "(no scan baseline: --no-scan)"
+    print(f"{name}: rollup (best of {repeat}) {what}")
     worst = 0.0
-    for label, query in queries(end):
-        fast, rows = best(lambda q=query: ledger.spend(q), repeat)  # type: ignore[misc]
-        slow, scanned = best(lambda q=query: ledger.spend(q, scan=True), 1)  # type: ignore[misc]
+    for check in checks(ledger, end):
+        fast, answer = best(check.fast, repeat)
+        if check.slow is None:
+            print(f"  {check.label:<56} {fast * 1000:>8,.0f} ms")
+            continue
         worst = max(worst, fast)
-        verdict = "same answer" if same(rows, scanned) else "DIFFERENT ANSWER"
-        print(f"  {label:<52} {fast * 1000:>8,.0f} ms  scan {slow:>7,.1f} s  {slow / fast:>7,.0f}x  {verdict}")
-    print(f"  slowest rollup query {worst * 1000:,.0f} ms (target under {limit:g} s)")
+        if not scan:
+            print(f"  {check.label:<56} {fast * 1000:>8,.0f} ms")
+            continue
+        slow, scanned = best(check.slow, 1)
+        verdict = "same answer" if check.normal(answer) == check.normal(scanned) else "DIFFERENT ANSWER"
+        print(f"  {check.label:<56} {fast * 1000:>8,.0f} ms  scan {slow:>7,.1f} s  {slow / fast:>7,.0f}x  {verdict}")
+    print(f"  slowest rollup query {worst * 1000:,.0f} ms (target under {limit:g} s)", flush=True)
 
 
 def main() -> None:
@@ -293,11 +300,13 @@ def main() -> None:
     parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/test")
     parser.add_argument("--keep", action="store_true", help="Keep the generated ledgers (and reuse with --reuse).")
     parser.add_argument("--reuse", action="store_true", help="Query ledgers a previous --keep run left.")
+    parser.add_argument("--schema", default="fiscus_bench_scale", help="PostgreSQL schema of the generated ledger.")
+    parser.add_argument("--no-scan", action="store_true", help="Time the rollup answers only (no scan baseline).")
     args = parser.parse_args()
     backends = {b.strip() for b in args.backends.split(",") if b.strip()}
     end = START + timedelta(days=args.days) - timedelta(minutes=23)  # "now": not on an hour
     sqlite_path = args.sqlite_path or Path(tempfile.gettempdir()) / "fiscus-scale.db"
-    pg_url, schema, admin = args.postgres_url, "fiscus_bench_scale", None
+    pg_url, schema, admin = args.postgres_url, args.schema, None
     if "postgres" in backends:
         import psycopg
 
@@ -317,10 +326,10 @@ def main() -> None:
             load(loaders, args.events, args.days)
         if "sqlite" in backends:
             with open_ledger(f"sqlite:///{sqlite_path}") as ledger:
-                time_queries(ledger, f"SQLite, {args.events:,} events", end, args.repeat, 2.0)
+                time_queries(ledger, f"SQLite, {args.events:,} events", end, args.repeat, 2.0, not args.no_scan)
         if "postgres" in backends:
             with open_ledger(pg_url) as ledger:
-                time_queries(ledger, f"PostgreSQL, {args.events:,} events", end, args.repeat, 1.0)
+                time_queries(ledger, f"PostgreSQL, {args.events:,} events", end, args.repeat, 1.0, not args.no_scan)
     finally:
         if admin is not None:
             if not args.keep:
