@@ -33,6 +33,13 @@ TEAMS = ("growth", "search", "support", "platform")
 AGENTS = ("triage", "coder", "writer", "planner", "reviewer")
 MODELS = ("gpt-4o-mini", "gpt-4.1", "claude-sonnet-4-5", "claude-haiku-4-5")
 WRITERS = 4
+# The parts of a SQLite append, added one at a time (bench_sqlite's `stages`), to show what each costs.
+STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("  rows built + inserted, in batches", ()),
+    ("  + audit chain links", ("chain",)),
+    ("  + spend rollups (hour, day, month)", ("chain", "rollup")),
+    ("  + session rollup (= Ledger.append's work)", ("chain", "rollup", "sessions")),
+)
 
 
 def uuid7(ts: datetime, rng: random.Random) -> str:
@@ -179,7 +186,36 @@ def bench_sqlite(events: list[CostEvent], batch: int, repeat: int, tmp: Path) ->
         with open_ledger(f"sqlite:///{tmp / f'writer{r}.db'}") as ledger:
             return [("LedgerWriter submit → close", write_through_writer(ledger, events, batch, tmp / "s"))]
 
-    run_rounds([raw, append, writer], repeat, n, results)
+    def stage(name: str, parts: tuple[str, ...]) -> Trial:
+        """Where an append's time goes: the same batches with only `parts` of its work, in a fresh ledger."""
+        from fiscus.ledger.chain import ChainWriter, with_links
+        from fiscus.ledger.sqlite import INSERT, UPSERT_ROLLUP, UPSERT_SESSIONS, rollup_params, session_params
+
+        def trial(r: int) -> list[tuple[str, float]]:
+            with open_ledger(f"sqlite:///{tmp / f'stage{r}-{len(parts)}.db'}") as ledger:
+                conn, chain = ledger._conn, ChainWriter()  # type: ignore[attr-defined]
+
+                def run() -> None:
+                    for i in range(0, n, batch):
+                        part = events[i : i + batch]
+                        conn.execute("BEGIN IMMEDIATE")
+                        if "chain" in parts:
+                            links, head = chain.extend(part)
+                            conn.executemany(INSERT, with_links([sqlite_row(e) for e in part], links))
+                            chain.advance(head)
+                        else:
+                            conn.executemany(plain_insert, [sqlite_row(e) for e in part])
+                        if "rollup" in parts:
+                            conn.executemany(UPSERT_ROLLUP, rollup_params(part))
+                        if "sessions" in parts:
+                            conn.executemany(UPSERT_SESSIONS, session_params(part))
+                        conn.execute("COMMIT")
+
+                return [(name, timed(run))]
+
+        return trial
+
+    run_rounds([raw, append, writer, *(stage(name, parts) for name, parts in STAGES)], repeat, n, results)
     results.print(f"SQLite, {n:,} events, best of {repeat}", raw_name)
 
 

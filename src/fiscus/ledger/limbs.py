@@ -23,17 +23,13 @@ _ATTO = Decimal("1E-18")
 
 def limbs(amount: Decimal) -> tuple[int, int] | None:
     """(hi, lo) with amount = hi * 10^-6 + lo * 10^-18 exactly, or None when the amount cannot be limbs."""
-    sign, digits, exponent = amount.as_tuple()
-    if not isinstance(exponent, int):
+    if not amount:
+        return 0, 0
+    scaled = MONEY_CONTEXT.scaleb(amount, 18)  # exact: only the exponent moves
+    whole = int(scaled)
+    if whole != scaled:  # more than 18 decimals
         return None
-    n = len(digits)
-    while exponent < -18 and n and digits[n - 1] == 0:  # trailing zeros carry no value
-        n -= 1
-        exponent += 1
-    if exponent < -18:
-        return None
-    whole = int("".join(map(str, digits[:n])) or "0") * 10 ** (exponent + 18)
-    hi, lo = divmod(-whole if sign else whole, LO)
+    hi, lo = divmod(whole, LO)
     if abs(hi) > _MAX_HI:
         return None
     return hi, lo
