@@ -301,6 +301,9 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="Keep the generated ledgers (and reuse with --reuse).")
     parser.add_argument("--reuse", action="store_true", help="Query ledgers a previous --keep run left.")
     parser.add_argument("--schema", default="fiscus_bench_scale", help="PostgreSQL schema of the generated ledger.")
+    parser.add_argument(
+        "--sql-load", action="store_true", help="Generate inside the database (bench/scale_sql_load.py)."
+    )
     parser.add_argument("--no-scan", action="store_true", help="Time the rollup answers only (no scan baseline).")
     args = parser.parse_args()
     backends = {b.strip() for b in args.backends.split(",") if b.strip()}
@@ -317,7 +320,16 @@ def main() -> None:
         sep = "&" if "?" in pg_url else "?"
         pg_url = f"{pg_url}{sep}options=-csearch_path%3D{schema}"
     try:
-        if not args.reuse:
+        if args.sql_load and not args.reuse:
+            from scale_sql_load import load_postgres, load_sqlite
+
+            t0 = time.perf_counter()
+            if "sqlite" in backends:
+                load_sqlite(sqlite_path, args.events, args.days)
+            if "postgres" in backends:
+                load_postgres(pg_url, args.events, args.days)
+            print(f"  loaded {args.events:,} events in the database(s) in {time.perf_counter() - t0:,.0f} s")
+        elif not args.reuse:
             loaders: list[Loader] = []
             if "sqlite" in backends:
                 loaders.append(SqliteLoader(sqlite_path))

@@ -38,11 +38,17 @@ def limbs(amount: Decimal) -> tuple[int, int] | None:
 def row_limbs(amounts: Sequence[Decimal]) -> tuple[list[int], int]:
     """The limbs of a row's amounts in order (hi, lo, hi, lo, …) and its exact flag (0: read it as text)."""
     out: list[int] = []
-    for amount in amounts:
-        found = limbs(amount)
-        if found is None:
+    scaleb, ctx = Decimal.scaleb, MONEY_CONTEXT
+    for amount in amounts:  # `limbs` inlined: an append computes this for every rollup row it touches
+        if not amount:
+            out += (0, 0)
+            continue
+        scaled = scaleb(amount, 18, ctx)
+        whole = int(scaled)
+        hi, lo = divmod(whole, LO)
+        if whole != scaled or abs(hi) > _MAX_HI:
             return [0] * (2 * len(amounts)), 0
-        out.extend(found)
+        out += (hi, lo)
     return out, 1
 
 

@@ -117,7 +117,7 @@ def rollup_params(events: Sequence[CostEvent]) -> list[tuple[object, ...]]:
     out: list[tuple[object, ...]] = []
     for key, d in deltas(events):
         parts, exact = row_limbs(d.money)
-        out.append((*key[:2], *key[2], *d.counts, *(str(m) for m in d.money), *parts, exact))
+        out.append((*key[:2], *key[2], *d.counts, *[str(m) if m else "0" for m in d.money], *parts, exact))
     return out
 
 
