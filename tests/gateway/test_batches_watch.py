@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from fiscus.config import GatewayConfig
 from fiscus.events.cost_event import CallStatus
@@ -57,3 +58,22 @@ def test_hostile_batch_requests_are_4xx_in_the_providers_format(tmp_path: Path, 
             else:
                 assert error["error"]["message"], path
         assert reserved_nanos(real) == 0 and real.events() == []
+
+
+def test_a_large_batch_settles_after_the_poll_that_found_it_ended(
+    tmp_path: Path, emulator_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("fiscus.gateway.batches.INLINE_REQUESTS", 1)  # two requests count as large here
+    with real_gateway(tmp_path, emulator_url, POLICY, f"sqlite:///{tmp_path}/b.db") as real:
+        client = real.anthropic()
+        batch = client.messages.batches.create(requests=[{"custom_id": c, "params": params(c)} for c in "uv"])  # type: ignore[misc]
+        deadline = time.monotonic() + 10
+        while client.messages.batches.retrieve(batch.id).processing_status != "ended":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        while reserved_nanos(real) and time.monotonic() < deadline:
+            time.sleep(0.05)  # settling in the background, after the poll answered
+        events = real.events()
+        assert sorted(e.tags["custom_id"] for e in events) == ["u", "v"] and reserved_nanos(real) == 0
+        list(client.messages.batches.results(batch.id))
+        assert len(real.events()) == 2

@@ -31,6 +31,7 @@ log = logging.getLogger("fiscus.gateway")
 
 _FORWARD_PREFIXES = ("anthropic-beta", "anthropic-version", "openai-beta", "x-emulator-")
 MAX_FILE_BYTES = 200 << 20  # OpenAI's limit for a batch input file
+INLINE_REQUESTS = 2_000  # a batch up to this size is settled within the poll that finds it ended
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,10 +46,30 @@ class Caller:
 class BatchDoor:
     """What the batch endpoints share: the gateway's keys, governor, routes and upstream, and the batch store."""
 
-    def __init__(self, gateway: Any, store: BatchStore) -> None:
+    def __init__(self, gateway: Any, store: BatchStore, *, inline_requests: int | None = None) -> None:
         self.gateway = gateway
         self.governor = gateway.governor
         self.store = store
+        self.inline_requests = INLINE_REQUESTS if inline_requests is None else inline_requests
+        self._settling: dict[str, asyncio.Task[str | None]] = {}
+
+    async def settle(self, record: BatchRecord, work: Callable[[], Awaitable[str | None]]) -> str | None:
+        """Run `work` (which settles `record`) within this call for a batch of up to `inline_requests` requests,
+        its cost as the answer; a larger one settles in the background (once at a time per batch in this
+        process), so the poll that found it ended answers at once. Cut short (the gateway stopped), the next poll
+        or the gateway's own settles it again: settling is idempotent."""
+        if record.request_count <= self.inline_requests:
+            return await work()
+        if record.id not in self._settling:
+            task = asyncio.get_running_loop().create_task(work(), name=f"fiscus-settle-{record.id}")
+            self._settling[record.id] = task
+            task.add_done_callback(lambda done: self._settled(record.id, done))
+        return None
+
+    def _settled(self, batch_id: str, task: asyncio.Task[str | None]) -> None:
+        self._settling.pop(batch_id, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("settling batch %s failed: %s (settled on a later poll)", batch_id, task.exception())
 
     async def caller(self, request: Request) -> Caller:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.headers.raw}

@@ -138,10 +138,14 @@ async def settle_if_ended(door: BatchDoor, caller: Caller, record: BatchRecord, 
     """Settle `record` when the provider says it ended, reading its results; its cost when this call settled it."""
     if record.settled or batch.get("processing_status") != "ended":
         return None
-    results = await door.upstream(record.provider, "GET", f"/messages/batches/{record.id}/results", caller)
-    if not results.ok:
-        return None  # read again on the next poll
-    return await _settle(door, record, results.body)
+
+    async def work() -> str | None:
+        results = await door.upstream(record.provider, "GET", f"/messages/batches/{record.id}/results", caller)
+        if not results.ok:
+            return None  # read again on the next poll
+        return await _settle(door, record, results.body)
+
+    return await door.settle(record, work)
 
 
 async def _owned(door: BatchDoor, request: Request, caller: Caller) -> BatchRecord:
@@ -168,7 +172,13 @@ async def results(door: BatchDoor, request: Request) -> Response:
     caller = await door.caller(request)
     record = await _owned(door, request, caller)
     answer = await door.upstream(record.provider, "GET", f"/messages/batches/{record.id}/results", caller)
-    cost = await _settle(door, record, answer.body) if answer.ok and not record.settled else None
+    cost = None
+    if answer.ok and not record.settled:
+
+        async def work() -> str | None:
+            return await _settle(door, record, answer.body)
+
+        cost = await door.settle(record, work)
     return passed(answer, {"x-fiscus-batch-cost-usd": cost} if cost is not None else None)
 
 

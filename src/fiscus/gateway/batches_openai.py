@@ -174,20 +174,25 @@ async def settle_if_ended(door: BatchDoor, caller: Caller, record: BatchRecord, 
     """Settle `record` when the provider says it ended; the batch's cost as a decimal string when this call did."""
     if record.settled or batch.get("status") not in ENDED:
         return None
-    results: dict[str, ResultLine] = {}
     for field in ("output_file_id", "error_file_id"):
-        file_id = batch.get(field)
-        if not file_id:
-            continue
-        await asyncio.to_thread(door.store.own_file, str(file_id), record.key_id)
-        content = await door.upstream(record.provider, "GET", f"/files/{file_id}/content", caller)
-        if not content.ok:
-            return None  # read again on the next poll
-        _results(content.body, results)
-    fmt = WireFormat.OPENAI_RESPONSES if record.endpoint == "/v1/responses" else WireFormat.OPENAI_CHAT
-    missing = f"not run: the batch {batch.get('status')}"
-    cost = await settle_batch(door.governor, door.store, record, results, fmt, missing=missing)
-    return format(cost, "f")
+        if batch.get(field):
+            await asyncio.to_thread(door.store.own_file, str(batch[field]), record.key_id)
+
+    async def work() -> str | None:
+        results: dict[str, ResultLine] = {}
+        for field in ("output_file_id", "error_file_id"):
+            if not batch.get(field):
+                continue
+            content = await door.upstream(record.provider, "GET", f"/files/{batch[field]}/content", caller)
+            if not content.ok:
+                return None  # read again on the next poll
+            _results(content.body, results)
+        fmt = WireFormat.OPENAI_RESPONSES if record.endpoint == "/v1/responses" else WireFormat.OPENAI_CHAT
+        missing = f"not run: the batch {batch.get('status')}"
+        cost = await settle_batch(door.governor, door.store, record, results, fmt, missing=missing)
+        return format(cost, "f")
+
+    return await door.settle(record, work)
 
 
 async def retrieve_batch(door: BatchDoor, request: Request) -> Response:

@@ -87,6 +87,10 @@ class BatchRecord:
     groups: list[BatchGroup] = field(default_factory=list)
     settled: bool = False
 
+    @property
+    def request_count(self) -> int:
+        return sum(len(group.requests) for group in self.groups)
+
     def to_json(self) -> str:
         data = {
             "id": self.id,
