@@ -134,3 +134,20 @@ def test_a_loop_follows_its_action(openai_client, governed):
     assert isinstance(caught.value, fiscus.GuardRefused) and caught.value.code == "loop_detected"
     ok, partial, blocked = CallStatus.OK, CallStatus.PARTIAL, CallStatus.BLOCKED
     assert [e.status for e in ledger.events] == [ok, partial, partial, ok, blocked]
+
+
+def test_observers_raise_the_refusal_with_its_code(governed):
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+    from langchain_core.messages import AIMessage
+
+    from fiscus.sdk.langchain import FiscusCallbackHandler
+
+    governor, ledger, _, breakers = governed()
+    breakers.trip("r", "spend_rate", "spend 9x the median")
+    handler = FiscusCallbackHandler(agent="r", governor=governor, breakers=breakers)
+    model = GenericFakeChatModel(messages=iter([AIMessage(content="never")]))
+    with pytest.raises(fiscus.GuardRefused) as caught:  # a callback cannot hand back a partial answer
+        model.invoke("hi", config={"callbacks": [handler]})
+    assert caught.value.code == "breaker_open" and 0 < caught.value.retry_after <= 300
+    [event] = ledger.events
+    assert event.status is CallStatus.PARTIAL and event.total_usd == 0

@@ -16,6 +16,7 @@ from fiscus.sdk.drive import CallModel, CallSteps, ParseRaw, arun, run
 from fiscus.sdk.exchange import partial_exchange
 from fiscus.sdk.gate import Gate, Plan, Short, partial_text
 from fiscus.sdk.objects import output_of, partial_object, partial_stream, usage_of
+from fiscus.sdk.override_grants import announce_steps
 from fiscus.sdk.streams import Observer, observe_async, observe_sync
 from fiscus.sdk.summaries import summary_steps, with_summary
 from fiscus.shaping.partial import BUDGET_EXHAUSTED
@@ -137,7 +138,10 @@ def admit_steps(gate: Gate, prepared: Plan | Short) -> Steps[Plan | Short]:
     """Admit a prepared call and shape it by the decision; a call that reaches no model is settled here."""
     plan = prepared
     if isinstance(plan, Plan):
-        plan = gate.shape(plan, (yield from gate.governor.admit_steps(plan.request)))
+        admission = yield from gate.governor.admit_steps(plan.request)
+        if admission.decision.override_ids:
+            yield from announce_steps(gate.governor, admission)
+        plan = gate.shape(plan, admission)
     if isinstance(plan, Short):
         yield from short_steps(gate.governor, plan)
     return plan

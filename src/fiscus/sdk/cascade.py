@@ -80,7 +80,10 @@ def finished(answer: Any) -> bool:
 
 
 def model_called(answer: Any) -> bool:
-    """False for an answer fiscus made itself (a partial answer: no tokens were used)."""
+    """False for an answer fiscus made itself: a partial answer, marked `fiscus` (and no tokens used)."""
+    extra = getattr(answer, "model_extra", None)
+    if isinstance(extra, dict) and isinstance(extra.get("fiscus"), dict) and extra["fiscus"].get("partial"):
+        return False
     usage = getattr(answer, "usage", None)
     if usage is None:
         return True

@@ -28,6 +28,7 @@ from fiscus.pricing.sheet import PriceSheet
 from fiscus.sdk import claims, refusals
 from fiscus.sdk.errors import BudgetBlocked, seconds_until
 from fiscus.sdk.failures import provider_failure
+from fiscus.sdk.override_grants import grants
 from fiscus.sdk.session import Session, current_session, emit
 from fiscus.shaping.cache import CachePlacer
 from fiscus.shaping.compress import compress
@@ -143,6 +144,7 @@ class Gate:
         on_warn: Callable[[Decision, Attribution], None] | None = None,
         priority: str = "normal",
         cache_placer: CachePlacer | None = None,
+        overrides: Any | None = None,
     ) -> None:
         if on_exhausted not in ("partial", "raise"):
             raise ValueError(f'on_exhausted must be "partial" or "raise", got {on_exhausted!r}')
@@ -162,6 +164,7 @@ class Gate:
         self.priority = priority
         self.cache_placer = cache_placer  # Anthropic prompt-cache breakpoints on repeated prefixes, when set
         self.summaries = SummaryCache()  # rolling summaries written for this client's calls, per session
+        self.overrides = overrides  # the granted overrides (`fiscus.sdk.override_grants`), when kept
         self.catalogue: PriceCatalogue = getattr(governor, "catalogue", None) or _shared_catalogue()
         self._sheets: dict[tuple[str, str], PriceSheet] = {}
         self._warned: dict[tuple[str | None, str], float] = {}  # (agent, loop kind) → when last announced
@@ -249,6 +252,7 @@ class Gate:
             input_tokens=count_request_tokens(kwargs, fmt),
             max_tokens=max_tokens or None,
             priority=self.priority,
+            overrides=grants(self.overrides, attribution.api_key),
             cache_writes=(writes := writes_cache(fmt, kwargs)),  # False: input reserved at the plain price
             cache_write_tokens=anthropic_cache_write_bound(kwargs) if writes else 0,
         )

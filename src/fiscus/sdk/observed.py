@@ -17,9 +17,10 @@ from fiscus.governor.steps import Steps
 from fiscus.sdk.calls import admit_steps
 from fiscus.sdk.claims import Claim, board_of, fingerprint
 from fiscus.sdk.drive import arun, run
-from fiscus.sdk.errors import BudgetExhausted
+from fiscus.sdk.errors import BudgetExhausted, GuardRefused
 from fiscus.sdk.gate import Gate, Plan, Short
 from fiscus.sdk.session import current_session
+from fiscus.shaping.partial import BREAKER_OPEN, LOOP_DETECTED
 from fiscus.usage.estimate import estimate_tokens
 from fiscus.usage.model import Usage
 from fiscus.usage.wire import WireFormat
@@ -32,7 +33,10 @@ def _refusal(short: Short) -> BaseException:
     if short.error is not None:
         return short.error
     session = current_session()
-    return BudgetExhausted(short.message, state=session.state() if session is not None else None)
+    state = session.state() if session is not None else None
+    if short.code in (BREAKER_OPEN, LOOP_DETECTED):
+        return GuardRefused(short.message, code=short.code, retry_at=short.retry_at, state=state)
+    return BudgetExhausted(short.message, state=state, retry_at=short.retry_at, code=short.code)
 
 
 def _unapplied(plan: Plan) -> None:

@@ -19,6 +19,7 @@ _lock = threading.Lock()
 _governors: dict[str, Any] = {}
 _registries: dict[int, BreakerRegistry] = {}
 _settings: dict[int, Any] = {}  # id(governor) → the FiscusConfig it was opened from
+_overrides: dict[int, Any] = {}  # id(governor) → its config's override book
 
 
 def default_governor(config: str | Path | None = None) -> Any:
@@ -75,6 +76,21 @@ def loops_for(governor: Any) -> LoopConfig | None:
     return settings.guards.loop_config()
 
 
+def overrides_for(governor: Any) -> Any | None:
+    """The overrides granted on the config's `keys:` database, for a governor opened from a config."""
+    from fiscus.sdk.override_grants import ConfiguredOverrides
+
+    settings = _settings.get(id(governor))
+    if settings is None:
+        return None
+    with _lock:
+        found = _overrides.get(id(governor))
+        if found is None:
+            found = _overrides[id(governor)] = ConfiguredOverrides(settings.keys)
+            atexit.register(found.close)
+        return found
+
+
 def breaker_action(governor: Any) -> str:
     """How an open breaker is answered: the config's `guards.breakers.on_open`, as on the gateway."""
     settings = _settings.get(id(governor))
@@ -93,6 +109,7 @@ def open_gate(
     loops: LoopConfig | None,
     on_warn: Any | None = None,
     cache_prompts: bool | None = None,
+    overrides: Any | None = None,
 ) -> Any:
     """The `Gate` every door of the SDK (wrap, LangChain, Agents SDK) builds the same way: the given governor,
     else a private one from `policy`, else the process's shared one; guards and prompt-cache placement from that
@@ -112,6 +129,7 @@ def open_gate(
         on_warn=on_warn,
         priority=priority,
         cache_placer=CachePlacer() if _caches_prompts(governor, cache_prompts) else None,
+        overrides=overrides if overrides is not None else overrides_for(governor),
     )
 
 

@@ -147,6 +147,8 @@ def wrap(
     breakers: BreakerRegistry | None = None,
     on_warn: Callable[..., None] | None = None,
     cache_prompts: bool | None = None,
+    key_id: str | None = None,
+    overrides: Any | None = None,
 ) -> Any:
     """Govern an `openai.OpenAI`/`AsyncOpenAI` or `anthropic.Anthropic`/`AsyncAnthropic` client.
 
@@ -156,7 +158,9 @@ def wrap(
     partial answers into `BudgetExhausted`. `breakers` and `loops` default to the `guards:` section of that
     config (breakers shared by every client over the same governor). `cache_prompts` (default: the config's
     `optimise.prompt_cache`) puts Anthropic cache breakpoints on the stable prefix and the conversation once they
-    repeat, with the lifetime their reuse interval pays for (`fiscus.shaping.cache`).
+    repeat, with the lifetime their reuse interval pays for (`fiscus.shaping.cache`). `key_id` (a virtual key's
+    id, `vk_…`) attributes the calls to that key: budgets scoped on `api_key` and overrides granted for the key
+    apply. `overrides` (a `fiscus.overrides.OverrideBook`) defaults to the one on the config's `keys:` database.
     """
     gate = open_gate(
         governor=governor,
@@ -170,6 +174,7 @@ def wrap(
             "tenant": tenant,
             "user": user,
             "task_class": task_class,
+            "api_key": key_id,
         },
         on_exhausted=on_exhausted,
         priority=priority,
@@ -177,6 +182,7 @@ def wrap(
         loops=loops,
         on_warn=on_warn,
         cache_prompts=cache_prompts,
+        overrides=overrides,
     )
     kind = _kind(client)
     if kind == "openai":
