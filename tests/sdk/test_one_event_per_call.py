@@ -201,3 +201,23 @@ def test_a_call_around_the_governed_client_is_recorded_by_the_handler(governed):
     [event] = ledger.events  # which never made it: recorded from the callback, once
     assert event.status is CallStatus.OK and event.usage.input_tokens == 12 and event.usage.output_tokens == 7
     assert event.total_usd > 0 and event.attribution.agent == "r" and handler.open_calls == 0
+
+
+async def test_agents_default_client_governed_with_hooks(async_openai_client, on_store):
+    from agents import set_default_openai_api, set_default_openai_client
+    from agents.models import _openai_shared
+
+    governor, ledger, breakers = on_store(DAY)
+    hooks = FiscusRunHooks(team="support", governor=governor, breakers=breakers)
+    before = _openai_shared.get_default_openai_client()
+    set_default_openai_client(fiscus.wrap(async_openai_client, governor=governor, breakers=breakers), False)
+    set_default_openai_api("chat_completions")
+    try:
+        agent = Agent(name="billing", instructions="Be brief.", model="gpt-4o-mini")
+        assert await run_five(agent, hooks) == 5
+    finally:
+        set_default_openai_api("responses")
+        _openai_shared.set_default_openai_client(before)  # type: ignore[arg-type]
+    assert_priced(ledger, 5)
+    assert {(e.attribution.agent, e.attribution.team) for e in ledger.events} == {("billing", "support")}
+    assert_counters(governor, ledger)

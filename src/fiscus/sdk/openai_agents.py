@@ -74,9 +74,12 @@ def _governor_below(agent: Agent[Any]) -> Any:
     model = agent.model
     client = getattr(model, "_client", None) if model is not None and not isinstance(model, str) else None
     if client is None and (model is None or isinstance(model, str)):
-        from agents.models import _openai_shared
+        try:  # what `agents.set_default_openai_client` set
+            from agents.models import _openai_shared
 
-        client = _openai_shared.get_default_openai_client()
+            client = _openai_shared.get_default_openai_client()
+        except (ImportError, AttributeError):  # another SDK version: the hooks record the call themselves
+            client = None
     gate = getattr(client, "fiscus_gate", None) if client is not None else None
     return getattr(gate, "governor", None)
 
