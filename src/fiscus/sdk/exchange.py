@@ -13,6 +13,8 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
+import orjson
+
 from fiscus.shaping.partial import PARTIAL_HEADER, partial_body, partial_events
 from fiscus.usage.wire import WireFormat
 
@@ -53,8 +55,6 @@ def partial_payload(
             retry_after=retry_after,
         )
         return b"".join(frames), "text/event-stream"
-    import orjson
-
     body = partial_body(str(fmt), model=model, text=text, code=code, message=message, retry_after=retry_after)
     return orjson.dumps(body), "application/json"
 
