@@ -156,9 +156,8 @@ def create_app(
         breakers=guards.open_breakers,
         alerts=alerts.counts if alerts else None,
         top_n=config.gateway.metrics_top_n,
+        store_events=getattr(getattr(governor, "guard", None), "announced", None),
     )
-    if hasattr(governor, "add_listener"):
-        governor.add_listener(metrics.store_event)  # store lost / down / back: counted on /metrics
     own_upstream = upstreams is None
     if upstreams is None:
 

@@ -35,6 +35,7 @@ class GatewayMetrics:
         breakers: Callable[[], dict[str, bool]] | None = None,
         alerts: Callable[[], dict[tuple[str, str], int]] | None = None,
         top_n: int = 20,
+        store_events: dict[tuple[str, str], int] | None = None,
     ) -> None:
         self.registry = registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
@@ -89,6 +90,9 @@ class GatewayMetrics:
             registry=registry,
         )
         self._alert_counts = alerts
+        # the store guard's announcements by (event, policy), read on scrape (those made at start-up included)
+        self._store_announced = store_events
+        self._store_counted: dict[tuple[str, str], int] = {}
         # Spend per agent and per team with bounded labels: the `top_n` dearest by name, the rest as "other".
         self.cost_by = Gauge(
             "fiscus_cost_usd_by",
@@ -114,13 +118,6 @@ class GatewayMetrics:
 
     def decision(self, action: object) -> None:
         self._child(self.decisions, action).inc()
-
-    def store_event(self, event: object) -> None:
-        """A governor event: count the budget store's own (`fiscus.events.store_events`)."""
-        kind = type(event).__name__
-        if kind.startswith("BudgetStore"):
-            name = kind.removeprefix("BudgetStore").lower()
-            self._child(self.store_events, name, getattr(event, "policy", "")).inc()
 
     def error(self, kind: str) -> None:
         self._child(self.errors, kind).inc()
@@ -169,6 +166,11 @@ class GatewayMetrics:
             for name, is_open in self._breaker_states().items():
                 self.breaker(name, is_open)
         self._publish_spend_by()
+        if self._store_announced is not None:
+            for key, count in list(self._store_announced.items()):
+                if count > self._store_counted.get(key, 0):
+                    self.store_events.labels(*key).inc(count - self._store_counted.get(key, 0))
+                    self._store_counted[key] = count
         if self._alert_counts is not None:  # every signal and level, so a cleared alert reads 0
             counts = self._alert_counts()
             for signal in SIGNALS:

@@ -62,6 +62,7 @@ class StoreGuard:
         self.policy = policy
         self.state = State.OK  # read without the lock on every admission: one attribute compare when OK
         self.losses = 0  # losses this process handled (announced or not)
+        self.announced: dict[tuple[str, str], int] = {}  # (lost | down | back, policy) → announcements, for /metrics
         self._governor = governor
         self._down_retry_s = down_retry_s
         self._lock = threading.Lock()
@@ -228,7 +229,7 @@ class StoreGuard:
     def _announce_loss(self, what: str, *, rebuilt: int = 0, spent: Decimal = Decimal(0)) -> None:
         message = f"budget store {self._where} lost its state: {what}"
         log.warning("fiscus: %s", message)
-        self._governor.on_event(BudgetStoreLost(self._where, self.policy, message, rebuilt, spent))
+        self._emit(BudgetStoreLost(self._where, self.policy, message, rebuilt, spent))
 
     # -- an unreachable store -----------------------------------------------------------------------------
 
@@ -246,7 +247,7 @@ class StoreGuard:
             )
             message = f"budget store {self._where} cannot be reached ({exc}); {does}"
             log.error("fiscus: %s", message)
-            self._governor.on_event(BudgetStoreDown(self._where, self.policy, message))
+            self._emit(BudgetStoreDown(self._where, self.policy, message))
         if self.policy != "fail_open":
             raise self._unreachable(str(exc)) from exc
 
@@ -257,7 +258,12 @@ class StoreGuard:
             self.state = State.OK
         message = f"budget store {self._where} answers again; calls are admitted on their budgets"
         log.warning("fiscus: %s", message)
-        self._governor.on_event(BudgetStoreBack(self._where, message))
+        self._emit(BudgetStoreBack(self._where, message))
+
+    def _emit(self, event: BudgetStoreLost | BudgetStoreDown | BudgetStoreBack) -> None:
+        key = (type(event).__name__.removeprefix("BudgetStore").lower(), self.policy)
+        self.announced[key] = self.announced.get(key, 0) + 1
+        self._governor.on_event(event)
 
     # -- refusals ------------------------------------------------------------------------------------------
 
