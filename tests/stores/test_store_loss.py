@@ -98,13 +98,16 @@ def test_sqlite_notices_its_file_deleted_under_it(tmp_path: Path, monkeypatch: p
     path = tmp_path / "budgets.db"
     store = open_store(f"sqlite:///{path}", guarded=True)
     store.restore({}, epoch=new_epoch(), now=T0)
-    assert isinstance(store.reserve("r1", LINE, now=T0, lease_seconds=LEASE), Reservation)
+    held = store.reserve("r1", LINE, now=T0, lease_seconds=LEASE)
+    assert isinstance(held, Reservation)
+    store.settle(held, Amounts(60), now=T0, record=b"the call r1")  # not yet moved to the ledger
     for suffix in ("", "-wal", "-shm"):
         if Path(f"{path}{suffix}").exists():
             os.remove(f"{path}{suffix}")
     with pytest.raises(StoreLost):
         store.reserve("r2", LINE, now=T0, lease_seconds=LEASE)
     assert path.exists()  # the store opened the file now at its path
+    assert [(e.id, e.record) for e in store.outbox(10)] == [("r1", b"the call r1")]  # the record came along
     store.close()
 
 
@@ -117,3 +120,20 @@ def test_redis_notices_its_keys_deleted(request: pytest.FixtureRequest, tmp_path
     with pytest.raises(StoreLost):
         store.reserve("r2", LINE, now=T0, lease_seconds=LEASE)
     store.close()
+
+
+def test_on_store_loss_is_validated_with_a_readable_error(tmp_path: Path) -> None:
+    from fiscus.config import load_config
+    from fiscus.errors import ConfigError
+
+    config = tmp_path / "fiscus.yaml"
+    config.write_text("store: {on_store_loss: fail_sometimes}\n", encoding="utf-8")
+    with pytest.raises(
+        ConfigError, match=r"store\.on_store_loss: Input should be 'rebuild', 'fail_closed' or 'fail_open'"
+    ):
+        load_config(config)
+    config.write_text("store: {on_store_loss: fail_closed, timeout_s: 0.5}\n", encoding="utf-8")
+    loaded = load_config(config)
+    assert loaded.store.on_store_loss == "fail_closed"
+    assert load_config(None).store.on_store_loss == "rebuild"  # the default
+    assert loaded.store.options("redis://127.0.0.1:6379/0")["timeout_s"] == 0.5

@@ -223,8 +223,7 @@ class StoreGuard:
         flush = getattr(writer, "flush", None)
         if flush is not None:
             flush(FLUSH_S)
-        exclude = governor.store.lost_ids()
-        return rebuild_from_ledger(governor.policy, source, now=now, exclude=exclude)
+        return rebuild_from_ledger(governor.policy, source, now=now, lost_ids=governor.store.lost_ids)
 
     def _announce_loss(self, what: str, *, rebuilt: int = 0, spent: Decimal = Decimal(0)) -> None:
         message = f"budget store {self._where} lost its state: {what}"

@@ -13,7 +13,7 @@ Pure but for reading the ledger through its query interface (`Ledger.events`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Set
+from collections.abc import Callable, Iterable, Iterator, Set
 from datetime import UTC, datetime
 from urllib.parse import quote
 
@@ -128,10 +128,28 @@ def rebuild_counters(
 
 
 def rebuild_from_ledger(
-    policy: Policy, ledger: Ledger, *, now: float, exclude: Set[str] = frozenset()
+    policy: Policy, ledger: Ledger, *, now: float, lost_ids: Callable[[], set[str]] = frozenset
 ) -> dict[str, Restored]:
-    """`rebuild_counters` over the ledger's events that can still count at `now`."""
-    return rebuild_counters(policy, ledger.events(since=since(policy, now)), now=now, exclude=exclude)
+    """`rebuild_counters` over the ledger's events that can still count at `now`, leaving out every call settled
+    on the store since the loss (`lost_ids`: read before and after the ledger, so a call settled and moved to the
+    ledger while it was read is taken out again): those are on the store's counters already."""
+    before = set(lost_ids())
+    seen: set[str] = set()
+
+    def reading() -> Iterator[CostEvent]:
+        for event in ledger.events(since=since(policy, now)):
+            seen.add(event.id)
+            yield event
+
+    figures = rebuild_counters(policy, reading(), now=now, exclude=before)
+    late = (set(lost_ids()) - before) & seen
+    if late:
+        events = [event for event_id in sorted(late) if (event := ledger.get(event_id)) is not None]
+        for key, (amounts, _) in rebuild_counters(policy, events, now=now).items():
+            total, expires_at = figures[key]
+            left = (total.nanos - amounts.nanos, total.tokens - amounts.tokens, total.requests - amounts.requests)
+            figures[key] = (Amounts(*left), expires_at)
+    return figures
 
 
 def rebuild_store(
@@ -149,5 +167,5 @@ def rebuild_store(
     writer = LedgerWriter(ledger, outbox=store if store.durable else None)
     writer.flush(10.0)
     writer.close()
-    figures = rebuild_from_ledger(policy, ledger, now=now, exclude=store.lost_ids())
+    figures = rebuild_from_ledger(policy, ledger, now=now, lost_ids=store.lost_ids)
     return store.restore(figures, epoch=new_epoch(), now=now), figures

@@ -114,14 +114,28 @@ class SqliteStore(BudgetStore):
             return False
         return (stat.st_dev, stat.st_ino) == self._file
 
+    def _reopen(self) -> None:
+        """Open the file now at the path. Records still in the old file's outbox go with us: a call's record is never
+        dropped (its counters went with the file; the rebuild finds its spend in the ledger)."""
+        try:
+            pending = self._db.execute("SELECT id, record FROM fiscus_outbox ORDER BY seq").fetchall()
+        except sqlite3.Error:
+            pending = []
+        self._db.close()
+        self._db = self._open()
+        if pending:
+            try:  # each row on its own: the insert is idempotent
+                self._db.executemany("INSERT OR IGNORE INTO fiscus_outbox (id, record) VALUES (?, ?)", pending)
+            except sqlite3.Error as exc:
+                raise StoreError(f"SQLite store {self._path}: {exc}") from exc
+
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
             if self._file is not None and time.monotonic() >= self._next_check:
                 self._next_check = time.monotonic() + FILE_CHECK_S
                 if not self._same_file():  # deleted or replaced: what this connection holds is no longer the store
-                    self._db.close()
-                    self._db = self._open()
+                    self._reopen()
             db = self._db
             try:
                 db.execute("BEGIN IMMEDIATE")
