@@ -59,7 +59,7 @@ def test_cli_help_lists_options() -> None:
     register(app)
     result = CliRunner().invoke(app, ["emulate", "--help"])
     assert result.exit_code == 0
-    for option in ("--host", "--port", "--latency-ms", "--error-rate", "--seed"):
+    for option in ("--host", "--port", "--latency-ms", "--error-rate", "--seed", "--batch-delay-ms"):
         assert option in result.output
 
 
