@@ -2,7 +2,8 @@
 
 Read from the spend rows (each event records its ungoverned cost and per-lever saving, `fiscus.events.savings`).
 A saving is a share of the ungoverned cost of the calls that were answered; refused and partial calls did no
-work, so they are counted apart and never as a saving.
+work, so they are counted apart and never as a saving; calls a budget degraded record no ungoverned cost (tagged
+`degraded=budget` on their events) and so add no saving; response-cache hits are counted by name.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def savings_dict(row: SpendRow, dec: Any) -> dict[str, Any]:
         "saved_rate": dec(row.saved_rate.quantize(_RATE)),
         "saved_by_lever_usd": {lever: dec(value) for lever, value in row.saved.by_lever().items()},
         "refused": row.refused,
+        "response_cache_hits": row.statuses.get("cache_hit", 0),
     }
 
 
@@ -70,6 +72,10 @@ def savings_table(totals: SpendRow) -> Table | None:
     notes = [f"Ungoverned {usd(whole)}, governed {usd(whole - totals.saved.total)}."]
     if totals.refused:
         notes.append(f"{totals.refused:,} refused or partial calls did no work and count as no saving.")
+    hits = totals.statuses.get("cache_hit", 0)
+    if hits:
+        notes.append(f"{hits:,} calls answered from the response cache at $0.")
+    notes.append("Calls a budget degraded (a smaller model or a compressed context) are not equal work: no saving.")
     table.caption = " ".join(notes)
     table.caption_justify = "left"
     return table
