@@ -45,6 +45,7 @@ from fiscus.usage.model import Usage
 if TYPE_CHECKING:
     from fiscus.config import FiscusConfig
     from fiscus.governor.status import BudgetStatus
+    from fiscus.stores.response_cache import ResponseCacheStore
 
 RESERVE_ATTEMPTS = 3  # decide again after a store refusal (another caller took the room), then refuse honestly
 _ZERO_USAGE = Usage()
@@ -135,6 +136,7 @@ class Governor:
     # -- events -----------------------------------------------------------------------------------------
 
     notifier: object | None = None
+    response_cache: ResponseCacheStore | None = None  # wrapped clients' exact response cache, opened on first use
 
     def add_listener(self, listener: Callable[[object], None]) -> None:
         """Call `listener` with every budget event (and the guard events the doors emit through `on_event`)."""
@@ -472,6 +474,8 @@ class Governor:
         return budget_statuses(self.engine, self.store, now=self._clock())
 
     def close(self) -> None:
+        if self.response_cache is not None:
+            self.response_cache.close()
         if self.notifier is not None:
             self.notifier.close()  # type: ignore[attr-defined]
         if self.settle_retry is not None:

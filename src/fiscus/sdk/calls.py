@@ -6,12 +6,13 @@ and the async client, and the framework callbacks (`fiscus.sdk.observed`) reuse 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from fiscus.errors import FiscusError, UsageFormatError
 from fiscus.events.cost_event import CallStatus
 from fiscus.governor.steps import Steps
+from fiscus.sdk import response_cache
 from fiscus.sdk.drive import CallModel, CallSteps, ParseRaw, arun, run
 from fiscus.sdk.exchange import partial_exchange
 from fiscus.sdk.gate import Gate, Plan, Short, partial_text
@@ -20,6 +21,7 @@ from fiscus.sdk.override_grants import announce_steps
 from fiscus.sdk.streams import Observer, observe_async, observe_sync
 from fiscus.sdk.summaries import summary_steps, with_summary
 from fiscus.shaping.partial import BUDGET_EXHAUSTED
+from fiscus.shaping.response_cache import CachedAnswer
 from fiscus.usage import openai_chat
 from fiscus.usage.estimate import estimate_tokens, estimator_name
 from fiscus.usage.model import Usage, UsageDetail
@@ -169,6 +171,11 @@ def call_steps(
     """`shorts`: a call that reaches no model returns its `Short` for the door to answer."""
     governor = gate.governor
     stream = bool(kwargs.get("stream"))
+    cached = response_cache.lookup(gate, endpoint.fmt, kwargs)  # the call as the client made it
+    if cached is not None and cached.answer is not None:
+        hit = yield from _hit(gate, endpoint, kwargs, cached.answer)
+        if hit is not None:
+            return hit
     kwargs, summary = yield from summary_steps(gate, endpoint, kwargs, raw=False)
     plan = yield from admit_steps(gate, gate.prepare(endpoint.fmt, endpoint.provider, kwargs, endpoint.max_key(kwargs)))
     if isinstance(plan, Short):
@@ -191,6 +198,25 @@ def call_steps(
         admission, usage, status=CallStatus.OK, served_model=served, error=None, streamed=False
     )
     plan.after(event, output=text, tool_calls=calls)
+    if cached is not None and not admission.decision.degraded:  # a degraded answer is not the one asked for
+        response_cache.keep(gate, cached, response, usage, str(served))
+    return response
+
+
+def _hit(gate: Gate, endpoint: Endpoint, kwargs: dict[str, Any], answer: CachedAnswer) -> Steps[Any]:
+    """A call answered from the response cache, once the guards let it through (loops, breakers, a stopped
+    session): recorded as a cache hit at $0 and booked in the session like any call; None when a guard stops it
+    (the caller then goes the usual way and is refused there)."""
+    prepared = gate.prepare(endpoint.fmt, endpoint.provider, kwargs, endpoint.max_key(kwargs))
+    if not isinstance(prepared, Plan) or prepared.request is None:
+        return None
+    try:
+        response = response_cache.replayed(endpoint.fmt, answer)
+    except Exception:  # an entry this SDK version cannot read: a miss
+        return None
+    event = yield from gate.governor.cache_hit_steps(replace(prepared.request, input_tokens=0), answer.usage)
+    text, calls = output_of(endpoint.fmt, response)
+    prepared.after(event, output=text, tool_calls=calls)
     return response
 
 

@@ -181,6 +181,21 @@ RESPONSE_CACHES: Backends[ResponseCacheStore] = Backends(
 )
 
 
+def response_cache_beside(store: object) -> ResponseCacheStore:
+    """The response cache in the backend of an open budget store (the in-process SDK's governor): the same
+    SQLite file, the same Redis server and prefix, or this process's memory."""
+    from fiscus.stores.sqlite import SqliteStore
+
+    if isinstance(store, SqliteStore):
+        return SqliteResponseCache(store._path)
+    if type(store).__name__ == "RedisStore" and getattr(store, "_client", None) is not None:
+        from fiscus.stores.response_cache_redis import RedisResponseCache
+
+        tag = str(store._leases).split(":", 1)[0]  # type: ignore[attr-defined]  # the store's `{prefix}` hash tag
+        return RedisResponseCache(store._client, prefix=tag)  # type: ignore[attr-defined]
+    return MemoryResponseCache()
+
+
 def open_response_cache(url: str) -> ResponseCacheStore:
     """The response cache in the backend of the budget store at `url` (the same file, or server and prefix)."""
     return RESPONSE_CACHES.open(url)
