@@ -75,3 +75,22 @@ def test_shared_through_the_backend(kind: str, request: pytest.FixtureRequest, t
 def test_unknown_scheme_is_one_clear_error() -> None:
     with pytest.raises(StoreError, match="response cache URL 'ftp://x': unknown scheme"):
         open_response_cache("ftp://x")
+
+
+def test_beside_an_open_budget_store(store_url: str) -> None:
+    """The SDK opens the cache beside its governor's store: the same file, or Redis server and prefix."""
+    from fiscus.stores import open_store
+    from fiscus.stores.response_cache import response_cache_beside
+
+    budget = open_store(store_url)
+    beside = response_cache_beside(budget)
+    try:
+        beside.put("triage", "k", b"kept", ttl_s=60, max_entries=5)
+        assert beside.get("triage", "k") == b"kept"
+        if not store_url.startswith("memory"):  # one process's memory has no URL to reach it by
+            by_url = open_response_cache(store_url)
+            assert by_url.get("triage", "k") == b"kept"
+            by_url.close()
+    finally:
+        beside.close()
+        budget.close()
