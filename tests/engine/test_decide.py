@@ -6,6 +6,7 @@ from decimal import Decimal
 from fiscus.attribution import Attribution
 from fiscus.engine import EFFECTS, Action, Engine
 from fiscus.engine.ports import Counter
+from fiscus.meters import Amounts
 from fiscus.policy import parse_policy
 from fiscus.pricing.sheet import PriceSheet, Rate
 
@@ -230,3 +231,20 @@ def test_rolling_retry_at_is_when_enough_old_buckets_drop() -> None:
     decision = eng.decide(req, plan, counters)
     assert decision.action is Action.BLOCK
     assert decision.retry_at == datetime.fromtimestamp(plan.lines[0].window.drops_at[3], UTC)
+
+
+def test_an_exhausted_budget_gives_its_on_exhausted_answer_at_100_percent_and_below() -> None:
+    """`on_exhausted: block` with the default thresholds (partial at 1.0): a call that no longer fits and a call
+    that finds the budget at 100 % get the same block, whatever the counters read at that instant."""
+    eng = engine(
+        {"budgets": [{"name": "firm", "scope": {"team": "growth"}, "limit": {"requests": 10}, "on_exhausted": "block"}]}
+    )
+    ask = request()
+    plan = eng.plan(ask, NOW)
+    at_limit = Counter(spent=Amounts(0, 0, 10), reserved=Amounts(0, 0, 0))
+    held_by_others = Counter(spent=Amounts(0, 0, 9), reserved=Amounts(0, 0, 1))
+    for counter in (at_limit, held_by_others):
+        decision = eng.decide(ask, plan, {plan.keys[0]: counter})
+        assert decision.action is Action.BLOCK and decision.exhausted_budget == "firm"
+    roomy = eng.decide(ask, plan, {plan.keys[0]: Counter(spent=Amounts(0, 0, 5), reserved=Amounts(0, 0, 0))})
+    assert roomy.calls_model

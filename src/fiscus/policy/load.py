@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -188,6 +189,16 @@ def _compile_budget(spec: BudgetSpec, where: str) -> Budget:
         if spec.on_exhausted
         else (top.action if top.action in (Action.PARTIAL, Action.BLOCK) else Action.PARTIAL)
     )
+    if spec.on_exhausted:
+        # An exhausted budget gives one answer: a refusing threshold at or past the limit (the default partial at
+        # 1.0) takes `on_exhausted`'s action, or a call would get a partial when the counters read 100 % and a
+        # block when they read just below — which one depending on what other workers held at that instant.
+        thresholds = tuple(
+            replace(t, action=exhausted, override=t.override and exhausted is Action.BLOCK)
+            if t.at >= 1 and t.action in (Action.PARTIAL, Action.BLOCK)
+            else t
+            for t in thresholds
+        )
     nominal = _limits(spec.limit, Decimal(1))
     name = spec.name or _auto_name(scope, window)
     return Budget(
