@@ -18,7 +18,7 @@ import httpx
 import openai
 import pytest
 
-from fiscus.config import ProviderConfig
+from fiscus.config import ProviderConfig, StoreConfig
 from fiscus.guards import BreakerConfig, BreakerRegistry, LoopConfig
 from tests.gateway.conftest import UPSTREAM_KEY_ENV, Real, real_gateway
 
@@ -287,3 +287,16 @@ def test_a_loop_with_action_raise_is_a_429_without_retry(tmp_path: Path, emulato
         assert caught.value.response.headers["x-should-retry"] == "false"
         assert caught.value.response.headers["x-fiscus-guard"] == "loop_detected"
         assert real.events()[-1].status == "blocked"
+
+
+def test_an_unreachable_budget_store_is_a_503_with_retry_after(tmp_path: Path, emulator_url: str) -> None:
+    store = f"redis://127.0.0.1:{_closed_port()}/0?prefix=fiscus-test-gone"
+    update = {"store": StoreConfig(pool_wait_s=0.5)}
+    with real_gateway(tmp_path, emulator_url, ROOMY, store, config_update=update, breakers=NO_BREAKERS) as real:
+        with pytest.raises(openai.InternalServerError) as caught:
+            real.openai().chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+        assert caught.value.status_code == 503 and caught.value.body["code"] == "store_unavailable"
+        assert caught.value.response.headers["retry-after"] == "5"
+        with pytest.raises(anthropic.InternalServerError) as refused:
+            real.anthropic().messages.create(model="claude-haiku-4-5", max_tokens=20, messages=MESSAGES)
+        assert refused.value.status_code == 503 and "budget store unavailable" in refused.value.message

@@ -26,6 +26,7 @@ from fiscus.config import FiscusConfig
 from fiscus.engine.decision import Action
 from fiscus.errors import FiscusError, StoreError, StoreUnavailable
 from fiscus.events.otel import join_callers_trace, release
+from fiscus.gateway.answers import OUTAGE_RETRY_S
 from fiscus.gateway.calls import Gateway
 from fiscus.gateway.guards import GatewayGuards
 from fiscus.gateway.metrics import CONTENT_TYPE, GatewayMetrics
@@ -70,7 +71,8 @@ class ProtocolEndpoint:
         except StoreError as exc:
             log.error("budget store failed: %s", exc)
             self.gateway.metrics.error("store")
-            response = RawResponse(error_body(self.protocol, 503, f"budget store unavailable: {exc}"), 503)
+            body = error_body(self.protocol, 503, f"budget store unavailable: {exc}", code="store_unavailable")
+            response = RawResponse(body, 503, {"retry-after": str(OUTAGE_RETRY_S)})
         except FiscusError as exc:
             response = RawResponse(error_body(self.protocol, 400, str(exc)), 400)
         except Exception:
