@@ -296,7 +296,7 @@ def test_an_unreachable_budget_store_is_a_503_with_retry_after(tmp_path: Path, e
         with pytest.raises(openai.InternalServerError) as caught:
             real.openai().chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
         assert caught.value.status_code == 503 and caught.value.body["code"] == "store_unavailable"
-        assert caught.value.response.headers["retry-after"] == "5"
+        assert int(caught.value.response.headers["retry-after"]) >= 1
         with pytest.raises(anthropic.InternalServerError) as refused:
             real.anthropic().messages.create(model="claude-haiku-4-5", max_tokens=20, messages=MESSAGES)
-        assert refused.value.status_code == 503 and "budget store unavailable" in refused.value.message
+        assert refused.value.status_code == 503 and refused.value.body["error"]["code"] == "store_unavailable"

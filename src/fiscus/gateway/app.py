@@ -66,7 +66,7 @@ class ProtocolEndpoint:
             response = RawResponse(body, exc.status, exc.headers)
         except StoreUnavailable as exc:  # lost or unreachable, answered per store.on_store_loss (logged once there)
             self.gateway.metrics.error("store")
-            body = error_body(self.protocol, 503, str(exc))
+            body = error_body(self.protocol, 503, str(exc), code="store_unavailable")
             response = RawResponse(body, 503, {"retry-after": str(exc.retry_after)})
         except StoreError as exc:
             log.error("budget store failed: %s", exc)
