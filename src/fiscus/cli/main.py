@@ -30,6 +30,7 @@ _COMMAND_MODULES = (
     "breakeven",
     "audit",
     "budgets",
+    "breakers",
     "alerts",
     "keys",
     "overrides",

@@ -22,7 +22,8 @@ def register(app: typer.Typer) -> None:
         /v1/messages, /v1/models, /healthz, /metrics and the admin API under /admin.
 
         Every worker reads the same config, so all share the budget store and the circuit breakers' state
-        (guards.state, beside the budget store by default): a breaker opened in one is open in all."""
+        (guards.state, beside the budget store by default): a breaker opened in one is open in all. SIGHUP
+        reloads the policy file (validated first; a broken file keeps the running policy) in every worker."""
         import uvicorn
 
         from fiscus.config import load_config
@@ -46,6 +47,8 @@ def register(app: typer.Typer) -> None:
         loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
         if http == "h11":
             print("fiscus: httptools is not installed; using the slower h11 parser", file=sys.stderr)
+        if workers > 1:
+            _forward_sighup()
         host, port = host or loaded.gateway.host, port or loaded.gateway.port
         base = f"http://{host}:{port}"
         print(
@@ -65,3 +68,19 @@ def register(app: typer.Typer) -> None:
             access_log=False,
             log_level="warning",
         )
+
+
+def _forward_sighup() -> None:
+    """uvicorn's supervisor answers SIGHUP by restarting its workers, and a worker restarted on a broken policy
+    file would fail to start: pass the signal to each worker instead, which reloads its policy (validated first)."""
+    import signal
+
+    from uvicorn.supervisors.multiprocess import Multiprocess
+
+    def handle_hup(self: Multiprocess) -> None:
+        for process in self.processes:
+            pid = process.process.pid
+            if pid is not None:
+                os.kill(pid, signal.SIGHUP)
+
+    Multiprocess.handle_hup = handle_hup  # type: ignore[method-assign]

@@ -69,6 +69,38 @@ class BreakerTripped:
 
 
 @dataclass(frozen=True, slots=True)
+class SpendRateLevel:
+    """The account-wide spend rate of a breaker's scope reached a level of the seeds' alert table: `warning` at
+    2 × the median hourly spend, `critical` at 5 × (the breaker itself trips at its `spend_rate_k`)."""
+
+    scope: str
+    level: str
+    hour_spend: Decimal
+    median_hourly: Decimal
+    ratio: Decimal
+    timestamp: datetime = field(default_factory=_now)
+
+    @property
+    def message(self) -> str:
+        return (
+            f"{self.scope} spend rate {self.level}: ${self.hour_spend} this hour is {self.ratio} × "
+            f"the median hourly spend ${self.median_hourly}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": "spend_rate_level",
+            "scope": self.scope,
+            "level": self.level,
+            "hour_spend_usd": format(self.hour_spend, "f"),
+            "median_hourly_usd": format(self.median_hourly, "f"),
+            "ratio": format(self.ratio, "f"),
+            "message": self.message,
+            "timestamp": self.timestamp.isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class SessionEnded:
     """The summary of one agent session: what it cost, how many steps, and why it ended.
 

@@ -1,8 +1,8 @@
-"""The admin API, mounted at `/admin`: virtual keys, budget status and spend (OpenAPI at `/admin/openapi.json`),
-and the dashboard page that shows them (`/admin/dashboard`). Off the hot path, so FastAPI and pydantic are welcome
-here. Every API route needs `Authorization: Bearer <token>` where the token is the value of the env var named by
-`gateway.admin_token_env`; without it the API is closed. The OpenAPI document needs the token too (it maps what
-an attacker could try); the dashboard page itself holds no data.
+"""The admin API, mounted at `/admin`: virtual keys, budget status and spend, breakers and policy reload
+(OpenAPI at `/admin/openapi.json`), and the dashboard page that shows them (`/admin/dashboard`). Off the hot
+path, so FastAPI and pydantic are welcome here. Every API route needs `Authorization: Bearer <token>` where the
+token is the value of the env var named by `gateway.admin_token_env`; without it the API is closed. The OpenAPI
+document needs the token too (it maps what an attacker could try); the dashboard page itself holds no data.
 """
 
 from __future__ import annotations
@@ -22,11 +22,14 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from fiscus.errors import FiscusError
+from fiscus.gateway.admin_breakers import breakers_router
 from fiscus.gateway.admin_cases import cases_router
 from fiscus.gateway.admin_overrides import overrides_router
 from fiscus.gateway.admin_review import review_router
 from fiscus.gateway.tokens import configured, matches
 from fiscus.governor import Governor
+from fiscus.governor.reload import PolicyReloader
+from fiscus.guards.registry import BreakerRegistry
 from fiscus.keys import KeyClaims, KeyNotFoundError, KeyRing, VirtualKey
 
 _WINDOWS = {
@@ -102,7 +105,8 @@ def create_admin_app(
     ledger_url: str,
     token_env: str,
     open_ledger: Callable[[str], Any],
-    breakers: Callable[[], list[dict[str, Any]]] | None = None,
+    breakers: BreakerRegistry | None = None,
+    reloader: PolicyReloader | None = None,
     alerts: Any | None = None,
     overrides: Any | None = None,
     forecast_file: Path | None = None,
@@ -164,11 +168,6 @@ def create_admin_app(
         """Every budget: limit, spent, reserved, utilisation, window reset."""
         return [_plain(status) for status in governor.status()]
 
-    @app.get("/breakers", dependencies=guarded)
-    def breaker_states() -> list[dict[str, Any]]:
-        """Every circuit breaker of this gateway process: scope, state, trips, reason, when it reopens."""
-        return breakers() if breakers is not None else []
-
     @app.get("/spend", dependencies=guarded)
     def spend(
         by: str = Query("", description="comma-separated dimensions, e.g. team,agent or model,day"),
@@ -213,6 +212,7 @@ def create_admin_app(
         governor=governor, alerts=alerts, ledger_url=ledger_url, open_ledger=open_ledger, forecast_file=forecast_file
     )
     app.include_router(review, dependencies=guarded)
+    app.include_router(breakers_router(registry=breakers, reloader=reloader), dependencies=guarded)
     app.include_router(overrides_router(governor=governor, keyring=keyring, overrides=overrides), dependencies=guarded)
     return app
 

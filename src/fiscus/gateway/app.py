@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
@@ -35,6 +36,7 @@ from fiscus.gateway.protocol import CHAT, MESSAGES, RESPONSES, BadRequest, Proto
 from fiscus.gateway.responses import JSON, RawResponse
 from fiscus.gateway.tokens import bearer, configured, matches
 from fiscus.governor.pace_watch import PaceWatch
+from fiscus.governor.reload import POLICY_SCOPE, PolicyReloader
 from fiscus.guards import BreakerConfig, BreakerRegistry, LoopConfig
 from fiscus.reports.weekly.delivery import WeeklyDelivery
 from fiscus.serving import serve_in_thread
@@ -205,6 +207,11 @@ def create_app(
 
     from fiscus.gateway.admin import create_admin_app
 
+    reloader = None
+    if _keeps(governor):  # a real governor: its policy can be reloaded; the version reaches every worker
+        reloader = PolicyReloader(governor, config.policy, notify=config.notify, state=registry.state)
+        registry.watchers.append(_policy_watcher(reloader))
+
     admin = create_admin_app(
         governor=governor,
         keyring=keyring,
@@ -212,7 +219,8 @@ def create_app(
         ledger_url=config.ledger,
         token_env=config.gateway.admin_token_env,
         open_ledger=open_ledger,
-        breakers=registry.snapshot,
+        breakers=registry,
+        reloader=reloader,
         alerts=alerts,
         forecast_file=config.review.weekly.targets,
     )
@@ -229,10 +237,15 @@ def create_app(
             _every(config.gateway.alert_check_s, alerts.check, "alert check") if alerts else None,
             _every(config.review.weekly.check_s, weekly.check, "weekly report") if weekly else None,
             start_watch(door, config.gateway.batch_poll_s) if _keeps(governor) else None,
+            # An idle worker still takes a reload another worker published, and its windows' deltas go out.
+            _every(max(config.guards.state_refresh_s, 1.0), registry.sync, "breaker state sync"),
         ]
+        hangup = _on_sighup(reloader) if reloader is not None else False
         try:
             yield
         finally:
+            if hangup:
+                asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
             for watch in watches:
                 if watch is not None:
                     watch.cancel()
@@ -270,6 +283,33 @@ def create_app(
     app = GatewayApp(proxied=proxied, routes=routes, lifespan=lifespan, exception_handlers=handlers)
     app.state.gateway = gateway
     return app
+
+
+def _policy_watcher(reloader: PolicyReloader) -> Callable[[Any], None]:
+    def watch(record: Any) -> None:
+        if record.scope == POLICY_SCOPE:
+            reloader.on_record(record)
+
+    return watch
+
+
+def _on_sighup(reloader: PolicyReloader) -> bool:
+    """SIGHUP reloads the policy (validated first; off the event loop). Only a process's main thread can take
+    signals: a gateway served from a thread (tests, the demo) has the admin route instead."""
+    loop = asyncio.get_running_loop()
+
+    running: set[asyncio.Task[Any]] = set()  # referenced until done, so a reload is not collected midway
+
+    def hup() -> None:
+        task = loop.create_task(asyncio.to_thread(reloader.reload, why="SIGHUP"))
+        running.add(task)
+        task.add_done_callback(running.discard)
+
+    try:
+        loop.add_signal_handler(signal.SIGHUP, hup)
+    except (ValueError, RuntimeError, NotImplementedError, AttributeError):
+        return False
+    return True
 
 
 def _keeps(governor: Any) -> bool:

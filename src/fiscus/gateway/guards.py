@@ -10,8 +10,9 @@ detector is fed once per request — `after_call` with the previous answer (and 
 then `before_call` with the new request — and a detection refuses the very call that would repeat the loop.
 
 Breakers trip on their own signals only: spend rate (fed by every settled call), error rate (provider-side
-failures only, per provider/model) and loops. A budget's exhaustion is that budget instance's refusal, decided
-by the engine; it opens no breaker, so user u1 of a per-user budget is refused while u2 is served.
+failures only, per provider/model; every failed call of a key, per virtual key) and loops. A budget's
+exhaustion is that budget instance's refusal, decided by the engine; it opens no breaker, so user u1 of a
+per-user budget is refused while u2 is served.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 
 from fiscus.attribution import Attribution
 from fiscus.engine.decision import Action, Decision
-from fiscus.events.cost_event import CostEvent, new_event_id
+from fiscus.events.cost_event import CallStatus, CostEvent, new_event_id
 from fiscus.events.guard_events import LoopDetected
 from fiscus.governor import Admission, CallRequest
 from fiscus.guards import BreakerRegistry, Detection, LoopConfig, LoopDetector
@@ -113,7 +114,7 @@ class GatewayGuards:
         """The refusal of an open breaker covering this call (global, its agent's, its provider/model's) or
         of its session's loop detector; None when it may go on."""
         agent = attribution.agent
-        breaker = self.breakers.check(agent, provider=provider, model=model)
+        breaker = self.breakers.check(agent, provider=provider, model=model, key=attribution.api_key)
         if breaker is not None:
             trip = breaker.last_trip
             why = trip.message if trip is not None else "circuit breaker open"
@@ -219,13 +220,17 @@ class GatewayGuards:
         """Feed the breakers and the session's token count. `provider_failed`: the provider failed the call (5xx,
         529, timeout, connection error), what error-rate breakers count; a 4xx the request caused is not."""
         state = self._postmortem(attribution)
+        # A refusal reached no provider: it is no call of the model's or the key's error window.
+        reached = event.status is CallStatus.OK or event.status is CallStatus.ERROR
         trips = self.breakers.record(
             attribution.agent,
             cost=event.cost.total,
             ok=not provider_failed,
             state=state,
-            provider=event.provider,
-            model=event.requested_model,
+            provider=event.provider if reached else None,
+            model=event.requested_model if reached else None,
+            key=attribution.api_key if reached else None,
+            failed=event.status is CallStatus.ERROR,
         )
         for trip in trips:
             self._announce(trip)

@@ -65,6 +65,7 @@ class BreakerConfig:
     error_window: int = 20
     min_calls: int = 10
     half_open_probes: int = 1
+    error_window_s: float = 120.0  # the account-wide error window (shared windows count time, not calls)
 
     def __post_init__(self) -> None:
         if self.cooldown_s < 0:
@@ -73,6 +74,8 @@ class BreakerConfig:
             raise ConfigError(f"breaker spend_rate_k must be > 0, got {self.spend_rate_k}")
         if self.error_rate is not None and not 0 < self.error_rate <= 1:
             raise ConfigError(f"breaker error_rate must be in (0, 1], got {self.error_rate}")
+        if self.error_window_s <= 0:
+            raise ConfigError(f"breaker error_window_s must be > 0, got {self.error_window_s}")
         if self.half_open_probes < 1:
             raise ConfigError(f"breaker half_open_probes must be ≥ 1, got {self.half_open_probes}")
 
@@ -167,15 +170,53 @@ class CircuitBreaker:
                 return self._error_rate_trip(now)
             return None
         if state is BreakerState.HALF_OPEN:
-            self._probes_out = max(self._probes_out - 1, 0)
-            if not ok:
-                return self._open("probe_failed", "the half-open probe failed", {}, now)
-            self._probe_successes += 1
-            if self._probe_successes >= self.config.half_open_probes:
-                self._move(BreakerInput.SUCCESS)
-                self._clear_outcomes()
-                self.since = now
+            return self.probe_done(ok, now)
         return None
+
+    def probe_done(self, ok: bool, now: float) -> Trip | None:
+        """A half-open probe's outcome: enough successes close the breaker, one failure opens it again."""
+        self._probes_out = max(self._probes_out - 1, 0)
+        if not ok:
+            return self._open("probe_failed", "the half-open probe failed", {}, now)
+        self._probe_successes += 1
+        if self._probe_successes >= self.config.half_open_probes:
+            self._move(BreakerInput.SUCCESS)
+            self._clear_outcomes()
+            self.since = now
+        return None
+
+    def judge(
+        self, *, hour_spend: Decimal, baseline: Decimal | None, calls: int, failures: int, now: float
+    ) -> Trip | None:
+        """The closed state's checks on account-wide figures (`fiscus.guards.account`) rather than this
+        process's own windows: this hour's spend against k × the median, failures in the error window."""
+        if self._state is not BreakerState.CLOSED:
+            return None
+        config = self.config
+        k = config.spend_rate_k
+        if k is not None and baseline is not None and hour_spend > k * baseline:
+            return self._open(
+                "spend_rate",
+                f"account-wide spend this hour ${hour_spend} is above {k} × the median hourly spend ${baseline}",
+                {"hour_spend_usd": str(hour_spend), "median_hourly_usd": str(baseline), "k": str(k)},
+                now,
+            )
+        threshold = config.error_rate
+        if failures and threshold is not None and calls >= config.min_calls and failures / calls >= threshold:
+            return self._open(
+                "error_rate",
+                f"{failures} of {calls} calls failed in the last {config.error_window_s:g} s",
+                {"failures": failures, "calls": calls, "threshold": threshold, "window_s": config.error_window_s},
+                now,
+            )
+        return None
+
+    def reset(self, now: float) -> None:
+        """Close it by an operator's hand: outcomes and probes start again."""
+        self._state = BreakerState.CLOSED
+        self._probes_out = self._probe_successes = 0
+        self._clear_outcomes()
+        self.since = now
 
     def trip(self, reason: str, message: str, details: dict[str, Any] | None = None) -> Trip:
         """Open the breaker on purpose (budget exhausted, loop detected)."""
@@ -242,11 +283,14 @@ class CircuitBreaker:
             details=dict(trip.details) if trip and is_open else {},
         )
 
-    def adopt(self, record: BreakerRecord) -> bool:
-        """Take a state recorded by another process when it is newer than this breaker's own; True if taken.
-        It is set, not reached through the table: the other process already made that transition."""
-        if record.since <= self.since:
+    def adopt(self, record: BreakerRecord, *, force: bool = False) -> bool:
+        """Take a state recorded by another process when it is newer than this breaker's own (or, `force`,
+        an earlier trip of the same burst); True if taken. It is set, not reached through the table: the other
+        process already made that transition."""
+        if record.since <= self.since and not force:
             return False
+        if force:
+            self.trips = max(self.trips - 1, 0)  # this process's own trip of the burst did not happen
         self.since = record.since
         self.trips = max(self.trips, record.trips)
         self._probes_out = self._probe_successes = 0

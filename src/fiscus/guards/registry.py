@@ -7,18 +7,24 @@ written on a trip.
 a client's bad requests (4xx) stop nothing.
 A trip writes the caller's session state as JSON under `postmortem_dir` and emits a `BreakerTripped` event.
 
+A key's breaker ("key:<id>", given `key`) counts every failed call of that key, whatever failed it: a stolen
+key firing failing requests opens its own breaker and no other.
+
 With a `BreakerStateStore` every trip and close is saved there, and `check` takes the newer records other
 processes saved, read at most once per `refresh_s`, so a breaker opened in one worker is open in all within
-about that time while the hot path stays a dictionary lookup. Spend-rate and error-rate windows stay per
-process: each worker sees its share of the traffic, and the ratio to its own median is the same.
+about that time while the hot path stays a dictionary lookup. With `BreakerWindows` the spend-rate and
+error-rate windows are account-wide too (`fiscus.guards.account`): every worker and SDK process adds to the
+same figures, so a burst split across them trips the breaker its sum crosses; the half-open probe is a lease
+in the same store, one probe out at a time across all of them. Without windows each process judges its own.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import os
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -27,16 +33,32 @@ from pathlib import Path
 from typing import Any
 
 from fiscus.errors import FiscusError
-from fiscus.events.guard_events import BreakerTripped
+from fiscus.events.guard_events import BreakerTripped, SpendRateLevel
+from fiscus.guards.account import AccountWindows, Figures
 from fiscus.guards.breaker import BreakerConfig, BreakerState, CircuitBreaker, Trip
+from fiscus.guards.postmortem import write_postmortem
 from fiscus.guards.record import BreakerRecord
 from fiscus.guards.state import BreakerStateStore
+from fiscus.guards.windows import BreakerWindows
+from fiscus.money import to_nanos
 
 log = logging.getLogger("fiscus.guards")
 
 GLOBAL = "global"
 MODEL_PREFIX = "model:"
+KEY_PREFIX = "key:"
+NOTE_PREFIX = "~"  # records in the breaker state that are notes to every process, not breakers
+# The seeds' alert table for the hourly spend rate: warning at 2 ×, critical at 5 × the baseline.
+LEVELS = (("critical", Decimal(5)), ("warning", Decimal(2)))
+PROBE_LEASE_S = 60.0  # a probe's lease outlives any call; a worker that dies holding it frees it by then
 DEFAULT_POSTMORTEM_DIR = Path(".fiscus/postmortems")
+
+
+def key_defaults(config: BreakerConfig) -> BreakerConfig:
+    """A virtual key's breaker unless configured: no spend rate (the agents' and the global one watch spend),
+    open when 80 % of at least 50 calls in the error window failed, for whatever reason. Higher than a model's
+    bar, because a client's own bad requests count here: ten 404s are a bug, thousands are a stolen key."""
+    return replace(config, spend_rate_k=None, error_rate=0.8, min_calls=50, error_window=50)
 
 
 class BreakerRegistry:
@@ -54,10 +76,15 @@ class BreakerRegistry:
         on_event: Callable[[object], None] | None = None,
         state: BreakerStateStore | None = None,
         refresh_s: float = 0.5,
+        windows: BreakerWindows | None = None,
+        per_key: BreakerConfig | None = None,
+        postmortem_text: bool = False,
     ) -> None:
         self.config = config or BreakerConfig()
         self.per_agent = per_agent or self.config
         self.agents = dict(agents or {})
+        self.per_key = per_key or key_defaults(self.config)
+        self.postmortem_text = postmortem_text
         self._clock = clock
         self.postmortem_dir = Path(postmortem_dir) if postmortem_dir is not None else None
         self.on_event = on_event
@@ -69,12 +96,29 @@ class BreakerRegistry:
         self._breakers: dict[str, CircuitBreaker] = {GLOBAL: CircuitBreaker(GLOBAL, self.config, clock)}
         self._scopes_of: dict[str | None, tuple[str, ...]] = {}
         self.events: list[BreakerTripped] = []
+        self.account: AccountWindows | None = None
+        if windows is not None:
+            configs = [self.config, self.per_agent, self.per_key, *self.agents.values()]
+            self.account = AccountWindows(
+                windows,
+                history_hours=max(c.history_hours for c in configs),
+                error_window_s=max(c.error_window_s for c in configs),
+                refresh_s=refresh_s,
+                clock=clock,
+            )
+        self._holder = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"  # this registry's name on a probe lease
+        self._probing: set[str] = set()  # scopes whose shared probe lease this registry holds
+        self._levels: dict[str, tuple[int, str]] = {}  # scope → (hour, level) last announced
+        self.watchers: list[Callable[[BreakerRecord], None]] = []  # called with each newer note record
+        self._notes: dict[str, float] = {}
 
     def config_for(self, scope: str) -> BreakerConfig:
         if scope == GLOBAL:
             return self.config
         if scope.startswith(MODEL_PREFIX):  # a model's breaker watches its error rate; spend is the others'
             return replace(self.config, spend_rate_k=None)
+        if scope.startswith(KEY_PREFIX):
+            return self.per_key
         return self.agents.get(scope.removeprefix("agent:"), self.per_agent)
 
     @staticmethod
@@ -84,6 +128,10 @@ class BreakerRegistry:
     @staticmethod
     def model_scope(provider: str, model: str) -> str:
         return f"{MODEL_PREFIX}{provider}/{model}"
+
+    @staticmethod
+    def key_scope(key: str) -> str:
+        return f"{KEY_PREFIX}{key}"
 
     def breaker(self, scope: str) -> CircuitBreaker:
         with self._lock:
@@ -105,22 +153,49 @@ class BreakerRegistry:
         return scopes
 
     def check(
-        self, agent: str | None, *, provider: str | None = None, model: str | None = None
+        self,
+        agent: str | None,
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+        key: str | None = None,
     ) -> CircuitBreaker | None:
-        """The breaker that refuses a call for `agent` (to `provider`/`model`) now, or None when it may go out."""
+        """The breaker that refuses a call for `agent` (with `key`, to `provider`/`model`) now, or None when it
+        may go out."""
         if self.state is not None and self._clock() >= self._next_sync:
             self.sync()
         breakers = self._breakers
         scopes = self._scopes(agent)
+        if key:
+            scopes = (*scopes, self.key_scope(key))
         if provider and model:
             scopes = (*scopes, self.model_scope(provider, model))
         with self._lock:
             for scope in scopes:
                 breaker = breakers.get(scope)
                 # A closed breaker allows without more ado (`allow` handles open and half-open).
-                if breaker is not None and breaker._state is not BreakerState.CLOSED and not breaker.allow():
+                if breaker is not None and breaker._state is not BreakerState.CLOSED and not self._allow(breaker):
                     return breaker
         return None
+
+    def _allow(self, breaker: CircuitBreaker) -> bool:  # under the lock
+        """Open refuses; half-open lets a probe out, and with shared windows only the holder of the scope's
+        lease does, so one probe is out at a time across every process."""
+        if not breaker.allow():
+            return False
+        if self.account is None or breaker._state is not BreakerState.HALF_OPEN:
+            return True
+        scope = breaker.scope
+        try:
+            claimed = self.account.windows.claim_probe(scope, self._holder, now=self._clock(), lease_s=PROBE_LEASE_S)
+        except FiscusError as exc:
+            self._store_failed(exc)
+            claimed = True  # the store is out: each process probes on its own, as without windows
+        if not claimed:
+            breaker._probes_out = max(breaker._probes_out - 1, 0)
+            return False
+        self._probing.add(scope)
+        return True
 
     def record(
         self,
@@ -131,28 +206,144 @@ class BreakerRegistry:
         state: dict[str, Any] | None = None,
         provider: str | None = None,
         model: str | None = None,
+        key: str | None = None,
+        failed: bool | None = None,
     ) -> list[BreakerTripped]:
         """A call finished; returns the trips it caused. `ok=False`: the provider failed it (5xx, 529, timeout,
-        connection error), counted by the provider/model's breaker only (given `provider` and `model`)."""
+        connection error), counted by the provider/model's breaker only (given `provider` and `model`).
+        `key` and `failed` (the call failed, for whatever reason; default: `not ok`) feed the key's breaker."""
         trips: list[Trip] = []
         changed: list[BreakerRecord] = []
         sharing = self.state is not None
         now = self._clock()
         scopes = [(scope, True) for scope in self._scopes(agent)]
+        if key:
+            scopes.append((self.key_scope(key), not (failed if failed is not None else not ok)))
         if provider and model:
             scopes.append((self.model_scope(provider, model), ok))
+        account = self.account
+        if account is not None:
+            self._feed(account, scopes, cost)
+            if account.due(now) or not all(account.known(scope) for scope, _ in scopes):
+                self._exchange([scope for scope, _ in scopes])
+        figures: dict[str, Figures] = {}
         with self._lock:
             for scope, outcome in scopes:
                 breaker = self._breakers.get(scope) or self._breaker(scope)
                 since = breaker.since
-                trip = breaker.record(cost=cost, ok=outcome, now=now)
+                if account is None:
+                    trip = breaker.record(cost=cost, ok=outcome, now=now)
+                elif breaker.state is BreakerState.HALF_OPEN:
+                    trip = breaker.probe_done(outcome, now)
+                else:
+                    found = figures[scope] = account.figures(scope, breaker.config, now)
+                    trip = breaker.judge(
+                        hour_spend=found.hour_spend,
+                        baseline=found.baseline,
+                        calls=found.calls,
+                        failures=found.failures,
+                        now=now,
+                    )
                 if sharing and breaker.since != since:
                     changed.append(breaker.to_record())
                 if trip is not None:
                     trips.append(trip)
+        if trips and account is not None and sharing:
+            trips = self._first_trips(trips, changed)
         for record in changed:  # outside the lock: a store write may take a round trip
             self._share(record)
-        return [self._announce(trip, state) for trip in trips] if trips else []
+            if record.scope in self._probing:
+                self._release_probe(record.scope)
+        if figures:
+            self._announce_levels(figures, now)
+        return [self._announce(trip, state, figures.get(trip.scope)) for trip in trips] if trips else []
+
+    def _first_trips(self, trips: list[Trip], changed: list[BreakerRecord]) -> list[Trip]:
+        """Several processes may see the same account-wide figures cross the line within one refresh: the first
+        trip recorded in the shared state stands, and a later one takes it instead of announcing its own."""
+        assert self.state is not None
+        try:
+            held = {r.scope: r for r in self.state.load_all()}
+        except FiscusError as exc:
+            self._store_failed(exc)
+            return trips
+        kept = []
+        for trip in trips:
+            first = held.get(trip.scope)
+            if first is None or first.state != "open" or first.since >= trip.opened_at:
+                kept.append(trip)
+                continue
+            if first.reopens_at is not None and first.reopens_at <= trip.opened_at:
+                kept.append(trip)  # that trip's cooldown is over: this one is a new trip
+                continue
+            with self._lock:
+                self._breakers[trip.scope].adopt(first, force=True)
+            changed[:] = [r for r in changed if r.scope != trip.scope]
+        return kept
+
+    def _feed(self, account: AccountWindows, scopes: list[tuple[str, bool]], cost: Decimal) -> None:
+        nanos = to_nanos(cost) if cost > 0 else 0
+        for scope, outcome in scopes:
+            config = self.config_for(scope)
+            spend = nanos if config.spend_rate_k is not None else 0
+            counted = config.error_rate is not None
+            if spend or counted:
+                account.add(scope, spend_nanos=spend, calls=int(counted), failures=int(counted and not outcome))
+
+    def _exchange(self, scopes: list[str]) -> None:
+        assert self.account is not None
+        try:
+            self.account.exchange(scopes)
+        except FiscusError as exc:
+            self._store_failed(exc)
+
+    def _release_probe(self, scope: str) -> None:
+        assert self.account is not None
+        self._probing.discard(scope)
+        try:
+            self.account.windows.release_probe(scope, self._holder)
+        except FiscusError as exc:
+            self._store_failed(exc)
+
+    def _announce_levels(self, figures: dict[str, Figures], now: float) -> None:
+        """The alert table's levels of the account-wide spend rate, once per scope and hour and level."""
+        hour = int(now // 3600)
+        for scope, found in figures.items():
+            ratio = found.ratio()
+            if ratio is None:
+                continue
+            level = next((name for name, at in LEVELS if ratio >= at), None)
+            if level is None or self._levels.get(scope) in ((hour, level), (hour, "critical")):
+                continue
+            self._levels[scope] = (hour, level)
+            assert found.baseline is not None
+            event = SpendRateLevel(scope, level, found.hour_spend, found.baseline, ratio.quantize(Decimal("0.01")))
+            log.warning("fiscus: %s", event.message)
+            if self.on_event is not None:
+                self.on_event(event)
+
+    def reset(self, scope: str) -> BreakerRecord:
+        """An operator closes the breaker of `scope` everywhere: the closed record is shared and the scope's
+        account-wide figures start again (the burst that tripped it is accounted for; the trip stays in its
+        post-mortem). Raises `KeyError` for a scope no process has seen."""
+        if self.state is not None:
+            self.sync()
+        with self._lock:
+            breaker = self._breakers.get(scope)
+            if breaker is None:
+                raise KeyError(scope)
+            breaker.reset(max(self._clock(), breaker.since + 1e-6))
+            record = breaker.to_record()
+        if self.account is not None:
+            self.account.forget(scope)
+            try:
+                self.account.windows.clear(scope)
+            except FiscusError as exc:
+                self._store_failed(exc)
+        if self.state is not None:
+            self._share(record)
+        log.warning("fiscus: breaker %s reset by an operator", scope)
+        return record
 
     def trip(
         self, agent: str | None, reason: str, message: str, *, state: dict[str, Any] | None = None
@@ -170,6 +361,8 @@ class BreakerRegistry:
 
     def sync(self) -> None:
         """Take the newer records other processes saved. A failing store leaves the local state as it is."""
+        if self.account is not None and self.account.due(self._clock()):
+            self._exchange([])
         if self.state is None:
             return
         self._next_sync = self._clock() + self.refresh_s  # first, so concurrent callers do not all read
@@ -179,14 +372,25 @@ class BreakerRegistry:
             self._store_failed(exc)
             return
         self._state_failing = False
+        notes = [r for r in records if r.scope.startswith(NOTE_PREFIX) and r.since > self._notes.get(r.scope, 0.0)]
+        for note in notes:  # not a breaker: a note for the process (the published policy version)
+            self._notes[note.scope] = note.since
+            for watcher in self.watchers:
+                try:
+                    watcher(note)
+                except Exception:  # a watcher's failure must not stop breaker sharing
+                    log.exception("fiscus: breaker state watcher failed")
         with self._lock:
             for record in records:
+                if record.scope.startswith(NOTE_PREFIX):
+                    continue
                 found = self._breakers.get(record.scope)
                 if found is None:
                     found = self._breakers[record.scope] = CircuitBreaker(
                         record.scope, self.config_for(record.scope), self._clock
                     )
-                found.adopt(record)
+                if found.adopt(record) and record.state == BreakerState.CLOSED and self.account is not None:
+                    self.account.stale(record.scope)
 
     def _share(self, record: BreakerRecord) -> None:
         assert self.state is not None
@@ -202,11 +406,14 @@ class BreakerRegistry:
         self._state_failing = True
 
     def close(self) -> None:
+        if self.account is not None:
+            self._exchange([])  # what this process added since its last exchange still counts
+            self.account.windows.close()
         if self.state is not None:
             self.state.close()
 
-    def _announce(self, trip: Trip, state: dict[str, Any] | None) -> BreakerTripped:
-        path = self._write_postmortem(trip, state) if state is not None else None
+    def _announce(self, trip: Trip, state: dict[str, Any] | None, figures: Figures | None = None) -> BreakerTripped:
+        path = self._write_postmortem(trip, state, figures)
         event = BreakerTripped(
             scope=trip.scope,
             reason=trip.reason,
@@ -220,17 +427,26 @@ class BreakerRegistry:
             self.on_event(event)
         return event
 
-    def _write_postmortem(self, trip: Trip, state: dict[str, Any]) -> Path | None:
+    def _write_postmortem(self, trip: Trip, state: dict[str, Any] | None, figures: Figures | None) -> Path | None:
+        """The trip preserved for a post-mortem: why, the account-wide figures, the caller's session state
+        (fingerprints, not text, unless `postmortem_text`)."""
         if self.postmortem_dir is None:
             return None
-        self.postmortem_dir.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.fromtimestamp(trip.opened_at, UTC).strftime("%Y%m%dT%H%M%S")
-        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in trip.scope)
-        path = self.postmortem_dir / f"{stamp}-{safe}-{trip.reason}-{time.time_ns() % 10**9}.json"
-        body = {"scope": trip.scope, "reason": trip.reason, "message": trip.message, "details": trip.details}
-        body["session"] = state
-        path.write_text(json.dumps(body, indent=2, default=str), encoding="utf-8")
-        return path
+        try:
+            return write_postmortem(
+                self.postmortem_dir,
+                scope=trip.scope,
+                reason=trip.reason,
+                message=trip.message,
+                opened_at=trip.opened_at,
+                details=trip.details,
+                session=state,
+                account=figures.to_dict() if figures is not None else None,
+                include_text=self.postmortem_text,
+            )
+        except OSError as exc:  # a full disk must not turn a trip into a failed call
+            log.warning("fiscus: post-mortem not written: %s", exc)
+            return None
 
     def snapshot(self) -> list[dict[str, Any]]:
         """Every breaker's state, for `fiscus budgets status` and /metrics."""

@@ -6,11 +6,16 @@ guards:
     global:    {spend_rate_k: 3, error_rate: 0.5, min_calls: 10, cooldown_s: 300, half_open_probes: 1}
     per_agent: {spend_rate_k: 3}             # each agent's own breaker (default: as global)
     agents:    {researcher: {cooldown_s: 60}} # named agents: only the fields given differ from per_agent
+    per_key:   {error_rate: 0.8, min_calls: 50, error_window_s: 120}  # each virtual key's (errors only)
     on_open: partial                          # partial | block: how the gateway answers an open breaker
   loops: {repeat_tool_calls: 3, repeat_window: 5, similarity: 0.6, no_progress_steps: 8, action: stop}
   postmortem_dir: .fiscus/postmortems         # relative to fiscus.yaml; null: none written
+  postmortem_text: false                      # true: post-mortems keep prompt/completion text, not fingerprints
   state: redis://localhost:6379/0?prefix=prod # default: beside the budget store
 ```
+
+`state` holds the trip records and the account-wide windows (spend per hour, calls and failures per 10 s
+bucket over `error_window_s`) every worker and process adds to (`fiscus.guards.windows`).
 """
 
 from __future__ import annotations
@@ -26,8 +31,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from fiscus.guards.breaker import BreakerConfig
 from fiscus.guards.loops import LoopConfig
-from fiscus.guards.registry import DEFAULT_POSTMORTEM_DIR, BreakerRegistry
+from fiscus.guards.registry import DEFAULT_POSTMORTEM_DIR, BreakerRegistry, key_defaults
 from fiscus.guards.state import ACCEPTED, open_breaker_state, state_url_beside
+from fiscus.guards.windows import open_breaker_windows
 
 
 class _Section(BaseModel):
@@ -47,6 +53,7 @@ class BreakerSettings(_Section):
     error_window: int = Field(20, ge=1)
     min_calls: int = Field(10, ge=1)
     half_open_probes: int = Field(1, ge=1)
+    error_window_s: float = Field(120.0, gt=0, le=24 * 3600)
 
     @model_validator(mode="after")
     def _windows_fit(self) -> BreakerSettings:
@@ -71,12 +78,17 @@ class AgentBreakerSettings(_Section):
     error_window: int | None = Field(None, ge=1)
     min_calls: int | None = Field(None, ge=1)
     half_open_probes: int | None = Field(None, ge=1)
+    error_window_s: float | None = Field(None, gt=0, le=24 * 3600)
+
+
+_KEY_FIELDS = ("error_rate", "min_calls", "error_window")
 
 
 class BreakersSettings(_Section):
     global_: BreakerSettings = Field(default_factory=BreakerSettings, alias="global")
     per_agent: BreakerSettings | None = None
     agents: dict[str, AgentBreakerSettings] = Field(default_factory=dict)
+    per_key: AgentBreakerSettings | None = None  # a key's breaker counts failed calls: spend rate is not its
     on_open: Literal["partial", "block"] = "partial"
 
     @model_validator(mode="after")
@@ -97,6 +109,14 @@ class BreakersSettings(_Section):
         per_agent = (self.per_agent or self.global_).to_config()
         named = {name: self._agent(fields).to_config() for name, fields in self.agents.items()}
         return self.global_.to_config(), per_agent, named
+
+    def key_config(self) -> BreakerConfig:
+        """Each virtual key's breaker: the global error settings, then `per_key`'s; never on spend rate."""
+        fields = self.per_key.model_dump(exclude_unset=True) if self.per_key is not None else {}
+        base = key_defaults(self.global_.to_config())
+        merged = {**self.global_.model_dump(), **{f: getattr(base, f) for f in _KEY_FIELDS}, **fields}
+        merged["error_window"] = max(merged["error_window"], merged["min_calls"])
+        return BreakerSettings.model_validate({**merged, "spend_rate_k": None}).to_config()
 
 
 class LoopSettings(_Section):
@@ -127,6 +147,7 @@ class GuardsConfig(_Section):
     breakers: BreakersSettings = Field(default_factory=BreakersSettings)
     loops: LoopSettings = Field(default_factory=LoopSettings)
     postmortem_dir: Path | None = DEFAULT_POSTMORTEM_DIR
+    postmortem_text: bool = False  # opt in to prompt and completion text in post-mortem files
     state: str | None = Field(None, description="memory://, sqlite:///path.db or redis://…; default: beside the store")
     state_refresh_s: float = Field(0.5, gt=0, le=60)
 
@@ -160,8 +181,16 @@ class GuardsConfig(_Section):
         """A registry with these settings, sharing state at `state_url(budget_store)`. `config`, when given,
         is used for every breaker instead of the `breakers` settings. Close it to release its state store."""
         global_, per_agent, named = self.breakers.registry_configs()
+        per_key = self.breakers.key_config()
         if config is not None:
             global_, per_agent, named = config, config, {}
+        url = self.state_url(budget_store)
+        state = open_breaker_state(url)
+        try:
+            windows = open_breaker_windows(url)
+        except BaseException:
+            state.close()
+            raise
         return BreakerRegistry(
             global_,
             per_agent=per_agent,
@@ -169,6 +198,9 @@ class GuardsConfig(_Section):
             clock=clock,
             postmortem_dir=self.postmortem_dir,
             on_event=on_event,
-            state=open_breaker_state(self.state_url(budget_store)),
+            state=state,
             refresh_s=self.state_refresh_s,
+            windows=windows,
+            per_key=per_key,
+            postmortem_text=self.postmortem_text,
         )

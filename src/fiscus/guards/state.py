@@ -92,6 +92,8 @@ def describe(records: list[BreakerRecord], *, now: float) -> list[dict[str, Any]
     """Records as a reader shows them: an open breaker past its cooldown end is half-open."""
     rows = []
     for record in sorted(records, key=lambda r: (r.scope != "global", r.scope)):
+        if record.scope.startswith("~"):  # a note to the processes (the published policy version)
+            continue
         state = record.state
         if state == "open" and record.reopens_at is not None and now >= record.reopens_at:
             state = "half_open"
