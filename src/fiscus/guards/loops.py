@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fiscus.errors import ConfigError
-from fiscus.guards.similarity import Sketch, estimate, sketch
+from fiscus.guards.similarity import Sketch, cached_sketch, estimate
 
 ACTIONS = ("warn", "stop", "raise")
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -129,7 +129,7 @@ class LoopDetector:
                 {"steps": self.steps, "max_steps": cfg.max_steps},
             )
         needs_sketch = cfg.near_duplicate_run is not None or (agent is not None and cfg.ping_pong_rounds is not None)
-        now = sketch(content) if needs_sketch else None
+        now = cached_sketch(content) if needs_sketch else None
         previous, self._last_sketch = self._last_sketch, now
         self._recent_inputs.append(content)
         if now is not None and previous is not None:
@@ -145,7 +145,7 @@ class LoopDetector:
         Consecutive messages of one agent are one turn: its latest message stands for it."""
         if self.config.ping_pong_rounds is None:
             return None
-        shape = shape if shape is not None else sketch(content)
+        shape = shape if shape is not None else cached_sketch(content)
         exchange = self._exchange
         if exchange and exchange[-1][0] == agent:
             exchange.pop()
@@ -199,7 +199,7 @@ class LoopDetector:
             return
         self._seen.add(key)
         if reworded:
-            shape = sketch(text, numbers=False)
+            shape = cached_sketch(text, numbers=False)
             if any(estimate(shape, seen) >= self.config.similarity for seen in self._seen_sketches):
                 return
             self._seen_sketches.append(shape)

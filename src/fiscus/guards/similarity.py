@@ -9,13 +9,21 @@ across processes, so sketches can be compared wherever they were made.
 
 Long texts are sketched from their head and tail only: a loop repeats its framing, and a 20k-token tool
 result would otherwise cost milliseconds per call.
+
+A turn is usually met more than once: a tool result is both the request's last content and a progress check,
+an agent's answer comes back as the other agent's request, every detector of a session chain reads the same
+turn. `cached_sketch` keeps the sketches of turns already seen (keyed by a BLAKE2b digest of what a sketch reads:
+the length, the head and the tail), so each call sketches only its new turns.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
+import threading
 import zlib
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from heapq import nsmallest
 from itertools import pairwise
 
@@ -161,7 +169,10 @@ def _stem(word: str) -> str:
 
 def sketch(text: str, size: int = SKETCH_SIZE, *, numbers: bool = True) -> Sketch:
     """`numbers=False` leaves numbers out: "no rows (attempt 2)" tells nothing "no rows (attempt 1)" did not."""
-    words = normalise(text)
+    return _shape(normalise(text), size, numbers)
+
+
+def _shape(words: list[str], size: int, numbers: bool) -> Sketch:
     if not numbers:
         words = [w for w in words if not w.isdigit()]
     shingles = set(words)
@@ -188,3 +199,70 @@ def similar(a: str, b: str) -> float:
     if a == b:
         return 1.0
     return estimate(sketch(a), sketch(b))
+
+
+class SketchCache:
+    """The sketches of the most recent `size` distinct turns (LRU); `size=0` keeps none (every call sketches).
+    A turn's normalised words are kept beside its sketches: its sketch without numbers is made from them, and is
+    its plain sketch when it has no numbers at all."""
+
+    def __init__(self, size: int = 2048) -> None:
+        self.size = size
+        self._lock = threading.Lock()
+        self._turns: OrderedDict[bytes, _Turn] = OrderedDict()
+        self.hits = self.misses = 0
+
+    def get(self, text: str, *, numbers: bool = True) -> Sketch:
+        if not self.size:
+            return sketch(text, numbers=numbers)
+        key = _turn_key(text)
+        with self._lock:
+            turn = self._turns.get(key)
+            if turn is not None:
+                self._turns.move_to_end(key)
+        if turn is None:
+            words = normalise(text)
+            turn = _Turn(words, any(w.isdigit() for w in words))
+            with self._lock:
+                self.misses += 1
+                self._turns[key] = turn
+                if len(self._turns) > self.size:
+                    self._turns.popitem(last=False)
+        found = turn.sketches.get(numbers or not turn.has_numbers)
+        if found is not None:
+            self.hits += 1
+            return found
+        made = turn.sketches[numbers or not turn.has_numbers] = _shape(turn.words, SKETCH_SIZE, numbers)
+        return made
+
+    def clear(self) -> None:
+        with self._lock:
+            self._turns.clear()
+            self.hits = self.misses = 0
+
+
+@dataclass(slots=True)
+class _Turn:
+    words: list[str]
+    has_numbers: bool
+    sketches: dict[bool, Sketch] = field(default_factory=dict)  # numbers → sketch
+
+
+def _turn_key(text: str) -> bytes:
+    # A sketch reads only the head and tail of a long text, so they (and the length) are all the key needs.
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(len(text).to_bytes(8, "little"))
+    if len(text) > 2 * _EDGE_CHARS:
+        digest.update(text[:_EDGE_CHARS].encode("utf-8", "surrogatepass"))
+        digest.update(text[-_EDGE_CHARS:].encode("utf-8", "surrogatepass"))
+    else:
+        digest.update(text.encode("utf-8", "surrogatepass"))
+    return digest.digest()
+
+
+SKETCHES = SketchCache()  # one per process: turns seen by any detector are sketched once
+
+
+def cached_sketch(text: str, *, numbers: bool = True) -> Sketch:
+    """`sketch(text)` from the process's cache of turns already seen."""
+    return SKETCHES.get(text, numbers=numbers)
