@@ -306,7 +306,8 @@ class BreakerRegistry:
             self._store_failed(exc)
 
     def _announce_levels(self, figures: dict[str, Figures], now: float) -> None:
-        """The alert table's levels of the account-wide spend rate, once per scope and hour and level."""
+        """The alert table's levels of the account-wide spend rate, once per scope and hour and level across the
+        fleet."""
         hour = int(now // 3600)
         for scope, found in figures.items():
             ratio = found.ratio()
@@ -316,11 +317,23 @@ class BreakerRegistry:
             if level is None or self._levels.get(scope) in ((hour, level), (hour, "critical")):
                 continue
             self._levels[scope] = (hour, level)
+            if not self._first_to_tell(f"~level:{scope}:{hour}:{level}", now):
+                continue
             assert found.baseline is not None
             event = SpendRateLevel(scope, level, found.hour_spend, found.baseline, ratio.quantize(Decimal("0.01")))
             log.warning("fiscus: %s", event.message)
             if self.on_event is not None:
                 self.on_event(event)
+
+    def _first_to_tell(self, claim: str, now: float) -> bool:
+        """Whether this process is the first of the fleet to announce `claim` (a lease in the shared windows)."""
+        if self.account is None:
+            return True
+        try:
+            return self.account.windows.claim_probe(claim, self._holder, now=now, lease_s=3600)
+        except FiscusError as exc:
+            self._store_failed(exc)
+            return True
 
     def reset(self, scope: str) -> BreakerRecord:
         """An operator closes the breaker of `scope` everywhere: the closed record is shared and the scope's

@@ -56,6 +56,8 @@ def summary(data: dict[str, Any]) -> str:
         return f"fiscus: {data.get('title')}: {data.get('headline')}"
     if kind in ("override_granted", "override_revoked", "override_used"):
         return _override(kind, data)
+    if kind == "spend_rate_level":
+        return f"fiscus {data.get('level')}: {data.get('message')}"
     if str(kind).startswith("budget_store_"):
         return f"fiscus: {data.get('message')}"
     if "loop" in str(kind).lower():
