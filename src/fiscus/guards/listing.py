@@ -8,7 +8,8 @@ from typing import Any
 
 from fiscus.errors import FiscusError
 from fiscus.guards.breaker import BreakerState
-from fiscus.guards.registry import LEVELS, BreakerRegistry
+from fiscus.guards.registry import BreakerRegistry
+from fiscus.guards.sharing import LEVELS
 
 
 def _iso(epoch: float | None) -> str | None:
