@@ -34,7 +34,7 @@ for i in range(int(n)):
             messages=[{"role": "user", "content": f"Analyse module {int(first) + i:04d}"}],
         )
         got.append("ok")
-    except fiscus.BudgetBlocked as exc:
+    except (fiscus.BudgetBlocked, fiscus.GuardRefused) as exc:
         got.append("refused: " + str(exc)[:200])
     time.sleep(float(pause))
 print(json.dumps(got))

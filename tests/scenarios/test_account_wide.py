@@ -81,14 +81,14 @@ def test_a_burst_across_four_workers_and_sdk_processes_trips_the_account_breaker
             sdk_b = run_sdk_agent(config, emulator, "sdk-b", 5, first=200)
             assert sdk_a == ["ok"] * 5
             assert sdk_b[:2] == ["ok", "ok"]
-            assert all(got.startswith("refused: global breaker is open") for got in sdk_b[2:]), sdk_b
+            assert all(got.startswith("refused: global circuit breaker is open") for got in sdk_b[2:]), sdk_b
 
             time.sleep(1.0)  # the trip reaches every worker within the state refresh
             after = [_ask(base, key, n) for n in range(300, 304)]
             assert [r.status_code for r in after] == [429] * 4
             assert {r.json()["error"]["code"] for r in after} == {"breaker_open"}
             sdk_c = run_sdk_agent(config, emulator, "sdk-c", 2, first=400, pause=0)
-            assert all(got.startswith("refused: global breaker is open") for got in sdk_c), sdk_c
+            assert all(got.startswith("refused: global circuit breaker is open") for got in sdk_c), sdk_c
 
             # Exact: 13 calls served, each the same price; the ledger, the shared window and the clients agree.
             assert all(t == one_call for t in told)
