@@ -53,8 +53,8 @@ class Scanning:
     def spend(self, query: SpendQuery, *, scan: bool = False) -> list[SpendRow]:
         return self._ledger.spend(query, scan=True)
 
-    def session_spend(self, query: SpendQuery, *, scan: bool = False) -> list[SessionSpend]:
-        return self._ledger.session_spend(query, scan=True)
+    def session_spend(self, query: SpendQuery, *, scan: bool = False, outcomes: bool = True) -> list[SessionSpend]:
+        return self._ledger.session_spend(query, scan=True, outcomes=outcomes)
 
 
 def checks(ledger: Ledger, end: datetime) -> list[Check]:
@@ -68,7 +68,12 @@ def checks(ledger: Ledger, end: datetime) -> list[Check]:
         return (lambda: ledger.spend(q)), (lambda: ledger.spend(q, scan=True)), _spend
 
     def sessions(q: SpendQuery) -> tuple[Callable[[], Any], Callable[[], Any], Callable[[Any], Any]]:
-        return (lambda: ledger.session_spend(q)), (lambda: ledger.session_spend(q, scan=True)), _sessions
+        # As the weekly review and the session-cost alert ask: each session's cost, outcomes not split out.
+        return (
+            lambda: ledger.session_spend(q, outcomes=False),
+            lambda: ledger.session_spend(q, scan=True, outcomes=False),
+            _sessions,
+        )
 
     def cases(since: datetime) -> tuple[Callable[[], Any], Callable[[], Any], Callable[[Any], Any]]:
         def run(led: Any) -> Any:

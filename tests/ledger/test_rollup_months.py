@@ -121,6 +121,9 @@ def test_month_spans_and_session_spend_equal_a_full_scan(ledger: Ledger) -> None
             query = SpendQuery(since=since, until=until, **spec)
             fast, slow = ledger.session_spend(query), ledger.session_spend(query, scan=True)
             assert _sessions(fast) == _sessions(slow), (since, until, spec)
+            fast = ledger.session_spend(query, outcomes=False)
+            assert _sessions(fast) == _sessions(ledger.session_spend(query, scan=True, outcomes=False))
+            assert {s.outcome for s in fast} <= ({None} if "outcome" not in query.by else {None, "resolved", "failed"})
     (everything,) = ledger.spend(SpendQuery())
     whole = ledger.session_spend(SpendQuery())
     assert sum(s.calls for s in whole) == everything.requests == 1400

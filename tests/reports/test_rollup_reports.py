@@ -98,8 +98,8 @@ def _scanning(ledger: Ledger) -> Any:
         def __getattr__(self, name: str) -> Any:
             return getattr(ledger, name)
 
-        def session_spend(self, query: Any, *, scan: bool = False) -> Any:
-            return ledger.session_spend(query, scan=True)
+        def session_spend(self, query: Any, *, scan: bool = False, outcomes: bool = True) -> Any:
+            return ledger.session_spend(query, scan=True, outcomes=outcomes)
 
         def spend(self, query: Any, *, scan: bool = False) -> Any:
             return ledger.spend(query, scan=True)

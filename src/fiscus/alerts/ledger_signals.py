@@ -135,9 +135,9 @@ def session_cost(ledger: Ledger, settings: SessionCost, now: datetime, owner: Ow
     """Sessions active in the last hour that cost a multiple of their task class's median session."""
     # Session spend (the session rollup): each session's cost per task class over the baseline days.
     period = ledger.session_spend(
-        SpendQuery(by=("task_class",), since=now - timedelta(days=settings.baseline_days), until=now)
+        SpendQuery(by=("task_class",), since=now - timedelta(days=settings.baseline_days), until=now), outcomes=False
     )
-    active = {r.session for r in ledger.session_spend(SpendQuery(since=now - HOUR, until=now))}
+    active = {r.session for r in ledger.session_spend(SpendQuery(since=now - HOUR, until=now), outcomes=False)}
     costs: dict[tuple[str | None, str], Decimal] = {}
     for part in period:
         if part.session is not None:

@@ -235,21 +235,23 @@ class Ledger(abc.ABC):
         hours and days come from the rollups when the query's keys allow; `scan=True` reads the events only
         (the baseline the rollups are checked and measured against)."""
 
-    def session_spend(self, query: SpendQuery, *, scan: bool = False) -> list[SessionSpend]:
-        """Per (group of `query.by`, session, outcome): calls, tokens, cost and first call, oldest first. SQL
-        ledgers read whole hours from the session rollup when the keys allow; this default reads the events."""
+    def session_spend(self, query: SpendQuery, *, scan: bool = False, outcomes: bool = True) -> list[SessionSpend]:
+        """Per (group of `query.by`, session, outcome): calls, tokens, cost and first call, oldest first; without
+        `outcomes`, per (group, session) with outcome None. SQL ledgers read whole hours from the session
+        rollup when the keys allow; this default reads the events."""
         found: dict[tuple[str | None, ...], SessionSpend] = {}
         by = query.by
         for e in self.events(since=query.since, until=query.until):
             if any(event_key(e, k) != v for k, v in query.where.items()):
                 continue
             group = tuple(event_key(e, k) for k in by)
-            key = (*group, e.attribution.session, e.attribution.outcome)
+            label = e.attribution.outcome if outcomes or "outcome" in by else None
+            key = (*group, e.attribution.session, label)
             have = found.get(key)
             if have is None:
                 a = e.attribution
                 found[key] = SessionSpend(
-                    dict(zip(by, group, strict=True)), a.session, a.outcome, 1, e.usage.total_tokens, cost_total(e),
+                    dict(zip(by, group, strict=True)), a.session, label, 1, e.usage.total_tokens, cost_total(e),
                     e.timestamp,
                 )  # fmt: skip
                 continue

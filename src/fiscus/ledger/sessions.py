@@ -118,19 +118,30 @@ def session_upsert_sql(
     return f"INSERT INTO {SESSION_TABLE} ({columns}) {rows} ON CONFLICT ({conflict}) DO UPDATE SET {', '.join(sets)}"
 
 
-def events_session_sql(query: SpendQuery, where: str, group_exprs: Sequence[str], money_total: str) -> str:
-    """Per (group, session, outcome), from the events: calls, tokens, first call and total cost."""
-    group = [*group_exprs, '"session"', *(() if "outcome" in query.by else ('"outcome"',))]
-    select = [*group, "COUNT(*)", f"SUM({TOKENS_SQL})", "MIN(ts)", money_total]
-    return f"SELECT {', '.join(select)} FROM {TABLE}{where} GROUP BY {', '.join(group)}"
+def _label(query: SpendQuery, outcome: str, outcomes: bool) -> tuple[list[str], list[str]]:
+    """(select cells, group cells) of the outcome: grouped, or a NULL cell when `outcomes` is off."""
+    if "outcome" in query.by:
+        return [], []
+    return ([outcome], [outcome]) if outcomes else (["NULL"], [])
+
+
+def events_session_sql(
+    query: SpendQuery, where: str, group_exprs: Sequence[str], money_total: str, *, outcomes: bool = True
+) -> str:
+    """Per (group, session, outcome), from the events: calls, tokens, first call and total cost. Without
+    `outcomes` the outcome cell is NULL and not grouped by (half the rows where only the cost matters)."""
+    group = [*group_exprs, '"session"']
+    cells, grouped = _label(query, '"outcome"', outcomes)
+    select = [*group, *cells, "COUNT(*)", f"SUM({TOKENS_SQL})", "MIN(ts)", money_total]
+    return f"SELECT {', '.join(select)} FROM {TABLE}{where} GROUP BY {', '.join([*group, *grouped])}"
 
 
 def rollup_session_sql(
-    query: SpendQuery, p: str, since: int | None, until: int | None, money_sum: str
+    query: SpendQuery, p: str, since: int | None, until: int | None, money_sum: str, *, outcomes: bool = True
 ) -> tuple[str, list[Any]]:
     """The same shape as `events_session_sql`, over the session rollup's hours in `[since, until)`."""
-    group = [f"NULLIF(\"{k}\", '')" for k in query.by]
-    group += ["NULLIF(\"session\", '')", *(() if "outcome" in query.by else ("NULLIF(\"outcome\", '')",))]
+    group = [*(f"NULLIF(\"{k}\", '')" for k in query.by), "NULLIF(\"session\", '')"]
+    cells, grouped = _label(query, "NULLIF(\"outcome\", '')", outcomes)
     parts: list[str] = []
     params: list[Any] = []
     if since is not None:
@@ -143,8 +154,8 @@ def rollup_session_sql(
         parts.append(f'"{name}" = {p}')
         params.append(value)
     where = f" WHERE {' AND '.join(parts)}" if parts else ""
-    select = [*group, "SUM(requests)", "SUM(tokens)", "MIN(first_ts)", money_sum]
-    return f"SELECT {', '.join(select)} FROM {SESSION_TABLE}{where} GROUP BY {', '.join(group)}", params
+    select = [*group, *cells, "SUM(requests)", "SUM(tokens)", "MIN(first_ts)", money_sum]
+    return f"SELECT {', '.join(select)} FROM {SESSION_TABLE}{where} GROUP BY {', '.join([*group, *grouped])}", params
 
 
 def merge_sessions(query: SpendQuery, raw: Iterable[Sequence[Any]], cost: Any, first: Any) -> list[SessionSpend]:

@@ -351,11 +351,11 @@ class SqlLedger(Ledger):
         return [d.day if k == "day" else d.hour if k == "hour" else q(k) for k in by]
 
     def _events_sessions(
-        self, query: SpendQuery, since: datetime | None, until: datetime | None
+        self, query: SpendQuery, since: datetime | None, until: datetime | None, outcomes: bool = True
     ) -> list[tuple[Any, ...]]:
         """Session rows of the events in `[since, until)`, their first call in µs and cost one Decimal."""
         where, params = where_clause(self.dialect, since, until, query.where)
-        sql = events_session_sql(query, where, self._group_exprs(query.by), self.dialect.money_sums)
+        sql = events_session_sql(query, where, self._group_exprs(query.by), self.dialect.money_sums, outcomes=outcomes)
         width = len(query.by) + (1 if "outcome" in query.by else 2)
         out = []
         add = MONEY_CONTEXT.add
@@ -365,9 +365,9 @@ class SqlLedger(Ledger):
             out.append((*r[: width + 2], first_micros(r[width + 2]), total))
         return out
 
-    def session_spend(self, query: SpendQuery, *, scan: bool = False) -> list[SessionSpend]:
+    def session_spend(self, query: SpendQuery, *, scan: bool = False, outcomes: bool = True) -> list[SessionSpend]:
         if scan or not covers_sessions(query):
-            rows = self._events_sessions(query, query.since, query.until)
+            rows = self._events_sessions(query, query.since, query.until, outcomes)
             return merge_sessions(query, rows, _one_amount, micros_to_datetime)
         raw: list[Sequence[Any]] = []
         p = self.dialect.placeholder
@@ -375,9 +375,10 @@ class SqlLedger(Ledger):
             if span.grain is None:
                 since = None if span.since is None else micros_to_datetime(span.since)
                 until = None if span.until is None else micros_to_datetime(span.until)
-                raw.extend(self._events_sessions(query, since, until))
+                raw.extend(self._events_sessions(query, since, until, outcomes))
                 continue
-            sql, params = rollup_session_sql(query, p, span.since, span.until, self.dialect.session_money_sum)
+            money = self.dialect.session_money_sum
+            sql, params = rollup_session_sql(query, p, span.since, span.until, money, outcomes=outcomes)
             width = len(query.by) + (1 if "outcome" in query.by else 2)
             for r in self.fetch(sql, params):
                 raw.append((*r[: width + 2], int(r[width + 2]), self.session_cost(r[width + 3 :])))

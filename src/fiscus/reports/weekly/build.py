@@ -100,7 +100,7 @@ class _Cases:
 
 def _read_cases(ledger: Ledger, by: Sequence[str], since: datetime) -> _Cases:
     def read(start: datetime, end: datetime) -> list[SessionSpend]:
-        return ledger.session_spend(SpendQuery(by=tuple(by), since=start, until=end))
+        return ledger.session_spend(SpendQuery(by=tuple(by), since=start, until=end), outcomes=False)
 
     return _Cases(read(since, since + WEEK), read(since - WEEK, since), read(since - PRIOR_WEEKS * WEEK, since))
 
