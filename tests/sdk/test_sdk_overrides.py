@@ -136,3 +136,30 @@ def test_a_key_override_covers_the_client_wrapped_with_that_key(
     assert response.status == "completed" and response.usage.output_tokens > 0  # type: ignore[attr-defined]
     with pytest.raises(fiscus.BudgetBlocked):  # the same budget, another caller: no leave
         other.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=10)
+
+
+async def test_run_hooks_with_a_key_pass_on_its_override(
+    config: Path, emulator_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from agents import Agent, ModelSettings, OpenAIChatCompletionsModel, Runner, set_tracing_disabled
+
+    from fiscus.sdk.openai_agents import FiscusRunHooks
+
+    set_tracing_disabled(True)
+    assert main(["keys", "create", "--agent", "closer", "--team", "growth", "--env", "prod", "--config",
+                 str(config)]) == 0  # fmt: skip
+    capsys.readouterr()
+    with open_key_store(f"sqlite:///{config.parent}/keys.db") as keys:
+        (key,) = keys.list()
+    hooks = FiscusRunHooks(team="growth", key_id=key.id, config=str(config))
+    client = openai.AsyncOpenAI(base_url=f"{emulator_url}/v1", api_key="k", max_retries=0)
+    model = OpenAIChatCompletionsModel(model="gpt-4o-mini", openai_client=client)
+    agent = Agent(name="closer", model=model, model_settings=ModelSettings(max_tokens=10))
+    await Runner.run(agent, "one", hooks=hooks)
+    await Runner.run(agent, "two", hooks=hooks)
+    with pytest.raises(fiscus.BudgetBlocked):
+        await Runner.run(agent, "three", hooks=hooks)
+    grant(config, capsys, "--key", key.id)
+    time.sleep(2.1)  # the grant is read within 2 s
+    result = await Runner.run(agent, "four", hooks=hooks)
+    assert result.final_output and hooks.open_calls == 0

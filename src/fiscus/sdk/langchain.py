@@ -128,6 +128,7 @@ class FiscusCallbackHandler(BaseCallbackHandler):
         provider: str = "openai",
         loops: LoopConfig | None = None,
         breakers: BreakerRegistry | None = None,
+        key_id: str | None = None,
     ) -> None:
         """`on_exhausted`: "raise" carries the session state on `BudgetExhausted` (as for `fiscus.wrap`); with
         either value a refused call raises, since a callback cannot hand back a partial answer. `provider` is
@@ -145,6 +146,7 @@ class FiscusCallbackHandler(BaseCallbackHandler):
                 "tenant": tenant,
                 "user": user,
                 "task_class": task_class,
+                "api_key": key_id,  # a virtual key's id: its api_key budgets and key overrides apply
             },
             on_exhausted=on_exhausted,
             priority=priority,

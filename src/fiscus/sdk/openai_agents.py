@@ -109,6 +109,7 @@ class FiscusRunHooks(RunHooks[Any]):
         provider: str = "openai",
         loops: LoopConfig | None = None,
         breakers: BreakerRegistry | None = None,
+        key_id: str | None = None,
     ) -> None:
         """`agent` is used only when an agent has no name. A refused call raises with either `on_exhausted`;
         "raise" also carries the `fiscus.session` state on `BudgetExhausted`."""
@@ -124,6 +125,7 @@ class FiscusRunHooks(RunHooks[Any]):
                 "tenant": tenant,
                 "user": user,
                 "task_class": task_class,
+                "api_key": key_id,  # a virtual key's id: its api_key budgets and key overrides apply
             },
             on_exhausted=on_exhausted,
             priority=priority,
