@@ -82,13 +82,14 @@ def test_max_tokens_clamped_so_the_worst_case_fits() -> None:
     req = request(input_tokens=10_000, max_tokens=8000)  # opus: $0.15 input + $0.60 output worst case
     plan = eng.plan(req, NOW)
     decision = eng.decide(req, plan, {plan.keys[0]: spent("0.5")})
-    # $0.50 left - $0.15 input = $0.35 of output at $75/M → 4666 tokens
-    assert decision.action is Action.ALLOW and decision.max_tokens == 4666
+    # $0.50 left - $0.18 input (10k + the 20 % margin at $15/M) = $0.32 of output at $75/M → 4266 tokens
+    assert decision.action is Action.ALLOW and decision.max_tokens == 4266
     assert decision.reserve is not None and decision.reserve.nanos <= 500_000_000
-    # $0.15 left: opus's input alone fills it, so the call goes one tier down instead (sonnet: $0.03 input).
+    # $0.15 left: opus's input alone fills it, so the call goes one tier down instead (sonnet: $0.036 input,
+    # ($0.15 - $0.036) / $15 per M = 7600 output tokens).
     tight = eng.decide(req, plan, {plan.keys[0]: spent("0.85")})
     assert tight.action is Action.DOWNGRADE and tight.model == "claude-sonnet-4-5" and tight.downgraded
-    assert tight.max_tokens == 8000 and tight.reserve is not None and tight.reserve.nanos <= 150_000_000
+    assert tight.max_tokens == 7600 and tight.reserve is not None and tight.reserve.nanos <= 150_000_000
     # $0.02 left: not even one tier down fits (never two tiers): refused, with the window's reset.
     tighter = eng.decide(req, plan, {plan.keys[0]: spent("0.98")})
     assert tighter.action is Action.BLOCK and not tighter.calls_model and tighter.reserve is None
@@ -109,10 +110,11 @@ def test_worst_case_prices_cache_writes_only_up_to_the_last_breakpoint() -> None
     everything = eng.plan(request(**base), NOW).worst_case()
     prefix = eng.plan(request(**base, cache_write_tokens=10_000), NOW).worst_case()
     plain = eng.plan(request(**base, cache_writes=False), NOW).worst_case()
-    # $6/M on all 100k; $6/M on the 10k prefix + $3/M on the rest; $3/M on all (plus one output token at $15/M).
-    assert everything.nanos == 600_015_000
-    assert prefix.nanos == 330_015_000
-    assert plain.nanos == 300_015_000
+    # 100k counted + the 20 % margin = 120k: $6/M on all; $6/M on the 12k prefix + $3/M on the rest; $3/M on
+    # all (plus one output token at $15/M).
+    assert everything.nanos == 720_015_000
+    assert prefix.nanos == 396_015_000
+    assert plain.nanos == 360_015_000
 
 
 def test_priority_reserve_keeps_the_last_share_for_critical_and_normal() -> None:
@@ -131,10 +133,10 @@ def test_priority_reserve_keeps_the_last_share_for_critical_and_normal() -> None
 
 def test_task_preflight_reserves_n_calls_or_says_when_the_window_resets() -> None:
     eng = engine({"budgets": [{**TEAM, "thresholds": [{"at": 1.0, "action": "partial"}]}]})
-    ten = request(calls=10, input_tokens=10_000, max_tokens=1000)  # opus worst case $0.225 per call
+    ten = request(calls=10, input_tokens=10_000, max_tokens=1000)  # opus: $0.255 per call (12k input with margin)
     plan = eng.plan(ten, NOW)
     ok = eng.decide(ten, plan, {})
-    assert ok.reserve is not None and ok.reserve.nanos == 2_250_000_000 and ok.reserve.requests == 10
+    assert ok.reserve is not None and ok.reserve.nanos == 2_550_000_000 and ok.reserve.requests == 10
     # $1.50 left: ten opus calls do not fit, ten one tier down do.
     lower = eng.decide(ten, plan, {plan.keys[0]: spent("98.5")})
     assert lower.action is Action.DOWNGRADE and lower.model == "claude-sonnet-4-5"
@@ -195,8 +197,9 @@ def test_an_override_passes_an_overridable_block_and_is_named() -> None:
         decision = eng.decide(keyed, plan, {plan.keys[0]: spent("100")})
         assert decision.calls_model and decision.overridden == ("b:h",)
         assert decision.override_ids == (granted[-1][1],)
-        line, firm = eng.reserve_lines(plan, decision)
+        line, firm, line_hold, firm_hold = eng.reserve_lines(plan, decision)
         assert line.limits.nanos is None and firm.limits.nanos is not None  # only the overridden one is lifted
+        assert line_hold.limits.nanos is None and firm_hold.limits.nanos is not None  # and its worst-case hold
         # a budget the policy does not mark overridable refuses whatever is granted
         refused = eng.decide(keyed, plan, {plan.keys[0]: spent("100"), plan.keys[1]: spent("100")})
         assert not refused.calls_model and refused.exhausted_budget == "firm"

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from fiscus.attribution import Attribution
 from fiscus.engine import Action, Engine, decide
 from fiscus.engine.decide import quiet
-from fiscus.engine.plan import RATE_SCALE, Rates, scaled_rate
+from fiscus.engine.plan import RATE_SCALE, Rates, hold_key, scaled_rate
 from fiscus.engine.ports import Amounts, Counter, Limits, Reservation, ReserveLine
 from fiscus.policy import parse_policy
 from fiscus.pricing.sheet import PriceSheet, Rate
@@ -44,7 +44,7 @@ def test_worst_case_rounds_up_to_the_nano_dollar_once_over_all_calls() -> None:
     def tiny(provider: str, model: str, batch: bool, now: float) -> PriceSheet:  # 1.5 and 0.5 nano-dollars a token
         return PriceSheet(provider, model, input=Rate(Decimal("0.0015")), output=Rate(Decimal("0.0005")))
 
-    eng = Engine(parse_policy({"budgets": []}), tiny)
+    eng = Engine(parse_policy({"budgets": [], "estimate_margin": 0}), tiny)
     plan = eng.plan(request(input_tokens=1, max_tokens=2), NOW)  # 1.5 + 1.0 = 2.5 nano-dollars
     assert plan.worst_case() == Amounts(nanos=3, tokens=3, requests=1)
     three = eng.plan(request(input_tokens=1, max_tokens=2, calls=3), NOW)  # 7.5, not 3 × 3
@@ -70,7 +70,8 @@ def test_session_window_expiry_follows_each_call_through_the_cache() -> None:
     eng = engine({"budgets": [{"name": "s", "window": "session", "limit": {"usd": 1}}, prepaid]})
     req = request()
     one, two = eng.plan(req, NOW), eng.plan(req, NOW + 50)
-    assert one.shape is two.shape and one.keys == two.keys == ("b:s|session:s1", "b:p|never")
+    assert one.shape is two.shape
+    assert one.keys == two.keys == ("b:s|session:s1", "b:p|never", "h:s|session:s1", "h:p|never")
     ttl = eng.policy.session_ttl_seconds
     assert (one.lines[0].window.expires_at, two.lines[0].window.expires_at) == (NOW + ttl, NOW + 50 + ttl)
     assert one.lines[1].window.expires_at is None and two.lines[1].window.expires_at is None  # kept for ever
@@ -129,6 +130,7 @@ def test_quiet_decision_and_optimistic_reservation_agree_with_the_full_assessmen
     plan = eng.plan(req, NOW)
     used = {plan.lines[0].keys[0]: team, plan.lines[2].keys[0]: bare}
     used.update(zip(plan.lines[1].keys, user, strict=True))
+    used.update({hold_key(key): amount for key, amount in used.items()})  # spend lands on both counters
     counters = {key: Counter(spent=amount) for key, amount in used.items()}
 
     full = decide(eng.policy, plan, counters, sheet_for=lambda model: eng.rates("anthropic", model, False, NOW))
@@ -143,9 +145,9 @@ def test_quiet_decision_and_optimistic_reservation_agree_with_the_full_assessmen
         seeded = store.reserve(f"seed{n}", (ReserveLine("seed", (key,), Limits(), amount),), now=NOW, lease_seconds=60)
         assert isinstance(seeded, Reservation)
         store.settle(seeded, amount, now=NOW)
-    lines, amount = eng.quiet_lines(plan) or ((), Amounts())
+    lines, amount, held = eng.quiet_lines(plan) or ((), Amounts(), Amounts())
     granted = isinstance(store.reserve("call", lines, now=NOW, lease_seconds=60), Reservation)
     event(f"quiet={fast is not None} granted={granted}")
     if granted:  # a granted optimistic reservation stands for exactly the decision the full path gives
-        assert eng.quiet_decision(plan, amount) == full
+        assert eng.quiet_decision(plan, amount, held) == full
         assert amount == full.reserve

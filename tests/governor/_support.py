@@ -48,7 +48,8 @@ def catalogue() -> PriceCatalogue:
 
 def governor(policy: dict[str, Any], **kw: Any) -> tuple[Governor, Clock, ListLedger, list[object]]:
     clock, ledger, events = Clock(), ListLedger(), []
-    policy = {"ladders": {"local": ["big", "small"]}, **policy}
+    # No margin on the input estimate: these tests reason in exact worst cases (the margin has tests of its own)
+    policy = {"ladders": {"local": ["big", "small"]}, "estimate_margin": 0, **policy}
     gov = Governor(
         policy=parse_policy(policy),
         store=kw.pop("store", None) or MemoryStore(),

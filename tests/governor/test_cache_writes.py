@@ -68,29 +68,50 @@ def test_sheet_knows_the_dearest_input_with_and_without_cache_writes() -> None:
     assert sheet.worst_case(10_000, 1000, cache_writes=False) == Decimal("0.0825")
 
 
-def test_reserves_at_plain_input_without_cache_writes_and_at_the_write_price_with_them() -> None:
+def test_reserves_at_the_tier_the_input_falls_in_and_the_write_price_of_the_ttl_asked() -> None:
     governor, _, _ = make(open_store("memory://"))
     plain = governor.admit(call(cache_writes=False))
     writes = governor.admit(call(cache_writes=True))
     default = governor.admit(call())
-    # 10,000 input at $6/M (top input tier) + 1,000 output at $22.5/M (top output tier)
-    assert plain.decision.reserve == Amounts(nanos=82_500_000, tokens=11_000, requests=1)
-    # the same input at $12/M: the 1 h cache write price of the top tier, twice plain input
-    assert writes.decision.reserve is not None and writes.decision.reserve.nanos == 142_500_000
+    # 10,000 counted + the 20 % margin = 12,000 input at $3/M (base tier: far below 200k) + 1,000 output at $15/M
+    assert plain.decision.reserve == Amounts(nanos=51_000_000, tokens=13_000, requests=1)
+    # the same input at $6/M: the 1 h cache write price, since the request does not say which TTL it writes
+    assert writes.decision.reserve is not None and writes.decision.reserve.nanos == 87_000_000
     assert default.decision.reserve == writes.decision.reserve  # the default stays conservative
     (status,) = governor.status()
-    assert status.reserved.nanos == 82_500_000 + 2 * 142_500_000
+    assert status.reserved.nanos == 51_000_000 + 2 * 87_000_000
+    # a 5 min breakpoint after 5,000 counted tokens: 6,000 at $3.75/M, 6,000 at $3/M
+    five = governor.admit(call(cache_write_tokens=5_000, cache_write_1h_tokens=0))
+    assert five.decision.reserve is not None and five.decision.reserve.nanos == 22_500_000 + 18_000_000 + 15_000_000
+    # 1 h up to 2,000 tokens, 5 min up to 5,000: 2,400 at $6/M, 3,600 at $3.75/M, 6,000 at $3/M
+    both = governor.admit(call(cache_write_tokens=5_000, cache_write_1h_tokens=2_000))
+    assert both.decision.reserve is not None
+    assert both.decision.reserve.nanos == 14_400_000 + 13_500_000 + 18_000_000 + 15_000_000
+    # the long-context tier only once the input reaches it: 250k counted → 300k, every token at $6/M, output $22.5/M
+    long = governor.admit(call(cache_writes=False, input_tokens=250_000))
+    assert long.decision.reserve == Amounts(nanos=1_822_500_000, tokens=301_000, requests=1)
     openai = [governor.admit(call("openai", "gpt-4o-mini", cache_writes=flag)) for flag in (False, True)]
     assert openai[0].decision.reserve == openai[1].decision.reserve  # no cache-write price: nothing changes
 
 
+def test_hard_bound_decides_the_tier_of_the_worst_case_hold() -> None:
+    governor, _, _ = make(open_store("memory://"))
+    # 150k counted (180k with the margin) but up to 400k by its bytes: reserved at the base tier, held at the top
+    admission = governor.admit(call(cache_writes=False, input_tokens=150_000, input_bound=400_000))
+    assert admission.decision.reserve == Amounts(nanos=555_000_000, tokens=181_000, requests=1)
+    assert admission.decision.hold == Amounts(nanos=2_422_500_000, tokens=401_000, requests=1)
+    # a bound below the margin caps the estimate: base64 counts one token a byte, so bytes are exact
+    exact = governor.admit(call(cache_writes=False, input_tokens=1_000, input_bound=1_100))
+    assert exact.decision.reserve == exact.decision.hold == Amounts(nanos=18_300_000, tokens=2_100, requests=1)
+
+
 def test_output_clamp_uses_the_cheaper_input_when_no_cache_is_written() -> None:
     governor, _, _ = make(open_store("memory://"), usd="0.1")
-    # $0.10 left: 10,000 input costs $0.06 at plain input, $0.12 at the write price (does not fit at all)
-    plain = governor.admit(call(cache_writes=False, max_tokens=4000))
-    assert plain.decision.calls_model and plain.decision.max_tokens == 1777  # ($0.10 - $0.06) / $22.5 per M
+    # $0.10 left: 20,000 counted (24,000 with the margin) costs $0.072 at plain input, $0.144 at the 1 h write price
+    plain = governor.admit(call(cache_writes=False, input_tokens=20_000, max_tokens=4000))
+    assert plain.decision.calls_model and plain.decision.max_tokens == 1866  # ($0.10 - $0.072) / $15 per M
     governor.settle(plain, None)
-    writes = governor.admit(call(cache_writes=True, max_tokens=4000))
+    writes = governor.admit(call(cache_writes=True, input_tokens=20_000, max_tokens=4000))
     # At the write price the input alone would not fit at sonnet: the call goes one tier down, where it does.
     assert writes.decision.model == "claude-haiku-4-5" and writes.decision.downgraded
     assert writes.reservation is not None and writes.decision.reserve.nanos <= 100_000_000

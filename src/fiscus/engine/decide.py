@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from fiscus.engine.decision import Action, BudgetReason, Decision, ThresholdHit
-from fiscus.engine.plan import RATE_SCALE, Plan, PlanLine, Rates, instance_scope
+from fiscus.engine.plan import RATE_SCALE, InputCase, Plan, PlanLine, Rates, instance_scope
 from fiscus.engine.ports import Counter
 from fiscus.engine.request import CallRequest
 from fiscus.meters import Amounts, Limits
@@ -112,8 +112,7 @@ def decide(
         for a in assessed:
             if a.overridden:
                 continue
-            used = a.used
-            fit = _max_output(a.line.cap, used.nanos, used.tokens, used.requests, rates, request, tokens_in)
+            fit = _line_fit(plan, a.line, a.used, counters, rates, tokens_in)
             if fit >= floor_tokens:
                 max_tokens = min(max_tokens, fit)
                 continue
@@ -133,7 +132,7 @@ def decide(
                 restart = True
                 break
             a.action = budget.exhausted
-            need = plan.worst_case(rates, input_tokens=tokens_in, max_tokens=floor_tokens)
+            need = plan.hold(rates, max_tokens=floor_tokens)
             retry = _fits_again_at(a, counters, need)
             left = from_nanos(max(0, (a.line.cap.nanos or 0) - a.used.nanos))
             task = f"a task of {request.calls} calls" if request.calls > 1 else "this call"
@@ -167,6 +166,7 @@ def decide(
         message="; ".join(notes),
         extra_actions=extras,
         reserve=plan.worst_case(rates, input_tokens=tokens_in, max_tokens=max_tokens),
+        hold=plan.hold(rates, max_tokens=max_tokens),
         hits=tuple(hits),
         overridden=tuple(a.line.instance for a in assessed if a.overridden),
         override_ids=tuple(dict.fromkeys(a.override for a in assessed if a.overridden and a.override)),
@@ -182,19 +182,16 @@ def quiet(policy: Policy, plan: Plan, counters: Mapping[str, Counter]) -> Decisi
     rates = plan.rates or Rates.of(plan.sheet)
     max_tokens = asked = plan.max_tokens
     floor_tokens = min(policy.min_output_tokens, asked)
+    estimate, hard = plan.estimate_case(rates), plan.hard_case(rates)
     for line in plan.lines:
-        n = t = r = 0
-        for key in line.keys:
-            counter = counters.get(key)
-            if counter is not None:
-                spent, held = counter.spent, counter.reserved
-                n += spent.nanos + held.nanos
-                t += spent.tokens + held.tokens
-                r += spent.requests + held.requests
+        n, t, r = _use(line.keys, counters)
         qn, qt, qr = line.quiet
         if n >= qn or t >= qt or r >= qr:
             return None
-        fit = _max_output(line.cap, n, t, r, rates, request, request.input_tokens)
+        fit = _max_output(line.cap, n, t, r, rates, request.calls, estimate)
+        if fit >= floor_tokens:
+            hn, ht, hr = _use(line.hold_keys, counters)
+            fit = min(fit, _max_output(line.cap, hn, ht, hr, rates, request.calls, hard))
         if fit < floor_tokens:
             return None
         if fit < max_tokens:
@@ -206,7 +203,36 @@ def quiet(policy: Policy, plan: Plan, counters: Mapping[str, Counter]) -> Decisi
         max_tokens=max_tokens,
         message=f"max_tokens clamped {asked} → {max_tokens}" if max_tokens < asked else "",
         reserve=plan.worst_case(rates, max_tokens=max_tokens),
+        hold=plan.hold(rates, max_tokens=max_tokens),
     )
+
+
+def _use(keys: tuple[str, ...], counters: Mapping[str, Counter]) -> tuple[int, int, int]:
+    """Spent + reserved over `keys`, per meter."""
+    n = t = r = 0
+    for key in keys:
+        counter = counters.get(key)
+        if counter is not None:
+            spent, held = counter.spent, counter.reserved
+            n += spent.nanos + held.nanos
+            t += spent.tokens + held.tokens
+            r += spent.requests + held.requests
+    return n, t, r
+
+
+def _line_fit(
+    plan: Plan, line: PlanLine, used: Amounts, counters: Mapping[str, Counter], rates: Rates, tokens_in: int
+) -> int:
+    """The largest output cap that fits `line` twice over: the estimate beside what its budget holds, and the
+    hard worst case beside what its worst-case counters hold (every call in flight at its own worst case)."""
+    calls = plan.request.calls
+    fit = _max_output(
+        line.cap, used.nanos, used.tokens, used.requests, rates, calls, plan.estimate_case(rates, tokens_in)
+    )
+    if not line.hold_keys:
+        return fit
+    hn, ht, hr = _use(line.hold_keys, counters)
+    return min(fit, _max_output(line.cap, hn, ht, hr, rates, calls, plan.hard_case(rates)))
 
 
 def reasons(plan: Plan, counters: Mapping[str, Counter]) -> tuple[BudgetReason, ...]:
@@ -289,19 +315,18 @@ def utilisation_of(used: Amounts, limits: Limits) -> tuple[Decimal, str]:
     return best, meter
 
 
-def _max_output(cap: Limits, n: int, t: int, r: int, rates: Rates, request: CallRequest, tokens_in: int) -> int:
-    """The largest output cap per call that keeps all `calls` within `cap`, given use `n` nano-dollars, `t`
-    tokens, `r` requests (negative: not even the input fits). Integer maths, rounded down."""
-    calls = request.calls
+def _max_output(cap: Limits, n: int, t: int, r: int, rates: Rates, calls: int, case: InputCase) -> int:
+    """The largest output cap per call that keeps all `calls` of input `case` within `cap`, given use `n`
+    nano-dollars, `t` tokens, `r` requests (negative: not even the input fits). Integer maths, rounded down."""
     best = 1 << 62
     if cap.requests is not None and r + calls > cap.requests:
         return -1
     if cap.tokens is not None:
-        best = min(best, (cap.tokens - t) // calls - tokens_in)
+        best = min(best, (cap.tokens - t) // calls - case.tokens)
     if cap.nanos is not None:
-        # (left / calls - tokens_in × input) / output, in nano-dollars × RATE_SCALE, floored
-        left = (cap.nanos - n) * RATE_SCALE - calls * rates.input_cost(request, tokens_in)
-        per_token = rates.output
+        # (left / calls - input cost) / output price, in nano-dollars × RATE_SCALE, floored
+        cost, per_token = case.cost(rates)
+        left = (cap.nanos - n) * RATE_SCALE - calls * cost
         if per_token > 0:
             best = min(best, left // (calls * per_token))
         elif left < 0:

@@ -103,8 +103,11 @@ class Decision:
     rate_limited: tuple[str, ...] = ()  # budget instances whose throttle admits a number of calls per minute
     exhausted_budget: str | None = None  # the budget a refused call did not fit in
     # A budget nearing its end changed the work (a smaller model, a compressed context): not equal work, so the
-    # call records no ungoverned cost or saving (`fiscus.events.savings`). Last field: built positionally.
+    # call records no ungoverned cost or saving (`fiscus.events.savings`).
     degraded: bool = False
+    # The most the call can cost whatever the input estimate's error (hard input bound, full output cap), held
+    # on the budgets' worst-case counters; None: `reserve` stands for it.
+    hold: Amounts | None = None
 
     @property
     def calls_model(self) -> bool:

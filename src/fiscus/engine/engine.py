@@ -5,16 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from fiscus.attribution import Attribution
+from fiscus.engine.calibration import BilledPrefixes, Calibration
 from fiscus.engine.decide import decide as _decide
 from fiscus.engine.decide import quiet
 from fiscus.engine.decide import reasons as _reasons
 from fiscus.engine.decision import Action, BudgetReason, Decision
 from fiscus.engine.plan import (
+    SCALE_ONE,
     Plan,
     PlanLine,
     Rates,
     Shape,
     capped,
+    hold_key,
     instance_stem,
     quiet_levels,
     scope_values,
@@ -41,9 +44,13 @@ class Engine:
     sheets are cached per minute, window instances until their next boundary, and a plan's shape (lines,
     keys, rates) per (attribution, provider, model, batch, priority) for as long as all of those hold."""
 
-    def __init__(self, policy: Policy, sheets: SheetLookup) -> None:
+    def __init__(self, policy: Policy, sheets: SheetLookup, calibration: Calibration | None = None) -> None:
         self.policy = policy
         self._lookup = sheets
+        # actual / counted input per (provider, model, agent), from settled calls: the next estimates' factor
+        self.calibration = calibration if calibration is not None else Calibration()
+        self.prefixes = BilledPrefixes()  # what requests billed, to bound the next turn of their conversation
+        self._margin = int((1 + policy.estimate_margin) * SCALE_ONE)
         self._sheets: dict[tuple[str, str, bool, int], Rates] = {}
         self._stems: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
         self._windows: dict[Window, tuple[float, float, WindowInstance]] = {}
@@ -117,7 +124,18 @@ class Engine:
             )
         rates = shape.rates
         max_tokens = request.max_tokens or self.policy.default_max_tokens
-        return Plan(request, lines, now, rates.sheet, max_tokens, shape.keys, rates, shape)
+        scale = self._margin
+        calibration = self.calibration
+        if calibration.ratios:
+            ratio = calibration.ratio(request.provider, request.model, attribution.agent)
+            if ratio != SCALE_ONE:
+                scale = ratio * scale // SCALE_ONE
+        bound = request.input_bound
+        if request.input_chain and self.prefixes:
+            known = self.prefixes.bound(request.provider, request.model, request.input_chain)
+            if known is not None and (bound is None or known < bound):
+                bound = known
+        return Plan(request, lines, now, rates.sheet, max_tokens, shape.keys, rates, shape, scale, bound)
 
     def _shape(self, request: CallRequest, now: float) -> Shape:
         """Lines, keys and rates for this request's shape at `now`, and the span they hold for."""
@@ -126,6 +144,7 @@ class Engine:
         sessions = False
         lines: list[PlanLine] = []
         keys: list[str] = []
+        hold_keys: list[str] = []  # after every budget key: the worst-case counters, in the same order
         for budget in self.policy.budgets:
             values = scope_values(budget, request.attribution)
             if values is None:
@@ -144,36 +163,47 @@ class Engine:
                     self._stems.clear()
                 stem = self._stems[(budget.name, values)] = instance_stem(budget, values)
             line_keys = tuple(f"{stem}|{wid}" for wid in instance.ids)
+            holds = tuple(hold_key(key) for key in line_keys)
             keys.extend(line_keys)
+            hold_keys.extend(holds)
             cap = self._cap(budget, request.priority)
-            lines.append(PlanLine(budget, stem, line_keys, instance, cap, values, self._quiet[budget.name]))
+            lines.append(PlanLine(budget, stem, line_keys, instance, cap, values, self._quiet[budget.name], holds))
         rates = self.rates(request.provider, request.model, request.batch, now)
-        return Shape(valid_from, valid_until, tuple(lines), tuple(keys), rates, sessions)
+        return Shape(valid_from, valid_until, tuple(lines), (*keys, *hold_keys), rates, sessions)
 
     # -- the optimistic admission ------------------------------------------------------------------------
 
-    def quiet_lines(self, plan: Plan) -> tuple[tuple[ReserveLine, ...], Amounts] | None:
-        """Store lines that reserve the worst case at the caller's cap (and that amount), each line limited to
-        stay below its budget's first threshold and within its cap (`below_first_threshold`). If the store grants
-        them, `decide` would have allowed the call unchanged: one atomic reservation is the whole decision. None
-        when this shape was marked loud (or a budget has a threshold at 0): decide in full."""
+    def quiet_lines(self, plan: Plan) -> tuple[tuple[ReserveLine, ...], Amounts, Amounts] | None:
+        """Store lines that reserve the estimate at the caller's cap (and that amount), each line limited to
+        stay below its budget's first threshold and within its cap (`below_first_threshold`), and hold the hard
+        worst case on the worst-case counters within the cap. If the store grants them, `decide` would have
+        allowed the call unchanged: one atomic reservation is the whole decision. None when this shape was marked
+        loud (or a budget has a threshold at 0): decide in full."""
         shape = plan.shape
         if shape is None or shape.loud or not shape.quiet:
             return None
-        amount = plan.worst_case()
+        amount, held = plan.worst_case(), plan.hold()
         parts = shape.quiet_parts
         if parts is not None:
-            return tuple([ReserveLine(name, keys, limits, amount, ends) for name, keys, limits, ends in parts]), amount
+            lines = [ReserveLine(name, keys, limits, amount, ends) for name, keys, limits, ends, _, _ in parts]
+            lines += [ReserveLine(f"{name}#hold", holds, cap, held, ends) for name, _, _, ends, holds, cap in parts]
+            return tuple(lines), amount, held
         lines = [  # a session line's expiry follows each call: take it from the plan
             ReserveLine(line.instance, line.keys, limits, amount, line.window.expires_at)
             for line, limits in zip(plan.lines, shape.limits, strict=True)
         ]
-        return tuple(lines), amount
+        lines += [
+            ReserveLine(f"{line.instance}#hold", line.hold_keys, line.cap, held, line.window.expires_at)
+            for line in plan.lines
+        ]
+        return tuple(lines), amount, held
 
-    def quiet_decision(self, plan: Plan, reserved: Amounts) -> Decision:
+    def quiet_decision(self, plan: Plan, reserved: Amounts, held: Amounts | None = None) -> Decision:
         """The decision a granted `quiet_lines` reservation stands for (what `decide` gives in that case)."""
         model = plan.request.model
-        return Decision(Action.ALLOW, model, model, plan.max_tokens, (), None, False, None, (), "", (), reserved)
+        return Decision(
+            Action.ALLOW, model, model, plan.max_tokens, (), None, False, None, (), "", (), reserved, hold=held
+        )
 
     def mark_loud(self, plan: Plan) -> None:
         """The optimistic reservation was refused (a budget is near or past a threshold, or the cap needs
@@ -202,6 +232,7 @@ class Engine:
         """The store lines for an admitted decision: every budget (an overridden one without a limit) and the
         per-minute counter of each budget whose throttle admits a rate."""
         amount = decision.reserve or _NOTHING
+        held = decision.hold or amount
         overridden = decision.overridden
         lines = [
             ReserveLine(
@@ -209,6 +240,16 @@ class Engine:
                 line.keys,
                 _UNLIMITED if overridden and line.instance in overridden else line.cap,
                 amount,
+                line.window.expires_at,
+            )
+            for line in plan.lines
+        ]
+        lines += [
+            ReserveLine(
+                f"{line.instance}#hold",
+                line.hold_keys,
+                _UNLIMITED if overridden and line.instance in overridden else line.cap,
+                held,
                 line.window.expires_at,
             )
             for line in plan.lines
@@ -249,4 +290,4 @@ class Engine:
 def _session_line(line: PlanLine, expires_at: float) -> PlanLine:
     window = line.window
     instance = WindowInstance(window.ids, window.starts_at, None, expires_at, window.drops_at)
-    return PlanLine(line.budget, line.instance, line.keys, instance, line.cap, line.values, line.quiet)
+    return PlanLine(line.budget, line.instance, line.keys, instance, line.cap, line.values, line.quiet, line.hold_keys)

@@ -16,6 +16,7 @@ from fiscus.pricing.sheet import PriceSheet
 RATE_SCALE = 10**6  # rates are integer nano-dollars per token × RATE_SCALE: exact for prices to 1e-9 USD/MTok
 _PER_MTOK = Decimal(10**9)  # USD per million tokens → nano-dollars per token × RATE_SCALE
 UNLIMITED = 1 << 62  # a meter level no counter reaches
+SCALE_ONE = 10**6  # estimate factors are integers × SCALE_ONE (1.2 → 1_200_000)
 
 
 def scaled_rate(usd_per_mtok: Decimal) -> int:
@@ -25,35 +26,85 @@ def scaled_rate(usd_per_mtok: Decimal) -> int:
 
 
 @dataclass(frozen=True, slots=True)
+class TierRates:
+    """One price tier as integers (nano-dollars per token × RATE_SCALE): it applies once the call's total input
+    exceeds `above` (-1: the base tier). `input` is a plain input token (or a cache read, never dearer in any
+    catalogue: the larger of the two, so the bound holds whatever the data)."""
+
+    above: int
+    input: int
+    write_5m: int
+    write_1h: int
+    output: int
+
+
+@dataclass(frozen=True, slots=True)
 class Rates:
-    """A sheet's worst-case prices as integers (nano-dollars per token × RATE_SCALE), computed once per sheet:
-    `input` is the dearest input token (any tier, cache writes included), `input_no_cache_write` the dearest for
-    a request that writes no cache, `output` the dearest output token."""
+    """A sheet's prices as integers, computed once per sheet: one `TierRates` per long-context tier (ascending),
+    and the model's context window (the most input a call can send), when the catalogue knows it."""
 
     sheet: PriceSheet
-    input: int
-    input_no_cache_write: int
-    output: int
+    tiers: tuple[TierRates, ...]
+    context_window: int | None = None
 
     @classmethod
     def of(cls, sheet: PriceSheet) -> Rates:
-        return cls(
-            sheet,
-            scaled_rate(sheet.max_input_mtok),
-            scaled_rate(sheet.max_input_mtok_no_cache_write),
-            scaled_rate(sheet.max_output_mtok),
-        )
+        rates = (sheet.input, sheet.cache_read_rate, sheet.cache_write_5m_rate, sheet.cache_write_1h_rate)
+        starts = sorted({start for rate in (*rates, sheet.output) for start, _ in rate.tiers})
+        tiers = []
+        for above in (-1, *starts):
+            total = above + 1  # the least total input in this tier
+            plain, read, write_5m, write_1h = (rate.at(total) for rate in rates)
+            tiers.append(
+                TierRates(
+                    above,
+                    scaled_rate(max(plain, read)),
+                    scaled_rate(write_5m),
+                    scaled_rate(write_1h),
+                    scaled_rate(sheet.output.at(total)),
+                )
+            )
+        window = sheet.context_window
+        if window is not None and starts and starts[-1] >= window:
+            window = None  # a tier above the stated window: the model takes more (a long-context option)
+        return cls(sheet, tuple(tiers), window)
 
-    def input_for(self, request: CallRequest) -> int:
-        return self.input if request.cache_writes else self.input_no_cache_write
+    def at(self, tokens_in: int) -> TierRates:
+        """The tier a call with `tokens_in` input tokens in all is billed at."""
+        tiers = self.tiers
+        if len(tiers) == 1:
+            return tiers[0]
+        for tier in reversed(tiers):
+            if tokens_in > tier.above:
+                return tier
+        return tiers[0]
 
-    def input_cost(self, request: CallRequest, tokens_in: int) -> int:
-        """Worst-case cost of `tokens_in` input tokens (scaled): only the cacheable prefix can be a cache write."""
-        if not request.cache_writes:
-            return tokens_in * self.input_no_cache_write
-        bound = request.cache_write_tokens
-        writes = tokens_in if bound is None else min(bound, tokens_in)
-        return writes * self.input + (tokens_in - writes) * self.input_no_cache_write
+    @property
+    def input(self) -> int:
+        """The base tier's plain input rate."""
+        return self.tiers[0].input
+
+    @property
+    def output(self) -> int:
+        """The base tier's output rate."""
+        return self.tiers[0].output
+
+
+@dataclass(frozen=True, slots=True)
+class InputCase:
+    """The input a reservation covers: `tokens` in all, of which `writes` may be cache writes and `writes_1h` of
+    those at the 1 h TTL. `cost(rates)` prices them at the tier `tokens` falls in; `output` is that tier's rate
+    for an output token (scaled integers throughout)."""
+
+    tokens: int
+    writes: int = 0
+    writes_1h: int = 0
+
+    def cost(self, rates: Rates) -> tuple[int, int]:
+        tier = rates.at(self.tokens)
+        writes, writes_1h = self.writes, self.writes_1h
+        scaled = (self.tokens - writes) * tier.input + (writes - writes_1h) * tier.write_5m + writes_1h * tier.write_1h
+        return scaled, tier.output
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +121,7 @@ class PlanLine:
     cap: Limits
     values: tuple[tuple[str, str], ...] = ()  # the per-value scope this instance is for
     quiet: tuple[int, int, int] = (0, 0, 0)  # (0, 0, 0): always assess in full
+    hold_keys: tuple[str, ...] = ()  # the worst-case counters beside `keys` (`hold_key`)
 
 
 class Shape:
@@ -105,13 +157,13 @@ class Shape:
         self.sessions = sessions  # lines with a session window: their expiry follows each call
         self.quiet = all(line.quiet != (0, 0, 0) for line in lines)
         self.limits = tuple(below_first_threshold(line) for line in lines)  # the optimistic reservation's limits
-        # (budget, keys, limits, expires_at) per line of the optimistic reservation; None with session lines,
-        # whose expiry follows each call
+        # (budget, keys, limits, expires_at, hold keys, cap) per line of the optimistic reservation; None with
+        # session lines, whose expiry follows each call
         self.quiet_parts = (
             None
             if sessions
             else tuple(
-                (line.instance, line.keys, limits, line.window.expires_at)
+                (line.instance, line.keys, limits, line.window.expires_at, line.hold_keys, line.cap)
                 for line, limits in zip(lines, self.limits, strict=True)
             )
         )
@@ -132,19 +184,78 @@ class Plan:
     rates: Rates | None = None  # the sheet's worst-case rates (computed from `sheet` when not given)
     shape: Shape | None = field(default=None, compare=False, repr=False)  # the engine's cached part of this plan
 
+    scale: int = SCALE_ONE  # the input estimate's factor × SCALE_ONE: calibration × (1 + the policy's margin)
+    # The request's hard input bound, tightened by what an earlier turn of its conversation billed (the engine's
+    # `BilledPrefixes`); None: none known, the scaled estimate stands for it.
+    bound: int | None = None
+
+    def estimate_case(self, rates: Rates | None = None, tokens_in: int | None = None) -> InputCase:
+        """The input the reservation covers: the counted input (or `tokens_in`, a compression target, in the
+        same units) times `scale`, cache writes only for the marked prefix at the TTL it asks for; never more
+        than the hard case."""
+        request = self.request
+        scale = self.scale
+        counted = request.input_tokens if tokens_in is None else tokens_in
+        hard = self.hard_case(rates)
+        tokens = min(-(-counted * scale // SCALE_ONE), hard.tokens)
+        if not request.cache_writes:
+            return InputCase(tokens)
+        marked = request.cache_write_tokens
+        writes = tokens if marked is None else min(tokens, -(-marked * scale // SCALE_ONE))
+        marked_1h = request.cache_write_1h_tokens
+        writes_1h = writes if marked_1h is None else min(writes, -(-marked_1h * scale // SCALE_ONE))
+        return InputCase(tokens, min(writes, hard.writes), min(writes_1h, hard.writes_1h))
+
+    def hard_case(self, rates: Rates | None = None) -> InputCase:
+        """The most input the call can send: the request's hard bound (UTF-8 bytes, or the model's own exact
+        count), capped by the model's context window; without a bound, the scaled estimate stands for it."""
+        request = self.request
+        rates = rates or self.rates or Rates.of(self.sheet)
+        bound = self.bound if self.bound is not None else request.input_bound
+        if bound is None:
+            bound = -(-request.input_tokens * self.scale // SCALE_ONE)
+            marked = request.cache_write_tokens
+            marked_1h = request.cache_write_1h_tokens
+            write_bound = None if marked is None else -(-marked * self.scale // SCALE_ONE)
+            write_1h_bound = None if marked_1h is None else -(-marked_1h * self.scale // SCALE_ONE)
+        else:
+            marked, marked_1h = request.cache_write_tokens, request.cache_write_1h_tokens
+            write_bound, write_1h_bound = request.cache_write_bound, request.cache_write_1h_bound
+        window = rates.context_window
+        if window is not None and bound > window:
+            bound = window
+        if not request.cache_writes:
+            return InputCase(bound)
+        writes = bound if marked is None or write_bound is None else min(bound, write_bound)
+        writes_1h = writes if marked_1h is None or write_1h_bound is None else min(writes, write_1h_bound)
+        return InputCase(bound, writes, writes_1h)
+
     def worst_case(
         self, rates: Rates | None = None, *, input_tokens: int | None = None, max_tokens: int | None = None
     ) -> Amounts:
-        """What to reserve for all `calls`: input at the highest input price that can apply (cache writes only
-        when the request may write cache) plus the full output cap at the highest output price, rounded up to
-        the nano-dollar; tokens and requests likewise."""
-        request = self.request
+        """What to reserve for all `calls`: the estimated input (`estimate_case`) at its tier's prices plus the
+        full output cap at that tier's output price, rounded up to the nano-dollar; tokens and requests likewise."""
         rates = rates or self.rates or Rates.of(self.sheet)
-        tokens_in = request.input_tokens if input_tokens is None else input_tokens
+        return self._amounts(rates, self.estimate_case(rates, input_tokens), max_tokens)
+
+    def hold(self, rates: Rates | None = None, *, max_tokens: int | None = None) -> Amounts:
+        """What the call can cost at most, whatever the estimate's error: the hard input bound at its tier plus
+        the full output cap. Held on the budgets' worst-case counters, which must fit it beside every other
+        call in flight."""
+        rates = rates or self.rates or Rates.of(self.sheet)
+        return self._amounts(rates, self.hard_case(rates), max_tokens)
+
+    def _amounts(self, rates: Rates, case: InputCase, max_tokens: int | None) -> Amounts:
         out = self.max_tokens if max_tokens is None else max_tokens
-        calls = request.calls
-        scaled = calls * (rates.input_cost(request, tokens_in) + out * rates.output)
-        return Amounts(-(-scaled // RATE_SCALE), calls * (tokens_in + out), calls)
+        calls = self.request.calls
+        cost, per_output = case.cost(rates)
+        scaled = calls * (cost + out * per_output)
+        return Amounts(-(-scaled // RATE_SCALE), calls * (case.tokens + out), calls)
+
+
+def hold_key(key: str) -> str:
+    """The worst-case counter beside a budget counter key (`b:…` → `h:…`): what its calls can cost at most."""
+    return "h" + key[1:]
 
 
 def below_first_threshold(line: PlanLine) -> Limits:

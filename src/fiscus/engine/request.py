@@ -30,12 +30,25 @@ class CallRequest:
     cache_writes: bool = True
     # The most input tokens that may be written to cache (those up to the last cache breakpoint); None: all.
     cache_write_tokens: int | None = None
+    # Of those, the ones up to the last breakpoint that asks for the 1 h TTL; None: all may be 1 h writes.
+    cache_write_1h_tokens: int | None = None
+    # Hard upper bounds of the input and of the two prefixes above, whatever the provider's tokenizer: UTF-8
+    # bytes of the text for byte-level BPE (a token is at least one byte), or the exact count of the model's
+    # own tokenizer, plus framing. None: the (scaled) estimate stands for the bound.
+    input_bound: int | None = None
+    # Per message of the conversation: (hash of the request up to it, bound of what follows it), so a request
+    # that extends one billed before is bounded by that bill plus what it adds (`usage.bounds.prefix_chain`).
+    input_chain: tuple[tuple[int, int], ...] = ()
+    cache_write_bound: int | None = None
+    cache_write_1h_bound: int | None = None
 
     def __post_init__(self) -> None:
         if self.priority not in PRIORITIES:
             raise ValueError(f"CallRequest.priority must be one of {', '.join(PRIORITIES)}, got {self.priority!r}")
         if self.input_tokens < 0:
             raise ValueError("CallRequest.input_tokens must not be negative")
+        if self.input_bound is not None and self.input_bound < 0:
+            raise ValueError("CallRequest.input_bound must not be negative")
         if self.calls < 1:
             raise ValueError("CallRequest.calls must be at least 1")
         if self.max_tokens is not None and self.max_tokens < 1:

@@ -188,7 +188,7 @@ class Governor:
         if quiet is not None:  # the common case in one atomic reservation: no budget has a word to say
             granted = yield Reserve(event_id, quiet[0], now, lease)
             if isinstance(granted, Reservation):
-                decision = engine.quiet_decision(plan, quiet[1])
+                decision = engine.quiet_decision(plan, quiet[1], quiet[2])
                 return self._admission(plan, decision, granted, event_id, started, asked)
             engine.mark_loud(plan)
         counters: Mapping[str, Counter] = (yield ReadCounters(plan.keys, now)) if plan.keys else {}
@@ -226,7 +226,7 @@ class Governor:
 
     def _refused(self, plan: Plan, decision: Decision, refusal: Refusal, attempts: int) -> Decision:
         """The store refused what the decision expected to fit: refuse honestly with that budget's action."""
-        instance = refusal.budget.removesuffix("#rate")
+        instance = refusal.budget.removesuffix("#rate").removesuffix("#hold")
         line = next((ln for ln in plan.lines if ln.instance == instance), None)
         throttled = refusal.budget.endswith("#rate")
         action = Action.BLOCK if throttled or line is None else line.budget.exhausted
@@ -416,7 +416,7 @@ class Governor:
             policy_version=self.policy.version,
         )
         if "unpriced" in tags and admission.reservation is not None:
-            actual = decision.reserve or Amounts()
+            actual = decision.hold or decision.reserve or Amounts()
         else:
             tokens = (  # Usage.total_tokens, without its three property calls
                 usage.input_tokens
@@ -430,7 +430,21 @@ class Governor:
             if admission.event is not None:
                 return None
             admission.event = event
+        if status is CallStatus.OK and not usage.estimated and usage is not _ZERO_USAGE:
+            self._calibrate(admission, usage, served, provider)
         return event, actual
+
+    def _calibrate(self, admission: Admission, usage: Usage, served: str, provider: str) -> None:
+        """Teach the estimator what the provider billed for what was counted: only for a call sent as counted
+        (same provider and model, not compressed, not summarised) and billed from the provider's own usage."""
+        request, decision = admission.request, admission.decision
+        if served != request.model or provider != request.provider or decision.compress_to_tokens is not None:
+            return
+        if (admission.shaped is not None and admission.shaped.context_tokens) or request.calls != 1:
+            return
+        billed = usage.total_input_tokens
+        self.engine.calibration.observe(provider, served, request.attribution.agent, request.input_tokens, billed)
+        self.engine.prefixes.billed(provider, served, request.input_chain, billed)
 
     def _ungoverned(
         self, admission: Admission, usage: Usage, cost: Cost, sheet: PriceSheet, served: str, provider: str

@@ -102,6 +102,7 @@ def compile_policy(spec: PolicySpec, *, source: str | None = None) -> Policy:
         deferrable=frozenset(spec.deferrable),
         default_max_tokens=spec.default_max_tokens,
         min_output_tokens=spec.min_output_tokens,
+        estimate_margin=spec.estimate_margin,
         reserve_for_critical=spec.priority.reserve_for_critical,
         session_ttl_seconds=parse_duration(spec.session_ttl),
         source=source,

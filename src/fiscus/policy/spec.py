@@ -185,6 +185,8 @@ class PolicySpec(_Strict):
     timezone: str = "UTC"
     default_max_tokens: int = Field(default=4096, gt=0)
     min_output_tokens: int = Field(default=64, gt=0)
+    # how much more input than the (calibrated) count a reservation covers; the hard bound caps it
+    estimate_margin: Decimal = Field(default=Decimal("0.2"), ge=0, le=4)
     session_ttl: str = "7d"
     priority: PrioritySpec = Field(default_factory=PrioritySpec)
     ladders: dict[str, list[str | list[str]]] = Field(default_factory=dict)

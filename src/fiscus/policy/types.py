@@ -127,6 +127,8 @@ class Policy:
     deferrable: frozenset[str] = frozenset()  # task classes whose work may wait for the Batch APIs
     default_max_tokens: int = 4096
     min_output_tokens: int = 64
+    # Safety margin on the input estimate a reservation covers (0.2: 20 % over the calibrated count)
+    estimate_margin: Decimal = Decimal("0.2")
     reserve_for_critical: Decimal = Decimal(0)
     session_ttl_seconds: int = 7 * 86400
     source: str | None = None

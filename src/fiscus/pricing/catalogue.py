@@ -127,6 +127,7 @@ class PriceCatalogue:
                 notes=sheet.notes,
                 modality_rates=sheet.modality_rates,
                 tool_rates=sheet.tool_rates,
+                context_window=sheet.context_window,
             )
         if entry.gpu_hour is not None:
             gpu = entry.gpu_hour
@@ -231,6 +232,7 @@ def _sheet_from_catalogue(
         notes=notes,
         modality_rates=modality_rates,
         tool_rates=tool_rates,
+        context_window=info.context_window or None,
     )
     return sheet.scaled(factor, notes[0]) if factor != 1 else sheet
 

@@ -60,6 +60,7 @@ class PriceSheet:
     modality_rates: tuple[tuple[str, str, Rate], ...] = ()
     # (unit, price, per): server-tool fees, e.g. ("web_searches", 10, 1000) for $10 per 1,000 searches.
     tool_rates: tuple[tuple[str, Decimal, int], ...] = ()
+    context_window: int | None = None  # the most input tokens a call can send, when the catalogue says
     # The sheet of another model of the same provider, moment and batch: for iterations billed at their own model.
     other_model: Callable[[str], PriceSheet] | None = field(default=None, compare=False, repr=False)
 
@@ -191,6 +192,7 @@ class PriceSheet:
             notes=(*self.notes, note),
             modality_rates=tuple((p, m, rate.scaled(factor)) for p, m, rate in self.modality_rates),
             tool_rates=tuple((unit, price * factor, per) for unit, price, per in self.tool_rates),
+            context_window=self.context_window,
             other_model=self.other_model,
         )
 

@@ -1,0 +1,107 @@
+"""What settled calls teach the estimates, pure: `Calibration` (how far the input estimate is from what providers
+bill) and `BilledPrefixes` (what a request already billed cost, to bound the next one that extends it).
+
+`Calibration`:
+
+Per (provider, model, agent) and per (provider, model) it keeps a running ratio actual / counted input tokens
+(an exponentially weighted mean, integers × SCALE_ONE), so the next estimate of that shape is the count times
+the ratio. A text the estimator undercounts (CJK, base64, dense code against characters / 4) raises its
+agent's ratio after one call; the budget's bound never depends on it (the hard worst case does that), only how
+tightly it is reserved. Bounded: at most `max_keys` shapes, the oldest forgotten first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+SCALE_ONE = 10**6
+_LOWEST, _HIGHEST = SCALE_ONE // 8, 16 * SCALE_ONE  # one wild sample cannot push the ratio past these
+_WEIGHT = 4  # each sample moves the ratio a quarter of the way (the first one sets it)
+
+Key = tuple[str, str, str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class CalibrationRow:
+    provider: str
+    model: str
+    agent: str | None  # None: every agent of this provider and model
+    ratio: Decimal  # actual / counted input tokens
+    samples: int
+
+
+class Calibration:
+    def __init__(self, *, max_keys: int = 4096) -> None:
+        self.max_keys = max_keys
+        self.ratios: dict[Key, int] = {}  # key → ratio × SCALE_ONE
+        self._samples: dict[Key, int] = {}
+
+    def observe(self, provider: str, model: str, agent: str | None, counted: int, actual: int) -> None:
+        """One settled call: `counted` input tokens estimated from the request, `actual` billed (all input,
+        cached parts included). Calls with nothing counted or billed teach nothing."""
+        if counted <= 0 or actual <= 0:
+            return
+        sample = min(max(actual * SCALE_ONE // counted, _LOWEST), _HIGHEST)
+        keys: tuple[Key, ...] = (
+            ((provider, model, agent), (provider, model, None)) if agent else ((provider, model, None),)
+        )
+        for key in keys:
+            old = self.ratios.get(key)
+            if old is None:
+                if len(self.ratios) >= self.max_keys:
+                    oldest = next(iter(self.ratios))
+                    del self.ratios[oldest]
+                    self._samples.pop(oldest, None)
+                self.ratios[key] = sample
+            else:
+                self.ratios[key] = old + (sample - old) // _WEIGHT
+            self._samples[key] = self._samples.get(key, 0) + 1
+
+    def ratio(self, provider: str, model: str, agent: str | None) -> int:
+        """The factor (× SCALE_ONE) for the next estimate: the agent's own, else its model's, else 1."""
+        ratios = self.ratios
+        found = ratios.get((provider, model, agent)) if agent else None
+        if found is None:
+            found = ratios.get((provider, model, None))
+        return SCALE_ONE if found is None else found
+
+    def rows(self) -> list[CalibrationRow]:
+        """Every shape kept, for an operator to read (status, preflight, admin)."""
+        return [
+            CalibrationRow(
+                p, m, a, (Decimal(r) / SCALE_ONE).quantize(Decimal("0.001")), self._samples.get((p, m, a), 0)
+            )
+            for (p, m, a), r in sorted(self.ratios.items(), key=lambda item: (item[0][0], item[0][1], item[0][2] or ""))
+        ]
+
+
+class BilledPrefixes:
+    """Input tokens billed for recent requests, by (provider, model, hash of the request's prefix chain). A
+    request whose conversation extends one of them is bounded by that bill plus the bound of what it adds.
+    Bounded: at most `max_keys` requests, the oldest forgotten first."""
+
+    def __init__(self, *, max_keys: int = 16_384) -> None:
+        self.max_keys = max_keys
+        self._billed: dict[tuple[str, str, int], int] = {}
+
+    def __len__(self) -> int:
+        return len(self._billed)
+
+    def billed(self, provider: str, model: str, chain: tuple[tuple[int, int], ...], input_tokens: int) -> None:
+        """A request with this prefix chain was billed `input_tokens` in all."""
+        if not chain or input_tokens <= 0:
+            return
+        billed = self._billed
+        if len(billed) >= self.max_keys:
+            del billed[next(iter(billed))]
+        billed[(provider, model, chain[-1][0])] = input_tokens
+
+    def bound(self, provider: str, model: str, chain: tuple[tuple[int, int], ...]) -> int | None:
+        """The tightest bound the longest billed prefix of `chain` gives; None when none was billed here."""
+        billed = self._billed
+        for digest, following in reversed(chain):
+            found = billed.get((provider, model, digest))
+            if found is not None:
+                return found + following
+        return None
