@@ -65,6 +65,10 @@ class EmulatorConfig:
 
     # Batch APIs: a job completes this long after it was created (on `clock`).
     batch_delay_ms: float = 300.0
+    # Token counting: characters per token (4 by default); per model, e.g. {"claude-sonnet-4-5": 1} to count
+    # one token per character as a tokenizer does on CJK text or base64. x-emulator-chars-per-token overrides.
+    chars_per_token: int = 4
+    chars_per_token_models: dict[str, int] = field(default_factory=dict)
 
     seed: int = 0
     # Monotonic seconds; inject a fake clock to test cache expiry and rate-limit refill.
@@ -86,6 +90,8 @@ class EmulatorConfig:
                 ("reasoning_tokens", self.reasoning_tokens < 0),
                 ("cache_entries", self.cache_entries < 1),
                 ("batch_delay_ms", self.batch_delay_ms < 0),
+                ("chars_per_token", not 1 <= self.chars_per_token <= 16),
+                ("chars_per_token_models", any(not 1 <= n <= 16 for n in self.chars_per_token_models.values())),
             )
             if bad
         ]

@@ -17,6 +17,7 @@ from fiscus.emulator.dialects import ANTHROPIC, Dialect
 from fiscus.emulator.faults import injected_error, injected_status, sleep_ms
 from fiscus.emulator.state import EmulatorState
 from fiscus.emulator.steering import Steering, SteeringError, resolve
+from fiscus.emulator.tokens import set_chars_per_token
 
 
 @dataclass(slots=True)
@@ -88,4 +89,6 @@ async def admit(
     if status is not None:
         await sleep_ms(steer.latency_ms)
         return injected_error(dialect, status, steer)
+    config = state.config
+    set_chars_per_token(steer.chars_per_token or config.chars_per_token_models.get(model, config.chars_per_token))
     return Call(state, dialect, body, key, model, steer, dialect.request_id_headers())

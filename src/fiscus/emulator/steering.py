@@ -31,10 +31,18 @@ class Steering:
     tool_call: str | None  # a tool name, "auto" (first tool) or None (let the request decide)
     cached_tokens: int | None
     cost: Decimal | None = None  # OpenRouter's usage.cost for this call, in USD
+    chars_per_token: int | None = None  # how this call's tokens are counted (None: the model's or the default)
 
 
 class SteeringError(ValueError):
     """An `x-emulator-*` header has a value the emulator cannot use."""
+
+
+def _chars(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 16:
+        raise ValueError(text)
+    return value
 
 
 def _usd(text: str) -> Decimal:
@@ -70,6 +78,7 @@ _HEADERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "tool-call": ("tool_call", str),
     "cached-tokens": ("cached_tokens", int),
     "cost": ("cost", _usd),
+    "chars-per-token": ("chars_per_token", _chars),
 }
 
 

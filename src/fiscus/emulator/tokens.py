@@ -1,4 +1,6 @@
-"""Deterministic token counting: one token per four characters, rounded up.
+"""Deterministic token counting: one token per four characters, rounded up — or per `chars_per_token`
+characters for a request or model set to count otherwise (1: one token per character, as a real tokenizer
+counts CJK text, base64 or hex; see `x-emulator-chars-per-token` and `EmulatorConfig.chars_per_token`).
 
 Each provider module renders a request into one string (role markers, tool schemas, text), so a prefix
 of the prompt is a prefix of that string and cached-token counts stay consistent with the totals.
@@ -7,11 +9,15 @@ of the prompt is a prefix of that string and cached-token counts stay consistent
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import orjson
 
 CHARS_PER_TOKEN = 4
+_CHARS: ContextVar[int] = ContextVar("emulator_chars_per_token", default=CHARS_PER_TOKEN)
 # Media is rendered as a fixed-size placeholder, so an image costs a stable ~85 tokens whatever its bytes.
 MEDIA_TOKENS = 85
 
@@ -23,12 +29,27 @@ def count_text(text: str) -> int:
 
 def tokens_in(chars: int) -> int:
     """Tokens in the first `chars` rendered characters (the count of a prefix, without slicing it)."""
-    return -(-chars // CHARS_PER_TOKEN)
+    return -(-chars // _CHARS.get())
 
 
 def chars_for(tokens: int) -> int:
     """How many rendered characters make up the first `tokens` tokens."""
-    return tokens * CHARS_PER_TOKEN
+    return tokens * _CHARS.get()
+
+
+def set_chars_per_token(chars: int) -> None:
+    """Count this request (the current task from here on) at `chars` characters a token."""
+    _CHARS.set(chars)
+
+
+@contextmanager
+def counting(chars: int) -> Iterator[None]:
+    """Count at `chars` characters a token inside the block."""
+    token = _CHARS.set(chars)
+    try:
+        yield
+    finally:
+        _CHARS.reset(token)
 
 
 def media_placeholder(payload: Any) -> str:

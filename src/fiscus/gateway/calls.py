@@ -49,8 +49,9 @@ from fiscus.providers.messages import UnknownProviderError, UnsupportedOperation
 from fiscus.shaping.cache import CachePlacer, stable_tools
 from fiscus.shaping.compress import fit_window
 from fiscus.shaping.response_cache import MAX_ENTRY_BYTES
+from fiscus.usage.bounds import input_fields
 from fiscus.usage.detect import usage_from_body
-from fiscus.usage.estimate import anthropic_cache_write_bound, count_request_tokens, estimator_name
+from fiscus.usage.estimate import estimator_name
 from fiscus.usage.model import Usage
 from fiscus.usage.tracker import StreamUsageTracker
 
@@ -158,21 +159,20 @@ class Gateway(NoModelAnswers):
             placed = self.cache_placer.place(request.body, window_tokens=window)
         if placed is not None:  # before the estimate: the reservation must cover the cache write
             raw, request = orjson.dumps(placed), replace(request, body=placed)
-        input_tokens = count_request_tokens(request.body, protocol.format)
         # Only Anthropic requests with cache_control markers can write a prompt cache (priced above input),
-        # and only the prompt up to the last marker.
+        # and only the prompt up to the last marker, at the TTL each marker asks for.
         writes_cache = protocol.anthropic and b'"cache_control"' in raw
+        counted = input_fields(request.body, protocol.format, writes_cache=writes_cache)
+        input_tokens = counted["input_tokens"]
         admission = await self.governor.aadmit(
             CallRequest(
                 provider=provider,
                 model=request.model,
                 attribution=attribution,
-                input_tokens=input_tokens,
                 max_tokens=request.max_tokens,
                 priority=priority,
                 overrides=granted,
-                cache_writes=writes_cache,
-                cache_write_tokens=anthropic_cache_write_bound(request.body) if writes_cache else 0,
+                **counted,
             )
         )
         if summary is not None:

@@ -34,7 +34,8 @@ from fiscus.shaping.cache import CachePlacer
 from fiscus.shaping.compress import compress
 from fiscus.shaping.partial import BUDGET_EXHAUSTED, SESSION_CEILING
 from fiscus.shaping.summarise import SummaryCache
-from fiscus.usage.estimate import MAPPING_TYPES, anthropic_cache_write_bound, count_request_tokens
+from fiscus.usage.bounds import input_fields
+from fiscus.usage.estimate import MAPPING_TYPES
 from fiscus.usage.model import Usage
 from fiscus.usage.wire import WireFormat
 
@@ -249,12 +250,11 @@ class Gate:
             provider=provider,
             model=model,
             attribution=attribution,
-            input_tokens=count_request_tokens(kwargs, fmt),
             max_tokens=max_tokens or None,
             priority=self.priority,
             overrides=grants(self.overrides, attribution.api_key),
-            cache_writes=(writes := writes_cache(fmt, kwargs)),  # False: input reserved at the plain price
-            cache_write_tokens=anthropic_cache_write_bound(kwargs) if writes else 0,
+            # the count, its hard bound, and the prefix marked for the cache (none: input at the plain price)
+            **input_fields(kwargs, fmt, writes_cache=writes_cache(fmt, kwargs)),
         )
 
     def shape(self, plan: Plan, admission: Admission) -> Plan | Short:
