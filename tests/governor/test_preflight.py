@@ -34,7 +34,7 @@ def test_preflight_decides_without_holding_or_announcing_anything() -> None:
 def test_a_task_that_must_wait_and_one_that_never_fits() -> None:
     gov, _, _, _ = governor({"budgets": [{**BUDGET, "thresholds": [{"at": 1.0, "action": "block"}]}]})
     admission = gov.admit(task(1))
-    gov.settle(admission, Usage(input_tokens=60_000, output_tokens=5000))  # $0.75 of $1 spent
+    gov.settle(admission, Usage(input_tokens=10_000, output_tokens=21_667))  # $0.75 of $1 spent
     assert gov.preflight(task(4)).model == "small"  # $0.52 on big does not fit what is left; on small it does
     waits = gov.preflight(task(30))  # its input alone is $0.30 on small: more than the $0.25 left
     assert not waits.calls_model and waits.retry_at is not None and "a task of 30 calls" in waits.message
@@ -59,8 +59,17 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     base = ["budgets", "preflight", "--policy", str(policy), "--store", store, "--provider", "anthropic"]
     base += ["--model", "claude-sonnet-4-6", "--agent", "researcher", "--max-tokens", "2000"]
     code, out, _ = run(capsys, *base, "--calls", "4", "--input-tokens", "20000")
-    assert code == 0 and "A task of 4 calls on anthropic/claude-sonnet-4-6 fits (allow); worst case $0.60" in out
-    code, out, _ = run(capsys, *base, "--calls", "40", "--input-tokens", "20000")
+    # 20,000 counted + the 20 % margin at $3/M and 2,000 output at $15/M, four times: $0.408
+    assert code == 0 and "A task of 4 calls on anthropic/claude-sonnet-4-6 fits (allow); reserves $0.408" in out
+    assert "24000 tokens reserved (20000 counted + 20 %), at most 24000" in out
+    code, out, _ = run(capsys, *base, "--calls", "4", "--input-tokens", "20000", "--input-bytes", "80000", "--json")
+    answer = json.loads(out)  # the hard bound: 80,000 tokens at $3/M → 4 × $0.27 = $1.08 at most
+    assert answer["reserve_usd"] == "0.408" and answer["worst_case_usd"] == "1.08"
+    assert (answer["input_estimate_tokens"], answer["input_bound_tokens"]) == (24_000, 80_000)
+    # a 1 h cache breakpoint after 10,000 tokens: 12,000 of the estimate at the 1 h write price ($6/M)
+    code, out, _ = run(capsys, *base, "--input-tokens", "20000", "--cache-write-tokens", "10000", "--cache-ttl", "1h")
+    assert code == 0 and "reserves $0.138" in out  # 12k × $6 + 12k × $3 + 2,000 × $15, per million
+    code, out, _ = run(capsys, *base, "--calls", "50", "--input-tokens", "20000")
     assert code == 0 and "not the 2000 asked" in out  # it fits only with a smaller output cap
     code, out, _ = run(capsys, *base, "--calls", "40", "--input-tokens", "200000")
     assert code == 1 and "cannot fit even in a fresh window" in out

