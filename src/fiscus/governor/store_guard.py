@@ -34,7 +34,7 @@ from fiscus.governor.drive import adrive, drive
 from fiscus.governor.steps import Steps
 from fiscus.money import from_nanos
 from fiscus.stores.base import BudgetStore, OutboxEntry, Restored, new_epoch
-from fiscus.stores.rebuild import rebuild_from_ledger
+from fiscus.stores.rebuild import rebuild_from_ledger, with_holds
 
 if TYPE_CHECKING:
     from fiscus.engine.request import CallRequest
@@ -199,7 +199,7 @@ class StoreGuard:
                 )
             self._retry_at = now + CLOSED_CHECK_S
             return State.CLOSED
-        store.restore(figures, epoch=new_epoch(), now=now)  # False: another worker's figures stand
+        store.restore(with_holds(figures), epoch=new_epoch(), now=now)  # False: another worker's figures stand
         if noticed:
             self._announce_loss(
                 f"{len(figures)} counters rebuilt from the ledger (${spent} spent in the current windows) before "

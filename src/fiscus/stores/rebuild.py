@@ -13,11 +13,11 @@ Pure but for reading the ledger through its query interface (`Ledger.events`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Set
+from collections.abc import Callable, Iterable, Iterator, Mapping, Set
 from datetime import UTC, datetime
 from urllib.parse import quote
 
-from fiscus.engine.plan import instance_stem, scope_values
+from fiscus.engine.plan import hold_key, instance_stem, scope_values
 from fiscus.engine.windows import window_instance
 from fiscus.events.cost_event import CallStatus, CostEvent
 from fiscus.ledger.base import Ledger
@@ -127,6 +127,12 @@ def rebuild_counters(
     return {key: value for key, value in restored.items() if value[1] is None or value[1] > now}
 
 
+def with_holds(figures: Mapping[str, Restored]) -> dict[str, Restored]:
+    """The budget counters and, beside each, its worst-case counter with the same spend (`engine.plan.hold_key`):
+    what a store restores."""
+    return {**figures, **{hold_key(key): value for key, value in figures.items()}}
+
+
 def rebuild_from_ledger(
     policy: Policy, ledger: Ledger, *, now: float, lost_ids: Callable[[], set[str]] = frozenset
 ) -> dict[str, Restored]:
@@ -168,4 +174,4 @@ def rebuild_store(
     writer.flush(10.0)
     writer.close()
     figures = rebuild_from_ledger(policy, ledger, now=now, lost_ids=store.lost_ids)
-    return store.restore(figures, epoch=new_epoch(), now=now), figures
+    return store.restore(with_holds(figures), epoch=new_epoch(), now=now), figures
