@@ -125,3 +125,20 @@ def test_a_billed_prefix_bounds_the_next_turn_by_its_bill() -> None:
     for n in range(5):
         memory.billed("p", "m", ((n, 0),), 10)
     assert len(memory) == 2 and memory.bound("p", "m", ((4, 5),)) == 15 and memory.bound("p", "m", ((0, 5),)) is None
+
+
+def test_the_reserve_follows_what_the_shape_settled_at_and_the_hold_does_not() -> None:
+    eng = engine({"budgets": [TEAM], "estimate_margin": 0.2})
+    req = request(model="claude-sonnet-4-5", input_tokens=10_000, input_bound=40_000, max_tokens=1_000)
+    first = eng.plan(req, NOW)
+    reserve, hold = first.worst_case(), first.hold()
+    assert reserve.nanos == 12_000 * 3_000 + 1_000 * 15_000  # no cost seen yet: the whole estimate
+    # the shape settled at a tenth of its estimate (a cached prompt read): the reserve follows, × 1.2
+    eng.calibration.observe_cost("anthropic", req.model, req.attribution.agent, reserve.nanos, reserve.nanos // 10)
+    later = eng.plan(req, NOW)
+    assert later.worst_case().nanos == -(-reserve.nanos * 120_000 // SCALE_ONE)
+    assert later.hold() == hold  # the worst case is never scaled down
+    eng.calibration.observe_cost("anthropic", req.model, req.attribution.agent, reserve.nanos, 2 * reserve.nanos)
+    assert eng.plan(req, NOW).worst_case() == reserve  # never above the estimate
+    (row,) = [r for r in eng.calibration.rows() if r.agent == req.attribution.agent] or [None]
+    assert row is None or row.cost_ratio is not None

@@ -18,6 +18,7 @@ from decimal import Decimal
 SCALE_ONE = 10**6
 _LOWEST, _HIGHEST = SCALE_ONE // 8, 16 * SCALE_ONE  # one wild sample cannot push the ratio past these
 _WEIGHT = 4  # each sample moves the ratio a quarter of the way (the first one sets it)
+_COST_WEIGHT = 2  # cost ratios fall by halves: a prompt cache warms up within a few calls
 
 Key = tuple[str, str, str | None]
 
@@ -29,6 +30,7 @@ class CalibrationRow:
     agent: str | None  # None: every agent of this provider and model
     ratio: Decimal  # actual / counted input tokens
     samples: int
+    cost_ratio: Decimal | None = None  # settled cost / the reserve's estimate (before this ratio scaled it)
 
 
 class Calibration:
@@ -36,6 +38,7 @@ class Calibration:
         self.max_keys = max_keys
         self.ratios: dict[Key, int] = {}  # key → ratio × SCALE_ONE
         self._samples: dict[Key, int] = {}
+        self.costs: dict[Key, int] = {}  # key → settled cost / estimated cost × SCALE_ONE
 
     def observe(self, provider: str, model: str, agent: str | None, counted: int, actual: int) -> None:
         """One settled call: `counted` input tokens estimated from the request, `actual` billed (all input,
@@ -58,6 +61,24 @@ class Calibration:
                 self.ratios[key] = old + (sample - old) // _WEIGHT
             self._samples[key] = self._samples.get(key, 0) + 1
 
+    def observe_cost(self, provider: str, model: str, agent: str | None, estimated: int, settled: int) -> None:
+        """One settled call: its reserve's estimate (nano-dollars, output at the full cap, before any cost
+        ratio) and what it cost. Cache reads, answers shorter than their cap: what a shape really costs."""
+        if estimated <= 0 or settled < 0:
+            return
+        sample = min(max(settled * SCALE_ONE // estimated, 1), SCALE_ONE)
+        costs = self.costs
+        key = (provider, model, agent)
+        old = costs.get(key)
+        if old is None and len(costs) >= self.max_keys:
+            del costs[next(iter(costs))]
+        # up at once (a cache gone cold, a long answer: the next reserve is whole again), down by halves
+        costs[key] = sample if old is None or sample > old else old + (sample - old) // _COST_WEIGHT
+
+    def cost_ratio(self, provider: str, model: str, agent: str | None) -> int:
+        """Settled / estimated cost (× SCALE_ONE) for this shape lately; SCALE_ONE when none was seen."""
+        return self.costs.get((provider, model, agent), SCALE_ONE)
+
     def ratio(self, provider: str, model: str, agent: str | None) -> int:
         """The factor (× SCALE_ONE) for the next estimate: the agent's own, else its model's, else 1."""
         ratios = self.ratios
@@ -68,9 +89,19 @@ class Calibration:
 
     def rows(self) -> list[CalibrationRow]:
         """Every shape kept, for an operator to read (status, preflight, admin)."""
+
+        def share(value: int) -> Decimal:
+            return (Decimal(value) / SCALE_ONE).quantize(Decimal("0.001"))
+
+        costs = self.costs
         return [
             CalibrationRow(
-                p, m, a, (Decimal(r) / SCALE_ONE).quantize(Decimal("0.001")), self._samples.get((p, m, a), 0)
+                p,
+                m,
+                a,
+                share(r),
+                self._samples.get((p, m, a), 0),
+                share(costs[(p, m, a)]) if (p, m, a) in costs else None,
             )
             for (p, m, a), r in sorted(self.ratios.items(), key=lambda item: (item[0][0], item[0][1], item[0][2] or ""))
         ]

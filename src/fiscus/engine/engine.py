@@ -124,18 +124,33 @@ class Engine:
             )
         rates = shape.rates
         max_tokens = request.max_tokens or self.policy.default_max_tokens
-        scale = self._margin
+        scale = cost_scale = self._margin
         calibration = self.calibration
         if calibration.ratios:
             ratio = calibration.ratio(request.provider, request.model, attribution.agent)
             if ratio != SCALE_ONE:
                 scale = ratio * scale // SCALE_ONE
+        if calibration.costs:
+            cost_scale = calibration.cost_ratio(request.provider, request.model, attribution.agent) * cost_scale
+            cost_scale //= SCALE_ONE
         bound = request.input_bound
         if request.input_chain and self.prefixes:
             known = self.prefixes.bound(request.provider, request.model, request.input_chain)
             if known is not None and (bound is None or known < bound):
                 bound = known
-        return Plan(request, lines, now, rates.sheet, max_tokens, shape.keys, rates, shape, scale, bound)
+        return Plan(
+            request,
+            lines,
+            now,
+            rates.sheet,
+            max_tokens,
+            shape.keys,
+            rates,
+            shape,
+            scale,
+            bound,
+            min(cost_scale, SCALE_ONE),
+        )
 
     def _shape(self, request: CallRequest, now: float) -> Shape:
         """Lines, keys and rates for this request's shape at `now`, and the span they hold for."""

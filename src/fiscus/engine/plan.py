@@ -188,6 +188,9 @@ class Plan:
     # The request's hard input bound, tightened by what an earlier turn of its conversation billed (the engine's
     # `BilledPrefixes`); None: none known, the scaled estimate stands for it.
     bound: int | None = None
+    # The reserve's share of its estimate (× SCALE_ONE, at most 1): settled / estimated cost lately for this
+    # shape, times 1 + the margin. The worst case (`hold`) never takes it.
+    cost_scale: int = SCALE_ONE
 
     def estimate_case(self, rates: Rates | None = None, tokens_in: int | None = None) -> InputCase:
         """The input the reservation covers: the counted input (or `tokens_in`, a compression target, in the
@@ -234,9 +237,14 @@ class Plan:
         self, rates: Rates | None = None, *, input_tokens: int | None = None, max_tokens: int | None = None
     ) -> Amounts:
         """What to reserve for all `calls`: the estimated input (`estimate_case`) at its tier's prices plus the
-        full output cap at that tier's output price, rounded up to the nano-dollar; tokens and requests likewise."""
+        full output cap at that tier's output price, rounded up to the nano-dollar, times `cost_scale`; tokens
+        and requests likewise (unscaled)."""
         rates = rates or self.rates or Rates.of(self.sheet)
-        return self._amounts(rates, self.estimate_case(rates, input_tokens), max_tokens)
+        amount = self._amounts(rates, self.estimate_case(rates, input_tokens), max_tokens)
+        scale = self.cost_scale
+        if scale >= SCALE_ONE:
+            return amount
+        return Amounts(-(-amount.nanos * scale // SCALE_ONE), amount.tokens, amount.requests)
 
     def hold(self, rates: Rates | None = None, *, max_tokens: int | None = None) -> Amounts:
         """What the call can cost at most, whatever the estimate's error: the hard input bound at its tier plus

@@ -168,6 +168,15 @@ def create_admin_app(
         """Every budget: limit, spent, reserved, utilisation, window reset."""
         return [_plain(status) for status in governor.status()]
 
+    @app.get("/calibration", dependencies=guarded)
+    def calibration() -> list[dict[str, Any]]:
+        """What this gateway process learnt from settled calls, per provider, model and agent (agent null: the
+        model's): billed / counted input tokens (the next estimates' factor) and settled / estimated cost."""
+        engine = getattr(governor, "engine", None)
+        if engine is None:
+            return []
+        return [_plain(row) for row in engine.calibration.rows()]
+
     @app.get("/spend", dependencies=guarded)
     def spend(
         by: str = Query("", description="comma-separated dimensions, e.g. team,agent or model,day"),

@@ -25,3 +25,4 @@ class Admission:
     event: CostEvent | None = field(default=None, repr=False)  # set by the first settle (settle is idempotent)
     sheet: PriceSheet | None = field(default=None, repr=False)  # prices of `decision.model` at admission (for settle)
     shaped: Shaped | None = None  # what the door cut from the input (context window, summary), for the savings
+    cost_scale: int = 1_000_000  # the share of its estimate the reserve took (`Plan.cost_scale`), for calibration

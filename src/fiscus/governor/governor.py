@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Unpack
 
 import orjson
 
+from fiscus.engine.calibration import SCALE_ONE
 from fiscus.engine.decision import Action, Decision
 from fiscus.engine.engine import Engine
 from fiscus.engine.plan import Plan
@@ -275,6 +276,7 @@ class Governor:
             self._tiers[model] if model in self._tiers else self._tier(model),
             None,
             plan.sheet if model == plan.request.model else None,
+            cost_scale=plan.cost_scale,
         )
 
     # -- settle -----------------------------------------------------------------------------------------
@@ -431,10 +433,10 @@ class Governor:
                 return None
             admission.event = event
         if status is CallStatus.OK and not usage.estimated and usage is not _ZERO_USAGE:
-            self._calibrate(admission, usage, served, provider)
+            self._calibrate(admission, usage, served, provider, cost)
         return event, actual
 
-    def _calibrate(self, admission: Admission, usage: Usage, served: str, provider: str) -> None:
+    def _calibrate(self, admission: Admission, usage: Usage, served: str, provider: str, cost: Cost) -> None:
         """Teach the estimator what the provider billed for what was counted: only for a call sent as counted
         (same provider and model, not compressed, not summarised) and billed from the provider's own usage."""
         request, decision = admission.request, admission.decision
@@ -442,9 +444,13 @@ class Governor:
             return
         if (admission.shaped is not None and admission.shaped.context_tokens) or request.calls != 1:
             return
-        billed = usage.total_input_tokens
-        self.engine.calibration.observe(provider, served, request.attribution.agent, request.input_tokens, billed)
+        billed, agent, calibration = usage.total_input_tokens, request.attribution.agent, self.engine.calibration
+        calibration.observe(provider, served, agent, request.input_tokens, billed)
         self.engine.prefixes.billed(provider, served, request.input_chain, billed)
+        reserve = decision.reserve
+        if reserve is not None and reserve.nanos > 0 and admission.reservation is not None:
+            estimated = reserve.nanos * SCALE_ONE // max(1, admission.cost_scale)  # before the cost ratio scaled it
+            calibration.observe_cost(provider, served, agent, estimated, to_nanos(cost.total))
 
     def _ungoverned(
         self, admission: Admission, usage: Usage, cost: Cost, sheet: PriceSheet, served: str, provider: str
