@@ -89,9 +89,11 @@ def test_a_batch_is_reserved_then_each_result_settled_at_batch_prices(real: Real
     reserved = Decimal(created.headers["x-fiscus-batch-reserved-usd"])
     sheet = real.governor.catalogue.sheet(provider="openai", model="gpt-4o-mini", batch=True)
     assert reserved > 0 and reserved_nanos(real) == to_nanos(reserved)
-    # The sum of each request's worst case at batch prices: its estimated input and its 40-token cap.
+    # The sum of each request's worst case at batch prices: its estimated input (with the policy's 20 % margin on
+    # the count) and its 40-token cap.
     bodies = [orjson.loads(line)["body"] for line in jsonl(3).splitlines()]
-    worst = sum(sheet.worst_case(count_request_tokens(b, "openai_chat"), 40, cache_writes=False) for b in bodies)
+    counted = [math.ceil(count_request_tokens(b, "openai_chat") * Decimal("1.2")) for b in bodies]
+    worst = sum(sheet.worst_case(tokens, 40, cache_writes=False) for tokens in counted)
     assert to_nanos(reserved) == math.ceil(worst * 10**9)
 
     done = wait_for(client, batch.id, "completed")
