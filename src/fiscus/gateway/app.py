@@ -143,11 +143,15 @@ def create_app(
     if not isinstance(registry, BreakerRegistry):
         registry = config.guards.breaker_registry(budget_store=config.budget_store, config=breakers)
         owned.append(registry)
+    loop_config = loops or config.guards.loop_config()
+    loop_states = config.guards.loop_states(config.budget_store, loop_config)
+    owned.append(loop_states)
     guards = GatewayGuards(
         registry,
-        loops or config.guards.loop_config(),
+        loop_config,
         on_breaker_open=Action(on_breaker_open or config.guards.breakers.on_open),
         emit=emit,
+        loop_states=loop_states,
     )
     alerts = AlertWatch(governor, ledger_url=config.ledger, open_ledger=open_ledger) if _keeps(governor) else None
     weekly = (

@@ -9,6 +9,10 @@ answer in the history: the last assistant turn's tool calls and text are what th
 detector is fed once per request — `after_call` with the previous answer (and the tokens its call used),
 then `before_call` with the new request — and a detection refuses the very call that would repeat the loop.
 
+Each conversation's and each key's exchange detector lives in `fiscus.guards.loop_state.LoopStates`: in the
+worker, or shared through the breaker state's backend (SQLite, Redis) so a loop spread over workers is seen
+whole, and a conversation one worker stopped is refused by all.
+
 Breakers trip on their own signals only: spend rate (fed by every settled call), error rate (provider-side
 failures only, per provider/model; every failed call of a key, per virtual key) and loops. A budget's
 exhaustion is that budget instance's refusal, decided by the engine; it opens no breaker, so user u1 of a
@@ -30,8 +34,9 @@ from fiscus.engine.decision import Action, Decision
 from fiscus.events.cost_event import CallStatus, CostEvent, new_event_id
 from fiscus.events.guard_events import LoopDetected
 from fiscus.governor import Admission, CallRequest
-from fiscus.guards import BreakerRegistry, Detection, LoopConfig, LoopDetector
+from fiscus.guards import BreakerRegistry, Detection, LoopConfig
 from fiscus.guards.conversation import conversation_id
+from fiscus.guards.loop_state import Conversation, LoopStates
 from fiscus.guards.registry import MODEL_PREFIX
 from fiscus.sdk.gate import last_content
 from fiscus.usage.wire import WireFormat
@@ -72,13 +77,6 @@ def refusal_admission(provider: str, model: str, attribution: Attribution, why: 
     return Admission(request, decision, None, new_event_id(), datetime.now(UTC), time.perf_counter())
 
 
-@dataclass(slots=True)
-class _Session:
-    detector: LoopDetector
-    tokens: int = 0  # used by the session's calls since its last request
-    stopped: str | None = None  # the loop message once the session was stopped
-
-
 class GatewayGuards:
     def __init__(
         self,
@@ -87,6 +85,7 @@ class GatewayGuards:
         *,
         on_breaker_open: Action = Action.PARTIAL,
         emit: Callable[[object], None] | None = None,
+        loop_states: LoopStates | None = None,
     ) -> None:
         if on_breaker_open not in _REFUSING:
             raise ValueError(f"on_breaker_open must be partial or block, got {on_breaker_open}")
@@ -94,9 +93,9 @@ class GatewayGuards:
         self.loops = loops or LoopConfig()
         self.on_breaker_open = on_breaker_open
         self._emit = emit
-        self._sessions: OrderedDict[str, _Session] = OrderedDict()
-        # Per key: the exchange between its agents, for ping-pong across conversations.
-        self._exchanges: OrderedDict[str, LoopDetector] = OrderedDict()
+        # Per conversation ("s:" id) and per key ("x:" key, the exchange between its agents, for ping-pong
+        # across conversations): the detectors, here or shared.
+        self.loop_states = loop_states if loop_states is not None else LoopStates(self.loops)
         # (key, agent) → its latest implicit conversation, so a settled call's tokens find it
         self._implicit: OrderedDict[tuple[str | None, str | None], str] = OrderedDict()
 
@@ -137,10 +136,13 @@ class GatewayGuards:
         if attribution.agent is None or not self.loops.implicit_conversations:
             return None
         content, _ = last_content(fmt, body)
-        found = self._exchange(attribution.api_key).exchanged(attribution.agent, content)
+        found = self._exchanged(attribution.api_key, attribution.agent, content)
         if found is None:
             return None
-        return self._refuse(found, None, f"key:{attribution.api_key or '-'}", attribution.agent)
+        return self._refuse(found, f"key:{attribution.api_key or '-'}", attribution.agent)
+
+    def _exchanged(self, api_key: str | None, agent: str, content: str) -> Detection | None:
+        return self.loop_states.run(f"x:{api_key or ''}", lambda exchange: exchange.detector.exchanged(agent, content))
 
     def conversation_of(self, attribution: Attribution, body: Mapping[str, Any]) -> str | None:
         """The conversation a call is checked in: its session, else the implicit one (when that is on)."""
@@ -160,59 +162,43 @@ class GatewayGuards:
         self, session_id: str, attribution: Attribution, fmt: WireFormat, body: Mapping[str, Any]
     ) -> GuardRefusal | None:
         agent = attribution.agent
-        session = self._session(session_id)
-        if session.stopped is not None:
-            return GuardRefusal(Action.PARTIAL, session.stopped, "loop_detected")
-        found: Detection | None = None
         previous = last_answer(fmt, body)
-        if previous is not None:
-            tool_calls, output = previous
-            found = session.detector.after_call(tool_calls=tool_calls, output=output, tokens=session.tokens)
-            session.tokens = 0
         content, tool_results = last_content(fmt, body)
-        before = session.detector.before_call(agent=agent, content=content, tool_results=tool_results)
-        found = found or before
+        stop = self.loops.action == "stop"
+
+        def step(session: Conversation) -> tuple[str | None, Detection | None]:
+            if session.stopped is not None:
+                return session.stopped, None
+            found: Detection | None = None
+            if previous is not None:
+                tool_calls, output = previous
+                found = session.detector.after_call(tool_calls=tool_calls, output=output, tokens=session.tokens)
+                session.tokens = 0
+            before = session.detector.before_call(agent=agent, content=content, tool_results=tool_results)
+            found = found or before
+            if found is not None and stop:  # kept with the state, so every worker refuses it from now on
+                session.stopped = _stop_message(found)
+            return None, found
+
+        stopped, found = self.loop_states.run(f"s:{session_id}", step)
+        if stopped is not None:
+            return GuardRefusal(Action.PARTIAL, stopped, "loop_detected")
         if found is None and agent is not None and attribution.session is None:
-            found = self._exchange(attribution.api_key).exchanged(agent, content)
+            found = self._exchanged(attribution.api_key, agent, content)
         if found is None:
             return None
-        return self._refuse(found, session, session_id, agent)
+        return self._refuse(found, session_id, agent)
 
-    def _refuse(self, found: Detection, session: _Session | None, where: str, agent: str | None) -> GuardRefusal | None:
+    def _refuse(self, found: Detection, where: str, agent: str | None) -> GuardRefusal | None:
         action = self.loops.action
         self._announce(LoopDetected(found.kind, where, agent, action, found.message, found.evidence))
         log.warning("fiscus: loop detected in %s (%s): %s", where, found.kind, found.message)
         if action == "warn":
             return None
-        message = f"stopped by loop detection ({found.kind}): {found.message}"
+        message = _stop_message(found)
         if action == "stop":
-            if session is not None:
-                session.stopped = message
             return GuardRefusal(Action.PARTIAL, message, "loop_detected")
         return GuardRefusal(Action.BLOCK, message, "loop_detected")  # raise: the client gets an error
-
-    def _session(self, session_id: str) -> _Session:
-        sessions = self._sessions
-        found = sessions.get(session_id)
-        if found is None:
-            found = sessions[session_id] = _Session(LoopDetector(self.loops))
-            if len(sessions) > MAX_SESSIONS:
-                sessions.popitem(last=False)
-        else:
-            sessions.move_to_end(session_id)
-        return found
-
-    def _exchange(self, api_key: str | None) -> LoopDetector:
-        exchanges = self._exchanges
-        name = api_key or ""
-        found = exchanges.get(name)
-        if found is None:
-            found = exchanges[name] = LoopDetector(self.loops)
-            if len(exchanges) > MAX_SESSIONS:
-                exchanges.popitem(last=False)
-        else:
-            exchanges.move_to_end(name)
-        return found
 
     # -- after the governor ---------------------------------------------------------------------------------
 
@@ -235,15 +221,20 @@ class GatewayGuards:
         for trip in trips:
             self._announce(trip)
         session_id = attribution.session or self._implicit.get((attribution.api_key, attribution.agent))
-        if session_id is not None and event.usage.total_tokens:
-            session = self._sessions.get(session_id)
-            if session is not None:
-                session.tokens += event.usage.total_tokens
+        tokens = event.usage.total_tokens
+        # Shared, the tokens cost a round trip: taken only when a check reads them (no_progress_tokens).
+        counted = self.loop_states.store is None or self.loops.no_progress_tokens is not None
+        if session_id is not None and tokens and counted and self.loop_states.peek(f"s:{session_id}") is not None:
+
+            def add(session: Conversation) -> None:
+                session.tokens += tokens
+
+            self.loop_states.run(f"s:{session_id}", add)
 
     def _postmortem(self, attribution: Attribution) -> dict[str, Any] | None:
         """The session's state for a post-mortem when a breaker trips on one of its calls; None without one."""
         session_id = attribution.session or self._implicit.get((attribution.api_key, attribution.agent))
-        session = self._sessions.get(session_id) if session_id is not None else None
+        session = self.loop_states.peek(f"s:{session_id}") if session_id is not None else None
         if session is None:
             return None
         return {
@@ -263,6 +254,10 @@ class GatewayGuards:
     def open_breakers(self) -> dict[str, bool]:
         """Every breaker's scope → whether it is open now (for `fiscus_breaker_open`)."""
         return {snap["scope"]: snap["state"] == "open" for snap in self.breakers.snapshot()}
+
+
+def _stop_message(found: Detection) -> str:
+    return f"stopped by loop detection ({found.kind}): {found.message}"
 
 
 # --- what the previous answer was, read from the request's history ------------------------------------------

@@ -14,6 +14,7 @@ Five checks, each cheap enough to run on every call:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections import deque
@@ -75,6 +76,10 @@ def canonical_tool_call(name: str, arguments: str | dict[str, Any] | None) -> st
     return f"{name}({json.dumps(arguments or {}, sort_keys=True, separators=(',', ':'), ensure_ascii=False)})"
 
 
+def _digest(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big")
+
+
 def similarity(a: str, b: str) -> float:
     """Plain token-set Jaccard similarity in [0, 1]; identical strings (and two empty ones) score 1. The
     detector compares MinHash sketches instead (`fiscus.guards.similarity`)."""
@@ -99,6 +104,7 @@ class LoopDetector:
     `Detection` or `None`. A detection repeats on later calls while it holds."""
 
     NOVELTY_MEMORY = 64  # sketches of recent outputs and tool results a new one is compared with
+    SEEN_MEMORY = 1_024  # digests of recent texts, for exact repeats: bounded, so the state can be shared
 
     def __init__(self, config: LoopConfig | None = None) -> None:
         self.config = config or LoopConfig()
@@ -108,8 +114,9 @@ class LoopDetector:
         self._last_sketch: Sketch | None = None  # of `_recent_inputs[-1]`
         self._exchange: deque[tuple[str, str, Sketch]] = deque(maxlen=2 * max(self.config.ping_pong_rounds or 1, 1))
         self._scores: deque[float] = deque(maxlen=max((self.config.near_duplicate_run or 2) - 1, 1))
-        # Exact repeats by `hash()` (this process's memory only), rewordings by sketch.
+        # Exact repeats by a stable digest (the same in every process, so the state can move), rewordings by sketch.
         self._seen: set[int] = set()
+        self._seen_order: deque[int] = deque()
         self._seen_sketches: deque[Sketch] = deque(maxlen=self.NOVELTY_MEMORY)
         self._tokens_since_progress = 0
         self._steps_since_progress = 0
@@ -194,10 +201,13 @@ class LoopDetector:
         """Whether `text` is new: not seen verbatim, and (for prose) not a rewording of a recent one."""
         if not text:
             return
-        key = hash(text)
+        key = _digest(text)
         if key in self._seen:
             return
         self._seen.add(key)
+        self._seen_order.append(key)
+        if len(self._seen_order) > self.SEEN_MEMORY:
+            self._seen.discard(self._seen_order.popleft())
         if reworded:
             shape = cached_sketch(text, numbers=False)
             if any(estimate(shape, seen) >= self.config.similarity for seen in self._seen_sketches):
@@ -243,6 +253,40 @@ class LoopDetector:
             f"agents {a} and {b} exchanged near-identical messages {rounds} times over",
             {"agents": [a, b], "rounds": rounds, "similarities": [round(s, 4) for s in scores]},
         )
+
+    def state(self) -> dict[str, Any]:
+        """The whole state as JSON-safe data (sketches as their hashes), for `restore` in another process."""
+        return {
+            "steps": self.steps,
+            "tool_calls": [list(step) for step in self._tool_calls],
+            "inputs": [text[:500] for text in self._recent_inputs],  # only their heads are ever shown
+            "last": None if self._last_sketch is None else list(self._last_sketch.hashes),
+            "exchange": [[agent, text[:500], list(shape.hashes)] for agent, text, shape in self._exchange],
+            "scores": list(self._scores),
+            "seen": list(self._seen_order),
+            "seen_sketches": [list(shape.hashes) for shape in self._seen_sketches],
+            "tokens": self._tokens_since_progress,
+            "idle": self._steps_since_progress,
+            "novel": self._novel,
+        }
+
+    @classmethod
+    def restore(cls, config: LoopConfig, state: dict[str, Any]) -> LoopDetector:
+        """A detector that goes on exactly where the one whose `state()` this is stopped."""
+        found = cls(config)
+        found.steps = int(state["steps"])
+        found._tool_calls.extend(tuple(step) for step in state["tool_calls"])
+        found._recent_inputs.extend(state["inputs"])
+        found._last_sketch = None if state["last"] is None else Sketch(tuple(state["last"]))
+        found._exchange.extend((agent, text, Sketch(tuple(shape))) for agent, text, shape in state["exchange"])
+        found._scores.extend(state["scores"])
+        found._seen_order.extend(state["seen"])
+        found._seen.update(found._seen_order)
+        found._seen_sketches.extend(Sketch(tuple(shape)) for shape in state["seen_sketches"])
+        found._tokens_since_progress = int(state["tokens"])
+        found._steps_since_progress = int(state["idle"])
+        found._novel = bool(state["novel"])
+        return found
 
     def snapshot(self) -> dict[str, Any]:
         """JSON-safe state, for a post-mortem."""

@@ -30,6 +30,7 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from fiscus.guards.breaker import BreakerConfig
+from fiscus.guards.loop_state import LoopStates, open_loop_state
 from fiscus.guards.loops import LoopConfig
 from fiscus.guards.registry import DEFAULT_POSTMORTEM_DIR, BreakerRegistry, key_defaults
 from fiscus.guards.state import ACCEPTED, open_breaker_state, state_url_beside
@@ -150,6 +151,7 @@ class GuardsConfig(_Section):
     postmortem_text: bool = False  # opt in to prompt and completion text in post-mortem files
     state: str | None = Field(None, description="memory://, sqlite:///path.db or redis://…; default: beside the store")
     state_refresh_s: float = Field(0.5, gt=0, le=60)
+    loop_state_ttl_s: float = Field(3_600, gt=0)  # a shared conversation's loop state expires this long idle
 
     @field_validator("state")
     @classmethod
@@ -169,6 +171,14 @@ class GuardsConfig(_Section):
 
     def loop_config(self) -> LoopConfig:
         return self.loops.to_config()
+
+    def loop_states(self, budget_store: str, loops: LoopConfig | None = None) -> LoopStates:
+        """The loop detectors' state, shared at `state_url(budget_store)` unless that is memory (one worker).
+        Close it to release its store."""
+        config = loops or self.loop_config()
+        url = self.state_url(budget_store)
+        store = None if url.startswith("memory://") else open_loop_state(url)
+        return LoopStates(config, store, ttl_s=self.loop_state_ttl_s, keep_text=self.postmortem_text)
 
     def breaker_registry(
         self,
