@@ -160,7 +160,7 @@ def test_no_prompt_text_in_the_store_unless_opted_in(tmp_path: Path, keep_text: 
 
 def test_a_failing_store_judges_on_the_workers_copy() -> None:
     class Down(LoopStateStore):
-        def swap(self, key: str, version: int, data: bytes, ttl_s: float) -> None:
+        def swap(self, records: list[tuple[str, int, bytes]], ttl_s: float) -> None:
             from fiscus.errors import StoreError
 
             raise StoreError("redis at nowhere: connection refused")
@@ -170,3 +170,22 @@ def test_a_failing_store_judges_on_the_workers_copy() -> None:
         states.run("x:k", lambda c, i=i: c.detector.exchanged("ab"[i % 2], (ASK_B + ASK_A)[i % 8])) for i in range(8)
     ]
     assert any(f is not None and f.kind == "ping_pong" for f in found)
+
+
+def test_a_conversation_and_its_exchange_are_swapped_together_or_not_at_all(store_url: str) -> None:
+    first, second = (LoopStates(LoopConfig(), store) for store in _stores(store_url, 2))
+    try:
+        first.run_all(["s:a", "x:k"], lambda held: [c.detector.exchanged("writer", ASK_B[0]) for c in held])
+        second.run("x:k", lambda c: c.detector.exchanged("critic", ASK_A[0]))  # first's copy of x:k is stale now
+        runs: list[int] = []
+
+        def step(held: list[Conversation]) -> list[int]:
+            runs.append(1)
+            return [c.detector.steps + len(c.detector.state()["exchange"]) for c in held]
+
+        seen = first.run_all(["s:a", "x:k"], step)
+        assert len(runs) == 2 and seen == [1, 2]  # rerun on the newer exchange; s:a kept as it was
+        assert second.run("s:a", lambda c: len(c.detector.state()["exchange"])) == 1
+    finally:
+        first.close()
+        second.close()

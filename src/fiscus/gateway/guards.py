@@ -165,8 +165,10 @@ class GatewayGuards:
         previous = last_answer(fmt, body)
         content, tool_results = last_content(fmt, body)
         stop = self.loops.action == "stop"
+        exchange = agent is not None and attribution.session is None  # watched with its key's other agents
 
-        def step(session: Conversation) -> tuple[str | None, Detection | None]:
+        def step(held: list[Conversation]) -> tuple[str | None, Detection | None]:
+            session = held[0]
             if session.stopped is not None:
                 return session.stopped, None
             found: Detection | None = None
@@ -178,13 +180,14 @@ class GatewayGuards:
             found = found or before
             if found is not None and stop:  # kept with the state, so every worker refuses it from now on
                 session.stopped = _stop_message(found)
+            if found is None and exchange:
+                found = held[1].detector.exchanged(agent, content)  # type: ignore[arg-type]
             return None, found
 
-        stopped, found = self.loop_states.run(f"s:{session_id}", step)
+        keys = [f"s:{session_id}", f"x:{attribution.api_key or ''}"] if exchange else [f"s:{session_id}"]
+        stopped, found = self.loop_states.run_all(keys, step)  # one round trip for both
         if stopped is not None:
             return GuardRefusal(Action.PARTIAL, stopped, "loop_detected")
-        if found is None and agent is not None and attribution.session is None:
-            found = self._exchanged(attribution.api_key, agent, content)
         if found is None:
             return None
         return self._refuse(found, session_id, agent)

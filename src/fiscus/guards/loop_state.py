@@ -4,8 +4,9 @@ kept in the breaker state's backend, so a loop whose calls land on different wor
 A conversation's state is the `LoopDetector`'s own (`state()` / `restore()`: bounded — the recent sketches,
 digests and counters), its stop message and its pending tokens, stored as one versioned record. A call runs
 the single-process detector on the worker's last copy and writes the result back only if the record is still
-the version that copy was (compare and swap, one round trip); when another worker moved it meanwhile, the
-swap answers the newer record instead and the call runs again on that. So the decisions are the detector's,
+the version that copy was (compare and swap: one round trip for the call's conversation and its key's
+exchange together); when another worker moved it meanwhile, the swap answers the newer records instead and the
+call runs again on those (a second round trip). So the decisions are the detector's,
 made on every call of the conversation in order, whichever worker serves it. Records expire after `ttl_s`
 idle, so conversations nobody continues vanish.
 
@@ -34,6 +35,7 @@ from fiscus.guards.state import ACCEPTED
 
 log = logging.getLogger("fiscus.guards")
 T = TypeVar("T")
+Held = tuple[int, bytes | None]
 MAX_HELD = 10_000  # conversations a worker keeps its copy of (ids come from clients)
 _TRIES = 16  # swaps one call makes before it gives up sharing that call (only under heavy contention)
 
@@ -44,9 +46,10 @@ class LoopStateStore(ABC):
     url: str = ""
 
     @abstractmethod
-    def swap(self, key: str, version: int, data: bytes, ttl_s: float) -> tuple[int, bytes | None] | None:
-        """Store `data` as version `version + 1` if the held record is version `version` (0: none held);
-        None when stored, else the held (version, data) — (0, None) when there is none."""
+    def swap(self, records: list[tuple[str, int, bytes]], ttl_s: float) -> dict[str, Held] | None:
+        """Store each (key, version, data) as version `version + 1` if every held record is at its `version`
+        (0: none held), all or none; None when stored, else the held (version, data) of every key — (0, None)
+        where there is none."""
 
     def close(self) -> None:  # noqa: B027 - nothing to release by default
         """Release connections."""
@@ -62,15 +65,17 @@ class MemoryLoopState(LoopStateStore):
         self._clock = clock
         self._records: dict[str, tuple[int, bytes, float]] = {}
 
-    def swap(self, key: str, version: int, data: bytes, ttl_s: float) -> tuple[int, bytes | None] | None:
+    def swap(self, records: list[tuple[str, int, bytes]], ttl_s: float) -> dict[str, Held] | None:
         now = self._clock()
         with self._lock:
-            held = self._records.get(key)
-            if held is not None and held[2] <= now:
-                held = None
-            if (held[0] if held is not None else 0) != version:
-                return (held[0], held[1]) if held is not None else (0, None)
-            self._records[key] = (version + 1, data, now + ttl_s)
+            held: dict[str, Held] = {}
+            for key, _, _ in records:
+                found = self._records.get(key)
+                held[key] = (found[0], found[1]) if found is not None and found[2] > now else (0, None)
+            if any(held[key][0] != version for key, version, _ in records):
+                return held
+            for key, version, data in records:
+                self._records[key] = (version + 1, data, now + ttl_s)
             if len(self._records) > 4 * MAX_HELD:  # drop the expired ones now and then
                 self._records = {k: r for k, r in self._records.items() if r[2] > now}
             return None
@@ -123,28 +128,36 @@ class LoopStates:
     def run(self, key: str, step: Callable[[Conversation], T]) -> T:
         """`step` applied to the conversation `key`, in order with every other worker's steps of it. `step`
         must only change the conversation: it may run more than once (on a newer copy) before one is kept."""
+        return self.run_all([key], lambda conversations: step(conversations[0]))
+
+    def run_all(self, keys: list[str], step: Callable[[list[Conversation]], T]) -> T:
+        """`step` applied to the conversations `keys` together (a call's conversation and its key's exchange):
+        their records are swapped in one round trip, all or none."""
         with self._lock:
-            version, conversation = self._held.get(key) or (0, Conversation(LoopDetector(self.config)))
+            held = [self._held.get(key) or (0, Conversation(LoopDetector(self.config))) for key in keys]
+        versions = [version for version, _ in held]
+        conversations = [conversation for _, conversation in held]
         if self.store is None:
-            result = step(conversation)
-            self._keep(key, 0, conversation)
+            result = step(conversations)
+            self._keep(keys, versions, conversations)
             return result
-        name = _store_key(key)
+        names = [_store_key(key) for key in keys]
         for _ in range(_TRIES):
-            result = step(conversation)
+            result = step(conversations)
+            records = [(n, v, self._encode(c)) for n, v, c in zip(names, versions, conversations, strict=True)]
             try:
-                held = self.store.swap(name, version, self._encode(conversation), self.ttl_s)
+                found = self.store.swap(records, self.ttl_s)
             except StoreError as exc:  # judged on this worker's copy alone until the store answers again
                 log.warning("fiscus: loop state not shared (%s)", exc)
-                self._keep(key, version, conversation)
+                self._keep(keys, versions, conversations)
                 return result
-            if held is None:
-                self._keep(key, version + 1, conversation)
+            if found is None:
+                self._keep(keys, [v + 1 for v in versions], conversations)
                 return result
-            version, data = held
-            conversation = self._decode(data)
+            versions = [found[n][0] for n in names]
+            conversations = [self._decode(found[n][1]) for n in names]
         log.warning("fiscus: loop state of a conversation contended, this call judged on the newest copy read")
-        return step(conversation)
+        return step(conversations)
 
     def peek(self, key: str) -> Conversation | None:
         """This worker's latest copy (for a post-mortem); None when it has none."""
@@ -156,11 +169,12 @@ class LoopStates:
         if self.store is not None:
             self.store.close()
 
-    def _keep(self, key: str, version: int, conversation: Conversation) -> None:
+    def _keep(self, keys: list[str], versions: list[int], conversations: list[Conversation]) -> None:
         with self._lock:
-            self._held[key] = (version, conversation)
-            self._held.move_to_end(key)
-            if len(self._held) > MAX_HELD:
+            for key, version, conversation in zip(keys, versions, conversations, strict=True):
+                self._held[key] = (version, conversation)
+                self._held.move_to_end(key)
+            while len(self._held) > MAX_HELD:
                 self._held.popitem(last=False)
 
     def _encode(self, conversation: Conversation) -> bytes:

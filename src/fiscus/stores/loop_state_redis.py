@@ -1,7 +1,7 @@
 """`RedisLoopState` (redis://host:port/db?prefix=p): loop state shared by gateway workers on many hosts.
 
 Per conversation a hash `{p}:ls:<digest>` with its version `v` and state `d`, expiring `ttl` after its last
-write. One swap is one EVALSHA: compare the version, write and set the expiry, or answer the newer record.
+write. One swap is one EVALSHA: compare the versions, write and set the expiry, or answer the newer records.
 """
 
 from __future__ import annotations
@@ -13,19 +13,24 @@ import redis
 from redis.exceptions import RedisError
 
 from fiscus.errors import StoreError
-from fiscus.guards.loop_state import LoopStateStore
+from fiscus.guards.loop_state import Held, LoopStateStore
 
-# KEYS: the record. ARGV: the version the caller's copy is, the new state, the expiry in ms.
-# Returns nothing when stored, else {held version, held state} (version 0 and no state when none is held).
+# KEYS: the records. ARGV: the expiry in ms, then per record the version the caller's copy is and the new state.
+# Returns nothing when all were stored, else per record {held version, held state} (0 and none when none is held).
 _SWAP = """
-local held = redis.call('HMGET', KEYS[1], 'v', 'd')
-local version = tonumber(held[1]) or 0
-if version == tonumber(ARGV[1]) then
-  redis.call('HSET', KEYS[1], 'v', version + 1, 'd', ARGV[2])
-  redis.call('PEXPIRE', KEYS[1], ARGV[3])
-  return false
+local held, stale = {}, false
+for i = 1, #KEYS do
+  local record = redis.call('HMGET', KEYS[i], 'v', 'd')
+  local version = tonumber(record[1]) or 0
+  held[i] = {version, record[2]}
+  if version ~= tonumber(ARGV[2 * i]) then stale = true end
 end
-return {version, held[2]}
+if stale then return held end
+for i = 1, #KEYS do
+  redis.call('HSET', KEYS[i], 'v', held[i][1] + 1, 'd', ARGV[2 * i + 1])
+  redis.call('PEXPIRE', KEYS[i], ARGV[1])
+end
+return false
 """
 
 
@@ -51,15 +56,20 @@ class RedisLoopState(LoopStateStore):
             raise StoreError(f"loop state URL {url!r}: {exc}") from None
         return cls(client, prefix=prefix, where=where)
 
-    def swap(self, key: str, version: int, data: bytes, ttl_s: float) -> tuple[int, bytes | None] | None:
+    def swap(self, records: list[tuple[str, int, bytes]], ttl_s: float) -> dict[str, Held] | None:
+        args: list[Any] = [max(int(ttl_s * 1000), 1)]
+        for _, version, data in records:
+            args += [version, data]
         try:
-            reply = self._swap(keys=[f"{self._tag}:ls:{key}"], args=[version, data, max(int(ttl_s * 1000), 1)])
+            reply = self._swap(keys=[f"{self._tag}:ls:{key}" for key, _, _ in records], args=args)
         except RedisError as exc:
             raise StoreError(f"loop state ({self._where}): {exc}") from None
         if reply is None:
             return None
-        held, data_held = reply
-        return int(held), (bytes(data_held) if data_held else None)
+        return {
+            key: (int(found[0]), bytes(found[1]) if len(found) > 1 and found[1] else None)
+            for (key, _, _), found in zip(records, reply, strict=True)
+        }
 
     def close(self) -> None:
         self._client.close()

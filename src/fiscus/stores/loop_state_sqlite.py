@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from fiscus.errors import StoreError
-from fiscus.guards.loop_state import LoopStateStore
+from fiscus.guards.loop_state import Held, LoopStateStore
 from fiscus.sqlite_wal import connect_wal
 
 _SCHEMA = """CREATE TABLE IF NOT EXISTS fiscus_loop_state (
@@ -32,19 +32,22 @@ class SqliteLoopState(LoopStateStore):
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"loop state {self.url}: {exc}") from None
 
-    def swap(self, key: str, version: int, data: bytes, ttl_s: float) -> tuple[int, bytes | None] | None:
+    def swap(self, records: list[tuple[str, int, bytes]], ttl_s: float) -> dict[str, Held] | None:
         now = time.time()  # wall clock: shared by the processes
         db = self._db
+        held: dict[str, Held] = {}
         try:
             with self._lock:
                 db.execute("BEGIN IMMEDIATE")
                 try:
-                    row = db.execute(
-                        "SELECT version, data FROM fiscus_loop_state WHERE key = ? AND expires > ?", (key, now)
-                    ).fetchone()
-                    held = (int(row[0]), bytes(row[1])) if row is not None else (0, None)
-                    if held[0] == version:
-                        db.execute(_PUT, (key, version + 1, data, now + ttl_s))
+                    for key, _, _ in records:
+                        row = db.execute(
+                            "SELECT version, data FROM fiscus_loop_state WHERE key = ? AND expires > ?", (key, now)
+                        ).fetchone()
+                        held[key] = (int(row[0]), bytes(row[1])) if row is not None else (0, None)
+                    stored = all(held[key][0] == version for key, version, _ in records)
+                    if stored:
+                        db.executemany(_PUT, [(key, v + 1, data, now + ttl_s) for key, v, data in records])
                         self._swaps += 1
                         if self._swaps % _PRUNE_EVERY == 0:
                             db.execute("DELETE FROM fiscus_loop_state WHERE expires <= ?", (now,))
@@ -54,7 +57,7 @@ class SqliteLoopState(LoopStateStore):
                     raise
         except sqlite3.Error as exc:
             raise StoreError(f"loop state {self.url}: {exc}") from None
-        return None if held[0] == version else held
+        return None if stored else held
 
     def close(self) -> None:
         with self._lock:
