@@ -71,6 +71,7 @@ class LedgerWriter:
         self.lost = 0  # events neither stored nor spilled (only if the spill file cannot be written)
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._closed = False
+        self._kick_pending = False
         self._close_deadline = float("inf")
         self._thread = threading.Thread(target=self._run, name="fiscus-ledger-writer", daemon=True)
         atexit.register(self.close)
@@ -85,8 +86,11 @@ class LedgerWriter:
         self._queue.put(event)
 
     def kick(self) -> None:
-        """The outbox has a new record: drain it within a flush interval; never waits on the database."""
-        self._queue.put(_KICK)
+        """The outbox has a new record: drain it within a flush interval; never waits on the database. One kick
+        waits in the queue at a time (the drain that follows takes every record committed before it starts)."""
+        if not self._kick_pending:
+            self._kick_pending = True
+            self._queue.put(_KICK)
 
     def _retry_kick(self) -> None:
         if not self._closed:
@@ -139,6 +143,7 @@ class LedgerWriter:
                 self.lost += len(batch)
                 log.exception("fiscus ledger: %d events could be neither stored nor spilled", len(batch))
             if kicked or markers or stop:
+                self._kick_pending = False  # cleared before the drain reads: a later record kicks anew
                 self._drain_outbox(final=stop)
             for marker in markers:
                 marker.set()

@@ -28,11 +28,14 @@ from fiscus.engine.ports import Amounts, Counter, Refusal, Reservation, ReserveL
 from fiscus.errors import StoreError
 from fiscus.sqlite_wal import connect_wal
 from fiscus.stores.base import NOTICED, BudgetStore, OutboxEntry, Restored, lost_error, new_epoch, require_keys
+from fiscus.stores.group_commit import GroupCommit
 from fiscus.stores.memory import DEFAULT_SETTLED_TTL
 
 DEFAULT_COUNTER_TTL_MARGIN = 86400.0  # a counter is kept this long past its line's `expires_at`
 REAP_BATCH = 100  # expired leases reaped at the start of reserve/settle; `reap` takes them all
+_SettleItem = tuple[Reservation, Amounts, float, bytes | None]  # an async settle waiting for its group
 MARKER = "#epoch"  # the marker row's key: no counter key starts with '#'
+_DELETE_CHUNK = 500  # drained outbox ids per DELETE (well under SQLite's bound on parameters)
 FILE_CHECK_S = 0.25  # how often the store looks whether its file was deleted or replaced
 
 _SCHEMA = """
@@ -88,6 +91,7 @@ class SqliteStore(BudgetStore):
         self._margin = counter_ttl_margin
         self._lock = threading.Lock()
         self._settles = 0
+        self._groups: GroupCommit[_SettleItem, str] = GroupCommit(self._settle_group)
         self._busy_timeout_ms, self._synchronous = int(busy_timeout_ms), synchronous
         self._file: tuple[int, int] | None = None  # (device, inode) of the file opened
         self._next_check = 0.0
@@ -193,26 +197,54 @@ class SqliteStore(BudgetStore):
         require_keys(reservation.lines)
         with self._transaction() as db:
             self._reap(db, now, REAP_BATCH)
-            rid = reservation.id
-            if db.execute("SELECT 1 FROM fiscus_settled WHERE id = ?", (rid,)).fetchone():
-                return SettleOutcome.DUPLICATE
-            row = db.execute("SELECT lease_expires_at, lines FROM fiscus_reservations WHERE id = ?", (rid,)).fetchone()
-            live = row is not None and row[0] > now
-            if row is not None:  # expired but beyond this call's reap batch: released here, settle is LATE
-                self._release(db, rid, row[1])
-            db.executemany(
-                _ADD,
-                [(line.keys[0], *_triple(actual), 0, 0, 0, line.expires_at) for line in reservation.lines],
-            )
-            db.execute("INSERT INTO fiscus_settled (id, settled_at) VALUES (?, ?)", (rid, now))
-            if not self._intact(db):
-                db.execute("INSERT OR IGNORE INTO fiscus_lost (id) VALUES (?)", (rid,))
-            if record is not None:
-                db.execute("INSERT OR IGNORE INTO fiscus_outbox (id, record) VALUES (?, ?)", (rid, record))
-            self._settles += 1
-            if self._settles % 1000 == 0:
-                db.execute("DELETE FROM fiscus_settled WHERE settled_at < ?", (now - self._settled_ttl,))
-            return SettleOutcome.SETTLED if live else SettleOutcome.LATE
+            return self._settle_in(db, reservation, actual, now, record)
+
+    async def asettle(
+        self, reservation: Reservation, actual: Amounts, *, now: float, record: bytes | None = None
+    ) -> str:
+        """Settles of one event-loop turn share a transaction (group commit); each returns once it is committed."""
+        require_keys(reservation.lines)
+        return await self._groups.submit((reservation, actual, now, record))
+
+    def _settle_group(self, items: list[_SettleItem]) -> list[str | Exception]:
+        if len(items) > 1:
+            try:
+                with self._transaction() as db:
+                    self._reap(db, items[0][2], REAP_BATCH)
+                    return [self._settle_in(db, *item) for item in items]
+            except StoreError:
+                pass  # rolled back whole: each settle alone, so one failure fails only its own caller
+        results: list[str | Exception] = []
+        for reservation, actual, now, record in items:
+            try:
+                results.append(self.settle(reservation, actual, now=now, record=record))
+            except StoreError as exc:
+                results.append(exc)
+        return results
+
+    def _settle_in(
+        self, db: sqlite3.Connection, reservation: Reservation, actual: Amounts, now: float, record: bytes | None
+    ) -> str:
+        rid = reservation.id
+        if db.execute("SELECT 1 FROM fiscus_settled WHERE id = ?", (rid,)).fetchone():
+            return SettleOutcome.DUPLICATE
+        row = db.execute("SELECT lease_expires_at, lines FROM fiscus_reservations WHERE id = ?", (rid,)).fetchone()
+        live = row is not None and row[0] > now
+        if row is not None:  # expired but beyond this call's reap batch: released here, settle is LATE
+            self._release(db, rid, row[1])
+        db.executemany(
+            _ADD,
+            [(line.keys[0], *_triple(actual), 0, 0, 0, line.expires_at) for line in reservation.lines],
+        )
+        db.execute("INSERT INTO fiscus_settled (id, settled_at) VALUES (?, ?)", (rid, now))
+        if not self._intact(db):
+            db.execute("INSERT OR IGNORE INTO fiscus_lost (id) VALUES (?)", (rid,))
+        if record is not None:
+            db.execute("INSERT OR IGNORE INTO fiscus_outbox (id, record) VALUES (?, ?)", (rid, record))
+        self._settles += 1
+        if self._settles % 1000 == 0:
+            db.execute("DELETE FROM fiscus_settled WHERE settled_at < ?", (now - self._settled_ttl,))
+        return SettleOutcome.SETTLED if live else SettleOutcome.LATE
 
     def record(self, entry_id: str, record: bytes) -> None:
         with self._transaction() as db:
@@ -271,7 +303,9 @@ class SqliteStore(BudgetStore):
     def outbox_done(self, entries: list[OutboxEntry]) -> None:
         if entries:
             with self._transaction() as db:
-                db.executemany("DELETE FROM fiscus_outbox WHERE id = ?", [(entry.id,) for entry in entries])
+                for start in range(0, len(entries), _DELETE_CHUNK):  # one statement per chunk, not one per row
+                    chunk = [entry.id for entry in entries[start : start + _DELETE_CHUNK]]
+                    db.execute(f"DELETE FROM fiscus_outbox WHERE id IN ({','.join('?' * len(chunk))})", chunk)
 
     def renew(self, reservation: Reservation, *, now: float, lease_seconds: float) -> bool:
         with self._transaction() as db:
