@@ -189,3 +189,48 @@ def test_a_conversation_and_its_exchange_are_swapped_together_or_not_at_all(stor
     finally:
         first.close()
         second.close()
+
+
+def _tokens_story(workers: list[GatewayGuards]) -> int | None:
+    """Calls answered alike, each settled at 20k tokens on the worker that served it: the call the token
+    ceiling (50k with no progress) stops, numbered from 1."""
+    from decimal import Decimal
+
+    from fiscus.events.cost_event import CostEvent
+    from fiscus.pricing.cost import Cost
+    from fiscus.usage.model import Usage
+
+    who = Attribution(agent="scout", api_key="key-2", session="t-1")
+    for n in range(1, 9):
+        messages = [{"role": "user", "content": "Any news on the Leeds depot?"}]
+        if n > 1:
+            messages = [*messages, {"role": "assistant", "content": "Still looking."}, messages[0]]
+        worker = workers[n % len(workers)]
+        if worker.check(who, WireFormat.OPENAI_CHAT, {"messages": messages}) is not None:
+            return n
+        event = CostEvent(
+            provider="openai",
+            requested_model="gpt-4o-mini",
+            served_model="gpt-4o-mini",
+            usage=Usage(input_tokens=20_000),
+            cost=Cost(input=Decimal("0.003")),
+            attribution=who,
+        )
+        worker.settled(who, event)
+    return None
+
+
+def test_tokens_settled_on_one_worker_count_on_the_next(store_url: str) -> None:
+    config = LoopConfig(
+        repeat_tool_calls=None, near_duplicate_run=None, ping_pong_rounds=None, no_progress_steps=None,
+        no_progress_tokens=50_000,
+    )  # fmt: skip
+    alone = _tokens_story([GatewayGuards(BreakerRegistry(), config)])
+    workers = [
+        GatewayGuards(BreakerRegistry(), config, loop_states=LoopStates(config, s)) for s in _stores(store_url, 2)
+    ]
+    try:
+        assert _tokens_story(workers) == alone == 4
+    finally:
+        for worker in workers:
+            worker.loop_states.close()
