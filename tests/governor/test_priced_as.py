@@ -8,7 +8,7 @@ from decimal import Decimal
 from fiscus.attribution import Attribution
 from fiscus.config import FiscusConfig
 from fiscus.governor import CallRequest, Governor
-from fiscus.governor.governor import priced_as
+from fiscus.governor.priced import priced_as
 from fiscus.money import to_nanos
 from fiscus.policy import parse_policy
 from fiscus.pricing import PriceCatalogue

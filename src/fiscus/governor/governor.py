@@ -9,7 +9,6 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Unpack
 
@@ -25,12 +24,12 @@ from fiscus.errors import PricingError, StoreError
 from fiscus.events.budget_events import ReservationRaced
 from fiscus.events.cost_event import CallStatus, CostEvent, detail_tags, new_event_id
 from fiscus.events.otel import CostSpans
-from fiscus.events.savings import Savings, ungoverned
 from fiscus.events.sink import EventSink
 from fiscus.governor.admission import Admission
 from fiscus.governor.announce import Announcer
 from fiscus.governor.drive import adrive, drive
 from fiscus.governor.outcome import Outcome
+from fiscus.governor.priced import Sheets, priced_as, ungoverned_cost
 from fiscus.governor.steps import ReadCounters, Record, Reserve, Settle, Steps
 from fiscus.governor.store_guard import StoreGuard
 from fiscus.governor.task_class import TaskClassRules
@@ -86,8 +85,7 @@ class Governor:
         self._lock = threading.Lock()
         self._tiers: dict[str, str | None] = {}
         self.task_classes = TaskClassRules(policy, self._sheet_now)
-        # A configured provider's name → the catalogue's provider its kind is priced as ("openai-eu" → "openai").
-        self._priced_as = dict(priced_as or {})
+        self._sheet = Sheets(catalogue, priced_as or {})  # kept for a reloaded policy's engine
         self.engine = Engine(policy, self._sheet)
         self.announcer = Announcer(store, self.on_event)
         self.guard = StoreGuard(self, on_store_loss)  # a lost or unreachable store, answered per policy
@@ -387,7 +385,8 @@ class Governor:
                 if decision.degraded:  # not equal work: no ungoverned figure, never a saving
                     tags["degraded"] = "budget"
                 else:
-                    ungoverned_usd, saved = self._ungoverned(admission, usage, cost, sheet, served, provider)
+                    asked = (admission, usage, cost, sheet, served, provider)
+                    ungoverned_usd, saved = ungoverned_cost(self.engine, *asked)
             except PricingError as exc:
                 # Not priceable: keep the worst case reserved as spent (budgets never undercount) and say so.
                 cost, tags["unpriced"] = _ZERO_COST, str(exc)
@@ -452,31 +451,6 @@ class Governor:
             estimated = reserve.nanos * SCALE_ONE // max(1, admission.cost_scale)  # before the cost ratio scaled it
             calibration.observe_cost(provider, served, agent, estimated, to_nanos(cost.total))
 
-    def _ungoverned(
-        self, admission: Admission, usage: Usage, cost: Cost, sheet: PriceSheet, served: str, provider: str
-    ) -> tuple[Decimal | None, Savings | None]:
-        """What the call would have cost as asked, and the saving per lever (`fiscus.events.savings`)."""
-        request, asked = admission.request, sheet
-        at = admission.timestamp.timestamp()
-        if request.batch:  # ungoverned, the same work is sent synchronously: the batch lever is the price difference
-            try:
-                sheet = self.engine.sheet(provider, served, False, at)
-                asked = sheet
-                if served != request.model or provider != request.provider:
-                    asked = self.engine.sheet(request.provider, request.model, False, at)
-            except PricingError:
-                return None, None
-            unbatched = sheet.cost(usage).total
-            whole, saved = ungoverned(usage, unbatched, asked=asked, served=sheet, shaped=admission.shaped)
-            saved.batch = unbatched - cost.total
-            return whole, saved
-        if served != request.model or provider != request.provider:
-            try:
-                asked = self.engine.sheet(request.provider, request.model, request.batch, at)
-            except PricingError:  # the model asked for has no price: no ungoverned figure
-                return None, None
-        return ungoverned(usage, cost.total, asked=asked, served=sheet, shaped=admission.shaped)
-
     # -- leases, status, lifecycle ----------------------------------------------------------------------
 
     def renew(self, admission: Admission) -> bool:
@@ -505,15 +479,6 @@ class Governor:
             self.ledger.flush()
             self.ledger.close()
         self.store.close()
-
-    def _sheet(self, provider: str, model: str, batch: bool, now: float) -> PriceSheet:
-        at = datetime.fromtimestamp(now, UTC)
-        kind = self._priced_as.get(provider)
-        # The name's own prices first (overrides written for it, or a catalogue provider of that name), then its
-        # kind's: a provider configured as "openai-eu" is priced as OpenAI.
-        if kind is not None and kind != provider and not self.catalogue.knows(provider=provider, model=model):
-            provider = kind
-        return self.catalogue.sheet(provider=provider, model=model, at=at, batch=batch)
 
     def _sheet_now(self, provider: str, model: str) -> PriceSheet:
         return self.engine.sheet(provider, model, False, self._clock())
@@ -560,15 +525,3 @@ class Governor:
             model_tier=self._tier(request.model),
         )
         return self.settle(admission, None, status=status)
-
-
-# The catalogue's provider for each kind of configured provider (an openai-compatible server has none: its
-# models are priced by `pricing.models` overrides under the provider's own name).
-_KIND_PRICED_AS = {"openai": "openai", "anthropic": "anthropic", "gemini": "google", "azure-openai": "azure"} | {
-    kind: kind for kind in ("bedrock", "vertex", "deepseek", "groq", "together", "mistral", "xai", "openrouter")
-}  # the catalogue maps bedrock, vertex and xai to its own ids
-
-
-def priced_as(config: FiscusConfig) -> dict[str, str]:
-    """Configured provider name → the catalogue provider its kind is priced as."""
-    return {name: _KIND_PRICED_AS[p.kind] for name, p in config.providers.items() if p.kind in _KIND_PRICED_AS}
