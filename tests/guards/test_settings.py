@@ -78,6 +78,7 @@ def test_defaults_match_the_guards_own() -> None:
     global_, per_agent, named = guards.breakers.registry_configs()
     assert global_ == per_agent == BreakerConfig() and named == {}
     assert guards.breakers.on_open == "partial" and guards.state_url("memory://") == "memory://"
+    assert not guards.guard_overrides() and not guards.guard_overrides().breaker("agent:a")  # none overridable
 
 
 @pytest.mark.parametrize(
@@ -94,6 +95,16 @@ def test_defaults_match_the_guards_own() -> None:
         ("loops: {similarity: 0}", "guards.loops.similarity: Input should be greater than 0"),
         ("state: etcd://x", "guards.state: Value error, unknown breaker state URL 'etcd://x'"),
         ("state: sqlite://b.db", "guards.state: Value error, write sqlite:///relative/path.db"),
+        (
+            "overridable: [spend_rate]",
+            "guards.overridable: Value error, unknown overridable refusal 'spend_rate'; "
+            "known: global_spend_rate, agent_spend_rate, key_error_rate, loop",
+        ),
+        (
+            "overridable: [loop, model_error_rate]",
+            "guards.overridable: Value error, a model's error-rate breaker is "
+            "never overridable: it is open because the provider is failing (answered as an outage, 503)",
+        ),
     ],
 )
 def test_bad_settings_name_the_file_and_field(tmp_path: Path, section: str, expected: str) -> None:

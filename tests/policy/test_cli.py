@@ -202,3 +202,23 @@ def test_status_errors_are_one_line(capsys: pytest.CaptureFixture[str], tmp_path
     assert code == 2 and err.startswith("fiscus: error: budget store URL 'etcd://x'") and err.count("\n") == 1
     code, _, err = run(capsys, "budgets", "status", "--config", str(tmp_path / "none.yaml"))
     assert code == 2 and err.count("\n") == 1 and "none.yaml: no such file" in err
+
+
+@pytest.mark.parametrize("name", ["model_error_rate", "breakers"])
+def test_check_and_serve_refuse_a_guard_that_cannot_be_overridable(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, name: str
+) -> None:
+    policy = policy_file(tmp_path)
+    config = tmp_path / "fiscus.yaml"
+    config.write_text(
+        f"policy: {policy}\nnotify:\n  channels: {{slack: {{kind: log}}}}\nguards:\n  overridable: [loop, {name}]\n",
+        encoding="utf-8",
+    )
+    why = "never overridable" if name == "model_error_rate" else f"unknown overridable refusal '{name}'"
+    for args in (
+        ("budgets", "check", "--policy", str(policy), "--config", str(config)),
+        ("serve", "--config", str(config)),
+    ):
+        code, out, err = run(capsys, *args)
+        assert code == 2 and out == "" and err.count("\n") == 1
+        assert err.startswith(f"fiscus: error: {config}: guards.overridable: ") and why in err

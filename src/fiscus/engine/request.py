@@ -23,6 +23,9 @@ class CallRequest:
     # Overrides in force for this call: (budget name, or "*" for every budget, override id). Each lets the call
     # past the refusals the policy marks overridable on that budget; the id goes into the ledger.
     overrides: tuple[tuple[str, str], ...] = ()
+    # Guard refusals a key's override let the call past before admission: (breaker scope, or "loop", override
+    # id). The id goes into the ledger with the budgets' overrides when the call is admitted.
+    passed: tuple[tuple[str, str], ...] = ()
     batch: bool = False
     calls: int = 1  # task pre-flight: reserve for N calls of this shape up front
     # Whether the request may write the provider's prompt cache (Anthropic `cache_control` markers). True is the

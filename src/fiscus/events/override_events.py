@@ -56,7 +56,8 @@ class OverrideRevoked:
 
 @dataclass(frozen=True, slots=True)
 class OverrideUsed:
-    """An override let a call past a refusal for the first time: `budgets` it lifted, who called."""
+    """An override let a call past a refusal for the first time: `budgets` it lifted, the `guards` it passed
+    (breaker scopes, `loop`), who called."""
 
     id: str
     budgets: tuple[str, ...]
@@ -64,12 +65,14 @@ class OverrideUsed:
     agent: str | None = None
     team: str | None = None
     timestamp: datetime = field(default_factory=_now)
+    guards: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "type": "override_used",
             "id": self.id,
             "budgets": list(self.budgets),
+            "guards": list(self.guards),
             "key_id": self.key_id,
             "agent": self.agent,
             "team": self.team,

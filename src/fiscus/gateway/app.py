@@ -152,6 +152,7 @@ def create_app(
         on_breaker_open=Action(on_breaker_open or config.guards.breakers.on_open),
         emit=emit,
         loop_states=loop_states,
+        overridable=config.guards.guard_overrides(),
     )
     alerts = AlertWatch(governor, ledger_url=config.ledger, open_ledger=open_ledger) if _keeps(governor) else None
     weekly = (

@@ -41,6 +41,7 @@ from fiscus.gateway.responses import JSON, SSE, RawResponse
 from fiscus.gateway.routing import Router
 from fiscus.gateway.summaries import Summariser
 from fiscus.governor import Admission, CallRequest, Governor
+from fiscus.guards.overridable import key_grant, passed_scopes
 from fiscus.keys import KeyRing
 from fiscus.ledger.outcomes import record_call_outcome
 from fiscus.overrides import OverrideBook
@@ -135,9 +136,11 @@ class Gateway(NoModelAnswers):
         # The caller learns which of its headers did not count (the key is set to ignore what it does not allow).
         noted = {"x-fiscus-ignored-headers": ",".join(ignored)} if ignored else None
         granted = await self.overrides.agrants_for(vkey.id) if self.overrides is not None else ()
-        refusal = self.guards.check(attribution, protocol.format, request.body, provider=provider, model=request.model)
-        if refusal is not None:
-            return await self._guarded(protocol, request, provider, attribution, refusal, noted)
+        verdict = self.guards.check_call(
+            attribution, protocol.format, request.body, provider=provider, model=request.model, grant=key_grant(granted)
+        )
+        if verdict.refusal is not None:
+            return await self._guarded(protocol, request, provider, attribution, verdict.refusal, noted)
         cached = None
         if self.response_cache is not None:  # the request as the client sent it: before any shaping
             cached = await self.response_cache.lookup(protocol, request, attribution)
@@ -172,6 +175,7 @@ class Gateway(NoModelAnswers):
                 max_tokens=request.max_tokens,
                 priority=priority,
                 overrides=granted,
+                passed=verdict.passed,
                 **counted,
             )
         )
@@ -206,6 +210,7 @@ class Gateway(NoModelAnswers):
         lifted = tuple(dict.fromkeys(i.removeprefix("b:").split("|", 1)[0] for i in decision.overridden))
         now = self.governor.now()
         for override_id in decision.override_ids:
+            guards = tuple(what for what, by in admission.request.passed if by == override_id)
             first = await asyncio.to_thread(
                 announcer.once,
                 f"f:override:{override_id}",
@@ -214,7 +219,9 @@ class Gateway(NoModelAnswers):
                 now=now,
             )
             if first:
-                used = OverrideUsed(override_id, lifted, key_id=who.api_key, agent=who.agent, team=who.team)
+                used = OverrideUsed(
+                    override_id, lifted, key_id=who.api_key, agent=who.agent, team=who.team, guards=guards
+                )
                 self.governor.on_event(used)
 
     async def settle(
@@ -230,7 +237,8 @@ class Gateway(NoModelAnswers):
         `GatewayGuards.settled`). A call refused before it reached the provider says nothing of its health."""
         event = await self.governor.asettle(admission, usage, **kwargs)
         if reached_provider and kwargs.get("status") not in _NO_PROVIDER:
-            self.guards.settled(admission.request.attribution, event, provider_failed=provider_failed)
+            passed = passed_scopes(admission.request.passed) if admission.request.passed else frozenset()
+            self.guards.settled(admission.request.attribution, event, provider_failed=provider_failed, passed=passed)
         if event.attribution.outcome is not None:  # x-fiscus-outcome on a session's call: the case's outcome
             record_call_outcome(getattr(self.governor, "ledger", None), event)
         return event

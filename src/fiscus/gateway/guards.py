@@ -13,6 +13,11 @@ Each conversation's and each key's exchange detector lives in `fiscus.guards.loo
 worker, or shared through the breaker state's backend (SQLite, Redis) so a loop spread over workers is seen
 whole, and a conversation one worker stopped is refused by all.
 
+A key's granted override lets its calls past the refusals `guards.overridable` names (`fiscus.guards.overridable`):
+an open spend-rate or key breaker, a loop stop. The breaker stays open and the conversation stopped for every
+other caller; what the call passed is handed to the governor (`CallRequest.passed`) so its ledger event names the
+override.
+
 Breakers trip on their own signals only: spend rate (fed by every settled call), error rate (provider-side
 failures only, per provider/model; every failed call of a key, per virtual key) and loops. A budget's
 exhaustion is that budget instance's refusal, decided by the engine; it opens no breaker, so user u1 of a
@@ -37,8 +42,9 @@ from fiscus.governor import Admission, CallRequest
 from fiscus.guards import BreakerRegistry, Detection, LoopConfig
 from fiscus.guards.conversation import conversation_id
 from fiscus.guards.loop_state import Conversation, LoopStates
+from fiscus.guards.overridable import LOOP, GuardOverrides
 from fiscus.guards.registry import MODEL_PREFIX
-from fiscus.sdk.gate import last_content
+from fiscus.sdk.request_text import last_content
 from fiscus.usage.wire import WireFormat
 
 log = logging.getLogger("fiscus.gateway")
@@ -61,6 +67,18 @@ class GuardRefusal:
     def text(self) -> str:
         """The text of the partial answer."""
         return f"[fiscus] Stopped before calling a model: {self.message.rstrip('.')}. This answer is incomplete."
+
+
+@dataclass(frozen=True, slots=True)
+class GuardVerdict:
+    """What the guards say of a call: the refusal that stands (None: it may go on), and the refusals a key's
+    override let it past, as (breaker scope or "loop", override id)."""
+
+    refusal: GuardRefusal | None = None
+    passed: tuple[tuple[str, str], ...] = ()
+
+
+_CLEAR = GuardVerdict()
 
 
 def refusal_admission(provider: str, model: str, attribution: Attribution, why: GuardRefusal) -> Admission:
@@ -86,12 +104,14 @@ class GatewayGuards:
         on_breaker_open: Action = Action.PARTIAL,
         emit: Callable[[object], None] | None = None,
         loop_states: LoopStates | None = None,
+        overridable: GuardOverrides | None = None,
     ) -> None:
         if on_breaker_open not in _REFUSING:
             raise ValueError(f"on_breaker_open must be partial or block, got {on_breaker_open}")
         self.breakers = breakers
         self.loops = loops or LoopConfig()
         self.on_breaker_open = on_breaker_open
+        self.overridable = overridable or GuardOverrides()
         self._emit = emit
         # Per conversation ("s:" id) and per key ("x:" key, the exchange between its agents, for ping-pong
         # across conversations): the detectors, here or shared.
@@ -112,15 +132,43 @@ class GatewayGuards:
     ) -> GuardRefusal | None:
         """The refusal of an open breaker covering this call (global, its agent's, its provider/model's) or
         of its session's loop detector; None when it may go on."""
-        agent = attribution.agent
-        breaker = self.breakers.check(agent, provider=provider, model=model, key=attribution.api_key)
+        return self.check_call(attribution, fmt, body, provider=provider, model=model).refusal
+
+    def check_call(
+        self,
+        attribution: Attribution,
+        fmt: WireFormat,
+        body: Mapping[str, Any],
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+        grant: str | None = None,
+    ) -> GuardVerdict:
+        """`check`, for a call that may carry a key's override (`grant`, its id): the refusals `overridable`
+        marks are passed, and said so, instead of answered."""
+        overridable = self.overridable if grant is not None else None
+        passable = overridable.breaker if overridable else None
+        breaker, scopes = self.breakers.check_passing(
+            attribution.agent, provider=provider, model=model, key=attribution.api_key, passable=passable
+        )
+        passed = tuple((scope, grant) for scope in scopes) if grant is not None else ()
         if breaker is not None:
             trip = breaker.last_trip
             why = trip.message if trip is not None else "circuit breaker open"
             retry = datetime.fromtimestamp(trip.reopens_at, UTC) if trip is not None else None
             message = f"{breaker.scope} circuit breaker is open: {why}"
             outage = breaker.scope.startswith(MODEL_PREFIX)  # a model's breaker counts provider failures only
-            return GuardRefusal(self.on_breaker_open, message, "breaker_open", retry, outage=outage)
+            return GuardVerdict(GuardRefusal(self.on_breaker_open, message, "breaker_open", retry, outage=outage))
+        refusal = self._check_loops_of(attribution, fmt, body)
+        if refusal is not None and grant is not None and overridable is not None and overridable.loop:
+            passed, refusal = (*passed, (LOOP, grant)), None
+        if refusal is None and not passed:
+            return _CLEAR
+        return GuardVerdict(refusal, passed)
+
+    def _check_loops_of(
+        self, attribution: Attribution, fmt: WireFormat, body: Mapping[str, Any]
+    ) -> GuardRefusal | None:
         if attribution.session is None and last_answer(fmt, body) is None:
             # A call with no history starts a run: identical one-shot calls are separate runs, not a loop.
             # Only the exchange between agents (a stateless A2A ping-pong) is watched.
@@ -205,9 +253,17 @@ class GatewayGuards:
 
     # -- after the governor ---------------------------------------------------------------------------------
 
-    def settled(self, attribution: Attribution, event: CostEvent, *, provider_failed: bool = False) -> None:
+    def settled(
+        self,
+        attribution: Attribution,
+        event: CostEvent,
+        *,
+        provider_failed: bool = False,
+        passed: frozenset[str] = frozenset(),
+    ) -> None:
         """Feed the breakers and the session's token count. `provider_failed`: the provider failed the call (5xx,
-        529, timeout, connection error), what error-rate breakers count; a 4xx the request caused is not."""
+        529, timeout, connection error), what error-rate breakers count; a 4xx the request caused is not.
+        `passed`: the breaker scopes an override let the call past (it was no probe of theirs)."""
         state = self._postmortem(attribution)
         # A refusal reached no provider: it is no call of the model's or the key's error window.
         reached = event.status is CallStatus.OK or event.status is CallStatus.ERROR
@@ -220,6 +276,7 @@ class GatewayGuards:
             model=event.requested_model if reached else None,
             key=attribution.api_key if reached else None,
             failed=event.status is CallStatus.ERROR,
+            passed=passed,
         )
         for trip in trips:
             self._announce(trip)

@@ -264,6 +264,9 @@ class Governor:
         if decision.calls_model and self.task_classes.routes:
             self.task_classes.ran(plan.request, model)
         decision = self.task_classes.as_asked(asked, plan.request, decision)
+        if asked.passed and decision.calls_model:  # past an open breaker or a loop stop: the ledger names who
+            ids = (*decision.override_ids, *(override_id for _, override_id in asked.passed))
+            decision = replace(decision, override_ids=tuple(dict.fromkeys(ids)))
         return Admission(
             asked,
             decision,

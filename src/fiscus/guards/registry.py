@@ -159,6 +159,20 @@ class BreakerRegistry(AccountSharing):
     ) -> CircuitBreaker | None:
         """The breaker that refuses a call for `agent` (with `key`, to `provider`/`model`) now, or None when it
         may go out."""
+        return self.check_passing(agent, provider=provider, model=model, key=key)[0]
+
+    def check_passing(
+        self,
+        agent: str | None,
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+        key: str | None = None,
+        passable: Callable[[str], bool] | None = None,
+    ) -> tuple[CircuitBreaker | None, tuple[str, ...]]:
+        """`check`, for a call an override lets past the breakers whose scope `passable` accepts: (the breaker
+        that still refuses it, or None; the scopes of the open breakers it passes). A passed breaker is left as it
+        is for every other call: it stays open, and a half-open one's probe is not taken unless one is free."""
         if self.state is not None and self._clock() >= self._next_sync:
             self.sync()
         breakers = self._breakers
@@ -167,13 +181,19 @@ class BreakerRegistry(AccountSharing):
             scopes = (*scopes, self.key_scope(key))
         if provider and model:
             scopes = (*scopes, self.model_scope(provider, model))
+        passed: tuple[str, ...] = ()
         with self._lock:
             for scope in scopes:
                 breaker = breakers.get(scope)
                 # A closed breaker allows without more ado (`allow` handles open and half-open).
-                if breaker is not None and breaker._state is not BreakerState.CLOSED and not self._allow(breaker):
-                    return breaker
-        return None
+                if breaker is None or breaker._state is BreakerState.CLOSED:
+                    continue
+                if passable is not None and passable(scope):
+                    if breaker.state is BreakerState.OPEN or not self._allow(breaker):
+                        passed += (scope,)
+                elif not self._allow(breaker):
+                    return breaker, passed
+        return None, passed
 
     def record(
         self,
@@ -186,10 +206,13 @@ class BreakerRegistry(AccountSharing):
         model: str | None = None,
         key: str | None = None,
         failed: bool | None = None,
+        passed: frozenset[str] = frozenset(),
     ) -> list[BreakerTripped]:
         """A call finished; returns the trips it caused. `ok=False`: the provider failed it (5xx, 529, timeout,
         connection error), counted by the provider/model's breaker only (given `provider` and `model`).
-        `key` and `failed` (the call failed, for whatever reason; default: `not ok`) feed the key's breaker."""
+        `key` and `failed` (the call failed, for whatever reason; default: `not ok`) feed the key's breaker.
+        `passed`: the scopes whose open breaker an override let this call past; its spend and outcome count in
+        their windows, but it was no half-open probe, so it neither closes nor reopens them."""
         trips: list[Trip] = []
         changed: list[BreakerRecord] = []
         sharing = self.state is not None
@@ -209,6 +232,8 @@ class BreakerRegistry(AccountSharing):
             for scope, outcome in scopes:
                 breaker = self._breakers.get(scope) or self._breaker(scope)
                 since = breaker.since
+                if passed and scope in passed and breaker.state is BreakerState.HALF_OPEN:
+                    continue
                 if account is None:
                     trip = breaker.record(cost=cost, ok=outcome, now=now)
                 elif breaker.state is BreakerState.HALF_OPEN:

@@ -9,6 +9,7 @@ guards:
     per_key:   {error_rate: 0.8, min_calls: 50, error_window_s: 120}  # each virtual key's (errors only)
     on_open: partial                          # partial | block: how the gateway answers an open breaker
   loops: {repeat_tool_calls: 3, repeat_window: 5, similarity: 0.6, no_progress_steps: 8, action: stop}
+  overridable: [agent_spend_rate, loop]     # refusals a key's granted override passes (default: none)
   postmortem_dir: .fiscus/postmortems         # relative to fiscus.yaml; null: none written
   postmortem_text: false                      # true: post-mortems keep prompt/completion text, not fingerprints
   state: redis://localhost:6379/0?prefix=prod # default: beside the budget store
@@ -32,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from fiscus.guards.breaker import BreakerConfig
 from fiscus.guards.loop_state import LoopStates, open_loop_state
 from fiscus.guards.loops import LoopConfig
+from fiscus.guards.overridable import GuardOverrides, check_kinds
 from fiscus.guards.registry import DEFAULT_POSTMORTEM_DIR, BreakerRegistry, key_defaults
 from fiscus.guards.state import ACCEPTED, open_breaker_state, state_url_beside
 from fiscus.guards.windows import open_breaker_windows
@@ -147,6 +149,8 @@ class LoopSettings(_Section):
 class GuardsConfig(_Section):
     breakers: BreakersSettings = Field(default_factory=BreakersSettings)
     loops: LoopSettings = Field(default_factory=LoopSettings)
+    # The guard refusals a key's granted override lets a call past (`fiscus.guards.overridable`); none by default.
+    overridable: list[str] = Field(default_factory=list)
     postmortem_dir: Path | None = DEFAULT_POSTMORTEM_DIR
     postmortem_text: bool = False  # opt in to prompt and completion text in post-mortem files
     state: str | None = Field(None, description="memory://, sqlite:///path.db or redis://…; default: beside the store")
@@ -164,6 +168,14 @@ class GuardsConfig(_Section):
         if scheme == "sqlite" and (not url.startswith("sqlite:///") or url == "sqlite:///"):
             raise ValueError(f"write sqlite:///relative/path.db or sqlite:////absolute.db, got {url!r}")
         return url
+
+    @field_validator("overridable")
+    @classmethod
+    def _known_kinds(cls, names: list[str]) -> list[str]:
+        return check_kinds(names)
+
+    def guard_overrides(self) -> GuardOverrides:
+        return GuardOverrides(frozenset(self.overridable))
 
     def state_url(self, budget_store: str) -> str:
         """Where breaker state is shared: `state`, else beside the budget store."""

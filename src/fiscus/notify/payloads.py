@@ -101,11 +101,17 @@ def _override(kind: str, data: dict[str, Any]) -> str:
     if kind == "override_revoked":
         return f"fiscus: override {data.get('id')} for {target} revoked"
     if kind == "override_used":
-        lifted = ", ".join(data.get("budgets") or []) or "?"
+        lifted = [f"budget {name}" for name in data.get("budgets") or []]
+        lifted += [_guard(name) for name in data.get("guards") or []]
         caller = f"key {data['key_id']}" if data.get("key_id") else "a caller"
-        return f"fiscus: override {data.get('id')} let a call by {caller} past budget {lifted}" + _caller(data)
+        past = ", ".join(lifted) or "?"
+        return f"fiscus: override {data.get('id')} let a call by {caller} past {past}" + _caller(data)
     line = f"fiscus: override {data.get('id')} granted for {target} until {_when(data.get('expires_at'))}"
     return line + f" by {data.get('granted_by') or 'an operator'}: {data.get('reason')}"
+
+
+def _guard(name: object) -> str:
+    return "the loop stop" if name == "loop" else f"the open breaker {name}"
 
 
 def _money(value: object) -> str:

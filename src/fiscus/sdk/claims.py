@@ -94,7 +94,7 @@ def governor_token(governor: Any) -> str:
 
 def fingerprint(fmt: WireFormat, body: Mapping[str, Any]) -> str:
     """The identity an observer and the governed client both compute for one call: model and last turn."""
-    from fiscus.sdk.gate import last_content
+    from fiscus.sdk.request_text import last_content
 
     text, results = last_content(fmt, body)
     seen = "\x1f".join((str(body.get("model") or ""), text, *results))

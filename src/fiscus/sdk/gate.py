@@ -22,6 +22,7 @@ from fiscus.events.guard_events import LoopDetected
 from fiscus.events.savings import Shaped
 from fiscus.governor import Admission, CallRequest
 from fiscus.guards.loops import Detection, LoopConfig, LoopDetector
+from fiscus.guards.overridable import LOOP, GuardOverrides, key_grant, passed_scopes
 from fiscus.guards.registry import BreakerRegistry
 from fiscus.pricing.catalogue import PriceCatalogue
 from fiscus.pricing.sheet import PriceSheet
@@ -29,13 +30,13 @@ from fiscus.sdk import claims, refusals
 from fiscus.sdk.errors import BudgetBlocked, seconds_until
 from fiscus.sdk.failures import provider_failure
 from fiscus.sdk.override_grants import grants
+from fiscus.sdk.request_text import last_content, writes_cache
 from fiscus.sdk.session import Session, current_session, emit
 from fiscus.shaping.cache import CachePlacer
 from fiscus.shaping.compress import compress
-from fiscus.shaping.partial import BUDGET_EXHAUSTED, SESSION_CEILING
+from fiscus.shaping.partial import BUDGET_EXHAUSTED, LOOP_DETECTED, SESSION_CEILING
 from fiscus.shaping.summarise import SummaryCache
 from fiscus.usage.bounds import input_fields
-from fiscus.usage.estimate import MAPPING_TYPES
 from fiscus.usage.model import Usage
 from fiscus.usage.wire import WireFormat
 
@@ -119,8 +120,9 @@ class Plan:
         provider = request.provider if request else None
         model = str(self.kwargs.get("model") or request.model) if request else None
         ok = not self.provider_failed  # a 4xx the request caused opens nothing
+        passed = passed_scopes(request.passed) if request is not None and request.passed else frozenset()
         for trip in self.gate.breakers.record(
-            self.agent, cost=cost, ok=ok, state=state, provider=provider, model=model
+            self.agent, cost=cost, ok=ok, state=state, provider=provider, model=model, passed=passed
         ):
             emit(trip, self.gate.governor)
         gate = self.gate
@@ -146,6 +148,7 @@ class Gate:
         priority: str = "normal",
         cache_placer: CachePlacer | None = None,
         overrides: Any | None = None,
+        overridable: GuardOverrides | None = None,
     ) -> None:
         if on_exhausted not in ("partial", "raise"):
             raise ValueError(f'on_exhausted must be "partial" or "raise", got {on_exhausted!r}')
@@ -166,6 +169,7 @@ class Gate:
         self.cache_placer = cache_placer  # Anthropic prompt-cache breakpoints on repeated prefixes, when set
         self.summaries = SummaryCache()  # rolling summaries written for this client's calls, per session
         self.overrides = overrides  # the granted overrides (`fiscus.sdk.override_grants`), when kept
+        self.overridable = overridable or GuardOverrides()  # `guards.overridable`: what a key's override passes
         self.catalogue: PriceCatalogue = getattr(governor, "catalogue", None) or _shared_catalogue()
         self._sheets: dict[tuple[str, str], PriceSheet] = {}
         self._warned: dict[tuple[str | None, str], float] = {}  # (agent, loop kind) → when last announced
@@ -200,10 +204,12 @@ class Gate:
             window = windows.get(attribution.task_class) if attribution.task_class else None
             kwargs = self.cache_placer.place(kwargs, window_tokens=window) or kwargs
         request = self._request(provider, str(kwargs.get("model", "")), attribution, kwargs, fmt, kwargs.get(max_key))
-        short = self._guard(fmt, kwargs, request, session)
+        short, passed = self._guard(fmt, kwargs, request, session)
         if short is not None:
             short.unadmitted = request  # stopped before admission, still one (zero-cost) ledger event
             return short
+        if passed:
+            request = replace(request, passed=passed)
         if session is not None and session.ceiling_usd is not None:
             room = session.remaining() or Decimal(0)
             wanted = request.max_tokens or getattr(getattr(self.governor, "policy", None), "default_max_tokens", 4096)
@@ -220,22 +226,39 @@ class Gate:
 
     def _guard(
         self, fmt: WireFormat, kwargs: dict[str, Any], request: CallRequest, session: Session | None
-    ) -> Short | None:
-        """A stopped session, an open breaker or a loop: the call goes no further."""
+    ) -> tuple[Short | None, tuple[tuple[str, str], ...]]:
+        """A stopped session, an open breaker or a loop: the call goes no further. A key's override passes those
+        `guards.overridable` names: (the refusal that stands, or None; what was passed, with the override's id)."""
         agent, model = request.attribution.agent, request.model
+        grant = key_grant(request.overrides) if self.overridable else None
+        loop_grant = grant if grant is not None and self.overridable.loop else None
+        passed: tuple[tuple[str, str], ...] = ()
         if session is not None and session.stopped:
-            return refusals.session_stopped(self, session, model)
-        breaker = self.breakers.check(agent, provider=request.provider, model=model)
+            stopped = refusals.session_stopped(self, session, model)
+            if loop_grant is None or stopped.code != LOOP_DETECTED:
+                return stopped, ()
+            passed = ((LOOP, loop_grant),)
+        breaker, scopes = self.breakers.check_passing(
+            agent,
+            provider=request.provider,
+            model=model,
+            key=request.attribution.api_key,
+            passable=self.overridable.breaker if grant is not None else None,
+        )
         if breaker is not None:
-            return refusals.breaker_open(self, breaker, request.provider, model, session)
+            return refusals.breaker_open(self, breaker, request.provider, model, session), ()
+        if grant is not None and scopes:
+            passed = (*((scope, grant) for scope in scopes), *passed)
         content, tool_results = last_content(fmt, kwargs)
         for detector, owner in self._outside if session is None else self.detectors(session):
             found = detector.before_call(agent=agent, content=content, tool_results=tool_results)
-            if found is not None:
-                short = self.on_loop(found, owner, agent, model=model)
-                if short is not None:
-                    return short
-        return None
+            short = self.on_loop(found, owner, agent, model=model) if found is not None else None
+            if short is not None:
+                if loop_grant is None:
+                    return short, ()
+                if (LOOP, loop_grant) not in passed:
+                    passed = (*passed, (LOOP, loop_grant))
+        return None, passed
 
     def _request(
         self,
@@ -388,53 +411,3 @@ def _shared_catalogue() -> PriceCatalogue:
     if _CATALOGUE is None:
         _CATALOGUE = PriceCatalogue()
     return _CATALOGUE
-
-
-def _text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n".join(_text_of(p.get("text") or p.get("content")) for p in content if isinstance(p, MAPPING_TYPES))
-    return ""
-
-
-def last_content(fmt: WireFormat, kwargs: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
-    """The last user/tool text of a request and its tool results, for the loop checks."""
-    items = kwargs.get("input" if fmt is WireFormat.OPENAI_RESPONSES else "messages")
-    if isinstance(items, str):
-        return items, ()
-    if not isinstance(items, list) or not items:
-        return "", ()
-    results: list[str] = []
-    for item in reversed(items):
-        if not isinstance(item, MAPPING_TYPES):
-            break
-        role, kind = item.get("role"), item.get("type")
-        if role == "tool" or kind == "function_call_output":
-            results.append(_text_of(item.get("content") or item.get("output")))
-            continue
-        if role == "user" and isinstance(item.get("content"), list):
-            results.extend(
-                _text_of(b.get("content"))
-                for b in item["content"]
-                if isinstance(b, MAPPING_TYPES) and b.get("type") == "tool_result"
-            )
-        break
-    last = items[-1]
-    text = _text_of(last.get("content") or last.get("output")) if isinstance(last, MAPPING_TYPES) else ""
-    return text, tuple(results)
-
-
-def writes_cache(fmt: WireFormat, kwargs: Mapping[str, Any]) -> bool:
-    """Whether a request may write the provider's prompt cache: only Anthropic requests with `cache_control`."""
-    return fmt is WireFormat.ANTHROPIC and _has_cache_control(kwargs, 0)
-
-
-def _has_cache_control(value: Any, depth: int) -> bool:
-    if isinstance(value, MAPPING_TYPES):
-        if "cache_control" in value and value["cache_control"] is not None:
-            return True
-        return depth < 4 and any(_has_cache_control(v, depth + 1) for v in value.values())
-    if isinstance(value, list | tuple):
-        return depth < 4 and any(_has_cache_control(v, depth + 1) for v in value)
-    return False

@@ -3,7 +3,8 @@
 An override granted with `fiscus overrides grant` (or `POST /admin/overrides`) is kept beside the virtual keys —
 the config's `keys:` database. The SDK reads the same store through the same `OverrideBook` (re-read every 2 s,
 so a grant or revocation made elsewhere counts within that time), hands `grants_for(key)` to the engine as the
-call's `CallRequest.overrides`, and the engine lets the call through every refusal the policy marks overridable.
+call's `CallRequest.overrides`, and the engine lets the call through every refusal the policy marks overridable
+(the gate passes the guard refusals `guards.overridable` names for a key's override, `CallRequest.passed`).
 The ledger event names the override, and its first use is announced once across every gateway and SDK process
 (the same claim in the budget store). A budget override covers every caller; a key override covers the calls of
 a client wrapped with that key's id (`fiscus.wrap(..., key_id="vk_…")`).
@@ -70,4 +71,6 @@ def announce_steps(governor: Any, admission: Admission) -> Steps[None]:
             f"f:override:{override_id}", expires_at=now + _CLAIM_S, reservation_id=f"{admission.event_id}:o", now=now
         )
         if first:
-            governor.on_event(OverrideUsed(override_id, lifted, key_id=who.api_key, agent=who.agent, team=who.team))
+            guards = tuple(what for what, by in admission.request.passed if by == override_id)
+            used = OverrideUsed(override_id, lifted, key_id=who.api_key, agent=who.agent, team=who.team, guards=guards)
+            governor.on_event(used)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from fiscus.guards.loops import LoopConfig
+from fiscus.guards.overridable import GuardOverrides
 from fiscus.guards.registry import BreakerRegistry
 from fiscus.shaping.cache import CachePlacer
 
@@ -91,6 +92,12 @@ def overrides_for(governor: Any) -> Any | None:
         return found
 
 
+def overridable_for(governor: Any) -> GuardOverrides:
+    """The guard refusals a key's override passes: the config's `guards.overridable`, as on the gateway."""
+    settings = _settings.get(id(governor))
+    return settings.guards.guard_overrides() if settings is not None else GuardOverrides()
+
+
 def breaker_action(governor: Any) -> str:
     """How an open breaker is answered: the config's `guards.breakers.on_open`, as on the gateway."""
     settings = _settings.get(id(governor))
@@ -130,6 +137,7 @@ def open_gate(
         priority=priority,
         cache_placer=CachePlacer() if _caches_prompts(governor, cache_prompts) else None,
         overrides=overrides if overrides is not None else overrides_for(governor),
+        overridable=overridable_for(governor),
     )
 
 
