@@ -249,6 +249,8 @@ class Gate:
             return refusals.breaker_open(self, breaker, request.provider, model, session), ()
         if grant is not None and scopes:
             passed = (*((scope, grant) for scope in scopes), *passed)
+        if session is not None and session.stopped:  # its loop was told once, when it stopped it
+            return None, passed
         content, tool_results = last_content(fmt, kwargs)
         for detector, owner in self._outside if session is None else self.detectors(session):
             found = detector.before_call(agent=agent, content=content, tool_results=tool_results)
