@@ -52,8 +52,9 @@ def grant(
     config: ConfigOption = None,
 ) -> None:
     """Grant an override for a key (every budget its calls fall under) or a budget (every caller): the calls pass
-    each refusal the policy marks overridable (`override: true`) until it ends; each such call's ledger event
-    names it (tags.override)."""
+    each refusal the policy marks overridable (`override: true`) until it ends, and a key's calls also the open
+    breakers and loop stops the config's guards.overridable names; each such call's ledger event names it
+    (tags.override)."""
     from fiscus.events.override_events import OverrideGranted
     from fiscus.keys import open_key_store
     from fiscus.overrides.targets import check_budget, check_key, parse_end
