@@ -207,6 +207,11 @@ def test_override_announcements_say_for_whom_until_when_and_why() -> None:
     assert summary(event_dict(used)) == (
         "fiscus: override ov_2 let a call by key vk_9 past budget org-monthly; last call by agent planner, team growth"
     )
+    past = OverrideUsed("ov_4", (), key_id="vk_9", agent="planner", guards=("agent:planner", "loop"))
+    assert summary(event_dict(past)) == (
+        "fiscus: override ov_4 let a call by key vk_9 past the open breaker agent:planner, the loop stop; "
+        "last call by agent planner"
+    )
     assert summary(event_dict(OverrideRevoked("ov_3", budget="org-monthly"))) == (
         "fiscus: override ov_3 for budget org-monthly revoked"
     )
