@@ -6,7 +6,6 @@ settle on an error path is harmless): answered, blocked, partial, upstream error
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -21,7 +20,6 @@ from fiscus.config import FiscusConfig
 from fiscus.engine.decision import Action
 from fiscus.errors import FiscusError
 from fiscus.events.cost_event import CallStatus, CostEvent
-from fiscus.events.override_events import OverrideUsed
 from fiscus.events.savings import Shaped
 from fiscus.gateway.answers import (
     outage_response,
@@ -41,12 +39,14 @@ from fiscus.gateway.responses import JSON, SSE, RawResponse
 from fiscus.gateway.routing import Router
 from fiscus.gateway.summaries import Summariser
 from fiscus.governor import Admission, CallRequest, Governor
+from fiscus.governor.drive import adrive
 from fiscus.guards.overridable import key_grant, passed_scopes
 from fiscus.keys import KeyRing
 from fiscus.ledger.outcomes import record_call_outcome
 from fiscus.overrides import OverrideBook
 from fiscus.providers import ProviderError, RateLimitedError, Upstream, UpstreamRequest
 from fiscus.providers.messages import UnknownProviderError, UnsupportedOperationError
+from fiscus.sdk.override_grants import announce_steps
 from fiscus.shaping.cache import CachePlacer, stable_tools
 from fiscus.shaping.compress import fit_window
 from fiscus.shaping.response_cache import MAX_ENTRY_BYTES
@@ -62,7 +62,6 @@ log = logging.getLogger("fiscus.gateway")
 # providers ignore it). Credentials are never forwarded; the provider adapter sets its own.
 _FORWARD_PREFIXES = ("anthropic-beta", "anthropic-version", "openai-beta", "x-emulator-")
 _RENEW_EVERY_S = 30.0
-_OVERRIDE_CLAIM_S = 90 * 86_400.0  # longer than any override is granted for
 _TRACK_BATCH_BYTES = 32 * 1024
 
 
@@ -183,7 +182,8 @@ class Gateway(NoModelAnswers):
             admission.shaped = Shaped(summary_tokens=summary.tokens)
         self.metrics.decision(admission.decision.action)
         if admission.decision.override_ids:
-            await self._announce_override(admission)
+            # the first call each override lets through, announced once across every worker and SDK process
+            await adrive(announce_steps(self.governor, admission), self.governor.store)
         try:
             return await self._admitted(
                 protocol,
@@ -200,29 +200,6 @@ class Gateway(NoModelAnswers):
         except BaseException as exc:
             await self.settle(admission, None, status=CallStatus.ERROR, error=f"gateway: {exc!r}"[:500])
             raise
-
-    async def _announce_override(self, admission: Admission) -> None:
-        """The first call an override lets through is announced, once per override across every worker."""
-        decision, who = admission.decision, admission.request.attribution
-        announcer = getattr(self.governor, "announcer", None)
-        if announcer is None:  # a stand-in governor keeps no store to claim the announcement in
-            return
-        lifted = tuple(dict.fromkeys(i.removeprefix("b:").split("|", 1)[0] for i in decision.overridden))
-        now = self.governor.now()
-        for override_id in decision.override_ids:
-            guards = tuple(what for what, by in admission.request.passed if by == override_id)
-            first = await asyncio.to_thread(
-                announcer.once,
-                f"f:override:{override_id}",
-                expires_at=now + _OVERRIDE_CLAIM_S,
-                reservation_id=f"{admission.event_id}:o",
-                now=now,
-            )
-            if first:
-                used = OverrideUsed(
-                    override_id, lifted, key_id=who.api_key, agent=who.agent, team=who.team, guards=guards
-                )
-                self.governor.on_event(used)
 
     async def settle(
         self,
