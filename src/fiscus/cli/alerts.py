@@ -25,7 +25,7 @@ def check(
     a day, a budget window; claimed in the budget store, so once across every worker and cron host sharing it) goes
     to the notify channels. Prints what stands, marking what was sent."""
     from fiscus.alerts import AlertWatch
-    from fiscus.cli.report import ledger_url
+    from fiscus.cli.ledger_option import ledger_url
     from fiscus.config import load_config
     from fiscus.governor import Governor
     from fiscus.ledger import open_ledger

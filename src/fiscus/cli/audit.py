@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from fiscus.cli.report import ledger_url
+from fiscus.cli.ledger_option import ledger_url
 from fiscus.errors import FiscusError
 from fiscus.ledger.chain import ChainHead
 from fiscus.reports.period import parse_period

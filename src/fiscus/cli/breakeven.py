@@ -124,7 +124,7 @@ def _count(text: str, option: str) -> int:
 def _volume_from_ledger(
     ledger: str | None, config: Path | None, since: str, until: str | None, where: list[str] | None, days: int
 ) -> Any:
-    from fiscus.cli.report import ledger_url
+    from fiscus.cli.ledger_option import ledger_url
     from fiscus.ledger import open_ledger
     from fiscus.reports.breakeven import volume_from_events
 

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from fiscus.cli.report import ledger_url
+from fiscus.cli.ledger_option import ledger_url
 from fiscus.pricing.cost import usd
 from fiscus.reports.forecast import GROUP_DIMENSIONS, Forecast, ForecastError, budget_policy, forecast, ledger_runs
 from fiscus.reports.period import ReportArgumentError, parse_period, parse_where

@@ -120,7 +120,7 @@ def _calibrate(
     from datetime import UTC, datetime
     from decimal import Decimal
 
-    from fiscus.cli.report import ledger_url
+    from fiscus.cli.ledger_option import ledger_url
     from fiscus.ledger import open_ledger
     from fiscus.reports.model.calibrate import calibrate
     from fiscus.reports.period import parse_period, parse_where

@@ -60,7 +60,7 @@ def replay_command(
     """Re-price a ledger window from its recorded usage under other routes, another model per task class, caching
     on or off, context windows, batch for deferrable classes, or today's prices; print actual vs what-if per group
     with the saving and the assumptions it had to make."""
-    from fiscus.cli.report import ledger_url
+    from fiscus.cli.ledger_option import ledger_url
     from fiscus.ledger import open_ledger
     from fiscus.policy.load import load_policy
     from fiscus.reports.replay import WhatIf, replay

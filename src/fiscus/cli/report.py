@@ -10,8 +10,7 @@ from typing import Annotated
 import typer
 
 from fiscus.attribution import DIMENSIONS
-from fiscus.config import load_config
-from fiscus.errors import StoreError
+from fiscus.cli.ledger_option import ledger_url
 from fiscus.reports.period import ReportArgumentError, parse_by, parse_period, parse_where
 
 _BY_HELP = (
@@ -80,17 +79,6 @@ def report(
         by_lever = savings_table(result.totals)
         if by_lever is not None:
             console.print(by_lever)
-
-
-def ledger_url(ledger: str | None, config: Path | None) -> str:
-    """The ledger a report reads: `--ledger`, else the config's; an embedded one that does not exist is an error
-    (opening it would create an empty one)."""
-    from fiscus.ledger.open import sqlite_path
-
-    url = ledger or load_config(config).ledger
-    if url.startswith("sqlite:///") and sqlite_path(url) != ":memory:" and not Path(sqlite_path(url)).exists():
-        raise StoreError(f"no ledger at {sqlite_path(url)} (nothing recorded yet, or pass --ledger / --config)")
-    return url
 
 
 def register(app: typer.Typer) -> None:

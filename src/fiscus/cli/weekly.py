@@ -43,7 +43,7 @@ def weekly(
     """The weekly review: spend by product area, workflow and agent against the P50 target and P95 ceiling per
     case, week over week split into volume and efficiency, anomalies with an owner and a 48-hour due date, top
     movers, cache hit rate per workflow against its target, context growth and cost per outcome per case."""
-    from fiscus.cli.report import ledger_url
+    from fiscus.cli.ledger_option import ledger_url
     from fiscus.config import load_config
     from fiscus.governor import Governor
     from fiscus.ledger import open_ledger
