@@ -6,7 +6,7 @@ from __future__ import annotations
 import abc
 from datetime import datetime
 
-from fiscus.errors import StoreError
+from fiscus.backends import Backend, Backends
 from fiscus.overrides.model import Override
 
 
@@ -38,17 +38,17 @@ class OverrideStore(abc.ABC):
         self.close()
 
 
+OVERRIDE_STORES: Backends[OverrideStore] = Backends(
+    "override store",
+    {
+        "sqlite": Backend("fiscus.overrides.sqlite:SqliteOverrideStore", "path"),
+        "postgresql": Backend("fiscus.overrides.postgres:PostgresOverrideStore", "url"),
+        "postgres": Backend("fiscus.overrides.postgres:PostgresOverrideStore", "url"),
+    },
+    accepted=("sqlite:///path/keys.db", "postgresql://user@host/db"),
+)
+
+
 def open_override_store(url: str) -> OverrideStore:
     """`sqlite:///relative.db`, `sqlite:////absolute.db` or `postgresql://user@host/db`."""
-    if url.startswith("sqlite:///"):
-        from fiscus.overrides.sqlite import SqliteOverrideStore
-
-        path = url.removeprefix("sqlite:///")
-        if not path:
-            raise StoreError(f"override store URL {url!r} names no file; use sqlite:///path/keys.db")
-        return SqliteOverrideStore(path)
-    if url.startswith(("postgresql://", "postgres://")):
-        from fiscus.overrides.postgres import PostgresOverrideStore
-
-        return PostgresOverrideStore(url)
-    raise StoreError(f"unsupported override store URL {url!r}; use sqlite:///path/keys.db or postgresql://user@host/db")
+    return OVERRIDE_STORES.open(url)
