@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from fiscus.attribution import Attribution
+from fiscus.batches.records import BatchGroup, BatchRecord
+from fiscus.batches.store import BatchStore
 from fiscus.engine.ports import Amounts, Limits, Reservation, ReserveLine
 from fiscus.errors import StoreError
-from fiscus.gateway.batches_store import BatchGroup, BatchRecord, BatchStore
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -261,9 +261,9 @@ def create_app(
             for thing in owned:
                 thing.close()
 
+    from fiscus.batches.store import BatchStore
     from fiscus.gateway import batches_anthropic, batches_openai
     from fiscus.gateway.batches import BatchDoor
-    from fiscus.gateway.batches_store import BatchStore
     from fiscus.gateway.batches_watch import start_watch
 
     batch_store = BatchStore(config.keys)  # beside the keys: each batch's submitter and reservations

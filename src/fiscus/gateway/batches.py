@@ -19,9 +19,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from fiscus.attribution import Attribution
+from fiscus.batches.records import BatchRecord
+from fiscus.batches.store import BatchStore
 from fiscus.errors import FiscusError, StoreError
 from fiscus.gateway.auth import client_key
-from fiscus.gateway.batches_store import BatchRecord, BatchStore
 from fiscus.gateway.protocol import BadRequest, Protocol, error_body
 from fiscus.gateway.responses import JSON
 from fiscus.providers import ProviderError
@@ -140,20 +141,6 @@ def provider_json(answer: UpstreamResponse) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ProviderError(f"provider {answer.provider!r} answered {answer.status} without a JSON object")
     return body
-
-
-def json_lines(content: bytes) -> list[dict[str, Any]]:
-    """The JSON objects of a JSON-lines file; a line that is not one is skipped (its request counts as not run)."""
-    out = []
-    for text in content.splitlines():
-        try:
-            item = orjson.loads(text) if text.strip() else None
-        except orjson.JSONDecodeError:
-            log.warning("skipped a batch result line that is not JSON")
-            continue
-        if isinstance(item, dict):
-            out.append(item)
-    return out
 
 
 def passed(answer: UpstreamResponse, headers: dict[str, str] | None = None, body: bytes | None = None) -> Response:

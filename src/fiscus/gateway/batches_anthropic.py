@@ -16,19 +16,14 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from fiscus.gateway.batches import BatchDoor, Caller, endpoint, json_body, json_lines, log, passed, provider_json
-from fiscus.gateway.batches_admit import (
-    MAX_REQUESTS,
-    BatchLine,
-    Refused,
-    admit_batch,
-    deferrable,
-    hold,
-    read_line,
-    release,
-)
-from fiscus.gateway.batches_settle import ResultLine, settle_batch
-from fiscus.gateway.batches_store import BatchRecord
+from fiscus.batches.admit import Refused, admit_steps
+from fiscus.batches.drive import arun
+from fiscus.batches.lines import BatchInputError, BatchLine, anthropic_input, deferrable
+from fiscus.batches.records import BatchRecord
+from fiscus.batches.results import anthropic_results, json_lines
+from fiscus.gateway.batches import BatchDoor, Caller, endpoint, json_body, log, passed, provider_json
+from fiscus.gateway.batches_admit import bad_input, hold, read_line, release
+from fiscus.gateway.batches_settle import settle_batch
 from fiscus.gateway.protocol import MESSAGES, BadRequest, error_body
 from fiscus.gateway.responses import JSON
 from fiscus.providers import ProviderError
@@ -43,20 +38,14 @@ def _not_found(batch_id: str) -> BadRequest:
 
 def _lines(door: BatchDoor, body: dict[str, Any]) -> tuple[str, list[BatchLine]]:
     """(provider, requests): every request checked as /v1/messages would check it, all served by one provider."""
-    requests = body.get("requests")
-    if not isinstance(requests, list) or not requests:
-        raise BadRequest("requests: a non-empty list is required", param="requests")
-    if len(requests) > MAX_REQUESTS:
-        raise BadRequest(f"requests: at most {MAX_REQUESTS} requests per batch", param="requests")
+    try:
+        items = anthropic_input(body.get("requests"))
+    except BatchInputError as exc:
+        raise bad_input(exc) from None
     lines: list[BatchLine] = []
-    seen: set[str] = set()
     provider: str | None = None
-    for index, item in enumerate(requests):
-        custom_id = item.get("custom_id") if isinstance(item, dict) else None
-        if not isinstance(custom_id, str) or not custom_id or custom_id in seen:
-            raise BadRequest(f"requests.{index}.custom_id: a unique custom_id is required", param="custom_id")
-        seen.add(custom_id)
-        line = read_line(MESSAGES, custom_id, item.get("params"))
+    for index, (custom_id, params) in enumerate(items):
+        line = read_line(MESSAGES, custom_id, params)
         served_by = door.gateway.router.route(line.model, MESSAGES)
         if served_by is None:
             raise BadRequest(f"requests.{index}.params.model: {line.model} is not served by this gateway", status=404)
@@ -80,8 +69,9 @@ async def create(door: BatchDoor, request: Request) -> Response:
     caller = await door.caller(request)
     raw = await door.read_body(request, MAX_SUBMIT_BYTES)
     provider, lines = _lines(door, json_body(raw))
-    admitted = await admit_batch(
-        door.governor, provider, lines, caller.attribution, caller.priority, caller.overrides, batch_tag="submitted"
+    admitted = await arun(
+        admit_steps(door.governor, provider, lines, caller.attribution, caller.priority, caller.overrides, "submitted"),
+        door.governor,
     )
     if isinstance(admitted, Refused):
         refusal = error_body(MESSAGES, 429, admitted.message)
@@ -114,23 +104,10 @@ async def create(door: BatchDoor, request: Request) -> Response:
     return passed(answer, headers, orjson.dumps(_shown(request, batch)))
 
 
-def _results(content: bytes) -> dict[str, ResultLine]:
-    out: dict[str, ResultLine] = {}
-    for line in json_lines(content):
-        custom_id, result = str(line.get("custom_id")), line.get("result") or {}
-        kind = str(result.get("type", "errored"))
-        if kind == "succeeded":
-            out[custom_id] = ResultLine(custom_id, kind, result.get("message"))
-        else:
-            error = ((result.get("error") or {}).get("error") or {}).get("message")
-            out[custom_id] = ResultLine(
-                custom_id, kind, error=f"batch request {kind}" + (f": {error}" if error else "")
-            )
-    return out
-
-
 async def _settle(door: BatchDoor, record: BatchRecord, content: bytes) -> str:
-    cost = await settle_batch(door.governor, door.store, record, _results(content), WireFormat.ANTHROPIC)
+    cost = await settle_batch(
+        door.governor, door.store, record, anthropic_results(json_lines(content)), WireFormat.ANTHROPIC
+    )
     return format(cost, "f")
 
 

@@ -17,20 +17,23 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from fiscus.batches.admit import Refused, admit_steps
+from fiscus.batches.drive import arun
+from fiscus.batches.lines import BatchInputError, BatchLine, deferrable, openai_input
+from fiscus.batches.records import BatchRecord
+from fiscus.batches.results import ResultLine, json_lines, openai_results
 from fiscus.gateway.batches import (
     MAX_FILE_BYTES,
     BatchDoor,
     Caller,
     endpoint,
     json_body,
-    json_lines,
     log,
     passed,
     provider_json,
 )
-from fiscus.gateway.batches_admit import BatchLine, Refused, admit_batch, deferrable, hold, read_line, release
-from fiscus.gateway.batches_settle import ResultLine, settle_batch
-from fiscus.gateway.batches_store import BatchRecord
+from fiscus.gateway.batches_admit import bad_input, hold, read_line, release
+from fiscus.gateway.batches_settle import settle_batch
 from fiscus.gateway.protocol import CHAT, RESPONSES, BadRequest, Protocol, error_body
 from fiscus.gateway.responses import JSON
 from fiscus.providers import ProviderError
@@ -38,7 +41,6 @@ from fiscus.usage.wire import WireFormat
 
 ENDPOINTS: dict[str, Protocol] = {"/v1/chat/completions": CHAT, "/v1/responses": RESPONSES}
 ENDED = ("completed", "expired", "cancelled", "failed")
-MAX_REQUESTS = 50_000
 
 
 def _not_found(what: str, ident: str) -> BadRequest:
@@ -76,22 +78,13 @@ async def file_content(door: BatchDoor, request: Request) -> Response:
 
 def _lines(door: BatchDoor, data: bytes, path: str, protocol: Protocol, provider: str) -> list[BatchLine]:
     """The input file's requests, each checked as its endpoint would check it, all for models of `provider`."""
+    try:
+        items = openai_input(data, path)
+    except BatchInputError as exc:
+        raise bad_input(exc) from None
     lines: list[BatchLine] = []
-    seen: set[str] = set()
-    for number, text in enumerate(data.splitlines(), start=1):
-        if not text.strip():
-            continue
-        try:
-            item = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            raise BadRequest(f"input file line {number} is not valid JSON", param="input_file_id") from None
-        custom_id = item.get("custom_id") if isinstance(item, dict) else None
-        if not isinstance(custom_id, str) or not custom_id or custom_id in seen:
-            raise BadRequest(f"input file line {number}: a unique custom_id is required", param="custom_id")
-        if item.get("url") != path or item.get("method", "POST") != "POST":
-            raise BadRequest(f"input file line {number}: method POST and url {path} expected", param="url")
-        seen.add(custom_id)
-        line = read_line(protocol, custom_id, item.get("body"))
+    for custom_id, body in items:
+        line = read_line(protocol, custom_id, body)
         served_by = door.gateway.router.route(line.model, protocol)
         if served_by is None:
             raise BadRequest(
@@ -100,10 +93,6 @@ def _lines(door: BatchDoor, data: bytes, path: str, protocol: Protocol, provider
         if served_by != provider:
             raise BadRequest(f"batch request {custom_id!r}: {line.model} is served by {served_by}, not {provider}")
         lines.append(line)
-    if not lines:
-        raise BadRequest("the input file holds no requests", param="input_file_id")
-    if len(lines) > MAX_REQUESTS:
-        raise BadRequest(f"a batch holds at most {MAX_REQUESTS} requests", param="input_file_id")
     return lines
 
 
@@ -122,8 +111,9 @@ async def create_batch(door: BatchDoor, request: Request) -> Response:
     if not content.ok:
         return passed(content)
     lines = _lines(door, content.body, str(path), protocol, provider)
-    admitted = await admit_batch(
-        door.governor, provider, lines, caller.attribution, caller.priority, caller.overrides, batch_tag="submitted"
+    admitted = await arun(
+        admit_steps(door.governor, provider, lines, caller.attribution, caller.priority, caller.overrides, "submitted"),
+        door.governor,
     )
     if isinstance(admitted, Refused):
         refusal = error_body(CHAT, 429, admitted.message, code="budget_exceeded", kind="insufficient_quota")
@@ -156,20 +146,6 @@ async def create_batch(door: BatchDoor, request: Request) -> Response:
     return passed(answer, headers)
 
 
-def _results(content: bytes, into: dict[str, ResultLine]) -> None:
-    for line in json_lines(content):
-        custom_id, response, error = str(line.get("custom_id")), line.get("response"), line.get("error") or {}
-        if isinstance(response, dict) and response.get("status_code") == 200:
-            into[custom_id] = ResultLine(custom_id, "succeeded", response.get("body"))
-        elif isinstance(response, dict):
-            message = ((response.get("body") or {}).get("error") or {}).get("message", "")
-            into[custom_id] = ResultLine(custom_id, "errored", error=f"{response.get('status_code')}: {message}")
-        else:
-            code = error.get("code", "")
-            outcome = {"batch_expired": "expired", "batch_cancelled": "canceled"}.get(code, "errored")
-            into[custom_id] = ResultLine(custom_id, outcome, error=f"{code}: {error.get('message', '')}")
-
-
 async def settle_if_ended(door: BatchDoor, caller: Caller, record: BatchRecord, batch: dict[str, Any]) -> str | None:
     """Settle `record` when the provider says it ended; the batch's cost as a decimal string when this call did."""
     if record.settled or batch.get("status") not in ENDED:
@@ -186,7 +162,7 @@ async def settle_if_ended(door: BatchDoor, caller: Caller, record: BatchRecord, 
             content = await door.upstream(record.provider, "GET", f"/files/{batch[field]}/content", caller)
             if not content.ok:
                 return None  # read again on the next poll
-            _results(content.body, results)
+            openai_results(json_lines(content.body), results)
         fmt = WireFormat.OPENAI_RESPONSES if record.endpoint == "/v1/responses" else WireFormat.OPENAI_CHAT
         missing = f"not run: the batch {batch.get('status')}"
         cost = await settle_batch(door.governor, door.store, record, results, fmt, missing=missing)

@@ -21,6 +21,7 @@ _governors: dict[str, Any] = {}
 _registries: dict[int, BreakerRegistry] = {}
 _settings: dict[int, Any] = {}  # id(governor) → the FiscusConfig it was opened from
 _overrides: dict[int, Any] = {}  # id(governor) → its config's override book
+_batch_stores: dict[int, Any] = {}  # id(governor) → where its wrapped clients keep their batches
 
 
 def default_governor(config: str | Path | None = None) -> Any:
@@ -96,6 +97,22 @@ def overridable_for(governor: Any) -> GuardOverrides:
     """The guard refusals a key's override passes: the config's `guards.overridable`, as on the gateway."""
     settings = _settings.get(id(governor))
     return settings.guards.guard_overrides() if settings is not None else GuardOverrides()
+
+
+def batch_store_for(governor: Any) -> Any:
+    """Where wrapped clients over `governor` keep the batches they submitted until settled: the config's `keys:`
+    database (tables `fiscus_sdk_batches`, `fiscus_sdk_batch_files`), so another process on the same config can
+    settle them; for a governor opened from no config, a database in this process's memory."""
+    from fiscus.batches.store import BatchStore
+
+    with _lock:
+        store = _batch_stores.get(id(governor))
+        if store is None:
+            settings = _settings.get(id(governor))
+            url = settings.keys if settings is not None else "sqlite:///:memory:"
+            store = _batch_stores[id(governor)] = BatchStore(url, prefix="fiscus_sdk_")
+            atexit.register(store.close)
+        return store
 
 
 def breaker_action(governor: Any) -> str:

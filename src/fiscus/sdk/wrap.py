@@ -10,6 +10,7 @@ from typing import Any
 from fiscus.errors import FiscusError
 from fiscus.guards.loops import LoopConfig
 from fiscus.guards.registry import BreakerRegistry
+from fiscus.sdk.batches import BatchBook
 from fiscus.sdk.calls import (
     ANTHROPIC_MESSAGES,
     OPENAI_CHAT,
@@ -21,7 +22,7 @@ from fiscus.sdk.calls import (
     call_sync,
 )
 from fiscus.sdk.gate import Gate
-from fiscus.sdk.runtime import open_gate
+from fiscus.sdk.runtime import batch_store_for, open_gate
 from fiscus.sdk.streaming_response import GovernedStreamingAsync, GovernedStreamingSync
 
 
@@ -101,7 +102,26 @@ def _wrap_openai(client: Any, gate: Gate, is_async: bool) -> _Proxy:
     completions = _resource(gate, OPENAI_CHAT, client.chat.completions, client, is_async)
     chat = _set(_Proxy(client.chat), completions=completions)
     responses = _resource(gate, OPENAI_RESPONSES, client.responses, client, is_async)
-    return _set(_Proxy(client), chat=chat, responses=responses, fiscus_gate=gate)
+    book = _book(gate)
+    batches, files = client.batches, client.files
+    governed_batches = _set(
+        _Proxy(batches),
+        create=book.governed(is_async, lambda **kw: book.openai_create(batches.create, files.content, kw)),
+        retrieve=book.governed(
+            is_async, lambda batch_id, **kw: book.openai_retrieve(batches.retrieve, files.content, batch_id, kw)
+        ),
+    )
+    governed_files = _set(
+        _Proxy(files),
+        content=book.governed(is_async, lambda file_id, **kw: book.openai_content(files.content, file_id, kw)),
+    )
+    return _set(
+        _Proxy(client), chat=chat, responses=responses, batches=governed_batches, files=governed_files, fiscus_gate=gate
+    )
+
+
+def _book(gate: Gate) -> BatchBook:
+    return BatchBook(gate, lambda: batch_store_for(gate.governor))
 
 
 def _wrap_anthropic(client: Any, gate: Gate, is_async: bool) -> _Proxy:
@@ -122,8 +142,22 @@ def _wrap_anthropic(client: Any, gate: Gate, is_async: bool) -> _Proxy:
 
     raw = _raw(gate, ANTHROPIC_MESSAGES, messages, client, is_async)
     streaming = _streaming(gate, ANTHROPIC_MESSAGES, messages, client, is_async)
+    book, batches = _book(gate), messages.batches
+    governed_batches = _set(
+        _Proxy(batches),
+        create=book.governed(is_async, lambda **kw: book.anthropic_create(batches.create, kw)),
+        retrieve=book.governed(
+            is_async, lambda batch_id, **kw: book.anthropic_retrieve(batches.retrieve, batches.results, batch_id, kw)
+        ),
+        results=book.governed(is_async, lambda batch_id, **kw: book.anthropic_results(batches.results, batch_id, kw)),
+    )
     governed = _set(
-        _Proxy(messages), create=create, stream=stream, with_raw_response=raw, with_streaming_response=streaming
+        _Proxy(messages),
+        create=create,
+        stream=stream,
+        with_raw_response=raw,
+        with_streaming_response=streaming,
+        batches=governed_batches,
     )
     return _set(_Proxy(client), messages=governed, fiscus_gate=gate)
 
