@@ -299,3 +299,19 @@ def test_spend_sums_ungoverned_cost_and_savings_by_lever(ledger: Ledger, make_ev
     assert a.saved_rate == Decimal("1.59") / Decimal("3.00")
     assert rows["b"].ungoverned_usd == 0 and rows["b"].saved == Savings() and rows["b"].saved_rate == 0
     assert ledger.get(events[1].id) == events[1]
+
+
+def test_tagged_spend_counts_only_the_events_with_that_tag(ledger: Ledger, make_event: EventFactory) -> None:
+    degraded = [
+        replace(make_event(cost=c, team=t), tags={"degraded": "budget"}) for c, t in (("0.25", "a"), ("0.5", "b"))
+    ]
+    plain = [make_event(cost="7", team="a"), replace(make_event(cost="1", team="a"), tags={"degraded": "other"})]
+    ledger.append([*degraded, *plain])
+    rows = ledger.tagged_spend(SpendQuery(by=("team",)), "degraded", "budget")
+    assert {r.group["team"]: (r.requests, r.total_usd) for r in rows} == {
+        "a": (1, Decimal("0.25")),
+        "b": (1, Decimal("0.5")),
+    }
+    (only,) = ledger.tagged_spend(SpendQuery(where={"team": "b"}), "degraded", "budget")
+    assert only.requests == 1 and only.total_usd == Decimal("0.5")
+    assert ledger.tagged_spend(SpendQuery(), "degraded", "nothing") == []

@@ -45,13 +45,14 @@ def report(
         bool, typer.Option("--csv", help="Print the chargeback CSV: a header, one row per group, exact decimals.")
     ] = False,
 ) -> None:
-    """Spend, tokens, requests, cache hit rate, saving (against the same calls ungoverned, by lever) and cost per
-    outcome per case (session), with totals, per group. `fiscus report weekly` is the weekly review."""
+    """Spend, tokens, requests, cache hit rate, saving (against the same calls ungoverned, by lever; refused calls
+    and calls a budget degraded counted apart, never as a saving) and cost per outcome per case (session), with
+    totals, per group. `fiscus report weekly` is the weekly review."""
     if ctx.invoked_subcommand is not None:
         return
     from fiscus.ledger import SpendQuery, open_ledger
     from fiscus.reports.cases import case_costs
-    from fiscus.reports.savings import savings_table
+    from fiscus.reports.savings import degraded_spend, savings_table
     from fiscus.reports.spend import SpendReport
 
     if as_json and as_csv:
@@ -63,7 +64,8 @@ def report(
     with open_ledger(url) as led:
         rows = led.spend(query)
         cases = case_costs(led, by=query.by, since=start, until=end, where=query.where) if rows else []
-    result = SpendReport(query=query, rows=rows, generated_at=now, cases=cases)
+        degraded = degraded_spend(led, query) if rows else []
+    result = SpendReport(query=query, rows=rows, generated_at=now, cases=cases, degraded=degraded)
     if as_json:
         print(result.to_json())
     elif as_csv:
@@ -76,7 +78,7 @@ def report(
             console.print(f"No spend recorded in {url} for this window and filter.")
             return
         console.print(result.to_table())
-        by_lever = savings_table(result.totals)
+        by_lever = savings_table(result.totals, result.degraded_totals)
         if by_lever is not None:
             console.print(by_lever)
 

@@ -267,6 +267,11 @@ class Ledger(abc.ABC):
         """The events outside any session (each a case or run of its own), oldest first."""
         return (e for e in self.events(since=since, until=until, where=where) if e.attribution.session is None)
 
+    def tagged_spend(self, query: SpendQuery, tag: str, value: str) -> list[SpendRow]:
+        """`spend(query)` over only the events whose tag `tag` is `value` (e.g. degraded=budget), read from the
+        events themselves: no rollup keeps tags."""
+        raise NotImplementedError
+
     @abc.abstractmethod
     def record_policy(self, event: PolicyEvent) -> bool:
         """Keep a policy event in this writer's audit chain; False when its id was kept before."""

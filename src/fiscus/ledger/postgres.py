@@ -72,6 +72,7 @@ _DIALECT = Dialect(
     rollup_money_sums="SUM(input_usd), SUM(cache_read_usd), SUM(cache_write_usd), SUM(output_usd), SUM(tools_usd)",
     rollup_savings_sums=", ".join(f"SUM({column})" for column in SAVINGS_COLUMNS),
     money_add=lambda c: f"spend_rollup.{c} + EXCLUDED.{c}",
+    tag_equals="tags ->> %s = %s",
 )
 # The whole batch's rollup rows in one statement, one array per column: a round trip per batch, not per row.
 _ARRAYS = (

@@ -82,6 +82,7 @@ class Dialect:
     rollup_savings_sums: str  # select-list text summing the rollup's savings columns, shaped as `savings_sums`
     money_add: Callable[[str], str]  # SET expression adding the inserted amount to money column `name`
     session_money_sum: str = "SUM(cost_usd)"  # select-list text: the exact sum of the session rollup's cost
+    tag_equals: str = "json_extract(tags, '$.' || ?) = ?"  # predicate: the event's tag (1st param) has the value
 
 
 def unique_by_id(events: Sequence[CostEvent]) -> list[CostEvent]:
@@ -123,7 +124,12 @@ def where_clause(
 
 
 def spend_sql(
-    dialect: Dialect, query: SpendQuery, since: datetime | None = None, until: datetime | None = None
+    dialect: Dialect,
+    query: SpendQuery,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    *,
+    tag: tuple[str, str] | None = None,
 ) -> tuple[str, list[Any]]:
     """One aggregate over (group keys, status, outcome) of the events in `[since, until)` (default: the
     query's window); `merge_spend` folds status and outcome back in."""
@@ -132,6 +138,9 @@ def spend_sql(
     if since is None and until is None:
         since, until = query.since, query.until
     where, params = where_clause(dialect, since, until, query.where)
+    if tag is not None:
+        where += (" AND " if where else " WHERE ") + dialect.tag_equals
+        params.extend(tag)
     select = ", ".join(
         [
             *group,
@@ -345,6 +354,10 @@ class SqlLedger(Ledger):
                 continue
             raw.extend(self.fetch(sql, params))
         return merge_spend(query, raw, self.money, self.savings, self.dialect.savings_cells)
+
+    def tagged_spend(self, query: SpendQuery, tag: str, value: str) -> list[SpendRow]:
+        sql, params = spend_sql(self.dialect, query, tag=(tag, value))
+        return merge_spend(query, self.fetch(sql, params), self.money, self.savings, self.dialect.savings_cells)
 
     def _group_exprs(self, by: Sequence[str]) -> list[str]:
         d = self.dialect

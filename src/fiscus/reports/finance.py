@@ -15,7 +15,7 @@ from typing import Any
 from fiscus.ledger.base import Ledger, SpendQuery
 from fiscus.policy.types import Policy
 from fiscus.reports.cases import case_costs
-from fiscus.reports.savings import LEVER_NAMES
+from fiscus.reports.savings import LEVER_NAMES, degraded_spend
 from fiscus.reports.spend import dec
 
 # The engine's words for a budget's state and a breaker's, as a finance reader says them.
@@ -110,6 +110,7 @@ def finance_summary(
         {**a.to_dict(), "owner": a.owner or "unassigned", "due": (a.timestamp + _DUE).isoformat()} for a in alerts
     ]
     saved = month.saved.by_lever() if month else {}
+    degraded = degraded_spend(ledger, SpendQuery(since=start, until=now)) if month else []
     return {
         "as_of": now.isoformat(),
         "spend": {
@@ -143,5 +144,9 @@ def finance_summary(
             "without_fiscus_usd": dec(month.ungoverned_usd) if month else "0",
             "saved_usd": dec(month.saved.total) if month else "0",
             "by_lever": [{"lever": LEVER_NAMES.get(k, k), "saved_usd": dec(v)} for k, v in saved.items() if v],
+            # Not a saving, counted apart: calls refused or cut short, and calls a budget degraded (with their cost).
+            "refused_calls": month.refused if month else 0,
+            "degraded_calls": degraded[0].requests if degraded else 0,
+            "degraded_usd": dec(degraded[0].total_usd) if degraded else "0",
         },
     }

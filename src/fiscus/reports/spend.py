@@ -43,7 +43,10 @@ class SpendReport:
     rows: list[SpendRow]
     generated_at: datetime
     cases: list[CaseGroup] | None = None
+    degraded: list[SpendRow] | None = None  # the calls a budget degraded, per group (`savings.degraded_spend`)
     totals: SpendRow = field(init=False)
+    degraded_totals: SpendRow = field(init=False)
+    _degraded_index: dict[tuple[str | None, ...], SpendRow] = field(init=False, default_factory=dict)
     _case_index: dict[tuple[str | None, ...], CaseGroup] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -51,6 +54,16 @@ class SpendReport:
         for row in self.rows:
             self.totals.merge(row)
         self._case_index = {tuple(g.group.get(k) for k in self.query.by): g for g in self.cases or []}
+        self.degraded_totals = SpendRow(group={})
+        for row in self.degraded or []:
+            self.degraded_totals.merge(row)
+            self._degraded_index[tuple(row.group.get(k) for k in self.query.by)] = row
+
+    def degraded_of(self, row: SpendRow | None) -> SpendRow | None:
+        """The degraded calls of `row`'s group (of the totals for None)."""
+        if row is None:
+            return self.degraded_totals
+        return self._degraded_index.get(tuple(row.group.get(k) for k in self.query.by))
 
     @property
     def outcome_labels(self) -> list[str]:
@@ -102,7 +115,7 @@ class SpendReport:
         }
 
     def _row_dict(self, row: SpendRow | None) -> dict[str, Any]:
-        data = row_dict(row or self.totals)
+        data = row_dict(row or self.totals, self.degraded_of(row))
         if self.cases is not None:
             group = self.case_group(row) if row is not None else self._case_total()
             data["cases"] = group.to_dict() if group is not None else None
@@ -131,7 +144,7 @@ class SpendReport:
         for row in self.rows:
             counts, per = self.outcome_counts(row)
             cells: list[object] = [row.group.get(k) or "" for k in self.query.by]
-            cells += _csv_numbers(row)
+            cells += _csv_numbers(row, self.degraded_of(row))
             if self.cases is not None:
                 group = self.case_group(row)
                 cells += [group.cases, group.unlabelled.cases] if group is not None else [0, 0]
@@ -206,7 +219,7 @@ _CSV_NUMBERS = (
 )
 
 
-def _csv_numbers(row: SpendRow) -> list[object]:
+def _csv_numbers(row: SpendRow, degraded: SpendRow | None = None) -> list[object]:
     return [
         row.requests,
         row.input_tokens,
@@ -223,11 +236,11 @@ def _csv_numbers(row: SpendRow) -> list[object]:
         dec(row.cache_hit_rate.quantize(_RATE)),
         row.estimated_events,
         row.fallback_price_events,
-        *savings_cells(row, dec),
+        *savings_cells(row, dec, degraded),
     ]
 
 
-def row_dict(row: SpendRow) -> dict[str, Any]:
+def row_dict(row: SpendRow, degraded: SpendRow | None = None) -> dict[str, Any]:
     return {
         "group": dict(row.group),
         "requests": row.requests,
@@ -248,7 +261,7 @@ def row_dict(row: SpendRow) -> dict[str, Any]:
         "statuses": dict(sorted(row.statuses.items())),
         "outcomes": dict(sorted(row.outcomes.items())),
         "cost_per_outcome_usd": {k: dec(v) for k, v in row.cost_per_outcome().items()},
-        **savings_dict(row, dec),
+        **savings_dict(row, dec, degraded),
     }
 
 
