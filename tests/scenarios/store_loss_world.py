@@ -1,6 +1,7 @@
-"""The store-loss scenarios' world: the emulator, a gateway of several workers (`fiscus serve`) on a SQLite file or
-a private Redis (`redis-server` on a free port, nothing on disk, so a FLUSHALL or a kill there touches no one
-else), a key for one agent with a $0.05 day budget, and the ledger and counters read back."""
+"""The store-loss scenarios' world: the emulator, a gateway of several workers (`fiscus serve`) on a SQLite file, a
+private Redis (`redis-server` on a free port, nothing on disk, so a FLUSHALL or a kill there touches no one
+else) or the shared Redis under a key prefix of the test's own, a SQLite or PostgreSQL ledger, a key for one
+agent with a $0.05 day budget, and the ledger and counters read back."""
 
 from __future__ import annotations
 
@@ -93,14 +94,23 @@ class PrivateRedis:
 
 
 class Gateway:
-    def __init__(self, tmp: Path, emulator: str, store: str, on_store_loss: str, workers: int = 2) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        emulator: str,
+        store: str,
+        on_store_loss: str,
+        workers: int = 2,
+        ledger: str | None = None,
+        policy: str = POLICY,
+    ) -> None:
         self.tmp = tmp
-        (tmp / "policy.yaml").write_text(POLICY, encoding="utf-8")
+        (tmp / "policy.yaml").write_text(policy, encoding="utf-8")
         self.config = tmp / "fiscus.yaml"
         self.config.write_text(
             textwrap.dedent(
                 f"""
-                ledger: sqlite:///{tmp}/ledger.db
+                ledger: "{ledger or f"sqlite:///{tmp}/ledger.db"}"
                 budget_store: {store}
                 store: {{on_store_loss: {on_store_loss}}}
                 keys: sqlite:///{tmp}/keys.db
@@ -132,7 +142,8 @@ class Gateway:
                 stderr=out,
                 env=env,
             )
-        self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.port}/v1", timeout=10)
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+        self.http = httpx.Client(base_url=self.base_url, timeout=10)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, self.log.read_text()
@@ -148,10 +159,16 @@ class Gateway:
         body = {"model": "loss-test", "max_tokens": 30, "messages": [{"role": "user", "content": f"step {n}"}]}
         return self.http.post("/chat/completions", json=body, headers={"authorization": f"Bearer {self.secret}"})
 
-    def spend_the_day(self) -> int:
-        """Calls until the day budget refuses one; how many were served."""
+    def call_fresh(self, n: int = 0) -> httpx.Response:
+        """`call` on a connection of its own, so the kernel hands each call to any of the workers."""
+        body = {"model": "loss-test", "max_tokens": 30, "messages": [{"role": "user", "content": f"step {n}"}]}
+        headers = {"authorization": f"Bearer {self.secret}", "connection": "close"}
+        return httpx.post(f"{self.base_url}/chat/completions", json=body, headers=headers, timeout=10)
+
+    def spend_the_day(self, *, fresh: bool = False) -> int:
+        """Calls until the day budget refuses one; how many were served (`fresh`: each on a new connection)."""
         for n in range(200):
-            reply = self.call(n)
+            reply = self.call_fresh(n) if fresh else self.call(n)
             if reply.status_code == 429:
                 return n
             assert reply.status_code == 200, reply.text

@@ -3,24 +3,31 @@ workers, the store's data is lost (the SQLite file deleted under the running wor
 redis-server), and the same day's calls are answered per `store.on_store_loss` — rebuild: refused (503 while
 rebuilding, then the budget's own 429) with the ledger's day sum unchanged and the rebuilt counter equal to it to
 the nano-dollar; fail_closed: 503 with retry-after until `fiscus budgets rebuild`, then 429; fail_open: admitted.
-Each loss is announced once across the workers. A Redis that goes down is answered at once and recovered from
-without a restart, rebuilt when it comes back empty."""
+Each loss is announced once across the workers. The same on the shared Redis with a PostgreSQL ledger and three
+workers, the Redis state lost by deleting the test's own keys. A Redis that goes down is answered at once and
+recovered from without a restart, rebuilt when it comes back empty."""
 
 from __future__ import annotations
 
 import os
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import redis
 
 from fiscus.emulator import EmulatorConfig, run_in_thread
+from fiscus.engine.plan import hold_key
+from fiscus.engine.ports import Amounts
 from fiscus.events.cost_event import CallStatus
 from fiscus.ledger import open_ledger
 from fiscus.money import to_nanos
 from fiscus.stores import open_store
+from tests.conftest import delete_redis_keys
 from tests.scenarios.store_loss_world import DAY_LIMIT, Gateway, PrivateRedis, wait_for
 
 COUNTER = "b:agent-day|day:{day}"
@@ -177,5 +184,56 @@ def test_a_redis_that_goes_down_is_refused_fast_and_rebuilt_when_it_comes_back_e
         log = gateway.log.read_text(errors="replace")
         assert log.count("cannot be reached") >= 1 and "answers again" in log
         assert gateway.announced() == 1  # it came back empty: a loss, rebuilt
+    finally:
+        gateway.stop()
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+def test_a_shared_redis_that_lost_its_keys_is_rebuilt_from_a_postgres_ledger_across_workers(
+    tmp_path: Path, emulator: str, redis_url: str, redis_prefix: str, postgres_url: str
+) -> None:
+    """Three workers on the shared Redis (this test's own key prefix) and a PostgreSQL ledger: the prefix's keys
+    deleted under the running workers (as an emptied Redis, without touching anyone else's keys) are rebuilt from
+    PostgreSQL before anything is admitted, by one worker, and every worker then refuses on the day budget."""
+    url = f"{redis_url}?prefix={redis_prefix}"
+    gateway = Gateway(tmp_path, emulator, url, "rebuild", workers=3, ledger=postgres_url)
+    try:
+        served = gateway.spend_the_day(fresh=True)
+        assert served == 8  # $0.0052 a call; a ninth one's worst case would not fit the $0.05 left
+        wait_for(served, gateway)
+        spent = gateway.ledger_spent()
+        assert spent == Decimal("0.0416") <= DAY_LIMIT
+        assert counter_nanos(url) == ledger_nanos(gateway) == 41_600_000
+        client = redis.Redis.from_url(redis_url)
+        try:
+            assert client.exists(f"{{{redis_prefix}}}:v2:epoch")
+        finally:
+            client.close()
+        delete_redis_keys(redis_url, redis_prefix)  # this test's keys only: the store's state is gone
+        with ThreadPoolExecutor(4) as pool:
+            during = list(pool.map(gateway.call_fresh, range(100, 132)))
+        statuses = [reply.status_code for reply in during]
+        assert set(statuses) <= {429, 503}, statuses  # not one call served on the lost budget
+        for reply in during:
+            if reply.status_code == 503:
+                assert_unavailable(reply, "1")
+        after = [gateway.call_fresh(200 + n).status_code for n in range(9)]
+        assert after == [429] * 9  # every worker refuses on the rebuilt day budget
+        time.sleep(0.5)
+        assert gateway.ledger_ok_calls() == served
+        assert gateway.ledger_spent() == spent  # no day budget exceeded
+        key = COUNTER.format(day=datetime.now(UTC).date().isoformat())
+        store = open_store(url)
+        try:
+            counters = store.counters((key, hold_key(key)), now=time.time())
+        finally:
+            store.close()
+        assert counters[key].spent.nanos == counters[hold_key(key)].spent.nanos == ledger_nanos(gateway) == 41_600_000
+        assert counters[key].spent.requests == served
+        assert counters[key].reserved == Amounts()  # nothing left held
+        assert gateway.announced() == 1  # once across the three workers
+        assert "1 counters rebuilt from the ledger ($0.0416 spent" in gateway.log.read_text(errors="replace")
+        print(f"redis+postgres: {served} calls, ${spent}; after the loss {statuses.count(503)} x 503, then 429s")
     finally:
         gateway.stop()
