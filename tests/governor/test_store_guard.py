@@ -109,8 +109,8 @@ def test_each_policy_answers_a_lost_store(policy: str, ledger: Ledger, tmp_path:
             gov.admit(request())
         from fiscus.stores.rebuild import rebuild_store
 
-        restored, figures = rebuild_store(gov.policy, store, ledger, now=T0)
-        assert restored and figures[KEY][0].nanos == 8_000_000
+        restored, rebuilt = rebuild_store(gov.policy, store, ledger, now=T0)
+        assert restored and rebuilt.counters[KEY][0].nanos == 8_000_000
         gov.guard._retry_at = 0.0  # as a second later
         assert not gov.admit(request()).decision.calls_model
     gov.close()

@@ -27,6 +27,7 @@ from fiscus.events.cost_event import CallStatus
 from fiscus.ledger import open_ledger
 from fiscus.money import to_nanos
 from fiscus.stores import open_store
+from fiscus.stores.rebuild_marks import ANNOUNCED_TAG
 from tests.conftest import delete_redis_keys
 from tests.scenarios.store_loss_world import DAY_LIMIT, Gateway, PrivateRedis, wait_for
 
@@ -233,6 +234,11 @@ def test_a_shared_redis_that_lost_its_keys_is_rebuilt_from_a_postgres_ledger_acr
         assert counters[key].spent.requests == served
         assert counters[key].reserved == Amounts()  # nothing left held
         assert gateway.announced() == 1  # once across the three workers
+        with open_ledger(gateway.loaded.ledger) as ledger:
+            announcing = [e.tags[ANNOUNCED_TAG] for e in ledger.events() if ANNOUNCED_TAG in e.tags]
+        day = datetime.now(UTC).date().isoformat()
+        # the 80 % warning and the exhaustion announced once, by the call that first found them, not again
+        assert announcing == [f"f:b:agent-day|day:{day}|0.8:warn f:b:agent-day|day:{day}|exhausted"]
         assert "1 counters rebuilt from the ledger ($0.0416 spent" in gateway.log.read_text(errors="replace")
         print(f"redis+postgres: {served} calls, ${spent}; after the loss {statuses.count(503)} x 503, then 429s")
     finally:

@@ -95,5 +95,5 @@ def test_a_call_settled_while_the_ledger_is_read_counts_once(ledger: Ledger) -> 
     ledger.append([event(NOW - 100, "1"), event(NOW - 50, "2", id="racing")])
     answers = iter([set(), {"racing"}])  # the lost set before the read, and after it: "racing" settled meanwhile
 
-    figures = rebuild_from_ledger(POLICY, ledger, now=NOW, lost_ids=lambda: next(answers))
+    figures = rebuild_from_ledger(POLICY, ledger, now=NOW, lost_ids=lambda: next(answers)).counters
     assert figures["b:team-day|day:2026-06-09"][0] == Amounts(1_000_000_000, 15, 1)  # "racing" is on the counters

@@ -10,8 +10,6 @@ from typing import Annotated
 
 import typer
 
-from fiscus.money import from_nanos
-
 
 def rebuild(
     config: Annotated[Path | None, typer.Option("--config", help="fiscus.yaml: the store, ledger, policy.")] = None,
@@ -21,7 +19,8 @@ def rebuild(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a line.")] = False,
 ) -> None:
     """When the budget store lost its state, sum the current windows' counters from the ledger and put them back;
-    gateways refusing calls under fail_closed admit again within a second. A store that is whole is left as it
+    gateways refusing calls under fail_closed admit again within a second. The thresholds already announced in
+    the current windows and this minute's throttle counters come back too. A store that is whole is left as it
     is. The store's own outbox is moved into the ledger first."""
     from fiscus.config import load_config
     from fiscus.ledger import open_ledger
@@ -36,13 +35,28 @@ def rebuild(
     opened = open_store(url, guarded=True, **cfg.store.options(url))
     try:
         with open_ledger(ledger or cfg.ledger) as source:
-            restored, figures = rebuild_store(loaded, opened, source, now=time.time())
+            restored, rebuilt = rebuild_store(loaded, opened, source, now=time.time())
     finally:
         opened.close()
-    spent = from_nanos(sum(amounts.nanos for amounts, _ in figures.values()))
+    spent, counters = rebuilt.spent, len(rebuilt.counters)
+    fired = sum(key.startswith("f:") for key in rebuilt.marks)
+    throttled = len(rebuilt.marks) - fired
     if as_json:
-        print(json.dumps({"rebuilt": restored, "counters": len(figures), "spent_usd": format(spent, "f")}))
+        print(
+            json.dumps(
+                {
+                    "rebuilt": restored,
+                    "counters": counters,
+                    "spent_usd": format(spent, "f"),
+                    "announced": fired,
+                    "throttle_counters": throttled,
+                }
+            )
+        )
     elif restored:
-        print(f"rebuilt {len(figures)} counters from the ledger (${spent} spent in the current windows); store whole")
+        print(
+            f"rebuilt {counters} counters from the ledger (${spent} spent in the current windows; {fired} "
+            f"thresholds already announced, {throttled} throttle counters); store whole"
+        )
     else:
         print("the budget store is whole: nothing to rebuild")

@@ -26,3 +26,4 @@ class Admission:
     sheet: PriceSheet | None = field(default=None, repr=False)  # prices of `decision.model` at admission (for settle)
     shaped: Shaped | None = None  # what the door cut from the input (context window, summary), for the savings
     cost_scale: int = 1_000_000  # the share of its estimate the reserve took (`Plan.cost_scale`), for calibration
+    announced: tuple[str, ...] = ()  # the fired-threshold keys this admission claimed (and announced)

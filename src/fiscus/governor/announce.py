@@ -2,7 +2,9 @@
 
 A fired threshold is a counter in the budget store (`f:<instance>|<window>|<threshold>`) with a requests
 limit of 1: the first caller to reserve and settle it announces; everyone else is refused. A small local set
-spares the store round trip once this process has seen the key fired.
+spares the store round trip once this process has seen the key fired. The call that announced carries the key
+in its cost event (tag `announced`), so a store rebuilt from the ledger gets its marks back
+(`fiscus.stores.rebuild_marks`).
 """
 
 from __future__ import annotations
@@ -92,10 +94,15 @@ class Announcer:
             (key, hit) for hit in hits if hit.action is not Action.ALLOW and (key := fired_key(hit)) not in self._seen
         ]
 
-    def announce_steps(self, hits: tuple[ThresholdHit, ...], *, event_id: str, now: float) -> Steps[None]:
+    def announce_steps(self, hits: tuple[ThresholdHit, ...], *, event_id: str, now: float) -> Steps[tuple[str, ...]]:
+        """Announce each hit not yet announced in its window; the fired keys this call claimed (its cost event
+        records them, so a store rebuilt from the ledger gets the marks back and announces nothing twice)."""
+        won: list[str] = []
         for n, (key, hit) in enumerate(self.pending(hits)):
             if (yield from self.once_steps(key, expires_at=hit.expires_at, reservation_id=f"{event_id}:a{n}", now=now)):
                 self._announce(hit, now)
+                won.append(key)
+        return tuple(won)
 
     def once(self, key: str, *, expires_at: float | None, reservation_id: str, now: float) -> bool:
         """Claim `key` (until `expires_at`) across every process on the store: True for the first caller only."""

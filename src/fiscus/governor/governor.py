@@ -39,6 +39,7 @@ from fiscus.pricing.catalogue import PriceCatalogue
 from fiscus.pricing.cost import Cost
 from fiscus.pricing.sheet import PriceSheet
 from fiscus.stores.base import BudgetStore
+from fiscus.stores.rebuild_marks import ANNOUNCED_TAG, announced_tag
 from fiscus.stores.settle_retry import PendingSettle, SettleRetry
 from fiscus.usage.model import Usage
 
@@ -204,9 +205,12 @@ class Governor:
                 decision = self._refused(plan, decision, result, attempt)
                 break
             decision = engine.decide(request, plan, (yield ReadCounters(plan.keys, now)), draw=self._draw())
+        announced: tuple[str, ...] = ()
         if decision.hits:
-            yield from self.announcer.announce_steps(decision.hits, event_id=event_id, now=now)
-        return self._admission(plan, decision, reservation, event_id, started, asked)
+            announced = yield from self.announcer.announce_steps(decision.hits, event_id=event_id, now=now)
+        admission = self._admission(plan, decision, reservation, event_id, started, asked)
+        admission.announced = announced
+        return admission
 
     def preflight(self, request: CallRequest, *, fresh: bool = False) -> Decision:
         """What `admit` would decide now for `request` — a task of `request.calls` calls — reserving nothing and
@@ -397,6 +401,8 @@ class Governor:
             tags["budget"] = decision.exhausted_budget
         if decision.override_ids:  # an override let this call past a refusal: the ledger says which
             tags["override"] = ",".join(decision.override_ids)
+        if admission.announced:  # a store rebuilt from the ledger gets these marks back: announced once
+            tags[ANNOUNCED_TAG] = announced_tag(admission.announced)
         attribution = request.attribution.refine(outcome=outcome) if outcome else request.attribution
         event = CostEvent(
             provider,

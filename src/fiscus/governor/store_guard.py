@@ -32,9 +32,8 @@ from fiscus.events.store_events import BudgetStoreBack, BudgetStoreDown, BudgetS
 from fiscus.governor.admission import Admission
 from fiscus.governor.drive import adrive, drive
 from fiscus.governor.steps import Steps
-from fiscus.money import from_nanos
-from fiscus.stores.base import BudgetStore, OutboxEntry, Restored, new_epoch
-from fiscus.stores.rebuild import rebuild_from_ledger, with_holds
+from fiscus.stores.base import BudgetStore, OutboxEntry, new_epoch
+from fiscus.stores.rebuild import Rebuilt, rebuild_from_ledger
 
 if TYPE_CHECKING:
     from fiscus.engine.request import CallRequest
@@ -178,8 +177,8 @@ class StoreGuard:
         noticed = store.claim_loss(now=now)  # the first worker to notice announces
         if _whole(store.marker()):
             return State.OK  # another worker rebuilt it meanwhile
-        figures = self.figures(now)
-        if not figures:  # the ledger has nothing in the current windows: nothing was lost (a new deployment)
+        rebuilt = self.figures(now)
+        if not rebuilt:  # the ledger has nothing in the current windows: nothing was lost (a new deployment)
             store.restore({}, epoch=new_epoch(), now=now)
             return State.OK
         self.losses += 1
@@ -188,36 +187,36 @@ class StoreGuard:
             if noticed:
                 self._announce_loss("calls are admitted on budgets counted from zero (on_store_loss: fail_open)")
             return State.OK
-        spent = from_nanos(sum(amounts.nanos for amounts, _ in figures.values()))
+        spent, counters = rebuilt.spent, len(rebuilt.counters)
         if self.policy == "fail_closed" and store.durable:  # a memory store: no operator can reach it but us
             if noticed:
                 self._announce_loss(
                     f"calls are refused until an operator rebuilds it (fiscus budgets rebuild); the ledger holds "
-                    f"${spent} in {len(figures)} live counters (on_store_loss: fail_closed)",
+                    f"${spent} in {counters} live counters (on_store_loss: fail_closed)",
                     rebuilt=0,
                     spent=spent,
                 )
             self._retry_at = now + CLOSED_CHECK_S
             return State.CLOSED
-        store.restore(with_holds(figures), epoch=new_epoch(), now=now)  # False: another worker's figures stand
+        store.restore(rebuilt.restored(), epoch=new_epoch(), now=now)  # False: another worker's figures stand
         if noticed:
             self._announce_loss(
-                f"{len(figures)} counters rebuilt from the ledger (${spent} spent in the current windows) before "
-                "admitting calls again (on_store_loss: rebuild)",
-                rebuilt=len(figures),
+                f"{counters} counters rebuilt from the ledger (${spent} spent in the current windows"
+                f"{_marks(rebuilt)}) before admitting calls again (on_store_loss: rebuild)",
+                rebuilt=counters,
                 spent=spent,
             )
         return State.OK
 
-    def figures(self, now: float) -> dict[str, Restored]:
-        """The current windows' counters from the ledger, without the calls settled since the loss (those are on
-        the store's counters already). The outbox is moved into the ledger first."""
+    def figures(self, now: float) -> Rebuilt:
+        """The current windows' counters and marks from the ledger, without the calls settled since the loss
+        (those are on the store's counters already). The outbox is moved into the ledger first."""
         governor = self._governor
         writer = governor.ledger
         source = getattr(writer, "ledger", None)
         if source is None:
             log.warning("fiscus: the budget store lost its state and there is no ledger to rebuild it from")
-            return {}
+            return Rebuilt()
         if governor.settle_retry is not None:
             governor.settle_retry.wait(timeout=1.0)
         flush = getattr(writer, "flush", None)
@@ -287,6 +286,15 @@ class StoreGuard:
     def _unreachable(self, why: str = "") -> StoreUnavailable:
         detail = f" ({why})" if why else ""
         return StoreUnavailable(f"budget store cannot be reached{detail}; retry shortly", retry_after=1)
+
+
+def _marks(rebuilt: Rebuilt) -> str:
+    """The marks a rebuild put back, for the announcement: thresholds already announced, throttled minutes."""
+    fired = sum(key.startswith("f:") for key in rebuilt.marks)
+    rate = len(rebuilt.marks) - fired
+    parts = [f"{fired} thresholds already announced" if fired else "", f"{rate} throttle counters" if rate else ""]
+    said = " and ".join(part for part in parts if part)
+    return f"; {said} kept" if said else ""
 
 
 def _whole(marker: str | None) -> bool:

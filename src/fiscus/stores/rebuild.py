@@ -4,9 +4,9 @@ Every settled call is a `CostEvent` in the ledger; a counter key is its budget i
 `fiscus.engine.plan.instance_stem`) and window instance (`|day:2026-12-06`, a rolling bucket, a session), so the
 counters of the windows live now are the sums of the events that fall in them: per event its cost in nano-dollars
 (rounded up, as the governor settles it), its tokens and one request. Refused and partial calls held no
-reservation and count nothing. Past windows are not rebuilt (their counters are due to be dropped anyway); neither
-are the per-minute throttle counters (they reset within the minute) nor the fired-threshold marks (so a budget
-past a threshold announces it once more).
+reservation and count nothing. Past windows are not rebuilt (their counters are due to be dropped anyway). The
+fired-threshold marks and the current minute's throttle counters come back in the same pass
+(`fiscus.stores.rebuild_marks`), so a rebuilt store announces nothing twice.
 
 Pure but for reading the ledger through its query interface (`Ledger.events`).
 """
@@ -14,7 +14,9 @@ Pure but for reading the ledger through its query interface (`Ledger.events`).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Set
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from urllib.parse import quote
 
 from fiscus.engine.plan import hold_key, instance_stem, scope_values
@@ -22,9 +24,10 @@ from fiscus.engine.windows import window_instance
 from fiscus.events.cost_event import CallStatus, CostEvent
 from fiscus.ledger.base import Ledger
 from fiscus.meters import Amounts
-from fiscus.money import to_nanos
+from fiscus.money import from_nanos, to_nanos
 from fiscus.policy.types import Budget, Policy
 from fiscus.stores.base import NOTICED, BudgetStore, Restored, new_epoch
+from fiscus.stores.rebuild_marks import Marks, without_calls
 
 _NOT_CHARGED = (CallStatus.BLOCKED, CallStatus.PARTIAL)
 
@@ -89,20 +92,49 @@ class _Slot:
         return "never", None
 
 
+@dataclass(slots=True)
+class Rebuilt:
+    """What a rebuild puts back: the budget counters (key → (spent, expires_at)) and the marks beside them."""
+
+    counters: dict[str, Restored] = field(default_factory=dict)
+    marks: dict[str, Restored] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.counters or self.marks)
+
+    @property
+    def spent(self) -> Decimal:
+        return from_nanos(sum(amounts.nanos for amounts, _ in self.counters.values()))
+
+    def restored(self) -> dict[str, Restored]:
+        """Everything a store restores: the counters, each one's worst-case counter, the marks."""
+        return {**with_holds(self.counters), **self.marks}
+
+
 def rebuild_counters(
     policy: Policy, events: Iterable[CostEvent], *, now: float, exclude: Set[str] = frozenset()
 ) -> dict[str, Restored]:
     """Counter key → (spent, expires_at) for the windows live at `now`, summed over `events` (ids in `exclude`
     left out: their spend is on the store's counters already). Session counters live `session_ttl` past their
     latest call: a session whose latest call is older is left out."""
+    return rebuild_state(policy, events, now=now, exclude=exclude).counters
+
+
+def rebuild_state(
+    policy: Policy, events: Iterable[CostEvent], *, now: float, exclude: Set[str] = frozenset()
+) -> Rebuilt:
+    """`rebuild_counters` and the marks (`fiscus.stores.rebuild_marks`) in one pass over `events`."""
     slots = [_Slot(budget, policy, now) for budget in policy.budgets]
+    marks = Marks(policy, now)
     spent: dict[str, list[int]] = {}
     expiry: dict[str, float | None] = {}
     stems: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
     for event in events:
-        if event.status in _NOT_CHARGED or event.id in exclude:
-            continue
         ts = event.timestamp.timestamp()
+        counted = event.id not in exclude
+        marks.see(event, ts, counted=counted)
+        if event.status in _NOT_CHARGED or not counted:
+            continue
         amounts: Amounts | None = None
         for slot in slots:
             values = scope_values(slot.budget, event.attribution)
@@ -124,7 +156,8 @@ def rebuild_counters(
             expiry[key] = found[1] if before is None or (found[1] is not None and found[1] > before) else before
     restored = {key: (Amounts(*total), expiry[key]) for key, total in spent.items()}
     # a session whose latest call is more than `session_ttl` ago is over: its counters are not live
-    return {key: value for key, value in restored.items() if value[1] is None or value[1] > now}
+    counters = {key: value for key, value in restored.items() if value[1] is None or value[1] > now}
+    return Rebuilt(counters, marks.restored())
 
 
 def with_holds(figures: Mapping[str, Restored]) -> dict[str, Restored]:
@@ -135,8 +168,8 @@ def with_holds(figures: Mapping[str, Restored]) -> dict[str, Restored]:
 
 def rebuild_from_ledger(
     policy: Policy, ledger: Ledger, *, now: float, lost_ids: Callable[[], set[str]] = frozenset
-) -> dict[str, Restored]:
-    """`rebuild_counters` over the ledger's events that can still count at `now`, leaving out every call settled
+) -> Rebuilt:
+    """`rebuild_state` over the ledger's events that can still count at `now`, leaving out every call settled
     on the store since the loss (`lost_ids`: read before and after the ledger, so a call settled and moved to the
     ledger while it was read is taken out again): those are on the store's counters already."""
     before = set(lost_ids())
@@ -147,31 +180,31 @@ def rebuild_from_ledger(
             seen.add(event.id)
             yield event
 
-    figures = rebuild_counters(policy, reading(), now=now, exclude=before)
+    rebuilt = rebuild_state(policy, reading(), now=now, exclude=before)
     late = (set(lost_ids()) - before) & seen
     if late:
         events = [event for event_id in sorted(late) if (event := ledger.get(event_id)) is not None]
+        figures = rebuilt.counters
         for key, (amounts, _) in rebuild_counters(policy, events, now=now).items():
             total, expires_at = figures[key]
             left = (total.nanos - amounts.nanos, total.tokens - amounts.tokens, total.requests - amounts.requests)
             figures[key] = (Amounts(*left), expires_at)
-    return figures
+        rebuilt.marks = without_calls(policy, rebuilt.marks, events, now)
+    return rebuilt
 
 
-def rebuild_store(
-    policy: Policy, store: BudgetStore, ledger: Ledger, *, now: float
-) -> tuple[bool, dict[str, Restored]]:
+def rebuild_store(policy: Policy, store: BudgetStore, ledger: Ledger, *, now: float) -> tuple[bool, Rebuilt]:
     """An operator's rebuild (`fiscus budgets rebuild`): when `store` is not whole, put the current windows'
-    counters back from `ledger` (the store's outbox moved into the ledger first). (restored, the figures); not
-    restored when the store was whole (nothing changed) or another process restored it first."""
+    counters and marks back from `ledger` (the store's outbox moved into the ledger first). (restored, what was
+    rebuilt); not restored when the store was whole (nothing changed) or another process restored it first."""
     from fiscus.ledger.writer import LedgerWriter
 
     marker = store.marker()
     if marker is not None and not marker.startswith(NOTICED):
-        return False, {}
+        return False, Rebuilt()
     store.claim_loss(now=now)
     writer = LedgerWriter(ledger, outbox=store if store.durable else None)
     writer.flush(10.0)
     writer.close()
-    figures = rebuild_from_ledger(policy, ledger, now=now, lost_ids=store.lost_ids)
-    return store.restore(with_holds(figures), epoch=new_epoch(), now=now), figures
+    rebuilt = rebuild_from_ledger(policy, ledger, now=now, lost_ids=store.lost_ids)
+    return store.restore(rebuilt.restored(), epoch=new_epoch(), now=now), rebuilt
