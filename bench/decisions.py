@@ -9,6 +9,22 @@ To add rows, write a function `(args) -> list[Row]` and add it to `ROW_GROUPS`.
 
     .venv/bin/python bench/decisions.py --seconds 3 [--redis-url redis://127.0.0.1:6379/0] [--processes 2]
         [--rows memory,engine,sqlite,redis]
+
+Against the code before the durable settle (outbox, group commit; commit bc67071), each side's own bench and
+source on one 2-core shared machine, `--seconds 1`, run A B A B, best of the two rounds, pairs/s (A = with the
+outbox and everything landed since, B = bc67071):
+
+    row                                   A         B
+    sqlite, 1 caller                  7,061     6,729   the outbox row is in the same transaction;
+    sqlite, 4 threads                 5,438     4,310   group commit more than pays for it
+    sqlite, 2 processes               6,155     3,923
+    redis, 1 caller (sync)            6,060     6,242   XADD in the same script: within noise
+    redis, 32 async tasks            21,623    23,592
+    redis, 2 processes x 32 async    25,026    24,295
+    memory, 1 caller                261,823   276,872
+    memory, 4 threads               123,883   225,821   not the outbox (the memory store keeps none on a
+    engine admit+settle, 1 caller    28,260    46,684   bare settle): slower since, by what the engine and the
+    engine admit+settle, 4 threads   27,270    44,801   memory store took on after bc67071; not yet bisected
 """
 
 from __future__ import annotations

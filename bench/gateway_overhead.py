@@ -17,6 +17,20 @@ Targets: added p50 <= 1 ms at concurrency 1 and <= 5 ms at 16; >= 20x LiteLLM's 
 `--long N` then sends N more requests through the gateway and prints its RSS at start, after warm-up and end.
 LiteLLM is found via `--litellm-bin`, `$FISCUS_BENCH_LITELLM` or `litellm` on PATH; it belongs in a venv of its
 own, never in the project's.
+
+Against the code before the durable settle (commit bc67071), each side's own bench and source, `--requests 200
+--concurrency 1,16 --repeat 1 --store sqlite`, run A B A B A B on one 2-core shared machine; the gateway's CPU
+µs per request, lowest of the rounds (the added p50 spreads too widely between rounds here to compare):
+
+    case          bc67071   the outbox commit (e80ef72)   with group commit and what landed since
+    json c=1          739            887                          1034
+    json c=16         605            726                          968
+    stream c=1        985           1133                          1576
+    stream c=16       766           1452                          1048
+
+Above noise: the outbox commit cost the stream case at c=16 most, and group commit took back about half of it;
+the rest of today's gap is shared with what landed after it (the engine rows of bench/decisions.py show the
+same). Not yet bisected further.
 """
 
 from __future__ import annotations
