@@ -11,6 +11,7 @@ from typing import Any
 
 from fiscus.ledger import Ledger, SpendQuery, SpendRow
 from fiscus.ledger.base import SessionSpend
+from fiscus.ledger.cases import HIGH_MEDIAN, LOW_MEDIAN, P50, P95, CaseRanks, CaseTally, Rank
 from fiscus.policy.types import Policy
 from fiscus.reports.cases import case_costs
 from fiscus.reports.finance import finance_summary, month_start
@@ -36,9 +37,9 @@ def _spend(rows: list[SpendRow]) -> list[tuple[Any, ...]]:
     )  # fmt: skip
 
 
-def _sessions(rows: list[SessionSpend]) -> list[tuple[Any, ...]]:
-    return sorted((repr(sorted(r.group.items())), r.session or "", r.outcome or "", r.calls, r.tokens, r.cost,
-                   r.first) for r in rows)  # fmt: skip
+def _ranks(rows: list[CaseRanks]) -> list[tuple[Any, ...]]:
+    return sorted((r.keys, repr(sorted(r.group.items())), r.cases, sorted((p, v.normalize()) for p, v in r.at.items()))
+                  for r in rows)  # fmt: skip
 
 
 class Scanning:
@@ -56,6 +57,14 @@ class Scanning:
     def session_spend(self, query: SpendQuery, *, scan: bool = False, outcomes: bool = True) -> list[SessionSpend]:
         return self._ledger.session_spend(query, scan=True, outcomes=outcomes)
 
+    def case_tallies(self, query: SpendQuery, *, scan: bool = False) -> list[CaseTally]:
+        return self._ledger.case_tallies(query, scan=True)
+
+    def case_ranks(
+        self, query: SpendQuery, sets: Any, ranks: Any, *, scan: bool = False, singles: bool = True
+    ) -> list[CaseRanks]:
+        return self._ledger.case_ranks(query, sets, ranks, scan=True, singles=singles)
+
 
 def checks(ledger: Ledger, end: datetime) -> list[Check]:
     """`end` is "now" (mid-hour); the weekly review is of the last complete ISO week."""
@@ -67,12 +76,14 @@ def checks(ledger: Ledger, end: datetime) -> list[Check]:
     def spend(q: SpendQuery) -> tuple[Callable[[], Any], Callable[[], Any], Callable[[Any], Any]]:
         return (lambda: ledger.spend(q)), (lambda: ledger.spend(q, scan=True)), _spend
 
-    def sessions(q: SpendQuery) -> tuple[Callable[[], Any], Callable[[], Any], Callable[[Any], Any]]:
-        # As the weekly review and the session-cost alert ask: each session's cost, outcomes not split out.
+    def sessions(
+        q: SpendQuery, sets: list[tuple[str, ...]], ranks: tuple[Rank, ...], singles: bool = True
+    ) -> tuple[Callable[[], Any], Callable[[], Any], Callable[[Any], Any]]:
+        # As the weekly review and the session-cost alert ask: cases counted and ranked per group.
         return (
-            lambda: ledger.session_spend(q, outcomes=False),
-            lambda: ledger.session_spend(q, scan=True, outcomes=False),
-            _sessions,
+            lambda: ledger.case_ranks(q, sets, ranks, singles=singles),
+            lambda: ledger.case_ranks(q, sets, ranks, scan=True, singles=singles),
+            _ranks,
         )
 
     def cases(since: datetime) -> tuple[Callable[[], Any], Callable[[], Any], Callable[[Any], Any]]:
@@ -90,6 +101,7 @@ def checks(ledger: Ledger, end: datetime) -> list[Check]:
         )
 
     dims = DIMENSIONS
+    sets: list[tuple[str, ...]] = [(), *((d,) for d in dims)]
     found = [
         ("report: all time --by team", spend(SpendQuery(by=("team",)))),
         ("report --since 30d --by agent,model", spend(SpendQuery(by=("agent", "model"), since=end - 30 * DAY))),
@@ -103,15 +115,16 @@ def checks(ledger: Ledger, end: datetime) -> list[Check]:
         ("weekly: the week --by workflow", spend(SpendQuery(by=("workflow",), since=monday, until=monday + WEEK))),
         ("weekly: week before --by agent", spend(SpendQuery(by=("agent",), since=monday - WEEK, until=monday))),
         ("weekly: the week --by day", spend(SpendQuery(by=("day",), since=monday, until=monday + WEEK))),
-        ("weekly: sessions of the week by team,workflow,agent",
-         sessions(SpendQuery(by=dims, since=monday, until=monday + WEEK))),
-        (f"weekly: sessions of {PRIOR_WEEKS} prior weeks by team,…",
-         sessions(SpendQuery(by=dims, since=monday - PRIOR_WEEKS * WEEK, until=monday))),
+        ("weekly: case P50/P95 of the week by team,workflow,agent",
+         sessions(SpendQuery(by=dims, since=monday, until=monday + WEEK), sets, (P50, P95))),
+        (f"weekly: case P50/P95 of {PRIOR_WEEKS} prior weeks by team,…",
+         sessions(SpendQuery(by=dims, since=monday - PRIOR_WEEKS * WEEK, until=monday), sets, (P50, P95))),
         ("weekly: cost per outcome by workflow", cases(monday)),
         ("alerts: hourly spend, 7 days --by hour", spend(SpendQuery(by=("hour",), since=end - 7 * DAY - HOUR,
                                                                     until=end - HOUR))),
-        ("alerts: session cost, 7 days by task_class",
-         sessions(SpendQuery(by=("task_class",), since=end - 7 * DAY, until=end))),
+        ("alerts: median session, 7 days by task_class",
+         sessions(SpendQuery(by=("task_class",), since=end - 7 * DAY, until=end), [("task_class",)],
+                  (LOW_MEDIAN, HIGH_MEDIAN), singles=False)),
         ("dashboard: today / 7 days / month to date, total", spend(SpendQuery(since=month, until=end))),
         ("dashboard: month to date --by workflow", spend(SpendQuery(by=("workflow",), since=month, until=end))),
         ("dashboard: cost per outcome, month to date", cases(month)),

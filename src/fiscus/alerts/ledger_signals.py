@@ -9,7 +9,8 @@ from decimal import Decimal
 
 from fiscus.alerts.levels import decimal_median, level_above, level_at_least, money, percent, times
 from fiscus.events.alert_events import AlertRaised, Level
-from fiscus.ledger.base import MONEY_CONTEXT, Ledger, SpendQuery, SpendRow
+from fiscus.ledger.base import Ledger, SpendQuery, SpendRow
+from fiscus.ledger.cases import HIGH_MEDIAN, LOW_MEDIAN, median
 from fiscus.policy.alerts import CacheMiss, ContextGrowth, HourlySpend, SessionCost
 
 HOUR = timedelta(hours=1)
@@ -133,29 +134,24 @@ def cache_miss(ledger: Ledger, settings: CacheMiss, now: datetime, owner: Owner)
 
 def session_cost(ledger: Ledger, settings: SessionCost, now: datetime, owner: Owner) -> list[AlertRaised]:
     """Sessions active in the last hour that cost a multiple of their task class's median session."""
-    # Session spend (the session rollup): each session's cost per task class over the baseline days.
-    period = ledger.session_spend(
-        SpendQuery(by=("task_class",), since=now - timedelta(days=settings.baseline_days), until=now), outcomes=False
-    )
+    # The ledger ranks each task class's sessions over the baseline days (inside the database, from the session
+    # rollup); only the sessions active in the last hour are read one by one.
+    period = SpendQuery(by=("task_class",), since=now - timedelta(days=settings.baseline_days), until=now)
+    medians = {
+        r.group.get("task_class"): (r.cases, median(r))
+        for r in ledger.case_ranks(period, [("task_class",)], (LOW_MEDIAN, HIGH_MEDIAN), singles=False)
+    }
     active = {r.session for r in ledger.session_spend(SpendQuery(since=now - HOUR, until=now), outcomes=False)}
-    costs: dict[tuple[str | None, str], Decimal] = {}
-    for part in period:
-        if part.session is not None:
-            key = (part.group.get("task_class"), part.session)
-            costs[key] = MONEY_CONTEXT.add(costs.get(key, Decimal(0)), part.cost)
+    costs = ledger.session_costs(period, sorted(s for s in active if s is not None)) if active else {}
     by_class: dict[str | None, list[tuple[str, Decimal]]] = {}
-    for (task_class, session_id), cost in sorted(costs.items(), key=lambda i: (-i[1], i[0][0] or "", i[0][1])):
+    for ((task_class,), session_id), cost in sorted(costs.items(), key=lambda i: (-i[1], i[0][0][0] or "", i[0][1])):
         by_class.setdefault(task_class, []).append((session_id, cost))
     out: list[AlertRaised] = []
     for task_class, sessions in by_class.items():
-        if len(sessions) < settings.min_sessions:
-            continue
-        typical = decimal_median([cost for _, cost in sessions])
-        if typical <= 0:
+        count, typical = medians.get(task_class, (0, Decimal(0)))
+        if count < settings.min_sessions or typical <= 0:
             continue
         for session, session_usd in sessions:
-            if session not in active:
-                continue
             ratio = session_usd / typical
             hit = level_at_least(settings, ratio)
             if hit is None:

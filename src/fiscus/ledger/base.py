@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Context, Decimal
+from typing import TYPE_CHECKING
 
 from fiscus.attribution import DIMENSIONS
 from fiscus.errors import StoreError
@@ -15,6 +16,9 @@ from fiscus.events.outcome_event import OutcomeRecorded
 from fiscus.events.policy_event import PolicyEvent
 from fiscus.events.savings import Savings
 from fiscus.ledger.chain import ChainedRow, ChainHead
+
+if TYPE_CHECKING:
+    from fiscus.ledger.cases import CaseRanks, CaseTally, Rank, RunStats
 
 # What a spend query can group and filter by: every attribution dimension plus these call facts.
 CALL_KEYS: tuple[str, ...] = ("provider", "served_model", "requested_model", "status")
@@ -271,6 +275,44 @@ class Ledger(abc.ABC):
         """`spend(query)` over only the events whose tag `tag` is `value` (e.g. degraded=budget), read from the
         events themselves: no rollup keeps tags."""
         raise NotImplementedError
+
+    # Per-case aggregates (`fiscus.ledger.cases`): SQL ledgers answer them inside the database; these defaults,
+    # and `scan=True`, answer them from `session_spend` and the calls outside sessions.
+
+    def case_tallies(self, query: SpendQuery, *, scan: bool = False) -> list[CaseTally]:
+        """Cases per (group of `query.by`, outcome): how many and what they cost."""
+        from fiscus.ledger.cases import tallies_from
+
+        return tallies_from(self, query, scan=scan)
+
+    def case_ranks(
+        self,
+        query: SpendQuery,
+        sets: Sequence[tuple[str, ...]],
+        ranks: Sequence[Rank],
+        *,
+        scan: bool = False,
+        singles: bool = True,
+    ) -> list[CaseRanks]:
+        """Per set of keys (subsets of `query.by`) and group: the cases and their cost at each rank (without
+        `singles`: the sessions only)."""
+        from fiscus.ledger.cases import ranks_from
+
+        return ranks_from(self, query, sets, ranks, scan=scan, singles=singles)
+
+    def run_stats(self, query: SpendQuery, ranks: Sequence[Rank], *, scan: bool = False) -> list[RunStats]:
+        """Per group of the one key `query.by`: the runs, their totals and cost, tokens and calls at each rank."""
+        from fiscus.ledger.cases import runs_from
+
+        return runs_from(self, query, ranks, scan=scan)
+
+    def session_costs(
+        self, query: SpendQuery, sessions: Iterable[str], *, scan: bool = False
+    ) -> dict[tuple[tuple[str | None, ...], str], Decimal]:
+        """The cost of each of `sessions` per group of `query.by` in the window."""
+        from fiscus.ledger.cases import costs_from
+
+        return costs_from(self, query, sessions, scan=scan)
 
     @abc.abstractmethod
     def record_policy(self, event: PolicyEvent) -> bool:

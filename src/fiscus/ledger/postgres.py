@@ -21,6 +21,7 @@ from fiscus.errors import StoreError
 from fiscus.events.cost_event import CostEvent
 from fiscus.events.outcome_event import OutcomeRecorded
 from fiscus.events.policy_event import PolicyEvent
+from fiscus.ledger.case_sql import CaseDialect
 from fiscus.ledger.chain import CHAIN_MIGRATION, LEGACY_CHAIN, ChainWriter, with_links
 from fiscus.ledger.migrations import migrations
 from fiscus.ledger.outcomes import insert_sql, outcome_row
@@ -73,6 +74,16 @@ _DIALECT = Dialect(
     rollup_savings_sums=", ".join(f"SUM({column})" for column in SAVINGS_COLUMNS),
     money_add=lambda c: f"spend_rollup.{c} + EXCLUDED.{c}",
     tag_equals="tags ->> %s = %s",
+)
+_EVENT_COST = "input_usd + cache_read_usd + cache_write_5m_usd + cache_write_1h_usd + output_usd + tools_usd"
+_CASES = CaseDialect(
+    cells=("c",),
+    rollup="cost_usd AS c, 1 AS x",
+    event=f"{_EVENT_COST} AS c, 1 AS x",
+    sums="SUM(c) AS c, MIN(x) AS x",
+    micros="(EXTRACT(EPOCH FROM ts) * 1000000)::bigint",
+    collate=' COLLATE "C"',
+    decode=lambda cells: Decimal(cells[0] or 0),
 )
 # The whole batch's rollup rows in one statement, one array per column: a round trip per batch, not per row.
 _ARRAYS = (
@@ -166,6 +177,7 @@ def _money(cells: Sequence[Any]) -> list[Decimal]:
 
 class PostgresLedger(SqlLedger):
     dialect = _DIALECT
+    case_dialect = _CASES
     page_size = _PAGE
 
     """One connection guarded by a lock, reopened when the server drops it (so a writer's retry can succeed)."""

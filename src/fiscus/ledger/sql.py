@@ -26,6 +26,7 @@ from fiscus.ledger.base import (
     resolve_key,
     sort_rows,
 )
+from fiscus.ledger.case_sql import CaseDialect, CaseQueries
 from fiscus.ledger.chain import CHAINS_TABLE, ChainedRow, ChainHead
 from fiscus.ledger.limbs import limb_columns, upsert_sets
 from fiscus.ledger.outcomes import chunks, latest_by_session, select_sql
@@ -238,11 +239,12 @@ def merge_spend(
     return sort_rows(list(rows.values()), query.by)
 
 
-class SqlLedger(Ledger):
+class SqlLedger(CaseQueries, Ledger):
     """The reads both SQL ledgers share: events by keyset paging, spend by one aggregate query. A backend gives
     its `dialect`, `fetch` (run a query under its own lock and error handling), and how its rows decode."""
 
     dialect: Dialect
+    case_dialect: CaseDialect
     page_size = 2000
 
     @abc.abstractmethod

@@ -20,8 +20,9 @@ from fiscus.events.cost_event import CostEvent
 from fiscus.events.outcome_event import OutcomeRecorded
 from fiscus.events.policy_event import PolicyEvent
 from fiscus.ledger.base import MONEY_CONTEXT, SpendQuery
+from fiscus.ledger.case_sql import CaseDialect
 from fiscus.ledger.chain import CHAIN_MIGRATION, LEGACY_CHAIN, ChainWriter, with_links
-from fiscus.ledger.limbs import add_text, from_limbs, limb_sums, limbs, row_limbs
+from fiscus.ledger.limbs import LO, add_text, from_limbs, limb_sums, limbs, row_limbs
 from fiscus.ledger.migrations import migrations
 from fiscus.ledger.outcomes import insert_sql, outcome_row
 from fiscus.ledger.rollup import COUNT_COLUMNS, ROLLUP_MIGRATION, ROLLUP_MONEY, deltas
@@ -107,6 +108,19 @@ _DIALECT = Dialect(
     money_add=lambda c: f"fiscus_money_add(spend_rollup.{c}, excluded.{c})",
     session_money_sum=", ".join([*limb_sums(("cost_usd",)), "fiscus_decimal_sum(cost_usd) FILTER (WHERE exact = 0)"]),
 )
+_EVENT_COST = "input_usd, cache_read_usd, cache_write_5m_usd, cache_write_1h_usd, output_usd, tools_usd"
+_CASES = CaseDialect(
+    cells=("hi", "lo"),
+    rollup="cost_usd_hi AS hi, cost_usd_lo AS lo, exact AS x",
+    event=(
+        f"COALESCE(fiscus_cost_limb({_EVENT_COST}, 0), 0) AS hi, COALESCE(fiscus_cost_limb({_EVENT_COST}, 1), 0) "
+        f"AS lo, fiscus_cost_limb({_EVENT_COST}, 0) IS NOT NULL AS x"
+    ),
+    sums=f"SUM(hi) + SUM(lo) / {LO} AS hi, SUM(lo) % {LO} AS lo, MIN(x) AS x",
+    micros="ts",
+    collate="",
+    decode=lambda cells: from_limbs(cells[0], cells[1]),  # type: ignore[arg-type]
+)
 UPSERT_ROLLUP = rollup_upsert_sql(_DIALECT, limbs=True)
 UPSERT_SESSIONS = session_upsert_sql("?", "fiscus_money_add({a}, {b})", "min({a}, {b})", limbs=True)
 _MONEY_CELLS = len(ROLLUP_MONEY)
@@ -133,6 +147,16 @@ def _limb(amount: str, part: int) -> int | None:
     """SQLite function `fiscus_limb(amount, 0 | 1)`: an amount's hi or lo limb, NULL when it has none
     (migrations fill the limbs of stored rollup rows with it)."""
     found = limbs(Decimal(amount))
+    return None if found is None else found[part]
+
+
+def _cost_limb(m_in: str, m_cr: str, m_cw5: str, m_cw1: str, m_out: str, m_tools: str, part: int) -> int | None:
+    """SQLite function `fiscus_cost_limb(input, cache_read, cw5m, cw1h, output, tools, 0 | 1)`: a stored event's
+    total cost as a limb, NULL when it has none (the edges of a per-case query)."""
+    add = MONEY_CONTEXT.add
+    total = add(add(add(Decimal(m_in), Decimal(m_cr)), add(Decimal(m_cw5), Decimal(m_cw1))), add(Decimal(m_out),
+                Decimal(m_tools)))  # fmt: skip
+    found = limbs(total)
     return None if found is None else found[part]
 
 
@@ -194,6 +218,7 @@ def _money(cells: Sequence[object]) -> list[Decimal]:
 
 class SqliteLedger(SqlLedger):
     dialect = _DIALECT
+    case_dialect = _CASES
     page_size = _PAGE
 
     """One connection guarded by a lock (SQLite serialises writers anyway); other processes meet through
@@ -217,6 +242,7 @@ class SqliteLedger(SqlLedger):
             self._conn.create_aggregate("fiscus_decimal_sum", 1, _DecimalSum)  # type: ignore[arg-type]
             self._conn.create_aggregate("fiscus_cost_sum", 6, _CostSum)  # type: ignore[arg-type]
             self._conn.create_function("fiscus_limb", 2, _limb, deterministic=True)
+            self._conn.create_function("fiscus_cost_limb", 7, _cost_limb, deterministic=True)
             self._chain = ChainWriter()
             self._migrate()
         except (sqlite3.Error, OSError) as exc:

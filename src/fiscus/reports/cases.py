@@ -4,8 +4,8 @@ session (SDK `session.outcome = …`, the admin API, `x-fiscus-outcome` on a cal
 
 Per group: how many cases reached each outcome, what those cases cost, and the cost per outcome: the group's
 whole spend over the cases that reached it (what one resolved case costs, the failed attempts included). Cases
-with no outcome are counted apart. Spend per session comes from `Ledger.session_spend`, which the session rollup
-serves.
+with no outcome are counted apart. The ledger counts the cases (`Ledger.case_tallies`: inside the database, from
+the session rollup).
 """
 
 from __future__ import annotations
@@ -106,50 +106,14 @@ def case_costs(
     where: Mapping[str, str] | None = None,
 ) -> list[CaseGroup]:
     """Cases grouped by `by` (dearest groups first). A session whose calls fall in several groups counts once,
-    in the group of its dearest part, with its whole cost."""
+    in the group of its dearest part, with its whole cost (`Ledger.case_tallies`)."""
     keys = SpendQuery(by=tuple(by)).by  # canonical names (`model` → `served_model`)
-    rows = ledger.session_spend(SpendQuery(by=keys, since=since, until=until, where=dict(where or {})))
+    query = SpendQuery(by=keys, since=since, until=until, where=dict(where or {}))
     groups: dict[tuple[str | None, ...], CaseGroup] = {}
-
-    def group_of(key: tuple[str | None, ...]) -> CaseGroup:
+    for tally in ledger.case_tallies(query):
+        key = tuple(tally.group.get(k) for k in keys)
         found = groups.get(key)
         if found is None:
             found = groups[key] = CaseGroup(group=dict(zip(keys, key, strict=True)))
-        return found
-
-    sessions: dict[str, _Session] = {}
-    for row in rows:
-        key = tuple(row.group.get(k) for k in keys)
-        if row.session is None:  # each call is a case of its own, with the call's own outcome
-            group_of(key).add(row.outcome, row.cost, row.calls)
-            continue
-        found = sessions.setdefault(row.session, _Session())
-        found.add(key, row.outcome, row.cost, row.calls)
-    recorded = ledger.outcomes(sessions) if sessions else {}
-    for session_id, found in sessions.items():
-        group_of(found.home()).add(recorded.get(session_id) or found.label_from_calls(), found.cost)
+        found.add(tally.outcome, tally.cost, tally.cases)
     return sorted(groups.values(), key=lambda g: (-g.cost, tuple(v or "" for v in g.group.values())))
-
-
-@dataclass(slots=True)
-class _Session:
-    cost: Decimal = Decimal(0)
-    parts: dict[tuple[str | None, ...], Decimal] = field(default_factory=dict)
-    call_labels: dict[str, int] = field(default_factory=dict)
-
-    def add(self, key: tuple[str | None, ...], label: str | None, cost: Decimal, calls: int) -> None:
-        self.cost = _add(self.cost, cost)
-        self.parts[key] = _add(self.parts.get(key, Decimal(0)), cost)
-        if label is not None:
-            self.call_labels[label] = self.call_labels.get(label, 0) + calls
-
-    def home(self) -> tuple[str | None, ...]:
-        """The group of the session's dearest part (ties: the first by name)."""
-        return min(self.parts, key=lambda k: (-self.parts[k], tuple(v or "" for v in k)))
-
-    def label_from_calls(self) -> str | None:
-        """No outcome attached, but labelled calls (`wrap(outcome=…)`, an older ledger): the label most of its
-        calls carry (ties: the first by name)."""
-        if not self.call_labels:
-            return None
-        return min(self.call_labels, key=lambda label: (-self.call_labels[label], label))

@@ -23,7 +23,8 @@ import yaml
 from fiscus.attribution import DIMENSIONS
 from fiscus.errors import FiscusError
 from fiscus.events.cost_event import CostEvent
-from fiscus.ledger.base import MONEY_CONTEXT, Ledger, SpendQuery, cost_total
+from fiscus.ledger.base import Ledger, SpendQuery
+from fiscus.ledger.cases import P50, P95, RunStats, stats_of
 
 # What runs can be grouped by: who or what a run is for (a session is the run itself).
 GROUP_DIMENSIONS: tuple[str, ...] = tuple(d for d in DIMENSIONS if d not in ("session", "parent_session"))
@@ -150,38 +151,17 @@ def ledger_runs(
     since: datetime | None = None,
     until: datetime | None = None,
     where: Mapping[str, str] | None = None,
-) -> dict[str | None, list[Run]]:
-    """`group_runs` of the ledger's events in the window, read from the session rollup (`Ledger.session_spend`)
-    and the calls outside any session, not from every event: the same runs, each in its first call's group."""
+) -> dict[str | None, RunStats]:
+    """The runs of `group_runs` over the ledger's events in the window, as per-group statistics the ledger
+    computes (`Ledger.run_stats`: inside the database from the session rollup, not from every event)."""
     if by not in GROUP_DIMENSIONS:
         raise ForecastError(f"cannot group runs by {by!r}; use one of {', '.join(GROUP_DIMENSIONS)}")
-    parts = ledger.session_spend(SpendQuery(by=(by,), since=since, until=until, where=dict(where or {})))
-    sessions: dict[str, tuple[datetime, str | None, Run]] = {}
-    add = MONEY_CONTEXT.add
-    for part in parts:  # oldest first call first
-        if part.session is None:
-            continue
-        found = sessions.get(part.session)
-        if found is None:
-            found = sessions[part.session] = (part.first, part.group.get(by), Run())
-        elif part.first < found[0]:
-            found = sessions[part.session] = (part.first, part.group.get(by), found[2])
-        run = found[2]
-        run.cost = add(run.cost, part.cost)
-        run.tokens += part.tokens
-        run.calls += part.calls
-    grouped: dict[str | None, list[Run]] = {}
-    for _, group, run in sessions.values():
-        grouped.setdefault(group, []).append(run)
-    for event in ledger.single_calls(since=since, until=until, where=where):
-        grouped.setdefault(getattr(event.attribution, by), []).append(
-            Run(cost_total(event), event.usage.total_tokens, 1)
-        )
-    return grouped
+    query = SpendQuery(by=(by,), since=since, until=until, where=dict(where or {}))
+    return {s.group: s for s in ledger.run_stats(query, (P50, P95))}
 
 
 def forecast(
-    events: Iterable[CostEvent] | Mapping[str | None, list[Run]],
+    events: Iterable[CostEvent] | Mapping[str | None, list[Run]] | Mapping[str | None, RunStats],
     *,
     by: str = "task_class",
     runs_per_day: Decimal | Mapping[str, Decimal] | None = None,
@@ -203,29 +183,36 @@ def forecast(
             volume = runs_per_day.get(group) if group is not None else None
         else:
             volume = runs_per_day
-        groups.append(summarise(group, grouped[group], runs_per_day=volume, days=days))
+        runs = grouped[group]
+        if isinstance(runs, RunStats):
+            groups.append(from_stats(runs, runs_per_day=volume, days=days))
+        else:
+            groups.append(summarise(group, runs, runs_per_day=volume, days=days))
     notes = [f"{g.group}: only {g.runs} run(s) recorded; P95 is not reliable below 20" for g in groups if g.runs < 20]
     return Forecast(by, groups, days, notes)
 
 
 def summarise(group: str | None, runs: Sequence[Run], *, runs_per_day: Decimal | None, days: int) -> GroupForecast:
     """One group's runs as per-run P50 / P95 / mean, projected over `runs_per_day` × `days` if given."""
-    costs = sorted(r.cost for r in runs)
-    tokens = sorted(r.tokens for r in runs)
-    calls = sorted(r.calls for r in runs)
-    total = sum(costs, Decimal(0))
+    stats = stats_of(group, [(r.cost, r.tokens, r.calls) for r in runs], (P50, P95))
+    return from_stats(stats, runs_per_day=runs_per_day, days=days)
+
+
+def from_stats(stats: RunStats, *, runs_per_day: Decimal | None, days: int) -> GroupForecast:
+    """A group's forecast from its run statistics (`P50` and `P95` among their ranks)."""
+    n = stats.runs
     return GroupForecast(
-        group=group,
-        runs=len(runs),
-        calls=sum(calls),
-        cost=total,
-        cost_p50=nearest_rank(costs, 0.5),
-        cost_p95=nearest_rank(costs, 0.95),
-        cost_mean=total / len(runs),
-        tokens_p50=nearest_rank(tokens, 0.5),
-        tokens_p95=nearest_rank(tokens, 0.95),
-        calls_p50=nearest_rank(calls, 0.5),
-        calls_p95=nearest_rank(calls, 0.95),
+        group=stats.group,
+        runs=n,
+        calls=stats.calls,
+        cost=stats.cost,
+        cost_p50=stats.cost_at[P50.position(n)],
+        cost_p95=stats.cost_at[P95.position(n)],
+        cost_mean=stats.cost / n,
+        tokens_p50=stats.tokens_at[P50.position(n)],
+        tokens_p95=stats.tokens_at[P95.position(n)],
+        calls_p50=stats.calls_at[P50.position(n)],
+        calls_p95=stats.calls_at[P95.position(n)],
         runs_per_day=runs_per_day,
         days=days,
     )

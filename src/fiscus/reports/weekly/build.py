@@ -1,5 +1,5 @@
-"""Build the weekly review from the ledger's spend queries and session spend (grouped and windowed, so the
-spend and session rollups serve it)."""
+"""Build the weekly review from the ledger's spend queries and its per-case ranks (grouped and windowed, so the
+spend and session rollups serve them)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from decimal import Decimal
 from typing import Any
 
 from fiscus.alerts import evaluate_alerts
-from fiscus.ledger.base import MONEY_CONTEXT, Ledger, SessionSpend, SpendQuery, SpendRow
+from fiscus.ledger.base import MONEY_CONTEXT, Ledger, SpendQuery, SpendRow
+from fiscus.ledger.cases import P50, P95, CaseRanks, Rank
 from fiscus.policy.types import Policy, RunTarget
 from fiscus.reports.cases import case_costs
-from fiscus.reports.forecast import nearest_rank
 from fiscus.reports.weekly.model import Anomaly, Line, WeeklyReport
 from fiscus.reports.weekly.targets import Targets
 
@@ -66,56 +66,42 @@ def split_change(spend: Decimal, before: Decimal, cases: int, cases_before: int)
     return volume, efficiency, verdict
 
 
-def _case_costs(rows: Iterable[SessionSpend], dim: str | None) -> dict[Key, list[Decimal]]:
-    """Per group, the cost of each case: a session, or a call outside any session (at their mean: the session
-    rollup keeps no single call)."""
-    add = MONEY_CONTEXT.add
-    per_session: dict[tuple[Key, str], Decimal] = {}
-    single: dict[Key, tuple[Decimal, int]] = {}
-    for row in rows:
-        key = row.group.get(dim) if dim else None
-        if row.session is None:
-            cost, calls = single.get(key, (Decimal(0), 0))
-            single[key] = (add(cost, row.cost), calls + row.calls)
-        else:
-            per_session[(key, row.session)] = add(per_session.get((key, row.session), Decimal(0)), row.cost)
-    out: dict[Key, list[Decimal]] = {}
-    for (key, _), cost in per_session.items():
-        out.setdefault(key, []).append(cost)
-    for key, (cost, calls) in single.items():
-        if calls:
-            out.setdefault(key, []).extend([cost / calls] * calls)
-    return out
+Ranked = dict[tuple[str | None, Key], CaseRanks]  # (dimension, group) → its cases
 
 
 @dataclass(frozen=True, slots=True)
 class _Cases:
-    """The session rows of this week, the week before and the prior weeks, grouped by every dimension at once
-    (one session rollup read each, shared by every dimension's lines)."""
+    """The cases of this week, the week before and the prior weeks, per dimension and group: counted and ranked
+    by the ledger (`Ledger.case_ranks`, one query per period for every dimension)."""
 
-    now: list[SessionSpend]
-    before: list[SessionSpend]
-    prior: list[SessionSpend]
+    now: Ranked
+    before: Ranked
+    prior: Ranked
 
 
 def _read_cases(ledger: Ledger, by: Sequence[str], since: datetime) -> _Cases:
-    def read(start: datetime, end: datetime) -> list[SessionSpend]:
-        return ledger.session_spend(SpendQuery(by=tuple(by), since=start, until=end), outcomes=False)
+    sets: list[tuple[str, ...]] = [(), *((dim,) for dim in by)]
 
-    return _Cases(read(since, since + WEEK), read(since - WEEK, since), read(since - PRIOR_WEEKS * WEEK, since))
+    def read(start: datetime, end: datetime, ranks: tuple[Rank, ...]) -> Ranked:
+        found = ledger.case_ranks(SpendQuery(by=tuple(by), since=start, until=end), sets, ranks)
+        return {(r.keys[0] if r.keys else None, r.group.get(r.keys[0]) if r.keys else None): r for r in found}
+
+    return _Cases(
+        read(since, since + WEEK, (P50, P95)), read(since - WEEK, since, ()),
+        read(since - PRIOR_WEEKS * WEEK, since, (P50, P95)),
+    )  # fmt: skip
 
 
 def _spend(ledger: Ledger, by: tuple[str, ...], since: datetime, until: datetime) -> list[SpendRow]:
     return ledger.spend(SpendQuery(by=by, since=since, until=until))
 
 
-def _target(targets: Targets, dim: str | None, name: Key, prior: list[Decimal]) -> RunTarget | None:
+def _target(targets: Targets, dim: str | None, name: Key, prior: CaseRanks | None) -> RunTarget | None:
     if dim is not None and name is not None and name in targets.get(dim, {}):
         return targets[dim][name]
-    if len(prior) < MIN_PRIOR_CASES:
+    if prior is None or prior.cases < MIN_PRIOR_CASES:
         return None
-    ordered = sorted(prior)
-    return RunTarget(nearest_rank(ordered, 0.5), nearest_rank(ordered, 0.95), f"prior {PRIOR_WEEKS} weeks")
+    return RunTarget(prior.value(P50), prior.value(P95), f"prior {PRIOR_WEEKS} weeks")
 
 
 def _lines(ledger: Ledger, dim: str | None, since: datetime, targets: Targets, read: _Cases) -> list[Line]:
@@ -123,31 +109,29 @@ def _lines(ledger: Ledger, dim: str | None, since: datetime, targets: Targets, r
     keys = (dim,) if dim else ()
     now_rows = {r.group.get(dim) if dim else None: r for r in _spend(ledger, keys, since, until)}
     before_rows = {r.group.get(dim) if dim else None: r for r in _spend(ledger, keys, before, since)}
-    cases = _case_costs(read.now, dim)
-    cases_before = _case_costs(read.before, dim)
-    prior = _case_costs(read.prior, dim)
     lines = []
     for key in sorted(set(now_rows) | set(before_rows), key=lambda k: (k is None, k or "")):
         row, old = now_rows.get(key), before_rows.get(key)
         spend = row.total_usd if row else Decimal(0)
         spent_before = old.total_usd if old else Decimal(0)
-        these, those = sorted(cases.get(key, [])), cases_before.get(key, [])
-        volume, efficiency, verdict = split_change(spend, spent_before, len(these), len(those))
-        target = _target(targets, dim, key, prior.get(key, []))
+        these, those = read.now.get((dim, key)), read.before.get((dim, key))
+        cases, cases_before = these.cases if these else 0, those.cases if those else 0
+        volume, efficiency, verdict = split_change(spend, spent_before, cases, cases_before)
+        target = _target(targets, dim, key, read.prior.get((dim, key)))
         lines.append(
             Line(
                 dimension=dim or "all",
                 name=key,
                 spend=spend,
                 spend_before=spent_before,
-                cases=len(these),
-                cases_before=len(those),
+                cases=cases,
+                cases_before=cases_before,
                 calls=row.requests if row else 0,
                 volume_effect=volume,
                 efficiency_effect=efficiency,
                 verdict=verdict,
-                case_p50=nearest_rank(these, 0.5) if these else None,
-                case_p95=nearest_rank(these, 0.95) if these else None,
+                case_p50=these.value(P50) if these else None,
+                case_p95=these.value(P95) if these else None,
                 p50_target=target.p50 if target else None,
                 p95_ceiling=target.p95 if target else None,
                 target_source=target.source if target else None,
