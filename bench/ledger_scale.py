@@ -12,28 +12,36 @@ per agent, an outcome on a session's last call, a few errors and refusals.
         [--sqlite-path /tmp/fiscus-scale.db] [--postgres-url postgresql://postgres@127.0.0.1:5432/test] [--schema S]
         [--sql-load] [--keep] [--reuse] [--no-scan]
 
-Measured 2026-12-06 on 10M events (--sql-load, 90 days; best of 3, wall ms) on a shared 2-core machine at load
-average ~18 with the bench at nice 10, so walls run 3-4x its CPU time (e.g. the weekly review's four prior weeks of
-sessions: 8.5 s wall, 2.4 s CPU on SQLite; 3.8 s wall, 1.4 s CPU on PostgreSQL, outcomes not split):
+Measured 2026-12-06 on 10M events (--sql-load, 90 days; best of 2, wall ms, --no-scan) on a shared 2-core machine
+with the bench at nice 10 beside a test suite run, so walls are several times the CPU time. Before: the per-case
+queries read a row per session into Python; after: the ledger sums, ranks and counts cases inside the database
+(`fiscus.ledger.case_sql`):
 
-    query                                            SQLite   PostgreSQL
-    report: all time --by team                          268           88
-    report --since 30d --by agent,model               1,682          723
-    report --since 7d --by day                          612          809
-    report --where team=growth --since 90d --by tenant  847          989
-    weekly: the week --by workflow / agent / day    355-386      91-143
-    alerts: hourly spend, 7 days --by hour            1,782        1,981
-    dashboard: month to date, total                   1,279          612
-    dashboard: month to date --by workflow            1,684          623
-    dashboard: 30d --by day,team                      6,000          900
-    weekly: sessions of the week (3 dimensions)       3,715        3,040
-    weekly: sessions of the 4 prior weeks            17,068       17,311
-    cases (cost per outcome) 30d / month to date  21-24,000    27-34,000
-    forecast --since 7d / 30d                  10,907/27,787  2,524/9,061
+    query                                          SQLite before/after   PostgreSQL before/after
+    report: all time --by team                          181 / 107                67 / 28
+    report --since 30d --by agent,model                 916 / 738               547 / 268
+    report --since 7d --by day                          409 / 1,155             734 / 269
+    report --where team=growth --since 90d --by tenant  290 / 2,344             358 / 240
+    report: cases --since 30d --by agent             13,037 / 2,748          15,943 / 1,628
+    weekly: the week --by workflow / agent / day    88-365 (either run)      62-194 (either run)
+    weekly: case P50/P95 of the week (3 dimensions)   1,044 / 516               768 / 473
+    weekly: case P50/P95 of the 4 prior weeks         3,644 / 2,740           4,586 / 2,532
+    weekly: cost per outcome by workflow              3,051 / 556             4,047 / 467
+    alerts: hourly spend, 7 days --by hour              766 / 458               953 / 861
+    alerts: median session, 7 days by task_class        784 / 236               883 / 209
+    dashboard: month to date, total                   1,029 / 441               613 / 309
+    dashboard: month to date --by workflow              937 / 425               481 / 387
+    dashboard: cost per outcome, month to date        7,941 / 1,650          10,332 / 1,518
+    dashboard: 30d --by day,team                        751 / 493               857 / 595
+    forecast --since 7d / 30d                   1,088/8,177 / 447/1,959  1,561/8,335 / 338/1,539
+    whole weekly review (all its queries)            16,027 / 10,967         15,253 / 6,557
+    whole dashboard summary (all its queries)        15,431 / 4,278           9,190 / 3,508
 
-Spend queries from the rollups are mostly within the targets (1 s PostgreSQL, 2 s SQLite) even so; queries per
-session (cases, the weekly review's case percentiles, the forecast) read a row per session (~35k a week here) and
-are not (see /work/notes/scale.md). Every answer equals the full scan (checked at 50k-60k events each run).
+Spend queries are unchanged; their differences are the machine's load. (The weekly case rows "before" timed
+`session_spend`, which the weekly review and the session-cost alert no
+longer call for whole periods.) Still over the targets (1 s PostgreSQL, 2 s SQLite): the 30-day per-case
+queries and the four prior weeks' case ranks, which still rank every session of the window at query time.
+Every answer equals the full scan (checked at 60k events each run).
 """
 
 from __future__ import annotations
