@@ -25,6 +25,10 @@ outbox and everything landed since, B = bc67071):
     memory, 4 threads               123,883   225,821   not the outbox (the memory store keeps none on a
     engine admit+settle, 1 caller    28,260    46,684   bare settle): slower since, by what the engine and the
     engine admit+settle, 4 threads   27,270    44,801   memory store took on after bc67071; not yet bisected
+
+Since then a call with nothing cached, routed or trimmed takes its ungoverned cost as its cost instead of pricing
+itself again: engine admit+settle, 1 caller, 25,816-28,174 → 31,187-31,565 pairs/s (A B A B, same run); the rest of
+the gap to bc67071 is spread over planning, calibration and the step drivers (no single hot spot in a profile).
 """
 
 from __future__ import annotations

@@ -74,11 +74,17 @@ def ungoverned(
     if shaped.summary_call:  # ungoverned, this call would never have been made
         return ZERO, Savings(summary=-actual)
     sent = usage.input_tokens + usage.cache_read_tokens + usage.cache_write_5m_tokens + usage.cache_write_1h_tokens
+    if served is asked and sent == usage.input_tokens and not shaped.context_tokens and not shaped.summary_tokens:
+        # Nothing cached, moved or trimmed: ungoverned is what it cost (most calls; pricing it again is the cost)
+        zero = actual - actual
+        return actual, Savings(cache=zero, route=zero, context=zero, summary=zero)
 
     def plain(sheet: PriceSheet, tokens: int) -> Decimal:
         """The call on `sheet` with `tokens` of input, none of it cached (output and tool fees as they were)."""
-        uncached = replace(usage, input_tokens=tokens, cache_read_tokens=0, cache_write_5m_tokens=0)
-        return sheet.cost(replace(uncached, cache_write_1h_tokens=0)).total
+        uncached = replace(
+            usage, input_tokens=tokens, cache_read_tokens=0, cache_write_5m_tokens=0, cache_write_1h_tokens=0
+        )
+        return sheet.cost(uncached).total
 
     whole = plain(asked, sent + shaped.context_tokens + shaped.summary_tokens)
     windowed = plain(asked, sent + shaped.summary_tokens) if shaped.context_tokens else whole
