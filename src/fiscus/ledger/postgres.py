@@ -73,7 +73,7 @@ _DIALECT = Dialect(
     rollup_money_sums="SUM(input_usd), SUM(cache_read_usd), SUM(cache_write_usd), SUM(output_usd), SUM(tools_usd)",
     rollup_savings_sums=", ".join(f"SUM({column})" for column in SAVINGS_COLUMNS),
     money_add=lambda c: f"spend_rollup.{c} + EXCLUDED.{c}",
-    tag_equals="tags ->> %s = %s",
+    tag_equals="(tags ->> '{tag}') = '{value}'",
 )
 _EVENT_COST = "input_usd + cache_read_usd + cache_write_5m_usd + cache_write_1h_usd + output_usd + tools_usd"
 _CASES = CaseDialect(
