@@ -7,7 +7,6 @@ Two hashes under the budget store's hash tag `{p}`, so they live in its Redis Cl
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qs, urlparse
 
 import redis
 from redis.exceptions import RedisError
@@ -15,6 +14,7 @@ from redis.exceptions import RedisError
 from fiscus.errors import StoreError
 from fiscus.guards.record import BreakerRecord
 from fiscus.guards.state import BreakerStateStore
+from fiscus.stores.redis_url import hash_tag, redis_client
 
 _SAVE = """
 local held = redis.call('HGET', KEYS[2], ARGV[1])
@@ -28,7 +28,7 @@ return 1
 class RedisBreakerState(BreakerStateStore):
     def __init__(self, client: redis.Redis, *, prefix: str = "fiscus", where: str = "redis") -> None:
         self._client = client
-        tag = "{" + prefix + "}" if "{" not in prefix else prefix
+        tag = hash_tag(prefix)
         self._keys = [f"{tag}:breakers", f"{tag}:breakers:since"]
         self._where = where
         self._save = client.register_script(_SAVE)
@@ -37,16 +37,8 @@ class RedisBreakerState(BreakerStateStore):
     @classmethod
     def from_url(cls, url: str, *, prefix: str | None = None, **options: Any) -> RedisBreakerState:
         """The budget store's URL form: `redis://[user:password@]host:port/db?prefix=tenant`."""
-        parsed = urlparse(url)
-        query = parse_qs(parsed.query)
-        prefix = prefix or query.pop("prefix", ["fiscus"])[0]
-        rest = "&".join(f"{k}={v}" for k, values in query.items() for v in values)
-        where = f"redis at {parsed.hostname or 'localhost'}:{parsed.port or 6379}{parsed.path or ''}"
-        try:
-            client = redis.Redis.from_url(parsed._replace(query=rest).geturl(), **options)
-        except (ValueError, RedisError) as exc:
-            raise StoreError(f"breaker state URL {url!r}: {exc}") from None
-        return cls(client, prefix=prefix, where=where)
+        client, parts = redis_client(url, "breaker state", prefix, **options)
+        return cls(client, prefix=parts.prefix, where=parts.where)
 
     def save(self, record: BreakerRecord) -> bool:
         try:

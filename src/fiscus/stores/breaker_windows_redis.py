@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import parse_qs, urlparse
 
 import redis
 from redis.exceptions import RedisError
 
 from fiscus.errors import StoreError
 from fiscus.guards.windows import BUCKET_S, BreakerWindows, Delta, Horizon, Totals
+from fiscus.stores.redis_url import hash_tag, redis_client
 
 # KEYS: per scope its spend hash then its calls hash. ARGV: hour, oldest hour, bucket, oldest bucket, spend
 # ttl, calls ttl, then per scope: spend nanos, calls, failures. Returns per scope its two hashes as flat lists.
@@ -64,7 +64,7 @@ return out
 class RedisBreakerWindows(BreakerWindows):
     def __init__(self, client: redis.Redis, *, prefix: str = "fiscus", where: str = "redis") -> None:
         self._client = client
-        self._tag = "{" + prefix + "}" if "{" not in prefix else prefix
+        self._tag = hash_tag(prefix)
         self._where = where
         self._exchange = client.register_script(_EXCHANGE)
         self.url = where
@@ -72,16 +72,8 @@ class RedisBreakerWindows(BreakerWindows):
     @classmethod
     def from_url(cls, url: str, *, prefix: str | None = None, **options: Any) -> RedisBreakerWindows:
         """The budget store's URL form: `redis://[user:password@]host:port/db?prefix=tenant`."""
-        parsed = urlparse(url)
-        query = parse_qs(parsed.query)
-        prefix = prefix or query.pop("prefix", ["fiscus"])[0]
-        rest = "&".join(f"{k}={v}" for k, values in query.items() for v in values)
-        where = f"redis at {parsed.hostname or 'localhost'}:{parsed.port or 6379}{parsed.path or ''}"
-        try:
-            client = redis.Redis.from_url(parsed._replace(query=rest).geturl(), **options)
-        except (ValueError, RedisError) as exc:
-            raise StoreError(f"breaker windows URL {url!r}: {exc}") from None
-        return cls(client, prefix=prefix, where=where)
+        client, parts = redis_client(url, "breaker windows", prefix, **options)
+        return cls(client, prefix=parts.prefix, where=parts.where)
 
     def _key(self, kind: str, scope: str) -> str:
         return f"{self._tag}:bw:{kind}:{scope}"

@@ -7,13 +7,13 @@ write. One swap is one EVALSHA: compare the versions, write and set the expiry, 
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qs, urlparse
 
 import redis
 from redis.exceptions import RedisError
 
 from fiscus.errors import StoreError
 from fiscus.guards.loop_state import Held, LoopStateStore
+from fiscus.stores.redis_url import hash_tag, redis_client
 
 # KEYS: the records. ARGV: the expiry in ms, then per record the version the caller's copy is and the new state.
 # Returns nothing when all were stored, else per record {held version, held state} (0 and none when none is held).
@@ -37,7 +37,7 @@ return false
 class RedisLoopState(LoopStateStore):
     def __init__(self, client: redis.Redis, *, prefix: str = "fiscus", where: str = "redis") -> None:
         self._client = client
-        self._tag = "{" + prefix + "}" if "{" not in prefix else prefix
+        self._tag = hash_tag(prefix)
         self._where = where
         self._swap = client.register_script(_SWAP)
         self.url = where
@@ -45,16 +45,8 @@ class RedisLoopState(LoopStateStore):
     @classmethod
     def from_url(cls, url: str, *, prefix: str | None = None, **options: Any) -> RedisLoopState:
         """The budget store's URL form: `redis://[user:password@]host:port/db?prefix=tenant`."""
-        parsed = urlparse(url)
-        query = parse_qs(parsed.query)
-        prefix = prefix or query.pop("prefix", ["fiscus"])[0]
-        rest = "&".join(f"{k}={v}" for k, values in query.items() for v in values)
-        where = f"redis at {parsed.hostname or 'localhost'}:{parsed.port or 6379}{parsed.path or ''}"
-        try:
-            client = redis.Redis.from_url(parsed._replace(query=rest).geturl(), **options)
-        except (ValueError, RedisError) as exc:
-            raise StoreError(f"loop state URL {url!r}: {exc}") from None
-        return cls(client, prefix=prefix, where=where)
+        client, parts = redis_client(url, "loop state", prefix, **options)
+        return cls(client, prefix=parts.prefix, where=parts.where)
 
     def swap(self, records: list[tuple[str, int, bytes]], ttl_s: float) -> dict[str, Held] | None:
         args: list[Any] = [max(int(ttl_s * 1000), 1)]

@@ -40,7 +40,6 @@ from __future__ import annotations
 import asyncio
 import struct
 from typing import Any
-from urllib.parse import parse_qs, urlparse
 
 import redis
 import redis.asyncio
@@ -56,6 +55,7 @@ from fiscus.stores.redis_channel import ScriptChannel, bulk, usable
 from fiscus.stores.redis_coalesce import OpCoalescer
 from fiscus.stores.redis_marker import MAX_EXACT, Marker, MarkerMethods
 from fiscus.stores.redis_scripts import ATTEMPTS, LAYOUT, Call, Op, Scripts, call, single
+from fiscus.stores.redis_url import hash_tag, parse_redis_url
 
 FULL_REAP_BATCH = 1000  # per script call in `reap`, repeated until done
 LIST_BATCH = 1000  # index entries per script call when listing keys
@@ -106,7 +106,7 @@ class RedisStore(MarkerMethods, BudgetStore):
         self._client = client
         self._aclient = aclient
         self._where = where
-        tag = "{" + prefix + "}" if "{" not in prefix else prefix
+        tag = hash_tag(prefix)
         base = f"{tag}:{LAYOUT}:"
         self._leases = f"{base}leases"
         self._counter_prefix = f"{base}c:"
@@ -148,12 +148,8 @@ class RedisStore(MarkerMethods, BudgetStore):
                 f"Redis store: pool_size must be >= 1, pool_wait_s and timeout_s > 0, not "
                 f"{pool_size}, {pool_wait_s}, {timeout_s}"
             )
-        parsed = urlparse(url)
-        query = parse_qs(parsed.query)
-        prefix = prefix or query.pop("prefix", ["fiscus"])[0]
-        rest = "&".join(f"{k}={v}" for k, values in query.items() for v in values)
-        client_url = parsed._replace(query=rest).geturl()
-        where = f"redis at {parsed.hostname or 'localhost'}:{parsed.port or 6379}{parsed.path or ''}"
+        parts = parse_redis_url(url, prefix)
+        client_url, prefix, where = parts.client_url, parts.prefix, parts.where
         try:
             timeouts = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s}
             pool = redis.BlockingConnectionPool.from_url(

@@ -5,12 +5,12 @@ writes the entry. Every key carries the hash tag `{prefix}`, so a namespace live
 from __future__ import annotations
 
 import time
-from urllib.parse import parse_qs, urlparse
 
 import redis
 from redis.exceptions import RedisError
 
 from fiscus.errors import StoreError
+from fiscus.stores.redis_url import hash_tag, redis_client
 from fiscus.stores.response_cache import ResponseCacheStore
 
 # KEYS: entry, index. ARGV: value, expires_ms, ttl_ms, now_ms, max_entries, member, entry key prefix.
@@ -32,23 +32,15 @@ return 1
 class RedisResponseCache(ResponseCacheStore):
     def __init__(self, client: redis.Redis, *, prefix: str = "fiscus", where: str = "redis") -> None:
         self._client = client
-        tag = "{" + prefix + "}" if "{" not in prefix else prefix
+        tag = hash_tag(prefix)
         self._base = f"{tag}:rc:"
         self._where = where
         self._put = client.register_script(_PUT)
 
     @classmethod
     def from_url(cls, url: str) -> RedisResponseCache:
-        parsed = urlparse(url)
-        query = parse_qs(parsed.query)
-        prefix = query.pop("prefix", ["fiscus"])[0]
-        rest = "&".join(f"{k}={v}" for k, values in query.items() for v in values)
-        where = f"redis at {parsed.hostname or 'localhost'}:{parsed.port or 6379}{parsed.path or ''}"
-        try:
-            client = redis.Redis.from_url(parsed._replace(query=rest).geturl())
-        except (ValueError, RedisError) as exc:
-            raise StoreError(f"Redis response cache URL {url!r}: {exc}") from exc
-        return cls(client, prefix=prefix, where=where)
+        client, parts = redis_client(url, "Redis response cache")
+        return cls(client, prefix=parts.prefix, where=parts.where)
 
     def _entry(self, namespace: str, key: str) -> str:
         return f"{self._base}{namespace}:e:{key}"
