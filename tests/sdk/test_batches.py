@@ -1,7 +1,7 @@
 """Batches through wrapped official clients against the emulator, governed as the gateway governs them: the
-worst case reserved at batch prices on create, each result one event at the batch price when the results are read
-(OpenAI: the output file's content after retrieve shows the batch completed; Anthropic: results), never twice;
-a batch that does not fit refused with the gateway's words and one blocked event; a cancelled batch releases all."""
+worst case reserved at batch prices on create, each result one event at the batch price once the batch has ended
+(settled on the retrieve that sees it ended, whether or not the results are ever read), never twice; a batch
+that does not fit refused with the gateway's words and one blocked event; a cancelled batch releases all."""
 
 from __future__ import annotations
 
@@ -53,7 +53,9 @@ def until(poll: Any, done: Any) -> Any:
         time.sleep(0.05)
 
 
-def test_openai_batch_reserved_at_create_and_settled_when_its_output_is_read(governed, openai_client) -> None:
+def test_openai_batch_reserved_at_create_and_settled_on_the_retrieve_that_sees_it_completed(
+    governed, openai_client
+) -> None:
     governor, ledger, _, breakers = governed(DAY)
     client = fiscus.wrap(openai_client, governor=governor, breakers=breakers, team="growth", agent="nightly")
     file_id = client.files.create(file=("in.jsonl", jsonl(3)), purpose="batch").id
@@ -67,7 +69,8 @@ def test_openai_batch_reserved_at_create_and_settled_when_its_output_is_read(gov
     assert reserved(governor) == math.ceil(worst * 10**9) > 0
 
     done = until(lambda: client.batches.retrieve(batch.id), lambda b: b.status == "completed")
-    assert done.status == "completed" and ledger.events == [] and reserved(governor) > 0  # nothing read yet
+    # Settled on that retrieve, reading the output file through the client: the results need not be read.
+    assert done.status == "completed" and len(ledger.events) == 3 and reserved(governor) == 0
     content = client.files.content(done.output_file_id)
     reported = {
         line["custom_id"]: line["response"]["body"]["usage"]
@@ -122,11 +125,12 @@ def test_a_cancelled_openai_batch_releases_its_reservation(governed, openai_clie
         extra_headers={"x-emulator-batch-delay-ms": "60000"},
     )
     assert reserved(governor) > 0
-    client.batches.cancel(slow.id)
-    until(lambda: client.batches.retrieve(slow.id), lambda b: b.status == "cancelled")
+    assert client.batches.cancel(slow.id).status == "cancelling"  # the provider's own answer, handed back
+    # Settled within the cancel: one retrieve after it saw the batch ended, nothing had run.
     assert len(ledger.events) == 4
     assert all(e.status is CallStatus.ERROR and e.cost.total == 0 for e in ledger.events)
     assert reserved(governor) == 0 and spent(governor) == 0
+    assert client.batches.retrieve(slow.id).status == "cancelled" and len(ledger.events) == 4
 
 
 def test_bad_batch_input_is_one_readable_error(governed, openai_client, anthropic_client) -> None:
@@ -145,7 +149,7 @@ def test_bad_batch_input_is_one_readable_error(governed, openai_client, anthropi
     assert ledger.events == [] and reserved(governor) == 0
 
 
-def test_anthropic_batch_settled_once_when_its_results_are_read(governed, anthropic_client) -> None:
+def test_anthropic_batch_settled_once_on_the_retrieve_that_sees_it_ended(governed, anthropic_client) -> None:
     governor, ledger, _, breakers = governed(DAY)
     client = fiscus.wrap(anthropic_client, governor=governor, breakers=breakers, team="growth")
     requests = [
@@ -156,7 +160,7 @@ def test_anthropic_batch_settled_once_when_its_results_are_read(governed, anthro
     batch = client.messages.batches.create(requests=requests)  # type: ignore[arg-type]
     assert batch.processing_status == "in_progress" and reserved(governor) > 0
     until(lambda: client.messages.batches.retrieve(batch.id), lambda b: b.processing_status == "ended")
-    assert ledger.events == []  # succeeded requests: priced when their results are read
+    assert len(ledger.events) == 3 and reserved(governor) == 0  # settled there, reading the results itself
     results = {item.custom_id: item.result for item in client.messages.batches.results(batch.id)}
     assert set(results) == {"h1", "h2", "s1"} and all(r.type == "succeeded" for r in results.values())
     events = {e.tags["custom_id"]: e for e in ledger.events}
@@ -183,13 +187,12 @@ def test_async_anthropic_batches_settle_and_a_cancelled_one_releases(governed, a
             extra_headers={"x-emulator-batch-delay-ms": "60000"},
         )
         await client.messages.batches.cancel(slow.id)
-        for batch_id in (batch.id, slow.id):
-            while (await client.messages.batches.retrieve(batch_id)).processing_status != "ended":
-                await asyncio.sleep(0.05)
-        # The cancelled batch ran nothing: settled on the retrieve that saw it ended.
+        # The cancelled batch ran nothing: settled within the cancel (a retrieve after it saw it ended).
         cancelled = [e for e in ledger.events if e.tags["batch"] == slow.id]
         assert len(cancelled) == 3 and all(e.status is CallStatus.ERROR and e.cost.total == 0 for e in cancelled)
         assert all("canceled" in (e.error or "") for e in cancelled)
+        while (await client.messages.batches.retrieve(batch.id)).processing_status != "ended":
+            await asyncio.sleep(0.05)
         items = [item async for item in await client.messages.batches.results(batch.id)]
         assert [item.custom_id for item in items] == ["a"]
 
@@ -199,7 +202,7 @@ def test_async_anthropic_batches_settle_and_a_cancelled_one_releases(governed, a
     assert reserved(governor) == 0 and spent(governor) == to_nanos(answered.cost.total)
 
 
-def test_async_openai_batch_settles_on_reading_its_output(governed, async_openai_client) -> None:
+def test_async_openai_batch_settles_on_the_retrieve_that_sees_it_completed(governed, async_openai_client) -> None:
     governor, ledger, _, breakers = governed(DAY)
     client = fiscus.wrap(async_openai_client, governor=governor, breakers=breakers, team="growth")
 
@@ -210,6 +213,7 @@ def test_async_openai_batch_settles_on_reading_its_output(governed, async_openai
         )
         while (done := await client.batches.retrieve(batch.id)).status != "completed":
             await asyncio.sleep(0.05)
+        assert len(ledger.events) == 2
         return (await client.files.content(done.output_file_id)).content
 
     content = asyncio.run(scenario())
@@ -233,7 +237,6 @@ def test_a_batch_is_kept_in_the_configs_keys_database(tmp_path: Path, emulator_u
         assert record is not None and not record.settled and record.request_count == 1
         assert record.groups[0].reservation is not None and record.attribution.team == "growth"
         until(lambda: client.messages.batches.retrieve(batch.id), lambda b: b.processing_status == "ended")
-        list(client.messages.batches.results(batch.id))
         settled = kept.get(batch.id)
         assert settled is not None and settled.settled
     finally:

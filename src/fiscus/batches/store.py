@@ -2,7 +2,8 @@
 are whose — in the key store's database (`keys:`, SQLite or PostgreSQL), so every gateway worker, a restarted
 gateway, or another process wrapping a client over the same config can settle a batch another one submitted.
 The one part of `fiscus.batches` that does I/O. Each door has its tables (`prefix`): the gateway's batches are
-settled with the gateway's provider credentials, the SDK's through the client that reads their results."""
+settled with the gateway's provider credentials, the SDK's through the client that sees them ended or by
+`fiscus batches settle` with the config's."""
 
 from __future__ import annotations
 

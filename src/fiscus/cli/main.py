@@ -34,6 +34,7 @@ _COMMAND_MODULES = (
     "alerts",
     "keys",
     "overrides",
+    "batches",
     "serve",
     "emulate",
     "demo",

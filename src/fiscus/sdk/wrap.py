@@ -10,7 +10,7 @@ from typing import Any
 from fiscus.errors import FiscusError
 from fiscus.guards.loops import LoopConfig
 from fiscus.guards.registry import BreakerRegistry
-from fiscus.sdk.batches import BatchBook
+from fiscus.sdk.batches import BatchBook, as_json, raw_json
 from fiscus.sdk.calls import (
     ANTHROPIC_MESSAGES,
     OPENAI_CHAT,
@@ -102,26 +102,73 @@ def _wrap_openai(client: Any, gate: Gate, is_async: bool) -> _Proxy:
     completions = _resource(gate, OPENAI_CHAT, client.chat.completions, client, is_async)
     chat = _set(_Proxy(client.chat), completions=completions)
     responses = _resource(gate, OPENAI_RESPONSES, client.responses, client, is_async)
-    book = _book(gate)
-    batches, files = client.batches, client.files
-    governed_batches = _set(
-        _Proxy(batches),
-        create=book.governed(is_async, lambda **kw: book.openai_create(batches.create, files.content, kw)),
-        retrieve=book.governed(
-            is_async, lambda batch_id, **kw: book.openai_retrieve(batches.retrieve, files.content, batch_id, kw)
-        ),
-    )
-    governed_files = _set(
-        _Proxy(files),
-        content=book.governed(is_async, lambda file_id, **kw: book.openai_content(files.content, file_id, kw)),
-    )
-    return _set(
-        _Proxy(client), chat=chat, responses=responses, batches=governed_batches, files=governed_files, fiscus_gate=gate
-    )
+    governed_batches = _openai_batches(_book(gate), client.batches, client.files, is_async)
+    return _set(_Proxy(client), chat=chat, responses=responses, batches=governed_batches, fiscus_gate=gate)
 
 
 def _book(gate: Gate) -> BatchBook:
     return BatchBook(gate, lambda: batch_store_for(gate.governor))
+
+
+def _unstreamed(name: str) -> Callable[..., Any]:
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise FiscusError(
+            f"fiscus: {name}.with_streaming_response.create is not governed; use create or with_raw_response.create"
+        )
+
+    return refuse
+
+
+def _openai_batches(book: BatchBook, batches: Any, files: Any, is_async: bool) -> _Proxy:
+    """`client.batches`: create, retrieve and cancel governed, plain and `with_raw_response` (see
+    `fiscus.sdk.batches`); list passes through."""
+    raw, content = batches.with_raw_response, files.content
+
+    def methods(on: Any, parse: Any) -> dict[str, Any]:
+        return {
+            "create": book.governed(is_async, lambda **kw: book.openai_create(on.create, content, kw, parse)),
+            "retrieve": book.governed(
+                is_async, lambda batch_id, **kw: book.openai_retrieve(on.retrieve, content, batch_id, kw, parse)
+            ),
+            "cancel": book.governed(
+                is_async,
+                lambda batch_id, **kw: book.openai_cancel(on.cancel, batches.retrieve, content, batch_id, kw, parse),
+            ),
+        }
+
+    streaming = _set(_Proxy(batches.with_streaming_response), create=_unstreamed("batches"))
+    raw_proxy = _set(_Proxy(raw), **methods(raw, raw_json))
+    return _set(
+        _Proxy(batches), **methods(batches, as_json), with_raw_response=raw_proxy, with_streaming_response=streaming
+    )
+
+
+def _anthropic_batches(book: BatchBook, batches: Any, is_async: bool) -> _Proxy:
+    """`client.messages.batches`: create, retrieve, cancel and results governed, plain and `with_raw_response`
+    (results read raw pass through); list and delete pass through."""
+    raw, results = batches.with_raw_response, batches.results
+
+    def methods(on: Any, parse: Any) -> dict[str, Any]:
+        return {
+            "create": book.governed(is_async, lambda **kw: book.anthropic_create(on.create, kw, parse)),
+            "retrieve": book.governed(
+                is_async, lambda batch_id, **kw: book.anthropic_retrieve(on.retrieve, results, batch_id, kw, parse)
+            ),
+            "cancel": book.governed(
+                is_async,
+                lambda batch_id, **kw: book.anthropic_cancel(on.cancel, batches.retrieve, results, batch_id, kw, parse),
+            ),
+        }
+
+    streaming = _set(_Proxy(batches.with_streaming_response), create=_unstreamed("messages.batches"))
+    raw_proxy = _set(_Proxy(raw), **methods(raw, raw_json))
+    return _set(
+        _Proxy(batches),
+        **methods(batches, as_json),
+        results=book.governed(is_async, lambda batch_id, **kw: book.anthropic_results(results, batch_id, kw)),
+        with_raw_response=raw_proxy,
+        with_streaming_response=streaming,
+    )
 
 
 def _wrap_anthropic(client: Any, gate: Gate, is_async: bool) -> _Proxy:
@@ -142,15 +189,7 @@ def _wrap_anthropic(client: Any, gate: Gate, is_async: bool) -> _Proxy:
 
     raw = _raw(gate, ANTHROPIC_MESSAGES, messages, client, is_async)
     streaming = _streaming(gate, ANTHROPIC_MESSAGES, messages, client, is_async)
-    book, batches = _book(gate), messages.batches
-    governed_batches = _set(
-        _Proxy(batches),
-        create=book.governed(is_async, lambda **kw: book.anthropic_create(batches.create, kw)),
-        retrieve=book.governed(
-            is_async, lambda batch_id, **kw: book.anthropic_retrieve(batches.retrieve, batches.results, batch_id, kw)
-        ),
-        results=book.governed(is_async, lambda batch_id, **kw: book.anthropic_results(batches.results, batch_id, kw)),
-    )
+    governed_batches = _anthropic_batches(_book(gate), messages.batches, is_async)
     governed = _set(
         _Proxy(messages),
         create=create,
