@@ -3,10 +3,11 @@ events, in the same run, on SQLite and PostgreSQL. Prints each query's time both
 two answers are identical.
 
 The ledger is generated straight into the database (executemany in large transactions for SQLite, COPY for
-PostgreSQL), through the ledger's own row encoders, audit-chain links and rollup deltas, so it is the ledger that
-`Ledger.append` would have built, only faster to make. The traffic is shaped like a deployment's: agents that
-belong to one team and workflow, sessions of 5–40 calls for one tenant and user, a primary and a fallback model
-per agent, an outcome on a session's last call, a few errors and refusals.
+PostgreSQL), through the ledger's own row encoders, audit-chain links and rollup deltas (the case summary built as
+its migration builds it), so it is the ledger that `Ledger.append` would have built, only faster to make. The
+traffic is shaped like a deployment's: agents that belong to one team and workflow, sessions of 5–40 calls for one
+tenant and user, a primary and a fallback model per agent, an outcome on a session's last call, a few errors and
+refusals.
 
     .venv/bin/python bench/ledger_scale.py [--events 10000000] [--days 90] [--backends sqlite,postgres]
         [--sqlite-path /tmp/fiscus-scale.db] [--postgres-url postgresql://postgres@127.0.0.1:5432/test] [--schema S]
@@ -68,6 +69,7 @@ from fiscus.ledger.sessions import SESSION_COLUMNS, SESSION_TABLE, SessionDelta,
 from fiscus.pricing.cost import Cost
 from fiscus.usage.model import Usage
 from scale_queries import checks  # bench/ is on the path when a bench runs
+from scale_sql_load import fill_case_summary
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 # agent → (team, workflow, task_class, primary model, fallback model)
@@ -207,6 +209,7 @@ class SqliteLoader(Loader):
         from fiscus.ledger.sqlite import INSERT, UPSERT_HEAD, _money_add
 
         super().__init__()
+        self.path = path
         path.unlink(missing_ok=True)
         open_ledger(f"sqlite:///{path}").close()  # the schema, every migration
         self.insert, self.head_sql = INSERT, UPSERT_HEAD
@@ -239,6 +242,7 @@ class SqliteLoader(Loader):
         self.conn.execute("COMMIT")
         self.conn.execute("ANALYZE")
         self.conn.close()
+        fill_case_summary(f"sqlite:///{self.path}")
 
 
 class PostgresLoader(Loader):
@@ -250,6 +254,7 @@ class PostgresLoader(Loader):
         from fiscus.ledger.postgres import COPY_DIRECT, PostgresLedger
 
         super().__init__()
+        self.url = url
         PostgresLedger(url).close()
         self.copy_sql = COPY_DIRECT
         self.conn = psycopg.connect(url, autocommit=True)
@@ -278,6 +283,7 @@ class PostgresLoader(Loader):
                                                                                                head.hash))  # fmt: skip
         self.conn.execute("ANALYZE")
         self.conn.close()
+        fill_case_summary(self.url)
 
 
 def load(loaders: list[Loader], n: int, days: int) -> None:

@@ -1,6 +1,6 @@
-"""Generate the 10M-event ledger inside the database (`bench/ledger_scale.py --sql-load`): SQL writes the
-events from a row number (a recursive CTE in SQLite, generate_series in PostgreSQL) and then builds the spend
-and session rollups from them with GROUP BY, so a busy machine loads 10M events in minutes, not hours.
+"""Generate the 10M-event ledger inside the database (`bench/ledger_scale.py --sql-load`): SQL writes the events from a
+row number (a recursive CTE in SQLite, generate_series in PostgreSQL) and then builds the spend and session rollups
+and the case summary from them with GROUP BY, so a busy machine loads 10M events in minutes, not hours.
 
 The traffic has the Python generator's shape — ten agents with their team, workflow, task class and a primary and
 fallback model, sessions of 22 calls for one tenant and user, an outcome on a session's last call, 3 % errors
@@ -173,6 +173,17 @@ def load_sqlite(path: Path, n: int, days: int) -> None:
         "SUM(input_tokens + cache_read_tokens + cache_write_5m_tokens + cache_write_1h_tokens + output_tokens) AS tk, "
         f"MIN(ts) AS f, SUM({total}) AS pt FROM cost_events GROUP BY 1, 2, {skeys})"
     )  # fmt: skip
+    # The case summary as migration 10 builds it, with the cost summed natively as the rollups above are.
+    (fill,) = (s for m in migrations("sqlite") if m.version == 10 for s in m.statements if "GROUP BY session" in s)
+    cost = f"SUM({total})"
+    native = fill.replace(
+        "label, mixed, cost_usd)", "label, mixed, cost_usd, cost_usd_hi, cost_usd_lo, exact)"
+    ).replace(
+        "fiscus_cost_sum(input_usd, cache_read_usd, cache_write_5m_usd, cache_write_1h_usd, output_usd, tools_usd)",
+        f"{text.format(v=cost)}, {limb.format(v=cost)}, 1",
+    )
+    assert native.count("cost_usd_hi") == 1 and "fiscus_" not in native, "migration 10 changed: update the bench"
+    conn.execute(native)
     conn.execute("COMMIT")
     conn.execute("ANALYZE")
     conn.close()
@@ -220,3 +231,22 @@ def load_postgres(url: str, n: int, days: int) -> None:
     conn.execute(fill)
     conn.execute("ANALYZE")
     conn.close()
+    fill_case_summary(url)
+
+
+def fill_case_summary(url: str) -> None:
+    """Build the case summary from the loaded events exactly as migration 10 builds it from stored events (through
+    the ledger's own connection: SQLite's fill uses the exact-sum functions the ledger registers)."""
+    backend = "sqlite" if url.startswith("sqlite") else "postgres"
+    (migration,) = (m for m in migrations(backend) if m.version == 10)
+    fill = [*(s for s in migration.statements if not s.startswith("CREATE")), "ANALYZE case_summary"]
+    t0 = time.perf_counter()
+    with open_ledger(url) as ledger:
+        if backend == "sqlite":
+            conn = ledger._conn  # type: ignore[attr-defined]
+            for statement in fill:
+                conn.execute(statement)
+        else:
+            for statement in fill:
+                ledger._run(lambda c, s=statement: c.execute(s))  # type: ignore[attr-defined]
+    print(f"  case summary of {backend} built in {time.perf_counter() - t0:,.0f} s", flush=True)

@@ -145,10 +145,12 @@ def test_a_ledger_from_before_months_and_sessions_gets_them_on_open(ledger_url: 
 
 
 def _back_to_version_6(url: str) -> None:
-    """The ledger as schema 6 left it: daily and hourly rollups only, no session rollup, no later index."""
+    """The ledger as schema 6 left it: daily and hourly rollups only, no session rollup, no later index
+    nor case summary."""
     statements = [
         "DELETE FROM spend_rollup WHERE grain = 'm'",
         "DROP TABLE session_rollup",
+        "DROP TABLE case_summary",
         "DROP INDEX cost_events_single_calls",
         "DROP INDEX cost_events_degraded_ts",
         "DELETE FROM schema_version WHERE version >= 7",

@@ -1,6 +1,7 @@
-"""The per-case aggregates (`fiscus.ledger.cases`) as one SQL query each, over the session rollup's whole hours
-and the events of the minutes at either end of the window, so a report reads a few rows per group, not a row per
-session: sessions are summed, ranked with window functions and counted inside the database.
+"""The per-case aggregates (`fiscus.ledger.cases`) as one SQL query each: a session wholly inside the window
+whose calls share one attribution is its case summary row (`fiscus.ledger.case_summary`); the few others, and
+the calls outside sessions, are read from the session rollup's whole hours and the events of the minutes at
+either end of the window. Sessions are summed, ranked with window functions and counted inside the database.
 
 Money stays exact: NUMERIC in PostgreSQL; integer limbs in SQLite (`fiscus.ledger.limbs`), carried per case so
 costs order correctly. A case with an amount that has no limbs (more than 18 decimals) makes the query answer
@@ -15,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from fiscus.ledger.base import MONEY_CONTEXT, SpendQuery
+from fiscus.ledger.case_summary import SPAN_SQL, SUMMARY_TABLE, Plan, plan
 from fiscus.ledger.cases import (
     CaseRanks,
     CaseTally,
@@ -68,9 +70,22 @@ class CaseQueries:
     dialect: Any
     fetch: Callable[[str, Sequence[Any]], list[Sequence[Any]]]
 
-    def _source(self, query: SpendQuery, extra: tuple[str, Sequence[Any]] = ("", ())) -> tuple[str, list[Any]]:
+    def _plan(self, query: SpendQuery) -> Plan | None:
+        """Which sessions of `query`'s window its summary rows answer for (`fiscus.ledger.case_summary`)."""
+        (span,) = self.fetch(SPAN_SQL, ())[0]
+        return plan(query, self.dialect.placeholder, int(span))
+
+    def _inside(self, query: SpendQuery, at: Plan, cells: Sequence[str]) -> str:
+        """SELECT `cells` (k… and the rest) per session the summary answers for; k… are `query.by`'s columns."""
+        keys = [f'"{k}" AS k{i}' for i, k in enumerate(query.by)]
+        return f"SELECT {_join(*keys, *cells)} FROM {SUMMARY_TABLE} WHERE {at.inside}"
+
+    def _source(
+        self, query: SpendQuery, extra: tuple[str, Sequence[Any]] = ("", ()), at: Plan | None = None
+    ) -> tuple[str, list[Any]]:
         """SELECTs (UNION ALL) of (k…, s, o, n, t, f, cost cells, x) per session rollup row or event in the window:
-        keys `query.by`, session ('': none), outcome, calls, tokens, first call (µs)."""
+        keys `query.by`, session ('': none), outcome, calls, tokens, first call (µs). With a plan `at`: only the
+        calls outside sessions and those of its odd sessions (the summary answers for the rest)."""
         m, p = self.case_dialect, self.dialect.placeholder
         selects: list[str] = []
         params: list[Any] = []
@@ -101,6 +116,10 @@ class CaseQueries:
             if cond:
                 conds.append(cond)
                 params.extend(extra_params)
+            if at is not None:
+                alone = "session IS NULL" if span.grain is None else "session = ''"
+                conds.append(f"({alone} OR session IN ({at.odd}))")
+                params.extend(at.odd_params)
             where = f" WHERE {' AND '.join(conds)}" if conds else ""
             selects.append(f"SELECT {', '.join(cells)} FROM {table}{where}")
         return " UNION ALL ".join(selects), params
@@ -127,7 +146,8 @@ class CaseQueries:
         if scan or not covers_sessions(query):
             return tallies_from(self, query, scan=scan)  # type: ignore[arg-type]
         m = self.case_dialect
-        src, params = self._source(query)
+        at = self._plan(query)
+        src, params = self._source(query, at=at)
         k = _keys(query.by)
         kc = [f"{c}{m.collate}" for c in k]
         recorded = (
@@ -154,6 +174,14 @@ class CaseQueries:
             f"UNION ALL SELECT {_join(*k, 'o', 'SUM(n)', m.raw_sums(), 'MIN(x)')} FROM src WHERE s = '' "
             f"GROUP BY {_join(*k, 'o')}"
         )
+        if at is not None:  # a session of the summary is one row: its outcome, the recorded one first
+            label = "CASE WHEN recorded <> '' THEN recorded ELSE label END AS o"
+            summary = self._inside(query, at, [label, m.rollup])
+            sql += (
+                f" UNION ALL SELECT {_join(*k, 'o', 'COUNT(*)', m.raw_sums(), 'MIN(x)')} FROM ({summary}) w "
+                f"GROUP BY {_join(*k, 'o')}"
+            )
+            params = [*params, *at.inside_params]
         rows = self.fetch(sql, params)
         width = len(k)
         if not self._exact(rows, -1):
@@ -180,7 +208,8 @@ class CaseQueries:
         if scan or not covers_sessions(query) or not sets:
             return ranks_from(self, query, sets, ranks, scan=scan, singles=singles)  # type: ignore[arg-type]
         m = self.case_dialect
-        src, params = self._source(query)
+        split = self._plan(query)
+        src, params = self._source(query, at=split)
         alone, more = self._singles(query)
         if not singles:
             alone = f"{alone} AND 1 = 0"  # the same shape and parameters, no rows
@@ -192,12 +221,17 @@ class CaseQueries:
             f"cases AS MATERIALIZED (SELECT {_join(*k, 's', '0 AS one', m.sums)} FROM src WHERE s <> '' "
             f"GROUP BY {_join(*k, 's')} UNION ALL SELECT {_join(*k, 's', '1', *m.cells, 'x')} FROM singles)"
         ]
+        if split is not None:  # a session of the summary is in one group of every set already: no grouping
+            parts.append(f"summ AS MATERIALIZED ({self._inside(query, split, [m.rollup])})")
+            more = [*more, *split.inside_params]
+        whole = " UNION ALL SELECT {keys} FROM summ" if split is not None else ""
         selects = []
         for i, keys in enumerate(sets):
             ki = [f"k{query.by.index(key)}" for key in keys]
             window = f"PARTITION BY {', '.join(ki)}" if ki else ""
             parts.append(
-                f"c{i} AS (SELECT {_join(*ki, m.sums)} FROM cases GROUP BY {_join(*ki, 's', 'one')}), "
+                f"c{i} AS (SELECT {_join(*ki, m.sums)} FROM cases GROUP BY {_join(*ki, 's', 'one')}"
+                f"{whole.format(keys=_join(*ki, *m.cells, 'x'))}), "
                 f"r{i} AS (SELECT {_join(*ki, *m.cells)}, ROW_NUMBER() OVER ({window} ORDER BY {m.order()}) AS rn, "
                 f"COUNT(*) OVER ({window}) AS cnt, MIN(x) OVER ({window}) AS xx FROM c{i})"
             )
@@ -224,8 +258,14 @@ class CaseQueries:
         if scan or not covers_sessions(query) or len(query.by) != 1:
             return runs_from(self, query, ranks, scan=scan)  # type: ignore[arg-type]
         m = self.case_dialect
-        src, params = self._source(query)
+        split = self._plan(query)
+        src, params = self._source(query, at=split)
         singles, more = self._singles(query)
+        summary = ""
+        if split is not None:  # a session of the summary is a run as is
+            inside = self._inside(query, split, ["calls AS n", "tokens AS t", m.rollup])
+            summary = f" UNION ALL SELECT k0, n, t, {', '.join(m.cells)}, x FROM ({inside}) w"
+            more = [*more, *split.inside_params]
         at = _join(*(r.sql("cnt") for r in ranks))
         pw = "PARTITION BY k0"
         totals = ", ".join(f"SUM({c}) OVER ({pw}) AS tot_{c}" for c in m.cells)
@@ -236,7 +276,7 @@ class CaseQueries:
             f"firsts AS (SELECT s, k0, ROW_NUMBER() OVER (PARTITION BY s ORDER BY f, k0{m.collate}) AS rn FROM parts), "
             f"runs AS (SELECT fi.k0 AS k0, SUM(p.n) AS n, SUM(p.t) AS t, {m.sums} FROM parts p JOIN firsts fi "
             f"ON fi.s = p.s AND fi.rn = 1 GROUP BY fi.k0, p.s UNION ALL SELECT k0, n, t, {', '.join(m.cells)}, x "
-            "FROM singles), "
+            f"FROM singles{summary}), "
             f"ranked AS (SELECT k0, n, t, {', '.join(m.cells)}, ROW_NUMBER() OVER ({pw} ORDER BY {m.order()}) AS rc, "
             f"ROW_NUMBER() OVER ({pw} ORDER BY t) AS rt, ROW_NUMBER() OVER ({pw} ORDER BY n) AS rk, "
             f"COUNT(*) OVER ({pw}) AS cnt, SUM(n) OVER ({pw}) AS calls, {totals}, MIN(x) OVER ({pw}) AS xx FROM runs) "

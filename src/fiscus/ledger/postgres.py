@@ -22,6 +22,7 @@ from fiscus.events.cost_event import CostEvent
 from fiscus.events.outcome_event import OutcomeRecorded
 from fiscus.events.policy_event import PolicyEvent
 from fiscus.ledger.case_sql import CaseDialect
+from fiscus.ledger.case_summary import SUMMARY_KEYS, recorded_upsert_sql, summary_rows, summary_upsert_sql
 from fiscus.ledger.chain import CHAIN_MIGRATION, LEGACY_CHAIN, ChainWriter, with_links
 from fiscus.ledger.migrations import migrations
 from fiscus.ledger.outcomes import insert_sql, outcome_row
@@ -98,6 +99,20 @@ UPSERT_SESSIONS = session_upsert_sql(
     "%s", "{a} + {b}", "LEAST({a}, {b})", source=f"SELECT * FROM unnest({', '.join(_SESSION_ARRAYS)})"
 )
 
+_SUMMARY_ARRAYS = (
+    ["%s::text[]"] + ["%s::bigint[]"] * 4 + ["%s::text[]"] * (len(SUMMARY_KEYS) + 1) + ["%s::int[]", "%s::numeric[]"]
+)
+UPSERT_SUMMARY = summary_upsert_sql(
+    "%s",
+    "{a} + {b}",
+    "LEAST({a}, {b})",
+    "GREATEST({a}, {b})",
+    source=f"SELECT * FROM unnest({', '.join(_SUMMARY_ARRAYS)})",
+)
+UPSERT_RECORDED = recorded_upsert_sql(
+    "session = ANY(%s)", "(EXTRACT(EPOCH FROM ts) * 1000000)::bigint", ' COLLATE "C"', "0"
+)
+
 
 def rollup_params(events: Sequence[CostEvent]) -> tuple[list[Any], ...]:
     """The batch's rollup rows as column arrays for `UPSERT_ROLLUP`."""
@@ -108,6 +123,12 @@ def rollup_params(events: Sequence[CostEvent]) -> tuple[list[Any], ...]:
 def session_params(events: Sequence[CostEvent]) -> tuple[list[Any], ...]:
     """The batch's session rollup rows as column arrays for `UPSERT_SESSIONS`."""
     return tuple(list(column) for column in zip(*session_rows(events), strict=True))
+
+
+def summary_params(events: Sequence[CostEvent]) -> tuple[list[Any], ...] | None:
+    """The batch's case summary rows as column arrays for `UPSERT_SUMMARY` (None: no call in a session)."""
+    rows = summary_rows(events)
+    return tuple(list(column) for column in zip(*rows, strict=True)) if rows else None
 
 
 InsertMethod = Literal["copy", "executemany"]
@@ -261,6 +282,9 @@ class PostgresLedger(SqlLedger):
                     cur.execute(UPSERT_HEAD, (head.chain, head.seq, head.hash))
                     cur.execute(UPSERT_ROLLUP, rollup_params(new))
                     cur.execute(UPSERT_SESSIONS, session_params(new))
+                    summary = summary_params(new)
+                    if summary is not None:
+                        cur.execute(UPSERT_SUMMARY, summary)
             except psycopg.errors.UniqueViolation:
                 continue
             self._chain.advance(head)
@@ -293,7 +317,9 @@ class PostgresLedger(SqlLedger):
         def write(conn: psycopg.Connection[Any]) -> int:
             with conn.transaction(), conn.cursor() as cur:
                 cur.executemany(INSERT_OUTCOME, rows)
-                return cur.rowcount
+                kept = cur.rowcount
+                cur.execute(UPSERT_RECORDED, (sorted({r.session for r in records}),))
+                return kept
 
         with self._lock:
             return int(self._run(write))

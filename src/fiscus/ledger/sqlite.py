@@ -21,10 +21,11 @@ from fiscus.events.outcome_event import OutcomeRecorded
 from fiscus.events.policy_event import PolicyEvent
 from fiscus.ledger.base import MONEY_CONTEXT, SpendQuery
 from fiscus.ledger.case_sql import CaseDialect
+from fiscus.ledger.case_summary import recorded_upsert_sql, summary_rows, summary_upsert_sql
 from fiscus.ledger.chain import CHAIN_MIGRATION, LEGACY_CHAIN, ChainWriter, with_links
 from fiscus.ledger.limbs import LO, add_text, from_limbs, limb_sums, limbs, row_limbs
 from fiscus.ledger.migrations import migrations
-from fiscus.ledger.outcomes import insert_sql, outcome_row
+from fiscus.ledger.outcomes import chunks, insert_sql, outcome_row
 from fiscus.ledger.rollup import COUNT_COLUMNS, ROLLUP_MIGRATION, ROLLUP_MONEY, deltas
 from fiscus.ledger.rows import COLUMNS, SAVINGS_COLUMNS, TABLE, event_from_row, from_micros, sqlite_row, to_micros
 from fiscus.ledger.sessions import session_rows, session_upsert_sql
@@ -123,6 +124,7 @@ _CASES = CaseDialect(
 )
 UPSERT_ROLLUP = rollup_upsert_sql(_DIALECT, limbs=True)
 UPSERT_SESSIONS = session_upsert_sql("?", "fiscus_money_add({a}, {b})", "min({a}, {b})", limbs=True)
+UPSERT_SUMMARY = summary_upsert_sql("?", "fiscus_money_add({a}, {b})", "min({a}, {b})", "max({a}, {b})", limbs=True)
 _MONEY_CELLS = len(ROLLUP_MONEY)
 _SAVINGS_CELLS = len(SAVINGS_COLUMNS)
 
@@ -141,6 +143,18 @@ def session_params(events: Sequence[CostEvent]) -> list[tuple[object, ...]]:
         parts, exact = row_limbs(row[-1:])
         out.append((*row[:-1], str(row[-1]), *parts, exact))
     return out
+
+
+def summary_params(events: Sequence[CostEvent]) -> list[tuple[object, ...]]:
+    out: list[tuple[object, ...]] = []
+    for row in summary_rows(events):
+        parts, exact = row_limbs(row[-1:])
+        out.append((*row[:-1], str(row[-1]), *parts, exact))
+    return out
+
+
+def _recorded_sql(count: int) -> str:
+    return recorded_upsert_sql(f"session IN ({', '.join('?' * count)})", "ts", "", "'0'")
 
 
 def _limb(amount: str, part: int) -> int | None:
@@ -323,6 +337,7 @@ class SqliteLedger(SqlLedger):
                         conn.execute(UPSERT_HEAD, (head.chain, head.seq, head.hash))
                         conn.executemany(UPSERT_ROLLUP, rollup_params(new))
                         conn.executemany(UPSERT_SESSIONS, session_params(new))
+                        conn.executemany(UPSERT_SUMMARY, summary_params(new))
                     conn.execute("COMMIT")
                 except BaseException:
                     conn.execute("ROLLBACK")
@@ -343,11 +358,14 @@ class SqliteLedger(SqlLedger):
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     conn.executemany(INSERT_OUTCOME, rows)
+                    kept = conn.total_changes - before
+                    for chunk in chunks(r.session for r in records):
+                        conn.execute(_recorded_sql(len(chunk)), chunk)
                     conn.execute("COMMIT")
                 except BaseException:
                     conn.execute("ROLLBACK")
                     raise
-                return conn.total_changes - before
+                return kept
             except sqlite3.Error as exc:
                 raise StoreError(f"ledger {self.url}: recording outcomes failed: {exc}") from None
 
