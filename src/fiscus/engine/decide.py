@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from fiscus.engine.decision import Action, BudgetReason, Decision, ThresholdHit
-from fiscus.engine.plan import RATE_SCALE, InputCase, Plan, PlanLine, Rates, instance_scope
+from fiscus.engine.plan import RATE_SCALE, SCALE_ONE, InputCase, Plan, PlanLine, Rates, instance_scope
 from fiscus.engine.ports import Counter
 from fiscus.engine.request import CallRequest
 from fiscus.meters import Amounts, Limits
@@ -106,6 +106,11 @@ def decide(
     max_tokens = plan.max_tokens
     floor_tokens = min(policy.min_output_tokens, plan.max_tokens)
     fallback = None if downgraded else policy.ladders.one_down(request.model)
+    # Whether an exact count of the input could let the call run as asked: the hard bound, not the estimate,
+    # is what does not fit on the requested model (judged before any downgrade).
+    countable = request.countable and not request.input_exact and not downgraded and compress_to is None
+    count_helps = False
+    margin = int((1 + policy.estimate_margin) * SCALE_ONE)
     restart = True
     while restart:
         restart = False
@@ -113,6 +118,8 @@ def decide(
             if a.overridden:
                 continue
             fit = _line_fit(plan, a.line, a.used, counters, rates, tokens_in)
+            if countable and fit < floor_tokens and model == request.model:
+                count_helps = count_helps or _estimate_fits(plan, a.line, a.used, rates, floor_tokens, margin)
             if fit >= floor_tokens:
                 max_tokens = min(max_tokens, fit)
                 continue
@@ -120,6 +127,8 @@ def decide(
             if budget.exhausted_override and a.override is not None:
                 a.overridden = True
                 continue
+            if count_helps:
+                return _count_first(plan, _reasons(assessed))
             if fallback is not None:
                 # The call does not fit at its model: one tier down may, before answering partially (never two).
                 model, downgraded, fallback = fallback, True, None
@@ -233,6 +242,30 @@ def _line_fit(
         return fit
     hn, ht, hr = _use(line.hold_keys, counters)
     return min(fit, _max_output(line.cap, hn, ht, hr, rates, calls, plan.hard_case(rates)))
+
+
+def _estimate_fits(plan: Plan, line: PlanLine, used: Amounts, rates: Rates, floor_tokens: int, margin: int) -> bool:
+    """Whether the call fits `line` with at least `floor_tokens` of output if its input is the calibrated
+    estimate without the policy's margin (`margin`, × SCALE_ONE): then an exact count may well let it run."""
+    case = plan.estimate_case(rates, scale=plan.scale * SCALE_ONE // margin)
+    return (
+        _max_output(line.cap, used.nanos, used.tokens, used.requests, rates, plan.request.calls, case) >= floor_tokens
+    )
+
+
+def _count_first(plan: Plan, reasons: tuple[BudgetReason, ...]) -> Decision:
+    """No verdict yet: the door is to count the input exactly and ask again. Nothing is reserved, announced or
+    refused on a bound that an exact count may shrink."""
+    request = plan.request
+    return Decision(  # refuses if a door ignored it: no model is called on what was not reserved
+        action=Action.BLOCK,
+        model=request.model,
+        requested_model=request.model,
+        max_tokens=0,
+        reasons=reasons,
+        message="the input's byte bound does not fit: count it exactly, then ask again",
+        count_helps=True,
+    )
 
 
 def reasons(plan: Plan, counters: Mapping[str, Counter]) -> tuple[BudgetReason, ...]:

@@ -108,6 +108,10 @@ class Decision:
     # The most the call can cost whatever the input estimate's error (hard input bound, full output cap), held
     # on the budgets' worst-case counters; None: `reserve` stands for it.
     hold: Amounts | None = None
+    # The input's hard bound (bytes, not the estimate) is what kept this call from running as asked on its
+    # model, and the door said it can have the provider count the input exactly (`CallRequest.countable`):
+    # admit again with that count (`usage.exact_count`). Such an admission reserved and announced nothing.
+    count_helps: bool = False
 
     @property
     def calls_model(self) -> bool:

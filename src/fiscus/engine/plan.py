@@ -192,12 +192,14 @@ class Plan:
     # shape, times 1 + the margin. The worst case (`hold`) never takes it.
     cost_scale: int = SCALE_ONE
 
-    def estimate_case(self, rates: Rates | None = None, tokens_in: int | None = None) -> InputCase:
+    def estimate_case(
+        self, rates: Rates | None = None, tokens_in: int | None = None, scale: int | None = None
+    ) -> InputCase:
         """The input the reservation covers: the counted input (or `tokens_in`, a compression target, in the
-        same units) times `scale`, cache writes only for the marked prefix at the TTL it asks for; never more
-        than the hard case."""
+        same units) times `scale` (the plan's own unless given), cache writes only for the marked prefix at the
+        TTL it asks for; never more than the hard case."""
         request = self.request
-        scale = self.scale
+        scale = self.scale if scale is None else scale
         counted = request.input_tokens if tokens_in is None else tokens_in
         hard = self.hard_case(rates)
         tokens = min(-(-counted * scale // SCALE_ONE), hard.tokens)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from fiscus.attribution import Attribution
 
@@ -44,6 +44,11 @@ class CallRequest:
     input_chain: tuple[tuple[int, int], ...] = ()
     cache_write_bound: int | None = None
     cache_write_1h_bound: int | None = None
+    # The door can have the provider count this input exactly (Anthropic's count_tokens, a bundled tokenizer
+    # for OpenAI models), which it does only when the byte bound, not the estimate, stops the call near a
+    # limit (`Decision.count_helps`); `input_exact`: `input_tokens` and `input_bound` are that count.
+    countable: bool = False
+    input_exact: bool = False
 
     def __post_init__(self) -> None:
         if self.priority not in PRIORITIES:
@@ -56,3 +61,19 @@ class CallRequest:
             raise ValueError("CallRequest.calls must be at least 1")
         if self.max_tokens is not None and self.max_tokens < 1:
             raise ValueError("CallRequest.max_tokens must be at least 1 when given")
+
+    def counted(self, tokens: int, bound: int) -> CallRequest:
+        """This request with its input counted exactly by the provider: `tokens`, bounded by `bound`."""
+
+        def cap(value: int | None) -> int | None:
+            return bound if value is None else min(value, bound)
+
+        return replace(
+            self,
+            input_tokens=tokens,
+            input_bound=cap(self.input_bound),
+            cache_write_bound=cap(self.cache_write_bound) if self.cache_writes else self.cache_write_bound,
+            cache_write_1h_bound=cap(self.cache_write_1h_bound) if self.cache_writes else self.cache_write_1h_bound,
+            countable=False,
+            input_exact=True,
+        )

@@ -26,6 +26,8 @@ from fiscus.gateway.answers import (
 )
 from fiscus.gateway.auth import AttributionCache, client_key
 from fiscus.gateway.body import upstream_body
+from fiscus.gateway.exact_count import countable
+from fiscus.gateway.exact_count import counted as count_exactly
 from fiscus.gateway.guards import GatewayGuards
 from fiscus.gateway.intake import BodyIntake
 from fiscus.gateway.metrics import GatewayMetrics
@@ -100,6 +102,7 @@ class Gateway(NoModelAnswers):
         policy = getattr(governor, "policy", None)
         self.summariser = Summariser(governor, upstream, self.router) if policy and policy.summaries else None
         self._windows = dict(policy.context) if policy is not None else {}  # task class → its context window
+        self._kinds = {str(name): provider.kind for name, provider in config.providers.items()}
         rules = getattr(governor, "task_classes", None)
         if rules is not None and policy is not None and policy.cross_routes:  # routes out of a family: translated
             rules.provider_of = self.router.provider_of
@@ -166,18 +169,20 @@ class Gateway(NoModelAnswers):
         writes_cache = protocol.anthropic and b'"cache_control"' in raw
         counted = input_fields(request.body, protocol.format, writes_cache=writes_cache)
         input_tokens = counted["input_tokens"]
-        admission = await self.governor.aadmit(
-            CallRequest(
-                provider=provider,
-                model=request.model,
-                attribution=attribution,
-                max_tokens=request.max_tokens,
-                priority=priority,
-                overrides=granted,
-                passed=verdict.passed,
-                **counted,
-            )
+        call = CallRequest(
+            provider=provider,
+            model=request.model,
+            attribution=attribution,
+            max_tokens=request.max_tokens,
+            priority=priority,
+            overrides=granted,
+            passed=verdict.passed,
+            countable=countable(self._kinds, provider, protocol.anthropic),
+            **counted,
         )
+        admission = await self.governor.aadmit(call)
+        if admission.decision.count_helps:  # near a limit the byte bound stops it: the provider counts it
+            admission = await self.governor.aadmit(await count_exactly(self.upstream, call, request.body, forwarded))
         if summary is not None:
             admission.shaped = Shaped(summary_tokens=summary.tokens)
         self.metrics.decision(admission.decision.action)

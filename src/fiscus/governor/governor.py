@@ -195,6 +195,8 @@ class Governor:
         decision = engine.decide(request, plan, counters, draw=self._draw())
         reservation: Reservation | None = None
         for attempt in range(1, RESERVE_ATTEMPTS + 1):
+            if decision.count_helps:  # the door counts the input exactly and asks again: nothing held or said
+                return self._admission(plan, decision, None, event_id, started, asked)
             if not decision.calls_model:
                 break
             result = yield Reserve(event_id, engine.reserve_lines(plan, decision), now, lease)
@@ -453,8 +455,10 @@ class Governor:
         if (admission.shaped is not None and admission.shaped.context_tokens) or request.calls != 1:
             return
         billed, agent, calibration = usage.total_input_tokens, request.attribution.agent, self.engine.calibration
-        calibration.observe(provider, served, agent, request.input_tokens, billed)
         self.engine.prefixes.billed(provider, served, request.input_chain, billed)
+        if request.input_exact:  # the provider's count, not the estimator's: nothing to learn of the estimator
+            return
+        calibration.observe(provider, served, agent, request.input_tokens, billed)
         reserve = decision.reserve
         if reserve is not None and reserve.nanos > 0 and admission.reservation is not None:
             estimated = reserve.nanos * SCALE_ONE // max(1, admission.cost_scale)  # before the cost ratio scaled it

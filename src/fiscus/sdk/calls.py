@@ -13,7 +13,7 @@ from fiscus.errors import FiscusError, UsageFormatError
 from fiscus.events.cost_event import CallStatus
 from fiscus.governor.steps import Steps
 from fiscus.sdk import response_cache
-from fiscus.sdk.drive import CallModel, CallSteps, ParseRaw, arun, run
+from fiscus.sdk.drive import CallModel, CallSteps, CountInput, ParseRaw, arun, run
 from fiscus.sdk.exchange import partial_exchange
 from fiscus.sdk.gate import Gate, Plan, Short, partial_text
 from fiscus.sdk.objects import output_of, partial_object, partial_stream, usage_of
@@ -24,6 +24,7 @@ from fiscus.shaping.partial import BUDGET_EXHAUSTED
 from fiscus.shaping.response_cache import CachedAnswer
 from fiscus.usage import openai_chat
 from fiscus.usage.estimate import estimate_tokens, estimator_name
+from fiscus.usage.exact import anthropic_count_body, anthropic_counted, count_bound
 from fiscus.usage.model import Usage, UsageDetail
 from fiscus.usage.wire import WireFormat
 
@@ -136,17 +137,45 @@ def _malformed(fmt: WireFormat, response: Any, exc: Exception) -> str:
 # -- the steps ------------------------------------------------------------------------------------------
 
 
-def admit_steps(gate: Gate, prepared: Plan | Short) -> Steps[Plan | Short]:
-    """Admit a prepared call and shape it by the decision; a call that reaches no model is settled here."""
+def admit_steps(gate: Gate, prepared: Plan | Short, count: Callable[..., Any] | None = None) -> CallSteps[Plan | Short]:
+    """Admit a prepared call and shape it by the decision; a call that reaches no model is settled here.
+    `count`: the client's own input count (Anthropic's `messages.count_tokens`), asked only when near a limit
+    the byte bound alone would stop the call (`fiscus.usage.exact`)."""
     plan = prepared
     if isinstance(plan, Plan):
-        admission = yield from gate.governor.admit_steps(plan.request)
+        request = plan.request if count is None else replace(plan.request, countable=True)
+        admission = yield from gate.governor.admit_steps(request)
+        if admission.decision.count_helps:
+            counted = yield from _count_steps(count, plan.kwargs)  # type: ignore[arg-type]
+            request = request.counted(counted, count_bound(counted)) if counted is not None else plan.request
+            admission = yield from gate.governor.admit_steps(request)
+            plan.request = request
         if admission.decision.override_ids:
             yield from announce_steps(gate.governor, admission)
         plan = gate.shape(plan, admission)
     if isinstance(plan, Short):
         yield from short_steps(gate.governor, plan)
     return plan
+
+
+def _count_steps(count: Callable[..., Any], kwargs: dict[str, Any]) -> CallSteps[int | None]:
+    """The provider's count of this request's input; None when it cannot say (the byte bound then stands)."""
+    try:
+        body = anthropic_count_body(kwargs)
+        if kwargs.get("extra_headers"):  # beta flags count as they run
+            body["extra_headers"] = kwargs["extra_headers"]
+        answer = yield CountInput(count, body)
+    except Exception:
+        return None
+    return anthropic_counted(answer)
+
+
+def counter(endpoint: Endpoint, client: Any) -> Callable[..., Any] | None:
+    """The wrapped client's own input count for this endpoint, if it has one."""
+    if endpoint is not ANTHROPIC_MESSAGES:
+        return None
+    messages = getattr(client, "messages", None)
+    return getattr(messages, "count_tokens", None)
 
 
 def short_steps(governor: Any, short: Short) -> Steps[None]:
@@ -177,7 +206,8 @@ def call_steps(
         if hit is not None:
             return hit
     kwargs, summary = yield from summary_steps(gate, endpoint, kwargs, raw=False)
-    plan = yield from admit_steps(gate, gate.prepare(endpoint.fmt, endpoint.provider, kwargs, endpoint.max_key(kwargs)))
+    prepared = gate.prepare(endpoint.fmt, endpoint.provider, kwargs, endpoint.max_key(kwargs))
+    plan = yield from admit_steps(gate, prepared, counter(endpoint, client))
     if isinstance(plan, Short):
         return plan if shorts else _answer(plan, endpoint, client, stream, is_async, kwargs)
     admission = plan.admission
@@ -229,14 +259,15 @@ def finish_steps(plan: Plan, observer: Observer, error: BaseException | None) ->
     plan.after(event, output=text, tool_calls=calls)
 
 
-def raw_steps(gate: Gate, endpoint: Endpoint, kwargs: dict[str, Any]) -> CallSteps[Any]:
+def raw_steps(gate: Gate, endpoint: Endpoint, kwargs: dict[str, Any], client: Any = None) -> CallSteps[Any]:
     """`with_raw_response.create`: the raw response is returned; usage is read from its parsed body.
     A call that reaches no model returns its `Short` (the door answers it with `answer_exchange`)."""
     if kwargs.get("stream"):
         raise FiscusError("fiscus: with_raw_response.create(stream=True) is not governed; use create(stream=True)")
     governor = gate.governor
     kwargs, summary = yield from summary_steps(gate, endpoint, kwargs, raw=True)
-    plan = yield from admit_steps(gate, gate.prepare(endpoint.fmt, endpoint.provider, kwargs, endpoint.max_key(kwargs)))
+    prepared = gate.prepare(endpoint.fmt, endpoint.provider, kwargs, endpoint.max_key(kwargs))
+    plan = yield from admit_steps(gate, prepared, counter(endpoint, client))
     if isinstance(plan, Short):
         return plan
     with_summary(plan.admission, summary)
@@ -294,7 +325,7 @@ STREAMING = "with_streaming_response"
 
 
 def call_raw_sync(gate: Gate, endpoint: Endpoint, fn: Callable[..., Any], client: Any, kwargs: dict[str, Any]) -> Any:
-    result = run(raw_steps(gate, endpoint, kwargs), gate.governor.store, fn)
+    result = run(raw_steps(gate, endpoint, kwargs, client), gate.governor.store, fn)
     if type(result) is Short:
         return answer_exchange(result, endpoint, client, kwargs, RAW, is_async=False)
     return result
@@ -303,7 +334,7 @@ def call_raw_sync(gate: Gate, endpoint: Endpoint, fn: Callable[..., Any], client
 async def call_raw_async(
     gate: Gate, endpoint: Endpoint, fn: Callable[..., Any], client: Any, kwargs: dict[str, Any]
 ) -> Any:
-    result = await arun(raw_steps(gate, endpoint, kwargs), gate.governor.store, fn)
+    result = await arun(raw_steps(gate, endpoint, kwargs, client), gate.governor.store, fn)
     if type(result) is Short:
         return await answer_exchange(result, endpoint, client, kwargs, RAW, is_async=True)
     return result

@@ -1,7 +1,8 @@
 """The SDK's two drivers: they run one call's steps (`fiscus.sdk.calls`), blocking or awaiting.
 
 A call's steps are sans-IO: they yield the governor's store operations and the two things only the wrapped
-client can do — call the model (`CallModel`), parse a raw response (`ParseRaw`) — and are sent each result, or
+client can do — call the model (`CallModel`), parse a raw response (`ParseRaw`), have the provider count an
+input near a limit (`CountInput`) — and are sent each result, or
 have its exception thrown in at the same point, as a direct call would raise it. So the sync and the async
 door differ only here.
 """
@@ -34,7 +35,16 @@ class ParseRaw:
     raw: Any
 
 
-CallOp = StoreOp | CallModel | ParseRaw
+@dataclass(frozen=True, slots=True)
+class CountInput:
+    """Have the provider count a request's input (the client's own count method, `fn`); answered with what it
+    returns (awaited when async)."""
+
+    fn: Callable[..., Any]
+    kwargs: dict[str, Any]
+
+
+CallOp = StoreOp | CallModel | ParseRaw | CountInput
 CallSteps = Generator[CallOp, Any, T]
 
 
@@ -49,6 +59,8 @@ def run(steps: CallSteps[T], store: BudgetStore, fn: Callable[..., Any] | None =
                     result = fn(**op.kwargs)  # type: ignore[misc,union-attr]
                 elif kind is ParseRaw:
                     result = op.raw.parse()  # type: ignore[union-attr]
+                elif kind is CountInput:
+                    result = op.fn(**op.kwargs)  # type: ignore[union-attr]
                 else:
                     result = run_op(op, store)  # type: ignore[arg-type]
             except BaseException as exc:
@@ -71,6 +83,10 @@ async def arun(steps: CallSteps[T], store: BudgetStore, fn: Callable[..., Any] |
                 elif kind is ParseRaw:
                     result = op.raw.parse()  # type: ignore[union-attr]
                     if inspect.isawaitable(result):  # openai's legacy raw response parses at once, anthropic's awaits
+                        result = await result
+                elif kind is CountInput:
+                    result = op.fn(**op.kwargs)  # type: ignore[union-attr]
+                    if inspect.isawaitable(result):
                         result = await result
                 else:
                     result = await arun_op(op, store)  # type: ignore[arg-type]
