@@ -248,3 +248,31 @@ def test_two_gateway_workers_on_the_shared_state_give_the_same_answers(
     assert refused and all(e.total_usd == 0 and "override" not in e.tags for e in refused)
     assert {e.attribution.api_key for e in refused} == {granted_id, refused_id}
     assert spent > 0 and growth.spent.nanos == int(spent * 10**9) and growth.reserved.nanos == 0
+
+
+def test_an_answer_from_the_response_cache_past_an_open_breaker_names_the_override(
+    store: str, tmp_path: Path, emulator_url: str
+) -> None:
+    policy = POLICY + "response_cache:\n  triage: {ttl: 10m}\n"
+    guards = _guards(overridable=["agent_spend_rate"])
+    with real_gateway(tmp_path, emulator_url, policy, store, config_update={"guards": guards}) as real:
+        other = guards.breaker_registry(budget_store=store)
+        try:
+            other.trip("support-bot", "spend_rate", "spend this hour $9 is above 3 × the median hourly spend $1")
+        finally:
+            other.close()
+        (mine,) = real.keyring.list()
+        client = real.openai()
+        triage = {"x-fiscus-task-class": "triage"}
+        _until(lambda: _partial_code(client, extra_headers=triage) == "breaker_open", "the open breaker is seen")
+        override_id = _grant_key(real, str(mine.id))
+        _until(lambda: _partial_code(client, extra_headers=triage) is None, "the key's override is read in")
+        ask = client.chat.completions.with_raw_response.create
+        miss = ask(model="gpt-4o-mini", messages=MESSAGES, max_tokens=10, temperature=0, extra_headers=triage)
+        assert miss.headers["x-fiscus-cache"] == "miss"
+        hit = ask(model="gpt-4o-mini", messages=MESSAGES, max_tokens=10, temperature=0, extra_headers=triage)
+        assert hit.headers["x-fiscus-cache"] == "hit" and hit.headers["x-fiscus-cost-usd"] == "0"
+        events = real.events()
+    (cached,) = [e for e in events if e.status is CallStatus.CACHE_HIT]
+    assert cached.tags["override"] == override_id and cached.tags["response_cache"] == "hit"
+    assert cached.total_usd == 0 and cached.attribution.api_key == mine.id

@@ -147,7 +147,9 @@ class Gateway(NoModelAnswers):
         if self.response_cache is not None:  # the request as the client sent it: before any shaping
             cached = await self.response_cache.lookup(protocol, request, attribution)
             if cached is not None and cached.answer is not None:
-                return await self.response_cache.replay(cached, request, provider, attribution, noted or {})
+                return await self.response_cache.replay(
+                    cached, request, provider, attribution, noted or {}, verdict.passed
+                )
         forwarded = {k: v for k, v in headers.items() if k.startswith(_FORWARD_PREFIXES)}
         summary = None
         if self.summariser is not None:  # before the estimate: the call is admitted as it will be sent

@@ -62,11 +62,15 @@ class GatewayResponseCache:
         provider: str,
         attribution: Attribution,
         out: dict[str, str],
+        passed: tuple[tuple[str, str], ...] = (),
     ) -> RawResponse:
-        """The cached answer, recorded as a cache hit that cost nothing."""
+        """The cached answer, recorded as a cache hit that cost nothing (`passed`: the guard refusals a key's
+        override let it past, named in the ledger)."""
         answer = lookup.answer
         assert answer is not None
-        call = CallRequest(provider=provider, model=request.model, attribution=attribution, input_tokens=0)
+        call = CallRequest(
+            provider=provider, model=request.model, attribution=attribution, input_tokens=0, passed=passed
+        )
         event = await self.governor.arecord_cache_hit(call, answer.usage)
         out = out | {HEADER: "hit", "x-fiscus-request-id": event.id}
         if answer.stream:

@@ -32,6 +32,9 @@ def cache_hit_steps(governor: Governor, request: CallRequest, usage: Usage) -> S
     except PricingError:  # the model asked for has no price: the hit is recorded, its saving unknown
         pass
     tier = governor.policy.ladders.tier_of(request.model)
+    tags = {"response_cache": "hit"}
+    if request.passed:  # answered past an open breaker or a loop stop: the ledger names who let it through
+        tags["override"] = ",".join(dict.fromkeys(override_id for _, override_id in request.passed))
     event = CostEvent(
         request.provider,
         request.model,
@@ -48,7 +51,7 @@ def cache_hit_steps(governor: Governor, request: CallRequest, usage: Usage) -> S
         False,
         None,
         Action.ALLOW.value,
-        {"response_cache": "hit"},
+        tags,
         ungoverned_usd,
         saved,
         policy_version=governor.policy.version,
