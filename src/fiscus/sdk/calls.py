@@ -12,7 +12,7 @@ from typing import Any
 from fiscus.errors import FiscusError, UsageFormatError
 from fiscus.events.cost_event import CallStatus
 from fiscus.governor.steps import Steps
-from fiscus.sdk import response_cache
+from fiscus.sdk import across, response_cache
 from fiscus.sdk.drive import CallModel, CallSteps, CountInput, ParseRaw, arun, run
 from fiscus.sdk.exchange import partial_exchange
 from fiscus.sdk.gate import Gate, Plan, Short, partial_text
@@ -27,6 +27,8 @@ from fiscus.usage.estimate import estimate_tokens, estimator_name
 from fiscus.usage.exact import anthropic_count_body, anthropic_counted, count_bound
 from fiscus.usage.model import Usage, UsageDetail
 from fiscus.usage.wire import WireFormat
+
+Pick = Callable[[Any], Callable[..., Any]]  # a crossed resource → the method that stands for the door's own
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +180,41 @@ def counter(endpoint: Endpoint, client: Any) -> Callable[..., Any] | None:
     return getattr(messages, "count_tokens", None)
 
 
+def _admit_crossing(gate: Gate, endpoint: Endpoint, kwargs: dict[str, Any], client: Any) -> CallSteps[Plan | Short]:
+    """`admit_steps` for a call that may be routed out of its family (`fiscus.sdk.across`)."""
+    prepared = gate.prepare(endpoint.fmt, endpoint.provider, kwargs, endpoint.max_key(kwargs))
+    if endpoint.fmt not in across.OPERATION:
+        return (yield from admit_steps(gate, prepared, counter(endpoint, client)))
+    token = across.crossing.set(endpoint.fmt)
+    try:
+        return (yield from admit_steps(gate, prepared, counter(endpoint, client)))
+    finally:
+        across.crossing.reset(token)
+
+
+def _create(resource: Any) -> Any:
+    return resource.create
+
+
+def _raw_create(resource: Any) -> Any:
+    return resource.with_raw_response.create
+
+
+def _crossed(gate: Gate, endpoint: Endpoint, client: Any, plan: Plan, is_async: bool, pick: Pick) -> Any:
+    """The method that sends a call the governor routed out of its family, or None (the client's own)."""
+    served, asked = plan.kwargs.get("model"), plan.request.model if plan.request else None
+    if client is None or not served or served == asked:
+        return None
+    other = across.endpoint_for(gate.governor, endpoint.fmt, str(served))
+    if other is None:
+        return None
+    from fiscus.sdk.across_wire import crossed_resource
+
+    plan.served_provider = other.name
+    resource = crossed_resource(client, endpoint.fmt, other, is_async)
+    return pick(resource)
+
+
 def short_steps(governor: Any, short: Short) -> Steps[None]:
     """Record a call that reaches no model: settle its admission, or record it if it was never admitted."""
     if short.admission is not None:
@@ -195,9 +232,16 @@ class Watch:
 
 
 def call_steps(
-    gate: Gate, endpoint: Endpoint, client: Any, kwargs: dict[str, Any], is_async: bool, shorts: bool = False
+    gate: Gate,
+    endpoint: Endpoint,
+    client: Any,
+    kwargs: dict[str, Any],
+    is_async: bool,
+    shorts: bool = False,
+    pick: Pick | None = None,
 ) -> CallSteps[Any]:
-    """`shorts`: a call that reaches no model returns its `Short` for the door to answer."""
+    """`shorts`: a call that reaches no model returns its `Short` for the door to answer. `pick`: the method of
+    the crossed resource that stands for the door's own (default `create`), for a call routed out of its family."""
     governor = gate.governor
     stream = bool(kwargs.get("stream"))
     cached = response_cache.lookup(gate, endpoint.fmt, kwargs)  # the call as the client made it
@@ -206,16 +250,16 @@ def call_steps(
         if hit is not None:
             return hit
     kwargs, summary = yield from summary_steps(gate, endpoint, kwargs, raw=False)
-    prepared = gate.prepare(endpoint.fmt, endpoint.provider, kwargs, endpoint.max_key(kwargs))
-    plan = yield from admit_steps(gate, prepared, counter(endpoint, client))
+    plan = yield from _admit_crossing(gate, endpoint, kwargs, client)
     if isinstance(plan, Short):
         return plan if shorts else _answer(plan, endpoint, client, stream, is_async, kwargs)
     admission = plan.admission
     with_summary(admission, summary)
     if stream:
         _stream_options(plan)
+    via = _crossed(gate, endpoint, client, plan, is_async, pick or _create)
     try:
-        response = yield CallModel(plan.kwargs)
+        response = yield CallModel(plan.kwargs, via)
     except BaseException as exc:
         args = plan.finish_args(None, error=exc, streamed=stream)
         plan.after((yield from governor.settle_steps(admission, None, **args)))
@@ -225,7 +269,13 @@ def call_steps(
     usage, text, calls = _whole_usage(plan, response)
     served = plan.kwargs.get("model")  # as `plan.finish_args` gives it, without building the dict
     event = yield from governor.settle_steps(
-        admission, usage, status=CallStatus.OK, served_model=served, error=None, streamed=False
+        admission,
+        usage,
+        status=CallStatus.OK,
+        served_model=served,
+        error=None,
+        streamed=False,
+        served_provider=plan.served_provider,
     )
     plan.after(event, output=text, tool_calls=calls)
     if cached is not None and not admission.decision.degraded:  # a degraded answer is not the one asked for
@@ -259,20 +309,22 @@ def finish_steps(plan: Plan, observer: Observer, error: BaseException | None) ->
     plan.after(event, output=text, tool_calls=calls)
 
 
-def raw_steps(gate: Gate, endpoint: Endpoint, kwargs: dict[str, Any], client: Any = None) -> CallSteps[Any]:
+def raw_steps(
+    gate: Gate, endpoint: Endpoint, kwargs: dict[str, Any], client: Any = None, is_async: bool = False
+) -> CallSteps[Any]:
     """`with_raw_response.create`: the raw response is returned; usage is read from its parsed body.
     A call that reaches no model returns its `Short` (the door answers it with `answer_exchange`)."""
     if kwargs.get("stream"):
         raise FiscusError("fiscus: with_raw_response.create(stream=True) is not governed; use create(stream=True)")
     governor = gate.governor
     kwargs, summary = yield from summary_steps(gate, endpoint, kwargs, raw=True)
-    prepared = gate.prepare(endpoint.fmt, endpoint.provider, kwargs, endpoint.max_key(kwargs))
-    plan = yield from admit_steps(gate, prepared, counter(endpoint, client))
+    plan = yield from _admit_crossing(gate, endpoint, kwargs, client)
     if isinstance(plan, Short):
         return plan
     with_summary(plan.admission, summary)
+    via = _crossed(gate, endpoint, client, plan, is_async, _raw_create)
     try:
-        raw = yield CallModel(plan.kwargs)
+        raw = yield CallModel(plan.kwargs, via)
         usage, text, calls = _whole_usage(plan, (yield ParseRaw(raw)))
     except BaseException as exc:
         args = plan.finish_args(None, error=exc, streamed=False)
@@ -287,10 +339,16 @@ def raw_steps(gate: Gate, endpoint: Endpoint, kwargs: dict[str, Any], client: An
 
 
 def call_sync(
-    gate: Gate, endpoint: Endpoint, fn: Callable[..., Any], client: Any, kwargs: dict[str, Any], shorts: bool = False
+    gate: Gate,
+    endpoint: Endpoint,
+    fn: Callable[..., Any],
+    client: Any,
+    kwargs: dict[str, Any],
+    shorts: bool = False,
+    pick: Pick | None = None,
 ) -> Any:
     store = gate.governor.store
-    result = run(call_steps(gate, endpoint, client, kwargs, False, shorts), store, fn)
+    result = run(call_steps(gate, endpoint, client, kwargs, False, shorts, pick), store, fn)
     if type(result) is not Watch:
         return result
     plan = result.plan
@@ -302,10 +360,16 @@ def call_sync(
 
 
 async def call_async(
-    gate: Gate, endpoint: Endpoint, fn: Callable[..., Any], client: Any, kwargs: dict[str, Any], shorts: bool = False
+    gate: Gate,
+    endpoint: Endpoint,
+    fn: Callable[..., Any],
+    client: Any,
+    kwargs: dict[str, Any],
+    shorts: bool = False,
+    pick: Pick | None = None,
 ) -> Any:
     store = gate.governor.store
-    result = await arun(call_steps(gate, endpoint, client, kwargs, True, shorts), store, fn)
+    result = await arun(call_steps(gate, endpoint, client, kwargs, True, shorts, pick), store, fn)
     if type(result) is not Watch:
         return result
     plan = result.plan
@@ -325,7 +389,7 @@ STREAMING = "with_streaming_response"
 
 
 def call_raw_sync(gate: Gate, endpoint: Endpoint, fn: Callable[..., Any], client: Any, kwargs: dict[str, Any]) -> Any:
-    result = run(raw_steps(gate, endpoint, kwargs, client), gate.governor.store, fn)
+    result = run(raw_steps(gate, endpoint, kwargs, client, False), gate.governor.store, fn)
     if type(result) is Short:
         return answer_exchange(result, endpoint, client, kwargs, RAW, is_async=False)
     return result
@@ -334,7 +398,7 @@ def call_raw_sync(gate: Gate, endpoint: Endpoint, fn: Callable[..., Any], client
 async def call_raw_async(
     gate: Gate, endpoint: Endpoint, fn: Callable[..., Any], client: Any, kwargs: dict[str, Any]
 ) -> Any:
-    result = await arun(raw_steps(gate, endpoint, kwargs, client), gate.governor.store, fn)
+    result = await arun(raw_steps(gate, endpoint, kwargs, client, True), gate.governor.store, fn)
     if type(result) is Short:
         return await answer_exchange(result, endpoint, client, kwargs, RAW, is_async=True)
     return result

@@ -26,6 +26,7 @@ class CallModel:
     """Call the wrapped client's method with `kwargs`; answered with what it returns (awaited when async)."""
 
     kwargs: dict[str, Any]
+    via: Callable[..., Any] | None = None  # instead of the wrapped method: the call routed out of its family
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +57,7 @@ def run(steps: CallSteps[T], store: BudgetStore, fn: Callable[..., Any] | None =
             kind = type(op)
             try:
                 if kind is CallModel:
-                    result = fn(**op.kwargs)  # type: ignore[misc,union-attr]
+                    result = (op.via or fn)(**op.kwargs)  # type: ignore[misc,union-attr]
                 elif kind is ParseRaw:
                     result = op.raw.parse()  # type: ignore[union-attr]
                 elif kind is CountInput:
@@ -79,7 +80,7 @@ async def arun(steps: CallSteps[T], store: BudgetStore, fn: Callable[..., Any] |
             kind = type(op)
             try:
                 if kind is CallModel:
-                    result = await fn(**op.kwargs)  # type: ignore[misc,union-attr]
+                    result = await (op.via or fn)(**op.kwargs)  # type: ignore[misc,union-attr]
                 elif kind is ParseRaw:
                     result = op.raw.parse()  # type: ignore[union-attr]
                     if inspect.isawaitable(result):  # openai's legacy raw response parses at once, anthropic's awaits

@@ -81,6 +81,7 @@ class Plan:
     settled: bool = False
     max_key: str = "max_tokens"  # the request's output-cap parameter, set to the admitted cap
     provider_failed: bool = False  # the call failed on the provider's side: fed to its error-rate breaker
+    served_provider: str | None = None  # a route out of the family: the other provider that answers
 
     @property
     def input_tokens(self) -> int:
@@ -94,6 +95,7 @@ class Plan:
             "served_model": self.kwargs.get("model"),
             "error": None if error is None else f"{type(error).__name__}: {error}"[:500],
             "streamed": streamed,
+            "served_provider": self.served_provider,
         }
 
     def after(self, event: CostEvent | None, *, output: str = "", tool_calls: tuple[Any, ...] = ()) -> None:

@@ -143,6 +143,9 @@ def open_gate(
 
     if governor is None:
         governor = governor_from_policy(policy) if policy is not None else default_governor(config)
+    from fiscus.sdk.across import install
+
+    install(governor, _settings.get(id(governor)))  # routes out of a family: the other provider's credentials
     return Gate(
         governor,
         Attribution(**attribution),

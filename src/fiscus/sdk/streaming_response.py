@@ -45,13 +45,20 @@ class GovernedStreamingSync:
         self._result: Any = None
 
     def _open(self, **kwargs: Any) -> Any:
-        self._manager = self._args[2](**kwargs)
+        return self._open_with(self._args[2], kwargs)
+
+    def _open_with(self, create: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+        self._manager = create(**kwargs)
         self._api = self._manager.__enter__()
         return self._api.parse()
 
+    def _crossed(self, resource: Any) -> Callable[..., Any]:
+        """A call routed out of its family: the same, on the crossed resource (`fiscus.sdk.across`)."""
+        return lambda **kwargs: self._open_with(resource.with_streaming_response.create, kwargs)
+
     def __enter__(self) -> Any:
         gate, endpoint, _, client, kwargs = self._args
-        self._result = call_sync(gate, endpoint, self._open, client, kwargs, shorts=True)
+        self._result = call_sync(gate, endpoint, self._open, client, kwargs, shorts=True, pick=self._crossed)
         if type(self._result) is Short:  # no model called: the SDK's own response for the partial answer
             self._manager = answer_exchange(self._result, endpoint, client, kwargs, STREAMING, is_async=False)
             self._result = None
@@ -73,13 +80,19 @@ class GovernedStreamingAsync:
         self._result: Any = None
 
     async def _open(self, **kwargs: Any) -> Any:
-        self._manager = self._args[2](**kwargs)
+        return await self._open_with(self._args[2], kwargs)
+
+    async def _open_with(self, create: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+        self._manager = create(**kwargs)
         self._api = await self._manager.__aenter__()
         return await self._api.parse()
 
+    def _crossed(self, resource: Any) -> Callable[..., Any]:
+        return lambda **kwargs: self._open_with(resource.with_streaming_response.create, kwargs)
+
     async def __aenter__(self) -> Any:
         gate, endpoint, _, client, kwargs = self._args
-        self._result = await call_async(gate, endpoint, self._open, client, kwargs, shorts=True)
+        self._result = await call_async(gate, endpoint, self._open, client, kwargs, shorts=True, pick=self._crossed)
         if type(self._result) is Short:
             self._manager = answer_exchange(self._result, endpoint, client, kwargs, STREAMING, is_async=True)
             self._result = None
