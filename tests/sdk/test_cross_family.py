@@ -155,3 +155,18 @@ def test_without_the_other_providers_credentials_the_route_is_skipped(
     events = ledger_events(tmp_path)
     assert len(events) == 2 and all(e.provider == "openai" and e.served_model.startswith("gpt-4o") for e in events)
     assert all(e.saved is None or e.saved.route == 0 for e in events)
+
+
+def test_a_request_the_other_format_cannot_carry_is_a_readable_error(tmp_path: Path, emulator_url: str) -> None:
+    config = write_config(tmp_path, emulator_url, f"sqlite:///{tmp_path}/budget.db")
+    governor = default_governor(config)
+    gpt_client = openai.OpenAI(base_url=f"{emulator_url}/v1", api_key="sk-test", max_retries=0)
+    gpt = fiscus.wrap(gpt_client, config=config, team="growth", task_class="to-claude")
+    before = reached(emulator_url)
+    with pytest.raises(openai.BadRequestError, match="n > 1"):
+        gpt.chat.completions.create(model="gpt-4o", messages=ask("Two takes?"), max_tokens=40, n=2)  # type: ignore[arg-type]
+    assert reached(emulator_url) == before  # refused before any provider saw it
+    assert governor.ledger.flush(timeout=10)
+    (event,) = ledger_events(tmp_path)
+    assert event.status.value == "error" and event.cost.total == 0 and "n > 1" in (event.error or "")
+    assert reserved(governor) == 0 and spent(governor) == 0
