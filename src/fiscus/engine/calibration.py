@@ -87,6 +87,39 @@ class Calibration:
             found = ratios.get((provider, model, None))
         return SCALE_ONE if found is None else found
 
+    def snapshot(self) -> dict[str, list[list[object]]]:
+        """What is learned, as JSON-ready lists (to keep it beyond this process: `governor.calibration_keeper`)."""
+        samples = self._samples
+        return {
+            "ratios": [[p, m, a, r, samples.get((p, m, a), 0)] for (p, m, a), r in self.ratios.items()],
+            "costs": [[p, m, a, c] for (p, m, a), c in self.costs.items()],
+        }
+
+    def adopt(self, snapshot: object) -> int:
+        """Take from `snapshot` (another process's, or this one's before a restart) every shape not learned here;
+        what this process has seen itself stands. Rows that are not well-formed are skipped. Returns how many
+        shapes were taken."""
+        if not isinstance(snapshot, dict):
+            return 0
+        taken = 0
+        for row in snapshot.get("ratios") or ():
+            key = _key(row, 5)
+            ratio, count = (row[3], row[4]) if key is not None else (None, None)
+            if key is None or key in self.ratios or not _scaled(ratio) or not isinstance(count, int):
+                continue
+            if len(self.ratios) >= self.max_keys:
+                break
+            self.ratios[key] = min(max(ratio, _LOWEST), _HIGHEST)  # type: ignore[type-var]
+            self._samples[key] = max(0, count)
+            taken += 1
+        for row in snapshot.get("costs") or ():
+            key = _key(row, 4)
+            if key is None or key in self.costs or not _scaled(row[3]) or len(self.costs) >= self.max_keys:
+                continue
+            self.costs[key] = min(max(row[3], 1), SCALE_ONE)
+            taken += 1
+        return taken
+
     def rows(self) -> list[CalibrationRow]:
         """Every shape kept, for an operator to read (status, preflight, admin)."""
 
@@ -105,6 +138,19 @@ class Calibration:
             )
             for (p, m, a), r in sorted(self.ratios.items(), key=lambda item: (item[0][0], item[0][1], item[0][2] or ""))
         ]
+
+
+def _key(row: object, width: int) -> Key | None:
+    if not isinstance(row, list) or len(row) != width:
+        return None
+    provider, model, agent = row[0], row[1], row[2]
+    if not isinstance(provider, str) or not isinstance(model, str) or not (agent is None or isinstance(agent, str)):
+        return None
+    return provider, model, agent
+
+
+def _scaled(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 class BilledPrefixes:

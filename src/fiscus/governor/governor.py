@@ -45,6 +45,7 @@ from fiscus.usage.model import Usage
 
 if TYPE_CHECKING:
     from fiscus.config import FiscusConfig
+    from fiscus.governor.calibration_keeper import CalibrationKeeper
     from fiscus.governor.status import BudgetStatus
     from fiscus.stores.response_cache import ResponseCacheStore
 
@@ -131,11 +132,17 @@ class Governor:
             governor.notifier = Notifier(config.notify)
             governor.add_listener(governor.notifier)
         governor.guard.start()  # a store that lost its state is rebuilt (or answered per policy) before any call
+        from fiscus.governor.calibration_keeper import CalibrationKeeper
+
+        governor.calibration_keeper = CalibrationKeeper.beside(config.budget_store, governor.engine.calibration)
+        if governor.calibration_keeper is not None:
+            governor.calibration_keeper.load()  # reserve as tightly as the processes before this one did
         return governor
 
     # -- events -----------------------------------------------------------------------------------------
 
     notifier: object | None = None
+    calibration_keeper: CalibrationKeeper | None = None  # calibration kept in the store's backend (from_config)
     response_cache: ResponseCacheStore | None = None  # wrapped clients' exact response cache, opened on first use
 
     def add_listener(self, listener: Callable[[object], None]) -> None:
@@ -459,6 +466,8 @@ class Governor:
         if request.input_exact:  # the provider's count, not the estimator's: nothing to learn of the estimator
             return
         calibration.observe(provider, served, agent, request.input_tokens, billed)
+        if self.calibration_keeper is not None:
+            self.calibration_keeper.observed()
         reserve = decision.reserve
         if reserve is not None and reserve.nanos > 0 and admission.reservation is not None:
             estimated = reserve.nanos * SCALE_ONE // max(1, admission.cost_scale)  # before the cost ratio scaled it
@@ -481,6 +490,9 @@ class Governor:
         return budget_statuses(self.engine, self.store, now=self._clock())
 
     def close(self) -> None:
+        if self.calibration_keeper is not None:
+            self.calibration_keeper.close()
+            self.calibration_keeper = None
         if self.response_cache is not None:
             self.response_cache.close()
         if self.notifier is not None:

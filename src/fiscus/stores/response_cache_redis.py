@@ -39,7 +39,8 @@ class RedisResponseCache(ResponseCacheStore):
 
     @classmethod
     def from_url(cls, url: str) -> RedisResponseCache:
-        client, parts = redis_client(url, "Redis response cache")
+        # a hung server fails a lookup (a miss) within seconds instead of holding the call
+        client, parts = redis_client(url, "Redis response cache", socket_timeout=2.0, socket_connect_timeout=2.0)
         return cls(client, prefix=parts.prefix, where=parts.where)
 
     def _entry(self, namespace: str, key: str) -> str:
