@@ -79,7 +79,7 @@ def start_gateway(config: Path, port: int, log: Path, workers: int) -> subproces
             stderr=out,
             env=env,
         )
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120  # four workers importing on a loaded 2-core machine can take a minute
     while time.monotonic() < deadline:
         assert proc.poll() is None, log.read_text()
         try:
