@@ -159,15 +159,15 @@ class SqliteStore(BudgetStore):
     ) -> Reservation | Refusal:
         require_keys(lines)
         with self._transaction() as db:
-            self._reap(db, now, REAP_BATCH)
-            row = db.execute(
-                "SELECT lease_expires_at FROM fiscus_reservations WHERE id = ?", (reservation_id,)
-            ).fetchone()
-            if row is not None and row[0] > now:  # a retried reserve: the first one stands
-                return Reservation(reservation_id, lines, row[0])
-            if db.execute("SELECT 1 FROM fiscus_settled WHERE id = ?", (reservation_id,)).fetchone():
+            expired, lease, settled, used = self._reserve_read(db, reservation_id, lines, now)
+            if expired:  # released first, then the counters read again: they changed
+                for rid, record in expired:
+                    self._release(db, rid, record)
+                used = self._used(db, {MARKER, *(key for line in lines for key in line.keys)})
+            if lease is not None and lease > now:  # a retried reserve: the first one stands
+                return Reservation(reservation_id, lines, lease)
+            if settled:
                 raise StoreError(f"reservation id {reservation_id!r} was already settled; use a new id")
-            used = self._used(db, {MARKER, *(key for line in lines for key in line.keys)})
             mark = used.get(MARKER)
             if mark is None or mark.tokens:
                 if self.guarded:
@@ -196,8 +196,7 @@ class SqliteStore(BudgetStore):
     def settle(self, reservation: Reservation, actual: Amounts, *, now: float, record: bytes | None = None) -> str:
         require_keys(reservation.lines)
         with self._transaction() as db:
-            self._reap(db, now, REAP_BATCH)
-            return self._settle_in(db, reservation, actual, now, record)
+            return self._settle_in(db, reservation, actual, now, record, reap=True)
 
     async def asettle(
         self, reservation: Reservation, actual: Amounts, *, now: float, record: bytes | None = None
@@ -223,21 +222,41 @@ class SqliteStore(BudgetStore):
         return results
 
     def _settle_in(
-        self, db: sqlite3.Connection, reservation: Reservation, actual: Amounts, now: float, record: bytes | None
+        self,
+        db: sqlite3.Connection,
+        reservation: Reservation,
+        actual: Amounts,
+        now: float,
+        record: bytes | None,
+        *,
+        reap: bool = False,
     ) -> str:
         rid = reservation.id
-        if db.execute("SELECT 1 FROM fiscus_settled WHERE id = ?", (rid,)).fetchone():
+        settled, row, intact = self._settle_read(db, rid, now, reap)
+        if settled:
             return SettleOutcome.DUPLICATE
-        row = db.execute("SELECT lease_expires_at, lines FROM fiscus_reservations WHERE id = ?", (rid,)).fetchone()
         live = row is not None and row[0] > now
-        if row is not None:  # expired but beyond this call's reap batch: released here, settle is LATE
-            self._release(db, rid, row[1])
-        db.executemany(
-            _ADD,
-            [(line.keys[0], *_triple(actual), 0, 0, 0, line.expires_at) for line in reservation.lines],
-        )
+        # The spend and, for a reservation still held (even expired beyond this call's reap batch: settle is then
+        # LATE), its release: one upsert a counter, not one to release and one to spend.
+        spend: dict[str, list[int | float | None]] = {}
+        n, t, r = actual.nanos, actual.tokens, actual.requests
+        for line in reservation.lines:
+            cell = spend.get(line.keys[0])
+            if cell is None:
+                spend[line.keys[0]] = [n, t, r, 0, 0, 0, line.expires_at]
+            else:
+                cell[0], cell[1], cell[2] = cell[0] + n, cell[1] + t, cell[2] + r  # type: ignore[operator]
+                cell[6] = _later(cell[6], line.expires_at)  # type: ignore[arg-type]
+        if row is not None:
+            for key, held_n, held_t, held_r in json.loads(row[1]):
+                cell = spend.get(key)
+                if cell is None:
+                    cell = spend[key] = [0, 0, 0, 0, 0, 0, None]
+                cell[3], cell[4], cell[5] = cell[3] - held_n, cell[4] - held_t, cell[5] - held_r  # type: ignore[operator]
+            db.execute("DELETE FROM fiscus_reservations WHERE id = ?", (rid,))
+        db.executemany(_ADD, [(key, *cell) for key, cell in spend.items()])
         db.execute("INSERT INTO fiscus_settled (id, settled_at) VALUES (?, ?)", (rid, now))
-        if not self._intact(db):
+        if not intact:
             db.execute("INSERT OR IGNORE INTO fiscus_lost (id) VALUES (?)", (rid,))
         if record is not None:
             db.execute("INSERT OR IGNORE INTO fiscus_outbox (id, record) VALUES (?, ?)", (rid, record))
@@ -359,6 +378,69 @@ class SqliteStore(BudgetStore):
     # -- internals (transaction open) -----------------------------------------------------------------
 
     @staticmethod
+    def _reserve_read(
+        db: sqlite3.Connection, rid: str, lines: tuple[ReserveLine, ...], now: float
+    ) -> tuple[list[tuple[str, str]], float | None, bool, dict[str, Amounts]]:
+        """In one statement: the expired leases to reap (a batch), this id's lease if it holds one, whether it was
+        settled, and what the lines' counters (and the marker row) have spent and reserved."""
+        keys = (MARKER, *{key for line in lines for key in line.keys} - {MARKER})
+        rows = db.execute(
+            "SELECT 0, id, lines, 0, 0 FROM (SELECT id, lines FROM fiscus_reservations WHERE lease_expires_at <= ? "
+            "ORDER BY lease_expires_at LIMIT ?) "
+            "UNION ALL SELECT 1, lease_expires_at, 0, 0, 0 FROM fiscus_reservations WHERE id = ? "
+            "UNION ALL SELECT 2, 0, 0, 0, 0 FROM fiscus_settled WHERE id = ? "
+            "UNION ALL SELECT 3, key, sn + rn, st + rt, sr + rr FROM fiscus_counters "
+            f"WHERE key IN ({','.join('?' * len(keys))})",
+            (now, REAP_BATCH, rid, rid, *keys),
+        ).fetchall()
+        expired: list[tuple[str, str]] = []
+        lease: float | None = None
+        settled = False
+        used: dict[str, Amounts] = {}
+        for kind, a, b, c, d in rows:
+            if kind == 3:
+                used[a] = Amounts(b, c, d)
+            elif kind == 0:
+                expired.append((a, b))
+            elif kind == 1:
+                lease = a
+            else:
+                settled = True
+        return expired, lease, settled, used
+
+    def _settle_read(
+        self, db: sqlite3.Connection, rid: str, now: float, reap: bool
+    ) -> tuple[bool, tuple[float, str] | None, bool]:
+        """In one statement: whether `rid` was settled, its reservation row, whether the marker says the store is
+        intact, and with `reap` a batch of expired leases, which are released before the rest is read again."""
+        head = (
+            "SELECT 0, id, lines FROM (SELECT id, lines FROM fiscus_reservations WHERE lease_expires_at <= ? "
+            "ORDER BY lease_expires_at LIMIT ?) UNION ALL "
+            if reap
+            else ""
+        )
+        rows = db.execute(
+            head + "SELECT 1, 0, 0 FROM fiscus_settled WHERE id = ? "
+            "UNION ALL SELECT 2, lease_expires_at, lines FROM fiscus_reservations WHERE id = ? "
+            "UNION ALL SELECT 3, st, 0 FROM fiscus_counters WHERE key = ?",
+            ((now, REAP_BATCH) if reap else ()) + (rid, rid, MARKER),
+        ).fetchall()
+        expired = [(expired_id, record) for kind, expired_id, record in rows if kind == 0] if reap else None
+        if expired:  # released first: one of them may be this one, so the rest is read again after
+            for expired_id, record in expired:
+                self._release(db, expired_id, record)
+            return self._settle_read(db, rid, now, False)
+        settled, row, intact = False, None, False
+        for kind, a, b in rows:
+            if kind == 1:
+                settled = True
+            elif kind == 2:
+                row = (a, b)
+            else:
+                intact = not a
+        return settled, row, intact
+
+    @staticmethod
     def _used(db: sqlite3.Connection, keys: set[str]) -> dict[str, Amounts]:
         marks = ",".join("?" * len(keys))
         rows = db.execute(
@@ -396,6 +478,13 @@ def _successor(prefix: str) -> str | None:
     code = ord(chars[-1]) + 1
     chars[-1] = chr(0xE000 if 0xD800 <= code <= 0xDFFF else code)  # surrogates are not valid in UTF-8
     return "".join(chars)
+
+
+def _later(a: float | None, b: float | None) -> float | None:
+    """The later of two expiries, None taken as no expiry given (as the counters' upsert takes it)."""
+    if a is None:
+        return b
+    return a if b is None or a >= b else b
 
 
 def _triple(amount: Amounts) -> tuple[int, int, int]:
