@@ -197,7 +197,7 @@ class Engine:
         shape = plan.shape
         if shape is None or shape.loud or not shape.quiet:
             return None
-        amount, held = plan.worst_case(), plan.hold()
+        amount, held = plan.reserve_and_hold()
         parts = shape.quiet_parts
         if parts is not None:
             lines = [ReserveLine(name, keys, limits, amount, ends) for name, keys, limits, ends, _, _ in parts]

@@ -193,15 +193,20 @@ class Plan:
     cost_scale: int = SCALE_ONE
 
     def estimate_case(
-        self, rates: Rates | None = None, tokens_in: int | None = None, scale: int | None = None
+        self,
+        rates: Rates | None = None,
+        tokens_in: int | None = None,
+        scale: int | None = None,
+        hard: InputCase | None = None,
     ) -> InputCase:
         """The input the reservation covers: the counted input (or `tokens_in`, a compression target, in the
         same units) times `scale` (the plan's own unless given), cache writes only for the marked prefix at the
-        TTL it asks for; never more than the hard case."""
+        TTL it asks for; never more than the hard case (`hard`, when the caller has it already)."""
         request = self.request
         scale = self.scale if scale is None else scale
         counted = request.input_tokens if tokens_in is None else tokens_in
-        hard = self.hard_case(rates)
+        if hard is None:
+            hard = self.hard_case(rates)
         tokens = min(-(-counted * scale // SCALE_ONE), hard.tokens)
         if not request.cache_writes:
             return InputCase(tokens)
@@ -247,6 +252,16 @@ class Plan:
         if scale >= SCALE_ONE:
             return amount
         return Amounts(-(-amount.nanos * scale // SCALE_ONE), amount.tokens, amount.requests)
+
+    def reserve_and_hold(self) -> tuple[Amounts, Amounts]:
+        """`worst_case()` and `hold()` at once (the optimistic reservation needs both): the hard case found once."""
+        rates = self.rates or Rates.of(self.sheet)
+        hard = self.hard_case(rates)
+        amount = self._amounts(rates, self.estimate_case(rates, hard=hard), None)
+        scale = self.cost_scale
+        if scale < SCALE_ONE:
+            amount = Amounts(-(-amount.nanos * scale // SCALE_ONE), amount.tokens, amount.requests)
+        return amount, self._amounts(rates, hard, None)
 
     def hold(self, rates: Rates | None = None, *, max_tokens: int | None = None) -> Amounts:
         """What the call can cost at most, whatever the estimate's error: the hard input bound at its tier plus
