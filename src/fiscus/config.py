@@ -60,6 +60,10 @@ class GatewayConfig(_Section):
     # still be sending theirs after the first second (a client trickling a body holds a connection meanwhile).
     body_timeout_s: float = Field(default=10.0, gt=0)
     max_slow_bodies: int = Field(default=32, ge=1)
+    # With several workers the supervisor replaces a worker that does not answer its health check within this
+    # time. uvicorn's 5 s is shorter than a worker's start on a loaded host: it killed workers still importing
+    # (the gateway never came up) and busy ones mid-request (their clients' connections reset).
+    worker_healthcheck_s: int = Field(default=60, ge=1)
     admin_token_env: str = "FISCUS_ADMIN_TOKEN"
     # /metrics needs `Authorization: Bearer` with this env var's token (or the admin token); unset: closed.
     metrics_token_env: str = "FISCUS_METRICS_TOKEN"

@@ -63,6 +63,7 @@ def register(app: typer.Typer) -> None:
             host=host,
             port=port,
             workers=workers,
+            timeout_worker_healthcheck=loaded.gateway.worker_healthcheck_s,
             loop=loop,
             http=http,
             access_log=False,
