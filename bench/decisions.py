@@ -34,8 +34,9 @@ The SQLite store then read its reap batch, the id's lease, the settled check and
 reserve (the marker in the same one per settle), and released and spent a counter in one upsert: a reserve+settle
 pair with the engine's four lines (two budgets, each `b:` and `h:`) and an outbox record runs 755,364 → 654,313
 instructions (-13 %; valgrind callgrind, the difference between 100 and 300 pairs, so start-up cancels), with the
-same 21 WAL page writes and 12 lock calls per pair (strace -c): most of a pair's time here is its two COMMITs, so
-pairs/s move by less than the noise of this shared machine (A/B per CPU second: 0.96-1.36x over five rounds).
+same 21 pwrite calls (about ten WAL frames) and 12 fcntl lock calls per pair (strace -c): most of a pair's time is
+its two COMMITs, so pairs/s move by less than this shared machine's noise (per CPU second, 0.96-1.36x in five
+A/B rounds).
 """
 
 from __future__ import annotations

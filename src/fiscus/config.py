@@ -64,6 +64,10 @@ class GatewayConfig(_Section):
     # time. uvicorn's 5 s is shorter than a worker's start on a loaded host: it killed workers still importing
     # (the gateway never came up) and busy ones mid-request (their clients' connections reset).
     worker_healthcheck_s: int = Field(default=60, ge=1)
+    # An idle client connection is kept this long. Longer than clients keep theirs (httpx and the OpenAI and
+    # Anthropic SDKs: 5 s, uvicorn's default too): at equal times a client could send its next request on a
+    # connection the gateway was closing that instant, and lose it to a reset.
+    keep_alive_s: int = Field(default=75, ge=1)
     admin_token_env: str = "FISCUS_ADMIN_TOKEN"
     # /metrics needs `Authorization: Bearer` with this env var's token (or the admin token); unset: closed.
     metrics_token_env: str = "FISCUS_METRICS_TOKEN"

@@ -64,6 +64,7 @@ def register(app: typer.Typer) -> None:
             port=port,
             workers=workers,
             timeout_worker_healthcheck=loaded.gateway.worker_healthcheck_s,
+            timeout_keep_alive=loaded.gateway.keep_alive_s,
             loop=loop,
             http=http,
             access_log=False,
