@@ -149,6 +149,7 @@ def _back_to_version_6(url: str) -> None:
     nor case summary."""
     statements = [
         "DELETE FROM spend_rollup WHERE grain = 'm'",
+        "DROP INDEX session_rollup_singles",
         "DROP TABLE session_rollup",
         "DROP TABLE case_summary",
         "DROP INDEX cost_events_single_calls",

@@ -11,12 +11,13 @@ from `Ledger.session_spend` instead. Text is ordered byte-wise (PostgreSQL `COLL
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
 from fiscus.ledger.base import MONEY_CONTEXT, SpendQuery
-from fiscus.ledger.case_summary import SPAN_SQL, SUMMARY_TABLE, Plan, plan
+from fiscus.ledger.case_select import Picker, select_ranks, select_runs
+from fiscus.ledger.case_summary import ODD_LIMIT, SPAN_SQL, SUMMARY_TABLE, Plan, plan
 from fiscus.ledger.cases import (
     CaseRanks,
     CaseTally,
@@ -47,6 +48,7 @@ class CaseDialect:
     micros: str  # an event's ts in µs since the epoch
     collate: str  # appended to a text column to order it byte-wise
     decode: Callable[[Sequence[Any]], Decimal]
+    pick: Picker  # how ranks picked in Python compare and add costs (`fiscus.ledger.case_select`)
 
     def order(self, desc: bool = False) -> str:
         return ", ".join(f"{c} DESC" if desc else c for c in self.cells)
@@ -73,7 +75,13 @@ class CaseQueries:
     def _plan(self, query: SpendQuery) -> Plan | None:
         """Which sessions of `query`'s window its summary rows answer for (`fiscus.ledger.case_summary`)."""
         (span,) = self.fetch(SPAN_SQL, ())[0]
-        return plan(query, self.dialect.placeholder, int(span))
+        at = plan(query, self.dialect.placeholder, int(span))
+        if at is None:
+            return None
+        # Read ahead, the few odd sessions are named with their hours: an index range each, where a join with
+        # their estimate (PostgreSQL guesses thousands) would read every rollup row of the window.
+        odd = self.fetch(f"SELECT os, lo, hi FROM ({at.odd}) o LIMIT {ODD_LIMIT + 1}", at.odd_params)
+        return replace(at, odd_rows=odd) if len(odd) <= ODD_LIMIT else at
 
     def _inside(self, query: SpendQuery, at: Plan, cells: Sequence[str]) -> str:
         """SELECT `cells` (k… and the rest) per session the summary answers for; k… are `query.by`'s columns."""
@@ -92,11 +100,12 @@ class CaseQueries:
         cond, extra_params = extra
         for span in split_window(query.since, query.until, SESSION_GRAINS):
             conds: list[str] = []
+            span_params: list[Any] = []
             if span.grain is None:
                 for bound, op in ((span.since, ">="), (span.until, "<")):
                     if bound is not None:
                         conds.append(f"ts {op} {p}")
-                        params.append(self.dialect.ts_param(micros_to_datetime(bound)))
+                        span_params.append(self.dialect.ts_param(micros_to_datetime(bound)))
                 keys = [f"COALESCE(\"{k}\", '') AS k{i}" for i, k in enumerate(query.by)]
                 cells = [*keys, "COALESCE(session, '') AS s", "COALESCE(outcome, '') AS o", "1 AS n",
                          f"{TOKENS_SQL} AS t", f"{m.micros} AS f", m.event]  # fmt: skip
@@ -105,23 +114,45 @@ class CaseQueries:
                 for bound, op in ((span.since, ">="), (span.until, "<")):
                     if bound is not None:
                         conds.append(f"bucket {op} {p}")
-                        params.append(bound)
+                        span_params.append(bound)
                 keys = [f'"{k}" AS k{i}' for i, k in enumerate(query.by)]
                 cells = [*keys, "session AS s", "outcome AS o", "requests AS n", "tokens AS t", "first_ts AS f",
                          m.rollup]  # fmt: skip
                 table = SESSION_TABLE
             for name, value in query.where.items():
                 conds.append(f'"{name}" = {p}')
-                params.append(value)
+                span_params.append(value)
             if cond:
                 conds.append(cond)
-                params.extend(extra_params)
-            if at is not None:
-                alone = "session IS NULL" if span.grain is None else "session = ''"
-                conds.append(f"({alone} OR session IN ({at.odd}))")
-                params.extend(at.odd_params)
-            where = f" WHERE {' AND '.join(conds)}" if conds else ""
-            selects.append(f"SELECT {', '.join(cells)} FROM {table}{where}")
+                span_params.extend(extra_params)
+            select = f"SELECT {', '.join(cells)} FROM {table}"
+            alone = " AND ".join([*conds, "session = ''"])
+            if at is None:
+                selects.append(f"{select} WHERE {' AND '.join(conds)}" if conds else select)
+                params += span_params
+            elif at.odd_rows is not None and span.grain is None:
+                named = [str(r[0]) for r in at.odd_rows]
+                conds.append(f"(session IS NULL OR session IN ({', '.join([p] * len(named))}))" if named else
+                             "session IS NULL")  # fmt: skip
+                selects.append(f"{select} WHERE {' AND '.join(conds)}")
+                params += [*span_params, *named]
+            elif at.odd_rows is not None:  # the calls outside sessions by their partial index, odd ones by hours
+                selects.append(f"{select} WHERE {alone}")
+                params += span_params
+                if at.odd_rows:
+                    each = f"(session = {p} AND bucket >= {p} AND bucket <= {p})"
+                    conds.append(f"({' OR '.join([each] * len(at.odd_rows))})")
+                    selects.append(f"{select} WHERE {' AND '.join(conds)}")
+                    params += [*span_params, *(v for r in at.odd_rows for v in (str(r[0]), int(r[1]), int(r[2])))]
+            elif span.grain is None:
+                conds.append(f"(session IS NULL OR session IN (SELECT os FROM ({at.odd}) o))")
+                selects.append(f"{select} WHERE {' AND '.join(conds)}")
+                params += [*span_params, *at.odd_params]
+            else:  # many odd sessions: joined with the rollup by their hours
+                selects.append(f"{select} WHERE {alone}")
+                joined = f"{select} JOIN ({at.odd}) o ON session = o.os AND bucket >= o.lo AND bucket <= o.hi"
+                selects.append(f"{joined} WHERE {' AND '.join(conds)}" if conds else joined)
+                params += [*span_params, *at.odd_params, *span_params]
         return " UNION ALL ".join(selects), params
 
     def _singles(self, query: SpendQuery) -> tuple[str, list[Any]]:
@@ -221,17 +252,25 @@ class CaseQueries:
             f"cases AS MATERIALIZED (SELECT {_join(*k, 's', '0 AS one', m.sums)} FROM src WHERE s <> '' "
             f"GROUP BY {_join(*k, 's')} UNION ALL SELECT {_join(*k, 's', '1', *m.cells, 'x')} FROM singles)"
         ]
-        if split is not None:  # a session of the summary is in one group of every set already: no grouping
-            parts.append(f"summ AS MATERIALIZED ({self._inside(query, split, [m.rollup])})")
-            more = [*more, *split.inside_params]
-        whole = " UNION ALL SELECT {keys} FROM summ" if split is not None else ""
+        if split is not None:  # the summary's sessions sorted once, ranked in Python; the few others summed here
+            cases = (
+                f"WITH src AS MATERIALIZED ({src}), singles AS ({alone}) SELECT {_join(*k, 's', '0', m.sums)} FROM src "
+                f"WHERE s <> '' GROUP BY {_join(*k, 's')} UNION ALL SELECT {_join(*k, 's', '1', *m.cells, 'x')} "
+                "FROM singles"
+            )
+            others = self.fetch(cases, [*params, *more])
+            inside = self._inside(query, split, [m.rollup])
+            summary = self.fetch(f"SELECT {_join(*k, *m.cells, 'x')} FROM ({inside}) w ORDER BY {m.order()}",
+                                 split.inside_params)  # fmt: skip
+            if self._exact(others, -1) and self._exact(summary, -1):
+                return select_ranks(m.pick, query.by, sets, ranks, summary, others)
+            return ranks_from(self, query, sets, ranks, scan=False, singles=singles)  # type: ignore[arg-type]
         selects = []
         for i, keys in enumerate(sets):
             ki = [f"k{query.by.index(key)}" for key in keys]
             window = f"PARTITION BY {', '.join(ki)}" if ki else ""
             parts.append(
-                f"c{i} AS (SELECT {_join(*ki, m.sums)} FROM cases GROUP BY {_join(*ki, 's', 'one')}"
-                f"{whole.format(keys=_join(*ki, *m.cells, 'x'))}), "
+                f"c{i} AS (SELECT {_join(*ki, m.sums)} FROM cases GROUP BY {_join(*ki, 's', 'one')}), "
                 f"r{i} AS (SELECT {_join(*ki, *m.cells)}, ROW_NUMBER() OVER ({window} ORDER BY {m.order()}) AS rn, "
                 f"COUNT(*) OVER ({window}) AS cnt, MIN(x) OVER ({window}) AS xx FROM c{i})"
             )
@@ -276,7 +315,15 @@ class CaseQueries:
             f"firsts AS (SELECT s, k0, ROW_NUMBER() OVER (PARTITION BY s ORDER BY f, k0{m.collate}) AS rn FROM parts), "
             f"runs AS (SELECT fi.k0 AS k0, SUM(p.n) AS n, SUM(p.t) AS t, {m.sums} FROM parts p JOIN firsts fi "
             f"ON fi.s = p.s AND fi.rn = 1 GROUP BY fi.k0, p.s UNION ALL SELECT k0, n, t, {', '.join(m.cells)}, x "
-            f"FROM singles{summary}), "
+            f"FROM singles{summary})"
+        )
+        if split is not None:  # the runs read once, ranked in Python (`fiscus.ledger.case_select`)
+            found = self.fetch(f"{sql} SELECT k0, n, t, {', '.join(m.cells)}, x FROM runs", [*params, *more])
+            if self._exact(found, -1):
+                return select_runs(m.pick, ranks, found)
+            return runs_from(self, query, ranks, scan=False)  # type: ignore[arg-type]
+        sql += (
+            ", "
             f"ranked AS (SELECT k0, n, t, {', '.join(m.cells)}, ROW_NUMBER() OVER ({pw} ORDER BY {m.order()}) AS rc, "
             f"ROW_NUMBER() OVER ({pw} ORDER BY t) AS rt, ROW_NUMBER() OVER ({pw} ORDER BY n) AS rk, "
             f"COUNT(*) OVER ({pw}) AS cnt, SUM(n) OVER ({pw}) AS calls, {totals}, MIN(x) OVER ({pw}) AS xx FROM runs) "

@@ -14,7 +14,7 @@ Unset dimensions are '' as in the rollups.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -40,6 +40,7 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "session", "calls", "tokens", "first_ts", "last_ts", *SUMMARY_KEYS, "label", "mixed", "cost_usd",
 )  # fmt: skip
 RECORDED_COLUMNS: tuple[str, ...] = ("session", "recorded", "recorded_ts", "recorded_id")
+_HOUR_US = 3_600_000_000
 
 
 def covers_summary(query: SpendQuery) -> bool:
@@ -167,13 +168,14 @@ def recorded_upsert_sql(sessions: str, micros: str, collate: str, zero_cost: str
 @dataclass(frozen=True, slots=True)
 class Plan:
     """How a per-case query splits its window: `inside` (a WHERE over summary rows: the sessions it reads from
-    the summary) and `odd` (a SELECT of the other sessions with calls near or in the window, which it reads
-    from the session rollup), each with its parameters."""
+    the summary) and `odd` (a SELECT of (os, lo, hi) — session, its first and last hour — per other session with
+    calls near or in the window, which it reads from the session rollup), each with its parameters."""
 
     inside: str
     inside_params: list[Any]
     odd: str
     odd_params: list[Any]
+    odd_rows: Sequence[Sequence[Any]] | None = None  # the odd (os, lo, hi) read ahead, when there are few
 
 
 def plan(query: SpendQuery, p: str, span: int, ts: Callable[[Any], int] = to_micros) -> Plan | None:
@@ -202,12 +204,15 @@ def plan(query: SpendQuery, p: str, span: int, ts: Callable[[Any], int] = to_mic
     if since is not None:
         mixed.append(f"last_ts >= {p}")
         mparams.append(since)
-    selects, oparams = [f"SELECT session FROM {t} WHERE {' AND '.join(mixed)}"], list(mparams)
+    hour = f"first_ts / {_HOUR_US} * {_HOUR_US}"  # not %: psycopg's placeholder mark
+    cells = f"SELECT session AS os, {hour} AS lo, last_ts AS hi FROM {t}"
+    selects, oparams = [f"{cells} WHERE {' AND '.join(mixed)}"], list(mparams)
     for bound in (since, until):
         if bound is not None:  # starts before the bound, ends at or after it
-            selects.append(f"SELECT session FROM {t} WHERE first_ts >= {p} AND first_ts < {p} AND last_ts >= {p}")
+            selects.append(f"{cells} WHERE first_ts >= {p} AND first_ts < {p} AND last_ts >= {p}")
             oparams += [bound - span, bound, bound]
-    return Plan(" AND ".join(inside), iparams, " UNION ALL ".join(selects), oparams)
+    return Plan(" AND ".join(inside), iparams, " UNION ".join(selects), oparams)
 
 
+ODD_LIMIT = 64  # odd sessions named one by one in a query; more are joined in the database
 SPAN_SQL = f"SELECT COALESCE(MAX(last_ts - first_ts), 0) FROM {SUMMARY_TABLE}"  # the longest session, by its index

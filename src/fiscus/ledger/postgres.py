@@ -21,6 +21,8 @@ from fiscus.errors import StoreError
 from fiscus.events.cost_event import CostEvent
 from fiscus.events.outcome_event import OutcomeRecorded
 from fiscus.events.policy_event import PolicyEvent
+from fiscus.ledger.base import MONEY_CONTEXT
+from fiscus.ledger.case_select import Picker
 from fiscus.ledger.case_sql import CaseDialect
 from fiscus.ledger.case_summary import SUMMARY_KEYS, recorded_upsert_sql, summary_rows, summary_upsert_sql
 from fiscus.ledger.chain import CHAIN_MIGRATION, LEGACY_CHAIN, ChainWriter, with_links
@@ -85,6 +87,7 @@ _CASES = CaseDialect(
     micros="(EXTRACT(EPOCH FROM ts) * 1000000)::bigint",
     collate=' COLLATE "C"',
     decode=lambda cells: Decimal(cells[0] or 0),
+    pick=Picker(1, lambda cells: cells[0], MONEY_CONTEXT.add, lambda amount: amount),
 )
 # The whole batch's rollup rows in one statement, one array per column: a round trip per batch, not per row.
 _ARRAYS = (
@@ -216,6 +219,9 @@ class PostgresLedger(SqlLedger):
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed or self._conn.broken:
             self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=max(1, int(self._connect_timeout)))
+            # Compiling a report's query (its estimated cost is high) took 2 s of a 2.7 s read at 10M events, and
+            # no ledger query runs long enough to win it back.
+            self._conn.execute("SET jit = off")
         return self._conn
 
     def _run(self, work: Any, *args: Any) -> Any:

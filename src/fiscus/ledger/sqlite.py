@@ -8,6 +8,7 @@ group. Reports are a read path, so exactness wins over the cost of summing in Py
 
 from __future__ import annotations
 
+import operator
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -20,6 +21,7 @@ from fiscus.events.cost_event import CostEvent
 from fiscus.events.outcome_event import OutcomeRecorded
 from fiscus.events.policy_event import PolicyEvent
 from fiscus.ledger.base import MONEY_CONTEXT, SpendQuery
+from fiscus.ledger.case_select import Picker
 from fiscus.ledger.case_sql import CaseDialect
 from fiscus.ledger.case_summary import recorded_upsert_sql, summary_rows, summary_upsert_sql
 from fiscus.ledger.chain import CHAIN_MIGRATION, LEGACY_CHAIN, ChainWriter, with_links
@@ -121,6 +123,7 @@ _CASES = CaseDialect(
     micros="ts",
     collate="",
     decode=lambda cells: from_limbs(cells[0], cells[1]),  # type: ignore[arg-type]
+    pick=Picker(2, lambda cells: int(cells[0]) * LO + int(cells[1]), operator.add, lambda atto: from_limbs(0, atto)),
 )
 UPSERT_ROLLUP = rollup_upsert_sql(_DIALECT, limbs=True)
 UPSERT_SESSIONS = session_upsert_sql("?", "fiscus_money_add({a}, {b})", "min({a}, {b})", limbs=True)
