@@ -38,7 +38,8 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("  rows built + inserted, in batches", ()),
     ("  + audit chain links", ("chain",)),
     ("  + spend rollups (hour, day, month)", ("chain", "rollup")),
-    ("  + session rollup (= Ledger.append's work)", ("chain", "rollup", "sessions")),
+    ("  + session rollup", ("chain", "rollup", "sessions")),
+    ("  + case summary (= Ledger.append's work)", ("chain", "rollup", "sessions", "summary")),
 )
 
 
@@ -189,7 +190,15 @@ def bench_sqlite(events: list[CostEvent], batch: int, repeat: int, tmp: Path) ->
     def stage(name: str, parts: tuple[str, ...]) -> Trial:
         """Where an append's time goes: the same batches with only `parts` of its work, in a fresh ledger."""
         from fiscus.ledger.chain import ChainWriter, with_links
-        from fiscus.ledger.sqlite import INSERT, UPSERT_ROLLUP, UPSERT_SESSIONS, rollup_params, session_params
+        from fiscus.ledger.sqlite import (
+            INSERT,
+            UPSERT_ROLLUP,
+            UPSERT_SESSIONS,
+            UPSERT_SUMMARY,
+            rollup_params,
+            session_params,
+            summary_params,
+        )
 
         def trial(r: int) -> list[tuple[str, float]]:
             with open_ledger(f"sqlite:///{tmp / f'stage{r}-{len(parts)}.db'}") as ledger:
@@ -209,6 +218,8 @@ def bench_sqlite(events: list[CostEvent], batch: int, repeat: int, tmp: Path) ->
                             conn.executemany(UPSERT_ROLLUP, rollup_params(part))
                         if "sessions" in parts:
                             conn.executemany(UPSERT_SESSIONS, session_params(part))
+                        if "summary" in parts:
+                            conn.executemany(UPSERT_SUMMARY, summary_params(part))
                         conn.execute("COMMIT")
 
                 return [(name, timed(run))]
