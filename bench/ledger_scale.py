@@ -13,36 +13,31 @@ refusals.
         [--sqlite-path /tmp/fiscus-scale.db] [--postgres-url postgresql://postgres@127.0.0.1:5432/test] [--schema S]
         [--sql-load] [--keep] [--reuse] [--no-scan]
 
-Measured 2026-12-06 on 10M events (--sql-load, 90 days; best of 2, wall ms, --no-scan) on a shared 2-core machine
-with the bench at nice 10 beside a test suite run, so walls are several times the CPU time. Before: the per-case
-queries read a row per session into Python; after: the ledger sums, ranks and counts cases inside the database
-(`fiscus.ledger.case_sql`):
+Measured 2026-12-06 on 10M events (--sql-load, 90 days, --reuse, --no-scan, best of 2, wall ms): a shared 2-core
+machine at load average 13-30 (test suites and other benches beside it), so walls are many times the CPU time
+and swing 2-3x between runs. "Before" is the code without the case summary (per-case queries over the session
+rollup, window functions in SQL); "after" reads a session wholly inside the window from its `case_summary` row
+and ranks in Python from one sorted read (`fiscus.ledger.case_select`). PostgreSQL, before and after alternated
+query by query on the same ledger:
 
-    query                                          SQLite before/after   PostgreSQL before/after
-    report: all time --by team                          181 / 107                67 / 28
-    report --since 30d --by agent,model                 916 / 738               547 / 268
-    report --since 7d --by day                          409 / 1,155             734 / 269
-    report --where team=growth --since 90d --by tenant  290 / 2,344             358 / 240
-    report: cases --since 30d --by agent             13,037 / 2,748          15,943 / 1,628
-    weekly: the week --by workflow / agent / day    88-365 (either run)      62-194 (either run)
-    weekly: case P50/P95 of the week (3 dimensions)   1,044 / 516               768 / 473
-    weekly: case P50/P95 of the 4 prior weeks         3,644 / 2,740           4,586 / 2,532
-    weekly: cost per outcome by workflow              3,051 / 556             4,047 / 467
-    alerts: hourly spend, 7 days --by hour              766 / 458               953 / 861
-    alerts: median session, 7 days by task_class        784 / 236               883 / 209
-    dashboard: month to date, total                   1,029 / 441               613 / 309
-    dashboard: month to date --by workflow              937 / 425               481 / 387
-    dashboard: cost per outcome, month to date        7,941 / 1,650          10,332 / 1,518
-    dashboard: 30d --by day,team                        751 / 493               857 / 595
-    forecast --since 7d / 30d                   1,088/8,177 / 447/1,959  1,561/8,335 / 338/1,539
-    whole weekly review (all its queries)            16,027 / 10,967         15,253 / 6,557
-    whole dashboard summary (all its queries)        15,431 / 4,278           9,190 / 3,508
+    query                                          PostgreSQL before / after
+    report: cases --since 30d --by agent                 11,397 / 367
+    weekly: case P50/P95 of the week (3 dimensions)       4,020 / 2,582
+    weekly: case P50/P95 of the 4 prior weeks            23,009 / 7,187  (client CPU 0.93 s; 2.3 s at load 11)
+    weekly: cost per outcome by workflow                  3,545 / 189
+    alerts: median session, 7 days by task_class          1,404 / 536
+    dashboard: cost per outcome, month to date           14,143 / 357
+    forecast --since 7d / 30d                   2,881/11,089 / 2,517/9,964  (30d: 2.8 s at load 11)
+    whole dashboard summary (all its queries)            15,090 / 3,132
 
-Spend queries are unchanged; their differences are the machine's load. (The weekly case rows "before" timed
-`session_spend`, which the weekly review and the session-cost alert no
-longer call for whole periods.) Still over the targets (1 s PostgreSQL, 2 s SQLite): the 30-day per-case
-queries and the four prior weeks' case ranks, which still rank every session of the window at query time.
-Every answer equals the full scan (checked at 60k events each run).
+SQLite, 1M events (the 10M SQLite ledger took 89 minutes to load at that load), in-process CPU ms, which
+the load does not inflate: cases --since 30d 338 → 35; case P50/P95 of the 4 prior weeks 509 → 126; cost per
+outcome month to date 281 → 48; forecast --since 30d 309 → 98; whole weekly review 2,189 → 1,568 (its spend
+queries are most of the rest); whole dashboard summary 1,009 → 646.
+
+Still over the targets at this load: the four prior weeks' ranks and the 30-day forecast on PostgreSQL (141k and
+151k sessions read into Python, about 1 s of client CPU between them), and the whole weekly review, whose spend
+queries add up. Every answer equals the full scan (checked at 60k events, both backends, both loaders).
 """
 
 from __future__ import annotations
