@@ -35,9 +35,13 @@ the load does not inflate: cases --since 30d 338 → 35; case P50/P95 of the 4 p
 outcome month to date 281 → 48; forecast --since 30d 309 → 98; whole weekly review 2,189 → 1,568 (its spend
 queries are most of the rest); whole dashboard summary 1,009 → 646.
 
-Still over the targets at this load: the four prior weeks' ranks and the 30-day forecast on PostgreSQL (141k and
-151k sessions read into Python, about 1 s of client CPU between them), and the whole weekly review, whose spend
-queries add up. Every answer equals the full scan (checked at 60k events, both backends, both loaders).
+SQLite at 10M events, after only (load average 9-11; wall / in-process CPU ms): cases --since 30d 1,811 / 532;
+case P50/P95 of the 4 prior weeks 6,962 / 1,804; cost per outcome month to date 1,347 / 408; forecast --since
+30d 5,452 / 1,126.
+
+Still over the targets at this load: the four prior weeks' ranks and the 30-day forecast on both backends (141k
+and 151k sessions read into Python and ranked there: 1-2 s of CPU at 10M), and the whole weekly review, whose
+spend queries add up. Every answer equals the full scan (checked at 60k events, both backends, both loaders).
 """
 
 from __future__ import annotations
