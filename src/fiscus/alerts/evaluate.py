@@ -17,13 +17,22 @@ from fiscus.policy.types import Policy
 LEDGER_SIGNALS = ("hourly_spend", "cache_miss", "session_cost", "context_growth")
 
 
-def evaluate_alerts(ledger: Ledger, statuses: Iterable[Any], policy: Policy, now: datetime) -> list[AlertRaised]:
-    """The alerts standing at `now`, critical first, each with its owner and its level's channel."""
+def evaluate_alerts(
+    ledger: Ledger,
+    statuses: Iterable[Any],
+    policy: Policy,
+    now: datetime,
+    *,
+    guards: Iterable[AlertRaised] = (),
+) -> list[AlertRaised]:
+    """The alerts standing at `now`, critical first, each with its owner and its level's channel. `guards`: the
+    entries read from the breakers (`fiscus.alerts.breaker_signals`), one more source of the same table."""
     settings = policy.alerts
     if not settings.enabled:
         return []
     enabled = [(name, settings.signal(name)) for name in LEDGER_SIGNALS if settings.on(name)]
     found = signals(ledger, enabled, now, policy.owner_of)
+    found += guards
     found += budget_signals(
         statuses,
         policy,

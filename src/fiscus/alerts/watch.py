@@ -1,6 +1,8 @@
 """`AlertWatch`: evaluate the alert table and announce each alert once per window, across every process on the
 budget store (the same once-only claim as budget thresholds), to the governor's listeners: the notify channels,
 metrics. The gateway runs a check every `gateway.alert_check_s` seconds; `fiscus alerts check` runs one from cron.
+Given the breakers (`breakers=`), the spend-rate levels standing in their shared state are entries too; the
+breakers announce those themselves, so the watch shows them and leaves them unclaimed.
 """
 
 from __future__ import annotations
@@ -10,14 +12,19 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from fiscus.alerts.breaker_signals import SIGNAL as BREAKER_SIGNAL
+from fiscus.alerts.breaker_signals import standing_breaker_levels
 from fiscus.alerts.evaluate import evaluate_alerts
 from fiscus.events.alert_events import AlertRaised, Level
 from fiscus.events.cost_event import new_event_id
 
 
 class AlertWatch:
-    def __init__(self, governor: Any, *, ledger_url: str, open_ledger: Callable[[str], Any]) -> None:
+    def __init__(
+        self, governor: Any, *, ledger_url: str, open_ledger: Callable[[str], Any], breakers: Any | None = None
+    ) -> None:
         self.governor = governor
+        self.breakers = breakers
         self.ledger_url = ledger_url
         self._open_ledger = open_ledger
         self._lock = threading.Lock()
@@ -28,15 +35,17 @@ class AlertWatch:
         """What stands now, without claiming or sending anything."""
         governor = self.governor
         moment = now or datetime.fromtimestamp(governor.now(), UTC)
+        policy = governor.policy
+        guards = standing_breaker_levels(self.breakers, policy, moment)
         with self._open_ledger(self.ledger_url) as ledger:
-            return evaluate_alerts(ledger, governor.status(), governor.policy, moment)
+            return evaluate_alerts(ledger, governor.status(), policy, moment, guards=guards)
 
     def check(self, now: datetime | None = None) -> list[AlertRaised]:
         """Evaluate, then announce the alerts not yet announced in their window; returns those announced."""
         alerts = self.evaluate(now)
         with self._lock:
             self.standing, self.checked_at = alerts, datetime.now(UTC)
-        return [alert for alert in alerts if self._claim(alert)]
+        return [alert for alert in alerts if alert.signal != BREAKER_SIGNAL and self._claim(alert)]
 
     def _claim(self, alert: AlertRaised) -> bool:
         """Claim the alert's level in its window, and a critical's warning with it (a warning after its

@@ -23,7 +23,9 @@ def check(
 ) -> None:
     """Evaluate every alert of the policy's `alerts:` table now. An alert not yet announced in its window (an hour,
     a day, a budget window; claimed in the budget store, so once across every worker and cron host sharing it) goes
-    to the notify channels. Prints what stands, marking what was sent."""
+    to the notify channels. Prints what stands, marking what was sent. With shared breaker state (`guards.state`,
+    beside a SQLite or Redis budget store by default) a spend-rate breaker's level (2 × / 5 × the median hour)
+    stands here too; the breakers announce those themselves."""
     from fiscus.alerts import AlertWatch
     from fiscus.cli.ledger_option import ledger_url
     from fiscus.config import load_config
@@ -33,8 +35,11 @@ def check(
     cfg = load_config(config)
     url = ledger_url(None, config)
     governor = Governor.from_config(cfg)
+    # The breakers' spend-rate levels as every worker shares them (none to read from a memory:// state).
+    shared = not cfg.guards.state_url(cfg.budget_store).startswith("memory://")
+    breakers = cfg.guards.breaker_registry(budget_store=cfg.budget_store) if shared else None
     try:
-        watch = AlertWatch(governor, ledger_url=url, open_ledger=open_ledger)
+        watch = AlertWatch(governor, ledger_url=url, open_ledger=open_ledger, breakers=breakers)
         standing = watch.evaluate() if dry_run else None
         sent = [] if dry_run else watch.check()
         standing = standing if standing is not None else watch.standing
@@ -42,6 +47,8 @@ def check(
         if notifier is not None:
             notifier.flush()
     finally:
+        if breakers is not None:
+            breakers.close()
         governor.close()
     sent_keys = {(a.key, a.level) for a in sent}
     if as_json:

@@ -154,7 +154,11 @@ def create_app(
         loop_states=loop_states,
         overridable=config.guards.guard_overrides(),
     )
-    alerts = AlertWatch(governor, ledger_url=config.ledger, open_ledger=open_ledger) if _keeps(governor) else None
+    alerts = (
+        AlertWatch(governor, ledger_url=config.ledger, open_ledger=open_ledger, breakers=registry)
+        if _keeps(governor)
+        else None
+    )
     weekly = (
         WeeklyDelivery(governor, config.review.weekly, ledger_url=config.ledger, open_ledger=open_ledger)
         if _keeps(governor) and config.review.weekly.enabled

@@ -16,6 +16,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from fiscus.alerts.breaker_signals import SIGNAL as BREAKER_SIGNAL
 from fiscus.events.cost_event import CostEvent
 from fiscus.policy.alerts import SIGNALS
 
@@ -173,7 +174,7 @@ class GatewayMetrics:
                     self._store_counted[key] = count
         if self._alert_counts is not None:  # every signal and level, so a cleared alert reads 0
             counts = self._alert_counts()
-            for signal in SIGNALS:
+            for signal in (*SIGNALS, BREAKER_SIGNAL):
                 for level in ("warning", "critical"):
                     self.alerts.labels(signal, level).set(counts.get((signal, level), 0))
         return generate_latest(self.registry)

@@ -302,6 +302,7 @@ class BreakerRegistry(AccountSharing):
         """Take the newer records other processes saved. A failing store leaves the local state as it is."""
         if self.account is not None and self.account.due(self._clock()):
             self._exchange([])
+            self.announce_levels()
         if self.state is None:
             return
         self._next_sync = self._clock() + self.refresh_s  # first, so concurrent callers do not all read

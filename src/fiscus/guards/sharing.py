@@ -19,6 +19,20 @@ log = logging.getLogger("fiscus.guards")
 
 # The seeds' alert table for the hourly spend rate: warning at 2 ×, critical at 5 × the baseline.
 LEVELS = (("critical", Decimal(5)), ("warning", Decimal(2)))
+LEVEL_NOTE = "~level:"  # `~level:<level>:<scope>` in the breaker state: since when the scope's level stands
+
+
+def level_of(ratio: Decimal | None) -> str | None:
+    """The alert table's level a spend rate (a multiple of the median hour) reaches, or None."""
+    if ratio is None:
+        return None
+    return next((name for name, at in LEVELS if ratio >= at), None)
+
+
+def level_note(level: str, scope: str) -> str:
+    return f"{LEVEL_NOTE}{level}:{scope}"
+
+
 PROBE_LEASE_S = 60.0  # a probe's lease outlives any call; a worker that dies holding it frees it by then
 
 
@@ -115,17 +129,44 @@ class AccountSharing:
             ratio = found.ratio()
             if ratio is None:
                 continue
-            level = next((name for name, at in LEVELS if ratio >= at), None)
+            level = level_of(ratio)
             if level is None or self._levels.get(scope) in ((hour, level), (hour, "critical")):
                 continue
             self._levels[scope] = (hour, level)
             if not self._first_to_tell(f"~level:{scope}:{hour}:{level}", now):
                 continue
             assert found.baseline is not None
+            self._note_level(scope, level, hour, found, now)
             event = SpendRateLevel(scope, level, found.hour_spend, found.baseline, ratio.quantize(Decimal("0.01")))
             log.warning("fiscus: %s", event.message)
             if self.on_event is not None:
                 self.on_event(event)
+
+    def _note_level(self, scope: str, level: str, hour: int, found: Figures, now: float) -> None:
+        """Since when the level stands, for every process's alert table (`fiscus.alerts.breaker_signals`): the
+        first process to see it in this hour writes it once."""
+        if self.state is None:
+            return
+        details = {"hour": hour, **found.to_dict()}
+        note = BreakerRecord(scope=level_note(level, scope), state="open", since=now, details=details)
+        try:
+            self.state.save(note)
+        except FiscusError as exc:
+            self._store_failed(exc)
+
+    def announce_levels(self) -> None:
+        """Announce the levels the account-wide figures reach now, for every spend-rate breaker this process
+        knows: run after an exchange with no call of its own (an idle worker's sync), so a level reached by the
+        last calls of a burst spread over processes is noted even when no further call comes."""
+        account = self.account
+        if account is None:
+            return
+        now = self._clock()
+        with self._lock:
+            breakers = [b for b in self._breakers.values() if b.config.spend_rate_k is not None]
+        figures = {b.scope: account.figures(b.scope, b.config, now) for b in breakers if account.known(b.scope)}
+        if figures:
+            self._announce_levels(figures, now)
 
     def _first_to_tell(self, claim: str, now: float) -> bool:
         """Whether this process is the first of the fleet to announce `claim` (a lease in the shared windows)."""
