@@ -181,6 +181,18 @@ class GuardsConfig(_Section):
         """Where breaker state is shared: `state`, else beside the budget store."""
         return self.state or state_url_beside(budget_store)
 
+    def sdk_state_url(self, budget_store: str, ledger: str) -> str:
+        """Where a wrapped client's breakers share their state: `state` when set (`memory://` keeps them in the
+        process), else beside the budget store, else — a memory store, as with no fiscus.yaml — `breakers.db`
+        beside a SQLite ledger, so every SDK process of one host on the same ledger judges the same account-wide
+        figures. Across hosts that takes a Redis store (or `state: redis://…`)."""
+        if self.state:
+            return self.state
+        beside = state_url_beside(budget_store)
+        if beside.startswith("memory://") and ledger.startswith("sqlite:///") and ":memory:" not in ledger:
+            return state_url_beside(ledger)
+        return beside
+
     def loop_config(self) -> LoopConfig:
         return self.loops.to_config()
 

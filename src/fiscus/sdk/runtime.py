@@ -1,7 +1,9 @@
 """Process-wide defaults: one governor per config (embedded SQLite ledger + memory store unless configured)
 and one breaker registry per governor, created on first use. A governor opened from a config takes its
 breakers, shared breaker state, post-mortem folder and (when the file sets them) loop checks from its
-`guards:` section."""
+`guards:` section. The breakers share their windows and trips through `guards.state`; with a memory store (no
+fiscus.yaml, say) that is `breakers.db` beside the SQLite ledger, so the SDK processes of one host see one
+account; `FISCUS_GUARDS_STATE=memory://` (or `guards.state: memory://`) keeps them in the process."""
 
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ from fiscus.guards.overridable import GuardOverrides
 from fiscus.guards.registry import BreakerRegistry
 from fiscus.shaping.cache import CachePlacer
 
+# Where wrapped clients share breaker state, over the config's `guards.state` (`memory://`: this process only).
+STATE_ENV = "FISCUS_GUARDS_STATE"
 _lock = threading.Lock()
 _governors: dict[str, Any] = {}
 _registries: dict[int, BreakerRegistry] = {}
@@ -64,7 +68,12 @@ def breakers_for(governor: Any) -> BreakerRegistry:
             if settings is None:
                 registry = BreakerRegistry()
             else:  # the SDK emits its trips itself: no on_event here
-                registry = settings.guards.breaker_registry(budget_store=settings.budget_store)
+                guards = settings.guards
+                url = os.environ.get(STATE_ENV) or guards.sdk_state_url(settings.budget_store, settings.ledger)
+                if url.startswith("sqlite:///"):
+                    Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+                guards = guards.model_copy(update={"state": url})
+                registry = guards.breaker_registry(budget_store=settings.budget_store)
                 atexit.register(registry.close)
             _registries[id(governor)] = registry
         return registry
