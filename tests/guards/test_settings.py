@@ -159,3 +159,13 @@ def test_serve_refuses_workers_without_shared_breaker_state(tmp_path: Path, caps
     assert capsys.readouterr().err == (
         "fiscus: error: several workers need shared breaker state: set guards.state to sqlite:/// or redis://\n"
     )
+
+
+def test_the_sdk_shares_its_breakers_beside_the_ledger_unless_told_otherwise() -> None:
+    ledger = "sqlite:///.fiscus/ledger.db"
+    assert GuardsConfig().sdk_state_url("memory://", ledger) == "sqlite:///.fiscus/breakers.db"
+    assert GuardsConfig().sdk_state_url("sqlite:///b/budgets.db", ledger) == "sqlite:///b/breakers.db"
+    assert GuardsConfig().sdk_state_url("redis://r:6379/0", ledger) == "redis://r:6379/0"
+    assert GuardsConfig().sdk_state_url("memory://", "postgresql://db/x") == "memory://"  # no file to sit beside
+    assert GuardsConfig().sdk_state_url("memory://", "sqlite:///:memory:") == "memory://"
+    assert GuardsConfig(state="memory://").sdk_state_url("memory://", ledger) == "memory://"  # the opt-out
