@@ -11,6 +11,12 @@ Then the gateway's pair with its state local (one worker) vs shared through a st
 one answers at --redis): one worker serving every call (its copy stays current: one swap per detector), and
 four workers taking turns (each call finds its copy stale: the swap answers the newer record, the call reruns).
 
+Then this code against the sketch before it (6d6c88e, read from git), in turns, CPU time: a new 2,000-word turn
+and whole calls. On a 2-core machine shared with other test runs (load 8-11), `--calls 200`: sketching a new turn
+826 → 580 µs (1.43x, 5,000-word vocabulary) and 584 → 383 µs (1.52x, every word a new id), one detector's call
+3,508 → 2,257 µs (1.55x), the gateway pair's 4,198 → 3,030 µs (1.39x); the sketches are the same hashes. The wall
+clock rows above move by 30 % or more from run to run on such a machine.
+
     python bench/loops.py [--calls N] [--redis URL]
 """
 
@@ -18,24 +24,39 @@ from __future__ import annotations
 
 import argparse
 import random
+import subprocess
+import sys
 import tempfile
 import time
+import types
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from fiscus.errors import StoreError
+from fiscus.guards import loops
 from fiscus.guards.loop_state import Conversation, LoopStates, LoopStateStore, MemoryLoopState, open_loop_state
 from fiscus.guards.loops import LoopConfig, LoopDetector
-from fiscus.guards.similarity import SKETCHES
+from fiscus.guards.similarity import SKETCHES, sketch
+
+BEFORE = "6d6c88e"  # the sketch before shingles were hashed by mapped CRCs (and compared by one intersection)
 
 _VOCAB = [f"w{i}" for i in range(5_000)]
 
 
-def _run(config: LoopConfig, steps: list[tuple[str, str]], *, detectors: int = 1, exchange: bool = False) -> float:
+def _run(
+    config: LoopConfig,
+    steps: list[tuple[str, str]],
+    *,
+    detectors: int = 1,
+    exchange: bool = False,
+    clock: Callable[[], float] = time.perf_counter,
+) -> float:
     chain = [LoopDetector(config) for _ in range(detectors)]
     pair = LoopDetector(config)
     SKETCHES.clear()
-    start = time.perf_counter()
+    start = clock()
     for content, output in steps:
         for detector in chain:
             detector.before_call(agent="researcher", content=content, tool_results=(content,))
@@ -43,7 +64,7 @@ def _run(config: LoopConfig, steps: list[tuple[str, str]], *, detectors: int = 1
             pair.exchanged("researcher", content)
         for detector in chain:
             detector.after_call(tool_calls=[("search", {"q": content[:20]})], output=output, tokens=20_000)
-    return (time.perf_counter() - start) / len(steps) * 1e6
+    return (clock() - start) / len(steps) * 1e6
 
 
 def _with_and_without_cache(config: LoopConfig, steps: list[tuple[str, str]], **shape: object) -> tuple[float, float]:
@@ -112,6 +133,82 @@ def _forget(url: str, prefix: str) -> None:
         pass
 
 
+def _code_before(commit: str) -> types.ModuleType | None:
+    """`fiscus.guards.similarity` as it was at `commit`, read from git (None outside a checkout)."""
+    try:
+        source = subprocess.run(
+            ["git", "show", f"{commit}:src/fiscus/guards/similarity.py"],
+            capture_output=True,
+            check=True,
+            text=True,
+            cwd=Path(__file__).parent,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    module = sys.modules["similarity_before"] = types.ModuleType("similarity_before")  # dataclasses look it up
+    exec(compile(source, f"{commit}:similarity.py", "exec"), module.__dict__)
+    return module
+
+
+def _per_sketch(make: Callable[[str], object], texts: list[str]) -> float:
+    start = time.process_time()
+    for text in texts:
+        make(text)
+    return (time.process_time() - start) / len(texts) * 1e6
+
+
+@contextmanager
+def _loops_on(module: types.ModuleType | None) -> Iterator[None]:
+    """The loop detectors sketching and comparing with `module`'s functions (None: this code's)."""
+    if module is None:
+        yield
+        return
+    names = ("Sketch", "cached_sketch", "estimate")
+    kept = {name: getattr(loops, name) for name in names}
+    try:
+        for name in names:
+            setattr(loops, name, getattr(module, name))
+        yield
+    finally:
+        for name, value in kept.items():
+            setattr(loops, name, value)
+
+
+def _sketch_rows(config: LoopConfig, steps: list[tuple[str, str]], rounds: int) -> None:
+    """This code against `BEFORE`'s in the same run, in turns (B A B A …, best of each side, CPU time of this
+    process, which a machine shared with other work disturbs less than the wall clock): sketching a new
+    2,000-word turn (no cache) of short words from a 5,000-word vocabulary, and of long words never seen (ids),
+    then whole calls as the rows above make them. The sketches are the same on both sides."""
+    before = _code_before(BEFORE)
+    if before is None:
+        print(f"against {BEFORE}: skipped (no git history to read it from)")
+        return
+    known = [content for content, _ in steps]
+    _per_sketch(before.sketch, known)  # warm up both
+    _per_sketch(sketch, known)
+    batch = max(len(known) // rounds, 1)
+    b = a = float("inf")
+    for r in range(rounds):
+        chunk = known[r * batch : (r + 1) * batch] or known
+        b, a = min(b, _per_sketch(before.sketch, chunk)), min(a, _per_sketch(sketch, chunk))
+    rows = [("sketch of a new turn, vocabulary words", b, a)]
+    b = a = float("inf")
+    for r in range(rounds):  # every word unique to its turn
+        fresh = [" ".join(f"t{r}x{i}x{j}" for j in range(2_000)) for i in range(max(batch // 4, 2))]
+        b, a = min(b, _per_sketch(before.sketch, fresh)), min(a, _per_sketch(sketch, fresh))
+    rows.append(("sketch of a new turn, new ids", b, a))
+    for label, shape in (("call, one detector", {}), ("call, gateway pair", {"exchange": True})):
+        b = a = float("inf")
+        for _ in range(max(rounds // 2, 1)):
+            with _loops_on(before):
+                before.SKETCHES.clear()
+                b = min(b, _run(config, steps, clock=time.process_time, **shape))  # type: ignore[arg-type]
+            a = min(a, _run(config, steps, clock=time.process_time, **shape))  # type: ignore[arg-type]
+        rows.append((label, b, a))
+    for label, b, a in rows:
+        print(f"{label:<38} {BEFORE} {b:8.1f} µs, now {a:8.1f} µs ({b / a:.2f}x as fast)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=500)
@@ -138,6 +235,7 @@ def main() -> None:
             f"{label:<34} before {before:8.1f} µs/call ({before / baseline:.1f}x the baseline), "
             f"after {after:8.1f} µs/call ({after / baseline:.1f}x); cache saves {1 - after / before:.0%}"
         )
+    _sketch_rows(defaults, steps[:100], rounds=6)
     _shared_rows(defaults, steps, args.redis)
 
 

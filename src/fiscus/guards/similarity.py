@@ -4,8 +4,11 @@ A loop that rewords its turns ("check the order status" → "please look up the 
 an exact or near-verbatim comparison. Normalising first (case, punctuation, stop words, common suffixes)
 makes rewordings share most of their shingles; shingles are the words and the adjacent word pairs, so word
 order still counts a little. A bottom-k sketch (one hash per shingle, the k smallest kept) estimates
-the Jaccard similarity of two shingle sets in O(k) and costs one CRC per shingle to build; CRC32 is stable
-across processes, so sketches can be compared wherever they were made.
+the Jaccard similarity of two shingle sets in O(k). A shingle's hash is the CRC32 of its text: stable across
+processes, so sketches can be compared wherever they were made. Building one stays off the per-shingle Python
+path: the words are encoded once, each word's CRC is taken once, a pair's CRC continues its first word's (and a
+space) over the second's bytes (`zlib.crc32(data, start)`), all mapped in C, and the k smallest are found by
+filtering below a bound and sorting the few left; comparing two sketches is one set intersection.
 
 Long texts are sketched from their head and tail only: a loop repeats its framing, and a 20k-token tool
 result would otherwise cost milliseconds per call.
@@ -24,14 +27,14 @@ import threading
 import zlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from heapq import nsmallest
-from itertools import pairwise
+from itertools import islice, repeat
 
 SKETCH_SIZE = 64
-_NUMBER_WEIGHT = 3
+_NUMBER_WEIGHT = 3  # extra shingles per number
+_CRC_RANGE = 1 << 32
 _EDGE_CHARS = 1_500  # of the head and of the tail of a long text
 # Identifiers joined by - . / : (note-3-1, v1.2, a path) stay one token: a new id is new content.
-_WORD = re.compile(r"\w+(?:[-./:]\w+)*", re.UNICODE)
+_WORD = re.compile(r"\w+(?:[-./:]\w+)*+", re.UNICODE)  # possessive: a word is never given back
 _SUFFIXES = ("ingly", "ations", "ation", "ments", "ment", "ness", "ing", "ies", "ied", "ed", "ly", "es", "s")
 _STOP = frozenset(
     [
@@ -153,14 +156,14 @@ def normalise(text: str) -> list[str]:
     are: a page, an id or an amount that changes is what tells a step from its repeat."""
     if len(text) > 2 * _EDGE_CHARS:
         text = f"{text[:_EDGE_CHARS]} {text[-_EDGE_CHARS:]}"
-    stop = _STOP
-    return [_stem(word) for word in _WORD.findall(text.lower()) if word not in stop]
+    stop, suffixes = _STOP, _SUFFIXES
+    # The suffix test inline: most words end in none, and a call per word would cost more than the test.
+    return [
+        w if len(w) < 4 or not w.endswith(suffixes) else _stem(w) for w in _WORD.findall(text.lower()) if w not in stop
+    ]
 
 
 def _stem(word: str) -> str:
-    # Most words end in none of the suffixes: one C-level check before the loop.
-    if len(word) < 4 or not word.endswith(_SUFFIXES):
-        return word
     for suffix in _SUFFIXES:
         if len(word) > len(suffix) + 2 and word.endswith(suffix):
             return word[: -len(suffix)]
@@ -169,29 +172,45 @@ def _stem(word: str) -> str:
 
 def sketch(text: str, size: int = SKETCH_SIZE, *, numbers: bool = True) -> Sketch:
     """`numbers=False` leaves numbers out: "no rows (attempt 2)" tells nothing "no rows (attempt 1)" did not."""
-    return _shape(normalise(text), size, numbers)
+    words = normalise(text)
+    return _shape(words, _has_numbers(words), size, numbers)
 
 
-def _shape(words: list[str], size: int, numbers: bool) -> Sketch:
-    if not numbers:
+def _has_numbers(words: list[str]) -> bool:
+    return any(map(str.isdigit, words))
+
+
+def _shape(words: list[str], has_numbers: bool, size: int, numbers: bool) -> Sketch:
+    """The bottom-k sketch of a turn's content words. Shingles are the words, the adjacent pairs ("a b") and, per
+    number, three more ("#3:0", "#3:1", "#3:2"), each hashed by the CRC32 of its text. The text is encoded once
+    and each word's CRC taken once; a pair's CRC continues the first word's (and a space) over the second's
+    bytes, all mapped in C: nothing is built per shingle but its hash."""
+    if has_numbers and not numbers:
         words = [w for w in words if not w.isdigit()]
-    shingles = set(words)
-    shingles.update(f"{a} {b}" for a, b in pairwise(words))
-    # A number weighs as three shingles: "queue 3" then "queue 4" is the next step, not a rewording.
-    shingles.update(f"#{w}:{i}" for w in words if w.isdigit() for i in range(_NUMBER_WEIGHT))
-    hashes = {zlib.crc32(s.encode()) for s in shingles}
-    return Sketch(tuple(sorted(hashes) if len(hashes) <= size else nsmallest(size, hashes)))
+    data = " ".join(words).encode().split(b" ") if words else []
+    crcs = list(map(zlib.crc32, data))
+    shingles = set(crcs)
+    shingles.update(map(zlib.crc32, islice(data, 1, None), map(zlib.crc32, repeat(b" "), crcs)))
+    if has_numbers and numbers:
+        # A number weighs as four shingles: "queue 3" then "queue 4" is the next step, not a rewording.
+        shingles.update(zlib.crc32(f"#{w}:{i}".encode()) for w in words if w.isdigit() for i in range(_NUMBER_WEIGHT))
+    if len(shingles) <= size:
+        return Sketch(tuple(sorted(shingles)))
+    # The k smallest of n hashes spread over 32 bits lie below about k/n of the range: keep what is under 4k/n
+    # (one C-level filter) and sort those few; every hash when fewer than k are under it.
+    below = sorted(filter((4 * size * _CRC_RANGE // len(shingles)).__gt__, shingles))
+    return Sketch(tuple(below[:size] if len(below) >= size else sorted(shingles)[:size]))
 
 
 def estimate(a: Sketch, b: Sketch, size: int = SKETCH_SIZE) -> float:
     """Estimated Jaccard similarity of the two shingle sets in [0, 1]; two empty texts score 1. The Jaccard
-    of the two bottom-k sets: one set operation, cheap enough to compare a text with dozens of recent ones."""
+    of the two bottom-k sets: one intersection, cheap enough to compare a text with dozens of recent ones."""
     if a.hashes == b.hashes:
         return 1.0
     if a.empty or b.empty:
         return 0.0
-    sa, sb = a.members, b.members
-    return len(sa & sb) / len(sa | sb)
+    shared = len(a.members & b.members)  # |A ∪ B| = |A| + |B| - |A ∩ B|: one set operation, not two
+    return shared / (len(a.hashes) + len(b.hashes) - shared)
 
 
 def similar(a: str, b: str) -> float:
@@ -203,8 +222,8 @@ def similar(a: str, b: str) -> float:
 
 class SketchCache:
     """The sketches of the most recent `size` distinct turns (LRU); `size=0` keeps none (every call sketches).
-    A turn's normalised words are kept beside its sketches: its sketch without numbers is made from them, and is
-    its plain sketch when it has no numbers at all."""
+    A turn's content words are kept beside its sketches: its sketch without numbers is made from them, and is its
+    plain sketch when it has no numbers at all."""
 
     def __init__(self, size: int = 2048) -> None:
         self.size = size
@@ -222,7 +241,7 @@ class SketchCache:
                 self._turns.move_to_end(key)
         if turn is None:
             words = normalise(text)
-            turn = _Turn(words, any(w.isdigit() for w in words))
+            turn = _Turn(words, _has_numbers(words))
             with self._lock:
                 self.misses += 1
                 self._turns[key] = turn
@@ -232,7 +251,9 @@ class SketchCache:
         if found is not None:
             self.hits += 1
             return found
-        made = turn.sketches[numbers or not turn.has_numbers] = _shape(turn.words, SKETCH_SIZE, numbers)
+        made = turn.sketches[numbers or not turn.has_numbers] = _shape(
+            turn.words, turn.has_numbers, SKETCH_SIZE, numbers
+        )
         return made
 
     def clear(self) -> None:
