@@ -3,7 +3,8 @@
 
 Submitting checks every request's `params` as /v1/messages would and reserves the batch's worst case at batch
 prices; a batch that does not fit is refused with a 429 in Anthropic's format. `results_url` points back at the
-gateway. A poll that finds the batch ended, or a fetch of its results, settles every request (`batches_settle`).
+gateway. A poll that finds the batch ended, or a fetch of its results, settles every request
+(`batches_settle.settle_if_ended`).
 """
 
 from __future__ import annotations
@@ -20,14 +21,13 @@ from fiscus.batches.admit import Refused, admit_steps
 from fiscus.batches.drive import arun
 from fiscus.batches.lines import BatchInputError, BatchLine, anthropic_input, deferrable
 from fiscus.batches.records import BatchRecord
-from fiscus.batches.results import anthropic_results, json_lines
+from fiscus.batches.results import json_lines
 from fiscus.gateway.batches import BatchDoor, Caller, endpoint, json_body, log, passed, provider_json
 from fiscus.gateway.batches_admit import bad_input, hold, read_line, release
-from fiscus.gateway.batches_settle import settle_batch
+from fiscus.gateway.batches_settle import settle_if_ended, settle_read
 from fiscus.gateway.protocol import MESSAGES, BadRequest, error_body
 from fiscus.gateway.responses import JSON
 from fiscus.providers import ProviderError
-from fiscus.usage.wire import WireFormat
 
 MAX_SUBMIT_BYTES = 256 << 20  # Anthropic's limit for one batch
 
@@ -104,27 +104,6 @@ async def create(door: BatchDoor, request: Request) -> Response:
     return passed(answer, headers, orjson.dumps(_shown(request, batch)))
 
 
-async def _settle(door: BatchDoor, record: BatchRecord, content: bytes) -> str:
-    cost = await settle_batch(
-        door.governor, door.store, record, anthropic_results(json_lines(content)), WireFormat.ANTHROPIC
-    )
-    return format(cost, "f")
-
-
-async def settle_if_ended(door: BatchDoor, caller: Caller, record: BatchRecord, batch: dict[str, Any]) -> str | None:
-    """Settle `record` when the provider says it ended, reading its results; its cost when this call settled it."""
-    if record.settled or batch.get("processing_status") != "ended":
-        return None
-
-    async def work() -> str | None:
-        results = await door.upstream(record.provider, "GET", f"/messages/batches/{record.id}/results", caller)
-        if not results.ok:
-            return None  # read again on the next poll
-        return await _settle(door, record, results.body)
-
-    return await door.settle(record, work)
-
-
 async def _owned(door: BatchDoor, request: Request, caller: Caller) -> BatchRecord:
     batch_id = request.path_params["batch_id"]
     record = await door.owned(batch_id, caller)
@@ -153,7 +132,9 @@ async def results(door: BatchDoor, request: Request) -> Response:
     if answer.ok and not record.settled:
 
         async def work() -> str | None:
-            return await _settle(door, record, answer.body)
+            # Results are readable only once the batch has ended.
+            ended = {"id": record.id, "processing_status": "ended"}
+            return await settle_read(door, record, ended, [json_lines(answer.body)])
 
         cost = await door.settle(record, work)
     return passed(answer, {"x-fiscus-batch-cost-usd": cost} if cost is not None else None)

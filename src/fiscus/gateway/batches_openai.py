@@ -4,7 +4,7 @@
 Submitting reads the input file back from the provider, checks every request as its endpoint would and reserves
 the batch's worst case at batch prices before the provider sees the batch; a batch that does not fit is refused
 with a 429 in OpenAI's format. A poll that finds the batch ended (completed, expired, cancelled, failed) reads its
-output and error files and settles every request (`batches_settle`).
+output and error files and settles every request (`batches_settle.settle_if_ended`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from fiscus.batches.admit import Refused, admit_steps
 from fiscus.batches.drive import arun
 from fiscus.batches.lines import BatchInputError, BatchLine, deferrable, openai_input
 from fiscus.batches.records import BatchRecord
-from fiscus.batches.results import ResultLine, json_lines, openai_results
 from fiscus.gateway.batches import (
     MAX_FILE_BYTES,
     BatchDoor,
@@ -33,14 +32,12 @@ from fiscus.gateway.batches import (
     provider_json,
 )
 from fiscus.gateway.batches_admit import bad_input, hold, read_line, release
-from fiscus.gateway.batches_settle import settle_batch
+from fiscus.gateway.batches_settle import settle_if_ended
 from fiscus.gateway.protocol import CHAT, RESPONSES, BadRequest, Protocol, error_body
 from fiscus.gateway.responses import JSON
 from fiscus.providers import ProviderError
-from fiscus.usage.wire import WireFormat
 
 ENDPOINTS: dict[str, Protocol] = {"/v1/chat/completions": CHAT, "/v1/responses": RESPONSES}
-ENDED = ("completed", "expired", "cancelled", "failed")
 
 
 def _not_found(what: str, ident: str) -> BadRequest:
@@ -144,31 +141,6 @@ async def create_batch(door: BatchDoor, request: Request) -> Response:
     if deferrable(getattr(door.governor, "policy", None), caller.attribution):
         headers["x-fiscus-deferrable"] = "true"
     return passed(answer, headers)
-
-
-async def settle_if_ended(door: BatchDoor, caller: Caller, record: BatchRecord, batch: dict[str, Any]) -> str | None:
-    """Settle `record` when the provider says it ended; the batch's cost as a decimal string when this call did."""
-    if record.settled or batch.get("status") not in ENDED:
-        return None
-    for field in ("output_file_id", "error_file_id"):
-        if batch.get(field):
-            await asyncio.to_thread(door.store.own_file, str(batch[field]), record.key_id)
-
-    async def work() -> str | None:
-        results: dict[str, ResultLine] = {}
-        for field in ("output_file_id", "error_file_id"):
-            if not batch.get(field):
-                continue
-            content = await door.upstream(record.provider, "GET", f"/files/{batch[field]}/content", caller)
-            if not content.ok:
-                return None  # read again on the next poll
-            openai_results(json_lines(content.body), results)
-        fmt = WireFormat.OPENAI_RESPONSES if record.endpoint == "/v1/responses" else WireFormat.OPENAI_CHAT
-        missing = f"not run: the batch {batch.get('status')}"
-        cost = await settle_batch(door.governor, door.store, record, results, fmt, missing=missing)
-        return format(cost, "f")
-
-    return await door.settle(record, work)
 
 
 async def retrieve_batch(door: BatchDoor, request: Request) -> Response:

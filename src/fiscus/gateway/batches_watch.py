@@ -8,8 +8,8 @@ import asyncio
 import logging
 
 from fiscus.attribution import Attribution
-from fiscus.gateway import batches_anthropic, batches_openai
 from fiscus.gateway.batches import BatchDoor, Caller, provider_json
+from fiscus.gateway.batches_settle import batch_path, settle_if_ended
 
 log = logging.getLogger("fiscus.gateway")
 
@@ -23,13 +23,10 @@ async def poll_once(door: BatchDoor) -> int:
         record = await asyncio.to_thread(door.store.get, batch_id)
         if record is None or record.settled:
             continue
-        path = f"/batches/{batch_id}" if record.wire == "openai" else f"/messages/batches/{batch_id}"
-        answer = await door.upstream(record.provider, "GET", path, _WATCH)
+        answer = await door.upstream(record.provider, "GET", batch_path(record), _WATCH)
         if not answer.ok:
             continue
-        batch = provider_json(answer)
-        wire = batches_openai if record.wire == "openai" else batches_anthropic
-        if await wire.settle_if_ended(door, _WATCH, record, batch) is not None:
+        if await settle_if_ended(door, _WATCH, record, provider_json(answer)) is not None:
             settled += 1
     return settled
 
