@@ -36,6 +36,8 @@ Steering headers (each overrides the EmulatorConfig field of the same meaning, f
     x-emulator-cached-tokens: 2048       size of a Gemini cachedContent this instance did not create
     x-emulator-batch-delay-ms: 300       on a batch's create call: it completes this long after (on the clock)
     x-emulator-batch-expire: 2           on a batch's create call: its last 2 requests expire unrun
+    x-emulator-batch-run-before-cancel: 2   on a batch's create call: cancelled before it completes, its
+                                         first 2 requests have run (their results kept), the rest canceled
     x-emulator-cost: 0.0042              OpenRouter's usage.cost for the call (default: the catalogue's price)
     x-emulator-chars-per-token: 1        count this call's tokens at 1 character each (CJK, base64: what a
                                          real tokenizer does); EmulatorConfig.chars_per_token_models per model

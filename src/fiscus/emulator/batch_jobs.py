@@ -3,7 +3,9 @@ emulator's own endpoint, as the provider runs it through its synchronous API at 
 
 A job completes `batch_delay_ms` (config, or `x-emulator-batch-delay-ms` on the create call) after it was
 created, on the emulator's clock: its requests run the first time the job is read after that, once. A job
-cancelled before then runs none of them. `x-emulator-batch-expire: N` lets the last N requests expire unrun.
+cancelled before then runs none of them, unless `x-emulator-batch-run-before-cancel: N` says its first N had
+already run when the cancel came: those have their results, the rest are canceled (as a provider stopping a
+batch part-way reports it). `x-emulator-batch-expire: N` lets the last N requests expire unrun.
 Other `x-emulator-*` headers of the create call steer every request of the job (output length, faults, ...).
 """
 
@@ -25,7 +27,8 @@ Outcome = Literal["succeeded", "errored", "expired", "canceled"]
 
 # Headers of the create call that every batched request carries on (the key, the API version, steering).
 _CARRIED = (b"authorization", b"x-api-key", b"anthropic-version", b"anthropic-beta")
-_BATCH_STEERING = (b"x-emulator-batch-delay-ms", b"x-emulator-batch-expire")
+_BATCH_STEERING = (b"x-emulator-batch-delay-ms", b"x-emulator-batch-expire", b"x-emulator-batch-run-before-cancel")
+_STEERING_NAMES = "x-emulator-batch-delay-ms / -expire / -run-before-cancel"
 DAY_S = 24 * 3600
 
 
@@ -68,6 +71,7 @@ class BatchJob:
     created_at: float  # epoch seconds
     ready_at: float  # on the emulator's clock
     expire: int = 0
+    run_before_cancel: int = 0  # requests that had run when a cancel came
     extra: dict[str, Any] = field(default_factory=dict)  # the provider's own fields (input file, metadata, ...)
     cancelled_at: float | None = None  # epoch seconds
     ended_at: float | None = None
@@ -98,20 +102,42 @@ def carried_headers(request: Request) -> list[tuple[bytes, bytes]]:
     ]
 
 
-def batch_steering(request: Request, config: EmulatorConfig) -> tuple[float, int] | str:
-    """(delay in seconds, requests to expire) for a new job, or the problem with a steering header."""
-    delay_ms: float = config.batch_delay_ms
-    expire = 0
+@dataclass(frozen=True, slots=True)
+class BatchSteering:
+    delay_s: float
+    expire: int = 0
+    run_before_cancel: int = 0
+
+
+def batch_steering(request: Request, config: EmulatorConfig) -> BatchSteering | str:
+    """How a new job runs, from its create call's headers, or the problem with one of them."""
+    headers = request.headers
     try:
-        if "x-emulator-batch-delay-ms" in request.headers:
-            delay_ms = float(request.headers["x-emulator-batch-delay-ms"])
-        if "x-emulator-batch-expire" in request.headers:
-            expire = int(request.headers["x-emulator-batch-expire"])
+        delay_ms = float(headers.get("x-emulator-batch-delay-ms", config.batch_delay_ms))
+        expire = int(headers.get("x-emulator-batch-expire", 0))
+        run_before_cancel = int(headers.get("x-emulator-batch-run-before-cancel", 0))
     except ValueError:
-        return "x-emulator-batch-delay-ms / x-emulator-batch-expire: a number expected"
-    if delay_ms < 0 or expire < 0:
-        return "x-emulator-batch-delay-ms / x-emulator-batch-expire: must not be negative"
-    return delay_ms / 1000, expire
+        return f"{_STEERING_NAMES}: a number expected"
+    if delay_ms < 0 or expire < 0 or run_before_cancel < 0:
+        return f"{_STEERING_NAMES}: must not be negative"
+    return BatchSteering(delay_ms / 1000, expire, run_before_cancel)
+
+
+def new_job(
+    job_id: str,
+    path: str,
+    requests: list[tuple[str, dict[str, Any]]],
+    request: Request,
+    config: EmulatorConfig,
+    extra: dict[str, Any] | None = None,
+) -> BatchJob:
+    """A job created now by `request` (its steering already checked by `admit_batch_call`)."""
+    steering = batch_steering(request, config)
+    assert isinstance(steering, BatchSteering)
+    return BatchJob(
+        job_id, path, requests, carried_headers(request), time.time(), config.clock() + steering.delay_s,
+        min(steering.expire, len(requests)), min(steering.run_before_cancel, len(requests)), extra or {},
+    )  # fmt: skip
 
 
 async def run_job(app: Any, job: BatchJob, endpoints: dict[str, Endpoint], clock: Callable[[], float]) -> None:
@@ -122,8 +148,10 @@ async def run_job(app: Any, job: BatchJob, endpoints: dict[str, Endpoint], clock
         return
     results: list[LineResult] = []
     runnable = len(job.requests) - job.expire
+    if job.cancelled_at is not None:  # only those that ran before the cancel came
+        runnable = min(runnable, job.run_before_cancel)
     for index, (custom_id, body) in enumerate(job.requests):
-        if job.cancelled_at is not None:
+        if index >= runnable and job.cancelled_at is not None:
             results.append(LineResult(custom_id, "canceled"))
         elif index >= runnable:
             results.append(LineResult(custom_id, "expired"))

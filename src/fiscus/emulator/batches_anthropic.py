@@ -24,8 +24,7 @@ from fiscus.emulator.batch_jobs import (
     BatchJob,
     LineResult,
     admit_batch_call,
-    batch_steering,
-    carried_headers,
+    new_job,
     page,
     run_job,
 )
@@ -83,11 +82,7 @@ async def create(request: Request) -> Response:
     requests = _requests(body)
     if isinstance(requests, str):
         return ANTHROPIC.error(400, requests)
-    delay, expire = batch_steering(request, state.config)  # type: ignore[misc]  # checked by admit_batch_call
-    job = BatchJob(
-        new_id("msgbatch_01", 22), PATH, requests, carried_headers(request), time.time(),
-        state.config.clock() + delay, min(expire, len(requests)),
-    )  # fmt: skip
+    job = new_job(new_id("msgbatch_01", 22), PATH, requests, request, state.config)
     state.batches.jobs[job.id] = job
     return json_response(_batch_json(request, job))
 

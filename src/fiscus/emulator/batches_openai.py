@@ -2,8 +2,9 @@
 /v1/files/{id}/content, POST /v1/batches, GET /v1/batches/{id}, POST /v1/batches/{id}/cancel, GET /v1/batches.
 
 An input file is JSON lines `{"custom_id", "method": "POST", "url", "body"}`, all for the batch's endpoint and
-one model. A batch goes validating → in_progress → completed (expired when requests ran out of time, cancelled
-when cancelled first; failed when its input is invalid). The output file holds one line per answered request,
+one model. A batch goes validating → in_progress → completed (expired when requests ran out of time, cancelling
+→ cancelled when cancelled first, with the answers of the requests that had run; failed when its input is
+invalid). The output file holds one line per answered request,
 `{"id", "custom_id", "response": {"status_code", "request_id", "body"}, "error": null}`, the body with its
 usage; the error file the requests that failed, expired or were cancelled.
 """
@@ -24,8 +25,7 @@ from fiscus.emulator.batch_jobs import (
     LineResult,
     StoredFile,
     admit_batch_call,
-    batch_steering,
-    carried_headers,
+    new_job,
     page,
     parse_multipart,
     run_job,
@@ -153,8 +153,6 @@ async def create_batch(request: Request) -> Response:
     if stored is None:
         return OPENAI.error(404, f"No such File object: {body.get('input_file_id')}", param="input_file_id")
     requests, errors = _read_lines(stored.data, endpoint)
-    delay, expire = batch_steering(request, state.config)  # type: ignore[misc]  # checked by admit_batch_call
-    now = time.time()
     extra = {
         "input_file_id": stored.id,
         "completion_window": "24h",
@@ -162,12 +160,9 @@ async def create_batch(request: Request) -> Response:
         "errors": errors,
         "model": str(requests[0][1].get("model")) if requests else None,
     }
-    job = BatchJob(
-        new_id("batch_", 24), endpoint, requests, carried_headers(request), now, state.config.clock() + delay,
-        min(expire, len(requests)), extra,
-    )  # fmt: skip
+    job = new_job(new_id("batch_", 24), endpoint, requests, request, state.config, extra)
     if errors:
-        job.results, job.ended_at = [], now
+        job.results, job.ended_at = [], job.created_at
     state.batches.jobs[job.id] = job
     return json_response(_batch_json(state, job, creating=True))
 
