@@ -114,3 +114,40 @@ def test_batch_calls_need_a_key(emulator_url: str) -> None:
     assert httpx.get(f"{emulator_url}/v1/batches").status_code == 401
     refused = httpx.get(f"{emulator_url}/v1/messages/batches", headers={"x-api-key": "k"})
     assert refused.status_code == 400 and "anthropic-version" in refused.json()["error"]["message"]
+
+
+def test_a_batch_cancelled_part_way_keeps_the_answers_that_ran(
+    oai: openai.OpenAI, claude: anthropic.Anthropic, clock: ManualClock
+) -> None:
+    part_way = {"x-emulator-batch-run-before-cancel": "2"}
+    file_id = oai.files.create(file=("in.jsonl", _jsonl(*(_chat(t) for t in "abcd"))), purpose="batch").id
+    batch = oai.batches.create(
+        input_file_id=file_id, endpoint="/v1/chat/completions", completion_window="24h", extra_headers=part_way
+    )
+    assert oai.batches.cancel(batch.id).status == "cancelling"
+    stopped = oai.batches.retrieve(batch.id)
+    assert stopped.status == "cancelled" and stopped.request_counts is not None
+    assert (stopped.request_counts.total, stopped.request_counts.completed, stopped.request_counts.failed) == (4, 2, 0)
+    assert stopped.output_file_id and stopped.error_file_id and stopped.usage is not None
+    output = [orjson.loads(t) for t in oai.files.content(stopped.output_file_id).content.splitlines()]
+    assert [line["custom_id"] for line in output] == ["r0", "r1"]
+    assert sum(line["response"]["body"]["usage"]["completion_tokens"] for line in output) == stopped.usage.output_tokens
+    errors = [orjson.loads(t) for t in oai.files.content(stopped.error_file_id).content.splitlines()]
+    assert [(line["custom_id"], line["error"]["code"]) for line in errors] == [
+        ("r2", "batch_cancelled"),
+        ("r3", "batch_cancelled"),
+    ]
+
+    requests = [{"custom_id": c, "params": _params(c)} for c in "xyz"]
+    claude_batch = claude.messages.batches.create(requests=requests, extra_headers=part_way)  # type: ignore[arg-type]
+    assert claude.messages.batches.cancel(claude_batch.id).processing_status == "canceling"
+    ended = claude.messages.batches.retrieve(claude_batch.id)
+    assert ended.processing_status == "ended"
+    assert (ended.request_counts.succeeded, ended.request_counts.canceled) == (2, 1)
+    kinds = {item.custom_id: item.result.type for item in claude.messages.batches.results(claude_batch.id)}
+    assert kinds == {"x": "succeeded", "y": "succeeded", "z": "canceled"}
+    with pytest.raises(anthropic.BadRequestError):
+        claude.messages.batches.create(
+            requests=requests,  # type: ignore[arg-type]
+            extra_headers={"x-emulator-batch-run-before-cancel": "-1"},
+        )
