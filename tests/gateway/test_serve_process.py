@@ -82,11 +82,30 @@ def test_an_idle_client_connection_outlives_the_clients_own_keep_alive(tmp_path:
             for idle in (0, 6):  # the second request on the same connection, after 6 s idle
                 time.sleep(idle)
                 conn.sendall(request)
-                answer = conn.recv(65536)
+                answer = _response(conn)
                 assert answer.startswith(b"HTTP/1.1 200"), answer
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def _response(conn: socket.socket) -> bytes:
+    """One whole HTTP/1.1 response (head and `content-length` body), however the bytes arrive in segments."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        assert chunk, f"the connection closed: {data!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        (int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")),
+        0,
+    )
+    while len(body) < length:
+        chunk = conn.recv(65536)
+        assert chunk, f"the connection closed mid-body: {data!r}"
+        body += chunk
+    return head + b"\r\n\r\n" + body
 
 
 def _children(pid: int) -> set[int]:
