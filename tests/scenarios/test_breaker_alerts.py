@@ -112,6 +112,7 @@ def test_breaker_levels_stand_in_the_alert_table_on_every_worker(
                 lambda: (
                     (found := _standing(base))
                     and all(len(r) == 2 and all(a["detail"]["since"] for a in r) for r in found)
+                    and all(r == found[0] for r in found)  # once the last settles reached every worker
                     and found
                 )
             )
