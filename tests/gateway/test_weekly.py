@@ -12,7 +12,11 @@ from .conftest import real_gateway
 
 
 def test_gateway_delivers_the_weekly_review_once(tmp_path: Path, emulator_url: str) -> None:
-    review = ReviewConfig(weekly=WeeklyReviewConfig(check_s=0.1, out_dir=tmp_path / "reports", channel="finance"))
+    # due from Monday 00:00 UTC: the default (Monday 08:00) would make the last week's review wait on a Monday night
+    weekly = WeeklyReviewConfig(
+        weekday="monday", hour_utc=0, check_s=0.1, out_dir=tmp_path / "reports", channel="finance"
+    )
+    review = ReviewConfig(weekly=weekly)
     update = {"review": review, "gateway": GatewayConfig(pace_check_s=0, alert_check_s=0)}
     store = f"sqlite:///{tmp_path}/budgets.db"
     with real_gateway(tmp_path, emulator_url, "budgets: []\n", store, config_update=update) as real:
