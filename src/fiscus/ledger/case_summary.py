@@ -22,25 +22,18 @@ from typing import Any
 from fiscus.events.cost_event import CostEvent
 from fiscus.ledger.base import MONEY_CONTEXT, SpendQuery, cost_total
 from fiscus.ledger.limbs import limb_columns, upsert_sets
+from fiscus.ledger.rollup import HOUR_US
 from fiscus.ledger.rows import to_micros
+from fiscus.ledger.sessions import SESSION_KEYS
 
 SUMMARY_TABLE = "case_summary"
-SUMMARY_KEYS: tuple[str, ...] = (
-    "organization",
-    "team",
-    "agent",
-    "workflow",
-    "task_class",
-    "tenant",
-    "user",
-    "environment",
-    "api_key",
-)
+# A case is one session: the session rollup's dimensions, less the call's own outcome label (a case's outcome is
+# the one recorded for it, kept in `recorded`).
+SUMMARY_KEYS: tuple[str, ...] = tuple(k for k in SESSION_KEYS if k != "outcome")
 SUMMARY_COLUMNS: tuple[str, ...] = (
     "session", "calls", "tokens", "first_ts", "last_ts", *SUMMARY_KEYS, "label", "mixed", "cost_usd",
 )  # fmt: skip
 RECORDED_COLUMNS: tuple[str, ...] = ("session", "recorded", "recorded_ts", "recorded_id")
-_HOUR_US = 3_600_000_000
 
 
 def covers_summary(query: SpendQuery) -> bool:
@@ -204,7 +197,7 @@ def plan(query: SpendQuery, p: str, span: int, ts: Callable[[Any], int] = to_mic
     if since is not None:
         mixed.append(f"last_ts >= {p}")
         mparams.append(since)
-    hour = f"first_ts / {_HOUR_US} * {_HOUR_US}"  # not %: psycopg's placeholder mark
+    hour = f"first_ts / {HOUR_US} * {HOUR_US}"  # not %: psycopg's placeholder mark
     cells = f"SELECT session AS os, {hour} AS lo, last_ts AS hi FROM {t}"
     selects, oparams = [f"{cells} WHERE {' AND '.join(mixed)}"], list(mparams)
     for bound in (since, until):

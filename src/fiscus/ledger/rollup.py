@@ -56,8 +56,8 @@ ROLLUP_MONEY: tuple[str, ...] = ("input_usd", "cache_read_usd", "cache_write_usd
 ROLLUP_SAVINGS: tuple[str, ...] = SAVINGS_COLUMNS
 HOUR, DAY, MONTH = "h", "d", "m"
 GRAINS: tuple[str, ...] = (HOUR, DAY, MONTH)  # finest first; each bucket edge is an edge of the finer grains
-_HOUR_US = 3_600_000_000
-_DAY_US = 24 * _HOUR_US
+HOUR_US = 3_600_000_000
+_DAY_US = 24 * HOUR_US
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -99,7 +99,7 @@ def deltas(events: Iterable[CostEvent]) -> list[tuple[RollupKey, Delta]]:
         a, u, c = e.attribution, e.usage, e.cost
         micros = to_micros(e.timestamp)
         key = (
-            micros - micros % _HOUR_US,
+            micros - micros % HOUR_US,
             (
                 a.organization or "",
                 a.team or "",
@@ -183,7 +183,7 @@ def month_floor(micros: int) -> int:
 def _floor(micros: int, grain: str) -> int:
     if grain == MONTH:
         return month_floor(micros)
-    step = _HOUR_US if grain == HOUR else _DAY_US
+    step = HOUR_US if grain == HOUR else _DAY_US
     return micros - micros % step
 
 
@@ -194,7 +194,7 @@ def _ceil(micros: int, grain: str) -> int:
     if grain == MONTH:
         at = micros_to_datetime(down)
         return to_micros(at.replace(year=at.year + 1, month=1) if at.month == 12 else at.replace(month=at.month + 1))
-    return down + (_HOUR_US if grain == HOUR else _DAY_US)
+    return down + (HOUR_US if grain == HOUR else _DAY_US)
 
 
 def split_window(since: datetime | None, until: datetime | None, grains: tuple[str, ...] = GRAINS) -> Iterator[Span]:

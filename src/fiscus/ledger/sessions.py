@@ -19,7 +19,7 @@ from typing import Any
 from fiscus.events.cost_event import CostEvent
 from fiscus.ledger.base import MONEY_CONTEXT, SessionSpend, SpendQuery, cost_total, session_order
 from fiscus.ledger.limbs import limb_columns, upsert_sets
-from fiscus.ledger.rollup import HOUR
+from fiscus.ledger.rollup import HOUR, HOUR_US
 from fiscus.ledger.rows import TABLE, to_micros
 
 SESSION_TABLE = "session_rollup"
@@ -38,7 +38,6 @@ SESSION_KEYS: tuple[str, ...] = (
 SESSION_GRAINS: tuple[str, ...] = (HOUR,)
 SESSION_COUNTS: tuple[str, ...] = ("requests", "tokens")
 SESSION_COLUMNS: tuple[str, ...] = ("bucket", "session", *SESSION_KEYS, *SESSION_COUNTS, "first_ts", "cost_usd")
-_HOUR_US = 3_600_000_000
 # Tokens as `Usage.total_tokens`: every input token (uncached, cache reads and writes) plus the output.
 TOKENS_SQL = "input_tokens + cache_read_tokens + cache_write_5m_tokens + cache_write_1h_tokens + output_tokens"
 
@@ -67,7 +66,7 @@ def session_deltas(events: Iterable[CostEvent]) -> list[tuple[SessionKey, Sessio
         a = e.attribution
         micros = to_micros(e.timestamp)
         key = (
-            micros - micros % _HOUR_US,
+            micros - micros % HOUR_US,
             a.session or "",
             (
                 a.organization or "",
