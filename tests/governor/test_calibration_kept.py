@@ -98,3 +98,18 @@ def test_snapshot_round_trip() -> None:
     again = Calibration()
     assert again.adopt(learned.snapshot()) == 3
     assert again.ratios == learned.ratios and again.costs == learned.costs and again.rows() == learned.rows()
+
+
+def test_the_periodic_write_is_off_the_settle_path(tmp_path: Path) -> None:
+    cache = open_response_cache(f"sqlite:///{tmp_path}/budgets.db")
+    learned = Calibration()
+    keeper = CalibrationKeeper(cache, learned, every=2)
+    learned.observe("openai", "gpt-4o", "a", 1_000, 700)
+    keeper.observed()
+    assert keeper._writer is None  # not yet: one of two
+    keeper.observed()
+    assert keeper._writer is not None and keeper._writer.name == "fiscus-calibration"
+    keeper._writer.join(timeout=5)
+    read = Calibration()
+    assert CalibrationKeeper(cache, read).load() == 2 and read.ratios == learned.ratios
+    keeper.close()

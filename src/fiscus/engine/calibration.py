@@ -87,6 +87,12 @@ class Calibration:
             found = ratios.get((provider, model, None))
         return SCALE_ONE if found is None else found
 
+    def copy(self) -> Calibration:
+        """An independent copy of what is learned (dict copies are atomic under the GIL: safe beside settles)."""
+        other = Calibration(max_keys=self.max_keys)
+        other.ratios, other._samples, other.costs = dict(self.ratios), dict(self._samples), dict(self.costs)
+        return other
+
     def snapshot(self) -> dict[str, list[list[object]]]:
         """What is learned, as JSON-ready lists (to keep it beyond this process: `governor.calibration_keeper`)."""
         samples = self._samples

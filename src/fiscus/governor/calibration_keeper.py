@@ -1,13 +1,15 @@
 """Calibration kept beyond one process: what settled calls taught the estimates (`engine.calibration`) is written to
 the budget store's backend (the same SQLite file, the same Redis server and prefix) every `every` settled calls and
 on close, and read back when a governor starts. A new process, an SDK job started a minute ago or a restarted
-gateway worker, reserves as tightly from its first call as the ones before it did. Another process's shapes are
+gateway worker, reserves as tightly from its first call as the ones before it did. The periodic write runs on a
+thread of its own: a settle only counts, it never waits on the store. Another process's shapes are
 merged in, never over what this process learned itself. The record holds provider, model and agent names and
 integer ratios: no prompt text, no keys."""
 
 from __future__ import annotations
 
 import logging
+import threading
 
 import orjson
 
@@ -27,6 +29,8 @@ class CalibrationKeeper:
         self.calibration = calibration
         self.every = max(1, every)
         self._since = 0
+        self._lock = threading.Lock()  # one write at a time
+        self._writer: threading.Thread | None = None
 
     @classmethod
     def beside(cls, budget_store_url: str, calibration: Calibration, *, every: int = EVERY) -> CalibrationKeeper | None:
@@ -45,26 +49,29 @@ class CalibrationKeeper:
         return self.calibration.adopt(stored) if stored is not None else 0
 
     def observed(self) -> None:
-        """One settled call taught the calibration something: write every `every` of them."""
+        """One settled call taught the calibration something: every `every` of them, a write off this thread."""
         self._since += 1
-        if self._since >= self.every:
-            self.save()
+        if self._since < self.every or (self._writer is not None and self._writer.is_alive()):
+            return
+        self._since = 0
+        self._writer = threading.Thread(target=self.save, name="fiscus-calibration", daemon=True)
+        self._writer.start()
 
     def save(self) -> None:
         """Write what this process learned, with the shapes only other processes learned kept beside it."""
-        self._since = 0
-        merged = Calibration(max_keys=self.calibration.max_keys)
-        merged.ratios, merged.costs = dict(self.calibration.ratios), dict(self.calibration.costs)
-        merged._samples = dict(self.calibration._samples)
-        stored = self._read()
-        if stored is not None:
-            merged.adopt(stored)
-        try:
-            self.store.put(NAMESPACE, KEY, orjson.dumps(merged.snapshot()), ttl_s=TTL_S, max_entries=1)
-        except Exception as exc:
-            log.info("fiscus: calibration not written (%s); the next write tries again", type(exc).__name__)
+        with self._lock:
+            merged = self.calibration.copy()
+            stored = self._read()
+            if stored is not None:
+                merged.adopt(stored)
+            try:
+                self.store.put(NAMESPACE, KEY, orjson.dumps(merged.snapshot()), ttl_s=TTL_S, max_entries=1)
+            except Exception as exc:
+                log.info("fiscus: calibration not written (%s); the next write tries again", type(exc).__name__)
 
     def close(self) -> None:
+        if self._writer is not None:
+            self._writer.join(timeout=5.0)
         self.save()
         self.store.close()
 
