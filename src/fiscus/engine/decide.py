@@ -110,7 +110,6 @@ def decide(
     # is what does not fit on the requested model (judged before any downgrade).
     countable = request.countable and not request.input_exact and not downgraded and compress_to is None
     count_helps = False
-    margin = int((1 + policy.estimate_margin) * SCALE_ONE)
     restart = True
     while restart:
         restart = False
@@ -119,7 +118,7 @@ def decide(
                 continue
             fit = _line_fit(plan, a.line, a.used, counters, rates, tokens_in)
             if countable and fit < floor_tokens and model == request.model:
-                count_helps = count_helps or _estimate_fits(plan, a.line, a.used, rates, floor_tokens, margin)
+                count_helps = count_helps or _estimate_fits(plan, a.line, a.used, rates, floor_tokens, policy)
             if fit >= floor_tokens:
                 max_tokens = min(max_tokens, fit)
                 continue
@@ -244,9 +243,10 @@ def _line_fit(
     return min(fit, _max_output(line.cap, hn, ht, hr, rates, calls, plan.hard_case(rates)))
 
 
-def _estimate_fits(plan: Plan, line: PlanLine, used: Amounts, rates: Rates, floor_tokens: int, margin: int) -> bool:
+def _estimate_fits(plan: Plan, line: PlanLine, used: Amounts, rates: Rates, floor_tokens: int, policy: Policy) -> bool:
     """Whether the call fits `line` with at least `floor_tokens` of output if its input is the calibrated
-    estimate without the policy's margin (`margin`, × SCALE_ONE): then an exact count may well let it run."""
+    estimate without the policy's margin: then an exact count may well let it run."""
+    margin = int((1 + policy.estimate_margin) * SCALE_ONE)  # as the engine scales the plan
     case = plan.estimate_case(rates, scale=plan.scale * SCALE_ONE // margin)
     return (
         _max_output(line.cap, used.nanos, used.tokens, used.requests, rates, plan.request.calls, case) >= floor_tokens

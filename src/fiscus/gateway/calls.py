@@ -185,6 +185,7 @@ class Gateway(NoModelAnswers):
         admission = await self.governor.aadmit(call)
         if admission.decision.count_helps:  # near a limit the byte bound stops it: the provider counts it
             admission = await self.governor.aadmit(await count_exactly(self.upstream, call, request.body, forwarded))
+            input_tokens = admission.request.input_tokens  # the provider's count, where it gave one
         if summary is not None:
             admission.shaped = Shaped(summary_tokens=summary.tokens)
         self.metrics.decision(admission.decision.action)
