@@ -29,7 +29,7 @@ from fiscus.governor.admission import Admission
 from fiscus.governor.announce import Announcer
 from fiscus.governor.drive import adrive, drive
 from fiscus.governor.outcome import Outcome
-from fiscus.governor.priced import Sheets, priced_as, ungoverned_cost
+from fiscus.governor.priced import Sheets, ungoverned_cost
 from fiscus.governor.steps import ReadCounters, Record, Reserve, Settle, Steps
 from fiscus.governor.store_guard import StoreGuard
 from fiscus.governor.task_class import TaskClassRules
@@ -99,45 +99,11 @@ class Governor:
 
     @classmethod
     def from_config(cls, config: FiscusConfig, *, on_event: Callable[[object], None] | None = None) -> Governor:
-        """The governor a config describes; events also go to the notify channels it configures."""
-        from fiscus.events.policy_event import PolicyEvent
-        from fiscus.ledger import LedgerWriter, open_ledger
-        from fiscus.notify.channels import check_channels
-        from fiscus.policy.load import load_policy
-        from fiscus.stores import open_store  # type: ignore[attr-defined]
+        """The governor a config describes; events also go to the notify channels it configures
+        (`fiscus.governor.configured`)."""
+        from fiscus.governor.configured import from_config
 
-        policy = load_policy(config.policy) if config.policy is not None else Policy()
-        check_channels(policy, config.notify, config=config.source)
-        from fiscus.ledger.open import default_spill_path
-
-        # guarded: a store that lost its state says so (StoreLost) instead of admitting on empty counters
-        store = open_store(config.budget_store, guarded=True, **config.store.options(config.budget_store))
-        ledger = open_ledger(config.ledger)
-        spill = default_spill_path(ledger)
-        if policy.version is not None:  # the audit trail: which rules this process enforces from now on
-            ledger.record_policy(PolicyEvent(policy.version, source=policy.source))
-        governor = cls(
-            policy=policy,
-            store=store,
-            catalogue=PriceCatalogue(config.pricing),
-            ledger=LedgerWriter(ledger, outbox=store if store.durable else None),
-            on_event=on_event,
-            priced_as=priced_as(config),
-            settle_journal=spill.with_name(spill.name.replace("spill.jsonl", "settle-retry")),
-            on_store_loss=config.store.on_store_loss,
-        )
-        if config.notify.channels:
-            from fiscus.notify import Notifier
-
-            governor.notifier = Notifier(config.notify)
-            governor.add_listener(governor.notifier)
-        governor.guard.start()  # a store that lost its state is rebuilt (or answered per policy) before any call
-        from fiscus.governor.calibration_keeper import CalibrationKeeper
-
-        governor.calibration_keeper = CalibrationKeeper.beside(config.budget_store, governor.engine.calibration)
-        if governor.calibration_keeper is not None:
-            governor.calibration_keeper.load()  # reserve as tightly as the processes before this one did
-        return governor
+        return from_config(cls, config, on_event=on_event)
 
     # -- events -----------------------------------------------------------------------------------------
 
