@@ -75,3 +75,10 @@ def test_a_count_above_what_is_left_is_refused_on_it() -> None:
     assert not decision.count_helps
     assert decision.model != "claude-sonnet-4-6" or not decision.calls_model
     gov.close()
+
+
+def test_a_count_binds_only_the_model_it_was_made_for() -> None:
+    counted = request().counted(TOKENS, count_bound(TOKENS))
+    assert counted.hard_input_bound() == count_bound(TOKENS)
+    elsewhere = replace(counted, provider="openai", model="gpt-4o")  # a route to another model keeps the bytes
+    assert elsewhere.hard_input_bound() == BYTES

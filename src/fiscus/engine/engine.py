@@ -133,7 +133,7 @@ class Engine:
         if calibration.costs:
             cost_scale = calibration.cost_ratio(request.provider, request.model, attribution.agent) * cost_scale
             cost_scale //= SCALE_ONE
-        bound = request.input_bound
+        bound = request.hard_input_bound()
         if request.input_chain and self.prefixes:
             known = self.prefixes.bound(request.provider, request.model, request.input_chain)
             if known is not None and (bound is None or known < bound):

@@ -221,7 +221,7 @@ class Plan:
         count), capped by the model's context window; without a bound, the scaled estimate stands for it."""
         request = self.request
         rates = rates or self.rates or Rates.of(self.sheet)
-        bound = self.bound if self.bound is not None else request.input_bound
+        bound = self.bound if self.bound is not None else request.hard_input_bound()
         if bound is None:
             bound = -(-request.input_tokens * self.scale // SCALE_ONE)
             marked = request.cache_write_tokens

@@ -44,11 +44,14 @@ class CallRequest:
     input_chain: tuple[tuple[int, int], ...] = ()
     cache_write_bound: int | None = None
     cache_write_1h_bound: int | None = None
-    # The door can have the provider count this input exactly (Anthropic's count_tokens, a bundled tokenizer
-    # for OpenAI models), which it does only when the byte bound, not the estimate, stops the call near a
-    # limit (`Decision.count_helps`); `input_exact`: `input_tokens` and `input_bound` are that count.
+    # The door can have the provider count this input exactly (Anthropic's count_tokens), which it does only
+    # when the byte bound, not the estimate, stops the call near a limit (`Decision.count_helps`).
     countable: bool = False
+    # `input_tokens` is the provider's count for `exact_model`, and `exact_bound` the bound it gives; the engine
+    # takes that bound only while the call goes to that model (a route elsewhere keeps the byte bound).
     input_exact: bool = False
+    exact_bound: int | None = None
+    exact_model: str = ""
 
     def __post_init__(self) -> None:
         if self.priority not in PRIORITIES:
@@ -63,17 +66,16 @@ class CallRequest:
             raise ValueError("CallRequest.max_tokens must be at least 1 when given")
 
     def counted(self, tokens: int, bound: int) -> CallRequest:
-        """This request with its input counted exactly by the provider: `tokens`, bounded by `bound`."""
-
-        def cap(value: int | None) -> int | None:
-            return bound if value is None else min(value, bound)
-
+        """This request with its input counted exactly by the provider for its model: `tokens`, bounded by `bound`
+        on that model (the byte bound stays for any other)."""
         return replace(
-            self,
-            input_tokens=tokens,
-            input_bound=cap(self.input_bound),
-            cache_write_bound=cap(self.cache_write_bound) if self.cache_writes else self.cache_write_bound,
-            cache_write_1h_bound=cap(self.cache_write_1h_bound) if self.cache_writes else self.cache_write_1h_bound,
-            countable=False,
-            input_exact=True,
+            self, input_tokens=tokens, countable=False, input_exact=True, exact_bound=bound, exact_model=self.model
         )
+
+    def hard_input_bound(self) -> int | None:
+        """The input's hard bound on the model this request names: the provider's count where it counted for
+        it, else the byte bound."""
+        bound = self.input_bound
+        if self.exact_bound is not None and self.exact_model == self.model:
+            return self.exact_bound if bound is None else min(bound, self.exact_bound)
+        return bound

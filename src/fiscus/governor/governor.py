@@ -155,6 +155,8 @@ class Governor:
         asked = request
         if self.task_classes.routes:
             request = self.task_classes.route(request)
+            if request.countable and request.model != asked.model:  # the door counts for the model it was asked
+                request = replace(request, countable=False)
         plan = engine.plan(request, now)
         event_id = new_event_id()
         quiet = engine.quiet_lines(plan)
