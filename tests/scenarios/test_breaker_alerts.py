@@ -135,10 +135,16 @@ def test_breaker_levels_stand_in_the_alert_table_on_every_worker(
             assert {a["detail"]["breaker"] for a in finance["anomalies"] if a["signal"] == SIGNAL} == set(by_breaker)
 
             told += [_ask(base, key, n) for n in range(9, 20)]  # 20 calls: 5 × the median hour
-            critical = _until(lambda: all({a["level"] for a in r} == {"critical"} for r in _standing(base)))
-            assert critical, _standing(base)
-            rows = _standing(base)
-            assert all(r == rows[0] for r in rows) and len(rows[0]) == 2
+            rows = _until(
+                lambda: (
+                    (found := _standing(base))
+                    and all({a["level"] for a in r} == {"critical"} for r in found)
+                    and all(r == found[0] for r in found)  # once the last settles reached every worker
+                    and found
+                )
+            )
+            assert rows, _standing(base)
+            assert len(rows[0]) == 2
             for entry in rows[0]:
                 assert entry["limit"] == "5" and Decimal(entry["detail"]["spend_usd"]) == 20 * one_call
                 assert Decimal(entry["value"]) == 5
