@@ -49,12 +49,16 @@ class CaseDialect:
     collate: str  # appended to a text column to order it byte-wise
     decode: Callable[[Sequence[Any]], Decimal]
     pick: Picker  # how ranks picked in Python compare and add costs (`fiscus.ledger.case_select`)
+    grouping_sets: bool  # GROUP BY GROUPING SETS: the runs' three measures binned in one scan
 
     def order(self, desc: bool = False) -> str:
         return ", ".join(f"{c} DESC" if desc else c for c in self.cells)
 
     def raw_sums(self, over: str = "") -> str:
         return ", ".join(f"SUM({c}){over}" for c in self.cells)
+
+
+_RUN_BINS = {"c": ("cost_bin", ""), "t": ("tokens_bin", "t"), "n": ("calls_bin", "n")}  # a run measure's bin, value
 
 
 def _keys(keys: Sequence[str]) -> list[str]:
@@ -87,6 +91,10 @@ class CaseQueries:
         """SELECT `cells` (k… and the rest) per session the summary answers for; k… are `query.by`'s columns."""
         keys = [f'"{k}" AS k{i}' for i, k in enumerate(query.by)]
         return f"SELECT {_join(*keys, *cells)} FROM {SUMMARY_TABLE} WHERE {at.inside}"
+
+    def _binned(self, query: SpendQuery, at: Plan, cells: Sequence[str], column: str = "cost_bin") -> str:
+        """`_inside` with each session's bin (b) of its cost, or of the measure `column` bins."""
+        return self._inside(query, at, [f"{column} AS b", *cells])
 
     def _source(
         self, query: SpendQuery, extra: tuple[str, Sequence[Any]] = ("", ()), at: Plan | None = None
@@ -259,11 +267,18 @@ class CaseQueries:
                 "FROM singles"
             )
             others = self.fetch(cases, [*params, *more])
-            inside = self._inside(query, split, [m.rollup])
-            summary = self.fetch(f"SELECT {_join(*k, *m.cells, 'x')} FROM ({inside}) w ORDER BY {m.order()}",
-                                 split.inside_params)  # fmt: skip
-            if self._exact(others, -1) and self._exact(summary, -1):
-                return select_ranks(m.pick, query.by, sets, ranks, summary, others)
+            if self._exact(others, -1):
+                binned, inside_params = self._binned(query, split, [m.rollup]), split.inside_params
+                found = select_ranks(
+                    m.pick, query.by, sets, ranks, others,
+                    lambda: self.fetch(f"SELECT {_join(*k, 'b', 'COUNT(*)', 'MIN(x)')} FROM ({binned}) w "
+                                       f"GROUP BY {_join(*k, 'b')}", inside_params),
+                    lambda cond, more: self.fetch(f"SELECT {_join(*k, 'b', *m.cells)} FROM ({binned}) w WHERE {cond}",
+                                                  [*inside_params, *more]),
+                    self.dialect.placeholder,
+                )  # fmt: skip
+                if found is not None:
+                    return found
             return ranks_from(self, query, sets, ranks, scan=False, singles=singles)  # type: ignore[arg-type]
         selects = []
         for i, keys in enumerate(sets):
@@ -300,11 +315,6 @@ class CaseQueries:
         split = self._plan(query)
         src, params = self._source(query, at=split)
         singles, more = self._singles(query)
-        summary = ""
-        if split is not None:  # a session of the summary is a run as is
-            inside = self._inside(query, split, ["calls AS n", "tokens AS t", m.rollup])
-            summary = f" UNION ALL SELECT k0, n, t, {', '.join(m.cells)}, x FROM ({inside}) w"
-            more = [*more, *split.inside_params]
         at = _join(*(r.sql("cnt") for r in ranks))
         pw = "PARTITION BY k0"
         totals = ", ".join(f"SUM({c}) OVER ({pw}) AS tot_{c}" for c in m.cells)
@@ -315,13 +325,14 @@ class CaseQueries:
             f"firsts AS (SELECT s, k0, ROW_NUMBER() OVER (PARTITION BY s ORDER BY f, k0{m.collate}) AS rn FROM parts), "
             f"runs AS (SELECT fi.k0 AS k0, SUM(p.n) AS n, SUM(p.t) AS t, {m.sums} FROM parts p JOIN firsts fi "
             f"ON fi.s = p.s AND fi.rn = 1 GROUP BY fi.k0, p.s UNION ALL SELECT k0, n, t, {', '.join(m.cells)}, x "
-            f"FROM singles{summary})"
+            "FROM singles)"
         )
-        if split is not None:  # the runs read once, ranked in Python (`fiscus.ledger.case_select`)
-            found = self.fetch(f"{sql} SELECT k0, n, t, {', '.join(m.cells)}, x FROM runs", [*params, *more])
-            if self._exact(found, -1):
-                return select_runs(m.pick, ranks, found)
-            return runs_from(self, query, ranks, scan=False)  # type: ignore[arg-type]
+        if split is not None:  # the summary's runs counted per bin, the few others read whole
+            others = self.fetch(f"{sql} SELECT k0, n, t, {', '.join(m.cells)}, x FROM runs", [*params, *more])
+            found = select_runs(m.pick, ranks, others, lambda: self._count_runs(query, split),
+                                lambda measure, cond, ps: self._read_runs(query, split, measure, cond, ps),
+                                self.dialect.placeholder)  # fmt: skip
+            return runs_from(self, query, ranks, scan=False) if found is None else found  # type: ignore[arg-type]
         sql += (
             ", "
             f"ranked AS (SELECT k0, n, t, {', '.join(m.cells)}, ROW_NUMBER() OVER ({pw} ORDER BY {m.order()}) AS rc, "
@@ -351,6 +362,37 @@ class CaseQueries:
             if rk in wanted:
                 have.calls_at[rk] = n
         return list(found.values())
+
+    def _runs_binned(self, query: SpendQuery, at: Plan, measure: str) -> str:
+        cells = ["calls AS n", "tokens AS t", self.case_dialect.rollup]
+        return self._binned(query, at, cells, _RUN_BINS[measure][0])
+
+    def _count_runs(self, query: SpendQuery, at: Plan) -> list[Sequence[Any]]:
+        """Per measure, run group and bin: the summary's runs, their calls and cost (`select_runs`' count) — in
+        one scan where the backend has grouping sets."""
+        m = self.case_dialect
+        if m.grouping_sets:
+            cells = ["cost_bin", "tokens_bin", "calls_bin", "calls AS n", m.rollup]
+            measure = "CASE WHEN GROUPING(cost_bin) = 0 THEN 'c' WHEN GROUPING(tokens_bin) = 0 THEN 't' ELSE 'n' END"
+            sql = (
+                f"SELECT {measure}, k0, COALESCE(cost_bin, tokens_bin, calls_bin), COUNT(*), SUM(n), {m.sums} "
+                f"FROM ({self._inside(query, at, cells)}) w "
+                "GROUP BY GROUPING SETS ((k0, cost_bin), (k0, tokens_bin), (k0, calls_bin))"
+            )
+            return self.fetch(sql, at.inside_params)
+        zeros = ", ".join(["0"] * len(m.cells))
+        selects = [
+            f"SELECT '{measure}' AS measure, k0, b, COUNT(*) AS runs, "
+            f"{'SUM(n), ' + m.sums if measure == 'c' else '0, ' + zeros + ', MIN(x)'} "
+            f"FROM ({self._runs_binned(query, at, measure)}) w GROUP BY k0, b"
+            for measure in ("c", "t", "n")
+        ]
+        return self.fetch(" UNION ALL ".join(selects), [*at.inside_params] * 3)
+
+    def _read_runs(self, query: SpendQuery, at: Plan, measure: str, cond: str, params: list[Any]) -> list[Any]:
+        cells = ", ".join(self.case_dialect.cells) if measure == "c" else _RUN_BINS[measure][1]
+        sql = f"SELECT k0, b, {cells} FROM ({self._runs_binned(query, at, measure)}) w WHERE {cond}"
+        return self.fetch(sql, [*at.inside_params, *params])
 
     def session_costs(
         self, query: SpendQuery, sessions: Iterable[str], *, scan: bool = False

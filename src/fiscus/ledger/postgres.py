@@ -78,6 +78,14 @@ _DIALECT = Dialect(
     money_add=lambda c: f"spend_rollup.{c} + EXCLUDED.{c}",
     tag_equals="(tags ->> '{tag}') = '{value}'",
 )
+
+
+def _micros(amount: Decimal) -> int:
+    """Whole micro-dollars of an amount (floor), exactly as SQL's floor(amount * 1000000)."""
+    n, d = amount.as_integer_ratio()
+    return n * 10**6 // d
+
+
 _EVENT_COST = "input_usd + cache_read_usd + cache_write_5m_usd + cache_write_1h_usd + output_usd + tools_usd"
 _CASES = CaseDialect(
     cells=("c",),
@@ -87,7 +95,8 @@ _CASES = CaseDialect(
     micros="(EXTRACT(EPOCH FROM ts) * 1000000)::bigint",
     collate=' COLLATE "C"',
     decode=lambda cells: Decimal(cells[0] or 0),
-    pick=Picker(1, lambda cells: cells[0], MONEY_CONTEXT.add, lambda amount: amount),
+    pick=Picker(1, lambda cells: cells[0], MONEY_CONTEXT.add, lambda amount: amount, _micros),
+    grouping_sets=True,
 )
 # The whole batch's rollup rows in one statement, one array per column: a round trip per batch, not per row.
 _ARRAYS = (

@@ -123,7 +123,14 @@ _CASES = CaseDialect(
     micros="ts",
     collate="",
     decode=lambda cells: from_limbs(cells[0], cells[1]),  # type: ignore[arg-type]
-    pick=Picker(2, lambda cells: int(cells[0]) * LO + int(cells[1]), operator.add, lambda atto: from_limbs(0, atto)),
+    pick=Picker(
+        2,
+        lambda cells: int(cells[0]) * LO + int(cells[1]),
+        operator.add,
+        lambda atto: from_limbs(0, atto),
+        lambda atto: atto // LO,
+    ),
+    grouping_sets=False,
 )
 UPSERT_ROLLUP = rollup_upsert_sql(_DIALECT, limbs=True)
 UPSERT_SESSIONS = session_upsert_sql("?", "fiscus_money_add({a}, {b})", "min({a}, {b})", limbs=True)
