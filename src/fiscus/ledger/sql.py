@@ -78,8 +78,6 @@ class Dialect:
     ts_param: Callable[[datetime], Any]  # a datetime bound as this backend stores ts
     savings_sums: str  # select-list text summing the ungoverned cost and each lever's saving (NULLs skipped)
     savings_cells: int  # how many cells `savings_sums` gives
-    bucket_day: str  # expression giving the UTC day of a rollup bucket (integer µs) as YYYY-MM-DD
-    bucket_hour: str  # expression giving the UTC hour of a rollup bucket as YYYY-MM-DDTHH
     rollup_money_sums: str  # select-list text summing the rollup's money columns, shaped as `money_sums`
     rollup_savings_sums: str  # select-list text summing the rollup's savings columns, shaped as `savings_sums`
     money_add: Callable[[str], str]  # SET expression adding the inserted amount to money column `name`
@@ -171,7 +169,9 @@ def spend_sql(
 def rollup_spend_sql(dialect: Dialect, query: SpendQuery, span: Span) -> tuple[str, list[Any]]:
     """The same aggregate as `spend_sql`, over the rollup rows of one grain in the span."""
     p = dialect.placeholder
-    spelled = {"day": dialect.bucket_day, "hour": dialect.bucket_hour}
+    # Grouped by the bucket's day or hour as an integer (µs), named in Python once per group (`bucket_names`):
+    # an expression on every row made each grouped row cost a date format.
+    spelled = {"day": f"bucket / {_DAY_US} * {_DAY_US}", "hour": "bucket"}
     keys = [spelled.get(k, f"NULLIF({q(k)}, '')") for k in query.by]
     group = [*keys, "status", "NULLIF(outcome, '')"]
     parts, params = [f"grain = {p}"], [span.grain]
@@ -189,6 +189,25 @@ def rollup_spend_sql(dialect: Dialect, query: SpendQuery, span: Span) -> tuple[s
     )
     where = " AND ".join(parts)
     return f"SELECT {select} FROM {ROLLUP_TABLE} WHERE {where} GROUP BY {', '.join(group)}", params
+
+
+_DAY_US = 86_400_000_000
+_TIME_FORMATS = {"day": "%Y-%m-%d", "hour": "%Y-%m-%dT%H"}  # as the dialects' `day` and `hour` spell them
+
+
+def bucket_names(query: SpendQuery) -> Callable[[Sequence[Any]], Sequence[Any]]:
+    """What turns a `rollup_spend_sql` row's day and hour cells (bucket µs) into the text the events give."""
+    at = [(i, _TIME_FORMATS[k]) for i, k in enumerate(query.by) if k in _TIME_FORMATS]
+    if not at:
+        return lambda row: row
+
+    def name(row: Sequence[Any]) -> Sequence[Any]:
+        cells = list(row)
+        for i, fmt in at:
+            cells[i] = micros_to_datetime(int(cells[i])).strftime(fmt)
+        return cells
+
+    return name
 
 
 def rollup_upsert_sql(dialect: Dialect, *, source: str | None = None, limbs: bool = False) -> str:
@@ -354,6 +373,7 @@ class SqlLedger(CaseQueries, Ledger):
             sql, params = spend_sql(self.dialect, query)
             return merge_spend(query, self.fetch(sql, params), self.money, self.savings, self.dialect.savings_cells)
         raw: list[Sequence[Any]] = []
+        name = bucket_names(query)
         for span in split_window(query.since, query.until, grains_for(query)):
             if span.grain is None:
                 since = None if span.since is None else micros_to_datetime(span.since)
@@ -361,7 +381,7 @@ class SqlLedger(CaseQueries, Ledger):
                 sql, params = spend_sql(self.dialect, query, since, until)
             else:
                 sql, params = rollup_spend_sql(self.dialect, query, span)
-                raw.extend(self.rollup_row(query, r) for r in self.fetch(sql, params))
+                raw.extend(self.rollup_row(query, name(r)) for r in self.fetch(sql, params))
                 continue
             raw.extend(self.fetch(sql, params))
         return merge_spend(query, raw, self.money, self.savings, self.dialect.savings_cells)

@@ -95,8 +95,6 @@ _DIALECT = Dialect(
     ts_param=to_micros,
     savings_sums=f"fiscus_savings_sum({', '.join(SAVINGS_COLUMNS)})",
     savings_cells=1,
-    bucket_day="strftime('%Y-%m-%d', bucket / 1000000, 'unixepoch')",
-    bucket_hour="strftime('%Y-%m-%dT%H', bucket / 1000000, 'unixepoch')",
     # Rollups sum integer limbs natively over their exact rows, decimal text only over the others.
     rollup_money_sums=", ".join(
         [
