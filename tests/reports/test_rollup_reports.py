@@ -15,10 +15,12 @@ import pytest
 
 from fiscus.attribution import Attribution
 from fiscus.events.cost_event import CallStatus, CostEvent
-from fiscus.ledger import Ledger, open_ledger
+from fiscus.ledger import Ledger, SpendQuery, open_ledger
+from fiscus.ledger.base import regroup
 from fiscus.policy.types import Policy
 from fiscus.pricing.cost import Cost
 from fiscus.reports.cases import case_costs
+from fiscus.reports.finance import finance_summary
 from fiscus.reports.forecast import forecast, ledger_runs
 from fiscus.reports.weekly.build import build_weekly
 from fiscus.usage.model import Usage
@@ -125,3 +127,18 @@ def test_cases_and_the_weekly_review_equal_a_scan(ledger: Ledger) -> None:
     slow_week = build_weekly(_scanning(ledger), Policy(), **args).to_dict()
     assert fast_week == slow_week
     assert fast_week["total"]["cases"] > 0
+
+
+def test_the_dashboard_summary_equals_a_scan(ledger: Ledger) -> None:
+    for now in (MONDAY + timedelta(days=3, hours=5, minutes=17), MONDAY - timedelta(days=2, minutes=41)):
+        fast = finance_summary(ledger, Policy(), statuses=[], alerts=[], now=now)
+        assert fast == finance_summary(_scanning(ledger), Policy(), statuses=[], alerts=[], now=now), now
+        assert fast["spend"]["today_usd"] != "0"
+
+
+def test_a_grouping_summed_from_a_finer_one_is_the_spend_query_of_it(ledger: Ledger) -> None:
+    for since, until in WINDOWS:
+        fine = ledger.spend(SpendQuery(by=("day", "team", "agent"), since=since, until=until))
+        for by in ((), ("day",), ("team",), ("agent", "day")):
+            direct = ledger.spend(SpendQuery(by=by, since=since, until=until), scan=True)
+            assert regroup(fine, by) == direct, (since, by)

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from fiscus.alerts.levels import decimal_median, level_above, level_at_least, money, percent, times
 from fiscus.events.alert_events import AlertRaised, Level
-from fiscus.ledger.base import Ledger, SpendQuery, SpendRow
+from fiscus.ledger.base import Ledger, SpendQuery, SpendRow, regroup
 from fiscus.ledger.cases import HIGH_MEDIAN, LOW_MEDIAN, median
 from fiscus.policy.alerts import CacheMiss, ContextGrowth, HourlySpend, SessionCost
 
@@ -67,9 +67,16 @@ def hourly_spend(ledger: Ledger, settings: HourlySpend, now: datetime, owner: Ow
     start = now - HOUR
     baseline_start = start - timedelta(days=settings.baseline_days)
     out: list[AlertRaised] = []
+    # The total's hours are summed from the first dimension's (`regroup`): one read of the baseline's hours less.
+    first = tuple(settings.per[:1])
+    first_current = ledger.spend(SpendQuery(by=first, since=start, until=now))
+    first_past = ledger.spend(SpendQuery(by=("hour", *first), since=baseline_start, until=start))
     for dims in ((), *((d,) for d in settings.per)):
-        current = ledger.spend(SpendQuery(by=dims, since=start, until=now))
-        past = ledger.spend(SpendQuery(by=("hour", *dims), since=baseline_start, until=start))
+        if dims == first or not dims:
+            current, past = regroup(first_current, dims), regroup(first_past, ("hour", *dims))
+        else:
+            current = ledger.spend(SpendQuery(by=dims, since=start, until=now))
+            past = ledger.spend(SpendQuery(by=("hour", *dims), since=baseline_start, until=start))
         hours: dict[tuple[str | None, ...], list[Decimal]] = {}
         for row in past:
             if row.total_usd > 0:

@@ -202,6 +202,19 @@ def sort_rows(rows: list[SpendRow], by: Sequence[str]) -> list[SpendRow]:
     return sorted(rows, key=key)
 
 
+def regroup(rows: Iterable[SpendRow], by: Sequence[str]) -> list[SpendRow]:
+    """Rows of a finer grouping summed into the groups of `by` (a subset of their keys), in `sort_rows` order:
+    the answer of the same spend query grouped by `by`, without asking the ledger again."""
+    found: dict[tuple[str | None, ...], SpendRow] = {}
+    for row in rows:
+        key = tuple(row.group.get(k) for k in by)
+        have = found.get(key)
+        if have is None:
+            have = found[key] = SpendRow(group=dict(zip(by, key, strict=True)))
+        have.merge(row)
+    return sort_rows(list(found.values()), by)
+
+
 def session_order(s: SessionSpend) -> tuple[object, ...]:
     return (s.first, s.session or "", s.outcome or "", tuple(v or "" for v in s.group.values()))
 

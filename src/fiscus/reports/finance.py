@@ -12,7 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from fiscus.ledger.base import Ledger, SpendQuery
+from fiscus.ledger.base import Ledger, SpendQuery, SpendRow, regroup
 from fiscus.policy.types import Policy
 from fiscus.reports.cases import case_costs
 from fiscus.reports.savings import LEVER_NAMES, degraded_spend
@@ -75,18 +75,20 @@ def finance_summary(
     days = calendar.monthrange(now.year, now.month)[1]
     elapsed = (now - start) / timedelta(days=days)
 
-    def total(since: datetime) -> Any:
-        rows = ledger.spend(SpendQuery(since=since, until=now))
+    def total(rows: list[SpendRow]) -> SpendRow | None:
         return rows[0] if rows else None
 
-    today = total(datetime(now.year, now.month, now.day, tzinfo=UTC))
-    week = total(now - timedelta(days=7))
-    month = total(start)
+    # The month to date by day and workflow gives its total, today's and the workflows' (`regroup`).
+    daily = ledger.spend(SpendQuery(by=("day", "workflow"), since=start, until=now))
+    today_starts = datetime(now.year, now.month, now.day, tzinfo=UTC).strftime("%Y-%m-%d")  # days are UTC
+    today = total(regroup((r for r in daily if str(r.group["day"]) >= today_starts), ()))
+    week = total(ledger.spend(SpendQuery(since=now - timedelta(days=7), until=now)))
+    month = total(regroup(daily, ()))
     mtd = month.total_usd if month else Decimal(0)
     monthly_limits = [s for s in statuses if s.window == "month" and s.limits.nanos is not None and not s.values]
     envelope = sum((Decimal(s.limits.nanos) / Decimal(10**9) for s in monthly_limits), Decimal(0))
     on_pace = (mtd / Decimal(str(elapsed))) if elapsed > 0 else Decimal(0)
-    by_workflow = ledger.spend(SpendQuery(by=("workflow",), since=start, until=now))
+    by_workflow = regroup(daily, ("workflow",))
     budgets = []
     for s in statuses:
         pace = getattr(s, "pace", None)

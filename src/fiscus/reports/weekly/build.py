@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from fiscus.alerts import evaluate_alerts
-from fiscus.ledger.base import MONEY_CONTEXT, Ledger, SpendQuery, SpendRow
+from fiscus.ledger.base import MONEY_CONTEXT, Ledger, SpendQuery, SpendRow, regroup
 from fiscus.ledger.cases import P50, P95, CaseRanks, Rank
 from fiscus.policy.types import Policy, RunTarget
 from fiscus.reports.cases import case_costs
@@ -92,8 +92,21 @@ def _read_cases(ledger: Ledger, by: Sequence[str], since: datetime) -> _Cases:
     )  # fmt: skip
 
 
-def _spend(ledger: Ledger, by: tuple[str, ...], since: datetime, until: datetime) -> list[SpendRow]:
-    return ledger.spend(SpendQuery(by=by, since=since, until=until))
+@dataclass(frozen=True, slots=True)
+class _Spend:
+    """The spend of this week by every dimension and day, and of the week before by every dimension: two
+    queries, from which each line's grouping is summed (`regroup`) instead of a query per line."""
+
+    now: list[SpendRow]
+    before: list[SpendRow]
+
+    @classmethod
+    def read(cls, ledger: Ledger, by: Sequence[str], since: datetime) -> _Spend:
+        now = ledger.spend(SpendQuery(by=(*by, "day"), since=since, until=since + WEEK))
+        return cls(now, ledger.spend(SpendQuery(by=tuple(by), since=since - WEEK, until=since)))
+
+    def of(self, by: tuple[str, ...], before: bool = False) -> list[SpendRow]:
+        return regroup(self.before if before else self.now, by)
 
 
 def _target(targets: Targets, dim: str | None, name: Key, prior: CaseRanks | None) -> RunTarget | None:
@@ -104,11 +117,10 @@ def _target(targets: Targets, dim: str | None, name: Key, prior: CaseRanks | Non
     return RunTarget(prior.value(P50), prior.value(P95), f"prior {PRIOR_WEEKS} weeks")
 
 
-def _lines(ledger: Ledger, dim: str | None, since: datetime, targets: Targets, read: _Cases) -> list[Line]:
-    until, before = since + WEEK, since - WEEK
+def _lines(spent: _Spend, dim: str | None, targets: Targets, read: _Cases) -> list[Line]:
     keys = (dim,) if dim else ()
-    now_rows = {r.group.get(dim) if dim else None: r for r in _spend(ledger, keys, since, until)}
-    before_rows = {r.group.get(dim) if dim else None: r for r in _spend(ledger, keys, before, since)}
+    now_rows = {r.group.get(dim) if dim else None: r for r in spent.of(keys)}
+    before_rows = {r.group.get(dim) if dim else None: r for r in spent.of(keys, before=True)}
     lines = []
     for key in sorted(set(now_rows) | set(before_rows), key=lambda k: (k is None, k or "")):
         row, old = now_rows.get(key), before_rows.get(key)
@@ -195,9 +207,10 @@ def build_weekly(
     until = since + WEEK
     dims = SpendQuery(by=tuple(by)).by  # canonical names
     read = _read_cases(ledger, dims, since)
-    found = _lines(ledger, None, since, targets, read)
+    spent = _Spend.read(ledger, dims, since)
+    found = _lines(spent, None, targets, read)
     total = found[0] if found else Line("all", None, Decimal(0), Decimal(0), 0, 0, 0, Decimal(0), Decimal(0), "flat")
-    lines = {dim: _lines(ledger, dim, since, targets, read) for dim in dims}
+    lines = {dim: _lines(spent, dim, targets, read) for dim in dims}
     moment = min(until, generated_at)
     alerts = evaluate_alerts(ledger, statuses, policy, moment)
     anomalies = _anomalies(lines, policy, alerts, generated_at + DUE)
@@ -205,8 +218,8 @@ def build_weekly(
         (line for group in lines.values() for line in group if line.change and line.name is not None),
         key=lambda line: (-abs(line.change), line.dimension, line.name or ""),
     )[:5]
-    totals = _spend(ledger, (), since, until)
-    daily = [(str(r.group["day"]), r.total_usd) for r in _spend(ledger, ("day",), since, until)]
+    totals = spent.of(())
+    daily = [(str(r.group["day"]), r.total_usd) for r in spent.of(("day",))]
     notes = [
         "Weeks are ISO weeks in UTC. A case is a session; a call outside any session is a case of its own.",
         "Targets: the policy's, else the forecast/model file's, else P50 / P95 of the cases of the "
