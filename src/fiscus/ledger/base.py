@@ -215,6 +215,34 @@ def regroup(rows: Iterable[SpendRow], by: Sequence[str]) -> list[SpendRow]:
     return sort_rows(list(found.values()), by)
 
 
+def subtract(rows: Iterable[SpendRow], minus: Iterable[SpendRow], by: Sequence[str]) -> list[SpendRow]:
+    """`rows` less `minus` (the spend of a part of their window, grouped alike), in `sort_rows` order: a group,
+    status or outcome left with no call is gone, as in the answer for the rest of the window."""
+    found = {tuple(r.group.get(k) for k in by): r for r in rows}
+    for row in minus:
+        key = tuple(row.group.get(k) for k in by)
+        have = found.setdefault(key, SpendRow(group=dict(row.group)))
+        negative = SpendRow(
+            group=row.group, requests=-row.requests, input_tokens=-row.input_tokens,
+            cache_read_tokens=-row.cache_read_tokens, cache_write_tokens=-row.cache_write_tokens,
+            output_tokens=-row.output_tokens, reasoning_tokens=-row.reasoning_tokens, input_usd=-row.input_usd,
+            cache_read_usd=-row.cache_read_usd, cache_write_usd=-row.cache_write_usd, output_usd=-row.output_usd,
+            tools_usd=-row.tools_usd, estimated_events=-row.estimated_events,
+            fallback_price_events=-row.fallback_price_events,
+            statuses={k: -v for k, v in row.statuses.items()}, outcomes={k: -v for k, v in row.outcomes.items()},
+            ungoverned_usd=-row.ungoverned_usd,
+            saved=Savings(**{lever: -amount for lever, amount in row.saved.by_lever().items()}),
+        )  # fmt: skip
+        have.merge(negative)
+    out = []
+    for row in found.values():
+        if row.requests:
+            row.statuses = {k: v for k, v in row.statuses.items() if v}
+            row.outcomes = {k: v for k, v in row.outcomes.items() if v}
+            out.append(row)
+    return sort_rows(out, by)
+
+
 def session_order(s: SessionSpend) -> tuple[object, ...]:
     return (s.first, s.session or "", s.outcome or "", tuple(v or "" for v in s.group.values()))
 

@@ -234,5 +234,44 @@ def split_window(since: datetime | None, until: datetime | None, grains: tuple[s
             edge = max(edge, nxt)  # type: ignore[type-var]
 
 
+_EVENT_HOUR_COST = 4  # an hour read from the events costs about as much as this many rollup buckets
+_STEP = {HOUR: HOUR_US, DAY: _DAY_US, MONTH: 30 * _DAY_US}
+
+
+def _cost(spans: Iterable[Span]) -> float:
+    """A rough cost of reading `spans`: one per rollup bucket, `_EVENT_HOUR_COST` per hour of events (an open
+    span costs the same in every plan of one window, so it counts nothing)."""
+    total = 0.0
+    for s in spans:
+        if s.since is not None and s.until is not None:
+            length = s.until - s.since
+            total += length / HOUR_US * _EVENT_HOUR_COST if s.grain is None else max(1.0, length / _STEP[s.grain])
+    return total
+
+
+def plan_window(
+    since: datetime | None, until: datetime | None, grains: tuple[str, ...] = GRAINS
+) -> list[tuple[Span, int]]:
+    """The spans to read for `[since, until)`, each with its sign: `split_window`'s (all +1), or — when it
+    reads less — a whole bucket that ends after `until` (+1) less the part of it from `until` on (-1). A window
+    ending now ("month to date") is the month's rollup rows less what lies after now, which is nothing yet,
+    instead of a rollup row per day and hour so far."""
+    best = [(span, 1) for span in split_window(since, until, grains)]
+    if until is None:
+        return best
+    cost = _cost(span for span, _ in best)
+    lo, hi = None if since is None else to_micros(since), to_micros(until)
+    for grain in grains:
+        start, end = _floor(hi, grain), _ceil(hi, grain)
+        if start == hi or (lo is not None and start < lo):
+            continue
+        edge = micros_to_datetime(end)
+        plan = [(span, 1) for span in split_window(since, edge, grains)]
+        plan += [(span, -1) for span in split_window(until, edge, grains)]
+        if _cost(span for span, _ in plan) < cost:
+            best, cost = plan, _cost(span for span, _ in plan)
+    return best
+
+
 def micros_to_datetime(micros: int) -> datetime:
     return _EPOCH + timedelta(microseconds=micros)

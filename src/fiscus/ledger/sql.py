@@ -26,6 +26,7 @@ from fiscus.ledger.base import (
     SpendRow,
     resolve_key,
     sort_rows,
+    subtract,
 )
 from fiscus.ledger.case_sql import CaseDialect, CaseQueries
 from fiscus.ledger.chain import CHAINS_TABLE, ChainedRow, ChainHead
@@ -41,6 +42,7 @@ from fiscus.ledger.rollup import (
     covers,
     grains_for,
     micros_to_datetime,
+    plan_window,
     split_window,
 )
 from fiscus.ledger.rows import CHAIN_COLUMNS, EVENT_COLUMNS, TABLE
@@ -373,18 +375,23 @@ class SqlLedger(CaseQueries, Ledger):
             sql, params = spend_sql(self.dialect, query)
             return merge_spend(query, self.fetch(sql, params), self.money, self.savings, self.dialect.savings_cells)
         raw: list[Sequence[Any]] = []
+        less: list[Sequence[Any]] = []  # the spans a plan subtracts (`plan_window`)
         name = bucket_names(query)
-        for span in split_window(query.since, query.until, grains_for(query)):
+        for span, sign in plan_window(query.since, query.until, grains_for(query)):
+            into = raw if sign > 0 else less
             if span.grain is None:
                 since = None if span.since is None else micros_to_datetime(span.since)
                 until = None if span.until is None else micros_to_datetime(span.until)
                 sql, params = spend_sql(self.dialect, query, since, until)
+                into.extend(self.fetch(sql, params))
             else:
                 sql, params = rollup_spend_sql(self.dialect, query, span)
-                raw.extend(self.rollup_row(query, name(r)) for r in self.fetch(sql, params))
-                continue
-            raw.extend(self.fetch(sql, params))
-        return merge_spend(query, raw, self.money, self.savings, self.dialect.savings_cells)
+                into.extend(self.rollup_row(query, name(r)) for r in self.fetch(sql, params))
+        cells = self.dialect.savings_cells
+        rows = merge_spend(query, raw, self.money, self.savings, cells)
+        if less:
+            rows = subtract(rows, merge_spend(query, less, self.money, self.savings, cells), query.by)
+        return rows
 
     def tagged_spend(self, query: SpendQuery, tag: str, value: str) -> list[SpendRow]:
         sql, params = spend_sql(self.dialect, query, tag=(tag, value))
