@@ -87,7 +87,11 @@ def select_ranks(
             conditions.append(f"({condition})")
             params += more
         plans.append((keys, at, counts, values, located, wanted))
-    fetched = read(" OR ".join(conditions), params) if conditions else []
+    fetched: list[Row] = []
+    if conditions:  # led by every bin read, so that the bins' index serves the whole condition
+        bins = sorted({int(b) for plan in plans for _, b in plan[5]})
+        among = f"b IN ({', '.join([f'CAST({placeholder} AS BIGINT)'] * len(bins))})"
+        fetched = read(f"{among} AND ({' OR '.join(conditions)})", [*bins, *params])
     out: list[CaseRanks] = []
     for keys, at, counts, values, located, wanted in plans:
         for r in fetched:
