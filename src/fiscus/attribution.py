@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 # The dimensions a report can group by, in the order they are usually read.
@@ -44,12 +44,15 @@ class Attribution:
     outcome: str | None = None
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if value is not None and not isinstance(value, str):
-                raise TypeError(f"Attribution.{f.name} must be a string or None, got {type(value).__name__}")
-            if value == "":
-                object.__setattr__(self, f.name, None)
+        # Built for every call: one pass over the slots, and nothing more when every value is set or None.
+        for name in DIMENSIONS:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if not isinstance(value, str):
+                raise TypeError(f"Attribution.{name} must be a string or None, got {type(value).__name__}")
+            if not value:
+                object.__setattr__(self, name, None)
 
     def refine(self, **values: str | None) -> Attribution:
         """A copy with the given dimensions set; `None` values leave the dimension as it was."""
@@ -64,7 +67,8 @@ class Attribution:
         return getattr(self, dimension)
 
     def to_dict(self) -> dict[str, str | None]:
-        return asdict(self)
+        # Every value is a str or None: no deep copy needed (dataclasses.asdict's cost, once per settled call).
+        return {name: getattr(self, name) for name in DIMENSIONS}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Attribution:

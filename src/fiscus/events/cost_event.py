@@ -95,10 +95,10 @@ class CostEvent:
             "requested_model": self.requested_model,
             "served_model": self.served_model,
             "model_tier": self.model_tier,
-            "status": str(self.status),
+            "status": self.status.value,
             "usage": self.usage.to_dict(),
             "cost": self.cost.to_dict(),
-            "cache_hit_ratio": format(self.cache_hit_ratio.quantize(Decimal("0.0001")), "f"),
+            "cache_hit_ratio": _ratio(self.usage),
             "latency_ms": self.latency_ms,
             "batch": self.batch,
             "streamed": self.streamed,
@@ -121,7 +121,7 @@ class CostEvent:
             requested_model=data["requested_model"],
             served_model=data["served_model"],
             model_tier=data.get("model_tier"),
-            status=CallStatus(data.get("status", "ok")),
+            status=_STATUS.get(data.get("status", "ok")) or CallStatus(data["status"]),
             usage=Usage.from_dict(data.get("usage", {})),
             cost=Cost.from_dict(data.get("cost", {})),
             latency_ms=data.get("latency_ms"),
@@ -135,6 +135,17 @@ class CostEvent:
             saved=Savings.from_dict(data["saved"]) if data.get("saved") else None,
             policy_version=data.get("policy_version"),
         )
+
+
+_STATUS = {status.value: status for status in CallStatus}  # a dict read, not an enum call, per record read
+_RATIO_PLACES = Decimal("0.0001")
+
+
+def _ratio(usage: Usage) -> str:
+    """The cache hit ratio as `to_dict` writes it; "0.0000" without a cache read (most calls) at no division."""
+    if not usage.cache_read_tokens:
+        return "0.0000"
+    return format(usage.cache_hit_ratio.quantize(_RATIO_PLACES), "f")
 
 
 def detail_tags(usage: Usage, cost: Cost) -> dict[str, str]:

@@ -82,21 +82,28 @@ class Cost:
     @classmethod
     def from_dict(cls, data: dict[str, str | bool]) -> Cost:
         return cls(
-            input=Decimal(str(data.get("input_usd", "0"))),
-            cache_read=Decimal(str(data.get("cache_read_usd", "0"))),
-            cache_write_5m=Decimal(str(data.get("cache_write_5m_usd", "0"))),
-            cache_write_1h=Decimal(str(data.get("cache_write_1h_usd", "0"))),
-            output=Decimal(str(data.get("output_usd", "0"))),
+            input=_d(data.get("input_usd", "0")),
+            cache_read=_d(data.get("cache_read_usd", "0")),
+            cache_write_5m=_d(data.get("cache_write_5m_usd", "0")),
+            cache_write_1h=_d(data.get("cache_write_1h_usd", "0")),
+            output=_d(data.get("output_usd", "0")),
             fallback_price=bool(data.get("fallback_price", False)),
-            tools=Decimal(str(data.get("tools_usd", "0"))),
+            tools=_d(data.get("tools_usd", "0")),
             provider_reported=bool(data.get("provider_reported", False)),
         )
 
 
 def _s(value: Decimal) -> str:
     """A plain decimal string without exponent or trailing zeros ("0.015", "150", "0")."""
+    if not value:  # most parts of most calls (cache, tools): no normalize and format
+        return "0"
     text = format(value.normalize(), "f")
     return text if text != "-0" else "0"
+
+
+def _d(value: object) -> Decimal:
+    """`to_dict`'s strings read back; "0" (most parts) is the shared zero, the same value as Decimal("0")."""
+    return ZERO if value == "0" else Decimal(str(value))
 
 
 def usd(value: Decimal) -> str:
