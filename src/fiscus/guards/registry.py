@@ -81,6 +81,7 @@ class BreakerRegistry(AccountSharing):
         self.per_agent = per_agent or self.config
         self.agents = dict(agents or {})
         self.per_key = per_key or key_defaults(self.config)
+        self._model_config: tuple[BreakerConfig, BreakerConfig] | None = None  # (config, its model scopes' copy)
         self.postmortem_text = postmortem_text
         self._clock = clock
         self.postmortem_dir = Path(postmortem_dir) if postmortem_dir is not None else None
@@ -113,7 +114,10 @@ class BreakerRegistry(AccountSharing):
         if scope == GLOBAL:
             return self.config
         if scope.startswith(MODEL_PREFIX):  # a model's breaker watches its error rate; spend is the others'
-            return replace(self.config, spend_rate_k=None)
+            made = self._model_config
+            if made is None or made[0] is not self.config:  # made once per config (asked for on every call)
+                made = self._model_config = (self.config, replace(self.config, spend_rate_k=None))
+            return made[1]
         if scope.startswith(KEY_PREFIX):
             return self.per_key
         return self.agents.get(scope.removeprefix("agent:"), self.per_agent)
