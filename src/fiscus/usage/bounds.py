@@ -79,14 +79,17 @@ def value_bound(value: Any) -> int:
     return len(orjson.dumps(value, default=str))
 
 
-def request_bound(body: Mapping[str, Any], format: WireFormat | str) -> int:
-    """The most input tokens the provider can bill for `body` (before the context-window cap)."""
+def request_bound(body: Mapping[str, Any], format: WireFormat | str, turn_bounds: list[int] | None = None) -> int:
+    """The most input tokens the provider can bill for `body` (before the context-window cap). `turn_bounds`:
+    each turn's `value_bound` of the conversation list, when the caller has them (`input_fields`)."""
     fmt = _request_format(body, format)
     total = REQUEST_FRAME
+    conversation = _CONVERSATION[fmt] if turn_bounds is not None else None
     for name in _FIELDS[fmt]:
         part = body.get(name)
         if part is not None:
-            total += value_bound(part)
+            # A list's bound is the sum of its items' bounds: the turns' are taken as they were found.
+            total += sum(turn_bounds) if name == conversation and turn_bounds is not None else value_bound(part)
     for name in _TOOLS:
         tools = body.get(name)
         if tools:
@@ -139,16 +142,19 @@ def anthropic_cache_marks(body: Mapping[str, Any]) -> tuple[int | None, int | No
 def input_fields(body: Mapping[str, Any], format: WireFormat | str, *, writes_cache: bool) -> dict[str, Any]:
     """The `CallRequest` fields that describe a request's input: the counted tokens, their hard bound, and
     (for a request that may write the prompt cache) the marked prefix at each TTL, counted and bounded."""
+    fmt = _request_format(body, format)
+    turns = body.get(_CONVERSATION[fmt])
+    turn_bounds = [value_bound(turn) for turn in turns] if isinstance(turns, list) else None  # walked once for both
     fields: dict[str, Any] = {
-        "input_tokens": count_request_tokens(body, format),
-        "input_bound": request_bound(body, format),
-        "input_chain": prefix_chain(body, format),
+        "input_tokens": count_request_tokens(body, fmt),
+        "input_bound": request_bound(body, fmt, turn_bounds),
+        "input_chain": prefix_chain(body, fmt, turn_bounds),
         "cache_writes": writes_cache,
     }
     if not writes_cache:
         fields["cache_write_tokens"] = 0
         return fields
-    if _request_format(body, format) is WireFormat.ANTHROPIC:
+    if fmt is WireFormat.ANTHROPIC:
         written, written_1h, bound, bound_1h = anthropic_cache_marks(body)
         fields.update(
             cache_write_tokens=written,
@@ -167,7 +173,9 @@ _CONVERSATION = {
 }
 
 
-def prefix_chain(body: Mapping[str, Any], format: WireFormat | str) -> tuple[tuple[int, int], ...]:
+def prefix_chain(
+    body: Mapping[str, Any], format: WireFormat | str, turn_bounds: list[int] | None = None
+) -> tuple[tuple[int, int], ...]:
     """Per message of the conversation: (a hash of the request up to and with that message, the bound of what
     follows it). A request that was sent before as exactly such a prefix, and billed A input tokens, bounds
     this one by A + what follows: a conversation that grows by a turn is bounded by its last bill plus the new
@@ -179,7 +187,8 @@ def prefix_chain(body: Mapping[str, Any], format: WireFormat | str) -> tuple[tup
         return ()
     rest = {k: v for k, v in body.items() if k not in (_CONVERSATION[fmt], "max_tokens", "stream", "metadata")}
     seed = hashlib.blake2b(orjson.dumps(rest, default=str, option=orjson.OPT_SORT_KEYS), digest_size=8)
-    bounds = [value_bound(turn) + MESSAGE_FRAME for turn in turns]
+    found = turn_bounds if turn_bounds is not None else [value_bound(turn) for turn in turns]
+    bounds = [bound + MESSAGE_FRAME for bound in found]
     after = REQUEST_FRAME
     following: list[int] = []
     for size in reversed(bounds):
