@@ -13,35 +13,35 @@ refusals.
         [--sqlite-path /tmp/fiscus-scale.db] [--postgres-url postgresql://postgres@127.0.0.1:5432/test] [--schema S]
         [--sql-load] [--keep] [--reuse] [--no-scan]
 
-Measured 2026-12-06 on 10M events (--sql-load, 90 days, --reuse, --no-scan, best of 2, wall ms): a shared 2-core
-machine at load average 13-30 (test suites and other benches beside it), so walls are many times the CPU time
-and swing 2-3x between runs. "Before" is the code without the case summary (per-case queries over the session
-rollup, window functions in SQL); "after" reads a session wholly inside the window from its `case_summary` row
-and ranks in Python from one sorted read (`fiscus.ledger.case_select`). PostgreSQL, before and after alternated
-query by query on the same ledger:
+Measured 2026-12-07 on 10M events (--sql-load, 90 days, --reuse, --keep, --no-scan, best of 2), on a quiet
+2-core machine (load average 1.4-2.4). "Before" is the code with the case summary only (c33227e); "after" adds the
+cost, token and call bins (`fiscus.ledger.case_bins`: the database counts each group's sessions per bin, and only
+the bins that hold an asked position are read, so ranks stay exact), spend grouped by integer day or hour, one read
+per window shared by its groupings (`regroup`) and windows that end inside a bucket read as the bucket less its
+tail (`plan_window`). Same ledger, the two sides alternated; wall / in-process CPU ms:
 
-    query                                          PostgreSQL before / after
-    report: cases --since 30d --by agent                 11,397 / 367
-    weekly: case P50/P95 of the week (3 dimensions)       4,020 / 2,582
-    weekly: case P50/P95 of the 4 prior weeks            23,009 / 7,187  (client CPU 0.93 s; 2.3 s at load 11)
-    weekly: cost per outcome by workflow                  3,545 / 189
-    alerts: median session, 7 days by task_class          1,404 / 536
-    dashboard: cost per outcome, month to date           14,143 / 357
-    forecast --since 7d / 30d                   2,881/11,089 / 2,517/9,964  (30d: 2.8 s at load 11)
-    whole dashboard summary (all its queries)            15,090 / 3,132
+    query                                              SQLite before → after     PostgreSQL before → after
+    report --since 30d --by agent,model                   588 /  584 →  552 / 551      113 /   5 →  111 /   5
+    report --where team=growth --since 90d --by tenant    249 /  248 →   47 /  47      110 /  24 →   24 /   9
+    weekly: case P50/P95 of the week (3 dimensions)       222 /  222 →  102 / 102      176 / 129 →   57 /  24
+    weekly: case P50/P95 of the 4 prior weeks             952 /  951 →  401 / 400      727 / 529 →  193 /  75
+    alerts: hourly spend, 7 days --by hour                632 /  632 →  538 / 538      379 /  26 →  337 /  31
+    alerts: median session, 7 days by task_class          109 /  109 →   59 /  59       91 /  54 →   31 /   6
+    dashboard: today / 7 days / month to date, total      534 /  531 →   35 /  35      125 /   2 →   13 /   1
+    dashboard: month to date --by workflow                592 /  592 →   41 /  41      135 /   7 →   18 /   4
+    dashboard: 30d --by day,team                          679 /  678 →  561 / 561      410 /  35 →  303 /  32
+    forecast --since 30d --by workflow                    535 /  534 →  634 / 633      699 / 540 →  232 /  30
+    whole weekly review 2026-W13 (all its queries)      4,778 / 4,774 → 2,413 / 2,410  3,035 / 1,202 → 1,369 / 474
+    whole dashboard summary (all its queries)           1,569 / 1,569 → 1,011 / 1,011    588 /  16 →  480 /  65
 
-SQLite, 1M events (the 10M SQLite ledger took 89 minutes to load at that load), in-process CPU ms, which
-the load does not inflate: cases --since 30d 338 → 35; case P50/P95 of the 4 prior weeks 509 → 126; cost per
-outcome month to date 281 → 48; forecast --since 30d 309 → 98; whole weekly review 2,189 → 1,568 (its spend
-queries are most of the rest); whole dashboard summary 1,009 → 646.
+Every single query is under the targets (1 s PostgreSQL, 2 s SQLite). The whole weekly review is not: it adds up
+35 reads, and most of its time is the hourly-spend alert's 7-day baseline and the 30-day reads, which
+aggregate the hourly rollup's rows (one per hour and combination of every dimension) in the database. A coarser
+tier (per day) or a narrow hourly rollup for the alert is the next step. Every answer equals the full scan
+(checked at 60k events, both backends, both loaders).
 
-SQLite at 10M events, after only (load average 9-11; wall / in-process CPU ms): cases --since 30d 1,811 / 532;
-case P50/P95 of the 4 prior weeks 6,962 / 1,804; cost per outcome month to date 1,347 / 408; forecast --since
-30d 5,452 / 1,126.
-
-Still over the targets at this load: the four prior weeks' ranks and the 30-day forecast on both backends (141k
-and 151k sessions read into Python and ranked there: 1-2 s of CPU at 10M), and the whole weekly review, whose
-spend queries add up. Every answer equals the full scan (checked at 60k events, both backends, both loaders).
+Earlier (2026-12-06, loaded machine): the case summary itself took PostgreSQL's cases --since 30d from 11,397 to
+367 ms, cost per outcome month to date from 14,143 to 357 ms and the whole dashboard summary from 15,090 to 3,132.
 """
 
 from __future__ import annotations
