@@ -138,7 +138,9 @@ def test_breaker_levels_stand_in_the_alert_table_on_every_worker(
             rows = _until(
                 lambda: (
                     (found := _standing(base))
-                    and all({a["level"] for a in r} == {"critical"} for r in found)
+                    and all(
+                        {a["level"] for a in r} == {"critical"} and all(a["detail"]["since"] for a in r) for r in found
+                    )
                     and all(r == found[0] for r in found)  # once the last settles reached every worker
                     and found
                 )
