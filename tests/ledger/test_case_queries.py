@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -21,6 +20,7 @@ from fiscus.ledger import Ledger, SpendQuery, open_ledger
 from fiscus.ledger.cases import HIGH_MEDIAN, LOW_MEDIAN, P50, P95, Rank
 from fiscus.pricing.cost import Cost
 from fiscus.usage.model import Usage
+from tests.ledger.comparable import comparable
 
 START = datetime(2026, 2, 2, tzinfo=UTC)
 RANKS = (P50, P95, LOW_MEDIAN, HIGH_MEDIAN, Rank.nearest("0.9"))
@@ -83,18 +83,6 @@ WINDOWS = [
 ]
 
 
-def _normal(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return value.normalize()
-    if isinstance(value, dict):
-        return sorted((repr(k), _normal(v)) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return sorted((_normal(v) for v in value), key=repr)
-    if hasattr(value, "__slots__"):
-        return tuple(_normal(getattr(value, name)) for name in value.__slots__)
-    return value
-
-
 def test_case_aggregates_equal_a_scan(ledger: Ledger) -> None:
     seen = 0
     for since, until in WINDOWS:
@@ -102,19 +90,19 @@ def test_case_aggregates_equal_a_scan(ledger: Ledger) -> None:
             for by in ((), ("workflow",), ("team", "agent")):
                 q = SpendQuery(by=by, since=since, until=until, where=where)
                 fast, slow = ledger.case_tallies(q), ledger.case_tallies(q, scan=True)
-                assert _normal(fast) == _normal(slow), (since, until, where, by)
+                assert comparable(fast) == comparable(slow), (since, until, where, by)
                 seen += sum(t.cases for t in fast)
             q = SpendQuery(by=("team", "workflow", "agent"), since=since, until=until, where=where)
             sets = [(), ("team",), ("workflow",), ("agent",), ("team", "agent")]
             for alone in (True, False):
                 fast = ledger.case_ranks(q, sets, RANKS, singles=alone)
-                assert _normal(fast) == _normal(ledger.case_ranks(q, sets, RANKS, scan=True, singles=alone))
+                assert comparable(fast) == comparable(ledger.case_ranks(q, sets, RANKS, scan=True, singles=alone))
             for key in ("task_class", "team"):
                 q = SpendQuery(by=(key,), since=since, until=until, where=where)
-                assert _normal(ledger.run_stats(q, RANKS)) == _normal(ledger.run_stats(q, RANKS, scan=True))
+                assert comparable(ledger.run_stats(q, RANKS)) == comparable(ledger.run_stats(q, RANKS, scan=True))
             q = SpendQuery(by=("task_class",), since=since, until=until, where=where)
             wanted = [f"s{i:03d}" for i in range(0, 300, 7)]
-            assert _normal(ledger.session_costs(q, wanted)) == _normal(ledger.session_costs(q, wanted, scan=True))
+            assert comparable(ledger.session_costs(q, wanted)) == comparable(ledger.session_costs(q, wanted, scan=True))
     assert seen > 0
     tallies = ledger.case_tallies(SpendQuery())
     assert {t.outcome for t in tallies} == {"resolved", "escalated", "failed", None}
@@ -129,7 +117,7 @@ def test_an_amount_beyond_limbs_is_still_exact(tmp_path: Path) -> None:
     with open_ledger(f"sqlite:///{tmp_path}/fine.db") as led:
         led.append(_traffic(fine=True))
         q = SpendQuery(by=("workflow",), since=START + timedelta(minutes=7), until=START + timedelta(days=3))
-        assert _normal(led.case_tallies(q)) == _normal(led.case_tallies(q, scan=True))
+        assert comparable(led.case_tallies(q)) == comparable(led.case_tallies(q, scan=True))
         sets = [(), ("workflow",)]
-        assert _normal(led.case_ranks(q, sets, RANKS)) == _normal(led.case_ranks(q, sets, RANKS, scan=True))
-        assert _normal(led.run_stats(q, RANKS)) == _normal(led.run_stats(q, RANKS, scan=True))
+        assert comparable(led.case_ranks(q, sets, RANKS)) == comparable(led.case_ranks(q, sets, RANKS, scan=True))
+        assert comparable(led.run_stats(q, RANKS)) == comparable(led.run_stats(q, RANKS, scan=True))

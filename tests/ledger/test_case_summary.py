@@ -23,6 +23,7 @@ from fiscus.ledger.migrations import migrations
 from fiscus.ledger.rows import to_micros
 from fiscus.pricing.cost import Cost
 from fiscus.usage.model import Usage
+from tests.ledger.comparable import assert_ranks_equal_a_scan, comparable
 
 START = datetime(2026, 4, 6, tzinfo=UTC)
 RANKS = (P50, P95, LOW_MEDIAN, HIGH_MEDIAN)
@@ -157,28 +158,10 @@ def _answers_equal_a_scan(led: Ledger) -> None:
         for where in ({}, {"environment": "prod"}, {"team": "growth"}):
             for by in ((), ("workflow",), ("team", "agent"), ("tenant",)):
                 q = SpendQuery(by=by, since=since, until=until, where=where)
-                assert _same(led.case_tallies(q)) == _same(led.case_tallies(q, scan=True)), (since, by, where)
+                assert comparable(led.case_tallies(q)) == comparable(led.case_tallies(q, scan=True)), (since, by, where)
             q = SpendQuery(by=("team", "workflow", "agent"), since=since, until=until, where=where)
             sets = [(), ("team",), ("agent",), ("team", "agent")]
-            for alone in (True, False):
-                fast = led.case_ranks(q, sets, RANKS, singles=alone)
-                assert _same(fast) == _same(led.case_ranks(q, sets, RANKS, scan=True, singles=alone)), (since, where)
-            for key in ("task_class", "agent"):
-                q = SpendQuery(by=(key,), since=since, until=until, where=where)
-                assert _same(led.run_stats(q, RANKS)) == _same(led.run_stats(q, RANKS, scan=True)), (since, where)
-
-
-def _same(value: Any) -> Any:
-    """A comparable form: Decimals normalized, collections sorted."""
-    if isinstance(value, Decimal):
-        return value.normalize()
-    if isinstance(value, dict):
-        return sorted((repr(k), _same(v)) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return sorted((_same(v) for v in value), key=repr)
-    if hasattr(value, "__slots__"):
-        return tuple(_same(getattr(value, name)) for name in value.__slots__)
-    return value
+            assert_ranks_equal_a_scan(led, q, sets, RANKS)
 
 
 def test_summary_equals_the_events_and_outcomes(ledger_url: str) -> None:
