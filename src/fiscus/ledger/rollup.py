@@ -57,7 +57,7 @@ ROLLUP_SAVINGS: tuple[str, ...] = SAVINGS_COLUMNS
 HOUR, DAY, MONTH = "h", "d", "m"
 GRAINS: tuple[str, ...] = (HOUR, DAY, MONTH)  # finest first; each bucket edge is an edge of the finer grains
 HOUR_US = 3_600_000_000
-_DAY_US = 24 * HOUR_US
+DAY_US = 24 * HOUR_US
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -150,7 +150,7 @@ def deltas(events: Iterable[CostEvent]) -> list[tuple[RollupKey, Delta]]:
     found: dict[RollupKey, Delta] = {}
     for (hour, dims), d in hours.items():
         found[(HOUR, hour, dims)] = d
-        day = hour - hour % _DAY_US
+        day = hour - hour % DAY_US
         for key in ((DAY, day, dims), (MONTH, month_floor(day), dims)):
             have = found.get(key)
             if have is None:
@@ -183,7 +183,7 @@ def month_floor(micros: int) -> int:
 def _floor(micros: int, grain: str) -> int:
     if grain == MONTH:
         return month_floor(micros)
-    step = HOUR_US if grain == HOUR else _DAY_US
+    step = HOUR_US if grain == HOUR else DAY_US
     return micros - micros % step
 
 
@@ -194,7 +194,7 @@ def _ceil(micros: int, grain: str) -> int:
     if grain == MONTH:
         at = micros_to_datetime(down)
         return to_micros(at.replace(year=at.year + 1, month=1) if at.month == 12 else at.replace(month=at.month + 1))
-    return down + (HOUR_US if grain == HOUR else _DAY_US)
+    return down + (HOUR_US if grain == HOUR else DAY_US)
 
 
 def split_window(since: datetime | None, until: datetime | None, grains: tuple[str, ...] = GRAINS) -> Iterator[Span]:
@@ -235,7 +235,7 @@ def split_window(since: datetime | None, until: datetime | None, grains: tuple[s
 
 
 _EVENT_HOUR_COST = 4  # an hour read from the events costs about as much as this many rollup buckets
-_STEP = {HOUR: HOUR_US, DAY: _DAY_US, MONTH: 30 * _DAY_US}
+_STEP = {HOUR: HOUR_US, DAY: DAY_US, MONTH: 30 * DAY_US}
 
 
 def _cost(spans: Iterable[Span]) -> float:

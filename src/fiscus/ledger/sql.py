@@ -34,6 +34,7 @@ from fiscus.ledger.limbs import limb_columns, upsert_sets
 from fiscus.ledger.outcomes import chunks, latest_by_session, select_sql
 from fiscus.ledger.rollup import (
     COUNT_COLUMNS,
+    DAY_US,
     ROLLUP_KEYS,
     ROLLUP_MONEY,
     ROLLUP_SAVINGS,
@@ -173,7 +174,7 @@ def rollup_spend_sql(dialect: Dialect, query: SpendQuery, span: Span) -> tuple[s
     p = dialect.placeholder
     # Grouped by the bucket's day or hour as an integer (µs), named in Python once per group (`bucket_names`):
     # an expression on every row made each grouped row cost a date format.
-    spelled = {"day": f"bucket / {_DAY_US} * {_DAY_US}", "hour": "bucket"}
+    spelled = {"day": f"bucket / {DAY_US} * {DAY_US}", "hour": "bucket"}
     keys = [spelled.get(k, f"NULLIF({q(k)}, '')") for k in query.by]
     group = [*keys, "status", "NULLIF(outcome, '')"]
     parts, params = [f"grain = {p}"], [span.grain]
@@ -193,7 +194,6 @@ def rollup_spend_sql(dialect: Dialect, query: SpendQuery, span: Span) -> tuple[s
     return f"SELECT {select} FROM {ROLLUP_TABLE} WHERE {where} GROUP BY {', '.join(group)}", params
 
 
-_DAY_US = 86_400_000_000
 _TIME_FORMATS = {"day": "%Y-%m-%d", "hour": "%Y-%m-%dT%H"}  # as the dialects' `day` and `hour` spell them
 
 
